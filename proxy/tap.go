@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Exchange is one proxied request/response pair offered to a Tap. It is
+// built only for non-safe methods (POST, PUT, PATCH, DELETE, …) and only once
+// the upstream has answered with its status and headers.
+//
+// The proxy calls Tap.Observe before it releases the response to the client,
+// so whatever Observe persists is on disk before the client sees the status.
+type Exchange struct {
+	Method string
+	// Path is the request path as the client sent it (escaped form, virtual
+	// directory prefix included); Query is the raw query.
+	Path  string
+	Query string
+
+	RequestHeader http.Header
+	// RequestBody holds the request body as far as it had been read when the
+	// upstream answered, up to the capture cap. Empty unless Tap.Wants said yes.
+	RequestBody      []byte
+	RequestTruncated bool
+
+	Status         int
+	ResponseHeader http.Header
+	// ResponseBody is the response body exactly as the upstream sent it (still
+	// compressed if Content-Encoding says so), up to the capture cap. Empty
+	// unless Tap.Wants said yes and Status is 2xx.
+	ResponseBody      []byte
+	ResponseTruncated bool
+
+	RequestID string
+	Time      time.Time // when the request arrived
+}
+
+// Tap is the detect side's view of the proxy.
+//
+// Wants is asked for every non-safe request before it goes upstream; only
+// when it answers true are bodies captured (up to the cap). Observe is then
+// called once per non-safe request that got an upstream response, whatever
+// its status, synchronously, before the response goes to the client. Observe
+// must not retain the Exchange's byte slices after it returns and must not
+// block for long: it runs on the request's critical path.
+type Tap interface {
+	Wants(method, path string) bool
+	Observe(ctx context.Context, ex *Exchange)
+}
+
+// TapFunc adapts a pair of functions to Tap.
+type TapFunc struct {
+	WantsFn   func(method, path string) bool
+	ObserveFn func(ctx context.Context, ex *Exchange)
+}
+
+// Wants implements Tap.
+func (f TapFunc) Wants(method, path string) bool {
+	return f.WantsFn != nil && f.WantsFn(method, path)
+}
+
+// Observe implements Tap.
+func (f TapFunc) Observe(ctx context.Context, ex *Exchange) {
+	if f.ObserveFn != nil {
+		f.ObserveFn(ctx, ex)
+	}
+}
+
+var _ Tap = TapFunc{}

@@ -1,0 +1,171 @@
+// Package rswebhooks holds the domain types shared by the proxy, detect, store,
+// deliver and admin packages: events, webhooks, deliveries, attempts and the
+// identity of a caller. It has no dependencies beyond the standard library, so
+// every other package can import it without cycles.
+package rswebhooks
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strings"
+	"time"
+)
+
+// Filter names: the resource families a webhook can subscribe to. They are
+// also the Action of every notification, so filters and receivers agree.
+const (
+	FilterReports     = "reports"
+	FilterCategories  = "categories"
+	FilterConnections = "connections"
+	FilterTasks       = "tasks"
+	FilterAlerts      = "alerts"
+	// FilterAll is the wildcard stored when a webhook names no filter.
+	FilterAll = "*"
+)
+
+// Filters lists the five filter names in the report server's order.
+func Filters() []string {
+	return []string{FilterReports, FilterCategories, FilterConnections, FilterTasks, FilterAlerts}
+}
+
+// Event types.
+const (
+	EventCreated  = "Created"
+	EventUpdated  = "Updated"
+	EventDeleted  = "Deleted"
+	EventExecuted = "Executed"
+)
+
+// EventTypes lists the four event types.
+func EventTypes() []string {
+	return []string{EventCreated, EventUpdated, EventDeleted, EventExecuted}
+}
+
+// Event is one change the report server made: a successful mutating call seen
+// by the proxy, or an execution found by the watcher. Events are immutable
+// once stored.
+type Event struct {
+	ID           string    `json:"Id"`     // sortable unique id (see NewID)
+	Filter       string    `json:"Action"` // filter name: reports, categories, …
+	Type         string    `json:"EventType"`
+	ResourceID   string    `json:"ResourceId,omitempty"`
+	ResourceName string    `json:"ResourceName,omitempty"`
+	UserID       string    `json:"UserId,omitempty"`
+	UserName     string    `json:"UserName,omitempty"`
+	Time         time.Time `json:"TimestampUtc"`
+	APIVersion   string    `json:"ApiVersion,omitempty"` // v1, v2 or v3
+	Method       string    `json:"Method,omitempty"`
+	Path         string    `json:"Path,omitempty"`
+	RequestID    string    `json:"RequestId,omitempty"`
+
+	// Executions only.
+	ExecutionID      string     `json:"ExecutionId,omitempty"`
+	ExecutionDateUTC *time.Time `json:"ExecutionDateUtc,omitempty"`
+	AlertTriggered   *bool      `json:"AlertTriggered,omitempty"`
+	DocumentIDs      []string   `json:"DocumentIds,omitempty"`
+}
+
+// User names the report-server user who owns a webhook or made a call.
+type User struct {
+	ID   string `json:"Id"`
+	Name string `json:"Name"`
+}
+
+// Identity is an authenticated caller of the admin API.
+type Identity struct {
+	User
+	// Admin is true for report-server administrators and the operator.
+	Admin bool
+	// Operator is true when the caller presented the operator token.
+	Operator bool
+}
+
+// Webhook is a registration, in the report server's (ASP.NET WebHooks) JSON
+// shape plus the read-only extensions User, CreatedUtc and UpdatedUtc.
+type Webhook struct {
+	ID          string            `json:"Id"`
+	URI         string            `json:"WebHookUri"`
+	Secret      string            `json:"Secret"`
+	Description string            `json:"Description"`
+	IsPaused    bool              `json:"IsPaused"`
+	Filters     []string          `json:"Filters"`
+	Headers     map[string]string `json:"Headers"`
+	Properties  map[string]any    `json:"Properties"`
+	User        User              `json:"User"`
+	CreatedUTC  time.Time         `json:"CreatedUtc"`
+	UpdatedUTC  time.Time         `json:"UpdatedUtc"`
+}
+
+// Matches reports whether the webhook subscribes to the filter name. It does
+// not look at IsPaused or at access rights.
+func (w *Webhook) Matches(filter string) bool {
+	for _, f := range w.Filters {
+		if f == FilterAll || strings.EqualFold(f, filter) {
+			return true
+		}
+	}
+	return false
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliverySucceeded = "succeeded"
+	DeliveryFailed    = "failed"
+	DeliveryGone      = "gone"
+	DeliverySkipped   = "skipped"
+)
+
+// Delivery is one event (or ping) on its way to one webhook. Its ID is the
+// notification body's Id and the webhook-id header, stable across attempts.
+type Delivery struct {
+	ID         string    `json:"Id"`
+	WebhookID  string    `json:"WebhookId"`
+	EventID    string    `json:"EventId"`
+	Event      Event     `json:"Event"` // snapshot, so retention of events cannot break a delivery
+	Ping       bool      `json:"Ping,omitempty"`
+	State      string    `json:"State"`
+	Reason     string    `json:"Reason,omitempty"` // why skipped or failed
+	Attempts   int       `json:"Attempts"`
+	NextUTC    time.Time `json:"NextAttemptUtc"` // when the next attempt is due (pending only)
+	CreatedUTC time.Time `json:"CreatedUtc"`
+	UpdatedUTC time.Time `json:"UpdatedUtc"`
+	LastStatus int       `json:"LastStatusCode,omitempty"`
+	LastError  string    `json:"LastError,omitempty"`
+}
+
+// Attempt records one try of a delivery.
+type Attempt struct {
+	DeliveryID      string              `json:"DeliveryId"`
+	N               int                 `json:"Attempt"`
+	StartedUTC      time.Time           `json:"StartedUtc"`
+	Duration        time.Duration       `json:"DurationNs"`
+	StatusCode      int                 `json:"StatusCode,omitempty"`
+	Error           string              `json:"Error,omitempty"`
+	ResponseHeaders map[string][]string `json:"ResponseHeaders,omitempty"`
+	ResponseBody    string              `json:"ResponseBody,omitempty"` // first 16 KiB
+}
+
+// NewID returns a 26-character ULID: 48 bits of milliseconds then 80 random
+// bits, in Crockford base32. IDs sort by creation time as strings.
+func NewID(t time.Time) string {
+	var b [16]byte
+	ms := uint64(t.UnixMilli())
+	binary.BigEndian.PutUint64(b[0:8], ms<<16)
+	_, _ = rand.Read(b[6:])
+	return encodeULID(b)
+}
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+func encodeULID(b [16]byte) string {
+	hi := binary.BigEndian.Uint64(b[0:8])
+	lo := binary.BigEndian.Uint64(b[8:16])
+	var out [26]byte
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
