@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+)
+
+// hopHeaders are hop-by-hop headers (RFC 9110 §7.6.1), removed in both
+// directions. Same list as net/http/httputil.
+var hopHeaders = [...]string{
+	"Connection",
+	"Proxy-Connection", // non-standard but still sent by libcurl and rejected by e.g. google
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",      // canonicalized version of "TE"
+	"Trailer", // not Trailers per URL above; https://www.rfc-editor.org/errata_search.php?eid=4522
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// removeHopByHop deletes the hop-by-hop headers and every header named in
+// Connection. It reports whether the header announced "TE: trailers", which a
+// proxy passes on (gRPC and friends need it).
+func removeHopByHop(h http.Header) (teTrailers bool) {
+	for _, v := range h["Connection"] {
+		for sf := range strings.SplitSeq(v, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, v := range h["Te"] {
+		if tokenListContains(v, "trailers") {
+			teTrailers = true
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	return teTrailers
+}
+
+func tokenListContains(v, token string) bool {
+	for sf := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(textproto.TrimString(sf), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// upgradeType returns the protocol a request asks to switch to, or "".
+func upgradeType(h http.Header) string {
+	for _, v := range h["Connection"] {
+		if tokenListContains(v, "upgrade") {
+			return h.Get("Upgrade")
+		}
+	}
+	return ""
+}
+
+// setForwarded appends the client address to X-Forwarded-For and sets
+// X-Forwarded-Host and X-Forwarded-Proto, like httputil.ProxyRequest.SetXForwarded.
+func setForwarded(h http.Header, in *http.Request) {
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		} else {
+			h["X-Forwarded-For"] = []string{ip}
+		}
+	}
+	h["X-Forwarded-Host"] = []string{in.Host}
+	if in.TLS != nil {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+}
+
+// joinURLPath joins the upstream base path and the request path, keeping the
+// escaped forms (same rules as httputil's SetURL).
+func joinURLPath(base, u *url.URL) (path, rawPath string) {
+	if base.Path == "" || base.Path == "/" && base.RawPath == "" {
+		return u.Path, u.RawPath
+	}
+	if base.RawPath == "" && u.RawPath == "" {
+		return singleJoiningSlash(base.Path, u.Path), ""
+	}
+	apath, bpath := base.EscapedPath(), u.EscapedPath()
+	aslash, bslash := strings.HasSuffix(apath, "/"), strings.HasPrefix(bpath, "/")
+	switch {
+	case aslash && bslash:
+		return base.Path + u.Path[1:], apath + bpath[1:]
+	case !aslash && !bslash:
+		return base.Path + "/" + u.Path, apath + "/" + bpath
+	}
+	return base.Path + u.Path, apath + bpath
+}
+
+func singleJoiningSlash(a, b string) string {
+	aslash, bslash := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/")
+	switch {
+	case aslash && bslash:
+		return a + b[1:]
+	case !aslash && !bslash:
+		return a + "/" + b
+	}
+	return a + b
+}
+
+// hasPathPrefix reports whether path is prefix or below it, ignoring ASCII case.
+func hasPathPrefix(path, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	if len(path) < len(prefix) || !strings.EqualFold(path[:len(prefix)], prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || path[len(prefix)] == '/'
+}

@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// methodLabels are the only values of the method label; anything else is
+// counted as "other" so a client cannot blow up the label set.
+var methodLabels = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+func methodIndex(m string) int {
+	for i, l := range methodLabels[:len(methodLabels)-1] {
+		if m == l {
+			return i
+		}
+	}
+	return len(methodLabels) - 1
+}
+
+// Metrics are the proxy's Prometheus metrics (design.md §6):
+// rswebhooks_proxy_requests_total{method,code},
+// rswebhooks_proxy_request_duration_seconds{method} and
+// rswebhooks_upstream_errors_total.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	duration       [len(methodLabels)]prometheus.Observer
+	upstreamErrors prometheus.Counter
+	codes          [600]string // "100".."599", so counting allocates nothing
+}
+
+// NewMetrics creates the proxy metrics and registers them with reg (nil: not
+// registered). The duration series of every method label start at zero.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rswebhooks_proxy_requests_total",
+			Help: "Requests served by the proxy listener, by method and response status code.",
+		}, []string{"method", "code"}),
+		upstreamErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "rswebhooks_upstream_errors_total",
+			Help: "Requests that got no response from the upstream (answered 502).",
+		}),
+	}
+	hist := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rswebhooks_proxy_request_duration_seconds",
+		Help:    "Time from request arrival to the end of the response, by method.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"method"})
+	for i, l := range methodLabels {
+		m.duration[i] = hist.WithLabelValues(l)
+	}
+	for c := 100; c < len(m.codes); c++ {
+		m.codes[c] = strconv.Itoa(c)
+	}
+	return m
+}
+
+func (m *Metrics) observe(method string, code int, seconds float64) {
+	i := methodIndex(method)
+	cs := ""
+	if code >= 100 && code < len(m.codes) {
+		cs = m.codes[code]
+	} else {
+		cs = strconv.Itoa(code)
+	}
+	m.requests.WithLabelValues(methodLabels[i], cs).Inc()
+	m.duration[i].Observe(seconds)
+}

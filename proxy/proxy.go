@@ -1,0 +1,393 @@
+// Package proxy is the transparent reverse proxy in front of the report
+// server. It passes every method, path, header and body through unchanged
+// (streamed, byte-identical, hop-by-hop headers handled as RFC 9110 says),
+// and offers each non-safe exchange to a Tap (the detect side) before the
+// client sees the response. It is built on github.com/elazarl/goproxy used
+// as a reverse proxy through its NonproxyHandler, with goproxy's forward-proxy
+// defaults closed: CONNECT and absolute-URI requests to other hosts are
+// refused, the transport is tuned, compression passes through, streams are
+// flushed, and Upgrade requests (WebSocket, SignalR) are tunnelled by
+// net/http/httputil, which closes both sides.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// badGatewayBody is the body of the 502 answered when the upstream gives no response.
+const badGatewayBody = `{"Message":"upstream unavailable"}`
+
+// statusClientClosed is logged and counted (not sent) when the client went
+// away before the upstream answered, as nginx does.
+const statusClientClosed = 499
+
+// Proxy is an http.Handler that forwards to the upstream. Build it with New.
+type Proxy struct {
+	upstream   *url.URL
+	transport  http.RoundTripper
+	hostHeader string
+	tap        Tap
+	capture    int64
+	idle       time.Duration
+	routes     []Route
+	log        zerolog.Logger
+	metrics    *Metrics
+	now        func() time.Time
+
+	gp       *goproxy.ProxyHttpServer
+	upgrader *httputil.ReverseProxy
+	bufs     *sync.Pool
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// exchangeKey marks requests that came through Proxy.ServeHTTP; goproxy
+// refuses any request without it, so it can never act as a forward proxy.
+type exchangeKey struct{}
+
+// exchange is the per-request state shared by ServeHTTP, goproxy's
+// NonproxyHandler and the round trip.
+type exchange struct {
+	start     time.Time
+	w         *responseWriter
+	path      string // escaped, as the client sent it
+	query     string
+	requestID string
+	observe   bool // non-safe method and a Tap is set
+	wants     bool // the Tap wants bodies
+	reqBody   *captureBody
+	err       error // no upstream response
+}
+
+// New validates opts and returns a Proxy.
+func New(opts Options) (*Proxy, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	up := *opts.Upstream
+	p := &Proxy{
+		upstream:   &up,
+		transport:  opts.Transport,
+		hostHeader: opts.HostHeader,
+		tap:        opts.Tap,
+		capture:    opts.CaptureLimit,
+		idle:       max(opts.UpgradeIdleTimeout, 0),
+		routes:     append([]Route(nil), opts.Routes...),
+		log:        opts.Logger.With().Str("component", "proxy").Logger(),
+		metrics:    opts.Metrics,
+		now:        opts.Now,
+		bufs:       newBufPool(),
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Verbose = false
+	gp.Logger = goproxyLogger{log: p.log.With().Str("component", "goproxy").Logger()}
+	gp.KeepAcceptEncoding = true // gzip passes through untouched
+	// goproxy's own transport is never used (onRequest installs roundTrip);
+	// replace its default (environment proxy, 2 idle connections) anyway.
+	if tr, ok := p.transport.(*http.Transport); ok {
+		gp.Tr = tr
+	} else {
+		gp.Tr = &http.Transport{}
+	}
+	gp.ConnectDial = nil
+	gp.OnRequest().HandleConnect(goproxy.AlwaysReject)
+	gp.OnRequest().DoFunc(p.onRequest)
+	gp.NonproxyHandler = http.HandlerFunc(p.toUpstream)
+	p.gp = gp
+
+	p.upgrader = &httputil.ReverseProxy{
+		Rewrite:      p.rewriteUpgrade,
+		Transport:    p.transport,
+		ErrorLog:     log.New(stdLogWriter{log: p.log}, "", 0),
+		ErrorHandler: p.upgradeError,
+	}
+	return p, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{start: p.now(), path: r.URL.EscapedPath(), query: r.URL.RawQuery}
+	rw := &responseWriter{w: w, idle: p.idle}
+	rw.flusher, _ = w.(http.Flusher)
+	ex.w = rw
+	defer p.finish(ex, r)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel value compared as net/http does
+				panic(v)
+			}
+			ex.err = fmt.Errorf("proxy: panic: %v", v)
+			if rw.status == 0 {
+				p.writeJSON(rw, http.StatusBadGateway, badGatewayBody)
+			}
+		}
+	}()
+
+	if r.Method == http.MethodConnect {
+		p.writeJSON(rw, http.StatusMethodNotAllowed, `{"Message":"CONNECT is not supported: this is a reverse proxy"}`)
+		return
+	}
+	if r.URL.IsAbs() || r.URL.Host != "" {
+		if !strings.EqualFold(r.URL.Host, p.upstream.Host) && !strings.EqualFold(r.URL.Host, p.hostHeader) {
+			p.writeJSON(rw, http.StatusForbidden, `{"Message":"requests for other hosts are refused: this is a reverse proxy"}`)
+			return
+		}
+		u := *r.URL
+		u.Scheme, u.Host = "", ""
+		r = r.Clone(r.Context())
+		r.URL = &u
+	}
+
+	ex.requestID = r.Header.Get("X-Request-Id")
+	if ex.requestID == "" || len(ex.requestID) > 128 {
+		ex.requestID = rswebhooks.NewID(ex.start)
+		r.Header.Set("X-Request-Id", ex.requestID)
+	}
+
+	for _, rt := range p.routes {
+		if hasPathPrefix(r.URL.Path, rt.Prefix) {
+			l := p.log.With().Str("request_id", ex.requestID).Logger()
+			rt.Handler.ServeHTTP(rw, r.WithContext(l.WithContext(r.Context())))
+			return
+		}
+	}
+
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	u := *r.URL
+	out.URL = &u
+
+	if upgradeType(r.Header) != "" {
+		p.upgrader.ServeHTTP(rw, out)
+		return
+	}
+
+	teTrailers := removeHopByHop(out.Header)
+	if teTrailers {
+		out.Header.Set("Te", "trailers")
+	}
+	setForwarded(out.Header, r)
+
+	if p.tap != nil && !isSafe(r.Method) {
+		ex.observe = true
+		ex.wants = p.tap.Wants(r.Method, ex.path)
+	}
+	p.gp.ServeHTTP(rw, out)
+}
+
+// toUpstream is goproxy's NonproxyHandler: it turns the origin-form request
+// into an absolute one for the upstream and hands it back to goproxy, whose
+// second pass runs the normal proxy pipeline (onRequest, roundTrip).
+func (p *Proxy) toUpstream(w http.ResponseWriter, r *http.Request) {
+	if _, ok := r.Context().Value(exchangeKey{}).(*exchange); !ok {
+		p.writeJSON(w, http.StatusForbidden, `{"Message":"not a proxied request"}`)
+		return
+	}
+	r.URL.Scheme, r.URL.Host = p.upstream.Scheme, p.upstream.Host
+	r.URL.Path, r.URL.RawPath = joinURLPath(p.upstream, r.URL)
+	if p.hostHeader != "" {
+		r.Host = p.hostHeader
+	}
+	r.Close = false // a client's Connection: close must not close the pooled upstream connection
+	p.gp.ServeHTTP(w, r)
+}
+
+// onRequest refuses requests that did not come through ServeHTTP (absolute-URI
+// forward-proxy requests) and installs the tapping round tripper.
+func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	if _, ok := r.Context().Value(exchangeKey{}).(*exchange); !ok {
+		return r, goproxy.NewResponse(r, "application/json; charset=utf-8", http.StatusForbidden,
+			`{"Message":"requests for other hosts are refused: this is a reverse proxy"}`)
+	}
+	ctx.RoundTripper = goproxy.RoundTripperFunc(p.roundTrip)
+	return r, nil
+}
+
+// roundTrip sends the request upstream. It never returns an error: a missing
+// upstream answer becomes a 502 response. The tap runs here, inside the round
+// trip, so goproxy sees the body it gets back as the original one and keeps
+// the response's framing (Content-Length) as the upstream sent it.
+func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	if ex == nil { // cannot happen: onRequest refuses such requests
+		return nil, errors.New("proxy: request without exchange state")
+	}
+	if ex.wants && req.Body != nil && req.Body != http.NoBody {
+		ex.reqBody = &captureBody{rc: req.Body, limit: p.capture}
+		req.Body = ex.reqBody
+	}
+	req = req.WithContext(with1xx(req.Context(), ex.w))
+
+	resp, err := p.transport.RoundTrip(req)
+	if err != nil {
+		ex.err = err
+		if req.Context().Err() == nil {
+			p.metrics.upstreamErrors.Inc()
+		}
+		return badGateway(req), nil
+	}
+	removeHopByHop(resp.Header)
+	if ex.observe {
+		p.observe(ex, req, resp)
+	}
+	if resp.Body != nil && resp.Body != http.NoBody {
+		if _, ok := resp.Body.(*body); !ok {
+			resp.Body = &body{r: resp.Body, c: resp.Body, bufs: p.bufs}
+		}
+	}
+	return resp, nil
+}
+
+// observe builds the Exchange, captures the response prefix of a wanted 2xx,
+// and calls the Tap synchronously. A panicking Tap is logged, not fatal.
+func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
+	x := &Exchange{
+		Method:         req.Method,
+		Path:           ex.path,
+		Query:          ex.query,
+		RequestHeader:  req.Header,
+		Status:         resp.StatusCode,
+		ResponseHeader: resp.Header,
+		RequestID:      ex.requestID,
+		Time:           ex.start,
+	}
+	if ex.wants {
+		if ex.reqBody != nil {
+			x.RequestBody, x.RequestTruncated = ex.reqBody.snapshot()
+		}
+		if resp.StatusCode >= 200 && resp.StatusCode < 300 && req.Method != http.MethodHead &&
+			resp.Body != nil && resp.Body != http.NoBody {
+			buf, rerr := readPrefix(resp.Body, p.capture, resp.ContentLength)
+			x.ResponseBody = buf
+			if int64(len(buf)) > p.capture {
+				x.ResponseBody, x.ResponseTruncated = buf[:p.capture], true
+			}
+			rest := resp.Body
+			var tail io.Reader = rest
+			if rerr != nil {
+				x.ResponseTruncated = true
+				tail = errReader{err: rerr}
+			}
+			resp.Body = &body{r: io.MultiReader(&sliceReader{b: buf}, tail), c: rest, bufs: p.bufs}
+		}
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error().Str("request_id", ex.requestID).Interface("panic", v).Msg("tap panicked; response passed through")
+		}
+	}()
+	p.tap.Observe(req.Context(), x)
+}
+
+// finish writes the access-log line and the metrics of one request.
+func (p *Proxy) finish(ex *exchange, r *http.Request) {
+	d := p.now().Sub(ex.start)
+	status := ex.w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	clientGone := ex.err != nil && r.Context().Err() != nil
+	if clientGone {
+		status = statusClientClosed
+	}
+	p.metrics.observe(r.Method, status, d.Seconds())
+
+	ev := p.log.Info()
+	if ex.err != nil && !clientGone {
+		ev = p.log.Warn()
+	}
+	if !ev.Enabled() {
+		return
+	}
+	ev = ev.Str("method", r.Method).
+		Str("path", r.URL.Path).
+		Int("status", status).
+		Int64("bytes", ex.w.written).
+		Dur("duration", d).
+		Str("request_id", ex.requestID).
+		Str("remote", r.RemoteAddr)
+	if ex.err != nil {
+		ev = ev.Str("error", redactError(ex.err))
+	}
+	ev.Msg("request")
+}
+
+// redactError drops the URL (with its query) that net/http puts in errors.
+func redactError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+func (p *Proxy) writeJSON(w http.ResponseWriter, code int, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+}
+
+func badGateway(req *http.Request) *http.Response {
+	return &http.Response{
+		Status:     "502 Bad Gateway",
+		StatusCode: http.StatusBadGateway,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			"Content-Type":           {"application/json; charset=utf-8"},
+			"Content-Length":         {fmt.Sprint(len(badGatewayBody))},
+			"X-Content-Type-Options": {"nosniff"},
+		},
+		ContentLength: int64(len(badGatewayBody)),
+		Body:          io.NopCloser(strings.NewReader(badGatewayBody)),
+		Request:       req,
+	}
+}
+
+// isSafe reports whether a method is safe (RFC 9110 §9.2.1): never tapped.
+func isSafe(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// CheckUpstream reports whether the upstream answers at all (any HTTP status
+// counts), with a 5 s bound. Meant for /readyz.
+func (p *Proxy) CheckUpstream(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, p.upstream.String(), nil)
+	if err != nil {
+		return fmt.Errorf("proxy: upstream check: %w", err)
+	}
+	if p.hostHeader != "" {
+		req.Host = p.hostHeader
+	}
+	resp, err := p.transport.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("proxy: upstream %s unreachable: %s", p.upstream.Redacted(), redactError(err))
+	}
+	_ = resp.Body.Close()
+	return nil
+}
