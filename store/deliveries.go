@@ -1,0 +1,290 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rswebhooks/rswebhooks"
+)
+
+func checkDelivery(d *rswebhooks.Delivery) error {
+	if d == nil {
+		return errors.New("delivery is nil")
+	}
+	if err := checkID("delivery Id", d.ID); err != nil {
+		return err
+	}
+	if err := checkID("delivery WebhookId", d.WebhookID); err != nil {
+		return err
+	}
+	switch d.State {
+	case rswebhooks.DeliveryPending, rswebhooks.DeliverySucceeded, rswebhooks.DeliveryFailed,
+		rswebhooks.DeliveryGone, rswebhooks.DeliverySkipped:
+		return nil
+	}
+	return fmt.Errorf("delivery State must be pending, succeeded, failed, gone or skipped, got %q", d.State)
+}
+
+// putDelivery writes d with its indexes, replacing old (nil for a new one):
+// the queue key follows the state and NextUTC, and finished deliveries get
+// the retention TTL.
+func (db *DB) putDelivery(txn *badger.Txn, d, old *rswebhooks.Delivery) error {
+	if old != nil {
+		if old.State == rswebhooks.DeliveryPending {
+			if err := txn.Delete(queueKey(old.NextUTC, old.ID)); err != nil {
+				return err
+			}
+		}
+		if old.WebhookID != d.WebhookID {
+			if err := txn.Delete(byWebhookKey(old.WebhookID, old.ID)); err != nil {
+				return err
+			}
+		}
+	}
+	var exp uint64
+	pending := d.State == rswebhooks.DeliveryPending
+	if !pending {
+		exp = db.expiresAt()
+	}
+	if err := setJSON(txn, deliveryKey(d.ID), d, exp); err != nil {
+		return err
+	}
+	if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
+		return err
+	}
+	if pending {
+		return txn.Set(queueKey(d.NextUTC, d.ID), nil)
+	}
+	return nil
+}
+
+// PutDelivery stores a new delivery (for example a ping); a pending one
+// enters the due queue. ErrConflict if the id exists.
+func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
+	if err := checkDelivery(d); err != nil {
+		return fmt.Errorf("store: put delivery: %w", err)
+	}
+	return db.update(ctx, "put delivery "+d.ID, func(txn *badger.Txn) error {
+		ok, err := exists(txn, deliveryKey(d.ID))
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("delivery %s: %w", d.ID, ErrConflict)
+		}
+		return db.putDelivery(txn, d, nil)
+	})
+}
+
+// GetDelivery returns the delivery or ErrNotFound.
+func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
+	var d rswebhooks.Delivery
+	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
+		return getJSON(txn, deliveryKey(id), &d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// ListDeliveries returns up to limit (<= 0: all) deliveries of a webhook,
+// newest first.
+func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*rswebhooks.Delivery, error) {
+	var out []*rswebhooks.Delivery
+	err := db.view(ctx, "list deliveries of "+webhookID, func(txn *badger.Txn) error {
+		prefix := byWebhookPrefix(webhookID)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer it.Close()
+		for it.Seek(append(prefix, 0xff)); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			var d rswebhooks.Delivery
+			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					continue // expired between index and record
+				}
+				return err
+			}
+			out = append(out, &d)
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Due returns up to limit (<= 0: all) pending deliveries with NextUTC <= now,
+// in due order. It scans only the due part of the q/ keys.
+func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.Delivery, error) {
+	var out []*rswebhooks.Delivery
+	err := db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
+		ids, err := dueIDs(txn, dueNanos(now), limit)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			var d rswebhooks.Delivery
+			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					// Cannot happen with this package's writes; do not wedge the queue.
+					db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
+					continue
+				}
+				return err
+			}
+			out = append(out, &d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// dueIDs returns the ids in q/ due at or before maxDue, in order.
+func dueIDs(txn *badger.Txn, maxDue uint64, limit int) ([]string, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
+	defer it.Close()
+	var ids []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		due, id, err := parseQueueKey(it.Item().Key())
+		if err != nil {
+			return nil, err
+		}
+		if due > maxDue {
+			break
+		}
+		ids = append(ids, id)
+		if limit > 0 && len(ids) >= limit {
+			break
+		}
+	}
+	return ids, nil
+}
+
+// NextDue returns the earliest NextUTC of any pending delivery; ok is false
+// when none is pending.
+func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
+	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
+		defer it.Close()
+		it.Rewind()
+		if !it.Valid() {
+			return nil
+		}
+		due, _, err := parseQueueKey(it.Item().Key())
+		if err != nil {
+			return err
+		}
+		t, ok = nanosTime(due), true
+		return nil
+	})
+	return t, ok, err
+}
+
+// QueueStats returns the number of pending deliveries and the earliest due
+// time (zero when none). It counts keys only.
+func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error) {
+	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if depth == 0 {
+				due, _, err := parseQueueKey(it.Item().Key())
+				if err != nil {
+					return err
+				}
+				oldestDue = nanosTime(due)
+			}
+			depth++
+		}
+		return nil
+	})
+	return depth, oldestDue, err
+}
+
+// Complete records an attempt and the delivery's new state in one
+// transaction: attempt a (if non-nil) is stored as attempt a.N, d replaces
+// the stored delivery (ErrNotFound if absent), and the queue key moves to
+// d.NextUTC while pending or is removed once finished.
+func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error {
+	if err := checkDelivery(d); err != nil {
+		return fmt.Errorf("store: complete delivery: %w", err)
+	}
+	if a != nil {
+		if a.DeliveryID == "" {
+			a.DeliveryID = d.ID
+		}
+		if a.DeliveryID != d.ID {
+			return fmt.Errorf("store: complete delivery %s: attempt DeliveryId is %q", d.ID, a.DeliveryID)
+		}
+		if a.N < 1 {
+			return fmt.Errorf("store: complete delivery %s: attempt number must be at least 1, got %d", d.ID, a.N)
+		}
+	}
+	return db.update(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
+		var old rswebhooks.Delivery
+		if err := getJSON(txn, deliveryKey(d.ID), &old); err != nil {
+			return err
+		}
+		if a != nil {
+			if err := setJSON(txn, attemptKey(d.ID, a.N), a, db.expiresAt()); err != nil {
+				return err
+			}
+		}
+		return db.putDelivery(txn, d, &old)
+	})
+}
+
+// Attempts returns the stored attempts of a delivery in attempt order.
+func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error) {
+	var out []*rswebhooks.Attempt
+	err := db.view(ctx, "attempts of "+deliveryID, func(txn *badger.Txn) error {
+		return eachValue(txn, attemptPrefix(deliveryID), func(k, v []byte) error {
+			a := new(rswebhooks.Attempt)
+			if err := jsonUnmarshal(k, v, a); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Redeliver puts a finished delivery back in the queue, due at now, keeping
+// its attempt count and history. A delivery that is already pending is
+// returned unchanged. ErrNotFound if absent.
+func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error) {
+	var d rswebhooks.Delivery
+	err := db.update(ctx, "redeliver "+id, func(txn *badger.Txn) error {
+		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			return err
+		}
+		if d.State == rswebhooks.DeliveryPending {
+			return nil
+		}
+		old := d
+		d.State = rswebhooks.DeliveryPending
+		d.Reason = ""
+		d.NextUTC = now.UTC()
+		d.UpdatedUTC = now.UTC()
+		return db.putDelivery(txn, &d, &old)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

@@ -1,0 +1,57 @@
+// Package store persists rswebhooks' state in an embedded Badger v4
+// database: webhook registrations, events, deliveries and their attempts,
+// the execution watcher's seen-set and small metadata. Every method is one
+// Badger transaction (retried a few times on a transaction conflict), so
+// multi-key changes such as FanOut and Complete are atomic.
+//
+// # Key layout
+//
+// Keys are ASCII prefixes followed by ids; ids are ULIDs (rswebhooks.NewID),
+// so byte order is creation order. Values are encoding/json of the domain
+// types in package rswebhooks unless stated.
+//
+//	w/<webhookID>                         Webhook
+//	wo/<ownerID>/<webhookID>              empty: owner index
+//	e/<eventID>                           Event
+//	ef/<eventID>                          empty: event not yet fanned out
+//	d/<deliveryID>                        Delivery
+//	dw/<webhookID>/<deliveryID>           empty: by-webhook index (reverse scan = newest first)
+//	q/<due: 8 bytes BE unix ns>/<deliveryID>  empty: due queue, pending deliveries only
+//	a/<deliveryID>/<n: 4 bytes BE>        Attempt number n
+//	x/<executionID>                       empty: execution already seen by the watcher
+//	m/<key>                               raw bytes: metadata (m/schema, m/ping reserved)
+//
+// # Retention
+//
+// Webhooks and pending deliveries (with their dw/ and q/ keys) never expire.
+// Everything else is written with a Badger TTL of Options.Retention computed
+// from Options.Now: events once fanned out (an event waiting for fan-out
+// keeps no TTL, so a stalled delivery side cannot lose it), attempts,
+// finished deliveries and their dw/ index, and seen executions. Expired keys
+// disappear from reads at once and are dropped physically by compaction;
+// Run triggers value-log GC.
+//
+// # Durability
+//
+// With Options.SyncWrites false (the default) a committed write is in an
+// mmapped file, so it survives a crash or SIGKILL of the process (tested with
+// a real child process) but not a power loss or kernel crash; set
+// SyncWrites (flag --sync-writes) for that, at roughly a tenth of the write
+// throughput.
+//
+// # Memory profile
+//
+// Badger's defaults are sized for a database server (~700 MB). Open uses a
+// sidecar profile: two 8 MiB memtables, L0 2 tables (stall at 4), no block
+// cache and no compression (compression without a cache would decompress on
+// every read; the OS page cache serves the mmapped tables instead), a 16 MiB
+// index/bloom cache, 64 MiB value-log files, values of 1 KiB and more in the
+// value log, two compactors, Badger metrics off.
+//
+// MemTableSize is part of the on-disk format: replaying a memtable WAL into
+// a smaller arena after an unclean shutdown aborts the process inside Badger
+// ("Arena too small"). Open records the size in the file RSWEBHOOKS-STORE
+// next to Badger's files; when asked for a smaller size it first opens with
+// the recorded one and closes cleanly (which flushes the WAL), then reopens
+// with the new size.
+package store

@@ -1,0 +1,180 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+)
+
+// formatFile records the Badger options that are part of the on-disk format.
+const formatFile = "RSWEBHOOKS-STORE"
+
+type format struct {
+	MemTableSize int64 `json:"memTableSize"`
+}
+
+func readFormat(dir string) (format, error) {
+	var f format
+	b, err := os.ReadFile(filepath.Join(dir, formatFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("read %s: %w", formatFile, err)
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("read %s in %s: %w", formatFile, dir, err)
+	}
+	return f, nil
+}
+
+func writeFormat(dir string, f format) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, formatFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", formatFile, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, formatFile)); err != nil {
+		return fmt.Errorf("write %s: %w", formatFile, err)
+	}
+	return nil
+}
+
+// Open opens (creating if needed) the store in opts.Dir.
+//
+// It retries for up to Options.LockWait while another process holds the
+// directory (ErrLocked after that), guards MemTableSize (see package doc)
+// and refuses a schema newer than SchemaVersion (ErrSchemaTooNew).
+func Open(opts Options) (*DB, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger.With().Str("component", "store").Logger()
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data dir %s: %w", opts.Dir, err)
+	}
+	f, err := readFormat(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	want := opts.MemTableSize
+	if f.MemTableSize > want {
+		// The WAL may hold more than a smaller arena can replay: open with the
+		// recorded size and close cleanly, which flushes the memtables.
+		log.Warn().Int64("recorded", f.MemTableSize).Int64("requested", want).
+			Msg("memtable size lowered; flushing with the recorded size first")
+		old, err := openBadger(opts, f.MemTableSize, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := old.Close(); err != nil {
+			return nil, fmt.Errorf("store: close %s after flushing with memtable size %d: %w", opts.Dir, f.MemTableSize, err)
+		}
+	}
+	if f.MemTableSize != want {
+		// Recorded before Badger writes with it: a crash from here on leaves a
+		// WAL that the recorded size can replay.
+		if err := writeFormat(opts.Dir, format{MemTableSize: want}); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", opts.Dir, err)
+		}
+	}
+	bdb, err := openBadger(opts, want, log)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{bdb: bdb, opts: opts, log: log, now: opts.Now, memTableSize: want}
+	if err := db.checkSchema(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openBadger opens Badger, retrying while the directory lock is held.
+func openBadger(opts Options, memTableSize int64, log zerolog.Logger) (*badger.DB, error) {
+	bo := badgerOptions(opts, memTableSize, log)
+	deadline := time.Now().Add(opts.LockWait)
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		bdb, err := badger.Open(bo)
+		if err == nil {
+			return bdb, nil
+		}
+		if !isLockErr(err) {
+			return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+		}
+		if opts.LockWait < 0 || time.Now().Add(delay).After(deadline) {
+			return nil, fmt.Errorf("store: open %s after %d attempts: %w (is another rswebhooks running on it? %v)",
+				opts.Dir, attempt, ErrLocked, err)
+		}
+		log.Warn().Str("dir", opts.Dir).Int("attempt", attempt).Dur("retry_in", delay).
+			Msg("data directory is locked, retrying")
+		if opts.onLockRetry != nil {
+			opts.onLockRetry(attempt)
+		}
+		t := time.NewTimer(delay)
+		<-t.C
+		delay *= 2
+	}
+}
+
+// isLockErr recognises Badger's lock failure, which it does not wrap.
+func isLockErr(err error) bool {
+	return strings.Contains(err.Error(), "Cannot acquire directory lock")
+}
+
+// checkSchema writes m/schema on a new store and refuses newer ones.
+func (db *DB) checkSchema() error {
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		v, err := getRaw(txn, metaKey(metaSchema))
+		if errors.Is(err, ErrNotFound) {
+			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
+		}
+		if err != nil {
+			return fmt.Errorf("store: read schema version in %s: %w", db.opts.Dir, err)
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("store: schema version %q in %s is not a number", v, db.opts.Dir)
+		}
+		if n > SchemaVersion {
+			return fmt.Errorf("store: %s has schema %d, this release supports up to %d: %w",
+				db.opts.Dir, n, SchemaVersion, ErrSchemaTooNew)
+		}
+		return nil
+	})
+}
+
+// badgerLogger sends Badger's logs to zerolog; Badger's Info is chatty
+// (every compaction), so it becomes Debug.
+type badgerLogger struct{ l zerolog.Logger }
+
+var _ badger.Logger = badgerLogger{}
+
+func (b badgerLogger) Errorf(f string, a ...any)   { logf(b.l.Error(), f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { logf(b.l.Warn(), f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { logf(b.l.Debug(), f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { logf(b.l.Debug(), f, a) }
+
+// logf formats only when the level is enabled.
+func logf(e *zerolog.Event, f string, a []any) {
+	if e == nil || !e.Enabled() {
+		return
+	}
+	e.Str("lib", "badger").Msg(trim(f, a))
+}
+
+func trim(f string, a []any) string {
+	return strings.TrimSpace(fmt.Sprintf(f, a...))
+}

@@ -1,0 +1,326 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/rs/zerolog"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: the id or key does not exist (or has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: an object with that id already exists.
+	ErrConflict = errors.New("already exists")
+	// ErrSchemaTooNew: the data directory was written by a newer release.
+	ErrSchemaTooNew = errors.New("data directory schema is newer than this release supports")
+	// ErrLocked: another process holds the data directory.
+	ErrLocked = errors.New("data directory is locked by another process")
+)
+
+// SchemaVersion is the on-disk layout version stored at m/schema.
+const SchemaVersion = 1
+
+// Defaults for Options.
+const (
+	DefaultRetention    = 7 * 24 * time.Hour
+	DefaultGCInterval   = 5 * time.Minute
+	DefaultMemTableSize = 8 << 20
+	// DefaultValueThreshold: values of this size and more go to the value log.
+	DefaultValueThreshold = 1 << 10
+	// DefaultLockWait bounds how long Open retries a held directory lock.
+	DefaultLockWait = 5 * time.Second
+)
+
+// Options configure Open. Only Dir is required.
+type Options struct {
+	// Dir is the Badger directory; created if missing. Required.
+	Dir string
+	// Logger receives the store's and Badger's logs (Badger's Info as Debug).
+	// The zero value discards them.
+	Logger zerolog.Logger
+	// Retention is how long events, attempts, finished deliveries and seen
+	// executions are kept. Zero means DefaultRetention (7 days).
+	Retention time.Duration
+	// GCInterval is the period of Run's value-log GC. Zero means 5 minutes.
+	GCInterval time.Duration
+	// Now is the clock used for TTLs and timestamps. Nil means time.Now.
+	Now func() time.Time
+
+	// SyncWrites makes every commit fsync (power-loss safe, ~10x slower).
+	// False survives a process crash or SIGKILL.
+	SyncWrites bool
+	// MemTableSize in bytes; zero means 8 MiB. A data dir created with a
+	// larger size is opened with that first (see package doc).
+	MemTableSize int64
+	// ValueThreshold in bytes; zero means 1 KiB. At most 15% of MemTableSize.
+	ValueThreshold int64
+	// LockWait bounds the retries of Open while another process holds the
+	// directory lock (overlapping restarts). Zero means 5 s; negative: no retry.
+	LockWait time.Duration
+
+	// onLockRetry is a test hook called before each lock retry.
+	onLockRetry func(attempt int)
+	// gcTick replaces Run's ticker in tests; afterGC is called after each pass.
+	gcTick  <-chan time.Time
+	afterGC func(error)
+}
+
+func (o *Options) validate() error {
+	if o.Dir == "" {
+		return errors.New("store: Options.Dir is required")
+	}
+	if o.Retention < 0 {
+		return fmt.Errorf("store: Options.Retention must not be negative, got %s", o.Retention)
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Retention < time.Second {
+		return fmt.Errorf("store: Options.Retention must be at least 1s, got %s", o.Retention)
+	}
+	if o.GCInterval < 0 {
+		return fmt.Errorf("store: Options.GCInterval must not be negative, got %s", o.GCInterval)
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.MemTableSize < 1<<20 {
+		return fmt.Errorf("store: Options.MemTableSize must be at least 1 MiB, got %d", o.MemTableSize)
+	}
+	if o.ValueThreshold == 0 {
+		o.ValueThreshold = DefaultValueThreshold
+	}
+	if o.ValueThreshold < 0 || o.ValueThreshold > o.MemTableSize*15/100 {
+		return fmt.Errorf("store: Options.ValueThreshold must be between 1 and 15%% of MemTableSize (%d), got %d",
+			o.MemTableSize*15/100, o.ValueThreshold)
+	}
+	if o.LockWait == 0 {
+		o.LockWait = DefaultLockWait
+	}
+	return nil
+}
+
+// DB is the store. Its methods are safe for concurrent use.
+type DB struct {
+	bdb  *badger.DB
+	opts Options
+	log  zerolog.Logger
+	now  func() time.Time
+	// memTableSize actually used to open Badger.
+	memTableSize int64
+}
+
+// badgerOptions is the sidecar profile described in the package doc.
+func badgerOptions(o Options, memTableSize int64, log zerolog.Logger) badger.Options {
+	return badger.DefaultOptions(o.Dir).
+		WithLogger(badgerLogger{log}).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBlockCacheSize(0).
+		WithCompression(options.None).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithValueThreshold(o.ValueThreshold).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false).
+		WithSyncWrites(o.SyncWrites).
+		WithDetectConflicts(true)
+}
+
+// Close flushes and closes the database. It is safe to call once.
+func (db *DB) Close() error {
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", db.opts.Dir, err)
+	}
+	return nil
+}
+
+// Run runs value-log GC every GCInterval until ctx is done, then returns nil.
+// Each pass calls RunValueLogGC(0.5) until nothing is rewritten. Expired keys
+// (retention) are dropped by Badger's compactions.
+func (db *DB) Run(ctx context.Context) error {
+	tick := db.opts.gcTick
+	if tick == nil {
+		t := time.NewTicker(db.opts.GCInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			err := db.gc(ctx)
+			if err != nil {
+				db.log.Error().Err(err).Msg("value-log GC failed")
+			}
+			if db.opts.afterGC != nil {
+				db.opts.afterGC(err)
+			}
+		}
+	}
+}
+
+// gc runs one GC pass: RunValueLogGC until it has nothing to rewrite.
+func (db *DB) gc(ctx context.Context) error {
+	for n := 0; ctx.Err() == nil; n++ {
+		err := db.bdb.RunValueLogGC(0.5)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, badger.ErrNoRewrite):
+			db.log.Debug().Int("rewritten", n).Msg("value-log GC done")
+			return nil
+		case errors.Is(err, badger.ErrRejected):
+			// DB closing, or another GC is running: not a failure.
+			return nil
+		default:
+			return fmt.Errorf("store: value-log GC: %w", err)
+		}
+	}
+	return nil
+}
+
+// Size returns the on-disk size of the LSM tree and of the value log in bytes
+// (as last computed by Badger, refreshed about every minute).
+func (db *DB) Size() (lsm, vlog int64) { return db.bdb.Size() }
+
+// MemTableSize returns the memtable size Badger was opened with.
+func (db *DB) MemTableSize() int64 { return db.memTableSize }
+
+// Ping writes m/ping and reads it back, proving the store is writable.
+func (db *DB) Ping(ctx context.Context) error {
+	v := []byte(strconv.FormatInt(db.now().UnixNano(), 10))
+	err := db.update(ctx, "ping", func(txn *badger.Txn) error {
+		if err := txn.Set(metaKey(metaPing), v); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.view(ctx, "ping", func(txn *badger.Txn) error {
+		got, err := getRaw(txn, metaKey(metaPing))
+		if err != nil {
+			return err
+		}
+		if string(got) != string(v) {
+			return fmt.Errorf("read back %q, wrote %q", got, v)
+		}
+		return nil
+	})
+}
+
+// maxTxnRetries bounds retries on Badger transaction conflicts.
+const maxTxnRetries = 8
+
+// update runs fn in a read-write transaction, retrying on Badger conflicts.
+func (db *DB) update(ctx context.Context, op string, fn func(txn *badger.Txn) error) error {
+	var err error
+	for i := 0; i < maxTxnRetries; i++ {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("store: %s: %w", op, cerr)
+		}
+		err = db.bdb.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction.
+func (db *DB) view(ctx context.Context, op string, fn func(txn *badger.Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	if err := db.bdb.View(fn); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
+}
+
+// expiresAt is the Badger ExpiresAt (unix seconds) for retained data.
+func (db *DB) expiresAt() uint64 {
+	return uint64(db.now().Add(db.opts.Retention).Unix())
+}
+
+// setJSON stores v at key; expires is 0 for never.
+func setJSON(txn *badger.Txn, key []byte, v any, expires uint64) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return setRaw(txn, key, b, expires)
+}
+
+func setRaw(txn *badger.Txn, key, v []byte, expires uint64) error {
+	e := badger.NewEntry(key, v)
+	e.ExpiresAt = expires
+	return txn.SetEntry(e)
+}
+
+// getRaw returns a copy of the value at key, or ErrNotFound.
+func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// getJSON decodes the value at key into v, or returns ErrNotFound.
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("decode %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+// exists reports whether key is present (and not expired).
+func exists(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func jsonUnmarshal(key, b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// CreateWebhook stores a new webhook and its owner index entry. It returns
+// ErrConflict if the id exists. Webhooks never expire.
+func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
+	if err := checkWebhook(w); err != nil {
+		return fmt.Errorf("store: create webhook: %w", err)
+	}
+	return db.update(ctx, "create webhook "+w.ID, func(txn *badger.Txn) error {
+		ok, err := exists(txn, webhookKey(w.ID))
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("webhook %s: %w", w.ID, ErrConflict)
+		}
+		if err := setJSON(txn, webhookKey(w.ID), w, 0); err != nil {
+			return err
+		}
+		return txn.Set(ownerKey(w.User.ID, w.ID), nil)
+	})
+}
+
+// UpdateWebhook replaces a stored webhook (ErrNotFound if absent), moving the
+// owner index entry if the owner changed. A zero CreatedUTC keeps the stored one.
+func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
+	if err := checkWebhook(w); err != nil {
+		return fmt.Errorf("store: update webhook: %w", err)
+	}
+	return db.update(ctx, "update webhook "+w.ID, func(txn *badger.Txn) error {
+		var old rswebhooks.Webhook
+		if err := getJSON(txn, webhookKey(w.ID), &old); err != nil {
+			return err
+		}
+		if w.CreatedUTC.IsZero() {
+			w.CreatedUTC = old.CreatedUTC
+		}
+		if old.User.ID != w.User.ID {
+			if err := txn.Delete(ownerKey(old.User.ID, w.ID)); err != nil {
+				return err
+			}
+			if err := txn.Set(ownerKey(w.User.ID, w.ID), nil); err != nil {
+				return err
+			}
+		}
+		return setJSON(txn, webhookKey(w.ID), w, 0)
+	})
+}
+
+// GetWebhook returns the webhook or ErrNotFound.
+func (db *DB) GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error) {
+	var w rswebhooks.Webhook
+	err := db.view(ctx, "get webhook "+id, func(txn *badger.Txn) error {
+		return getJSON(txn, webhookKey(id), &w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &w, nil
+}
+
+// ListWebhooks returns the webhooks of ownerID ("" = everyone's), oldest
+// first (by CreatedUTC, then id).
+func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.Webhook, error) {
+	var out []*rswebhooks.Webhook
+	err := db.view(ctx, "list webhooks", func(txn *badger.Txn) error {
+		if ownerID == "" {
+			return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
+				w := new(rswebhooks.Webhook)
+				if err := jsonUnmarshal(k, v, w); err != nil {
+					return err
+				}
+				out = append(out, w)
+				return nil
+			})
+		}
+		prefix := ownerPrefix(ownerID)
+		ids, err := keySuffixes(txn, prefix, 0)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			var w rswebhooks.Webhook
+			if err := getJSON(txn, webhookKey(id), &w); err != nil {
+				return fmt.Errorf("owner index %s%s: %w", prefix, id, err)
+			}
+			out = append(out, &w)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].CreatedUTC.Equal(out[j].CreatedUTC) {
+			return out[i].CreatedUTC.Before(out[j].CreatedUTC)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// DeleteWebhook removes a webhook and its owner index entry, or returns
+// ErrNotFound. Its deliveries stay until they finish and expire.
+func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
+	return db.update(ctx, "delete webhook "+id, func(txn *badger.Txn) error {
+		var old rswebhooks.Webhook
+		if err := getJSON(txn, webhookKey(id), &old); err != nil {
+			return err
+		}
+		if err := txn.Delete(ownerKey(old.User.ID, id)); err != nil {
+			return err
+		}
+		return txn.Delete(webhookKey(id))
+	})
+}
+
+// deleteChunk bounds the keys deleted per transaction (Badger limits a
+// transaction to 15% of the memtable).
+const deleteChunk = 1000
+
+// DeleteWebhooksOf removes every webhook of ownerID and returns how many.
+// Large sets are deleted in several transactions.
+func (db *DB) DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error) {
+	if err := checkID("ownerID", ownerID); err != nil {
+		return 0, fmt.Errorf("store: delete webhooks of owner: %w", err)
+	}
+	total := 0
+	for {
+		n := 0
+		err := db.update(ctx, "delete webhooks of "+ownerID, func(txn *badger.Txn) error {
+			n = 0
+			prefix := ownerPrefix(ownerID)
+			ids, err := keySuffixes(txn, prefix, deleteChunk)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := txn.Delete(ownerKey(ownerID, id)); err != nil {
+					return err
+				}
+				if err := txn.Delete(webhookKey(id)); err != nil {
+					return err
+				}
+			}
+			n = len(ids)
+			return nil
+		})
+		total += n
+		if err != nil || n < deleteChunk {
+			return total, err
+		}
+	}
+}
+
+// SetPaused sets IsPaused (and UpdatedUTC to now) or returns ErrNotFound.
+func (db *DB) SetPaused(ctx context.Context, id string, paused bool) error {
+	return db.update(ctx, "set paused "+id, func(txn *badger.Txn) error {
+		var w rswebhooks.Webhook
+		if err := getJSON(txn, webhookKey(id), &w); err != nil {
+			return err
+		}
+		if w.IsPaused == paused {
+			return nil
+		}
+		w.IsPaused = paused
+		w.UpdatedUTC = db.now().UTC()
+		return setJSON(txn, webhookKey(id), &w, 0)
+	})
+}
+
+// CountWebhooks counts active and paused webhooks (for the webhooks gauge).
+func (db *DB) CountWebhooks(ctx context.Context) (active, paused int, err error) {
+	err = db.view(ctx, "count webhooks", func(txn *badger.Txn) error {
+		return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
+			var w struct{ IsPaused bool }
+			if err := jsonUnmarshal(k, v, &w); err != nil {
+				return err
+			}
+			if w.IsPaused {
+				paused++
+			} else {
+				active++
+			}
+			return nil
+		})
+	})
+	return active, paused, err
+}
+
+func checkWebhook(w *rswebhooks.Webhook) error {
+	if w == nil {
+		return errors.New("webhook is nil")
+	}
+	if err := checkID("webhook Id", w.ID); err != nil {
+		return err
+	}
+	return checkID("webhook User.Id", w.User.ID)
+}
+
+// eachValue calls fn with every key and value under prefix, in order.
+func eachValue(txn *badger.Txn, prefix []byte, fn func(k, v []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keySuffixes returns the key remainders after prefix, in order, at most
+// limit of them (0 = all), without reading values.
+func keySuffixes(txn *badger.Txn, prefix []byte, limit int) ([]string, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	var out []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		out = append(out, string(it.Item().Key()[len(prefix):]))
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
