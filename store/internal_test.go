@@ -1,0 +1,294 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// expiry returns item.ExpiresAt() of key, and whether it exists.
+func expiry(t *testing.T, db *DB, k []byte) (uint64, bool) {
+	t.Helper()
+	var exp uint64
+	found := true
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			found = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		exp = item.ExpiresAt()
+		return nil
+	})
+	mustNil(t, err)
+	return exp, found
+}
+
+func TestRetentionTTL(t *testing.T) {
+	const retention = 48 * time.Hour
+	db, c := openTest(t, t.TempDir(), func(o *Options) { o.Retention = retention })
+	ctx := context.Background()
+	c.t = time.Now().Truncate(time.Second) // Badger hides expired keys by wall time
+	ttl := uint64(c.t.Add(retention).Unix())
+
+	mustNil(t, db.CreateWebhook(ctx, webhook("W1", "alice", c.t)))
+	mustNil(t, db.AppendEvent(ctx, event("E1")))
+	mustNil(t, db.MarkExecutionsSeen(ctx, []string{"X1"}))
+	mustNil(t, db.PutMeta(ctx, "k", []byte("v")))
+	pending := delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, c.t)
+	done := delivery("D2", "W1", "E1", rswebhooks.DeliveryFailed, time.Time{})
+
+	step := func(name string, want map[string]uint64) {
+		t.Helper()
+		for k, w := range want {
+			got, ok := expiry(t, db, []byte(k))
+			if !ok {
+				t.Errorf("%s: key %q missing", name, k)
+				continue
+			}
+			if got != w {
+				t.Errorf("%s: ExpiresAt(%q) = %d, want %d", name, k, got, w)
+			}
+		}
+	}
+	step("before fan-out", map[string]uint64{
+		"w/W1": 0, "wo/alice/W1": 0,
+		"e/E1": 0, "ef/E1": 0, // unfanned events never expire
+		"x/X1": ttl, "m/k": 0,
+	})
+	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{pending, done}))
+	step("after fan-out", map[string]uint64{
+		"e/E1": ttl,
+		"d/D1": 0, "dw/W1/D1": 0, string(queueKey(pending.NextUTC, "D1")): 0,
+		"d/D2": ttl, "dw/W1/D2": ttl,
+	})
+
+	// Complete later: the attempt and the finished delivery get a fresh TTL.
+	c.t = c.t.Add(time.Hour)
+	ttl2 := uint64(c.t.Add(retention).Unix())
+	pending.State, pending.Attempts = rswebhooks.DeliverySucceeded, 1
+	mustNil(t, db.Complete(ctx, pending, &rswebhooks.Attempt{N: 1}))
+	step("after complete", map[string]uint64{
+		"d/D1": ttl2, "dw/W1/D1": ttl2, string(attemptKey("D1", 1)): ttl2,
+	})
+	if _, ok := expiry(t, db, queueKey(t0, "D1")); ok {
+		t.Error("queue key left after completion")
+	}
+
+	// Redeliver makes it pending again: no expiry while pending.
+	_, err := db.Redeliver(ctx, "D1", c.t)
+	mustNil(t, err)
+	step("after redeliver", map[string]uint64{"d/D1": 0, "dw/W1/D1": 0, string(queueKey(c.t, "D1")): 0})
+}
+
+func TestExpiredDataDisappears(t *testing.T) {
+	// Badger compares ExpiresAt with the wall clock; an injected clock far in
+	// the past makes the TTL already elapsed without sleeping.
+	db, c := openTest(t, t.TempDir(), func(o *Options) { o.Retention = time.Second })
+	ctx := context.Background()
+	c.t = time.Now().Add(-time.Hour)
+	mustNil(t, db.AppendEvent(ctx, event("E1")))
+	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{
+		delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, c.t),
+		delivery("D2", "W1", "E1", rswebhooks.DeliverySucceeded, time.Time{}),
+	}))
+	mustNil(t, db.MarkExecutionsSeen(ctx, []string{"X1"}))
+	if _, err := db.GetEvent(ctx, "E1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired event still readable: %v", err)
+	}
+	if _, err := db.GetDelivery(ctx, "D2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("expired finished delivery still readable: %v", err)
+	}
+	if seen, _ := db.SeenExecutions(ctx, []string{"X1"}); seen["X1"] {
+		t.Fatal("expired execution still seen")
+	}
+	got, err := db.ListDeliveries(ctx, "W1", 0)
+	mustNil(t, err)
+	if len(got) != 1 || got[0].ID != "D1" {
+		t.Fatalf("ListDeliveries = %v, want only the pending D1", ids(got, dID))
+	}
+	due, _ := db.Due(ctx, time.Now(), 0)
+	if len(due) != 1 {
+		t.Fatalf("pending delivery expired: %v", ids(due, dID))
+	}
+}
+
+func TestReopenPersists(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, _ := openTest(t, dir)
+	mustNil(t, db.CreateWebhook(ctx, webhook("W1", "alice", t0)))
+	mustNil(t, db.AppendEvent(ctx, event("E1")))
+	mustNil(t, db.PutDelivery(ctx, delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0)))
+	mustNil(t, db.Close())
+
+	db2, _ := openTest(t, dir)
+	if _, err := db2.GetWebhook(ctx, "W1"); err != nil {
+		t.Fatalf("webhook lost: %v", err)
+	}
+	if un, _ := db2.UnfannedEvents(ctx, 0); len(un) != 1 {
+		t.Fatalf("unfanned events after reopen = %d", len(un))
+	}
+	if due, _ := db2.Due(ctx, t0, 0); len(due) != 1 {
+		t.Fatalf("due after reopen = %d", len(due))
+	}
+}
+
+func TestSchemaGuard(t *testing.T) {
+	dir := t.TempDir()
+	db, _ := openTest(t, dir)
+	v, err := getMetaRaw(db, metaSchema)
+	mustNil(t, err)
+	if string(v) != "1" {
+		t.Fatalf("m/schema = %q, want 1", v)
+	}
+	mustNil(t, db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(metaSchema), []byte("2")) }))
+	mustNil(t, db.Close())
+
+	_, err = Open(Options{Dir: dir})
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Open newer schema = %v, want ErrSchemaTooNew naming %s", err, dir)
+	}
+	// The refused open released the directory.
+	bdb, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(DefaultMemTableSize))
+	mustNil(t, err)
+	mustNil(t, bdb.Close())
+}
+
+func getMetaRaw(db *DB, k string) ([]byte, error) {
+	var v []byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		var err error
+		v, err = getRaw(txn, metaKey(k))
+		return err
+	})
+	return v, err
+}
+
+func TestMemTableSizeGuard(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, _ := openTest(t, dir, func(o *Options) { o.MemTableSize = 16 << 20 })
+	mustNil(t, db.AppendEvent(ctx, event("E1")))
+	mustNil(t, db.Close())
+	f, err := readFormat(dir)
+	mustNil(t, err)
+	if f.MemTableSize != 16<<20 {
+		t.Fatalf("recorded memtable size = %d", f.MemTableSize)
+	}
+
+	db2, _ := openTest(t, dir) // default 8 MiB: flushes with 16 MiB first
+	if db2.MemTableSize() != DefaultMemTableSize {
+		t.Fatalf("MemTableSize() = %d", db2.MemTableSize())
+	}
+	if _, err := db2.GetEvent(ctx, "E1"); err != nil {
+		t.Fatalf("event lost across memtable change: %v", err)
+	}
+	f, _ = readFormat(dir)
+	if f.MemTableSize != DefaultMemTableSize {
+		t.Fatalf("recorded memtable size after lowering = %d", f.MemTableSize)
+	}
+}
+
+func TestLockRetry(t *testing.T) {
+	dir := t.TempDir()
+	first, _ := openTest(t, dir)
+
+	// No waiting: fails at once with ErrLocked naming the directory.
+	_, err := Open(Options{Dir: dir, LockWait: -1})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Open on a locked dir = %v, want ErrLocked naming %s", err, dir)
+	}
+
+	// The holder goes away while we retry (an overlapping restart).
+	retried := 0
+	second, err := Open(Options{Dir: dir, LockWait: time.Minute, onLockRetry: func(n int) {
+		retried = n
+		if n == 2 {
+			mustNil(t, first.Close())
+		}
+	}})
+	mustNil(t, err)
+	defer second.Close()
+	if retried != 2 {
+		t.Fatalf("retries = %d, want 2", retried)
+	}
+	mustNil(t, second.Ping(context.Background()))
+}
+
+func TestRunGC(t *testing.T) {
+	tick := make(chan time.Time)
+	passes := make(chan error)
+	db, _ := openTest(t, t.TempDir(), func(o *Options) {
+		o.gcTick = tick
+		o.afterGC = func(err error) { passes <- err }
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- db.Run(ctx) }()
+	for range 2 {
+		tick <- time.Now()
+		select {
+		case err := <-passes:
+			mustNil(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("GC pass did not finish")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		mustNil(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop on cancel")
+	}
+	lsm, vlog := db.Size()
+	if lsm < 0 || vlog < 0 {
+		t.Fatalf("Size = %d, %d", lsm, vlog)
+	}
+}
+
+func TestBadgerLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := badgerLogger{zerolog.New(&buf).Level(zerolog.InfoLevel)}
+	l.Infof("compaction %d\n", 1) // Info is demoted to debug: dropped at info level
+	l.Debugf("noise")
+	l.Warningf("careful %s", "now")
+	l.Errorf("broken")
+	got := buf.String()
+	if strings.Contains(got, "compaction") || strings.Contains(got, "noise") {
+		t.Fatalf("info/debug not demoted: %s", got)
+	}
+	for _, want := range []string{`"level":"warn"`, `"message":"careful now"`, `"level":"error"`, `"lib":"badger"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log output lacks %s: %s", want, got)
+		}
+	}
+}
+
+func TestQueueKeyRoundTrip(t *testing.T) {
+	cases := []time.Time{time.Time{}, time.Unix(-5, 0), t0, t0.Add(time.Nanosecond)}
+	for _, tc := range cases {
+		due, id, err := parseQueueKey(queueKey(tc, "01ABC"))
+		mustNil(t, err)
+		if id != "01ABC" || due != dueNanos(tc) {
+			t.Errorf("round trip %v = %d %q", tc, due, id)
+		}
+	}
+	if bytes.Compare(queueKey(t0, "Z"), queueKey(t0.Add(time.Nanosecond), "A")) >= 0 {
+		t.Error("queue keys do not sort by due time first")
+	}
+	if _, _, err := parseQueueKey([]byte("q/short")); err == nil {
+		t.Error("malformed key accepted")
+	}
+}
