@@ -1,0 +1,403 @@
+// Package identity establishes who is calling the admin API. It learns the
+// access tokens the report server issues at POST /Token as they pass through
+// the proxy (Resolver is a proxy.Tap), and those issued by its own login
+// endpoint, checks them against the report server, and maps the user name to
+// the report server's user id and administrator flag with the service
+// account. It also recognises the operator token. See docs/auth.md.
+package identity
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/reportserver"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnauthenticated means no token, an unknown token, or a token the
+	// report server no longer accepts. The admin API answers 401.
+	ErrUnauthenticated = errors.New("identity: unauthenticated")
+	// ErrUnknownToken wraps ErrUnauthenticated for a token this process never
+	// saw being issued: the caller should log in at POST /api/webhooks/login
+	// (or obtain the token through the proxy).
+	ErrUnknownToken = fmt.Errorf("%w: token was not issued through this proxy; obtain one at POST /api/webhooks/login", ErrUnauthenticated)
+	// ErrForbidden means the token is valid but the report server's user
+	// list does not hold an enabled user of that name. The admin API
+	// answers 403.
+	ErrForbidden = errors.New("identity: forbidden")
+	// ErrBadCredentials is returned by Login when the report server refuses
+	// the user name or password.
+	ErrBadCredentials = reportserver.ErrBadCredentials
+)
+
+// OperatorID is the user id and name of the operator identity.
+const OperatorID = "operator"
+
+// Options configures a Resolver.
+type Options struct {
+	// Client talks to the report server. Required. Without a service
+	// account (Client.Configured() false) tokens are still checked with
+	// TokenValid, but the user id is the lower-cased user name and nobody
+	// but the operator is an administrator.
+	Client *reportserver.Client
+	// OperatorToken, when non-empty, authenticates as the operator: a
+	// system administrator with user id "operator". At least 16 characters.
+	OperatorToken string
+	// TTL is how long a token check and a user lookup are trusted before the
+	// report server is asked again. It bounds how late a revoked or expired
+	// token stops working. Default 60s.
+	TTL time.Duration
+	// MaxTokens bounds the number of remembered tokens. Default 100000;
+	// expired entries go first, then the oldest.
+	MaxTokens int
+	// Logger receives debug and warning lines; never tokens or passwords.
+	Logger zerolog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+type tokenEntry struct {
+	user     string    // user name, as the report server issued the token for it
+	issued   time.Time // when it was seen
+	expires  time.Time // zero: the server did not say
+	verified time.Time // last successful TokenValid (or issue time)
+}
+
+type userEntry struct {
+	id, name string
+	admin    bool
+	err      error // ErrForbidden for an unknown user, cached too
+	fetched  time.Time
+}
+
+// Resolver maps bearer tokens to identities. It is safe for concurrent use.
+type Resolver struct {
+	client   *reportserver.Client
+	operator [32]byte
+	hasOp    bool
+	ttl      time.Duration
+	max      int
+	log      zerolog.Logger
+	now      func() time.Time
+
+	mu     sync.Mutex
+	tokens map[[32]byte]*tokenEntry // key: SHA-256 of the token
+	users  map[string]*userEntry    // key: lower-cased user name
+}
+
+var _ proxy.Tap = (*Resolver)(nil)
+
+// New validates opts and returns a Resolver.
+func New(opts Options) (*Resolver, error) {
+	if opts.Client == nil {
+		return nil, errors.New("identity: Options.Client is required")
+	}
+	if opts.OperatorToken != "" && len(opts.OperatorToken) < 16 {
+		return nil, errors.New("identity: Options.OperatorToken must be at least 16 characters")
+	}
+	if opts.TTL < 0 {
+		return nil, errors.New("identity: Options.TTL must not be negative")
+	}
+	r := &Resolver{
+		client: opts.Client,
+		ttl:    opts.TTL,
+		max:    opts.MaxTokens,
+		log:    opts.Logger.With().Str("component", "identity").Logger(),
+		now:    opts.Now,
+		tokens: make(map[[32]byte]*tokenEntry),
+		users:  make(map[string]*userEntry),
+	}
+	if opts.OperatorToken != "" {
+		r.operator, r.hasOp = sha256.Sum256([]byte(opts.OperatorToken)), true
+	}
+	if r.ttl == 0 {
+		r.ttl = 60 * time.Second
+	}
+	if r.max <= 0 {
+		r.max = 100000
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r, nil
+}
+
+// Operator returns the operator identity.
+func Operator() *rswebhooks.Identity {
+	return &rswebhooks.Identity{User: rswebhooks.User{ID: OperatorID, Name: OperatorID}, Admin: true, Operator: true}
+}
+
+// Wants implements proxy.Tap: it asks for the bodies of POST …/Token.
+func (r *Resolver) Wants(method, path string) bool {
+	return method == "POST" && isTokenPath(path)
+}
+
+func isTokenPath(p string) bool {
+	p = strings.TrimSuffix(p, "/")
+	i := strings.LastIndexByte(p, '/')
+	return i >= 0 && strings.EqualFold(p[i+1:], "Token")
+}
+
+// Observe implements proxy.Tap: a 200 answer to POST /Token records the
+// issued token (by its SHA-256) for the user name in the request form.
+func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
+	if ex.Status != 200 || !r.Wants(ex.Method, ex.Path) {
+		return
+	}
+	if ex.RequestTruncated || ex.ResponseTruncated {
+		r.log.Warn().Str("request_id", ex.RequestID).Msg("token exchange too large to read; token not learned")
+		return
+	}
+	user := formUser(ex.RequestBody, ex.RequestHeader.Get("Content-Type"))
+	body := ex.ResponseBody
+	if strings.EqualFold(strings.TrimSpace(ex.ResponseHeader.Get("Content-Encoding")), "gzip") {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer: bad gzip")
+			return
+		}
+		body, err = io.ReadAll(io.LimitReader(zr, 1<<20))
+		if err != nil {
+			r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer: bad gzip")
+			return
+		}
+	}
+	t, err := reportserver.ParseTokenResponse(body)
+	if err != nil {
+		r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer not understood; token not learned")
+		return
+	}
+	if user == "" {
+		user = t.UserName // only when the form held none (e.g. a non-form body)
+	}
+	if user == "" {
+		r.log.Warn().Str("request_id", ex.RequestID).Msg("token issued without a user name; not learned")
+		return
+	}
+	at := ex.Time
+	if at.IsZero() {
+		at = r.now()
+	}
+	r.remember(t.AccessToken, user, at, t.ExpiresIn)
+	r.log.Debug().Str("user", user).Str("request_id", ex.RequestID).Msg("learned a token issued at /Token")
+}
+
+func formUser(body []byte, contentType string) string {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/json" {
+		var v struct {
+			Username string `json:"username"`
+		}
+		if json.Unmarshal(body, &v) == nil {
+			return strings.TrimSpace(v.Username)
+		}
+		return ""
+	}
+	q, err := url.ParseQuery(string(body))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(q.Get("username"))
+}
+
+func (r *Resolver) remember(token, user string, at time.Time, life time.Duration) {
+	e := &tokenEntry{user: user, issued: at, verified: at}
+	if life > 0 {
+		e.expires = at.Add(life)
+	}
+	k := sha256.Sum256([]byte(token))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.tokens) >= r.max {
+		r.pruneLocked()
+	}
+	r.tokens[k] = e
+}
+
+// pruneLocked drops expired entries, then the oldest quarter if still full.
+func (r *Resolver) pruneLocked() {
+	now := r.now()
+	for k, e := range r.tokens {
+		if r.deadLocked(e, now) {
+			delete(r.tokens, k)
+		}
+	}
+	if len(r.tokens) < r.max {
+		return
+	}
+	var cut time.Time
+	n := 0
+	for _, e := range r.tokens { // approximate: drop entries older than the mean age
+		cut = cut.Add(e.issued.Sub(time.Time{}) / time.Duration(len(r.tokens)))
+		n++
+	}
+	for k, e := range r.tokens {
+		if !e.issued.After(cut) {
+			delete(r.tokens, k)
+		}
+	}
+}
+
+func (r *Resolver) deadLocked(e *tokenEntry, now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
+}
+
+// LoginResult is what Login returns: the report server's own token.
+type LoginResult struct {
+	AccessToken string
+	TokenType   string // "bearer"
+	ExpiresIn   time.Duration
+	UserName    string
+}
+
+// Login exchanges a user name and password at the report server's /Token
+// and remembers the token, so it authenticates at the admin API like a token
+// seen through the proxy. ErrBadCredentials when the server refuses them.
+func (r *Resolver) Login(ctx context.Context, username, password string) (*LoginResult, error) {
+	t, err := r.client.Exchange(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	r.remember(t.AccessToken, username, r.now(), t.ExpiresIn)
+	return &LoginResult{AccessToken: t.AccessToken, TokenType: "bearer", ExpiresIn: t.ExpiresIn, UserName: t.UserName}, nil
+}
+
+// Resolve returns the identity behind a bearer token: the operator, or the
+// report-server user a remembered token was issued to, provided the report
+// server still accepts the token (checked at most once per TTL). Errors:
+// ErrUnauthenticated (or ErrUnknownToken), ErrForbidden, or a wrapped
+// transport/status error when the report server cannot be asked.
+func (r *Resolver) Resolve(ctx context.Context, bearer string) (*rswebhooks.Identity, error) {
+	if bearer == "" {
+		return nil, fmt.Errorf("%w: no bearer token", ErrUnauthenticated)
+	}
+	k := sha256.Sum256([]byte(bearer))
+	if r.hasOp && subtle.ConstantTimeCompare(k[:], r.operator[:]) == 1 {
+		return Operator(), nil
+	}
+	now := r.now()
+	r.mu.Lock()
+	e, ok := r.tokens[k]
+	var user string
+	var fresh bool
+	if ok {
+		if r.deadLocked(e, now) {
+			delete(r.tokens, k)
+			ok = false
+		} else {
+			user, fresh = e.user, now.Sub(e.verified) < r.ttl
+		}
+	}
+	r.mu.Unlock()
+	if !ok {
+		return nil, ErrUnknownToken
+	}
+	if !fresh {
+		valid, err := r.client.TokenValid(ctx, bearer)
+		if err != nil {
+			return nil, fmt.Errorf("identity: verify token of %q: %w", user, err)
+		}
+		r.mu.Lock()
+		if valid {
+			if e2, ok := r.tokens[k]; ok {
+				e2.verified = now
+			}
+		} else {
+			delete(r.tokens, k)
+		}
+		r.mu.Unlock()
+		if !valid {
+			return nil, fmt.Errorf("%w: the report server no longer accepts the token of %q", ErrUnauthenticated, user)
+		}
+	}
+	return r.user(ctx, user, now)
+}
+
+// user maps a user name to an identity, cached for TTL.
+func (r *Resolver) user(ctx context.Context, name string, now time.Time) (*rswebhooks.Identity, error) {
+	key := strings.ToLower(name)
+	r.mu.Lock()
+	u, ok := r.users[key]
+	r.mu.Unlock()
+	if ok && now.Sub(u.fetched) < r.ttl {
+		return u.identity()
+	}
+	u = &userEntry{id: key, name: name, fetched: now}
+	if r.client.Configured() {
+		ru, err := r.client.UserByName(ctx, name)
+		switch {
+		case errors.Is(err, reportserver.ErrNotFound):
+			u.err = fmt.Errorf("%w: user %q is not in the report server's user list", ErrForbidden, name)
+		case err != nil:
+			return nil, fmt.Errorf("identity: look up user %q: %w", name, err)
+		case !ru.Enabled:
+			u.id, u.name = ru.ID, ru.Username
+			u.err = fmt.Errorf("%w: user %q is disabled", ErrForbidden, ru.Username)
+		default:
+			u.id, u.name = ru.ID, ru.Username
+			admin, err := r.client.IsAdmin(ctx, ru.Username)
+			if err != nil {
+				return nil, fmt.Errorf("identity: administrator check for %q: %w", name, err)
+			}
+			u.admin = admin
+		}
+	}
+	r.mu.Lock()
+	r.users[key] = u
+	r.mu.Unlock()
+	return u.identity()
+}
+
+func (u *userEntry) identity() (*rswebhooks.Identity, error) {
+	if u.err != nil {
+		return nil, u.err
+	}
+	return &rswebhooks.Identity{User: rswebhooks.User{ID: u.id, Name: u.name}, Admin: u.admin}, nil
+}
+
+// Peek returns what the caches know about a token without any network call
+// and without blocking on one: the operator, or the user a remembered,
+// unexpired token belongs to. The user id is the last one looked up for that
+// user name (ids never change), or, before any lookup, the user name when
+// there is no service account and "" when there is one. Meant for detect's
+// actor; never use it for authorisation.
+func (r *Resolver) Peek(bearer string) (*rswebhooks.Identity, bool) {
+	if bearer == "" {
+		return nil, false
+	}
+	k := sha256.Sum256([]byte(bearer))
+	if r.hasOp && subtle.ConstantTimeCompare(k[:], r.operator[:]) == 1 {
+		return Operator(), true
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.tokens[k]
+	if !ok || r.deadLocked(e, now) {
+		return nil, false
+	}
+	id := &rswebhooks.Identity{User: rswebhooks.User{Name: e.user}}
+	if u, ok := r.users[strings.ToLower(e.user)]; ok {
+		id.ID, id.Name, id.Admin = u.id, u.name, u.admin && u.err == nil
+	} else if !r.client.Configured() {
+		id.ID = strings.ToLower(e.user)
+	}
+	return id, true
+}
