@@ -1,0 +1,297 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/proxy"
+)
+
+// EventStore is the part of the store the detector needs.
+type EventStore interface {
+	AppendEvent(ctx context.Context, e *rswebhooks.Event) error
+}
+
+// Actors names the caller of a request from its bearer token, from a cache
+// only: Peek must never block (it runs on the request's critical path).
+type Actors interface {
+	Peek(bearerToken string) (*rswebhooks.Identity, bool)
+}
+
+// Defaults for Options.
+const (
+	DefaultBodyLimit     = 1 << 20
+	DefaultAppendTimeout = 5 * time.Second
+)
+
+// Options configure a Detector. Store is required; everything else has a
+// default.
+type Options struct {
+	// Rules is the rule table. Nil or empty means BuiltinRules(). To add
+	// operator rules, pass MergeRules(BuiltinRules(), extra).
+	Rules []Rule
+	// Prefix is the report server's virtual directory, e.g. "/reporting".
+	// When set, only paths below it match. Empty: the site root.
+	Prefix string
+	// Store receives each event before Observe returns. Required.
+	Store EventStore
+	// Actors, when set, names the user behind the request's bearer token.
+	Actors Actors
+	// Logger is used for unmatched calls (info), events without id (warn)
+	// and lost events (error). The zero value logs nothing.
+	Logger zerolog.Logger
+	// Metrics, when set, is used as is; otherwise the metrics are registered
+	// on Registerer (NewMetrics). Both nil: a private registry (not exported).
+	Metrics    *Metrics
+	Registerer prometheus.Registerer
+	// Now is the clock for event times and ids. Default time.Now.
+	Now func() time.Time
+	// OnEvent, when set, is called after each event is stored (to wake the
+	// delivery side). It must not block.
+	OnEvent func()
+	// BodyLimit caps the bytes of a (decompressed) body the detector parses.
+	// Bodies the proxy truncated or that decode beyond the cap are not parsed.
+	// Default DefaultBodyLimit (1 MiB).
+	BodyLimit int64
+	// AppendTimeout bounds one AppendEvent. The store call does not inherit
+	// the client's cancellation: the change already happened upstream.
+	// Default DefaultAppendTimeout.
+	AppendTimeout time.Duration
+}
+
+// Detector turns proxied exchanges into events. It implements proxy.Tap and
+// is safe for concurrent use.
+type Detector struct {
+	m             *matcher
+	store         EventStore
+	actors        Actors
+	log           zerolog.Logger
+	metrics       *Metrics
+	now           func() time.Time
+	onEvent       func()
+	bodyLimit     int64
+	appendTimeout time.Duration
+}
+
+var _ proxy.Tap = (*Detector)(nil)
+
+// New validates opts and compiles the rule table.
+func New(opts Options) (*Detector, error) {
+	if opts.Store == nil {
+		return nil, errors.New("detect: Options.Store is required")
+	}
+	if opts.BodyLimit < 0 {
+		return nil, fmt.Errorf("detect: Options.BodyLimit must not be negative, got %d", opts.BodyLimit)
+	}
+	if opts.AppendTimeout < 0 {
+		return nil, fmt.Errorf("detect: Options.AppendTimeout must not be negative, got %s", opts.AppendTimeout)
+	}
+	if strings.ContainsAny(opts.Prefix, "?#%{}\\ ") {
+		return nil, fmt.Errorf("detect: Options.Prefix %q must be a plain path like /reporting (no ?, #, %%, braces, backslash or space)", opts.Prefix)
+	}
+	rules := opts.Rules
+	if len(rules) == 0 {
+		rules = BuiltinRules()
+	}
+	for i, r := range rules {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("detect: Options.Rules[%d] (%s): %w", i, r, err)
+		}
+	}
+	m, err := newMatcher(opts.Prefix, rules)
+	if err != nil {
+		return nil, fmt.Errorf("detect: Options.Rules: %w", err)
+	}
+	d := &Detector{
+		m:             m,
+		store:         opts.Store,
+		actors:        opts.Actors,
+		log:           opts.Logger.With().Str("component", "detect").Logger(),
+		metrics:       opts.Metrics,
+		now:           opts.Now,
+		onEvent:       opts.OnEvent,
+		bodyLimit:     opts.BodyLimit,
+		appendTimeout: opts.AppendTimeout,
+	}
+	if d.metrics == nil {
+		reg := opts.Registerer
+		if reg == nil {
+			reg = prometheus.NewRegistry()
+		}
+		d.metrics = NewMetrics(reg)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.bodyLimit == 0 {
+		d.bodyLimit = DefaultBodyLimit
+	}
+	if d.appendTimeout == 0 {
+		d.appendTimeout = DefaultAppendTimeout
+	}
+	return d, nil
+}
+
+// Wants reports whether a call may become an event, so the proxy captures
+// its bodies. Ignore rules and unmatched routes need no bodies (Observe still
+// sees them, as the proxy calls it for every non-safe exchange), so token
+// responses and uploads on ignored routes are never copied.
+func (d *Detector) Wants(method, path string) bool {
+	m, ok := d.m.lookup(upper(method), path)
+	return ok && !m.rule.Ignore()
+}
+
+// Observe stores the event a successful exchange stands for. Non-2xx
+// exchanges and ignore rules produce nothing; a 2xx non-safe exchange no rule
+// matches is logged and counted. Store failures are logged and counted; the
+// response goes out unchanged either way.
+func (d *Detector) Observe(ctx context.Context, ex *proxy.Exchange) {
+	if ex == nil || ex.Status < 200 || ex.Status > 299 {
+		return
+	}
+	method := upper(ex.Method)
+	m, ok := d.m.lookup(method, ex.Path)
+	if !ok {
+		if safeMethod(method) {
+			return
+		}
+		d.metrics.Unmatched.WithLabelValues(methodLabel(method)).Inc()
+		d.log.Info().Str("method", method).Str("path", ex.Path).Int("status", ex.Status).
+			Str("request_id", ex.RequestID).Msg("successful call matched no detection rule; add one with --rules if it changes a resource")
+		return
+	}
+	if m.rule.Ignore() {
+		return
+	}
+	e := d.event(m, ex, method)
+	if e.ResourceID == "" {
+		d.metrics.WithoutID.WithLabelValues(e.Filter).Inc()
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.appendTimeout)
+	defer cancel()
+	if err := d.store.AppendEvent(actx, e); err != nil {
+		d.metrics.Lost.Inc()
+		d.log.Error().Err(err).Str("event_id", e.ID).Str("filter", e.Filter).Str("event", e.Type).
+			Str("resource_id", e.ResourceID).Str("method", method).Str("path", ex.Path).
+			Str("request_id", ex.RequestID).Msg("event lost: store refused it")
+		return
+	}
+	d.metrics.Events.WithLabelValues(e.Filter, e.Type).Inc()
+	d.log.Debug().Str("event_id", e.ID).Str("filter", e.Filter).Str("event", e.Type).
+		Str("resource_id", e.ResourceID).Str("request_id", ex.RequestID).Msg("event stored")
+	if d.onEvent != nil {
+		d.onEvent()
+	}
+}
+
+// event builds the event for a matched 2xx exchange.
+func (d *Detector) event(m match, ex *proxy.Exchange, method string) *rswebhooks.Event {
+	r := m.rule
+	now := d.now().UTC()
+	e := &rswebhooks.Event{
+		ID:         rswebhooks.NewID(now),
+		Filter:     r.Filter,
+		Type:       r.Event,
+		Time:       now,
+		APIVersion: r.APIVersion,
+		Method:     method,
+		Path:       ex.Path,
+		RequestID:  ex.RequestID,
+	}
+	id, name, reason := d.resource(m, ex)
+	e.ResourceID, e.ResourceName = id, name
+	if id == "" {
+		d.log.Warn().Str("event_id", e.ID).Str("filter", e.Filter).Str("event", e.Type).
+			Str("method", method).Str("path", ex.Path).Str("id_source", string(r.ID)).
+			Str("reason", reason).Str("request_id", ex.RequestID).
+			Msg("event has no resource id: the body holding it was not usable")
+	}
+	if d.actors != nil {
+		if tok := bearer(ex.RequestHeader); tok != "" {
+			if who, ok := d.actors.Peek(tok); ok && who != nil {
+				e.UserID, e.UserName = who.ID, who.Name
+			}
+		}
+	}
+	return e
+}
+
+// resource finds the resource id and name per the rule's id source. reason
+// explains an empty id.
+func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason string) {
+	r := m.rule
+	var req, resp fields
+	var reqErr, respErr error
+	if r.readBodies {
+		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, ex.RequestHeader, d.bodyLimit)
+		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, ex.ResponseHeader, d.bodyLimit)
+	}
+	name = req.name
+	if name == "" {
+		name = resp.name
+	}
+	if p, ok := r.ID.PathParam(); ok {
+		id, _ = m.param(p)
+		return id, name, ""
+	}
+	loc, _ := locationID(ex.ResponseHeader)
+	switch r.ID {
+	case IDBody:
+		id = first(req.id, resp.id)
+	case IDResponse:
+		id = first(resp.id, loc)
+	case IDLocation:
+		id = first(loc, resp.id)
+	}
+	if id == "" {
+		reason = "no id in the response"
+		switch {
+		case r.ID == IDBody && reqErr != nil:
+			reason = "request body: " + reqErr.Error()
+		case respErr != nil:
+			reason = "response body: " + respErr.Error()
+		}
+	}
+	return id, name, reason
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func bearer(h http.Header) string {
+	v := h.Get("Authorization")
+	scheme, tok, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+func upper(m string) string {
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c >= 'a' && c <= 'z' {
+			return strings.ToUpper(m)
+		}
+	}
+	return m
+}
+
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,169 @@
+package detect
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxIDLen bounds an id taken from a body or a header.
+const maxIDLen = 256
+
+// errTooLarge means a (decoded) body exceeds the detector's body limit.
+var errTooLarge = errors.New("body exceeds the body limit")
+
+// fields are what the detector reads from a JSON body.
+type fields struct {
+	id, name string
+}
+
+// bodyFields reads the top-level Id and Name of a JSON body, or the body
+// itself when it is a bare JSON string (which then counts as the id). Keys
+// match case-insensitively. Non-string values never become an id or a name.
+// The body is decoded per Content-Encoding (gzip, deflate, identity) with the
+// decoded size capped at limit. A truncated, too large, compressed-but-broken
+// or non-JSON body yields an error and no fields.
+func bodyFields(body []byte, truncated bool, h http.Header, limit int64) (fields, error) {
+	if truncated {
+		return fields{}, errTooLarge
+	}
+	if len(body) == 0 {
+		return fields{}, nil
+	}
+	b, err := decode(body, h.Get("Content-Encoding"), limit)
+	if err != nil {
+		return fields{}, err
+	}
+	return parseFields(b)
+}
+
+func decode(body []byte, encoding string, limit int64) ([]byte, error) {
+	var r io.Reader
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+		if int64(len(body)) > limit {
+			return nil, errTooLarge
+		}
+		return body, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		r = zr
+	case "deflate":
+		zr, err := zlib.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		r = zr
+	default:
+		return nil, errors.New("unsupported Content-Encoding " + encoding)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+var errNotJSON = errors.New("body is neither a JSON object nor a JSON string")
+
+func parseFields(b []byte) (fields, error) {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // UTF-8 BOM, as .NET may send
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return fields{}, nil
+	}
+	switch b[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fields{}, err
+		}
+		if !validIDValue(s) {
+			return fields{}, errors.New("JSON string is not a plausible id")
+		}
+		return fields{id: s}, nil
+	case '{':
+		// encoding/json matches struct fields case-insensitively.
+		var v struct {
+			ID   json.RawMessage `json:"Id"`
+			Name json.RawMessage `json:"Name"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fields{}, err
+		}
+		var f fields
+		if s, ok := jsonString(v.ID); ok && validIDValue(s) {
+			f.id = s
+		}
+		if s, ok := jsonString(v.Name); ok && validName(s) {
+			f.name = s
+		}
+		return f, nil
+	}
+	return fields{}, errNotJSON
+}
+
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// validIDValue accepts what can plausibly be an opaque report-server id: 1 to
+// maxIDLen bytes of valid UTF-8, no surrounding space, no control characters.
+func validIDValue(s string) bool {
+	if s == "" || len(s) > maxIDLen || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 1024 || !utf8.ValidString(s) {
+		return false
+	}
+	return true
+}
+
+// locationID returns the last non-empty path segment of a Location header.
+func locationID(h http.Header) (string, bool) {
+	loc := h.Get("Location")
+	if loc == "" {
+		return "", false
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "", false
+	}
+	p := strings.TrimRight(u.EscapedPath(), "/")
+	i := strings.LastIndexByte(p, '/')
+	seg, err := url.PathUnescape(p[i+1:])
+	if err != nil || !validIDValue(seg) {
+		return "", false
+	}
+	return seg, true
+}
