@@ -1,0 +1,244 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+const (
+	maxResponseBody = 16 << 10 // recorded
+	maxDrain        = 64 << 10 // read and dropped so the connection can be reused
+)
+
+// reservedHeaders cannot be set by a webhook's own Headers.
+var reservedHeaders = map[string]bool{
+	"Content-Type":      true,
+	"Ms-Signature":      true,
+	"Webhook-Id":        true,
+	"Webhook-Timestamp": true,
+	"Webhook-Signature": true,
+	"User-Agent":        true,
+	"Host":              true,
+	"Content-Length":    true,
+	"Transfer-Encoding": true,
+	"Connection":        true,
+}
+
+// newRequest builds attempt n of d to w at time now: body, signatures and
+// headers. skipped lists the webhook headers that were not applied.
+func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, now time.Time) (req *http.Request, skipped []string, err error) {
+	body, err := MarshalBody(d, w, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err = http.NewRequestWithContext(ctx, http.MethodPost, w.URI, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, fmt.Errorf("webhook %s WebHookUri: %w", w.ID, errors.Unwrap(err))
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return nil, nil, fmt.Errorf("webhook %s WebHookUri: scheme must be http or https, got %q", w.ID, req.URL.Scheme)
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set(HeaderSignature, Sign(w.Secret, body))
+	h.Set(HeaderWebhookID, d.ID)
+	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	h.Set(HeaderWebhookSignature, SignStandard(w.Secret, d.ID, now, body))
+	h.Set("User-Agent", e.userAgent)
+	names := make([]string, 0, len(w.Headers))
+	for k := range w.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		v := w.Headers[k]
+		ck := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k))
+		if reservedHeaders[ck] || !validHeaderName(ck) || strings.ContainsAny(v, "\r\n\x00") {
+			skipped = append(skipped, k)
+			continue
+		}
+		h.Set(ck, v)
+	}
+	return req, skipped, nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// redactURL keeps scheme, host and path: user info and query may hold secrets.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	return r.String()
+}
+
+// describeErr turns a client error into text fit for logs and the attempt
+// record: URL redacted, timeouts named.
+func describeErr(err error, timedOut bool, timeout time.Duration) string {
+	if timedOut {
+		return fmt.Sprintf("no answer within the attempt timeout of %s", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + " " + redactURL(ue.URL) + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// attempt makes one attempt of d and records it. When ctx ends (shutdown)
+// during the attempt nothing is recorded: the delivery stays pending.
+func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
+	log := e.log.With().Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Logger()
+	now := e.opts.Now().UTC()
+	w, err := e.opts.Store.GetWebhook(ctx, d.WebhookID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookDeleted, OutcomeFailed, now)
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error().Err(err).Msg("read webhook; delivery stays pending")
+		}
+		return
+	case w.IsPaused && !d.Ping:
+		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonWebhookPaused, OutcomeSkipped, now)
+		return
+	}
+
+	n := d.Attempts + 1
+	actx, cancel := context.WithTimeout(ctx, e.opts.AttemptTimeout)
+	defer cancel()
+	a := &rswebhooks.Attempt{DeliveryID: d.ID, N: n, StartedUTC: now}
+	req, skipped, err := e.newRequest(actx, d, w, n, now)
+	if len(skipped) > 0 {
+		e.warnOnce("headers/"+w.ID+"/"+w.UpdatedUTC.String(), func() *zerolog.Event {
+			return log.Warn().Strs("headers", skipped)
+		}, "webhook Headers that would replace notification headers or are invalid were not sent")
+	}
+	var (
+		status int
+		header http.Header
+		dec    Decision
+	)
+	if err != nil {
+		a.Error = err.Error()
+		dec = Decision{Kind: Fail, Reason: err.Error()}
+	} else {
+		start := time.Now()
+		resp, err := e.opts.Client.Do(req)
+		if err == nil {
+			status, header = resp.StatusCode, resp.Header
+			var body []byte
+			body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+			_ = resp.Body.Close()
+			a.ResponseBody = string(body)
+			a.ResponseHeaders = resp.Header
+			if err != nil && actx.Err() == nil {
+				// The status is known; a broken body does not change it.
+				err = nil
+			}
+		}
+		a.Duration = time.Since(start)
+		if ctx.Err() != nil {
+			return // shutting down: leave the delivery pending
+		}
+		if err != nil {
+			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
+			a.Error = describeErr(err, timedOut, e.opts.AttemptTimeout)
+			status, header = 0, nil
+		}
+		a.StatusCode = status
+		e.m.Attempts.WithLabelValues(statusClass(status, err)).Inc()
+		e.m.AttemptDuration.Observe(a.Duration.Seconds())
+		dec = e.policy.Classify(status, err, header, now)
+	}
+
+	d.Attempts = n
+	d.LastStatus = status
+	d.LastError = a.Error
+	d.UpdatedUTC = e.opts.Now().UTC()
+	outcome := ""
+	switch dec.Kind {
+	case Success:
+		d.State, d.Reason = rswebhooks.DeliverySucceeded, ""
+		outcome = OutcomeSucceeded
+	case Gone:
+		if err := e.opts.Store.SetPaused(ctx, w.ID, true); err != nil {
+			log.Error().Err(err).Msg("pause webhook after 410 Gone")
+		}
+		d.State, d.Reason = rswebhooks.DeliveryGone, ReasonGone
+		outcome = OutcomeGone
+	case Fail:
+		d.State, d.Reason = rswebhooks.DeliveryFailed, dec.Reason
+		outcome = OutcomeFailed
+	default:
+		if wait, ok := e.policy.Next(n, dec, e.opts.Rand()); ok {
+			d.State, d.Reason = rswebhooks.DeliveryPending, dec.Reason
+			d.NextUTC = now.Add(wait)
+		} else {
+			d.State = rswebhooks.DeliveryFailed
+			d.Reason = fmt.Sprintf("gave up after %d attempts: %s", n, dec.Reason)
+			outcome = OutcomeFailed
+		}
+	}
+	if err := e.opts.Store.Complete(ctx, d, a); err != nil {
+		if ctx.Err() == nil {
+			log.Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
+		}
+		return
+	}
+	ev := log.Debug()
+	if d.State == rswebhooks.DeliveryFailed || d.State == rswebhooks.DeliveryGone {
+		ev = log.Warn()
+	}
+	ev.Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
+		Str("url", redactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
+	if outcome != "" {
+		e.m.Deliveries.WithLabelValues(outcome).Inc()
+	}
+	if outcome == OutcomeSucceeded && !d.Ping {
+		e.m.Lag.Observe(max(0, e.opts.Now().Sub(d.Event.Time).Seconds()))
+	}
+}
+
+// finishWithout ends a delivery without an attempt.
+func (e *Engine) finishWithout(ctx context.Context, log zerolog.Logger, d *rswebhooks.Delivery, state, reason, outcome string, now time.Time) {
+	d.State, d.Reason, d.UpdatedUTC = state, reason, now
+	if err := e.opts.Store.Complete(ctx, d, nil); err != nil {
+		if ctx.Err() == nil {
+			log.Error().Err(err).Msg("record delivery end")
+		}
+		return
+	}
+	log.Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
+	e.m.Deliveries.WithLabelValues(outcome).Inc()
+}

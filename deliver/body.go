@@ -1,0 +1,80 @@
+package deliver
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// Ping notifications carry these values in Action and EventType.
+const (
+	PingAction    = "ping"
+	PingEventType = "Ping"
+)
+
+// Body is the notification body of design.md §5: the report server's
+// WebHookWorkItem shape. Properties is always present ({} when empty).
+type Body struct {
+	ID            string         `json:"Id"`
+	Attempt       int            `json:"Attempt"`
+	Properties    map[string]any `json:"Properties"`
+	Notifications []Notification `json:"Notifications"`
+}
+
+// Notification is one entry of Body.Notifications. Action is the filter name
+// (reports, categories, connections, tasks, alerts; "ping" for a ping).
+// Optional fields are omitted when empty; Action, EventType, EventId and
+// TimestampUtc are always present.
+type Notification struct {
+	Action         string    `json:"Action"`
+	EventType      string    `json:"EventType"`
+	EventID        string    `json:"EventId"`
+	ResourceID     string    `json:"ResourceId,omitempty"`
+	ResourceName   string    `json:"ResourceName,omitempty"`
+	UserID         string    `json:"UserId,omitempty"`
+	UserName       string    `json:"UserName,omitempty"`
+	TimestampUTC   time.Time `json:"TimestampUtc"`
+	APIVersion     string    `json:"ApiVersion,omitempty"`
+	Method         string    `json:"Method,omitempty"`
+	Path           string    `json:"Path,omitempty"`
+	ExecutionID    string    `json:"ExecutionId,omitempty"`
+	AlertTriggered *bool     `json:"AlertTriggered,omitempty"`
+	DocumentIDs    []string  `json:"DocumentIds,omitempty"`
+}
+
+// NotificationFor maps an event to its notification.
+func NotificationFor(ev *rswebhooks.Event) Notification {
+	return Notification{
+		Action:         ev.Filter,
+		EventType:      ev.Type,
+		EventID:        ev.ID,
+		ResourceID:     ev.ResourceID,
+		ResourceName:   ev.ResourceName,
+		UserID:         ev.UserID,
+		UserName:       ev.UserName,
+		TimestampUTC:   ev.Time.UTC(),
+		APIVersion:     ev.APIVersion,
+		Method:         ev.Method,
+		Path:           ev.Path,
+		ExecutionID:    ev.ExecutionID,
+		AlertTriggered: ev.AlertTriggered,
+		DocumentIDs:    ev.DocumentIDs,
+	}
+}
+
+// MarshalBody returns the exact body bytes of attempt n of delivery d to
+// webhook w: indented JSON (two spaces, LF), no trailing newline.
+func MarshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) ([]byte, error) {
+	props := w.Properties
+	if props == nil {
+		props = map[string]any{}
+	}
+	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{NotificationFor(&d.Event)}}
+	out, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,205 @@
+package deliver
+
+import (
+	"context"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// flight is one attempt in progress.
+type flight struct {
+	webhookID string
+	started   time.Time
+}
+
+// dispatcher is the state of the dispatch loop; only its goroutine touches it.
+type dispatcher struct {
+	inflight map[string]flight // by delivery id
+	perHook  map[string]int
+	buf      []*rswebhooks.Delivery // due, not in flight, in due order
+	full     bool                   // the last read hit its limit: more may be due
+	done     chan string            // delivery ids of finished workers
+}
+
+// dispatchLoop reads due deliveries and hands them to workers until ctx is
+// done, then waits for the workers.
+func (e *Engine) dispatchLoop(ctx context.Context) {
+	st := &dispatcher{
+		inflight: map[string]flight{},
+		perHook:  map[string]int{},
+		done:     make(chan string, e.opts.MaxConcurrency),
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var lastStats time.Time
+	refresh := true
+	for ctx.Err() == nil {
+		now := e.opts.Now()
+		if now.Sub(lastStats) >= e.opts.StatsInterval || lastStats.IsZero() {
+			e.updateStats(ctx)
+			lastStats = now
+		}
+		if refresh {
+			e.refill(ctx, st, now)
+		}
+		e.dispatch(ctx, st)
+		moved := e.postponeSlow(ctx, st, now)
+
+		// Decide how long to sleep when nothing else happens.
+		wait := e.opts.PollInterval
+		switch {
+		case moved:
+			wait = 0
+		case len(st.buf) == 0 && len(st.inflight) < e.opts.MaxConcurrency:
+			if next, ok, err := e.opts.Store.NextDue(ctx); err == nil && ok {
+				if d := next.Sub(e.opts.Now()); d < wait {
+					wait = max(d, 0)
+				}
+			}
+		case len(st.buf) > 0:
+			// Blocked by per-webhook limits or a full pool: a finishing
+			// worker wakes us; re-check slowness in the meantime.
+			wait = min(wait, e.slowAfter)
+		}
+		if wait == 0 && len(st.inflight) > 0 && len(st.buf) == 0 {
+			// Everything due is in flight; wait for a worker.
+			wait = e.opts.PollInterval
+		}
+		resetTimer(timer, wait)
+		refresh = false
+		select {
+		case <-ctx.Done():
+		case id := <-st.done:
+			e.finish(st, id)
+			for drained := false; !drained; {
+				select {
+				case id := <-st.done:
+					e.finish(st, id)
+				default:
+					drained = true
+				}
+			}
+			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
+		case <-e.wake:
+			refresh = true
+		case <-timer.C:
+			refresh = true
+		}
+	}
+	for len(st.inflight) > 0 {
+		e.finish(st, <-st.done)
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
+}
+
+func (e *Engine) finish(st *dispatcher, id string) {
+	f, ok := st.inflight[id]
+	if !ok {
+		return
+	}
+	delete(st.inflight, id)
+	if st.perHook[f.webhookID]--; st.perHook[f.webhookID] <= 0 {
+		delete(st.perHook, f.webhookID)
+	}
+}
+
+// refill replaces the buffer with the due deliveries not already in flight.
+func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
+	limit := e.opts.MaxConcurrency + e.opts.BatchSize
+	ds, err := e.opts.Store.Due(ctx, now, limit)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error().Err(err).Msg("read due deliveries")
+		}
+		st.buf, st.full = nil, false
+		return
+	}
+	st.full = len(ds) >= limit
+	st.buf = st.buf[:0]
+	for _, d := range ds {
+		if _, busy := st.inflight[d.ID]; !busy {
+			st.buf = append(st.buf, d)
+		}
+	}
+}
+
+func (e *Engine) anyDispatchable(st *dispatcher) bool {
+	if len(st.inflight) >= e.opts.MaxConcurrency {
+		return false
+	}
+	for _, d := range st.buf {
+		if st.perHook[d.WebhookID] < e.opts.PerWebhookConcurrency {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch starts workers for buffered deliveries, in due order, while the
+// pool has room; a delivery whose webhook is at its limit stays buffered and
+// does not hold up the others.
+func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
+	kept := st.buf[:0]
+	for _, d := range st.buf {
+		if len(st.inflight) >= e.opts.MaxConcurrency || st.perHook[d.WebhookID] >= e.opts.PerWebhookConcurrency {
+			kept = append(kept, d)
+			continue
+		}
+		st.inflight[d.ID] = flight{webhookID: d.WebhookID, started: e.opts.Now()}
+		st.perHook[d.WebhookID]++
+		go func(d *rswebhooks.Delivery) {
+			defer func() { st.done <- d.ID }()
+			e.attempt(ctx, d)
+		}(d)
+	}
+	clear(st.buf[len(kept):])
+	st.buf = kept
+}
+
+// postponeSlow moves the buffered deliveries of slow webhooks (at their
+// limit with an attempt running longer than slowAfter) back in the queue by
+// AttemptTimeout, when the due read was full and the pool has room, so a
+// receiver that hangs cannot hide other webhooks' due deliveries behind its
+// own. It reports whether it moved any.
+func (e *Engine) postponeSlow(ctx context.Context, st *dispatcher, now time.Time) bool {
+	if !st.full || len(st.inflight) >= e.opts.MaxConcurrency || len(st.buf) == 0 {
+		return false
+	}
+	slow := map[string]bool{}
+	for _, f := range st.inflight {
+		if now.Sub(f.started) >= e.slowAfter {
+			slow[f.webhookID] = true
+		}
+	}
+	if len(slow) == 0 {
+		return false
+	}
+	moved := false
+	kept := st.buf[:0]
+	for _, d := range st.buf {
+		if !slow[d.WebhookID] {
+			kept = append(kept, d)
+			continue
+		}
+		d.NextUTC = now.Add(e.opts.AttemptTimeout).UTC()
+		d.UpdatedUTC = now.UTC()
+		if err := e.opts.Store.Complete(ctx, d, nil); err != nil {
+			e.log.Error().Err(err).Str("delivery_id", d.ID).Msg("postpone delivery of a slow webhook")
+			continue
+		}
+		moved = true
+	}
+	clear(st.buf[len(kept):])
+	st.buf = kept
+	return moved
+}

@@ -1,0 +1,284 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+// Store is what the engine needs from the durable store (package store's
+// *DB implements it). GetWebhook must return an error wrapping
+// store.ErrNotFound for an unknown id.
+type Store interface {
+	UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error)
+	FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Delivery) error
+	ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.Webhook, error)
+	GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error)
+	SetPaused(ctx context.Context, id string, paused bool) error
+	CountWebhooks(ctx context.Context) (active, paused int, err error)
+	Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.Delivery, error)
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error
+	PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error
+	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
+	QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error)
+}
+
+var _ Store = (*store.DB)(nil)
+
+// Reasons recorded on finished deliveries.
+const (
+	ReasonAccessUnknown  = "access_unknown"
+	ReasonWebhookDeleted = "webhook deleted"
+	ReasonWebhookPaused  = "webhook paused"
+	ReasonGone           = "receiver answered 410 Gone; webhook paused"
+)
+
+// Options configures New. Store and Access are required; every other field
+// has a default.
+type Options struct {
+	// Store is the durable queue. Required.
+	Store Store
+	// Access decides whether a webhook's owner may see an event. Required:
+	// pass AllowAll{} only where every owner may see everything.
+	Access Access
+	// Client sends notifications. Nil means NewHTTPClient with the default
+	// address policy (loopback refused) and AttemptTimeout.
+	Client *http.Client
+	// Policy is the retry schedule. The zero Policy means DefaultPolicy();
+	// a zero MaxRetryAfter means 1 hour.
+	Policy Policy
+	// MaxConcurrency bounds attempts in flight (default 16).
+	MaxConcurrency int
+	// PerWebhookConcurrency bounds attempts in flight to one webhook
+	// (default 2), so one slow receiver cannot take every worker.
+	PerWebhookConcurrency int
+	// AttemptTimeout bounds one attempt, body read included (default 15 s).
+	AttemptTimeout time.Duration
+	// BatchSize is how many due deliveries are read beyond those in flight
+	// (default 64). Memory holds at most MaxConcurrency+BatchSize deliveries.
+	BatchSize int
+	// PollInterval is the longest the engine sleeps without a Wake or a due
+	// delivery (default 2 s).
+	PollInterval time.Duration
+	// StatsInterval is how often the queue and webhook gauges are refreshed
+	// (default 10 s).
+	StatsInterval time.Duration
+	// Logger receives the engine's logs; never secrets, URLs redacted.
+	Logger zerolog.Logger
+	// Registerer receives the metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Rand returns uniform numbers in [0, 1) for jitter (default math/rand/v2).
+	Rand func() float64
+	// Version goes into the User-Agent "rswebhooks/<Version>" (default "dev").
+	Version string
+}
+
+// Engine fans events out to webhooks and delivers them. Create it with New
+// and start it with Run; Wake, Redeliver and Ping may be called from any
+// goroutine.
+type Engine struct {
+	opts      Options
+	policy    Policy
+	m         *Metrics
+	log       zerolog.Logger
+	wake      chan struct{}
+	fanWake   chan struct{}
+	slowAfter time.Duration
+	userAgent string
+
+	warned sync.Map // one-time warnings: key → struct{}
+}
+
+// New validates opts, fills defaults and registers the metrics.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, errors.New("deliver: Options.Store is required")
+	}
+	if opts.Access == nil {
+		return nil, errors.New("deliver: Options.Access is required (use AllowAll{} to send every event to every owner)")
+	}
+	if opts.MaxConcurrency < 0 || opts.PerWebhookConcurrency < 0 || opts.BatchSize < 0 {
+		return nil, errors.New("deliver: Options.MaxConcurrency, PerWebhookConcurrency and BatchSize must not be negative")
+	}
+	if opts.AttemptTimeout < 0 || opts.PollInterval < 0 || opts.StatsInterval < 0 {
+		return nil, errors.New("deliver: Options.AttemptTimeout, PollInterval and StatsInterval must not be negative")
+	}
+	if opts.MaxConcurrency == 0 {
+		opts.MaxConcurrency = 16
+	}
+	if opts.PerWebhookConcurrency == 0 {
+		opts.PerWebhookConcurrency = 2
+	}
+	if opts.AttemptTimeout == 0 {
+		opts.AttemptTimeout = 15 * time.Second
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = 64
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.StatsInterval == 0 {
+		opts.StatsInterval = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.Client == nil {
+		opts.Client = NewHTTPClient(ClientOptions{Timeout: opts.AttemptTimeout})
+	}
+	p := opts.Policy
+	if p.Delays == nil && p.Jitter == 0 && p.MaxRetryAfter == 0 {
+		p = DefaultPolicy()
+	}
+	if p.MaxRetryAfter == 0 {
+		p.MaxRetryAfter = time.Hour
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("deliver: Options.%w", err)
+	}
+	e := &Engine{
+		opts:      opts,
+		policy:    p,
+		m:         NewMetrics(opts.Registerer),
+		log:       opts.Logger.With().Str("component", "deliver").Logger(),
+		wake:      make(chan struct{}, 1),
+		fanWake:   make(chan struct{}, 1),
+		slowAfter: min(time.Second, opts.AttemptTimeout/2),
+		userAgent: "rswebhooks/" + opts.Version,
+	}
+	return e, nil
+}
+
+// Policy returns the retry policy in force (defaults filled in).
+func (e *Engine) Policy() Policy { return e.policy }
+
+// Wake tells the engine that new events or deliveries are waiting (call it
+// after store.AppendEvent). It never blocks.
+func (e *Engine) Wake() {
+	select {
+	case e.fanWake <- struct{}{}:
+	default:
+	}
+	e.wakeDispatcher()
+}
+
+func (e *Engine) wakeDispatcher() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Redeliver queues a finished delivery again, due now, keeping its attempt
+// history, and wakes the engine. Errors wrap store.ErrNotFound for an
+// unknown id.
+func (e *Engine) Redeliver(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
+	d, err := e.opts.Store.Redeliver(ctx, id, e.opts.Now())
+	if err != nil {
+		return nil, fmt.Errorf("redeliver %s: %w", id, err)
+	}
+	e.wakeDispatcher()
+	return d, nil
+}
+
+// Ping queues a test notification (Action "ping", EventType "Ping", made by
+// actor) for the webhook and wakes the engine. It is sent even when the
+// webhook is paused. Errors wrap store.ErrNotFound for an unknown webhook.
+func (e *Engine) Ping(ctx context.Context, webhookID string, actor rswebhooks.User) (*rswebhooks.Delivery, error) {
+	w, err := e.opts.Store.GetWebhook(ctx, webhookID)
+	if err != nil {
+		return nil, fmt.Errorf("ping webhook %s: %w", webhookID, err)
+	}
+	now := e.opts.Now().UTC()
+	ev := rswebhooks.Event{
+		ID:       rswebhooks.NewID(now),
+		Filter:   PingAction,
+		Type:     PingEventType,
+		UserID:   actor.ID,
+		UserName: actor.Name,
+		Time:     now,
+	}
+	d := &rswebhooks.Delivery{
+		ID: rswebhooks.NewID(now), WebhookID: w.ID, EventID: ev.ID, Event: ev, Ping: true,
+		State: rswebhooks.DeliveryPending, NextUTC: now, CreatedUTC: now, UpdatedUTC: now,
+	}
+	if err := e.opts.Store.PutDelivery(ctx, d); err != nil {
+		return nil, fmt.Errorf("ping webhook %s: %w", webhookID, err)
+	}
+	e.wakeDispatcher()
+	return d, nil
+}
+
+// warnOnce logs msg once per key.
+func (e *Engine) warnOnce(key string, ev func() *zerolog.Event, msg string) {
+	if _, loaded := e.warned.LoadOrStore(key, struct{}{}); !loaded {
+		ev().Msg(msg)
+	}
+}
+
+// Run fans out events and delivers due notifications until ctx is done. On
+// shutdown it cancels attempts in flight and waits for their workers; an
+// interrupted attempt is not recorded and its delivery stays pending, so it
+// is sent again after a restart (at-least-once). It returns nil after ctx
+// is done.
+func (e *Engine) Run(ctx context.Context) error {
+	if _, ok := e.opts.Access.(AllowAll); !ok {
+		if pc, ok := e.opts.Access.(*PermissionChecker); ok && pc.opts.Perms == nil {
+			e.log.Warn().Msg("no service account: notifications of non-administrators' webhooks are skipped with reason access_unknown")
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.fanOutLoop(ctx)
+	}()
+	e.dispatchLoop(ctx)
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+// updateStats refreshes the queue and webhook gauges.
+func (e *Engine) updateStats(ctx context.Context) {
+	depth, oldest, err := e.opts.Store.QueueStats(ctx)
+	if err != nil {
+		e.log.Error().Err(err).Msg("read queue stats")
+	} else {
+		e.m.QueueDepth.Set(float64(depth))
+		age := 0.0
+		if depth > 0 {
+			age = max(0, e.opts.Now().Sub(oldest).Seconds())
+		}
+		e.m.OldestPending.Set(age)
+	}
+	active, paused, err := e.opts.Store.CountWebhooks(ctx)
+	if err != nil {
+		e.log.Error().Err(err).Msg("count webhooks")
+		return
+	}
+	e.m.Webhooks.WithLabelValues("active").Set(float64(active))
+	e.m.Webhooks.WithLabelValues("paused").Set(float64(paused))
+}

@@ -1,0 +1,72 @@
+package deliver
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the delivery side's series of design.md §6. Label values are
+// bounded and pre-created, so every series starts at 0.
+type Metrics struct {
+	Deliveries      *prometheus.CounterVec // outcome: succeeded|failed|gone|skipped
+	Attempts        *prometheus.CounterVec // status_class: 2xx|3xx|4xx|5xx|error
+	AttemptDuration prometheus.Histogram
+	QueueDepth      prometheus.Gauge
+	OldestPending   prometheus.Gauge
+	Lag             prometheus.Histogram
+	Webhooks        *prometheus.GaugeVec // state: active|paused
+}
+
+// Outcome label values of rswebhooks_deliveries_total.
+const (
+	OutcomeSucceeded = "succeeded"
+	OutcomeFailed    = "failed"
+	OutcomeGone      = "gone"
+	OutcomeSkipped   = "skipped"
+)
+
+// NewMetrics registers the delivery metrics with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		Deliveries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rswebhooks_deliveries_total",
+			Help: "Deliveries that ended, by outcome (succeeded, failed, gone, skipped).",
+		}, []string{"outcome"}),
+		Attempts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rswebhooks_delivery_attempts_total",
+			Help: "Delivery attempts by the receiver's status class (error: no HTTP answer).",
+		}, []string{"status_class"}),
+		AttemptDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rswebhooks_delivery_attempt_duration_seconds",
+			Help:    "Duration of one delivery attempt, from request to response body read.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		QueueDepth: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rswebhooks_delivery_queue_depth",
+			Help: "Pending deliveries in the durable queue.",
+		}),
+		OldestPending: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rswebhooks_delivery_oldest_pending_age_seconds",
+			Help: "How long the earliest-due pending delivery has been due (0 when none is due).",
+		}),
+		Lag: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rswebhooks_delivery_lag_seconds",
+			Help:    "Time from the event to its successful delivery.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600},
+		}),
+		Webhooks: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rswebhooks_webhooks",
+			Help: "Registered webhooks by state (active, paused).",
+		}, []string{"state"}),
+	}
+	for _, o := range []string{OutcomeSucceeded, OutcomeFailed, OutcomeGone, OutcomeSkipped} {
+		m.Deliveries.WithLabelValues(o)
+	}
+	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
+		m.Attempts.WithLabelValues(c)
+	}
+	m.Webhooks.WithLabelValues("active")
+	m.Webhooks.WithLabelValues("paused")
+	return m
+}
