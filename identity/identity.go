@@ -54,8 +54,9 @@ const OperatorID = "operator"
 type Options struct {
 	// Client talks to the report server. Required. Without a service
 	// account (Client.Configured() false) tokens are still checked with
-	// TokenValid, but the user id is the lower-cased user name and nobody
-	// but the operator is an administrator.
+	// TokenValid, the user id is the lower-cased user name, and the
+	// administrator flag is asked with the caller's own token
+	// (IsAdminWithToken; false when the server refuses to say).
 	Client *reportserver.Client
 	// OperatorToken, when non-empty, authenticates as the operator: a
 	// system administrator with user id "operator". At least 16 characters.
@@ -327,11 +328,11 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (*rswebhooks.Iden
 			return nil, fmt.Errorf("%w: the report server no longer accepts the token of %q", ErrUnauthenticated, user)
 		}
 	}
-	return r.user(ctx, user, now)
+	return r.user(ctx, bearer, user, now)
 }
 
 // user maps a user name to an identity, cached for TTL.
-func (r *Resolver) user(ctx context.Context, name string, now time.Time) (*rswebhooks.Identity, error) {
+func (r *Resolver) user(ctx context.Context, bearer, name string, now time.Time) (*rswebhooks.Identity, error) {
 	key := strings.ToLower(name)
 	r.mu.Lock()
 	u, ok := r.users[key]
@@ -358,6 +359,14 @@ func (r *Resolver) user(ctx context.Context, name string, now time.Time) (*rsweb
 			}
 			u.admin = admin
 		}
+	} else {
+		// No service account: ask about the caller with the caller's own
+		// token. Anything but a clear "true" leaves the user a non-admin.
+		admin, err := r.client.IsAdminWithToken(ctx, bearer, name)
+		if err != nil {
+			r.log.Debug().Err(err).Str("user", name).Msg("administrator check with the caller's token failed; treating as non-administrator")
+		}
+		u.admin = admin && err == nil
 	}
 	r.mu.Lock()
 	r.users[key] = u

@@ -251,7 +251,8 @@ func (c *Client) Permissions(ctx context.Context, userOrRoleID string, category 
 // documentation leaves open: a JSON boolean, a "true"/"false" string, or an
 // array holding one of those. When that endpoint is missing (404) or answers
 // something else, it falls back to the user's roles: an administrator holds a
-// system role named "Administrators" (or "Administrator").
+// system role (IsSystemRole) whose name mentions "admin" (the seeded role
+// is "System Administrator").
 func (c *Client) IsAdmin(ctx context.Context, username string) (bool, error) {
 	raw, err := c.getRaw(ctx, "api/reportserver/v2/users/"+url.PathEscape(username)+"/isadmin")
 	if err == nil {
@@ -276,11 +277,31 @@ func (c *Client) IsAdmin(ctx context.Context, username string) (bool, error) {
 // HasAdminRole reports whether roles include the system administrators role.
 func HasAdminRole(roles []Role) bool {
 	for _, r := range roles {
-		if r.IsSystemRole && (strings.EqualFold(r.Name, "Administrators") || strings.EqualFold(r.Name, "Administrator")) {
+		if r.IsSystemRole && strings.Contains(strings.ToLower(r.Name), "admin") {
 			return true
 		}
 	}
 	return false
+}
+
+// IsAdminWithToken asks GET api/reportserver/v2/users/{username}/isadmin
+// with the caller's own token (the server lets a user ask about
+// themselves). It is the administrator check when no service account is
+// configured; there is no role fallback, since listing users needs one.
+func (c *Client) IsAdminWithToken(ctx context.Context, bearer, username string) (bool, error) {
+	op := "GET api/reportserver/v2/users/{username}/isadmin"
+	status, body, err := c.do(ctx, http.MethodGet, "api/reportserver/v2/users/"+url.PathEscape(username)+"/isadmin", bearer, nil, "")
+	if err != nil {
+		return false, fmt.Errorf("reportserver: %s: %w", op, err)
+	}
+	if status < 200 || status > 299 {
+		return false, &StatusError{Op: op, StatusCode: status, Body: snippet(body)}
+	}
+	v, ok := parseBool(body)
+	if !ok {
+		return false, fmt.Errorf("reportserver: %s: answer is not a boolean", op)
+	}
+	return v, nil
 }
 
 func parseBool(raw []byte) (bool, bool) {

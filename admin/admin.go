@@ -1,0 +1,296 @@
+// Package admin serves the registrations API on the admin listener: the
+// report server's own api/webhooks/registrations (ASP.NET WebHooks model,
+// PascalCase JSON, stock status codes), its extensions (filters, deliveries,
+// redeliver, ping, login) and the OpenAPI document describing all of it.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+// Store is the part of store.DB the handler uses.
+type Store interface {
+	CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error
+	UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error
+	GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error)
+	ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.Webhook, error)
+	DeleteWebhook(ctx context.Context, id string) error
+	DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error)
+	GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error)
+	ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*rswebhooks.Delivery, error)
+	Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error)
+	PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error
+	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
+}
+
+var _ Store = (*store.DB)(nil)
+
+// Identities authenticates callers (implemented by *identity.Resolver).
+type Identities interface {
+	Resolve(ctx context.Context, bearer string) (*rswebhooks.Identity, error)
+	Login(ctx context.Context, username, password string) (*identity.LoginResult, error)
+}
+
+var _ Identities = (*identity.Resolver)(nil)
+
+// Deliveries queues redeliveries and pings and wakes the delivery engine
+// (implemented by deliver's engine). Optional: without it the handler
+// queues them in the Store and the engine finds them on its next poll.
+type Deliveries interface {
+	Redeliver(ctx context.Context, deliveryID string) (*rswebhooks.Delivery, error)
+	Ping(ctx context.Context, w *rswebhooks.Webhook) (*rswebhooks.Delivery, error)
+}
+
+// Options configures New.
+type Options struct {
+	// Store holds webhooks and deliveries. Required.
+	Store Store
+	// Identity resolves bearer tokens and serves the login endpoint. Required.
+	Identity Identities
+	// Deliveries, when set, handles redeliver and ping (see Deliveries).
+	Deliveries Deliveries
+	// Verifier checks a receiver before a webhook is stored (the echo
+	// check). Required; use &EchoVerifier{HTTP: client} with the delivery
+	// client, so the same address policy applies.
+	Verifier Verifier
+	// Logger receives one line per request and per change (webhook id and
+	// redacted URL only; never secrets, headers or tokens).
+	Logger zerolog.Logger
+	// Now is the clock for CreatedUtc/UpdatedUtc. Default time.Now.
+	Now func() time.Time
+	// Filters are the filter names offered by GET /api/webhooks/filters, in
+	// order. Default: the five built-in filters with their descriptions.
+	Filters []Filter
+	// MaxBodyBytes bounds a request body. Default 64 KiB; larger bodies are
+	// refused with 413.
+	MaxBodyBytes int64
+}
+
+// Filter is one entry of GET /api/webhooks/filters.
+type Filter struct {
+	Name        string `json:"Name"`
+	Description string `json:"Description"`
+}
+
+// DefaultFilters returns the five filters the report server offers.
+func DefaultFilters() []Filter {
+	return []Filter{
+		{rswebhooks.FilterReports, "Reports added, edited or deleted."},
+		{rswebhooks.FilterCategories, "Categories added, edited or deleted."},
+		{rswebhooks.FilterConnections, "Data connections added, edited or deleted."},
+		{rswebhooks.FilterTasks, "Scheduled tasks added, modified, deleted or executed."},
+		{rswebhooks.FilterAlerts, "Data alerts added, modified, deleted or executed."},
+	}
+}
+
+// Handler serves the admin API. Build it with New.
+type Handler struct {
+	store      Store
+	ids        Identities
+	deliveries Deliveries
+	verifier   Verifier
+	log        zerolog.Logger
+	now        func() time.Time
+	filters    []Filter
+	known      map[string]string // lower-case name → canonical name
+	maxBody    int64
+	routes     []route
+	mux        *http.ServeMux
+}
+
+// route is one entry of the route table (also checked against openapi.json).
+type route struct {
+	method, pattern string
+	anonymous       bool
+	h               func(w http.ResponseWriter, r *http.Request, id *rswebhooks.Identity)
+}
+
+// DefaultMaxBodyBytes is the default Options.MaxBodyBytes.
+const DefaultMaxBodyBytes = 64 << 10
+
+// New validates opts and returns the handler.
+func New(opts Options) (*Handler, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("admin: Options.Store is required")
+	case opts.Identity == nil:
+		return nil, errors.New("admin: Options.Identity is required")
+	case opts.Verifier == nil:
+		return nil, errors.New("admin: Options.Verifier is required (use &admin.EchoVerifier{HTTP: deliveryClient})")
+	case opts.MaxBodyBytes < 0:
+		return nil, errors.New("admin: Options.MaxBodyBytes must not be negative")
+	}
+	h := &Handler{
+		store:      opts.Store,
+		ids:        opts.Identity,
+		deliveries: opts.Deliveries,
+		verifier:   opts.Verifier,
+		log:        opts.Logger.With().Str("component", "admin").Logger(),
+		now:        opts.Now,
+		filters:    opts.Filters,
+		maxBody:    opts.MaxBodyBytes,
+		known:      make(map[string]string),
+		mux:        http.NewServeMux(),
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.filters == nil {
+		h.filters = DefaultFilters()
+	}
+	for i, f := range h.filters {
+		if f.Name == "" || f.Name == rswebhooks.FilterAll || strings.ToLower(f.Name) != f.Name {
+			return nil, fmt.Errorf("admin: Options.Filters[%d].Name must be a non-empty lower-case name other than %q, got %q", i, rswebhooks.FilterAll, f.Name)
+		}
+		h.known[f.Name] = f.Name
+	}
+	if h.maxBody == 0 {
+		h.maxBody = DefaultMaxBodyBytes
+	}
+	const reg = "/api/webhooks/registrations"
+	h.routes = []route{
+		{"GET", reg, false, h.list},
+		{"POST", reg, false, h.create},
+		{"DELETE", reg, false, h.deleteAll},
+		{"GET", reg + "/{id}", false, h.get},
+		{"PUT", reg + "/{id}", false, h.update},
+		{"DELETE", reg + "/{id}", false, h.delete},
+		{"GET", reg + "/{id}/deliveries", false, h.listDeliveries},
+		{"POST", reg + "/{id}/ping", false, h.ping},
+		{"GET", "/api/webhooks/deliveries/{id}", false, h.getDelivery},
+		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
+		{"GET", "/api/webhooks/filters", false, h.listFilters},
+		{"POST", "/api/webhooks/login", true, h.login},
+		{"GET", "/api/webhooks/openapi.json", true, h.openAPI},
+	}
+	for _, rt := range h.routes {
+		h.mux.Handle(rt.method+" "+rt.pattern, h.wrap(rt))
+	}
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+// statusWriter remembers the status for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (h *Handler) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := h.now()
+		sw := &statusWriter{ResponseWriter: w}
+		log := h.log.With().Str("method", r.Method).Str("route", rt.pattern).Logger()
+		r = r.WithContext(log.WithContext(r.Context()))
+		var who *rswebhooks.Identity
+		if !rt.anonymous {
+			var ok bool
+			if who, ok = h.authenticate(sw, r); !ok {
+				log.Debug().Int("status", sw.status).Msg("admin request refused")
+				return
+			}
+			log = log.With().Str("user_id", who.ID).Logger()
+			r = r.WithContext(log.WithContext(r.Context()))
+		}
+		rt.h(sw, r, who)
+		log.Debug().Int("status", sw.status).Dur("duration", h.now().Sub(start)).Msg("admin request")
+	})
+}
+
+func bearer(r *http.Request) string {
+	a := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(a, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*rswebhooks.Identity, bool) {
+	tok := bearer(r)
+	if tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rswebhooks"`)
+		writeError(w, http.StatusUnauthorized, "Authorization: a bearer token is required (a report-server access token, or the operator token)")
+		return nil, false
+	}
+	who, err := h.ids.Resolve(r.Context(), tok)
+	switch {
+	case err == nil:
+		return who, true
+	case errors.Is(err, identity.ErrUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rswebhooks", error="invalid_token"`)
+		msg := "Authorization: the bearer token is invalid or expired"
+		if errors.Is(err, identity.ErrUnknownToken) {
+			msg = "Authorization: unknown bearer token; obtain one at POST /api/webhooks/login or at the report server's /Token through this proxy"
+		}
+		writeError(w, http.StatusUnauthorized, msg)
+	case errors.Is(err, identity.ErrForbidden):
+		writeError(w, http.StatusForbidden, "Authorization: the report server user is disabled or unknown")
+	default:
+		zerolog.Ctx(r.Context()).Error().Err(err).Msg("cannot resolve caller")
+		writeError(w, http.StatusServiceUnavailable, "Authorization: the report server cannot be reached to check the token; try again")
+	}
+	return nil, false
+}
+
+type errorBody struct {
+	Message string `json:"Message"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"Message":"cannot encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// storeError answers a store failure: 404, 409 or 500 (logged).
+func storeError(w http.ResponseWriter, r *http.Request, err error, what string) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, what+" not found")
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, what+" conflicts with a stored one")
+	default:
+		zerolog.Ctx(r.Context()).Error().Err(err).Msg("store failure")
+		writeError(w, http.StatusInternalServerError, "the store failed; see the server log")
+	}
+}

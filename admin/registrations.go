@@ -1,0 +1,227 @@
+package admin
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+// owns reports whether the caller may see and change w.
+func owns(who *rswebhooks.Identity, w *rswebhooks.Webhook) bool {
+	return who.Admin || w.User.ID == who.ID
+}
+
+// lookup loads a webhook the caller may see; another user's webhook is
+// answered exactly like a missing one.
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity, id string) (*rswebhooks.Webhook, bool) {
+	wh, err := h.store.GetWebhook(r.Context(), id)
+	if err == nil && !owns(who, wh) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		storeError(w, r, err, "webhook "+quoteID(id))
+		return nil, false
+	}
+	return wh, true
+}
+
+// quoteID keeps a client-sent id printable in messages.
+func quoteID(id string) string {
+	if len(id) > 64 {
+		id = id[:64] + "…"
+	}
+	return strings.ToValidUTF8(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, id), "")
+}
+
+// out makes a stored webhook ready for the wire (empty maps, not null).
+func out(wh *rswebhooks.Webhook) *rswebhooks.Webhook {
+	c := *wh
+	if c.Headers == nil {
+		c.Headers = map[string]string{}
+	}
+	if c.Properties == nil {
+		c.Properties = map[string]any{}
+	}
+	if c.Filters == nil {
+		c.Filters = []string{rswebhooks.FilterAll}
+	}
+	return &c
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
+	owner := who.ID
+	if who.Admin {
+		owner = ""
+	}
+	whs, err := h.store.ListWebhooks(r.Context(), owner)
+	if err != nil {
+		storeError(w, r, err, "webhooks")
+		return
+	}
+	res := make([]*rswebhooks.Webhook, 0, len(whs))
+	for _, wh := range whs {
+		if owns(who, wh) {
+			res = append(res, out(wh))
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
+	if wh, ok := h.lookup(w, r, who, r.PathValue("id")); ok {
+		writeJSON(w, http.StatusOK, out(wh))
+	}
+}
+
+// readWebhook reads, decodes and validates a request body.
+func (h *Handler) readWebhook(w http.ResponseWriter, r *http.Request, keepSecret string) (*webhookIn, *rswebhooks.Webhook, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body: must be at most "+itoa(h.maxBody)+" bytes")
+			return nil, nil, false
+		}
+		writeError(w, http.StatusBadRequest, "request body: cannot be read")
+		return nil, nil, false
+	}
+	in, err := decodeWebhook(body)
+	if err == nil {
+		var wh *rswebhooks.Webhook
+		if wh, err = h.buildWebhook(in, keepSecret); err == nil {
+			return in, wh, true
+		}
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
+	return nil, nil, false
+}
+
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, wh *rswebhooks.Webhook) bool {
+	if err := h.verifier.Verify(r.Context(), wh); err != nil {
+		zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Str("reason", err.Error()).Msg("receiver verification failed")
+		writeError(w, http.StatusBadRequest, "WebHookUri: receiver verification failed: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
+	_, wh, ok := h.readWebhook(w, r, "")
+	if !ok {
+		return
+	}
+	wh.ID = randomHex(16) // the client's Id is ignored, as the stock controller does
+	wh.User = who.User
+	if !h.verify(w, r, wh) {
+		return
+	}
+	now := h.now().UTC()
+	wh.CreatedUTC, wh.UpdatedUTC = now, now
+	if err := h.store.CreateWebhook(r.Context(), wh); err != nil {
+		storeError(w, r, err, "webhook "+wh.ID)
+		return
+	}
+	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Strs("filters", wh.Filters).Msg("webhook registered")
+	w.Header().Set("Location", location(r, wh.ID))
+	writeJSON(w, http.StatusCreated, out(wh))
+}
+
+// location is the absolute URL of a registration, like the stock
+// CreatedAtRoute: scheme and host of the request, path of this API.
+func location(r *http.Request, id string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: "/api/webhooks/registrations/" + id}
+	return u.String()
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
+	id := r.PathValue("id")
+	cur, err := h.store.GetWebhook(r.Context(), id)
+	if err == nil && !owns(who, cur) {
+		err = store.ErrNotFound
+	}
+	keep := ""
+	if err == nil {
+		keep = cur.Secret
+	}
+	in, wh, ok := h.readWebhook(w, r, keep)
+	if !ok {
+		return
+	}
+	if !strings.EqualFold(in.ID, id) {
+		writeError(w, http.StatusBadRequest, "Id: the body's Id must equal the id in the path")
+		return
+	}
+	if err != nil {
+		storeError(w, r, err, "webhook "+quoteID(id))
+		return
+	}
+	wh.ID, wh.User, wh.CreatedUTC = cur.ID, cur.User, cur.CreatedUTC // ownership is kept
+	if !h.verify(w, r, wh) {
+		return
+	}
+	wh.UpdatedUTC = h.now().UTC()
+	if err := h.store.UpdateWebhook(r.Context(), wh); err != nil {
+		storeError(w, r, err, "webhook "+quoteID(id))
+		return
+	}
+	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Strs("filters", wh.Filters).Bool("paused", wh.IsPaused).Msg("webhook updated")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
+	wh, ok := h.lookup(w, r, who, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	if err := h.store.DeleteWebhook(r.Context(), wh.ID); err != nil {
+		storeError(w, r, err, "webhook "+quoteID(wh.ID))
+		return
+	}
+	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Msg("webhook deleted")
+	w.WriteHeader(http.StatusOK)
+}
+
+// deleteAll deletes the caller's own webhooks (also for administrators and
+// the operator: never anybody else's).
+func (h *Handler) deleteAll(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
+	n, err := h.store.DeleteWebhooksOf(r.Context(), who.ID)
+	if err != nil {
+		storeError(w, r, err, "webhooks")
+		return
+	}
+	zerolog.Ctx(r.Context()).Info().Int("deleted", n).Msg("webhooks of the caller deleted")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) listFilters(w http.ResponseWriter, _ *http.Request, _ *rswebhooks.Identity) {
+	writeJSON(w, http.StatusOK, h.filters)
+}
+
+// RedactURL returns u without user info, query and fragment, for logs.
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	p.User, p.RawQuery, p.Fragment, p.RawFragment = nil, "", "", ""
+	if p.ForceQuery {
+		p.ForceQuery = false
+	}
+	return p.String()
+}
