@@ -1,0 +1,122 @@
+//go:build windows
+
+package winsvc
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/windows/svc"
+	"golang.org/x/sys/windows/svc/eventlog"
+)
+
+// IsService reports whether the process was started by the Windows SCM.
+func IsService() (bool, error) { return svc.IsWindowsService() }
+
+// Run serves the SCM protocol for the named service until run returns. It
+// returns how the run ended; the error is non-nil only when the SCM could
+// not be reached.
+func Run(name string, cfg Config, run func(ctx context.Context) error) (Result, error) {
+	h := &handler{cfg: cfg, run: run}
+	if err := svc.Run(name, h); err != nil {
+		return h.res, fmt.Errorf("windows service %s: %w", name, err)
+	}
+	return h.res, nil
+}
+
+type handler struct {
+	cfg Config
+	run func(ctx context.Context) error
+	res Result
+}
+
+// Execute translates svc.ChangeRequest into Cmd and Status into svc.Status
+// around Serve, which holds all of the logic.
+func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- svc.Status) (bool, uint32) {
+	reqs := make(chan Cmd)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case c, ok := <-r:
+				if !ok {
+					close(reqs)
+					return
+				}
+				select {
+				case reqs <- toCmd(c.Cmd):
+				case <-quit:
+					return
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	h.res = Serve(context.Background(), h.cfg, h.run, reqs, func(st Status) { s <- toSvcStatus(st) })
+	close(quit)
+	return h.res.ExitCode != 0, h.res.ExitCode
+}
+
+func toCmd(c svc.Cmd) Cmd {
+	switch c {
+	case svc.Stop:
+		return CmdStop
+	case svc.Shutdown, svc.PreShutdown:
+		return CmdShutdown
+	case svc.Interrogate:
+		return CmdInterrogate
+	}
+	return CmdOther
+}
+
+func toSvcStatus(st Status) svc.Status {
+	out := svc.Status{CheckPoint: st.CheckPoint, WaitHint: uint32(st.WaitHint / time.Millisecond)}
+	switch st.State {
+	case Stopped:
+		out.State = svc.Stopped
+	case StartPending:
+		out.State = svc.StartPending
+	case Running:
+		out.State = svc.Running
+	case StopPending:
+		out.State = svc.StopPending
+	}
+	if st.AcceptStop {
+		out.Accepts = svc.AcceptStop | svc.AcceptShutdown
+	}
+	return out
+}
+
+// Event IDs written to the event log.
+const (
+	eventInfo    = 1
+	eventWarning = 2
+	eventError   = 3
+)
+
+// OpenEventLog returns a LineWriter that writes each line to the Windows
+// event log under source (registered by Install), and a close function.
+func OpenEventLog(source string) (*LineWriter, func() error, error) {
+	l, err := eventlog.Open(source)
+	if err != nil {
+		return nil, nil, fmt.Errorf("event log source %s: %w", source, err)
+	}
+	w := &LineWriter{Emit: func(level Level, line string) error {
+		switch level {
+		case LevelError:
+			return l.Error(eventError, line)
+		case LevelWarning:
+			return l.Warning(eventWarning, line)
+		}
+		return l.Info(eventInfo, line)
+	}}
+	return w, func() error {
+		ferr := w.Flush()
+		if err := l.Close(); err != nil {
+			return err
+		}
+		return ferr
+	}, nil
+}
