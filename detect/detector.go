@@ -108,7 +108,7 @@ func New(opts Options) (*Detector, error) {
 	}
 	m, err := newMatcher(opts.Prefix, rules)
 	if err != nil {
-		return nil, fmt.Errorf("detect: Options.Rules: %w", err)
+		return nil, fmt.Errorf("detect: Options.%w", err)
 	}
 	d := &Detector{
 		m:             m,

@@ -78,7 +78,7 @@ func newMatcher(prefix string, rules []Rule) (*matcher, error) {
 	m := &matcher{root: &node{}}
 	for i, r := range rules {
 		if err := m.insert(pre, r); err != nil {
-			return nil, fmt.Errorf("rule %d (%s): %w", i, r, err)
+			return nil, fmt.Errorf("Rules[%d] (%s): %w", i, r, err)
 		}
 	}
 	return m, nil
