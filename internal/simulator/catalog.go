@@ -316,4 +316,3 @@ func (s *Server) deleteConnection(c *call) *resp {
 	s.removePermsFor(CategoryDataConnection, d.Id)
 	return noContent()
 }
-

@@ -480,4 +480,3 @@ func (s *Server) seedSamples() {
 	_, _ = s.hookCreateTask(r.id, "Daily dashboard", "admin", false)
 	_, _ = s.hookCreateTask(r.id, "Sales over 1000", "admin", true)
 }
-

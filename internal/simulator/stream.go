@@ -207,4 +207,3 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
-

@@ -379,4 +379,3 @@ func (s *Server) removeUser(id string) {
 		}
 	}
 }
-
