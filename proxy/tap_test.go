@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// recordingTap copies every Exchange it observes (Observe must not retain slices).
+type recordingTap struct {
+	wants    func(method, path string) bool
+	mu       sync.Mutex
+	asked    []string
+	seen     []Exchange
+	observed atomic.Int64
+	panicOn  string
+}
+
+func (r *recordingTap) Wants(method, path string) bool {
+	r.mu.Lock()
+	r.asked = append(r.asked, method+" "+path)
+	r.mu.Unlock()
+	return r.wants == nil || r.wants(method, path)
+}
+
+func (r *recordingTap) Observe(_ context.Context, ex *Exchange) {
+	c := *ex
+	c.RequestBody = bytes.Clone(ex.RequestBody)
+	c.ResponseBody = bytes.Clone(ex.ResponseBody)
+	r.mu.Lock()
+	r.seen = append(r.seen, c)
+	r.mu.Unlock()
+	r.observed.Add(1)
+	if r.panicOn != "" && ex.Path == r.panicOn {
+		panic("tap bug")
+	}
+}
+
+func (r *recordingTap) exchanges() []Exchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Exchange(nil), r.seen...)
+}
+
+func TestTap(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in, _ := io.ReadAll(r.Body)
+		status := 201
+		if r.URL.Path == "/api/reportserver/v2/bad" {
+			status = 400
+		}
+		out := append([]byte(`{"Id":"r1","Echo":"`), in...)
+		out = append(out, `"}`...)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+		w.WriteHeader(status)
+		_, _ = w.Write(out)
+	}))
+	tap := &recordingTap{wants: func(_, path string) bool { return strings.HasPrefix(path, "/api/reportserver/") }}
+	var observedBeforeClient atomic.Bool
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap; o.CaptureLimit = 16 })
+	c := client()
+
+	t.Run("small bodies captured, Content-Length kept, observed before the client", func(t *testing.T) {
+		req := newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/reports?x=1", strings.NewReader("hello"))
+		req.Header.Set("Authorization", "Bearer t")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		observedBeforeClient.Store(tap.observed.Load() == 1) // response headers arrived: Observe must be done
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !observedBeforeClient.Load() {
+			t.Fatal("client got the response before Observe ran")
+		}
+		if string(b) != `{"Id":"r1","Echo":"hello"}` || resp.ContentLength != int64(len(b)) || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("client got %q, Content-Length %d, TE %v", b, resp.ContentLength, resp.TransferEncoding)
+		}
+		ex := tap.exchanges()[0]
+		if ex.Method != "POST" || ex.Path != "/api/reportserver/v2/reports" || ex.Query != "x=1" || ex.Status != 201 ||
+			string(ex.RequestBody) != "hello" || ex.RequestTruncated ||
+			string(ex.ResponseBody) != `{"Id":"r1","Echo"`[:16] || !ex.ResponseTruncated ||
+			ex.RequestHeader.Get("Authorization") != "Bearer t" || ex.ResponseHeader.Get("Content-Type") != "application/json" ||
+			len(ex.RequestID) != 26 || ex.Time.IsZero() {
+			t.Fatalf("exchange = %+v", ex)
+		}
+	})
+
+	t.Run("request body over the cap is truncated, client still gets every byte", func(t *testing.T) {
+		long := strings.Repeat("abcdefghij", 100)
+		resp, b := do(t, c, newReq(t, http.MethodPut, px.URL+"/api/reportserver/v2/reports/r1", strings.NewReader(long)))
+		want := `{"Id":"r1","Echo":"` + long + `"}`
+		if string(b) != want || resp.ContentLength != int64(len(want)) {
+			t.Fatalf("client got %d bytes (Content-Length %d), want %d", len(b), resp.ContentLength, len(want))
+		}
+		ex := tap.exchanges()[1]
+		if string(ex.RequestBody) != long[:16] || !ex.RequestTruncated || len(ex.ResponseBody) != 16 || !ex.ResponseTruncated {
+			t.Fatalf("exchange = %+v", ex)
+		}
+	})
+
+	t.Run("non-2xx: observed, no response body", func(t *testing.T) {
+		resp, _ := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/bad", strings.NewReader("x")))
+		ex := tap.exchanges()[2]
+		if resp.StatusCode != 400 || ex.Status != 400 || ex.ResponseBody != nil || string(ex.RequestBody) != "x" {
+			t.Fatalf("status %d, exchange = %+v", resp.StatusCode, ex)
+		}
+	})
+
+	t.Run("unwanted mutation: observed without bodies", func(t *testing.T) {
+		do(t, c, newReq(t, http.MethodDelete, px.URL+"/api/reports/clients/abc", strings.NewReader("zz")))
+		ex := tap.exchanges()[3]
+		if ex.Method != "DELETE" || ex.Status != 201 || ex.RequestBody != nil || ex.ResponseBody != nil {
+			t.Fatalf("exchange = %+v", ex)
+		}
+	})
+
+	t.Run("safe methods never touch the tap", func(t *testing.T) {
+		before := len(tap.asked)
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodOptions} {
+			do(t, c, newReq(t, m, px.URL+"/api/reportserver/v2/reports", nil))
+		}
+		if len(tap.asked) != before || len(tap.exchanges()) != 4 {
+			t.Fatalf("tap asked %d times, observed %d", len(tap.asked)-before, len(tap.exchanges()))
+		}
+	})
+
+	t.Run("a panicking tap does not break the response", func(t *testing.T) {
+		tap.panicOn = "/api/reportserver/v2/panic"
+		resp, b := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/panic", strings.NewReader("p")))
+		if resp.StatusCode != 201 || string(b) != `{"Id":"r1","Echo":"p"}` {
+			t.Fatalf("got %d %q", resp.StatusCode, b)
+		}
+	})
+}
+
+// TestTapLargeResponseStreams checks that a tapped 2xx response much larger
+// than the cap reaches the client whole, with its Content-Length.
+func TestTapLargeResponseStreams(t *testing.T) {
+	const size = 8 << 20
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		_, _ = io.Copy(w, newPattern(size))
+	}))
+	tap := &recordingTap{}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	resp, b := do(t, client(), newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/documents", nil))
+	want, _ := io.ReadAll(newPattern(size))
+	if !bytes.Equal(b, want) || resp.ContentLength != size {
+		t.Fatalf("got %d bytes, Content-Length %d", len(b), resp.ContentLength)
+	}
+	ex := tap.exchanges()[0]
+	if len(ex.ResponseBody) != DefaultCaptureLimit || !ex.ResponseTruncated || !bytes.Equal(ex.ResponseBody, want[:DefaultCaptureLimit]) {
+		t.Fatalf("captured %d bytes, truncated %v", len(ex.ResponseBody), ex.ResponseTruncated)
+	}
+}
