@@ -66,7 +66,7 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, who *rswebhoo
 		}
 	}
 	if err != nil {
-		storeError(w, r, err, "delivery "+quoteID(id))
+		storeError(w, r, err, "delivery")
 		return nil, nil, false
 	}
 	return d, wh, true
@@ -104,7 +104,7 @@ func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, who *rswebho
 		d, err = h.store.Redeliver(r.Context(), d.ID, h.now())
 	}
 	if err != nil {
-		storeError(w, r, err, "delivery "+quoteID(r.PathValue("id")))
+		storeError(w, r, err, "delivery")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, d)

@@ -26,23 +26,10 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		storeError(w, r, err, "webhook "+quoteID(id))
+		storeError(w, r, err, "webhook")
 		return nil, false
 	}
 	return wh, true
-}
-
-// quoteID keeps a client-sent id printable in messages.
-func quoteID(id string) string {
-	if len(id) > 64 {
-		id = id[:64] + "…"
-	}
-	return strings.ToValidUTF8(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, id), "")
 }
 
 // out makes a stored webhook ready for the wire (empty maps, not null).
@@ -130,7 +117,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	now := h.now().UTC()
 	wh.CreatedUTC, wh.UpdatedUTC = now, now
 	if err := h.store.CreateWebhook(r.Context(), wh); err != nil {
-		storeError(w, r, err, "webhook "+wh.ID)
+		storeError(w, r, err, "webhook")
 		return
 	}
 	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Strs("filters", wh.Filters).Msg("webhook registered")
@@ -168,7 +155,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return
 	}
 	if err != nil {
-		storeError(w, r, err, "webhook "+quoteID(id))
+		storeError(w, r, err, "webhook")
 		return
 	}
 	wh.ID, wh.User, wh.CreatedUTC = cur.ID, cur.User, cur.CreatedUTC // ownership is kept
@@ -177,7 +164,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	}
 	wh.UpdatedUTC = h.now().UTC()
 	if err := h.store.UpdateWebhook(r.Context(), wh); err != nil {
-		storeError(w, r, err, "webhook "+quoteID(id))
+		storeError(w, r, err, "webhook")
 		return
 	}
 	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Strs("filters", wh.Filters).Bool("paused", wh.IsPaused).Msg("webhook updated")
@@ -190,7 +177,7 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return
 	}
 	if err := h.store.DeleteWebhook(r.Context(), wh.ID); err != nil {
-		storeError(w, r, err, "webhook "+quoteID(wh.ID))
+		storeError(w, r, err, "webhook")
 		return
 	}
 	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Msg("webhook deleted")
