@@ -216,6 +216,9 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		}
 		return
 	}
+	if e.onComplete != nil {
+		e.onComplete(*d)
+	}
 	ev := log.Debug()
 	if d.State == rswebhooks.DeliveryFailed || d.State == rswebhooks.DeliveryGone {
 		ev = log.Warn()
@@ -238,6 +241,9 @@ func (e *Engine) finishWithout(ctx context.Context, log zerolog.Logger, d *rsweb
 			log.Error().Err(err).Msg("record delivery end")
 		}
 		return
+	}
+	if e.onComplete != nil {
+		e.onComplete(*d)
 	}
 	log.Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
 	e.m.Deliveries.WithLabelValues(outcome).Inc()

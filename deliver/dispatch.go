@@ -59,8 +59,12 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 		case len(st.buf) > 0:
 			// Blocked by per-webhook limits or a full pool: a finishing
-			// worker wakes us; re-check slowness in the meantime.
-			wait = min(wait, e.slowAfter)
+			// worker wakes us; re-check when the oldest attempt turns slow.
+			if st.full {
+				for _, f := range st.inflight {
+					wait = min(wait, max(f.started.Add(e.slowAfter).Sub(e.opts.Now()), 10*time.Millisecond))
+				}
+			}
 		}
 		if wait == 0 && len(st.inflight) > 0 && len(st.buf) == 0 {
 			// Everything due is in flight; wait for a worker.

@@ -100,6 +100,10 @@ type Engine struct {
 	userAgent string
 
 	warned sync.Map // one-time warnings: key → struct{}
+
+	// onComplete, when set (tests), sees a copy of each delivery after its
+	// new state was stored.
+	onComplete func(rswebhooks.Delivery)
 }
 
 // New validates opts, fills defaults and registers the metrics.
