@@ -210,29 +210,32 @@ func (s *Server) sortPerms(ps []*permission) {
 	sort.Slice(ps, func(i, j int) bool { return s.st.order[ps[i].Id] < s.st.order[ps[j].Id] })
 }
 
-// can reports whether u holds access on the resource (category, id). For
-// reports, reportCategory enables the ReportsInCategory scope.
-// Administrators can do everything.
+// can reports whether u holds access on the resource (category, id). The
+// access bits may come from different permissions (e.g. Read from a role's
+// Any* permission and Modify from a Specific* one). For reports,
+// reportCategory enables the ReportsInCategory scope. Administrators can do
+// everything.
 func (s *Server) can(u *user, access, category int, id, reportCategory string) bool {
 	if s.isAdmin(u) {
 		return true
 	}
+	granted := 0
 	for _, p := range s.effectivePerms(u) {
-		if p.Access&access != access || p.PermissionCategory != category {
+		if p.PermissionCategory != category {
 			continue
 		}
 		switch p.Scope {
 		case ScopeAnyReport, ScopeAnyCategory, ScopeAnyDataConnection, ScopeAnyScheduledTask, ScopeAnyDataAlert:
-			return true
+			granted |= p.Access
 		case ScopeSpecificReport, ScopeSpecificCategory, ScopeSpecificDataConnection, ScopeSpecificScheduledTask, ScopeSpecificDataAlert:
 			if id != "" && strings.EqualFold(p.ResourceId, id) {
-				return true
+				granted |= p.Access
 			}
 		case ScopeReportsInCategory:
 			if reportCategory != "" && strings.EqualFold(p.ResourceId, reportCategory) {
-				return true
+				granted |= p.Access
 			}
 		}
 	}
-	return false
+	return granted&access == access
 }
