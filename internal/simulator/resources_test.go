@@ -24,8 +24,10 @@ func TestCreateResponses(t *testing.T) {
 	cat, rep := e.fixture()
 
 	bodies := map[string]func(n int) any{
-		"categories":      func(n int) any { return map[string]any{"Name": fmt.Sprint("C", n)} },
-		"dataconnections": func(n int) any { return map[string]any{"Name": fmt.Sprint("D", n), "Provider": "Npgsql", "ConnectionString": "Host=x"} },
+		"categories": func(n int) any { return map[string]any{"Name": fmt.Sprint("C", n)} },
+		"dataconnections": func(n int) any {
+			return map[string]any{"Name": fmt.Sprint("D", n), "Provider": "Npgsql", "ConnectionString": "Host=x"}
+		},
 		"reports": func(n int) any {
 			return map[string]any{"Name": fmt.Sprint("R", n), "CategoryId": cat, "ReportFile": file}
 		},
