@@ -56,6 +56,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d, old *rswebhooks.Delivery) error {
 		return err
 	}
 	if pending {
+		db.queue.lower(dueNanos(d.NextUTC))
 		return txn.Set(queueKey(d.NextUTC, d.ID), nil)
 	}
 	return nil
@@ -67,7 +68,7 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 	if err := checkDelivery(d); err != nil {
 		return fmt.Errorf("store: put delivery: %w", err)
 	}
-	return db.update(ctx, "put delivery "+d.ID, func(txn *badger.Txn) error {
+	return db.queueUpdate(ctx, "put delivery "+d.ID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, deliveryKey(d.ID))
 		if err != nil {
 			return err
@@ -125,8 +126,9 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 // in due order. It scans only the due part of the q/ keys.
 func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.Delivery, error) {
 	var out []*rswebhooks.Delivery
+	low, gen := db.queue.begin()
 	err := db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
-		ids, err := dueIDs(txn, dueNanos(now), limit)
+		ids, err := db.dueIDs(txn, gen, low, dueNanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -151,42 +153,27 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 }
 
 // dueIDs returns the ids in q/ due at or before maxDue, in order.
-func dueIDs(txn *badger.Txn, maxDue uint64, limit int) ([]string, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
-	defer it.Close()
+func (db *DB) dueIDs(txn *badger.Txn, gen, low, maxDue uint64, limit int) ([]string, error) {
 	var ids []string
-	for it.Rewind(); it.Valid(); it.Next() {
-		due, id, err := parseQueueKey(it.Item().Key())
-		if err != nil {
-			return nil, err
-		}
+	err := db.scanQueue(txn, gen, low, func(due uint64, id string) (bool, error) {
 		if due > maxDue {
-			break
+			return false, nil
 		}
 		ids = append(ids, id)
-		if limit > 0 && len(ids) >= limit {
-			break
-		}
-	}
-	return ids, nil
+		return limit <= 0 || len(ids) < limit, nil
+	})
+	return ids, err
 }
 
 // NextDue returns the earliest NextUTC of any pending delivery; ok is false
 // when none is pending.
 func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
+	low, gen := db.queue.begin()
 	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
-		defer it.Close()
-		it.Rewind()
-		if !it.Valid() {
-			return nil
-		}
-		due, _, err := parseQueueKey(it.Item().Key())
-		if err != nil {
-			return err
-		}
-		t, ok = nanosTime(due), true
-		return nil
+		return db.scanQueue(txn, gen, low, func(due uint64, _ string) (bool, error) {
+			t, ok = nanosTime(due), true
+			return false, nil
+		})
 	})
 	return t, ok, err
 }
@@ -194,20 +181,15 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 // QueueStats returns the number of pending deliveries and the earliest due
 // time (zero when none). It counts keys only.
 func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error) {
+	low, gen := db.queue.begin()
 	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		return db.scanQueue(txn, gen, low, func(due uint64, _ string) (bool, error) {
 			if depth == 0 {
-				due, _, err := parseQueueKey(it.Item().Key())
-				if err != nil {
-					return err
-				}
 				oldestDue = nanosTime(due)
 			}
 			depth++
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return depth, oldestDue, err
 }
@@ -231,7 +213,7 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 			return fmt.Errorf("store: complete delivery %s: attempt number must be at least 1, got %d", d.ID, a.N)
 		}
 	}
-	return db.update(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
+	return db.queueUpdate(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
 		var old rswebhooks.Delivery
 		if err := getJSON(txn, deliveryKey(d.ID), &old); err != nil {
 			return err
@@ -269,7 +251,7 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 // returned unchanged. ErrNotFound if absent.
 func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
-	err := db.update(ctx, "redeliver "+id, func(txn *badger.Txn) error {
+	err := db.queueUpdate(ctx, "redeliver "+id, func(txn *badger.Txn) error {
 		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
 			return err
 		}

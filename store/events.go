@@ -88,7 +88,7 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 			return fmt.Errorf("store: fan out %s: delivery %d: %w", eventID, i, err)
 		}
 	}
-	return db.update(ctx, "fan out "+eventID, func(txn *badger.Txn) error {
+	return db.queueUpdate(ctx, "fan out "+eventID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, unfannedKey(eventID))
 		if err != nil || !ok {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +291,75 @@ func TestQueueKeyRoundTrip(t *testing.T) {
 	}
 	if _, _, err := parseQueueKey([]byte("q/short")); err == nil {
 		t.Error("malformed key accepted")
+	}
+}
+
+func TestQueueCursor(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	d1 := delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0)
+	mustNil(t, db.PutDelivery(ctx, d1))
+	mustNil(t, db.PutDelivery(ctx, delivery("D2", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(time.Second))))
+	d1.State = rswebhooks.DeliverySucceeded
+	mustNil(t, db.Complete(ctx, d1, nil))
+	due, err := db.Due(ctx, t0.Add(time.Hour), 0)
+	mustNil(t, err)
+	if g := ids(due, dID); len(g) != 1 || g[0] != "D2" {
+		t.Fatalf("Due = %v", g)
+	}
+	if low, _ := db.queue.begin(); low != dueNanos(t0.Add(time.Second)) {
+		t.Fatalf("cursor = %d, want the first live key's due %d", low, dueNanos(t0.Add(time.Second)))
+	}
+	// An earlier key lowers it again.
+	mustNil(t, db.PutDelivery(ctx, delivery("D0", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(-time.Hour))))
+	due, _ = db.Due(ctx, t0.Add(time.Hour), 0)
+	if g := ids(due, dID); len(g) != 2 || g[0] != "D0" {
+		t.Fatalf("Due after earlier insert = %v", g)
+	}
+}
+
+// TestQueueCursorConcurrent inserts ever earlier deliveries while scans run:
+// a scan must never move the cursor past a key it could not see.
+func TestQueueCursorConcurrent(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	const n = 300
+	stop := make(chan struct{})
+	scanned := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				scanned <- nil
+				return
+			default:
+			}
+			if _, err := db.Due(ctx, t0.Add(time.Hour), 5); err != nil {
+				scanned <- err
+				return
+			}
+		}
+	}()
+	errs := make(chan error, 2)
+	for w := range 2 {
+		go func() {
+			for i := range n {
+				d := delivery(fmt.Sprintf("D%d-%04d", w, i), "W1", "E1", rswebhooks.DeliveryPending, t0.Add(-time.Duration(i)*time.Second))
+				if err := db.PutDelivery(ctx, d); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	mustNil(t, <-errs)
+	mustNil(t, <-errs)
+	close(stop)
+	mustNil(t, <-scanned)
+	due, err := db.Due(ctx, t0.Add(time.Hour), 0)
+	mustNil(t, err)
+	if len(due) != 2*n {
+		t.Fatalf("Due found %d of %d pending deliveries", len(due), 2*n)
 	}
 }

@@ -122,6 +122,7 @@ type DB struct {
 	now  func() time.Time
 	// memTableSize actually used to open Badger.
 	memTableSize int64
+	queue        queueCursor
 }
 
 // badgerOptions is the sidecar profile described in the package doc.

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/rswebhooks/rswebhooks"
+)
+
+func benchDB(b *testing.B) *DB {
+	b.Helper()
+	db, err := Open(Options{Dir: b.TempDir(), Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// benchEvent is a typical proxied-call event (~450 bytes of JSON).
+func benchEvent(id string) *rswebhooks.Event {
+	return &rswebhooks.Event{
+		ID: id, Filter: "reports", Type: "Updated", ResourceID: "0f8fad5b-d9cb-469f-a165-70867728950e",
+		ResourceName: "Quarterly Sales by Region", UserID: "6e8bc430-9c3a-11d9-9669-0800200c9a66",
+		UserName: "alice", Time: time.Now().UTC(), APIVersion: "v2", Method: "PUT",
+		Path: "/api/reportserver/v2/reports/0f8fad5b-d9cb-469f-a165-70867728950e", RequestID: strings.Repeat("r", 16),
+	}
+}
+
+func BenchmarkAppendEvent(b *testing.B) {
+	for _, writers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			db := benchDB(b)
+			ctx := context.Background()
+			var seq atomic.Int64
+			write := func() bool {
+				id := fmt.Sprintf("%s%08d", rswebhooks.NewID(time.Now())[:10], seq.Add(1))
+				if err := db.AppendEvent(ctx, benchEvent(id)); err != nil {
+					b.Error(err)
+					return false
+				}
+				return true
+			}
+			b.ResetTimer()
+			if writers == 1 {
+				for range b.N {
+					if !write() {
+						return
+					}
+				}
+			} else {
+				// RunParallel starts parallelism × GOMAXPROCS goroutines.
+				b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() && write() {
+					}
+				})
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func BenchmarkCompleteDelivery(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	ds := make([]*rswebhooks.Delivery, b.N)
+	for i := range ds {
+		d := &rswebhooks.Delivery{ID: fmt.Sprintf("D%09d", i), WebhookID: "W1", EventID: "E1",
+			Event: *benchEvent("E1"), State: rswebhooks.DeliveryPending, NextUTC: now, CreatedUTC: now}
+		if err := db.PutDelivery(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = d
+	}
+	b.ResetTimer()
+	for i, d := range ds {
+		d.State, d.Attempts, d.LastStatus = rswebhooks.DeliverySucceeded, 1, 200
+		a := &rswebhooks.Attempt{N: 1, StartedUTC: now, Duration: time.Millisecond, StatusCode: 200,
+			ResponseHeaders: map[string][]string{"Content-Type": {"text/plain"}}, ResponseBody: "ok"}
+		if err := db.Complete(ctx, d, a); err != nil {
+			b.Fatal(i, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "completions/s")
+}
+
+// BenchmarkDue reads the 100 earliest of 1,000 due deliveries while 10,000
+// more wait in the future, with 10,000 completed deliveries' queue
+// tombstones in front of them.
+func BenchmarkDue(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	put := func(i int, next time.Time) *rswebhooks.Delivery {
+		d := &rswebhooks.Delivery{ID: fmt.Sprintf("D%09d", i), WebhookID: "W1", EventID: "E1",
+			Event: *benchEvent("E1"), State: rswebhooks.DeliveryPending, NextUTC: next, CreatedUTC: now}
+		if err := db.PutDelivery(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	i := 0
+	for ; i < 10000; i++ { // tombstones: queued then completed
+		d := put(i, now.Add(-time.Hour+time.Duration(i)))
+		d.State = rswebhooks.DeliverySucceeded
+		if err := db.Complete(ctx, d, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for ; i < 11000; i++ {
+		put(i, now.Add(-time.Duration(i)))
+	}
+	for ; i < 21000; i++ {
+		put(i, now.Add(time.Hour+time.Duration(i)))
+	}
+	b.ResetTimer()
+	for range b.N {
+		ds, err := db.Due(ctx, now, 100)
+		if err != nil || len(ds) != 100 {
+			b.Fatal(len(ds), err)
+		}
+	}
+}
