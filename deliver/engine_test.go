@@ -371,7 +371,7 @@ func TestHungReceiverDoesNotBlockOthers(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.MaxConcurrency = 4
 		o.PerWebhookConcurrency = 2
-		o.BatchSize = 2 // a due read sees 6 deliveries: all the hung webhook's
+		o.BatchSize = 2                    // a due read sees 6 deliveries: all the hung webhook's
 		o.AttemptTimeout = 5 * time.Second // slow after 1 s
 		o.Policy = Policy{Delays: []time.Duration{}}
 	})
@@ -395,6 +395,8 @@ func TestHungReceiverDoesNotBlockOthers(t *testing.T) {
 	if len(hung) != 0 {
 		t.Fatalf("hung receiver has %d more concurrent requests, want the limit of 2", len(hung))
 	}
+	h.stop() // cancel the hung attempts before the servers close
+	h.stop = nil
 }
 
 func TestFanOutFiltersAndPaused(t *testing.T) {
