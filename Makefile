@@ -1,0 +1,26 @@
+# rswebhooks — `make help` lists the targets.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO      ?= go
+
+.PHONY: help build test lint bench demo
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/rswebhooks with the version stamped in
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rswebhooks ./cmd/rswebhooks
+
+test: ## run every test (race detector on), including browser, promtool and receiver checks
+	bash .ci/test
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+bench: ## run the benchmarks (Go benchmarks and the scripts under bench/)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bash bench/proxy/run.sh
+
+demo: build ## run the demo: simulator, proxy, receiver, a webhook and a few calls
+	./bin/rswebhooks demo

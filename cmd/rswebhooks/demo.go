@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/rswebhooks/rswebhooks/internal/demo"
+)
+
+func demoCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "demo",
+		Usage: "run the simulator, the proxy and a receiver; register a webhook, make calls, print each verified delivery",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "proxy listener"},
+			&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:8081", Usage: "admin listener"},
+			&cli.StringFlag{Name: "simulator-listen", Value: "127.0.0.1:8083", Usage: "simulator listener"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "daemon log level"},
+		},
+		Action: func(c *cli.Context) error {
+			logger, err := newLogger(c.String("log-level"), "console", c.App.ErrWriter)
+			if err != nil {
+				return cli.Exit(err, 2)
+			}
+			return demo.Run(c.Context, demo.Options{
+				Listen:      c.String("listen"),
+				AdminListen: c.String("admin-listen"),
+				SimListen:   c.String("simulator-listen"),
+				Out:         c.App.Writer,
+				Logger:      logger,
+				Version:     version,
+			})
+		},
+	}
+}

@@ -1,0 +1,69 @@
+// Command rswebhooks is a sidecar reverse proxy that adds webhooks to an
+// unmodified Telerik Report Server.
+//
+// This package is wiring only: it turns flags and environment variables into
+// options structs and calls the packages that do the work. Signals are handled
+// here and nowhere else, and only main picks the exit code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, "rswebhooks:", msg)
+			}
+			os.Exit(ec.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "rswebhooks:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "rswebhooks",
+		Usage:     "webhooks for an unmodified Telerik Report Server, as a sidecar reverse proxy",
+		Version:   version,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*cli.Command{
+			serveCommand(),
+			demoCommand(),
+			simulatorCommand(),
+			verifyCommand(),
+		},
+	}
+}
+
+// env returns the environment variable name for a flag: RSWEBHOOKS_<FLAG_NAME>.
+func env(flag string) []string {
+	b := []byte("RSWEBHOOKS_" + flag)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return []string{string(b)}
+}

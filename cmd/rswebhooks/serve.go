@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/rswebhooks/rswebhooks/daemon"
+)
+
+func serveFlags() []cli.Flag {
+	str := func(name, usage, value string) cli.Flag {
+		return altsrc.NewStringFlag(&cli.StringFlag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+	}
+	boolean := func(name, usage string) cli.Flag {
+		return altsrc.NewBoolFlag(&cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)})
+	}
+	dur := func(name, usage string, value time.Duration) cli.Flag {
+		return altsrc.NewDurationFlag(&cli.DurationFlag{Name: name, Usage: usage, Value: value, EnvVars: env(name)})
+	}
+	list := func(name, usage string) cli.Flag {
+		return altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name)})
+	}
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these flags as keys; flags and environment win", EnvVars: env("config")},
+		str("upstream", "the report server's base URL (required), e.g. http://127.0.0.1:83 or http://host/reporting", ""),
+		str("listen", "proxy listener address", ":8080"),
+		str("admin-listen", "admin API, /metrics, /healthz, /readyz listener address", ":8081"),
+		str("data-dir", "Badger data directory", "./data"),
+		str("admin-token", "operator token that acts as a system administrator on the admin API", ""),
+		str("admin-token-file", "file holding the operator token (trailing newline ignored)", ""),
+		str("service-user", "report-server account for access checks and the execution watcher", ""),
+		str("service-password", "password of --service-user", ""),
+		str("service-token", "report-server access token for the service account (instead of user and password)", ""),
+		boolean("registrations-on-proxy", "also serve /api/webhooks/registrations on the proxy listener, shadowing the server's own"),
+		str("rules", "YAML file of extra detection rules, added to (or overriding) the built-in table", ""),
+		str("retry-delays", "comma-separated Go durations between delivery attempts (default: 5s,5m,30m,2h,5h,10h,10h ±20% jitter)", ""),
+		dur("attempt-timeout", "timeout of one delivery attempt", 15*time.Second),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-concurrency", Usage: "concurrent delivery attempts", Value: 16, EnvVars: env("max-concurrency")}),
+		list("allow-target", "CIDR deliveries may reach even if denied by default (repeatable), e.g. 10.0.0.0/8"),
+		list("deny-target", "CIDR deliveries may never reach (repeatable)"),
+		dur("retention", "how long events, attempts and finished deliveries are kept", 7*24*time.Hour),
+		dur("watch-interval", "execution watcher poll period (0 disables)", 30*time.Second),
+		str("api-version", "report server API the watcher reads: v2 or v3 (empty probes)", ""),
+		str("tls-cert", "certificate file for TLS on the proxy listener", ""),
+		str("tls-key", "key file for TLS on the proxy listener", ""),
+		str("upstream-host-header", "Host header sent upstream (default: the client's)", ""),
+		str("upstream-ca-file", "PEM CA bundle trusted for the upstream's certificate", ""),
+		boolean("upstream-insecure-skip-verify", "do not verify the upstream's TLS certificate (testing only)"),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-limit", Usage: "bytes of a watched request or response body read for detection", Value: 1 << 20, EnvVars: env("capture-limit")}),
+		boolean("sync-writes", "fsync every store commit (survives power loss; much slower)"),
+		dur("shutdown-timeout", "how long in-flight requests may drain on SIGTERM", 15*time.Second),
+		str("log-level", "trace, debug, info, warn or error", "info"),
+		str("log-format", "json or console", "json"),
+	}
+}
+
+func serveCommand() *cli.Command {
+	flags := serveFlags()
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the proxy, the event detector, the delivery engine and the admin API",
+		Flags: flags,
+		Before: func(c *cli.Context) error {
+			if c.String("config") == "" {
+				return nil
+			}
+			return altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))(c)
+		},
+		Action: func(c *cli.Context) error {
+			opts, err := serveOptions(c)
+			if err != nil {
+				return cli.Exit(err, 2)
+			}
+			if err := opts.Validate(); err != nil {
+				return cli.Exit(err, 2)
+			}
+			return daemon.Run(c.Context, opts)
+		},
+	}
+}
+
+// serveOptions fills daemon.Options from the parsed flags.
+func serveOptions(c *cli.Context) (daemon.Options, error) {
+	logger, err := newLogger(c.String("log-level"), c.String("log-format"), c.App.ErrWriter)
+	if err != nil {
+		return daemon.Options{}, err
+	}
+	o := daemon.Options{
+		Upstream:                   c.String("upstream"),
+		Listen:                     c.String("listen"),
+		AdminListen:                c.String("admin-listen"),
+		DataDir:                    c.String("data-dir"),
+		AdminToken:                 c.String("admin-token"),
+		ServiceUser:                c.String("service-user"),
+		ServicePassword:            c.String("service-password"),
+		ServiceToken:               c.String("service-token"),
+		RegistrationsOnProxy:       c.Bool("registrations-on-proxy"),
+		RulesFile:                  c.String("rules"),
+		AttemptTimeout:             c.Duration("attempt-timeout"),
+		MaxConcurrency:             c.Int("max-concurrency"),
+		Retention:                  c.Duration("retention"),
+		WatchInterval:              c.Duration("watch-interval"),
+		APIVersion:                 c.String("api-version"),
+		TLSCert:                    c.String("tls-cert"),
+		TLSKey:                     c.String("tls-key"),
+		UpstreamHostHeader:         c.String("upstream-host-header"),
+		UpstreamCAFile:             c.String("upstream-ca-file"),
+		UpstreamInsecureSkipVerify: c.Bool("upstream-insecure-skip-verify"),
+		CaptureLimit:               c.Int64("capture-limit"),
+		SyncWrites:                 c.Bool("sync-writes"),
+		ShutdownTimeout:            c.Duration("shutdown-timeout"),
+		Version:                    version,
+		Logger:                     logger,
+	}
+	if f := c.String("admin-token-file"); f != "" {
+		if o.AdminToken != "" {
+			return o, fmt.Errorf("--admin-token-file: give either --admin-token or --admin-token-file, not both")
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return o, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		o.AdminToken = strings.TrimRight(string(b), "\r\n")
+		if o.AdminToken == "" {
+			return o, fmt.Errorf("--admin-token-file: %s is empty", f)
+		}
+	}
+	if o.RetryDelays, err = parseDelays(c.String("retry-delays")); err != nil {
+		return o, err
+	}
+	if o.AllowTargets, err = parsePrefixes("allow-target", c.StringSlice("allow-target")); err != nil {
+		return o, err
+	}
+	if o.DenyTargets, err = parsePrefixes("deny-target", c.StringSlice("deny-target")); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// parseDelays reads --retry-delays: comma-separated Go durations.
+func parseDelays(s string) ([]time.Duration, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []time.Duration
+	for i, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, fmt.Errorf("--retry-delays: entry %d %q is not a Go duration (e.g. 100ms, 5m, 2h)", i+1, part)
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("--retry-delays: entry %d %q must not be negative", i+1, part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// parsePrefixes reads repeatable CIDR flags; a bare address means a /32 or /128.
+func parsePrefixes(flag string, values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(s); err == nil {
+				out = append(out, p.Masked())
+				continue
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("--%s: %q is not a CIDR (e.g. 127.0.0.0/8) or an IP address", flag, s)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// check is one readiness condition: nil means fine.
+type check struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// health serves /healthz (the process is up) and /readyz (it can do its job:
+// the upstream answers and the store is writable). Readiness results are
+// cached for a second so probes cannot hammer the upstream.
+type health struct {
+	checks []check
+	now    func() time.Time
+
+	mu      sync.Mutex
+	at      time.Time
+	reasons map[string]string
+}
+
+func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
+	reasons := h.evaluate(r.Context())
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (h *health) evaluate(ctx context.Context) map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := h.now(); now.Sub(h.at) < time.Second && h.reasons != nil {
+		return h.reasons
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	reasons := map[string]string{}
+	for _, c := range h.checks {
+		if err := c.fn(ctx); err != nil {
+			reasons[c.name] = err.Error()
+		}
+	}
+	h.at, h.reasons = h.now(), reasons
+	return reasons
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

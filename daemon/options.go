@@ -1,0 +1,177 @@
+// Package daemon assembles the rswebhooks daemon from its parts: the store,
+// the proxy with its detect tap, the delivery engine, the execution watcher
+// and the admin listener. It owns their lifecycle (start, readiness, graceful
+// shutdown) and nothing else; each part does its job in its own package.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Options configure the daemon. The zero value of each optional field means
+// the default documented on it. Validate is called by Run.
+type Options struct {
+	// Upstream is the report server's base URL (required). A path in it is
+	// the virtual directory the report server is hosted under.
+	Upstream string
+	// Listen is the proxy listener address. Default ":8080".
+	Listen string
+	// AdminListen is the admin listener address. Default ":8081".
+	AdminListen string
+	// DataDir is the Badger directory. Default "./data".
+	DataDir string
+
+	// AdminToken acts as a system administrator on the admin API. Empty
+	// disables operator access.
+	AdminToken string
+	// ServiceUser/ServicePassword or ServiceToken: a report-server account
+	// for access checks and the execution watcher. Optional.
+	ServiceUser, ServicePassword, ServiceToken string
+
+	// RegistrationsOnProxy also serves the registrations API on the proxy
+	// listener, shadowing the report server's own.
+	RegistrationsOnProxy bool
+	// RulesFile holds extra detection rules (YAML). Optional.
+	RulesFile string
+
+	// RetryDelays are the waits between delivery attempts; nil means the
+	// deliver package's default schedule.
+	RetryDelays []time.Duration
+	// AttemptTimeout bounds one delivery attempt. Default 15s.
+	AttemptTimeout time.Duration
+	// MaxConcurrency bounds concurrent delivery attempts. Default 16.
+	MaxConcurrency int
+	// AllowTargets and DenyTargets adjust which receiver addresses
+	// deliveries (and echo checks) may reach.
+	AllowTargets, DenyTargets []netip.Prefix
+
+	// Retention is how long events, attempts and finished deliveries are
+	// kept. Default 7 days.
+	Retention time.Duration
+	// WatchInterval is the execution watcher's poll period; 0 disables it.
+	WatchInterval time.Duration
+	// APIVersion picks the report server API generation the watcher reads
+	// ("v2", "v3"); empty probes.
+	APIVersion string
+
+	// TLSCert and TLSKey enable TLS on the proxy listener (both or neither).
+	TLSCert, TLSKey string
+	// UpstreamHostHeader overrides the Host sent upstream; empty passes the
+	// client's Host through.
+	UpstreamHostHeader string
+	// UpstreamCAFile adds a CA bundle for the upstream's certificate.
+	UpstreamCAFile string
+	// UpstreamInsecureSkipVerify turns off upstream certificate checks.
+	UpstreamInsecureSkipVerify bool
+	// CaptureLimit caps the bytes of a watched request or response body read
+	// for detection. Default 1 MiB.
+	CaptureLimit int64
+	// SyncWrites fsyncs every store commit (power-loss durability) at a
+	// large throughput cost. Process crashes are survived either way.
+	SyncWrites bool
+	// ShutdownTimeout bounds the drain of in-flight requests. Default 15s.
+	ShutdownTimeout time.Duration
+
+	// Version is reported in User-Agent and logs.
+	Version string
+	// Logger receives every log line. Registerer receives every metric; nil
+	// means a fresh registry with Go and process collectors.
+	Logger     zerolog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+
+	// Ready, when set, is called with the bound addresses once both
+	// listeners accept connections (tests and the demo use it).
+	Ready func(proxyAddr, adminAddr string)
+}
+
+func (o *Options) setDefaults() {
+	if o.Listen == "" {
+		o.Listen = ":8080"
+	}
+	if o.AdminListen == "" {
+		o.AdminListen = ":8081"
+	}
+	if o.DataDir == "" {
+		o.DataDir = "./data"
+	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = 15 * time.Second
+	}
+	if o.MaxConcurrency == 0 {
+		o.MaxConcurrency = 16
+	}
+	if o.Retention == 0 {
+		o.Retention = 7 * 24 * time.Hour
+	}
+	if o.CaptureLimit == 0 {
+		o.CaptureLimit = 1 << 20
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 15 * time.Second
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+}
+
+// Validate checks the options once; each error names the flag and the rule.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: "+format, append([]any{flag}, args...)...))
+	}
+	if o.Upstream == "" {
+		bad("upstream", "is required (the report server's base URL, e.g. http://127.0.0.1:83)")
+	} else if u, err := url.Parse(o.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("upstream", "must be an absolute http or https URL, got %q", o.Upstream)
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		bad("upstream", "must not carry a query or fragment, got %q", o.Upstream)
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		bad("tls-cert", "and --tls-key must be given together")
+	}
+	for i, d := range o.RetryDelays {
+		if d < 0 {
+			bad("retry-delays", "entry %d (%s) must not be negative", i+1, d)
+		}
+	}
+	if o.AttemptTimeout < 0 {
+		bad("attempt-timeout", "must be positive, got %s", o.AttemptTimeout)
+	}
+	if o.MaxConcurrency < 0 {
+		bad("max-concurrency", "must be at least 1, got %d", o.MaxConcurrency)
+	}
+	if o.Retention < time.Hour && o.Retention != 0 {
+		bad("retention", "must be at least 1h, got %s", o.Retention)
+	}
+	if o.WatchInterval < 0 || (o.WatchInterval > 0 && o.WatchInterval < time.Second) {
+		bad("watch-interval", "must be 0 (off) or at least 1s, got %s", o.WatchInterval)
+	}
+	switch strings.ToLower(o.APIVersion) {
+	case "", "v2", "v3":
+	default:
+		bad("api-version", "must be v2 or v3 (or empty to probe), got %q", o.APIVersion)
+	}
+	if o.CaptureLimit < 0 {
+		bad("capture-limit", "must not be negative")
+	}
+	if o.ServiceToken != "" && (o.ServiceUser != "" || o.ServicePassword != "") {
+		bad("service-token", "and --service-user/--service-password are alternatives; give one")
+	}
+	if (o.ServiceUser == "") != (o.ServicePassword == "") {
+		bad("service-user", "and --service-password must be given together")
+	}
+	if o.Listen == o.AdminListen && o.Listen != "" && !strings.HasSuffix(o.Listen, ":0") {
+		bad("admin-listen", "must differ from --listen (%s)", o.Listen)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,262 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rswebhooks/rswebhooks/admin"
+	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/detect"
+	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+// Run starts the daemon and blocks until ctx is cancelled (then shuts down
+// gracefully) or a part fails. Listeners are bound before anything is
+// reported ready, so Options.Ready sees real addresses (":0" works).
+func Run(ctx context.Context, o Options) error {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	log := o.Logger
+	reg, gatherer := o.Registerer, o.Gatherer
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg, gatherer = r, r
+	}
+	if gatherer == nil {
+		return errors.New("daemon: Options.Gatherer is required with a custom Registerer")
+	}
+	upstream, _ := url.Parse(o.Upstream) // validated
+
+	db, err := store.Open(store.Options{
+		Dir:        o.DataDir,
+		Logger:     log.With().Str("component", "store").Logger(),
+		Retention:  o.Retention,
+		SyncWrites: o.SyncWrites,
+	})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error().Err(err).Msg("closing the store")
+		}
+	}()
+	registerStoreMetrics(reg, db)
+
+	// The service-account client gets its own pool with the proxy's TLS trust.
+	rsTransport, err := proxyTransport(o)
+	if err != nil {
+		return fmt.Errorf("upstream transport: %w", err)
+	}
+	rs, err := reportserver.New(reportserver.Options{
+		BaseURL:  upstream,
+		User:     o.ServiceUser,
+		Password: o.ServicePassword,
+		Token:    o.ServiceToken,
+		HTTP:     &http.Client{Timeout: 30 * time.Second, Transport: rsTransport},
+		Logger:   log.With().Str("component", "reportserver").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("report server client: %w", err)
+	}
+	if !rs.Configured() {
+		log.Warn().Msg("no service account (--service-user/--service-password or --service-token): " +
+			"non-administrators' deliveries are skipped (access_unknown) and the execution watcher is off")
+	}
+	ids, err := identity.New(identity.Options{
+		Client:        rs,
+		OperatorToken: o.AdminToken,
+		Logger:        log.With().Str("component", "identity").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	admins := newAdminSet(ids)
+
+	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: o.DenyTargets, Timeout: o.AttemptTimeout})
+	var perms deliver.Permissions
+	if rs.Configured() {
+		perms = permissionsOf{rs}
+	}
+	policy := deliver.Policy{}
+	if o.RetryDelays != nil {
+		policy = deliver.DefaultPolicy()
+		policy.Delays = o.RetryDelays
+	}
+	engine, err := deliver.New(deliver.Options{
+		Store:          db,
+		Access:         deliver.NewPermissionChecker(deliver.PermissionCheckerOptions{Perms: perms, KnownAdmin: admins.known}),
+		Client:         client,
+		Policy:         policy,
+		MaxConcurrency: o.MaxConcurrency,
+		AttemptTimeout: o.AttemptTimeout,
+		Logger:         log.With().Str("component", "deliver").Logger(),
+		Registerer:     reg,
+		Version:        o.Version,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery engine: %w", err)
+	}
+
+	rules := detect.BuiltinRules()
+	if o.RulesFile != "" {
+		extra, err := detect.LoadRules(o.RulesFile)
+		if err != nil {
+			return fmt.Errorf("--rules: %w", err)
+		}
+		rules = detect.MergeRules(rules, extra)
+	}
+	det, err := detect.New(detect.Options{
+		Rules:      rules,
+		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
+		Store:      db,
+		Actors:     ids,
+		Logger:     log.With().Str("component", "detect").Logger(),
+		Registerer: reg,
+		OnEvent:    engine.Wake,
+		BodyLimit:  o.CaptureLimit,
+	})
+	if err != nil {
+		return fmt.Errorf("detect: %w", err)
+	}
+
+	adminAPI, err := admin.New(admin.Options{
+		Store:      db,
+		Identity:   admins,
+		Deliveries: engineDeliveries{engine},
+		Verifier:   &admin.EchoVerifier{HTTP: client},
+		Logger:     log.With().Str("component", "admin").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+
+	tr, err := proxyTransport(o)
+	if err != nil {
+		return fmt.Errorf("upstream transport: %w", err)
+	}
+	var routes []proxy.Route
+	if o.RegistrationsOnProxy {
+		routes = append(routes, proxy.Route{Prefix: "/api/webhooks", Handler: adminAPI})
+	}
+	px, err := proxy.New(proxy.Options{
+		Upstream:     upstream,
+		Transport:    tr,
+		HostHeader:   o.UpstreamHostHeader,
+		Tap:          taps{ids, det},
+		CaptureLimit: o.CaptureLimit,
+		Routes:       routes,
+		Logger:       log.With().Str("component", "proxy").Logger(),
+		Registerer:   reg,
+	})
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+
+	hl := &health{now: time.Now, checks: []check{
+		{name: "upstream", fn: px.CheckUpstream},
+		{name: "store", fn: db.Ping},
+	}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", hl.healthz)
+	mux.HandleFunc("GET /readyz", hl.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/api/webhooks/", adminAPI)
+
+	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", o.AdminListen)
+	if err != nil {
+		proxyLn.Close()
+		return fmt.Errorf("--admin-listen: %w", err)
+	}
+
+	errLog := zerologWriter{log.With().Str("component", "http").Logger()}
+	proxySrv := &http.Server{Handler: px, ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog.stdLogger()}
+	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog.stdLogger()}
+
+	g, gctx := errgroup.WithContext(ctx)
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		g.Go(func() error {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("%s listener: %w", name, err)
+			}
+			return nil
+		})
+	}
+	serve("proxy", proxySrv, proxyLn)
+	serve("admin", adminSrv, adminLn)
+	g.Go(func() error { return ignoreCanceled(db.Run(workCtx)) })
+	g.Go(func() error { return ignoreCanceled(engine.Run(workCtx)) })
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info().Msg("shutting down: draining in-flight requests")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+		defer cancel()
+		perr := proxySrv.Shutdown(sctx)
+		aerr := adminSrv.Shutdown(sctx)
+		stopWork()
+		return errors.Join(ignoreCanceled(perr), ignoreCanceled(aerr))
+	})
+
+	log.Info().Str("listen", proxyLn.Addr().String()).Str("admin_listen", adminLn.Addr().String()).
+		Str("upstream", admin.RedactURL(o.Upstream)).Str("version", o.Version).Msg("rswebhooks serving")
+	if o.Ready != nil {
+		o.Ready(proxyLn.Addr().String(), adminLn.Addr().String())
+	}
+	err = g.Wait()
+	log.Info().Msg("stopped")
+	return err
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// listen binds the proxy listener, with TLS when a certificate is given.
+func listen(addr, cert, key string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil || cert == "" {
+		return ln, err
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12}), nil
+}
+
+// zerologWriter turns net/http's error log lines into zerolog warnings.
+type zerologWriter struct{ log zerolog.Logger }
+
+func (z zerologWriter) Write(p []byte) (int, error) {
+	z.log.Warn().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,153 @@
+package daemon
+
+import (
+	"context"
+	"log"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+// taps offers each exchange to several taps in order (identity learns
+// tokens at /Token, detect turns changes into events).
+type taps []proxy.Tap
+
+func (t taps) Wants(method, path string) bool {
+	for _, x := range t {
+		if x.Wants(method, path) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t taps) Observe(ctx context.Context, ex *proxy.Exchange) {
+	for _, x := range t {
+		x.Observe(ctx, ex)
+	}
+}
+
+// adminSet wraps the identity resolver and remembers which users it has
+// verified as administrators, so the delivery side can treat their webhooks
+// as administrators' without a service account. It forgets on restart; the
+// permission checker then asks the report server (or reports access_unknown).
+type adminSet struct {
+	*identity.Resolver
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func newAdminSet(r *identity.Resolver) *adminSet {
+	return &adminSet{Resolver: r, ids: map[string]bool{}}
+}
+
+func (a *adminSet) Resolve(ctx context.Context, bearer string) (*rswebhooks.Identity, error) {
+	id, err := a.Resolver.Resolve(ctx, bearer)
+	if err == nil && id != nil {
+		a.mu.Lock()
+		a.ids[id.ID] = id.Admin
+		a.mu.Unlock()
+	}
+	return id, err
+}
+
+func (a *adminSet) known(u rswebhooks.User) bool {
+	if u.ID == identity.OperatorID {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ids[u.ID]
+}
+
+// engineDeliveries adapts the delivery engine to the admin API.
+type engineDeliveries struct{ e *deliver.Engine }
+
+func (d engineDeliveries) Redeliver(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
+	return d.e.Redeliver(ctx, id)
+}
+
+func (d engineDeliveries) Ping(ctx context.Context, w *rswebhooks.Webhook) (*rswebhooks.Delivery, error) {
+	return d.e.Ping(ctx, w.ID, w.User)
+}
+
+// permissionsOf reads the report server's permission model for the delivery
+// side's access checks, with the service account.
+type permissionsOf struct{ c *reportserver.Client }
+
+var _ deliver.Permissions = permissionsOf{}
+
+func (p permissionsOf) IsAdmin(ctx context.Context, userName string) (bool, error) {
+	return p.c.IsAdmin(ctx, userName)
+}
+
+// EffectivePermissions merges the user's own permissions with those of each
+// of its roles.
+func (p permissionsOf) EffectivePermissions(ctx context.Context, userID string, category int) ([]deliver.Permission, error) {
+	holders := []string{userID}
+	roles, err := p.c.UserRoles(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range roles {
+		holders = append(holders, r.ID)
+	}
+	var out []deliver.Permission
+	for _, h := range holders {
+		ps, err := p.c.Permissions(ctx, h, category)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range ps {
+			out = append(out, deliver.Permission{Access: x.Access, ResourceID: x.ResourceID, Scope: x.Scope})
+		}
+	}
+	return out, nil
+}
+
+func (p permissionsOf) ReportCategory(ctx context.Context, reportID string) (string, error) {
+	var r struct {
+		CategoryID string `json:"CategoryId"`
+	}
+	if err := p.c.GetJSON(ctx, "api/reportserver/v2/reports/"+url.PathEscape(reportID), &r); err != nil {
+		return "", err
+	}
+	return r.CategoryID, nil
+}
+
+// registerStoreMetrics exports the store's on-disk size.
+func registerStoreMetrics(reg prometheus.Registerer, db *store.DB) {
+	for _, part := range []string{"lsm", "vlog"} {
+		part := part
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "rswebhooks_store_size_bytes",
+			Help:        "Size of the Badger store on disk, by part (lsm, vlog).",
+			ConstLabels: prometheus.Labels{"part": part},
+		}, func() float64 {
+			lsm, vlog := db.Size()
+			if part == "lsm" {
+				return float64(lsm)
+			}
+			return float64(vlog)
+		}))
+	}
+}
+
+// proxyTransport is the upstream transport with the configured TLS trust.
+func proxyTransport(o Options) (*http.Transport, error) {
+	return proxy.NewTransport(proxy.TransportOptions{
+		CAFile:             o.UpstreamCAFile,
+		InsecureSkipVerify: o.UpstreamInsecureSkipVerify,
+	})
+}
+
+func (z zerologWriter) stdLogger() *log.Logger { return log.New(z, "", 0) }
