@@ -161,7 +161,9 @@ func script(ctx context.Context, c *client, proxyURL, adminURL, hookURL, secret 
 	if err != nil {
 		return err
 	}
-	var hook struct{ ID string `json:"Id"` }
+	var hook struct {
+		ID string `json:"Id"`
+	}
 	if err := c.do("POST", adminURL+"/api/webhooks/registrations", tok, map[string]any{
 		"WebHookUri":  hookURL,
 		"Secret":      secret,
@@ -174,7 +176,9 @@ func script(ctx context.Context, c *client, proxyURL, adminURL, hookURL, secret 
 	fmt.Fprintf(c.out, "now admin changes things through the proxy; alice may read reports and categories, so she is notified:\n\n")
 	tok = adminTok
 
-	var cat struct{ ID string `json:"Id"` }
+	var cat struct {
+		ID string `json:"Id"`
+	}
 	if err := c.do("POST", proxyURL+"/api/reportserver/v2/categories", tok, map[string]any{"Name": "Demo"}, 0, &cat); err != nil {
 		return err
 	}
