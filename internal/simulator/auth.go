@@ -220,8 +220,8 @@ func (s *Server) can(u *user, access, category int, id, reportCategory string) b
 		return true
 	}
 	granted := 0
-	for _, p := range s.effectivePerms(u) {
-		if p.PermissionCategory != category {
+	for _, p := range s.st.perms {
+		if p.PermissionCategory != category || !(p.owner == u.Id || hasRole(u, p.owner)) {
 			continue
 		}
 		switch p.Scope {
