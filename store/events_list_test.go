@@ -1,0 +1,40 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+func TestListEventsPagesInCreationOrder(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	base := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	var want []string
+	for i := 0; i < 5; i++ {
+		e := &rswebhooks.Event{ID: rswebhooks.NewID(base.Add(time.Duration(i) * time.Second)), Filter: "reports", Type: "Created"}
+		if err := db.AppendEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	first, err := db.ListEvents(ctx, "", 3)
+	if err != nil || len(first) != 3 {
+		t.Fatalf("first page: %d events, err %v", len(first), err)
+	}
+	rest, err := db.ListEvents(ctx, first[2].ID, 0)
+	if err != nil || len(rest) != 2 {
+		t.Fatalf("second page: %d events, err %v", len(rest), err)
+	}
+	for i, e := range append(first, rest...) {
+		if e.ID != want[i] {
+			t.Fatalf("event %d: id %s, want %s", i, e.ID, want[i])
+		}
+	}
+}
