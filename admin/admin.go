@@ -181,6 +181,24 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
+// Route is one method and path pattern the handler serves.
+type Route struct {
+	Method, Pattern string
+	// Anonymous routes need no bearer token.
+	Anonymous bool
+}
+
+// Routes lists what the handler serves (net/http pattern syntax, {id} for
+// path parameters). openapi.json describes exactly these, plus /healthz,
+// /readyz and /metrics, which cmd serves on the same listener.
+func (h *Handler) Routes() []Route {
+	out := make([]Route, len(h.routes))
+	for i, rt := range h.routes {
+		out[i] = Route{Method: rt.method, Pattern: rt.pattern, Anonymous: rt.anonymous}
+	}
+	return out
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)

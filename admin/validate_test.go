@@ -1,0 +1,178 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/admin"
+	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+func TestValidation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.token("alice")
+	ok := e.recv.URL + "/in?noecho=1"
+	long := func(n int) string { return strings.Repeat("a", n) }
+	many := func(n int) map[string]string {
+		m := map[string]string{}
+		for i := range n {
+			m["X-H"+strings.Repeat("h", i)] = "v"
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		body any // string = raw
+		msg  string
+	}{
+		{"empty body", "", "request body"},
+		{"malformed", `{"WebHookUri":`, "malformed JSON"},
+		{"trailing data", `{"WebHookUri":"` + ok + `"} {}`, "malformed JSON"},
+		{"array body", `[]`, "request body"},
+		{"wrong type", `{"WebHookUri": 5}`, "WebHookUri: must be a string"},
+		{"filters not array", `{"WebHookUri":"` + ok + `","Filters":"reports"}`, "Filters: must be an array"},
+		{"uri missing", map[string]any{"Secret": long(40)}, "WebHookUri: is required"},
+		{"uri relative", map[string]any{"WebHookUri": "/hook"}, "WebHookUri: must be an absolute"},
+		{"uri ftp", map[string]any{"WebHookUri": "ftp://x.example/h"}, "WebHookUri: scheme must be http or https"},
+		{"uri no host", map[string]any{"WebHookUri": "http:///h"}, "WebHookUri"},
+		{"uri too long", map[string]any{"WebHookUri": "http://x.example/" + long(2100)}, "WebHookUri: must be at most 2048"},
+		{"secret short", map[string]any{"WebHookUri": ok, "Secret": long(31)}, "Secret: must be between 32 and 128"},
+		{"secret long", map[string]any{"WebHookUri": ok, "Secret": long(129)}, "Secret: must be between 32 and 128"},
+		{"description long", map[string]any{"WebHookUri": ok, "Description": long(1025)}, "Description: must be at most 1024"},
+		{"unknown filter", map[string]any{"WebHookUri": ok, "Filters": []string{"reports", "widgets"}}, `Filters: unknown filter "widgets"`},
+		{"empty filter", map[string]any{"WebHookUri": ok, "Filters": []string{""}}, `Filters: unknown filter ""`},
+		{"header name", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"Bad Name": "v"}}, `Headers: "Bad Name" is not a valid`},
+		{"header CRLF", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"X-A": "v\r\nX-B: w"}}, `Headers: value of "X-A"`},
+		{"header NUL", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"X-A": "v\x00"}}, `Headers: value of "X-A"`},
+		{"header signature", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"MS-Signature": "x"}}, `Headers: "MS-Signature" is set by the sender`},
+		{"header webhook-id", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"webhook-id": "x"}}, "set by the sender"},
+		{"header content-type", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"Content-Type": "x"}}, "set by the sender"},
+		{"header host", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"Host": "x"}}, "set by the sender"},
+		{"header user-agent", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"User-Agent": "x"}}, "set by the sender"},
+		{"header duplicate", map[string]any{"WebHookUri": ok, "Headers": map[string]string{"X-A": "1", "x-a": "2"}}, "name the same header"},
+		{"too many headers", map[string]any{"WebHookUri": ok, "Headers": many(33)}, "Headers: at most 32"},
+		{"header value not string", `{"WebHookUri":"` + ok + `","Headers":{"X-A":1}}`, "must be a string"},
+		{"too many properties", map[string]any{"WebHookUri": ok, "Properties": func() map[string]any {
+			m := map[string]any{}
+			for i := range 33 {
+				m[long(i+1)] = i
+			}
+			return m
+		}()}, "Properties: at most 32 keys"},
+		{"properties too big", map[string]any{"WebHookUri": ok, "Properties": map[string]any{"a": long(17 << 10)}}, "Properties: must encode to at most 16384"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, method := range []string{"POST", "PUT"} {
+				path := "/api/webhooks/registrations"
+				if method == "PUT" {
+					path += "/0123456789abcdef0123456789abcdef"
+				}
+				before := countHooks(t, e)
+				res := e.do(method, path, tok, c.body)
+				var msg struct{ Message string }
+				res.json(t, &msg)
+				if res.status != 400 || !strings.Contains(msg.Message, c.msg) {
+					t.Errorf("%s: %d %q, want 400 containing %q", method, res.status, msg.Message, c.msg)
+				}
+				if countHooks(t, e) != before {
+					t.Errorf("%s: a refused request stored a webhook", method)
+				}
+			}
+		})
+	}
+	t.Run("accepted and normalised", func(t *testing.T) {
+		res := e.do("POST", "/api/webhooks/registrations", tok, map[string]any{
+			"webhookuri": ok, "FILTERS": []string{"Tasks", "reports", "TASKS"}, "Unknown": 1, "User": map[string]string{"Id": "forged", "Name": "forged"},
+			"Headers": map[string]string{"X-Api-Key": "k\tv"}, "Properties": map[string]any{"env": "test", "n": 1.5e300},
+		})
+		var w rswebhooks.Webhook
+		res.json(t, &w)
+		sensitive.add(w.Secret)
+		if res.status != 201 || strings.Join(w.Filters, ",") != "reports,tasks" || len(w.Secret) != 64 || w.User.Name != "alice" || w.Headers["X-Api-Key"] != "k\tv" {
+			t.Errorf("%d %s", res.status, res.body)
+		}
+		res = e.do("POST", "/api/webhooks/registrations", tok, map[string]any{"WebHookUri": ok, "Filters": []string{}})
+		res.json(t, &w)
+		if strings.Join(w.Filters, ",") != "*" {
+			t.Errorf("empty filters stored as %v", w.Filters)
+		}
+		res = e.do("POST", "/api/webhooks/registrations", tok, map[string]any{"WebHookUri": ok, "Filters": []string{"alerts", "*"}})
+		res.json(t, &w)
+		if strings.Join(w.Filters, ",") != "*" {
+			t.Errorf("wildcard stored as %v", w.Filters)
+		}
+	})
+}
+
+// FuzzDecodeWebhook posts arbitrary bodies (as the operator, with an echo
+// check that always passes) straight into the handler: it must never panic,
+// must answer 201, 400 or 413, and a refusal must leave the store unchanged.
+func FuzzDecodeWebhook(f *testing.F) {
+	for _, s := range []string{
+		`{"WebHookUri":"http://x.example/h?noecho=1","Secret":"` + strings.Repeat("k", 40) + `","Filters":["reports"]}`,
+		`{"WebHookUri":"http://x.example/h","Headers":{"X-A":"b"},"Properties":{"a":[1,{"b":null}]}}`,
+		`{"webhookuri":"https://x.example","filters":["*","ALERTS"],"IsPaused":true}`,
+		`{"WebHookUri":5}`, `null`, `[]`, `{"Headers":{"a b":"c"}}`, "{\"WebHookUri\":\"http://\\u0000\"}",
+		`{"WebHookUri":"http://[::1]:80/","Description":"\ud800"}`, `{"Properties":{"a":1e999}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	db, err := store.Open(store.Options{Dir: f.TempDir(), Logger: testLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = db.Close() })
+	base, _ := url.Parse("http://127.0.0.1:1")
+	client, err := reportserver.New(reportserver.Options{BaseURL: base})
+	if err != nil {
+		f.Fatal(err)
+	}
+	res, err := identity.New(identity.Options{Client: client, OperatorToken: operatorToken})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h, err := admin.New(admin.Options{Store: db, Identity: res, Logger: testLogger(),
+		Verifier: admin.VerifierFunc(func(context.Context, *rswebhooks.Webhook) error { return nil })})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		before, err := db.ListWebhooks(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("POST", "/api/webhooks/registrations", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+operatorToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		after, err := db.ListWebhooks(t.Context(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Code {
+		case 201:
+			if len(after) != len(before)+1 {
+				t.Fatalf("201 but %d -> %d webhooks", len(before), len(after))
+			}
+		case 400, 413:
+			if len(after) != len(before) {
+				t.Fatalf("refused (%d) but %d -> %d webhooks", rec.Code, len(before), len(after))
+			}
+			var m struct{ Message string }
+			if json.Unmarshal(rec.Body.Bytes(), &m) != nil || m.Message == "" {
+				t.Fatalf("refusal without a Message: %s", rec.Body)
+			}
+		default:
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	})
+}
