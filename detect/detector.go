@@ -231,8 +231,8 @@ func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason strin
 	var req, resp fields
 	var reqErr, respErr error
 	if r.readBodies {
-		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, ex.RequestHeader, d.bodyLimit)
-		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, ex.ResponseHeader, d.bodyLimit)
+		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, ex.RequestHeader, d.bodyLimit, false)
+		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, ex.ResponseHeader, d.bodyLimit, true)
 	}
 	name = req.name
 	if name == "" {

@@ -26,12 +26,13 @@ type fields struct {
 }
 
 // bodyFields reads the top-level Id and Name of a JSON body, or the body
-// itself when it is a bare JSON string (which then counts as the id). Keys
+// itself when it is a bare JSON string and bare is set (which then counts as
+// the id: v1 creates answer that way; request bodies never count). Keys
 // match case-insensitively. Non-string values never become an id or a name.
 // The body is decoded per Content-Encoding (gzip, deflate, identity) with the
 // decoded size capped at limit. A truncated, too large, compressed-but-broken
 // or non-JSON body yields an error and no fields.
-func bodyFields(body []byte, truncated bool, h http.Header, limit int64) (fields, error) {
+func bodyFields(body []byte, truncated bool, h http.Header, limit int64, bare bool) (fields, error) {
 	if truncated {
 		return fields{}, errTooLarge
 	}
@@ -42,7 +43,7 @@ func bodyFields(body []byte, truncated bool, h http.Header, limit int64) (fields
 	if err != nil {
 		return fields{}, err
 	}
-	return parseFields(b)
+	return parseFields(b, bare)
 }
 
 func decode(body []byte, encoding string, limit int64) ([]byte, error) {
@@ -80,7 +81,7 @@ func decode(body []byte, encoding string, limit int64) ([]byte, error) {
 
 var errNotJSON = errors.New("body is neither a JSON object nor a JSON string")
 
-func parseFields(b []byte) (fields, error) {
+func parseFields(b []byte, bare bool) (fields, error) {
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // UTF-8 BOM, as .NET may send
 	b = bytes.TrimLeft(b, " \t\r\n")
 	if len(b) == 0 {
@@ -88,6 +89,9 @@ func parseFields(b []byte) (fields, error) {
 	}
 	switch b[0] {
 	case '"':
+		if !bare {
+			return fields{}, errors.New("a bare JSON string is not a request body the detector reads")
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return fields{}, err
