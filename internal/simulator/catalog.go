@@ -98,8 +98,8 @@ func (s *Server) categoryNameTaken(name, except string) bool {
 // POST categories: v1 200 "id"; v2 200 Category; v3 201 Category + Location.
 func (s *Server) createCategory(c *call) *resp {
 	var m categoryBody
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	if strings.TrimSpace(m.Name) == "" {
 		return badRequest("Name is required.")
@@ -124,8 +124,8 @@ func (s *Server) createCategory(c *call) *resp {
 // PUT categories (v1/v2, body Id) and v3 PUT categories/{categoryId}: 200 Category.
 func (s *Server) updateCategory(c *call) *resp {
 	var m categoryBody
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	id := c.param("categoryId")
 	if id == "" {
@@ -232,8 +232,8 @@ func (s *Server) listProviders(*call) *resp {
 // POST dataconnections: v1 200 "id"; v2 200 DataConnection; v3 201 + Location.
 func (s *Server) createConnection(c *call) *resp {
 	var m DataConnection
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	if res := validateConnection(&m); res != nil {
 		return res
@@ -281,8 +281,8 @@ func (s *Server) connectionNameTaken(name, except string) bool {
 // data-connections/{dataConnectionId} (no Id in the body): 200 DataConnection.
 func (s *Server) updateConnection(c *call) *resp {
 	var m DataConnection
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	id := c.param("dataConnectionId")
 	if id == "" {

@@ -110,8 +110,8 @@ func (s *Server) createReport(c *call) *resp {
 		}
 		m = uploadReport{Name: c.r.FormValue("Name"), Description: c.r.FormValue("Description"),
 			CategoryId: c.r.FormValue("CategoryId"), ReportFile: &HttpFile{FileName: name, Buffer: f}}
-	} else if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	} else if res := c.bind(&m); res != nil {
+		return res
 	}
 	if strings.TrimSpace(m.Name) == "" {
 		return badRequest("Name is required.")
@@ -167,8 +167,8 @@ type updateReportInfo struct {
 // PUT reports/{reportId} (v1, v3) and PUT reports (v2, body Id): 200 ReportInfo.
 func (s *Server) updateReport(c *call) *resp {
 	var m updateReportInfo
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	if c.param("reportId") == "" {
 		if m.Id == "" {
@@ -275,8 +275,8 @@ func (s *Server) addRevision(c *call) *resp {
 			return badRequest("%v", err)
 		}
 		m = reportRevision{Comment: c.r.FormValue("Comment"), RevisionFile: &HttpFile{FileName: name, Buffer: b}}
-	} else if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	} else if res := c.bind(&m); res != nil {
+		return res
 	}
 	if m.RevisionFile == nil || len(m.RevisionFile.Buffer) == 0 {
 		return badRequest("RevisionFile is required and its Buffer must hold the report definition.")
@@ -439,8 +439,11 @@ func (s *Server) unlockReport(c *call) *resp {
 // 204 [I].
 func (s *Server) publishReport(c *call) *resp {
 	var comment string
-	if err := c.decode(&comment); err != nil {
-		return badRequest("the body must be a JSON string (the revision comment): %v", err)
+	if res := c.bind(&comment); res != nil {
+		if res.status == http.StatusBadRequest {
+			return badRequest("The body must be a JSON string: the revision comment.")
+		}
+		return res
 	}
 	r, res := s.findReport(c, AccessModify)
 	if res != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"sort"
@@ -358,6 +359,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.stream(c)
 		return
 	}
+	// Read the body before taking the lock, so a slow uploader never
+	// stalls the other requests.
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.write(w, r, errResp(http.StatusRequestEntityTooLarge, "The request body exceeds %d bytes.", int64(maxBody)))
+				return
+			}
+			s.write(w, r, badRequest("The request body could not be read: %v", err))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
 	s.mu.Lock()
 	var res *resp
 	if rt.auth {
@@ -408,6 +424,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, res *resp) {
 		h.Set("Content-Type", ct)
 	}
 	h.Set("Server", "Microsoft-IIS/10.0")
+	h.Set("Date", s.Now().Format(http.TimeFormat)) // the server's own (skewed) clock
 	h.Set("X-Powered-By", "ASP.NET")
 	if res.status == http.StatusNoContent || body == nil {
 		w.WriteHeader(res.status)
@@ -441,18 +458,30 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
-// decode reads a JSON request body into v (field names case-insensitive, as
-// Newtonsoft does). Errors name the problem; the caller answers 400.
-func (c *call) decode(v any) error {
-	if c.r.Body == nil {
-		return errors.New("the request body is empty")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, 512<<20))
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("the request body is empty")
+// maxBody bounds request bodies of the management API (report uploads are
+// base64 inside JSON, so they can be large).
+const maxBody = 512 << 20
+
+// bind reads a JSON request body into v (field names case-insensitive, as
+// Newtonsoft does). It answers 415 for a non-JSON Content-Type and 400 for
+// an empty or malformed body; nil means v is filled.
+func (c *call) bind(v any) *resp {
+	if ct := c.r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := mime.ParseMediaType(ct)
+		if mt != "application/json" && mt != "text/json" && !(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+			// [I] Web API answers 415 when no formatter reads the media type.
+			return errResp(http.StatusUnsupportedMediaType,
+				"The request entity's media type '%s' is not supported for this resource; send application/json.", mt)
 		}
-		return fmt.Errorf("the request body is not valid JSON: %w", err)
+	}
+	if c.r.Body == nil {
+		return badRequest("The request body is empty.")
+	}
+	if err := json.NewDecoder(c.r.Body).Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRequest("The request body is empty.")
+		}
+		return badRequest("The request body is not valid JSON: %v", err)
 	}
 	return nil
 }

@@ -355,3 +355,63 @@ func expandDocPath(p string) []string {
 	}
 	return out
 }
+
+func TestBodies(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	e := newEnv(t, simulator.Options{Now: func() time.Time { return now }})
+	admin := e.token("admin")
+
+	t.Run("non-JSON media type is 415", func(t *testing.T) {
+		r := e.do(admin, "POST", "/api/reportserver/v2/categories", "Name=x", "Content-Type", "application/x-www-form-urlencoded")
+		want(t, r, 415)
+		want(t, e.do(admin, "POST", "/api/reportserver/v2/categories", `{"Name":"a"}`, "Content-Type", "text/json"), 200)
+		want(t, e.do(admin, "POST", "/api/reportserver/v3/categories", `{"Name":"b"}`, "Content-Type", "application/problem+json; charset=utf-8"), 201)
+	})
+	t.Run("Date follows the server clock", func(t *testing.T) {
+		e.sim.SetClockSkew(-time.Hour)
+		defer e.sim.SetClockSkew(0)
+		r := e.do(admin, "GET", "/api/reportserver/v2/categories", nil)
+		if got := r.header.Get("Date"); got != now.Add(-time.Hour).Format(http.TimeFormat) {
+			t.Fatalf("Date %q", got)
+		}
+	})
+	t.Run("a stalled upload does not block other requests", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/reportserver/v2/categories", pr)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		stalled := make(chan int, 1)
+		go func() {
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				stalled <- 0
+				return
+			}
+			res.Body.Close()
+			stalled <- res.StatusCode
+		}()
+		if _, err := pw.Write([]byte(`{"Name":`)); err != nil { // the server is now reading the body
+			t.Fatal(err)
+		}
+		done := make(chan int, 1)
+		go func() { done <- e.do(admin, "GET", "/api/reportserver/v2/categories", nil).status }()
+		select {
+		case code := <-done:
+			if code != 200 {
+				t.Fatalf("status %d", code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a stalled upload blocked the server")
+		}
+		_, _ = pw.Write([]byte(`"late"}`))
+		_ = pw.Close()
+		select {
+		case code := <-stalled:
+			if code != 200 {
+				t.Fatalf("stalled upload answered %d", code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("stalled upload never finished")
+		}
+	})
+}

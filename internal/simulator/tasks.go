@@ -212,8 +212,8 @@ func (s *Server) getTask(k kind) handler {
 func (s *Server) createTask(k kind) handler {
 	return func(c *call) *resp {
 		var b taskBody
-		if err := c.decode(&b); err != nil {
-			return badRequest("%v", err)
+		if res := c.bind(&b); res != nil {
+			return res
 		}
 		t, res := s.toTask(&b, k)
 		if res != nil {
@@ -254,8 +254,8 @@ func (s *Server) insertTask(t *task, owner *user) {
 func (s *Server) updateTask(k kind) handler {
 	return func(c *call) *resp {
 		var b taskBody
-		if err := c.decode(&b); err != nil {
-			return badRequest("%v", err)
+		if res := c.bind(&b); res != nil {
+			return res
 		}
 		id := c.param(k.param)
 		if id == "" {
@@ -483,8 +483,8 @@ type DocumentProcessingStatus struct {
 // value "Completed"]. The document is rendered at once.
 func (s *Server) createDocument(c *call) *resp {
 	var m createDocumentData
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	if m.Format == "" {
 		return badRequest("Format is required.")

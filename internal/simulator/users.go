@@ -239,8 +239,8 @@ func (s *Server) createPermission(c *call) *resp {
 		return notFound("User or role", owner)
 	}
 	var m createPermissionModel
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	if m.Access == nil || *m.Access < 1 || *m.Access > AccessUnrestricted {
 		return badRequest("Access is required and must be a combination of Read=1, Modify=2, Delete=4, Create=8.")
@@ -317,8 +317,8 @@ func (s *Server) createUser(c *call) *resp {
 		return forbidden()
 	}
 	var m createLocalUserData
-	if err := c.decode(&m); err != nil {
-		return badRequest("%v", err)
+	if res := c.bind(&m); res != nil {
+		return res
 	}
 	switch {
 	case strings.TrimSpace(m.Username) == "":
