@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/rswebhooks/rswebhooks"
@@ -123,9 +124,10 @@ type DeliveryDetail struct {
 	AttemptLog []rswebhooks.Attempt
 }
 
-// UnmarshalJSON accepts the delivery's fields with its attempts either in a
-// list-valued "Attempts" (the count then comes from the list), in
-// "AttemptLog"/"AttemptHistory", or nested as {"Delivery": …, "Attempts": […]}.
+// UnmarshalJSON accepts the admin API's shape — the delivery's fields with
+// the attempt list in "Attempts" and the count in "AttemptCount" — and, for
+// tolerance, the list in "AttemptLog" or a nested {"Delivery": …,
+// "Attempts": […]}.
 func (d *DeliveryDetail) UnmarshalJSON(b []byte) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -139,7 +141,7 @@ func (d *DeliveryDetail) UnmarshalJSON(b []byte) error {
 		// Decode everything but a list-valued Attempts into the delivery.
 		flat := make(map[string]json.RawMessage, len(raw))
 		for k, v := range raw {
-			if k == "Attempts" && isArray(v) {
+			if k == "AttemptCount" || k == "Attempts" && isArray(v) {
 				continue
 			}
 			flat[k] = v
@@ -154,11 +156,16 @@ func (d *DeliveryDetail) UnmarshalJSON(b []byte) error {
 			if err := json.Unmarshal(v, &d.AttemptLog); err != nil {
 				return fmt.Errorf("%s: %w", key, err)
 			}
-			if d.Attempts == 0 {
-				d.Attempts = len(d.AttemptLog)
-			}
 			break
 		}
+	}
+	if v, ok := raw["AttemptCount"]; ok {
+		if err := json.Unmarshal(v, &d.Attempts); err != nil {
+			return fmt.Errorf("AttemptCount: %w", err)
+		}
+	}
+	if d.Attempts == 0 {
+		d.Attempts = len(d.AttemptLog)
 	}
 	return nil
 }
@@ -252,13 +259,21 @@ func (c *Client) Filters(ctx context.Context) ([]Filter, error) {
 	return out, err
 }
 
-// Deliveries lists a webhook's deliveries, newest first.
-func (c *Client) Deliveries(ctx context.Context, webhookID string) ([]*rswebhooks.Delivery, error) {
+// Deliveries lists a webhook's most recent deliveries, newest first; limit
+// 0 means the server's default (50).
+func (c *Client) Deliveries(ctx context.Context, webhookID string, limit int) ([]*rswebhooks.Delivery, error) {
 	if err := checkID("webhook id", webhookID); err != nil {
 		return nil, err
 	}
+	if limit < 0 {
+		return nil, fmt.Errorf("limit: must not be negative")
+	}
+	path := registrationsPath + "/" + url.PathEscape(webhookID) + "/deliveries"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
 	var out []*rswebhooks.Delivery
-	err := c.do(ctx, http.MethodGet, registrationsPath+"/"+url.PathEscape(webhookID)+"/deliveries", nil, &out)
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
 	return out, err
 }
 
@@ -330,7 +345,9 @@ func (c *Client) doMaybe(ctx context.Context, method, path string, in, out any) 
 		body = bytes.NewReader(b)
 	}
 	u := *c.base
+	path, query, _ := strings.Cut(path, "?")
 	u.Path = c.base.Path + path
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return false, fmt.Errorf("%s %s: %w", method, path, err)

@@ -243,7 +243,7 @@ func TestWebhookLifecycle(t *testing.T) {
 	if err != nil || ping == nil || !ping.Ping || ping.WebhookID != created.ID {
 		t.Fatalf("Ping = %+v, %v", ping, err)
 	}
-	ds, err := c.Deliveries(ctx, created.ID)
+	ds, err := c.Deliveries(ctx, created.ID, 10)
 	if err != nil || len(ds) != 1 || ds[0].ID != ping.ID {
 		t.Fatalf("Deliveries = %v, %v", ds, err)
 	}
@@ -313,7 +313,7 @@ func TestErrors(t *testing.T) {
 			"delete":     func() error { return c.DeleteWebhook(ctx, "nope") },
 			"update":     func() error { _, err := c.UpdateWebhook(ctx, &rswebhooks.Webhook{ID: "nope"}); return err },
 			"pause":      func() error { _, err := c.SetPaused(ctx, "nope", true); return err },
-			"deliveries": func() error { _, err := c.Deliveries(ctx, "nope"); return err },
+			"deliveries": func() error { _, err := c.Deliveries(ctx, "nope", 0); return err },
 			"ping":       func() error { _, err := c.Ping(ctx, "nope"); return err },
 			"delivery":   func() error { _, err := c.Delivery(ctx, "nope"); return err },
 			"redeliver":  func() error { _, err := c.Redeliver(ctx, "nope"); return err },
@@ -394,6 +394,7 @@ func TestDeliveryDetailShapes(t *testing.T) {
 		"flat with list Attempts": `{"Id":"d1","State":"failed","Attempts":[{"Attempt":1,"StatusCode":500}]}`,
 		"nested":                  `{"Delivery":{"Id":"d1","State":"failed","Attempts":1},"Attempts":[{"Attempt":1,"StatusCode":500}]}`,
 		"AttemptLog":              `{"Id":"d1","State":"failed","Attempts":1,"AttemptLog":[{"Attempt":1,"StatusCode":500}]}`,
+		"admin API":               `{"Id":"d1","State":"failed","AttemptCount":1,"Attempts":[{"Attempt":1,"StatusCode":500}]}`,
 	} {
 		var d adminclient.DeliveryDetail
 		if err := json.Unmarshal([]byte(body), &d); err != nil {

@@ -8,8 +8,8 @@ import "context"
 // It is always false on this platform.
 func IsService() (bool, error) { return false, nil }
 
-// Run serves the SCM protocol for the named service; it needs Windows.
-func Run(name string, cfg Config, run func(ctx context.Context) error) (Result, error) {
+// Run serves the SCM protocol; it needs Windows.
+func Run(cfg Config, run func(ctx context.Context, name string) error) (Result, error) {
 	return Result{}, ErrNotWindows
 }
 

@@ -14,20 +14,22 @@ import (
 // IsService reports whether the process was started by the Windows SCM.
 func IsService() (bool, error) { return svc.IsWindowsService() }
 
-// Run serves the SCM protocol for the named service until run returns. It
-// returns how the run ended; the error is non-nil only when the SCM could
-// not be reached.
-func Run(name string, cfg Config, run func(ctx context.Context) error) (Result, error) {
+// Run serves the SCM protocol until run returns, passing run the service
+// name the SCM started (the event log source). It returns how the run
+// ended; the error is non-nil only when the SCM could not be reached.
+func Run(cfg Config, run func(ctx context.Context, name string) error) (Result, error) {
 	h := &handler{cfg: cfg, run: run}
-	if err := svc.Run(name, h); err != nil {
-		return h.res, fmt.Errorf("windows service %s: %w", name, err)
+	// The name is ignored for a service in its own process; the SCM passes
+	// the real one to Execute.
+	if err := svc.Run(DefaultName, h); err != nil {
+		return h.res, fmt.Errorf("windows service: %w", err)
 	}
 	return h.res, nil
 }
 
 type handler struct {
 	cfg Config
-	run func(ctx context.Context) error
+	run func(ctx context.Context, name string) error
 	res Result
 }
 
@@ -54,7 +56,12 @@ func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- sv
 			}
 		}
 	}()
-	h.res = Serve(context.Background(), h.cfg, h.run, reqs, func(st Status) { s <- toSvcStatus(st) })
+	name := DefaultName
+	if len(args) > 0 && args[0] != "" {
+		name = args[0]
+	}
+	run := func(ctx context.Context) error { return h.run(ctx, name) }
+	h.res = Serve(context.Background(), h.cfg, run, reqs, func(st Status) { s <- toSvcStatus(st) })
 	close(quit)
 	return h.res.ExitCode != 0, h.res.ExitCode
 }
