@@ -1,0 +1,250 @@
+package identity_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/reportserver"
+)
+
+const opToken = "operator-token-for-tests-0001"
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	sim    *simulator.Server
+	client *reportserver.Client
+	res    *identity.Resolver
+	clk    *clock
+	logs   *bytes.Buffer
+}
+
+func setup(t *testing.T, serviceAccount bool) *fixture {
+	t.Helper()
+	f := &fixture{clk: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{}}
+	log := zerolog.New(&lockedWriter{w: f.logs}).Level(zerolog.DebugLevel)
+	f.sim = simulator.New(simulator.Options{Now: f.clk.Now, TokenTTL: time.Hour})
+	srv := httptest.NewServer(f.sim)
+	t.Cleanup(srv.Close)
+	base, _ := url.Parse(srv.URL)
+	o := reportserver.Options{BaseURL: base, Now: f.clk.Now, Logger: log}
+	if serviceAccount {
+		o.User, o.Password = "admin", "admin"
+	}
+	var err error
+	if f.client, err = reportserver.New(o); err != nil {
+		t.Fatal(err)
+	}
+	if f.res, err = identity.New(identity.Options{Client: f.client, OperatorToken: opToken, Logger: log, Now: f.clk.Now}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// observe feeds the resolver a /Token exchange as the proxy would, with the
+// token really issued by the simulator.
+func (f *fixture) observe(t *testing.T, user string, gz bool) string {
+	t.Helper()
+	tok, err := f.client.Exchange(t.Context(), user, strings.ToLower(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"access_token":"` + tok.AccessToken + `","token_type":"bearer","expires_in":3599}`)
+	h := http.Header{"Content-Type": {"application/json;charset=UTF-8"}}
+	if gz {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		body = b.Bytes()
+		h.Set("Content-Encoding", "gzip")
+	}
+	f.res.Observe(t.Context(), &proxy.Exchange{
+		Method: "POST", Path: "/reporting/Token", Status: 200, Time: f.clk.Now(),
+		RequestHeader:  http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		RequestBody:    []byte("grant_type=password&username=" + user + "&password=" + user),
+		ResponseHeader: h, ResponseBody: body,
+	})
+	return tok.AccessToken
+}
+
+func TestWants(t *testing.T) {
+	f := setup(t, true)
+	for _, c := range []struct {
+		m, p string
+		want bool
+	}{{"POST", "/Token", true}, {"POST", "/token", true}, {"POST", "/reporting/Token/", true}, {"GET", "/Token", false},
+		{"POST", "/api/reportserver/v2/reports", false}, {"POST", "/PersonalToken", false}} {
+		if got := f.res.Wants(c.m, c.p); got != c.want {
+			t.Errorf("Wants(%s %s) = %v", c.m, c.p, got)
+		}
+	}
+}
+
+func TestResolveLearnedTokens(t *testing.T) {
+	f := setup(t, true)
+	alice := f.observe(t, "alice", true)
+	admin := f.observe(t, "Admin", false)
+	id, err := f.res.Resolve(t.Context(), alice)
+	if err != nil || id.Name != "alice" || id.ID == "" || id.ID == "alice" || id.Admin || id.Operator {
+		t.Fatalf("alice: %+v %v", id, err)
+	}
+	ad, err := f.res.Resolve(t.Context(), admin)
+	if err != nil || ad.Name != "admin" || !ad.Admin {
+		t.Fatalf("admin: %+v %v", ad, err)
+	}
+	if p, ok := f.res.Peek(alice); !ok || p.ID != id.ID || p.Name != "alice" {
+		t.Errorf("Peek: %+v %v", p, ok)
+	}
+	op, err := f.res.Resolve(t.Context(), opToken)
+	if err != nil || !op.Operator || !op.Admin || op.ID != identity.OperatorID {
+		t.Errorf("operator: %+v %v", op, err)
+	}
+	if _, err := f.res.Resolve(t.Context(), "unknown-token"); !errors.Is(err, identity.ErrUnknownToken) || !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("unknown: %v", err)
+	}
+	if _, ok := f.res.Peek("unknown-token"); ok {
+		t.Error("Peek knows an unknown token")
+	}
+	// A non-200 answer or another path teaches nothing.
+	f.res.Observe(t.Context(), &proxy.Exchange{Method: "POST", Path: "/Token", Status: 400, RequestBody: []byte("username=bob"),
+		ResponseBody: []byte(`{"access_token":"forged"}`), RequestHeader: http.Header{}, ResponseHeader: http.Header{}})
+	if _, err := f.res.Resolve(t.Context(), "forged"); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("token from a 400 answer accepted: %v", err)
+	}
+	if strings.Contains(f.logs.String(), alice) || strings.Contains(f.logs.String(), admin) || strings.Contains(f.logs.String(), opToken) {
+		t.Error("a token reached the logs")
+	}
+}
+
+func TestRevocationAndExpiryWithinTTL(t *testing.T) {
+	f := setup(t, true)
+	tok := f.observe(t, "bob", false)
+	if _, err := f.res.Resolve(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	probes := f.sim.Count("GET", "/api/reportserver/v2/categories")
+	f.clk.Add(30 * time.Second)
+	if _, err := f.res.Resolve(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sim.Count("GET", "/api/reportserver/v2/categories"); n != probes {
+		t.Errorf("token re-checked within TTL (%d -> %d)", probes, n)
+	}
+	f.sim.RevokeToken(tok)
+	if _, err := f.res.Resolve(t.Context(), tok); err != nil {
+		t.Errorf("within TTL a revoked token still resolves (documented latency): %v", err)
+	}
+	f.clk.Add(31 * time.Second)
+	if _, err := f.res.Resolve(t.Context(), tok); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("revoked token after TTL: %v", err)
+	}
+	tok2 := f.observe(t, "bob", false)
+	f.clk.Add(3600 * time.Second)
+	if _, err := f.res.Resolve(t.Context(), tok2); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("expired token: %v", err)
+	}
+	if _, ok := f.res.Peek(tok2); ok {
+		t.Error("Peek returns an expired token")
+	}
+	tok3 := f.observe(t, "alice", false)
+	f.clk.Add(2 * time.Minute)
+	f.sim.FailWith(502)
+	if _, err := f.res.Resolve(t.Context(), tok3); err == nil || errors.Is(err, identity.ErrUnauthenticated) {
+		t.Errorf("failing server must be an error, not a verdict: %v", err)
+	}
+	f.sim.FailWith(0)
+}
+
+func TestDisabledUserForbidden(t *testing.T) {
+	f := setup(t, true)
+	if _, err := f.sim.AddUser("erin", "erin", false); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.observe(t, "erin", false)
+	if err := f.sim.DisableUser("erin"); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Add(2 * time.Minute)
+	_, err := f.res.Resolve(t.Context(), tok)
+	if !errors.Is(err, identity.ErrUnauthenticated) && !errors.Is(err, identity.ErrForbidden) {
+		t.Errorf("disabled user: %v", err)
+	}
+}
+
+func TestWithoutServiceAccount(t *testing.T) {
+	f := setup(t, false)
+	tok := f.observe(t, "ALICE", false)
+	id, err := f.res.Resolve(t.Context(), tok)
+	if err != nil || id.ID != "alice" || id.Admin {
+		t.Errorf("alice: %+v %v", id, err)
+	}
+	ad := f.observe(t, "admin", false)
+	id, err = f.res.Resolve(t.Context(), ad)
+	if err != nil || id.ID != "admin" || !id.Admin {
+		t.Errorf("admin via own token: %+v %v", id, err)
+	}
+	if p, ok := f.res.Peek(tok); !ok || p.ID != "alice" {
+		t.Errorf("Peek: %+v", p)
+	}
+}
+
+func TestLogin(t *testing.T) {
+	f := setup(t, true)
+	lr, err := f.res.Login(t.Context(), "alice", "alice")
+	if err != nil || lr.AccessToken == "" || lr.ExpiresIn != time.Hour || lr.UserName != "alice" || lr.TokenType != "bearer" {
+		t.Fatalf("%+v %v", lr, err)
+	}
+	if id, err := f.res.Resolve(t.Context(), lr.AccessToken); err != nil || id.Name != "alice" {
+		t.Errorf("login token: %+v %v", id, err)
+	}
+	if _, err := f.res.Login(t.Context(), "alice", "bad-password"); !errors.Is(err, identity.ErrBadCredentials) {
+		t.Errorf("bad password: %v", err)
+	}
+	if strings.Contains(f.logs.String(), "bad-password") {
+		t.Error("password in logs")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	f := setup(t, true)
+	for _, o := range []identity.Options{{}, {Client: f.client, OperatorToken: "short"}, {Client: f.client, TTL: -1}} {
+		if _, err := identity.New(o); err == nil {
+			t.Errorf("New(%+v) accepted", o)
+		}
+	}
+}
