@@ -168,25 +168,31 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
-	u := *r.URL
-	out.URL = &u
-
 	if upgradeType(r.Header) != "" {
+		out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 		p.upgrader.ServeHTTP(rw, out)
 		return
 	}
 
+	ctx := r.Context()
+	if p.tap != nil && !isSafe(r.Method) {
+		ex.observe = true
+		ex.wants = p.tapWants(r.Method, ex.path, ex.requestID)
+		if ex.wants {
+			// A watched mutation runs to its end even if the client hangs up,
+			// so the tap still sees its outcome (no lost events). Everything
+			// else is cancelled upstream as soon as the client goes away.
+			ctx = context.WithoutCancel(ctx)
+		}
+	}
+	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
+	u := *r.URL
+	out.URL = &u
 	teTrailers := removeHopByHop(out.Header)
 	if teTrailers {
 		out.Header.Set("Te", "trailers")
 	}
 	setForwarded(out.Header, r)
-
-	if p.tap != nil && !isSafe(r.Method) {
-		ex.observe = true
-		ex.wants = p.tap.Wants(r.Method, ex.path)
-	}
 	p.gp.ServeHTTP(rw, out)
 }
 
@@ -291,7 +297,20 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 			p.log.Error().Str("request_id", ex.requestID).Interface("panic", v).Msg("tap panicked; response passed through")
 		}
 	}()
-	p.tap.Observe(req.Context(), x)
+	// The upstream has already acted on the request: a client that hangs up
+	// now must not cancel what the tap records about it.
+	p.tap.Observe(context.WithoutCancel(req.Context()), x)
+}
+
+// tapWants asks the Tap whether it wants bodies; a panic counts as no.
+func (p *Proxy) tapWants(method, path, requestID string) (wants bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error().Str("request_id", requestID).Interface("panic", v).Msg("tap panicked in Wants")
+			wants = false
+		}
+	}()
+	return p.tap.Wants(method, path)
 }
 
 // finish writes the access-log line and the metrics of one request.

@@ -161,3 +161,53 @@ func TestTapLargeResponseStreams(t *testing.T) {
 		t.Fatalf("captured %d bytes, truncated %v", len(ex.ResponseBody), ex.ResponseTruncated)
 	}
 }
+
+// TestTapSurvivesClientHangup: a watched mutation is not cancelled upstream
+// when the client hangs up, and Observe gets a context the client cannot
+// cancel, so its outcome is still recorded.
+func TestTapSurvivesClientHangup(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		w.WriteHeader(http.StatusCreated)
+	}))
+	ctxErr := make(chan error, 1)
+	tap := TapFunc{
+		WantsFn:   func(string, string) bool { return true },
+		ObserveFn: func(ctx context.Context, ex *Exchange) { ctxErr <- ctx.Err() },
+	}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, px.URL+"/api/reportserver/v2/reports", strings.NewReader("{}"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	recv(t, started, "upstream to start")
+	cancel()
+	recv(t, done, "client to give up")
+	close(release)
+	if err := recv(t, ctxErr, "Observe"); err != nil {
+		t.Fatalf("Observe got a cancelled context: %v", err)
+	}
+}
+
+func TestTapWantsPanicIsContained(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+	}))
+	var observed atomic.Int64
+	tap := TapFunc{
+		WantsFn:   func(string, string) bool { panic("wants bug") },
+		ObserveFn: func(context.Context, *Exchange) { observed.Add(1) },
+	}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	resp, _ := do(t, client(), newReq(t, http.MethodPost, px.URL+"/x", strings.NewReader("{}")))
+	if resp.StatusCode != http.StatusCreated || observed.Load() != 1 {
+		t.Fatalf("status %d, observed %d", resp.StatusCode, observed.Load())
+	}
+}
