@@ -243,12 +243,12 @@ func (r *Resolver) pruneLocked() {
 	if len(r.tokens) < r.max {
 		return
 	}
-	var cut time.Time
-	n := 0
-	for _, e := range r.tokens { // approximate: drop entries older than the mean age
-		cut = cut.Add(e.issued.Sub(time.Time{}) / time.Duration(len(r.tokens)))
-		n++
+	// Still full: drop the entries older than the mean age (about half).
+	var sum time.Duration
+	for _, e := range r.tokens {
+		sum += now.Sub(e.issued) / time.Duration(len(r.tokens))
 	}
+	cut := now.Add(-sum)
 	for k, e := range r.tokens {
 		if !e.issued.After(cut) {
 			delete(r.tokens, k)

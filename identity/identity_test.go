@@ -248,3 +248,32 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxTokensBound(t *testing.T) {
+	f := setup(t, true)
+	res, err := identity.New(identity.Options{Client: f.client, MaxTokens: 4, Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks []string
+	for i := range 10 {
+		tok, err := res.Login(t.Context(), "alice", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok.AccessToken)
+		f.clk.Add(time.Duration(i+1) * time.Second)
+	}
+	known := 0
+	for _, tok := range toks {
+		if _, ok := res.Peek(tok); ok {
+			known++
+		}
+	}
+	if known > 4 || known == 0 {
+		t.Errorf("%d tokens remembered with MaxTokens 4", known)
+	}
+	if _, ok := res.Peek(toks[len(toks)-1]); !ok {
+		t.Error("the newest token was dropped")
+	}
+}
