@@ -193,6 +193,7 @@
 //	GET    /_sim/large                                    200 ?size=N like documents/{id}/large
 //	GET    /_sim/slow                                     200 ?chunks=N&interval=D&size=B, chunked, each chunk flushed
 //	GET    /_sim/sse                                      200 ?events=N&interval=D, text/event-stream
+//	GET    /_sim/ws                                       101 WebSocket echo (RFC 6455, frames up to 1 MiB)
 //	GET    /_sim/echo                                     200 Echo {Method, Path, RawQuery, Host, Header, BodyLength, BodySha256}
 //	POST   /_sim/echo                                     (same; the body is hashed as a stream)
 //	PUT    /_sim/echo                                     (same)

@@ -197,6 +197,7 @@ func (s *Server) buildRoutes() []*route {
 	b.anonStream(get, "_sim/large", s.streamLarge)
 	b.anonStream(get, "_sim/slow", s.streamSlow)
 	b.anonStream(get, "_sim/sse", s.streamSSE)
+	b.anonStream(get, "_sim/ws", s.websocketEcho)
 	for _, m := range []string{get, post, put, del, http.MethodPatch} {
 		b.anonStream(m, "_sim/echo", s.echo)
 	}

@@ -415,3 +415,40 @@ func TestBodies(t *testing.T) {
 		}
 	})
 }
+
+func TestWebSocketEcho(t *testing.T) {
+	e := newEnv(t, simulator.Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(conn, "GET /_sim/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 101 || res.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("handshake %d %v", res.StatusCode, res.Header)
+	}
+	mask := []byte{1, 2, 3, 4}
+	msg := []byte("hello")
+	frame := append([]byte{0x81, 0x80 | byte(len(msg))}, mask...)
+	for i, c := range msg {
+		frame = append(frame, c^mask[i%4])
+	}
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2+len(msg))
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != 0x81 || int(got[1]) != len(msg) || string(got[2:]) != "hello" {
+		t.Fatalf("echo frame % x", got)
+	}
+	want(t, e.do("", "GET", "/_sim/ws", nil), 400)
+}
