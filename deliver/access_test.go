@@ -133,7 +133,9 @@ func TestFanOutAccess(t *testing.T) {
 	}
 	var access Access = NewPermissionChecker(PermissionCheckerOptions{Perms: perms})
 	h := newHarness(t, func(o *Options) {
-		o.Access = accessFn(func(u rswebhooks.User, ev *rswebhooks.Event) (bool, error) { return access.CanRead(context.Background(), u, ev) })
+		o.Access = accessFn(func(u rswebhooks.User, ev *rswebhooks.Event) (bool, error) {
+			return access.CanRead(context.Background(), u, ev)
+		})
 	})
 	owner := func(id, name string) func(*rswebhooks.Webhook) {
 		return func(w *rswebhooks.Webhook) { w.User = rswebhooks.User{ID: id, Name: name} }

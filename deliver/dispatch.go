@@ -66,7 +66,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 				}
 			}
 		}
-		if wait == 0 && len(st.inflight) > 0 && len(st.buf) == 0 {
+		if wait == 0 && !moved && len(st.inflight) > 0 && len(st.buf) == 0 {
 			// Everything due is in flight; wait for a worker.
 			wait = e.opts.PollInterval
 		}
