@@ -21,6 +21,11 @@
 //	x/<executionID>                       empty: execution already seen by the watcher
 //	m/<key>                               raw bytes: metadata (m/schema, m/ping reserved)
 //
+// Queue scans (Due, NextDue, QueueStats) read keys only and seek to an
+// in-memory lower bound of the live q/ keys, so the tombstones that every
+// delivered or rescheduled item leaves behind are not rescanned; Due stops at
+// the first key due after now.
+//
 // # Retention
 //
 // Webhooks and pending deliveries (with their dw/ and q/ keys) never expire.
