@@ -434,3 +434,20 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("New without service account = %v, want ErrDisabled", err)
 	}
 }
+
+// Executions older than retention (whose seen marks may have expired) are
+// never notified, so an expired mark cannot become a phantom event.
+func TestExecutionsOlderThanRetentionAreIgnored(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Retention = 10 * time.Hour })
+	task := e.task("t")
+	e.poll()
+	e.clk.Add(time.Minute)
+	e.run(task)
+	e.clk.Add(10 * time.Hour) // the watcher was down longer than retention
+	x := e.run(task)
+	e.poll()
+	es := e.events()
+	if len(es) != 1 || es[0].ExecutionID != x.Id {
+		t.Fatalf("events = %+v, want only the recent run %s", es, x.Id)
+	}
+}
