@@ -19,7 +19,7 @@ import (
 const waitTimeout = 10 * time.Second
 
 // recv waits for a value with a bounded timeout.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -75,7 +75,7 @@ func receiver(ch chan<- received, fn func(w http.ResponseWriter, r *http.Request
 }
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.DB
 	e        *Engine
 	reg      *prometheus.Registry
@@ -90,7 +90,7 @@ func loopbackClient(timeout time.Duration) *http.Client {
 
 // newHarness opens a real store in a temp dir and builds an engine (not yet
 // running) whose client may reach loopback receivers.
-func newHarness(t *testing.T, mod func(*Options)) *harness {
+func newHarness(t testing.TB, mod func(*Options)) *harness {
 	t.Helper()
 	db, err := store.Open(store.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
 	if err != nil {
