@@ -172,6 +172,7 @@ func New(opts Options) (*Handler, error) {
 		{"GET", "/api/webhooks/deliveries/{id}", false, h.getDelivery},
 		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
 		{"GET", "/api/webhooks/filters", false, h.listFilters},
+		{"GET", "/api/webhooks/me", false, h.me},
 		{"POST", "/api/webhooks/login", true, h.login},
 		{"GET", "/api/webhooks/openapi.json", true, h.openAPI},
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/admin"
 )
 
 // TestAuthorisationMatrix runs every endpoint as every kind of caller and
@@ -81,6 +82,9 @@ func TestAuthorisationMatrix(t *testing.T) {
 		{"GET filters", func(tok string, _ rswebhooks.Webhook, _ rswebhooks.Delivery) response {
 			return e.do("GET", "/api/webhooks/filters", tok, nil)
 		}, all(200, 200, 200, 200)},
+		{"GET me", func(tok string, _ rswebhooks.Webhook, _ rswebhooks.Delivery) response {
+			return e.do("GET", "/api/webhooks/me", tok, nil)
+		}, all(200, 200, 200, 200)},
 	}
 	for _, ep := range eps {
 		for _, who := range []string{"anonymous", "bad", "expired", "revoked", "bob", "admin", "operator", "alice"} {
@@ -125,6 +129,22 @@ func TestAuthorisationMatrix(t *testing.T) {
 			})
 		}
 	}
+	t.Run("me names the caller", func(t *testing.T) {
+		for who, want := range map[string]admin.Me{
+			"alice":    {Name: "alice"},
+			"admin":    {Name: "admin", IsAdministrator: true},
+			"operator": {ID: "operator", Name: "operator", IsAdministrator: true, IsOperator: true},
+		} {
+			var got admin.Me
+			e.do("GET", "/api/webhooks/me", callers[who], nil).json(t, &got)
+			if want.ID == "" {
+				want.ID = got.ID // a report-server user id
+			}
+			if got != want || got.ID == "" {
+				t.Errorf("%s: me = %+v, want %+v", who, got, want)
+			}
+		}
+	})
 	t.Run("anonymous endpoints", func(t *testing.T) {
 		if res := e.do("GET", "/api/webhooks/openapi.json", "", nil); res.status != 200 {
 			t.Errorf("openapi: %d", res.status)

@@ -200,6 +200,18 @@ func (h *Handler) listFilters(w http.ResponseWriter, _ *http.Request, _ *rswebho
 	writeJSON(w, http.StatusOK, h.filters)
 }
 
+// Me is the answer of GET /api/webhooks/me: who the caller is.
+type Me struct {
+	ID              string `json:"Id"`
+	Name            string `json:"Name"`
+	IsAdministrator bool   `json:"IsAdministrator"`
+	IsOperator      bool   `json:"IsOperator"`
+}
+
+func (h *Handler) me(w http.ResponseWriter, _ *http.Request, id *rswebhooks.Identity) {
+	writeJSON(w, http.StatusOK, Me{ID: id.ID, Name: id.Name, IsAdministrator: id.Admin, IsOperator: id.Operator})
+}
+
 // RedactURL returns u without user info, query and fragment, for logs.
 func RedactURL(u string) string {
 	p, err := url.Parse(u)
