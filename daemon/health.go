@@ -3,9 +3,13 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // check is one readiness condition: nil means fine.
@@ -62,4 +66,41 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// background runs the daemon's long-running parts (delivery engine, store
+// GC, watcher). One that returns an error is logged and makes /readyz fail;
+// the proxy keeps serving regardless.
+type background struct {
+	log     zerolog.Logger
+	mu      sync.Mutex
+	stopped map[string]error
+}
+
+func (b *background) start(wg *sync.WaitGroup, ctx context.Context, name string, run func(context.Context) error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		b.log.Error().Err(err).Str("part", name).Msg("a background part stopped; the proxy keeps serving")
+		b.mu.Lock()
+		if b.stopped == nil {
+			b.stopped = map[string]error{}
+		}
+		b.stopped[name] = err
+		b.mu.Unlock()
+	}()
+}
+
+func (b *background) check(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for name, err := range b.stopped {
+		errs = append(errs, fmt.Errorf("%s stopped: %w", name, err))
+	}
+	return errors.Join(errs...)
 }

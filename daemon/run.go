@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
+	"github.com/rswebhooks/rswebhooks/watch"
 )
 
 // Run starts the daemon and blocks until ctx is cancelled (then shuts down
@@ -125,10 +127,38 @@ func Run(ctx context.Context, o Options) error {
 		}
 		rules = detect.MergeRules(rules, extra)
 	}
+	// With a service account, the execution watcher notices scheduled runs;
+	// the correlator between detect and the store keeps an execute call seen
+	// by the proxy and the record the watcher later finds to one event.
+	watchMetrics := watch.NewMetrics(reg)
+	var events detect.EventStore = db
+	var watcher *watch.Watcher
+	if rs.Configured() && o.WatchInterval > 0 {
+		corr, err := watch.NewCorrelator(ctx, watch.CorrelatorOptions{Store: db, Logger: log.With().Str("component", "watch").Logger()})
+		if err != nil {
+			return fmt.Errorf("execution watcher: %w", err)
+		}
+		events = corr
+		watcher, err = watch.New(watch.Options{
+			Client:     rs,
+			Store:      db,
+			Correlator: corr,
+			APIVersion: strings.ToLower(o.APIVersion),
+			Interval:   o.WatchInterval,
+			Retention:  o.Retention,
+			OnEvent:    engine.Wake,
+			Logger:     log.With().Str("component", "watch").Logger(),
+			Metrics:    watchMetrics,
+		})
+		if err != nil {
+			return fmt.Errorf("execution watcher: %w", err)
+		}
+	}
+
 	det, err := detect.New(detect.Options{
 		Rules:      rules,
 		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
-		Store:      db,
+		Store:      events,
 		Actors:     ids,
 		Logger:     log.With().Str("component", "detect").Logger(),
 		Registerer: reg,
@@ -172,9 +202,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("proxy: %w", err)
 	}
 
+	bg := &background{log: log}
 	hl := &health{now: time.Now, checks: []check{
 		{name: "upstream", fn: px.CheckUpstream},
 		{name: "store", fn: db.Ping},
+		{name: "background", fn: bg.check},
 	}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", hl.healthz)
@@ -197,6 +229,8 @@ func Run(ctx context.Context, o Options) error {
 	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog.stdLogger()}
 
 	g, gctx := errgroup.WithContext(ctx)
+	var g2 sync.WaitGroup
+	defer g2.Wait()
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	serve := func(name string, srv *http.Server, ln net.Listener) {
@@ -209,8 +243,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	serve("proxy", proxySrv, proxyLn)
 	serve("admin", adminSrv, adminLn)
-	g.Go(func() error { return ignoreCanceled(db.Run(workCtx)) })
-	g.Go(func() error { return ignoreCanceled(engine.Run(workCtx)) })
+	// Background parts never take the proxy down with them (traffic
+	// first): a part that stops is logged and reported by /readyz.
+	bg.start(&g2, workCtx, "store-gc", db.Run)
+	bg.start(&g2, workCtx, "delivery", engine.Run)
+	if watcher != nil {
+		bg.start(&g2, workCtx, "watcher", watcher.Run)
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info().Msg("shutting down: draining in-flight requests")
