@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/internal/simulator"
+)
+
+// running is a daemon started in-process on loopback ports.
+type running struct {
+	proxyURL, adminURL string
+	stop               func() error
+}
+
+func start(t *testing.T, o Options) *running {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	o.Listen, o.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	o.Logger = zerolog.Nop()
+	ready := make(chan [2]string, 1)
+	o.Ready = func(p, a string) { ready <- [2]string{p, a} }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, o) }()
+	r := &running{stop: func() error { cancel(); return <-done }}
+	select {
+	case a := <-ready:
+		r.proxyURL, r.adminURL = "http://"+a[0], "http://"+a[1]
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon not ready within 30s")
+	}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		b.WriteString(sc.Text() + "\n")
+	}
+	return resp.StatusCode, []byte(b.String())
+}
+
+func TestReadyzNamesTheUpstreamWhenItIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	r := start(t, Options{Upstream: dead, WatchInterval: 0})
+
+	if status, body := get(t, r.adminURL+"/healthz"); status != 200 || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("healthz: %d %s", status, body)
+	}
+	status, body := get(t, r.adminURL+"/readyz")
+	var got struct {
+		Status  string
+		Reasons map[string]string
+	}
+	if err := json.Unmarshal(body, &got); err != nil || status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz: %d %s (%v)", status, body, err)
+	}
+	if got.Reasons["upstream"] == "" || got.Reasons["store"] != "" {
+		t.Fatalf("readyz reasons %v: want upstream only", got.Reasons)
+	}
+	// The proxy answers 502 with JSON and keeps serving.
+	if status, body := get(t, r.proxyURL+"/api/reportserver/v2/reports"); status != http.StatusBadGateway || !strings.HasPrefix(string(body), "{") {
+		t.Fatalf("proxy to a dead upstream: %d %s", status, body)
+	}
+}
+
+func TestReadyWithALiveUpstream(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	r := start(t, Options{Upstream: up.URL, WatchInterval: 0})
+	if status, body := get(t, r.adminURL+"/readyz"); status != 200 {
+		t.Fatalf("readyz: %d %s", status, body)
+	}
+}
+
+// TestExportedMetricsMatchDeployList: the names the daemon exports are
+// exactly those listed in deploy/metrics.txt, which the dashboard and the
+// alert rules are checked against.
+func TestExportedMetricsMatchDeployList(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	r := start(t, Options{Upstream: up.URL, ServiceUser: "admin", ServicePassword: "admin", WatchInterval: time.Hour})
+	get(t, r.proxyURL+"/api/reportserver/v2/reports") // request counters appear with their first request
+	_, body := get(t, r.adminURL+"/metrics")
+	exported := map[string]bool{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			exported[strings.Fields(name)[0]] = true
+		}
+	}
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "metrics.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			listed[line] = true
+		}
+	}
+	var missing, unlisted []string
+	for name := range listed {
+		if !exported[name] {
+			missing = append(missing, name)
+		}
+	}
+	for name := range exported {
+		if strings.HasPrefix(name, "rswebhooks_") && !listed[name] {
+			unlisted = append(unlisted, name)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(unlisted)
+	if len(missing) > 0 {
+		t.Errorf("deploy/metrics.txt lists names the daemon does not export: %v", missing)
+	}
+	if len(unlisted) > 0 {
+		t.Errorf("the daemon exports rswebhooks_ names deploy/metrics.txt does not list: %v", unlisted)
+	}
+	// design.md §6: every contract name is exported.
+	for _, name := range []string{"rswebhooks_proxy_requests_total", "rswebhooks_proxy_request_duration_seconds",
+		"rswebhooks_upstream_errors_total", "rswebhooks_events_total", "rswebhooks_events_lost_total",
+		"rswebhooks_unmatched_mutations_total", "rswebhooks_deliveries_total", "rswebhooks_delivery_attempts_total",
+		"rswebhooks_delivery_attempt_duration_seconds", "rswebhooks_delivery_queue_depth", "rswebhooks_delivery_lag_seconds",
+		"rswebhooks_webhooks", "go_goroutines", "process_resident_memory_bytes"} {
+		if !exported[name] {
+			t.Errorf("design.md §6 metric %s is not exported", name)
+		}
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{}, "--upstream: is required"},
+		{Options{Upstream: "http://rs?x=1"}, "--upstream: must not carry a query"},
+		{Options{Upstream: "http://rs", ServiceUser: "svc"}, "--service-user: and --service-password must be given together"},
+		{Options{Upstream: "http://rs", ServiceToken: "t", ServiceUser: "u", ServicePassword: "p"}, "--service-token: and --service-user/--service-password are alternatives"},
+		{Options{Upstream: "http://rs", WatchInterval: time.Millisecond}, "--watch-interval: must be 0 (off) or at least 1s"},
+		{Options{Upstream: "http://rs", APIVersion: "v9"}, `--api-version: must be v2 or v3`},
+		{Options{Upstream: "http://rs", Listen: ":9000", AdminListen: ":9000"}, "--admin-listen: must differ from --listen"},
+	} {
+		err := tc.o.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.o, err, tc.want)
+		}
+	}
+	ok := Options{Upstream: "https://rs.example/reporting"}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("a valid configuration was refused: %v", err)
+	}
+}
