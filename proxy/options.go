@@ -62,8 +62,9 @@ type Options struct {
 	// Routes are served locally; the first matching Prefix wins. Nil: none.
 	Routes []Route
 
-	// Logger receives one access-log line per request and goproxy's own
-	// messages. Zero value: zerolog's zero Logger, which discards.
+	// Logger receives one access-log line per request (info; warn when the
+	// upstream gave no answer) and goproxy's own messages (lib=goproxy). The
+	// caller adds its component field. Zero value: discards.
 	Logger zerolog.Logger
 
 	// Registerer receives the proxy metrics (see NewMetrics). Nil: the metrics

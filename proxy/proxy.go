@@ -88,7 +88,7 @@ func New(opts Options) (*Proxy, error) {
 		capture:    opts.CaptureLimit,
 		idle:       max(opts.UpgradeIdleTimeout, 0),
 		routes:     append([]Route(nil), opts.Routes...),
-		log:        opts.Logger.With().Str("component", "proxy").Logger(),
+		log:        opts.Logger,
 		metrics:    opts.Metrics,
 		now:        opts.Now,
 		bufs:       newBufPool(),
@@ -96,7 +96,7 @@ func New(opts Options) (*Proxy, error) {
 
 	gp := goproxy.NewProxyHttpServer()
 	gp.Verbose = false
-	gp.Logger = goproxyLogger{log: p.log.With().Str("component", "goproxy").Logger()}
+	gp.Logger = goproxyLogger{log: p.log.With().Str("lib", "goproxy").Logger()}
 	gp.KeepAcceptEncoding = true // gzip passes through untouched
 	// goproxy's own transport is never used (onRequest installs roundTrip);
 	// replace its default (environment proxy, 2 idle connections) anyway.

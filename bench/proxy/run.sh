@@ -16,7 +16,7 @@ RATE=${RATE:-1000}
 RATE_DURATION=${RATE_DURATION:-10s}
 STREAM_BYTES=${STREAM_BYTES:-1073741824}
 OUT=${OUT:-$ROOT/bench/proxy/results.md}
-P_UP=18080 P_RSW=18081 P_NGINX=18082 P_HU=18083 P_PPROF=18084
+P_UP=18080 P_RSW=18081 P_NGINX=18082 P_HU=18083 P_PPROF=18084 P_QUIET=18085
 
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "$2" ]; }
 if ! need wrk /usr/bin/wrk || ! need nginx /usr/sbin/nginx; then
@@ -33,13 +33,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "building..." >&2
 (cd "$ROOT" && go build -o "$WORK/bin/" ./bench/proxy/...)
 
-start() { # name cmd...
-	"${@:2}" >"$WORK/$1.out" 2>"$WORK/$1.err" &
-	PIDS+=($!)
-	echo $!
+start() { # name cmd... ; sets PID (not run in a subshell, so cleanup sees it)
+	"${@:2}" >/dev/null 2>"$WORK/$1.err" &
+	PID=$!
+	PIDS+=("$PID")
 }
 wait_port() {
 	for _ in $(seq 100); do
@@ -78,36 +79,41 @@ http {
 }
 NGX
 
-UP_PID=$(start upstream "$WORK/bin/upstream" -listen 127.0.0.1:$P_UP)
-RSW_PID=$(start rswproxy "$WORK/bin/rswproxy" -listen 127.0.0.1:$P_RSW -upstream http://127.0.0.1:$P_UP -pprof 127.0.0.1:$P_PPROF)
-HU_PID=$(start httputil "$WORK/bin/httputilproxy" -listen 127.0.0.1:$P_HU -upstream http://127.0.0.1:$P_UP)
-NGX_PID=$(start nginx "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf")
-for p in $P_UP $P_RSW $P_HU $P_NGINX; do wait_port "$p"; done
-# rswproxy's access log goes to a file on disk; keep it out of the way of the numbers.
-: >"$WORK/rswproxy.out"
+start upstream "$WORK/bin/upstream" -listen 127.0.0.1:$P_UP
+UP_PID=$PID
+start rswproxy "$WORK/bin/rswproxy" -listen 127.0.0.1:$P_RSW -upstream http://127.0.0.1:$P_UP -pprof 127.0.0.1:$P_PPROF
+RSW_PID=$PID
+start rswquiet "$WORK/bin/rswproxy" -quiet -listen 127.0.0.1:$P_QUIET -upstream http://127.0.0.1:$P_UP
+start httputil "$WORK/bin/httputilproxy" -listen 127.0.0.1:$P_HU -upstream http://127.0.0.1:$P_UP
+HU_PID=$PID
+start nginx "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
+NGX_PID=$PID
+for p in $P_UP $P_RSW $P_QUIET $P_HU $P_NGINX; do wait_port "$p"; done
 
-declare -A RPS P50 P99 CONNS_OPENED
+declare -A RPS P50 P99 CONNS_OPENED REQS
 to_ms() { # wrk latency like 812.00us / 1.23ms / 1.02s -> ms
 	awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); printf "%.3f", v/1000}
 	else if (v ~ /ms$/) {sub(/ms$/,"",v); printf "%.3f", v}
 	else if (v ~ /s$/) {sub(/s$/,"",v); printf "%.3f", v*1000} }'
 }
 run_wrk() { # name port
+	# Counted from before the warm-up, so the figure includes filling the pool.
 	curl -s -X POST "http://127.0.0.1:$P_UP/_stats/reset"
 	wrk -t2 -c"$CONNS" -d2s "http://127.0.0.1:$2/" >/dev/null # warm-up
-	curl -s -X POST "http://127.0.0.1:$P_UP/_stats/reset"
 	echo "wrk $1..." >&2
 	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/" >"$WORK/wrk-$1.txt"
 	RPS[$1]=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-$1.txt")
 	P50[$1]=$(to_ms "$(awk '$1=="50%" {print $2}' "$WORK/wrk-$1.txt")")
 	P99[$1]=$(to_ms "$(awk '$1=="99%" {print $2}' "$WORK/wrk-$1.txt")")
-	CONNS_OPENED[$1]=$(curl -s "http://127.0.0.1:$P_UP/_stats")
+	CONNS_OPENED[$1]=$(( $(curl -s "http://127.0.0.1:$P_UP/_stats") - 1 )) # minus the stats request itself
+	REQS[$1]=$(awk '/requests in/ {print $1}' "$WORK/wrk-$1.txt")
 	if grep -q "Non-2xx\|Socket errors" "$WORK/wrk-$1.txt"; then grep "Non-2xx\|Socket errors" "$WORK/wrk-$1.txt" | sed "s/^/$1: /" >&2; fi
 }
 run_wrk direct $P_UP
 run_wrk rswebhooks $P_RSW
 run_wrk nginx $P_NGINX
 run_wrk httputil $P_HU
+run_wrk rswebhooks-no-access-log $P_QUIET
 
 if [ "${PROFILE:-}" = 1 ]; then
 	echo "profiling rswebhooks under wrk..." >&2
@@ -127,7 +133,9 @@ kv() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'; }
 
 # Streaming: a fresh proxy process, so its peak RSS is the stream's, not wrk's.
 kill "$RSW_PID" 2>/dev/null || true
-RSW2_PID=$(start rswproxy2 "$WORK/bin/rswproxy" -listen 127.0.0.1:$P_RSW -upstream http://127.0.0.1:$P_UP)
+wait "$RSW_PID" 2>/dev/null || true
+start rswproxy2 "$WORK/bin/rswproxy" -listen 127.0.0.1:$P_RSW -upstream http://127.0.0.1:$P_UP
+RSW2_PID=$PID
 wait_port $P_RSW
 for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$P_RSW/"; done
 echo "streaming $STREAM_BYTES bytes..." >&2
@@ -140,15 +148,16 @@ TICKS_DIRECT=$("$WORK/bin/loadgen" ticks -url "http://127.0.0.1:$P_UP/ticks" -n 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.2f", a/b }'; }
 diffus() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%+.0f", a-b }'; }
 {
+	echo "Load average at start: $LOAD (the machine is shared; compare ratios within one run)."
 	echo "Run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(go version | awk '{print $3}'), $($NGINX -v 2>&1 | sed 's/.*: //'), wrk -t$THREADS -c$CONNS -d$DURATION, 1 KiB response"
 	echo
-	echo "| target | requests/s | p50 ms | p99 ms | upstream conns opened |"
+	echo "| target | requests/s | p50 ms | p99 ms | upstream conns opened (warm-up + run, $CONNS clients) |"
 	echo "|---|---:|---:|---:|---:|"
-	for n in direct rswebhooks nginx httputil; do
-		echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CONNS_OPENED[$n]} |"
+	for n in direct rswebhooks nginx httputil rswebhooks-no-access-log; do
+		echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CONNS_OPENED[$n]} for ${REQS[$n]} requests |"
 	done
 	echo
-	echo "Ratios at saturation: rswebhooks/nginx = $(ratio "${RPS[rswebhooks]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks]}" "${RPS[httputil]}"), httputil/nginx = $(ratio "${RPS[httputil]}" "${RPS[nginx]}")"
+	echo "Ratios at saturation: rswebhooks/nginx = $(ratio "${RPS[rswebhooks]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks]}" "${RPS[httputil]}"), httputil/nginx = $(ratio "${RPS[httputil]}" "${RPS[nginx]}"); without the access log: rswebhooks/nginx = $(ratio "${RPS[rswebhooks-no-access-log]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks-no-access-log]}" "${RPS[httputil]}")"
 	echo
 	echo "Fixed rate $RATE requests/s for $RATE_DURATION (open loop, latency from scheduled start):"
 	echo

@@ -23,14 +23,19 @@ func main() {
 	addr := flag.String("listen", "127.0.0.1:18081", "listen address")
 	up := flag.String("upstream", "http://127.0.0.1:18080", "upstream URL")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
+	quiet := flag.Bool("quiet", false, "no access log (warn level), to measure what logging costs")
 	flag.Parse()
+	logger := zerolog.New(os.Stdout).With().Timestamp().Logger()
+	if *quiet {
+		logger = logger.Level(zerolog.WarnLevel)
+	}
 	target, err := url.Parse(*up)
 	if err != nil {
 		log.Fatal(err)
 	}
 	p, err := proxy.New(proxy.Options{
 		Upstream:   target,
-		Logger:     zerolog.New(os.Stdout).With().Timestamp().Logger(),
+		Logger:     logger,
 		Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
