@@ -284,6 +284,9 @@ func (rt *route) matchPath(segs []string) (map[string]string, bool) {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The Date header follows the server's own clock (Options.Now plus any
+	// SetClockSkew), as a real server with a skewed clock would send it.
+	w.Header().Set("Date", s.Now().UTC().Format(http.TimeFormat))
 	path := r.URL.Path
 	if s.prefix != "" {
 		if len(path) < len(s.prefix) || !strings.EqualFold(path[:len(s.prefix)], s.prefix) ||
