@@ -1,0 +1,867 @@
+// rswebhooks: the Webhooks grid, a single-page app over the registrations
+// API (/api/webhooks/...). Plain JavaScript, no framework, no build step.
+//
+// CSRF: the bearer token is kept in sessionStorage (this tab only; gone when
+// the tab closes) and sent only in the Authorization header of fetch calls.
+// The API reads no cookie, so a form or image on another site reaches it
+// without credentials and gets 401; a cross-origin fetch that sets
+// Authorization needs a CORS preflight the admin listener never grants.
+//
+// XSS: the DOM is built with textContent and attributes only (never
+// innerHTML), and the Content-Security-Policy allows no inline script.
+'use strict';
+
+(() => {
+  const API = '/api/webhooks';
+  const SESSION_KEY = 'rswebhooks.session';
+  const SECRET_LENGTH = 48; // the API accepts 32–128
+  const SECRET_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const DELIVERY_LIMIT = 10;
+  const POLL_FAST_MS = 700; // while something is pending
+  const POLL_SLOW_MS = 2500; // an open panel otherwise
+  const PANEL_MAX_POLLS = 120; // then auto-refresh stops until "Refresh"
+  const PING_MAX_POLLS = 30;
+  const DEFAULT_FILTERS = [
+    { Name: 'reports', Description: 'Reports added, edited or deleted.' },
+    { Name: 'categories', Description: 'Categories added, edited or deleted.' },
+    { Name: 'connections', Description: 'Data connections added, edited or deleted.' },
+    { Name: 'tasks', Description: 'Scheduled tasks added, modified, deleted or executed.' },
+    { Name: 'alerts', Description: 'Data alerts added, modified, deleted or executed.' },
+  ];
+  // Server messages start with the field they are about ("WebHookUri: …").
+  const FIELD_OF = {
+    webhookuri: 'f-url',
+    secret: 'f-secret',
+    filters: 'f-filters',
+    description: 'f-description',
+    ispaused: 'f-paused',
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  /** h builds an element; text is always set with textContent. */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === false || v === null || v === undefined) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : String(c));
+    }
+    return el;
+  }
+
+  const state = {
+    session: null, // {token, kind: 'user'|'operator', name}
+    admin: false,
+    filters: DEFAULT_FILTERS,
+    webhooks: [],
+    revealed: new Set(), // webhook ids whose secret is shown
+    panels: new Map(), // webhook id → Panel
+    editing: null, // webhook being edited, or null for a new one
+    opener: null, // element to focus when a dialog closes
+    focusAfterRender: null, // id of a webhook just created
+  };
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body, opts = {}) {
+    const headers = { Accept: 'application/json' };
+    if (state.session) headers.Authorization = 'Bearer ' + state.session.token;
+    const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(API + path, init);
+    } catch (e) {
+      throw new ApiError(0, 'The server cannot be reached; check the connection and try again.');
+    }
+    const text = await res.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = null; }
+    }
+    if (!res.ok) {
+      const msg = data && typeof data.Message === 'string'
+        ? data.Message
+        : `The server answered ${res.status} ${res.statusText}`.trim();
+      if (res.status === 401 && state.session && !opts.signingIn) {
+        signOut('Your session has ended. Sign in again.');
+      }
+      throw new ApiError(res.status, msg);
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  let toastTimer = 0;
+  function announce(msg, kind = 'ok') {
+    const t = $('toast');
+    t.textContent = msg;
+    t.className = 'toast toast-' + kind;
+    t.hidden = false;
+    if (kind === 'error') $('alert-region').textContent = msg;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, kind === 'error' ? 10000 : 5000);
+  }
+
+  function showError(id, msg) {
+    const el = $(id);
+    el.textContent = msg || '';
+    el.hidden = !msg;
+  }
+
+  // ---------------------------------------------------------------- session
+
+  function loadSession() {
+    try {
+      const s = JSON.parse(sessionStorage.getItem(SESSION_KEY));
+      return s && typeof s.token === 'string' ? s : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function saveSession(s) {
+    if (s) sessionStorage.setItem(SESSION_KEY, JSON.stringify(s));
+    else sessionStorage.removeItem(SESSION_KEY);
+  }
+
+  function show(view) {
+    $('loading').hidden = true;
+    $('signin-view').hidden = view !== 'signin';
+    $('grid-view').hidden = view !== 'grid';
+    $('session').hidden = view !== 'grid';
+  }
+
+  function showSignIn(notice) {
+    show('signin');
+    const n = $('signin-notice');
+    n.textContent = notice || '';
+    n.hidden = !notice;
+    $('login-password').value = '';
+    $('operator-token').value = '';
+    $('login-username').focus();
+  }
+
+  /** signIn checks a token, learns who it belongs to and shows the grid. */
+  async function signIn(session) {
+    state.session = session;
+    let me = null;
+    try {
+      me = await api('GET', '/me', undefined, { signingIn: true });
+    } catch (e) {
+      if (e.status === 401 || e.status === 403 || e.status === 0) {
+        state.session = null;
+        throw e;
+      }
+      me = null; // an older daemon without /me: decide from the rows below
+    }
+    if (me && me.Name) session.name = me.Name;
+    try {
+      await Promise.all([loadFilters(), loadWebhooks({ signingIn: true })]);
+    } catch (e) {
+      state.session = null;
+      throw e;
+    }
+    state.admin = me
+      ? Boolean(me.IsAdministrator || me.IsOperator)
+      : session.kind === 'operator' || seesOthers(session.name);
+    saveSession(session);
+    $('who-name').textContent = session.kind === 'operator' ? 'Operator' : session.name;
+    $('who-role').textContent = state.admin ? 'Administrator' : 'User';
+    show('grid');
+    render();
+    $('main').focus();
+  }
+
+  /** seesOthers is the fallback admin test: rows owned by someone else. */
+  function seesOthers(name) {
+    const me = String(name || '').toLowerCase();
+    const owners = new Set(state.webhooks.map((w) => (w.User && w.User.Id) || ''));
+    return owners.size > 1 ||
+      state.webhooks.some((w) => w.User && w.User.Name && w.User.Name.toLowerCase() !== me);
+  }
+
+  function signOut(notice) {
+    for (const p of state.panels.values()) p.stop();
+    state.panels.clear();
+    state.session = null;
+    state.webhooks = [];
+    state.revealed.clear();
+    state.admin = false;
+    saveSession(null);
+    for (const d of [$('edit-dialog'), $('confirm-dialog')]) if (d.open) d.close();
+    $('grid-body').replaceChildren();
+    showSignIn(notice);
+  }
+
+  async function onLogin(ev) {
+    ev.preventDefault();
+    const user = $('login-username').value.trim();
+    const pass = $('login-password').value;
+    showError('login-error', '');
+    if (!user || !pass) {
+      showError('login-error', !user ? 'Enter your user name.' : 'Enter your password.');
+      (!user ? $('login-username') : $('login-password')).focus();
+      return;
+    }
+    const btn = $('login-submit');
+    btn.disabled = true;
+    btn.textContent = 'Signing in…';
+    try {
+      const res = await api('POST', '/login', { username: user, password: pass }, { signingIn: true });
+      await signIn({ token: res.access_token, kind: 'user', name: res.userName || user });
+    } catch (e) {
+      showError('login-error', e.message);
+      $('login-password').select();
+      $('login-password').focus();
+    } finally {
+      btn.disabled = false;
+      btn.textContent = 'Sign in';
+    }
+  }
+
+  async function onTokenLogin(ev) {
+    ev.preventDefault();
+    const tok = $('operator-token').value.trim();
+    showError('token-error', '');
+    if (!tok) {
+      showError('token-error', 'Enter the operator token.');
+      $('operator-token').focus();
+      return;
+    }
+    const btn = $('token-submit');
+    btn.disabled = true;
+    try {
+      await signIn({ token: tok, kind: 'operator', name: 'operator' });
+    } catch (e) {
+      showError('token-error', e.status === 401 ? 'The token was not accepted.' : e.message);
+      $('operator-token').focus();
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- data
+
+  async function loadFilters() {
+    try {
+      const fs = await api('GET', '/filters', undefined, { signingIn: true });
+      if (Array.isArray(fs) && fs.length) state.filters = fs;
+    } catch (e) {
+      if (e.status === 401) throw e;
+      state.filters = DEFAULT_FILTERS; // the five built-ins
+    }
+  }
+
+  async function loadWebhooks(opts) {
+    const ws = await api('GET', '/registrations', undefined, opts);
+    state.webhooks = Array.isArray(ws) ? ws : [];
+  }
+
+  async function refresh() {
+    try {
+      await loadWebhooks();
+      render();
+    } catch (e) {
+      if (state.session) announce(e.message, 'error');
+    }
+  }
+
+  /** body is the PUT/POST body for w with changes applied. */
+  function body(w, changes) {
+    const filters = (w.Filters || []).filter((f) => f !== '*');
+    return Object.assign({
+      Id: w.Id,
+      WebHookUri: w.WebHookUri,
+      Secret: w.Secret,
+      Description: w.Description || '',
+      IsPaused: Boolean(w.IsPaused),
+      Filters: filters,
+      Headers: w.Headers || {},
+      Properties: w.Properties || {},
+    }, changes);
+  }
+
+  // ---------------------------------------------------------------- grid
+
+  const COLUMNS = () => (state.admin ? 7 : 6);
+
+  function render() {
+    const n = state.webhooks.length;
+    $('col-user').hidden = !state.admin;
+    $('grid').classList.toggle('with-user', state.admin);
+    $('grid').hidden = n === 0;
+    $('empty').hidden = n !== 0;
+    const paused = state.webhooks.filter((w) => w.IsPaused).length;
+    let summary = n === 1 ? '1 webhook' : `${n} webhooks`;
+    if (paused) summary += `, ${paused} paused`;
+    summary += state.admin ? '. As an administrator you see every user\'s webhooks.' : '.';
+    $('grid-summary').textContent = summary;
+
+    const ids = new Set(state.webhooks.map((w) => w.Id));
+    for (const [id, p] of state.panels) {
+      if (!ids.has(id)) {
+        p.stop();
+        state.panels.delete(id);
+      }
+    }
+    const rows = [];
+    for (const w of state.webhooks) {
+      rows.push(row(w));
+      const p = state.panels.get(w.Id);
+      const panelRow = h('tr', { class: 'panel-row', id: 'panel-row-' + w.Id, 'data-panel-for': w.Id, hidden: !(p && p.open) },
+        h('td', { colspan: COLUMNS() }, p ? p.el : null));
+      rows.push(panelRow);
+    }
+    $('grid-body').replaceChildren(...rows);
+  }
+
+  function cell(label, cls, ...children) {
+    return h('td', { class: cls, 'data-label': label }, ...children);
+  }
+
+  function row(w) {
+    const label = w.Description || w.WebHookUri;
+    const p = state.panels.get(w.Id);
+    const open = Boolean(p && p.open);
+    const cells = [];
+    if (state.admin) {
+      cells.push(cell('User', 'col-user', h('span', { class: 'user', text: (w.User && (w.User.Name || w.User.Id)) || '—' })));
+    }
+    cells.push(cell('Webhook URL', 'col-url', h('span', { class: 'url', title: w.WebHookUri, text: w.WebHookUri })));
+    cells.push(cell('Secret', 'col-secret', secretCell(w, label)));
+    cells.push(cell('Filters', 'col-filters', filterChips(w.Filters)));
+    cells.push(cell('Description', 'col-desc', w.Description
+      ? h('span', { class: 'desc', text: w.Description })
+      : h('span', { class: 'muted', text: '—' })));
+    cells.push(cell('Paused', 'col-paused', pauseSwitch(w, label)));
+    cells.push(cell('Actions', 'col-actions', h('div', { class: 'row-actions' },
+      h('button', {
+        type: 'button', class: 'btn btn-small deliveries-toggle', 'aria-expanded': String(open),
+        'aria-controls': 'panel-row-' + w.Id, 'aria-label': 'Deliveries of ' + label,
+        onclick: (ev) => togglePanel(w, ev.currentTarget),
+      }, h('span', { class: 'chevron', 'aria-hidden': 'true' }), 'Deliveries'),
+      h('button', { type: 'button', class: 'btn btn-small edit', 'aria-label': 'Edit ' + label, onclick: (ev) => openEditor(w, ev.currentTarget) }, 'Edit'),
+      h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost delete', 'aria-label': 'Delete ' + label, onclick: (ev) => remove(w, ev.currentTarget) }, 'Delete'))));
+    return h('tr', { class: 'webhook' + (w.IsPaused ? ' is-paused' : ''), 'data-id': w.Id }, cells);
+  }
+
+  function secretCell(w, label) {
+    const shown = state.revealed.has(w.Id);
+    const code = h('code', { class: 'secret' + (shown ? ' revealed' : ''), text: shown ? w.Secret : '••••••••' });
+    return h('div', { class: 'secret-cell' }, code,
+      h('button', {
+        type: 'button', class: 'btn btn-icon reveal', 'aria-pressed': String(shown),
+        'aria-label': (shown ? 'Hide' : 'Show') + ' secret of ' + label,
+        onclick: (ev) => {
+          if (state.revealed.has(w.Id)) state.revealed.delete(w.Id); else state.revealed.add(w.Id);
+          const on = state.revealed.has(w.Id);
+          code.textContent = on ? w.Secret : '••••••••';
+          code.classList.toggle('revealed', on);
+          ev.currentTarget.setAttribute('aria-pressed', String(on));
+          ev.currentTarget.setAttribute('aria-label', (on ? 'Hide' : 'Show') + ' secret of ' + label);
+          ev.currentTarget.textContent = on ? 'Hide' : 'Show';
+        },
+      }, shown ? 'Hide' : 'Show'),
+      h('button', {
+        type: 'button', class: 'btn btn-icon copy', 'aria-label': 'Copy secret of ' + label,
+        onclick: () => copySecret(w, code),
+      }, 'Copy'));
+  }
+
+  async function copySecret(w, code) {
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(w.Secret);
+      announce('Secret copied to the clipboard.');
+    } catch (e) {
+      // Without clipboard access (plain http on another host): show and
+      // select it so Ctrl+C works.
+      state.revealed.add(w.Id);
+      code.textContent = w.Secret;
+      code.classList.add('revealed');
+      const range = document.createRange();
+      range.selectNodeContents(code);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      announce('The secret is selected; press Ctrl+C (⌘C) to copy it.');
+    }
+  }
+
+  function filterChips(filters) {
+    const fs = (filters || []).filter((f) => f !== '*');
+    if (!fs.length) return h('span', { class: 'chip chip-all', text: 'All events' });
+    return h('span', { class: 'chips' }, fs.map((f) => h('span', { class: 'chip', text: f })));
+  }
+
+  function pauseSwitch(w, label) {
+    const input = h('input', {
+      type: 'checkbox', role: 'switch', class: 'pause-toggle', checked: Boolean(w.IsPaused),
+      'aria-label': 'Paused: ' + label,
+      onchange: (ev) => setPaused(w, ev.currentTarget),
+    });
+    return h('label', { class: 'switch' }, input,
+      h('span', { class: 'switch-track', 'aria-hidden': 'true' }),
+      h('span', { class: 'switch-text', text: w.IsPaused ? 'Paused' : 'Active' }));
+  }
+
+  async function setPaused(w, input) {
+    const paused = input.checked;
+    input.disabled = true;
+    try {
+      await api('PUT', '/registrations/' + encodeURIComponent(w.Id), body(w, { IsPaused: paused }));
+      w.IsPaused = paused;
+      announce((paused ? 'Paused ' : 'Resumed ') + (w.Description || w.WebHookUri) + '.');
+      const tr = input.closest('tr');
+      tr.classList.toggle('is-paused', paused);
+      tr.querySelector('.switch-text').textContent = paused ? 'Paused' : 'Active';
+    } catch (e) {
+      input.checked = !paused;
+      announce(e.message, 'error');
+    } finally {
+      input.disabled = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- editor
+
+  function generateSecret(n = SECRET_LENGTH) {
+    if (n < 32 || n > 128) throw new RangeError('secret length must be 32–128');
+    const out = [];
+    const max = 256 - (256 % SECRET_ALPHABET.length); // rejection sampling: no bias
+    while (out.length < n) {
+      const buf = new Uint8Array(n * 2);
+      crypto.getRandomValues(buf);
+      for (const b of buf) {
+        if (b < max && out.length < n) out.push(SECRET_ALPHABET[b % SECRET_ALPHABET.length]);
+      }
+    }
+    return out.join('');
+  }
+
+  function clearFieldErrors() {
+    showError('form-error', '');
+    for (const id of Object.values(FIELD_OF)) {
+      const err = $(id + '-error');
+      if (err) showError(id + '-error', '');
+      $(id).removeAttribute('aria-invalid');
+    }
+  }
+
+  /** showServerError puts "Field: rule" next to the field it names. */
+  function showServerError(msg) {
+    const m = /^([A-Za-z]+):\s*([\s\S]*)$/.exec(msg);
+    const id = m && FIELD_OF[m[1].toLowerCase()];
+    if (id && $(id + '-error')) {
+      const text = m[2] ? m[2].charAt(0).toUpperCase() + m[2].slice(1) : msg;
+      showError(id + '-error', text);
+      $(id).setAttribute('aria-invalid', 'true');
+      const focusable = id === 'f-filters' ? $('f-filter-list').querySelector('input') : $(id);
+      if (focusable) focusable.focus();
+      $('alert-region').textContent = text;
+    } else {
+      showError('form-error', msg);
+      $('alert-region').textContent = msg;
+    }
+  }
+
+  function setSecretVisible(on) {
+    $('f-secret').type = on ? 'text' : 'password';
+    $('f-secret-show').setAttribute('aria-pressed', String(on));
+    $('f-secret-show').textContent = on ? 'Hide' : 'Show';
+  }
+
+  function openEditor(w, opener) {
+    state.editing = w || null;
+    state.opener = opener || null;
+    clearFieldErrors();
+    $('edit-title').textContent = w ? 'Edit webhook' : 'New webhook';
+    $('edit-save').textContent = w ? 'Save' : 'Create';
+    $('f-url').value = w ? w.WebHookUri : '';
+    $('f-secret').value = w ? w.Secret : generateSecret();
+    setSecretVisible(false);
+    $('f-description').value = w ? (w.Description || '') : '';
+    $('f-paused').checked = Boolean(w && w.IsPaused);
+    const selected = new Set(((w && w.Filters) || []).map((f) => f.toLowerCase()));
+    $('f-filter-list').replaceChildren(...state.filters.map((f) => {
+      const id = 'f-filter-' + f.Name;
+      return h('div', { class: 'check' },
+        h('input', { type: 'checkbox', id, name: 'Filters', value: f.Name, checked: selected.has(f.Name), 'aria-describedby': id + '-desc' }),
+        h('label', { for: id }, h('span', { class: 'check-name', text: f.Name }),
+          h('span', { class: 'check-desc', id: id + '-desc', text: f.Description || '' })));
+    }));
+    $('edit-dialog').showModal();
+    $('f-url').focus();
+  }
+
+  function closeEditor() {
+    const d = $('edit-dialog');
+    if (d.open) d.close();
+  }
+
+  function restoreFocus() {
+    const o = state.opener;
+    state.opener = null;
+    if (o && o.isConnected) o.focus();
+    else $('new-webhook').focus();
+  }
+
+  async function onSave(ev) {
+    ev.preventDefault();
+    clearFieldErrors();
+    const w = state.editing;
+    const filters = [...$('f-filter-list').querySelectorAll('input:checked')].map((i) => i.value);
+    const b = body(w || {}, {
+      WebHookUri: $('f-url').value.trim(),
+      Secret: $('f-secret').value,
+      Description: $('f-description').value,
+      IsPaused: $('f-paused').checked,
+      Filters: filters,
+    });
+    const save = $('edit-save');
+    const label = save.textContent;
+    save.disabled = true;
+    save.textContent = 'Checking the receiver…';
+    try {
+      if (w) {
+        await api('PUT', '/registrations/' + encodeURIComponent(w.Id), b);
+      } else {
+        delete b.Id;
+        const created = await api('POST', '/registrations', b);
+        state.opener = null;
+        state.focusAfterRender = created && created.Id;
+      }
+      closeEditor();
+      announce(w ? 'Webhook saved.' : 'Webhook created; the receiver answered the echo check.');
+      await refresh();
+      focusRow(state.focusAfterRender);
+      state.focusAfterRender = null;
+    } catch (e) {
+      if (state.session) showServerError(e.message);
+    } finally {
+      save.disabled = false;
+      save.textContent = label;
+    }
+  }
+
+  function focusRow(id) {
+    if (!id) return;
+    const btn = document.querySelector(`tr[data-id="${CSS.escape(id)}"] button.edit`);
+    if (btn) btn.focus();
+  }
+
+  // ---------------------------------------------------------------- delete
+
+  function confirmDialog(text, okLabel) {
+    const d = $('confirm-dialog');
+    $('confirm-text').textContent = text;
+    $('confirm-ok').textContent = okLabel;
+    return new Promise((resolve) => {
+      const done = (v) => {
+        $('confirm-ok').removeEventListener('click', ok);
+        $('confirm-cancel').removeEventListener('click', cancel);
+        d.removeEventListener('close', cancel);
+        if (d.open) d.close();
+        resolve(v);
+      };
+      const ok = () => done(true);
+      const cancel = () => done(false);
+      $('confirm-ok').addEventListener('click', ok);
+      $('confirm-cancel').addEventListener('click', cancel);
+      d.addEventListener('close', cancel);
+      d.showModal();
+      $('confirm-cancel').focus(); // the safe choice first
+    });
+  }
+
+  async function remove(w, opener) {
+    const what = w.Description ? `“${w.Description}” (${w.WebHookUri})` : w.WebHookUri;
+    const yes = await confirmDialog(`Delete the webhook ${what}? Notifications to it stop at once. This cannot be undone.`, 'Delete');
+    if (!yes) {
+      opener.focus();
+      return;
+    }
+    try {
+      await api('DELETE', '/registrations/' + encodeURIComponent(w.Id));
+      announce('Webhook deleted.');
+      await refresh();
+      $('new-webhook').focus();
+    } catch (e) {
+      if (state.session) announce(e.message, 'error');
+      await refresh();
+    }
+  }
+
+  // ---------------------------------------------------------------- deliveries
+
+  const fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+
+  function fmtDuration(ms) {
+    if (!isFinite(ms) || ms < 0) return '—';
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    if (ms < 60000) return (ms / 1000).toFixed(1) + ' s';
+    return Math.round(ms / 60000) + ' min';
+  }
+
+  function eventLabel(d) {
+    if (d.Ping) return 'Test ping';
+    const e = d.Event || {};
+    return [e.Action, e.EventType].filter(Boolean).join(' ');
+  }
+
+  /** Panel is the deliveries panel of one webhook. */
+  class Panel {
+    constructor(w) {
+      this.id = w.Id;
+      this.open = false;
+      this.timer = 0;
+      this.polls = 0;
+      this.fast = 0;
+      this.details = new Map(); // delivery id → {updated, detail}
+      this.loading = false;
+      this.result = h('p', { class: 'ping-result', role: 'status', 'aria-live': 'polite', hidden: true });
+      this.note = h('p', { class: 'muted panel-note', 'aria-live': 'polite' });
+      this.body = h('tbody');
+      this.table = h('table', { class: 'deliveries', hidden: true },
+        h('caption', { class: 'sr-only', text: 'Recent deliveries' }),
+        h('thead', {}, h('tr', {},
+          ['Time', 'Event', 'Status', 'Attempts', 'Response', 'Duration'].map((t) => h('th', { scope: 'col', text: t })),
+          h('th', { scope: 'col' }, h('span', { class: 'sr-only', text: 'Actions' })))),
+        this.body);
+      this.empty = h('p', { class: 'muted empty-deliveries', text: 'No deliveries yet.', hidden: true });
+      this.pingBtn = h('button', { type: 'button', class: 'btn btn-small ping', onclick: () => this.ping() }, 'Send test ping');
+      this.el = h('div', { class: 'panel', id: 'panel-' + w.Id },
+        h('div', { class: 'panel-head' },
+          h('h3', { text: 'Recent deliveries' }),
+          h('div', { class: 'panel-actions' },
+            this.pingBtn,
+            h('button', { type: 'button', class: 'btn btn-small panel-refresh', onclick: () => { this.polls = 0; this.load(); } }, 'Refresh'))),
+        this.result, this.table, this.empty, this.note);
+    }
+
+    show() {
+      this.open = true;
+      this.polls = 0;
+      this.load();
+    }
+
+    stop() {
+      this.open = false;
+      clearTimeout(this.timer);
+      this.timer = 0;
+    }
+
+    schedule(pending) {
+      clearTimeout(this.timer);
+      if (!this.open || !state.session) return;
+      this.polls++;
+      if (this.polls > PANEL_MAX_POLLS && !pending && this.fast <= 0) {
+        this.note.textContent = 'Auto-refresh stopped; use Refresh to update.';
+        return;
+      }
+      this.note.textContent = '';
+      const fast = pending || this.fast > 0;
+      if (this.fast > 0) this.fast--;
+      this.timer = setTimeout(() => this.load(), fast ? POLL_FAST_MS : POLL_SLOW_MS);
+    }
+
+    async load() {
+      if (!this.open || this.loading) return;
+      this.loading = true;
+      let pending = false;
+      try {
+        const ds = await api('GET', `/registrations/${encodeURIComponent(this.id)}/deliveries?limit=${DELIVERY_LIMIT}`);
+        const list = Array.isArray(ds) ? ds : [];
+        await Promise.all(list.map((d) => this.detail(d)));
+        pending = list.some((d) => d.State === 'pending');
+        this.render(list);
+      } catch (e) {
+        if (e.status === 404) {
+          this.stop();
+          return;
+        }
+        this.note.textContent = e.message;
+      } finally {
+        this.loading = false;
+      }
+      this.schedule(pending);
+    }
+
+    async detail(d) {
+      const c = this.details.get(d.Id);
+      if (c && c.updated === d.UpdatedUtc) return c.detail;
+      const detail = await api('GET', '/deliveries/' + encodeURIComponent(d.Id));
+      this.details.set(d.Id, { updated: d.UpdatedUtc, detail });
+      return detail;
+    }
+
+    render(list) {
+      this.table.hidden = list.length === 0;
+      this.empty.hidden = list.length !== 0;
+      this.body.replaceChildren(...list.map((d) => this.row(d)));
+    }
+
+    row(d) {
+      const c = this.details.get(d.Id);
+      const attempts = (c && c.detail && c.detail.Attempts) || [];
+      const last = attempts[attempts.length - 1];
+      let duration = '—';
+      let total = '';
+      let timing = '';
+      if (last) {
+        const lastMs = last.DurationNs / 1e6;
+        duration = fmtDuration(lastMs);
+        const end = Date.parse(last.StartedUtc) + lastMs;
+        const sinceCreated = end - Date.parse(d.CreatedUtc);
+        if (attempts.length > 1) total = 'total ' + fmtDuration(sinceCreated);
+        timing = attempts.map((a) => `#${a.Attempt}: ${a.StatusCode || a.Error || '—'} in ${fmtDuration(a.DurationNs / 1e6)} at ${fmtTime.format(new Date(a.StartedUtc))}`).join('\n');
+      }
+      let status = d.State;
+      if (d.State === 'pending' && d.Attempts > 0) status = 'retrying';
+      const why = [d.Reason, d.LastError].filter(Boolean).join(': ');
+      const resp = d.LastStatusCode ? String(d.LastStatusCode) : (d.LastError ? 'error' : '—');
+      const canRedeliver = d.State === 'failed' || d.State === 'gone';
+      return h('tr', { class: 'delivery state-' + d.State, 'data-delivery-id': d.Id, 'data-state': d.State },
+        h('td', { 'data-label': 'Time' }, h('time', { datetime: d.CreatedUtc, text: fmtTime.format(new Date(d.CreatedUtc)) })),
+        h('td', { 'data-label': 'Event' }, h('span', { text: eventLabel(d) }),
+          d.Event && d.Event.ResourceName ? h('span', { class: 'muted resource', text: d.Event.ResourceName }) : null),
+        h('td', { 'data-label': 'Status' }, h('span', { class: 'badge badge-' + d.State, title: why || null, text: status }),
+          why && d.State !== 'succeeded' ? h('span', { class: 'reason', text: why }) : null),
+        h('td', { 'data-label': 'Attempts', class: 'num attempts', text: String(d.Attempts) }),
+        h('td', { 'data-label': 'Response', class: 'num response', title: d.LastError || null, text: resp }),
+        h('td', { 'data-label': 'Duration', class: 'num', title: timing || null },
+          h('span', { text: duration }), total ? h('span', { class: 'muted total', text: total }) : null),
+        h('td', { class: 'delivery-actions' }, canRedeliver
+          ? h('button', { type: 'button', class: 'btn btn-small redeliver', 'aria-label': 'Redeliver ' + eventLabel(d) + ' of ' + fmtTime.format(new Date(d.CreatedUtc)), onclick: (ev) => this.redeliver(d, ev.currentTarget) }, 'Redeliver')
+          : null));
+    }
+
+    async redeliver(d, btn) {
+      btn.disabled = true;
+      try {
+        await api('POST', '/deliveries/' + encodeURIComponent(d.Id) + '/redeliver');
+        announce('Redelivery queued.');
+        this.fast = 20;
+        this.polls = 0;
+        await this.load();
+        const again = this.body.querySelector(`tr[data-delivery-id="${CSS.escape(d.Id)}"] td:first-child time`);
+        if (again) again.closest('tr').classList.add('flash');
+      } catch (e) {
+        btn.disabled = false;
+        if (state.session) announce(e.message, 'error');
+      }
+    }
+
+    setResult(text, kind) {
+      this.result.textContent = text;
+      this.result.className = 'ping-result ping-' + kind;
+      this.result.hidden = false;
+    }
+
+    async ping() {
+      this.pingBtn.disabled = true;
+      this.setResult('Sending a test ping…', 'pending');
+      try {
+        let d = await api('POST', `/registrations/${encodeURIComponent(this.id)}/ping`);
+        this.fast = 20;
+        this.load();
+        for (let i = 0; i < PING_MAX_POLLS && d.State === 'pending'; i++) {
+          await new Promise((r) => setTimeout(r, POLL_FAST_MS));
+          d = await api('GET', '/deliveries/' + encodeURIComponent(d.Id));
+        }
+        const as = Array.isArray(d.Attempts) ? d.Attempts : [];
+        const a = as[as.length - 1];
+        const took = a ? ' in ' + fmtDuration(a.DurationNs / 1e6) : '';
+        if (d.State === 'succeeded') {
+          this.setResult(`Test ping delivered: the receiver answered ${d.LastStatusCode}${took}.`, 'ok');
+        } else if (d.State === 'pending') {
+          this.setResult(`The test ping is still pending after ${d.AttemptCount || 0} attempt(s); it keeps retrying (see below).`, 'pending');
+        } else {
+          const why = [d.LastStatusCode ? 'HTTP ' + d.LastStatusCode : '', d.Reason, d.LastError].filter(Boolean).join(', ');
+          this.setResult(`Test ping ${d.State}${why ? ': ' + why : ''}.`, 'error');
+        }
+        this.polls = 0;
+        this.load();
+      } catch (e) {
+        if (state.session) this.setResult('Test ping failed: ' + e.message, 'error');
+      } finally {
+        this.pingBtn.disabled = false;
+      }
+    }
+  }
+
+  function togglePanel(w, btn) {
+    let p = state.panels.get(w.Id);
+    if (!p) {
+      p = new Panel(w);
+      state.panels.set(w.Id, p);
+    }
+    const tr = $('panel-row-' + w.Id);
+    if (p.open) {
+      p.stop();
+      tr.hidden = true;
+    } else {
+      if (!tr.firstChild.firstChild) tr.firstChild.append(p.el);
+      tr.hidden = false;
+      p.show();
+    }
+    btn.setAttribute('aria-expanded', String(p.open));
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function start() {
+    $('login-form').addEventListener('submit', onLogin);
+    $('token-form').addEventListener('submit', onTokenLogin);
+    $('sign-out').addEventListener('click', () => signOut('You are signed out.'));
+    $('refresh').addEventListener('click', refresh);
+    $('new-webhook').addEventListener('click', (ev) => openEditor(null, ev.currentTarget));
+    $('edit-form').addEventListener('submit', onSave);
+    $('edit-cancel').addEventListener('click', closeEditor);
+    $('edit-dialog').addEventListener('close', restoreFocus);
+    $('f-secret-generate').addEventListener('click', () => {
+      $('f-secret').value = generateSecret();
+      setSecretVisible(true);
+      $('f-secret').focus();
+      $('f-secret').select();
+      showError('f-secret-error', '');
+      $('f-secret').removeAttribute('aria-invalid');
+    });
+    $('f-secret-show').addEventListener('click', () => setSecretVisible($('f-secret').type === 'password'));
+    document.addEventListener('visibilitychange', () => {
+      if (document.hidden) return;
+      for (const p of state.panels.values()) if (p.open && !p.timer) p.load();
+    });
+
+    const saved = loadSession();
+    if (!saved) {
+      showSignIn();
+      return;
+    }
+    signIn(saved).catch((e) => {
+      saveSession(null);
+      showSignIn(e.status === 401 ? 'Your session has ended. Sign in again.' : e.message);
+    });
+  }
+
+  start();
+})();
