@@ -22,9 +22,16 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
-	stop()
+	// Under the Windows service control manager, the SCM's stop request
+	// cancels the context instead of a signal.
+	ran, err := runAsServiceIfNeeded(func(ctx context.Context) error {
+		return newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	})
+	if !ran {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+		stop()
+	}
 	if err != nil {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
@@ -50,6 +57,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			simulatorCommand(),
 			verifyCommand(),
+			webhooksCommand(),
+			deliveriesCommand(),
+			serviceCommand(),
+			healthcheckCommand(),
 		},
 	}
 }
