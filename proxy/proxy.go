@@ -8,6 +8,9 @@
 // refused, the transport is tuned, compression passes through, streams are
 // flushed, and Upgrade requests (WebSocket, SignalR) are tunnelled by
 // net/http/httputil, which closes both sides.
+//
+// A client that hangs up cancels its upstream request, except for non-safe
+// requests the Tap wants: those run to the end so their outcome is observed.
 package proxy
 
 import (
