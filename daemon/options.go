@@ -49,6 +49,9 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// MaxConcurrency bounds concurrent delivery attempts. Default 16.
 	MaxConcurrency int
+	// PerWebhookConcurrency bounds concurrent attempts to one webhook, so a
+	// slow receiver cannot take every worker. Default 4.
+	PerWebhookConcurrency int
 	// AllowTargets and DenyTargets adjust which receiver addresses
 	// deliveries (and echo checks) may reach.
 	AllowTargets, DenyTargets []netip.Prefix
@@ -109,6 +112,9 @@ func (o *Options) setDefaults() {
 	if o.MaxConcurrency == 0 {
 		o.MaxConcurrency = 16
 	}
+	if o.PerWebhookConcurrency == 0 {
+		o.PerWebhookConcurrency = 4
+	}
 	if o.Retention == 0 {
 		o.Retention = 7 * 24 * time.Hour
 	}
@@ -149,6 +155,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConcurrency < 0 {
 		bad("max-concurrency", "must be at least 1, got %d", o.MaxConcurrency)
+	}
+	if o.PerWebhookConcurrency < 0 {
+		bad("per-webhook-concurrency", "must be at least 1, got %d", o.PerWebhookConcurrency)
 	}
 	if o.Retention < time.Hour && o.Retention != 0 {
 		bad("retention", "must be at least 1h, got %s", o.Retention)

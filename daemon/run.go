@@ -105,15 +105,16 @@ func Run(ctx context.Context, o Options) error {
 		policy.Delays = o.RetryDelays
 	}
 	engine, err := deliver.New(deliver.Options{
-		Store:          db,
-		Access:         deliver.NewPermissionChecker(deliver.PermissionCheckerOptions{Perms: perms, KnownAdmin: admins.known}),
-		Client:         client,
-		Policy:         policy,
-		MaxConcurrency: o.MaxConcurrency,
-		AttemptTimeout: o.AttemptTimeout,
-		Logger:         log.With().Str("component", "deliver").Logger(),
-		Registerer:     reg,
-		Version:        o.Version,
+		Store:                 db,
+		Access:                deliver.NewPermissionChecker(deliver.PermissionCheckerOptions{Perms: perms, KnownAdmin: admins.known}),
+		Client:                client,
+		Policy:                policy,
+		MaxConcurrency:        o.MaxConcurrency,
+		PerWebhookConcurrency: o.PerWebhookConcurrency,
+		AttemptTimeout:        o.AttemptTimeout,
+		Logger:                log.With().Str("component", "deliver").Logger(),
+		Registerer:            reg,
+		Version:               o.Version,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery engine: %w", err)
