@@ -183,3 +183,32 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		t.Errorf("a valid configuration was refused: %v", err)
 	}
 }
+
+func TestRegistrationsOnProxy(t *testing.T) {
+	sim := simulator.New(simulator.Options{})
+	up := httptest.NewServer(sim)
+	defer up.Close()
+	const operator = "operator-token-registrations-on-proxy"
+	r := start(t, Options{Upstream: up.URL, AdminToken: operator, RegistrationsOnProxy: true, WatchInterval: 0})
+	req, _ := http.NewRequest("GET", r.proxyURL+"/api/webhooks/registrations", nil)
+	req.Header.Set("Authorization", "Bearer "+operator)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("registrations on the proxy listener: %d", resp.StatusCode)
+	}
+	// Anything else still reaches the report server (the simulator answers
+	// 404 for /api/webhooks/incoming, and the proxy passes that on).
+	if status, _ := get(t, r.proxyURL+"/api/webhooks/incoming/custom"); status != http.StatusNotFound || sim.Count("GET", "/api/webhooks/incoming") != 1 {
+		t.Fatalf("other /api/webhooks paths: %d, %d upstream requests; want the upstream's 404", status, sim.Count("GET", "/api/webhooks/incoming"))
+	}
+	if sim.Count("GET", "/api/webhooks/registrations") != 0 {
+		t.Fatal("the registrations request reached the report server")
+	}
+	if status, _ := get(t, r.proxyURL+"/api/reportserver/v2/reports"); status != http.StatusUnauthorized {
+		t.Fatalf("report-server API through the proxy: %d, want the simulator's 401", status)
+	}
+}

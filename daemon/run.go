@@ -187,7 +187,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var routes []proxy.Route
 	if o.RegistrationsOnProxy {
-		routes = append(routes, proxy.Route{Prefix: "/api/webhooks", Handler: adminAPI})
+		// The registrations API and its companions; the rest of the
+		// report server's /api/webhooks (if any) still goes upstream.
+		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "openapi.json"} {
+			routes = append(routes, proxy.Route{Prefix: "/api/webhooks/" + p, Handler: adminAPI})
+		}
 	}
 	px, err := proxy.New(proxy.Options{
 		Upstream:     upstream,
