@@ -39,7 +39,7 @@ func serveFlags() []cli.Flag {
 		str("service-token", "report-server access token for the service account (instead of user and password)", ""),
 		boolean("registrations-on-proxy", "also serve /api/webhooks/registrations on the proxy listener, shadowing the server's own"),
 		str("rules", "YAML file of extra detection rules, added to (or overriding) the built-in table", ""),
-		str("retry-delays", "comma-separated Go durations between delivery attempts (default: 5s,5m,30m,2h,5h,10h,10h ±20% jitter)", ""),
+		str("retry-delays", "comma-separated Go durations between delivery attempts (default: 5s,5m,30m,2h,5h,10h,14h ±20% jitter)", ""),
 		dur("attempt-timeout", "timeout of one delivery attempt", 15*time.Second),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-concurrency", Usage: "concurrent delivery attempts", Value: 16, EnvVars: env("max-concurrency")}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "per-webhook-concurrency", Usage: "concurrent delivery attempts to one webhook", Value: 4, EnvVars: env("per-webhook-concurrency")}),
