@@ -324,9 +324,11 @@ func (p *page) value(id string) string {
 	return s
 }
 
-// shot saves a screenshot of the viewport under docs/screenshots.
+// shot saves a screenshot of the viewport under docs/screenshots, after
+// dismissing a message toast so it hides nothing.
 func (p *page) shot(name string) {
 	p.t.Helper()
+	p.text(`document.getElementById('toast').hidden = true, ''`)
 	b, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		p.fail("screenshot "+name, err)

@@ -113,10 +113,13 @@
   let toastTimer = 0;
   function announce(msg, kind = 'ok') {
     const t = $('toast');
-    t.textContent = msg;
+    $('toast-text').textContent = msg;
     t.className = 'toast toast-' + kind;
     t.hidden = false;
+    // The live regions stay in the DOM so screen readers announce each
+    // message; the toast is only its visible copy.
     if (kind === 'error') $('alert-region').textContent = msg;
+    else $('status-region').textContent = msg;
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { t.hidden = true; }, kind === 'error' ? 10000 : 5000);
   }
@@ -617,6 +620,7 @@
 
   function fmtDuration(ms) {
     if (!isFinite(ms) || ms < 0) return '—';
+    if (ms < 1) return '<1 ms';
     if (ms < 1000) return Math.round(ms) + ' ms';
     if (ms < 60000) return (ms / 1000).toFixed(1) + ' s';
     return Math.round(ms / 60000) + ' min';
@@ -834,6 +838,7 @@
     $('token-form').addEventListener('submit', onTokenLogin);
     $('sign-out').addEventListener('click', () => signOut('You are signed out.'));
     $('refresh').addEventListener('click', refresh);
+    $('toast-close').addEventListener('click', () => { $('toast').hidden = true; });
     $('new-webhook').addEventListener('click', (ev) => openEditor(null, ev.currentTarget));
     $('edit-form').addEventListener('submit', onSave);
     $('edit-cancel').addEventListener('click', closeEditor);
