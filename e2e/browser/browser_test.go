@@ -292,7 +292,10 @@ func (p *page) fail(what string, err error) {
 
 func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	if err := chromedp.Do(p.ctx, steps...); err != nil {
+	defer func(t0 time.Time) { p.t.Logf("%s: %s", what, time.Since(t0).Round(time.Millisecond)) }(time.Now())
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		p.fail(what, err)
 	}
 }
@@ -300,6 +303,7 @@ func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // wait polls a JavaScript condition until it is true (at most 20s).
 func (p *page) wait(what, expr string) {
 	p.t.Helper()
+	defer func(t0 time.Time) { p.t.Logf("wait %s: %s", what, time.Since(t0).Round(time.Millisecond)) }(time.Now())
 	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		p.fail("waiting until "+what, err)
@@ -398,8 +402,13 @@ func newPage(t *testing.T, origin string) *page {
 			}
 		}
 	}))
-	ctx, cancelTimeout := context.WithTimeout(ctx, 100*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	// Start the browser and the tab on the long-lived context; steps run on
+	// shorter contexts derived from it, which must not own the browser.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
 	p.ctx = ctx
 	return p
 }
@@ -566,8 +575,8 @@ func TestWebhooksPage(t *testing.T) {
 		chromedp.Click(chromedp.CSS(row+" button.delete")),
 		chromedp.WaitVisible(chromedp.ID("confirm-dialog")),
 		chromedp.Click(chromedp.ID("confirm-ok")),
-		chromedp.WaitNotPresent(chromedp.CSS(row)),
 	)
+	p.wait("the row is gone", fmt.Sprintf(`!document.querySelector(%s) && !document.getElementById('confirm-dialog').open`, js(row)))
 	if _, ok := e.webhooks(t, alice)["Orders integration"]; ok {
 		t.Fatal("the webhook is still stored after delete")
 	}
