@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,7 +38,12 @@ func start(t *testing.T, o Options) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, o) }()
-	r := &running{stop: func() error { cancel(); return <-done }}
+	var once sync.Once
+	var runErr error
+	r := &running{stop: func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}}
 	select {
 	case a := <-ready:
 		r.proxyURL, r.adminURL = "http://"+a[0], "http://"+a[1]
@@ -210,5 +216,20 @@ func TestRegistrationsOnProxy(t *testing.T) {
 	}
 	if status, _ := get(t, r.proxyURL+"/api/reportserver/v2/reports"); status != http.StatusUnauthorized {
 		t.Fatalf("report-server API through the proxy: %d, want the simulator's 401", status)
+	}
+}
+
+func TestAdminListenerServesTheWebhooksPage(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	r := start(t, Options{Upstream: up.URL, WatchInterval: 0})
+	resp, err := http.Get(r.adminURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("GET /: %d %q CSP %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
 	"github.com/rswebhooks/rswebhooks/watch"
+	"github.com/rswebhooks/rswebhooks/webui"
 )
 
 // Run starts the daemon and blocks until ctx is cancelled (then shuts down
@@ -218,6 +219,7 @@ func Run(ctx context.Context, o Options) error {
 	mux.HandleFunc("GET /readyz", hl.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("/api/webhooks/", adminAPI)
+	mux.Handle("/", webui.Handler())
 
 	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey)
 	if err != nil {

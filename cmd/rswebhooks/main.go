@@ -52,6 +52,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Version:   version,
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// Errors come back to main, which alone prints them and picks the
+		// exit code.
+		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			serveCommand(),
 			demoCommand(),
