@@ -216,9 +216,6 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		}
 		return
 	}
-	if e.onComplete != nil {
-		e.onComplete(*d)
-	}
 	ev := log.Debug()
 	if d.State == rswebhooks.DeliveryFailed || d.State == rswebhooks.DeliveryGone {
 		ev = log.Warn()
@@ -231,6 +228,10 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	if outcome == OutcomeSucceeded && !d.Ping {
 		e.m.Lag.Observe(max(0, e.opts.Now().Sub(d.Event.Time).Seconds()))
 	}
+	// Last, so whoever waits on it sees the metrics already counted.
+	if e.onComplete != nil {
+		e.onComplete(*d)
+	}
 }
 
 // finishWithout ends a delivery without an attempt.
@@ -242,9 +243,9 @@ func (e *Engine) finishWithout(ctx context.Context, log zerolog.Logger, d *rsweb
 		}
 		return
 	}
+	log.Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
+	e.m.Deliveries.WithLabelValues(outcome).Inc()
 	if e.onComplete != nil {
 		e.onComplete(*d)
 	}
-	log.Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
-	e.m.Deliveries.WithLabelValues(outcome).Inc()
 }
