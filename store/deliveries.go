@@ -28,18 +28,30 @@ func checkDelivery(d *rswebhooks.Delivery) error {
 	return fmt.Errorf("delivery State must be pending, succeeded, failed, gone or skipped, got %q", d.State)
 }
 
+// deliveryIndex is the part of a stored delivery its index keys derive
+// from; decoding only these fields skips the event snapshot's maps.
+type deliveryIndex struct {
+	WebhookID string    `json:"WebhookId"`
+	State     string    `json:"State"`
+	NextUTC   time.Time `json:"NextAttemptUtc"`
+}
+
+func indexOf(d *rswebhooks.Delivery) *deliveryIndex {
+	return &deliveryIndex{WebhookID: d.WebhookID, State: d.State, NextUTC: d.NextUTC}
+}
+
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
-// the queue key follows the state and NextUTC, and finished deliveries get
-// the retention TTL.
-func (db *DB) putDelivery(txn *badger.Txn, d, old *rswebhooks.Delivery) error {
+// the queue key (whose value is the webhook id) follows the state and
+// NextUTC, and finished deliveries get the retention TTL.
+func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex) error {
 	if old != nil {
 		if old.State == rswebhooks.DeliveryPending {
-			if err := txn.Delete(queueKey(old.NextUTC, old.ID)); err != nil {
+			if err := txn.Delete(queueKey(old.NextUTC, d.ID)); err != nil {
 				return err
 			}
 		}
 		if old.WebhookID != d.WebhookID {
-			if err := txn.Delete(byWebhookKey(old.WebhookID, old.ID)); err != nil {
+			if err := txn.Delete(byWebhookKey(old.WebhookID, d.ID)); err != nil {
 				return err
 			}
 		}
@@ -57,7 +69,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d, old *rswebhooks.Delivery) error {
 	}
 	if pending {
 		db.queue.lower(dueNanos(d.NextUTC))
-		return txn.Set(queueKey(d.NextUTC, d.ID), nil)
+		return txn.Set(queueKey(d.NextUTC, d.ID), []byte(d.WebhookID))
 	}
 	return nil
 }
@@ -152,10 +164,55 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 	return out, nil
 }
 
+// DueRef is a pending delivery as the due queue lists it.
+type DueRef struct {
+	ID        string
+	WebhookID string
+	Due       time.Time
+}
+
+// DueRefs is Due without loading the deliveries: up to limit (<= 0: all)
+// pending deliveries with NextUTC <= now, in due order, read from the queue
+// keys alone. Callers load a delivery (GetDelivery) when they act on it and
+// must check it is still pending then.
+func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, error) {
+	var out []DueRef
+	low, gen := db.queue.begin()
+	err := db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
+		return db.scanQueue(txn, gen, low, func(due uint64, id string, item *badger.Item) (bool, error) {
+			if due > dueNanos(now) {
+				return false, nil
+			}
+			r := DueRef{ID: id, Due: nanosTime(due)}
+			if err := item.Value(func(v []byte) error { r.WebhookID = string(v); return nil }); err != nil {
+				return false, err
+			}
+			if r.WebhookID == "" {
+				// Queued before the key held the webhook id.
+				var ix deliveryIndex
+				if err := getJSON(txn, deliveryKey(id), &ix); err != nil {
+					if errors.Is(err, ErrNotFound) {
+						db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
+						return true, nil
+					}
+					return false, err
+				}
+				r.WebhookID = ix.WebhookID
+			}
+			out = append(out, r)
+			return limit <= 0 || len(out) < limit, nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // dueIDs returns the ids in q/ due at or before maxDue, in order.
 func (db *DB) dueIDs(txn *badger.Txn, gen, low, maxDue uint64, limit int) ([]string, error) {
 	var ids []string
-	err := db.scanQueue(txn, gen, low, func(due uint64, id string) (bool, error) {
+	err := db.scanQueue(txn, gen, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
 		if due > maxDue {
 			return false, nil
 		}
@@ -170,7 +227,7 @@ func (db *DB) dueIDs(txn *badger.Txn, gen, low, maxDue uint64, limit int) ([]str
 func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	low, gen := db.queue.begin()
 	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, gen, low, func(due uint64, _ string) (bool, error) {
+		return db.scanQueue(txn, gen, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
 			t, ok = nanosTime(due), true
 			return false, nil
 		})
@@ -183,7 +240,7 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error) {
 	low, gen := db.queue.begin()
 	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, gen, low, func(due uint64, _ string) (bool, error) {
+		return db.scanQueue(txn, gen, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
 			if depth == 0 {
 				oldestDue = nanosTime(due)
 			}
@@ -214,7 +271,7 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 		}
 	}
 	return db.queueUpdate(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
-		var old rswebhooks.Delivery
+		var old deliveryIndex
 		if err := getJSON(txn, deliveryKey(d.ID), &old); err != nil {
 			return err
 		}
@@ -258,12 +315,12 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 		if d.State == rswebhooks.DeliveryPending {
 			return nil
 		}
-		old := d
+		old := indexOf(&d)
 		d.State = rswebhooks.DeliveryPending
 		d.Reason = ""
 		d.NextUTC = now.UTC()
 		d.UpdatedUTC = now.UTC()
-		return db.putDelivery(txn, &d, &old)
+		return db.putDelivery(txn, &d, old)
 	})
 	if err != nil {
 		return nil, err

@@ -16,15 +16,19 @@
 //	ef/<eventID>                          empty: event not yet fanned out
 //	d/<deliveryID>                        Delivery
 //	dw/<webhookID>/<deliveryID>           empty: by-webhook index (reverse scan = newest first)
-//	q/<due: 8 bytes BE unix ns>/<deliveryID>  empty: due queue, pending deliveries only
+//	q/<due: 8 bytes BE unix ns>/<deliveryID>  webhook id (empty in older stores): due queue, pending deliveries only
 //	a/<deliveryID>/<n: 4 bytes BE>        Attempt number n
 //	x/<executionID>                       empty: execution already seen by the watcher
 //	m/<key>                               raw bytes: metadata (m/schema, m/ping reserved)
 //
-// Queue scans (Due, NextDue, QueueStats) read keys only and seek to an
-// in-memory lower bound of the live q/ keys, so the tombstones that every
-// delivered or rescheduled item leaves behind are not rescanned; Due stops at
-// the first key due after now.
+// Queue scans (Due, DueRefs, NextDue, QueueStats) read keys only and seek
+// to an in-memory lower bound of the live q/ keys, so the tombstones that
+// every delivered or rescheduled item leaves behind are not rescanned; Due
+// stops at the first key due after now. DueRefs lists due deliveries from
+// the q/ keys and their small inline values alone, without decoding them.
+// UnfannedEvents does the same for the ef/ markers with a lower bound on
+// event ids, which AppendEvent lowers when it writes an id below it (the
+// execution watcher's ids carry the execution's time, which may be older).
 //
 // # Retention
 //

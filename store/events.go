@@ -19,7 +19,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	if err := checkID("event Id", e.ID); err != nil {
 		return fmt.Errorf("store: append event: %w", err)
 	}
-	return db.update(ctx, "append event "+e.ID, func(txn *badger.Txn) error {
+	return cursorUpdate(ctx, db, &db.unfanned, "append event "+e.ID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, eventKey(e.ID))
 		if err != nil {
 			return err
@@ -30,6 +30,9 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 		if err := setJSON(txn, eventKey(e.ID), e, 0); err != nil {
 			return err
 		}
+		// The watcher's ids carry the execution's time, possibly older than
+		// the markers already scanned past: lower the cursor first.
+		db.unfanned.lower(e.ID)
 		return txn.Set(unfannedKey(e.ID), nil)
 	})
 }
@@ -47,11 +50,13 @@ func (db *DB) GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error
 }
 
 // UnfannedEvents returns up to limit (<= 0: all) events not yet fanned out,
-// oldest first.
+// oldest first. It seeks to an in-memory lower bound of the waiting
+// markers, so the tombstones of fanned-out events are not rescanned.
 func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
 	var out []*rswebhooks.Event
+	low, gen := db.unfanned.begin()
 	err := db.view(ctx, "unfanned events", func(txn *badger.Txn) error {
-		ids, err := keySuffixes(txn, []byte(pUnfanned), limit)
+		ids, err := db.scanUnfanned(txn, gen, low, limit)
 		if err != nil {
 			return err
 		}

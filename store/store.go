@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -122,7 +123,10 @@ type DB struct {
 	now  func() time.Time
 	// memTableSize actually used to open Badger.
 	memTableSize int64
-	queue        queueCursor
+	queue        cursor[uint64] // due nanos of q/ keys
+	unfanned     cursor[string] // event ids of ef/ keys
+	// webhooksVersion counts committed webhook writes (see WebhooksVersion).
+	webhooksVersion atomic.Uint64
 }
 
 // badgerOptions is the sidecar profile described in the package doc.

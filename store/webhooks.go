@@ -10,13 +10,27 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
+// WebhooksVersion changes after every committed write to a webhook
+// (create, update, delete, pause). A cache that reads it before reading
+// webhooks, and re-reads them when it has changed, never serves a webhook
+// older than the last write that returned in this process.
+func (db *DB) WebhooksVersion() uint64 { return db.webhooksVersion.Load() }
+
+// webhookUpdate is update for webhook writes: it bumps WebhooksVersion
+// after the transaction (also after a failed one; a spurious bump only
+// costs a re-read).
+func (db *DB) webhookUpdate(ctx context.Context, op string, fn func(txn *badger.Txn) error) error {
+	defer db.webhooksVersion.Add(1)
+	return db.update(ctx, op, fn)
+}
+
 // CreateWebhook stores a new webhook and its owner index entry. It returns
 // ErrConflict if the id exists. Webhooks never expire.
 func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 	if err := checkWebhook(w); err != nil {
 		return fmt.Errorf("store: create webhook: %w", err)
 	}
-	return db.update(ctx, "create webhook "+w.ID, func(txn *badger.Txn) error {
+	return db.webhookUpdate(ctx, "create webhook "+w.ID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, webhookKey(w.ID))
 		if err != nil {
 			return err
@@ -37,7 +51,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 	if err := checkWebhook(w); err != nil {
 		return fmt.Errorf("store: update webhook: %w", err)
 	}
-	return db.update(ctx, "update webhook "+w.ID, func(txn *badger.Txn) error {
+	return db.webhookUpdate(ctx, "update webhook "+w.ID, func(txn *badger.Txn) error {
 		var old rswebhooks.Webhook
 		if err := getJSON(txn, webhookKey(w.ID), &old); err != nil {
 			return err
@@ -113,7 +127,7 @@ func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.W
 // DeleteWebhook removes a webhook and its owner index entry, or returns
 // ErrNotFound. Its deliveries stay until they finish and expire.
 func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
-	return db.update(ctx, "delete webhook "+id, func(txn *badger.Txn) error {
+	return db.webhookUpdate(ctx, "delete webhook "+id, func(txn *badger.Txn) error {
 		var old rswebhooks.Webhook
 		if err := getJSON(txn, webhookKey(id), &old); err != nil {
 			return err
@@ -138,7 +152,7 @@ func (db *DB) DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error)
 	total := 0
 	for {
 		n := 0
-		err := db.update(ctx, "delete webhooks of "+ownerID, func(txn *badger.Txn) error {
+		err := db.webhookUpdate(ctx, "delete webhooks of "+ownerID, func(txn *badger.Txn) error {
 			n = 0
 			prefix := ownerPrefix(ownerID)
 			ids, err := keySuffixes(txn, prefix, deleteChunk)
@@ -165,7 +179,7 @@ func (db *DB) DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error)
 
 // SetPaused sets IsPaused (and UpdatedUTC to now) or returns ErrNotFound.
 func (db *DB) SetPaused(ctx context.Context, id string, paused bool) error {
-	return db.update(ctx, "set paused "+id, func(txn *badger.Txn) error {
+	return db.webhookUpdate(ctx, "set paused "+id, func(txn *badger.Txn) error {
 		var w rswebhooks.Webhook
 		if err := getJSON(txn, webhookKey(id), &w); err != nil {
 			return err
