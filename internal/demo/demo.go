@@ -138,6 +138,7 @@ func Run(ctx context.Context, o Options) error {
 		return ignoreCanceled(<-daemonErr)
 	}
 	fmt.Fprintf(o.Out, "\nTry more (Ctrl-C to stop):\n")
+	fmt.Fprintf(o.Out, "  open %s/ in a browser and sign in as alice/alice or admin/admin (the Webhooks grid)\n", adminURL)
 	fmt.Fprintf(o.Out, "  TOKEN=$(curl -s -d 'grant_type=password&username=admin&password=admin' %s/Token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n", proxyURL)
 	fmt.Fprintf(o.Out, "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{\"Name\":\"Finance\"}' %s/api/reportserver/v2/categories\n", proxyURL)
 	fmt.Fprintf(o.Out, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/api/webhooks/registrations\n", adminURL)
