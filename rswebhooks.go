@@ -149,10 +149,19 @@ type Attempt struct {
 // NewID returns a 26-character ULID: 48 bits of milliseconds then 80 random
 // bits, in Crockford base32. IDs sort by creation time as strings.
 func NewID(t time.Time) string {
+	var entropy [10]byte
+	_, _ = rand.Read(entropy[:])
+	return IDFrom(t, entropy)
+}
+
+// IDFrom returns the ULID of t (milliseconds; times before 1970 count as 0)
+// with the given 80 bits in place of random ones, for ids that must be the
+// same each time they are derived.
+func IDFrom(t time.Time, entropy [10]byte) string {
 	var b [16]byte
-	ms := uint64(t.UnixMilli())
-	binary.BigEndian.PutUint64(b[0:8], ms<<16)
-	_, _ = rand.Read(b[6:])
+	ms := max(t.UnixMilli(), 0)
+	binary.BigEndian.PutUint64(b[0:8], uint64(ms)<<16)
+	copy(b[6:], entropy[:])
 	return encodeULID(b)
 }
 

@@ -35,3 +35,21 @@ func TestWebhookMatches(t *testing.T) {
 		t.Fatal("wildcard does not match")
 	}
 }
+
+func TestIDFromIsDeterministic(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	e := [10]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	a, b := IDFrom(at, e), IDFrom(at, e)
+	if a != b || len(a) != 26 {
+		t.Fatalf("IDFrom: %q, %q", a, b)
+	}
+	if IDFrom(at.Add(time.Millisecond), e) <= a {
+		t.Fatal("a later time does not sort after")
+	}
+	if IDFrom(at, [10]byte{2}) == a {
+		t.Fatal("other entropy gives the same id")
+	}
+	if got := IDFrom(time.Unix(-5, 0), e); got[:10] != "0000000000" {
+		t.Fatalf("a time before 1970 encodes as %q, want time bits 0", got)
+	}
+}

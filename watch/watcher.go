@@ -3,7 +3,6 @@ package watch
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -581,26 +580,5 @@ func (w *Watcher) event(it *item, ex reportserver.Execution, date time.Time) *rs
 // copy with ErrConflict.
 func EventID(filter, resourceID, executionID string, date time.Time) string {
 	h := sha256.Sum256([]byte("rswebhooks/watch\x00" + execKey(filter, resourceID, executionID)))
-	var b [16]byte
-	ms := date.UnixMilli()
-	if ms < 0 {
-		ms = 0
-	}
-	binary.BigEndian.PutUint64(b[0:8], uint64(ms)<<16)
-	copy(b[6:], h[:10])
-	return encodeULID(b)
-}
-
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-func encodeULID(b [16]byte) string {
-	hi := binary.BigEndian.Uint64(b[0:8])
-	lo := binary.BigEndian.Uint64(b[8:16])
-	var out [26]byte
-	for i := 25; i >= 0; i-- {
-		out[i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out[:])
+	return rswebhooks.IDFrom(date, [10]byte(h[:10]))
 }
