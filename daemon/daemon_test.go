@@ -233,3 +233,10 @@ func TestAdminListenerServesTheWebhooksPage(t *testing.T) {
 		t.Fatalf("GET /: %d %q CSP %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"))
 	}
 }
+
+func decode(t *testing.T, resp *http.Response, v any) {
+	t.Helper()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("decoding %s: %v", resp.Request.URL.Path, err)
+	}
+}

@@ -93,7 +93,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	admins := newAdminSet(ids)
+	admins := newAdminSet(ids, db, !rs.Configured(), log.With().Str("component", "identity").Logger())
 
 	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: o.DenyTargets, Timeout: o.AttemptTimeout})
 	var perms deliver.Permissions

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/deliver"
@@ -36,37 +37,72 @@ func (t taps) Observe(ctx context.Context, ex *proxy.Exchange) {
 	}
 }
 
-// adminSet wraps the identity resolver and remembers which users it has
-// verified as administrators, so the delivery side can treat their webhooks
-// as administrators' without a service account. It forgets on restart; the
-// permission checker then asks the report server (or reports access_unknown).
+// adminSet wraps the identity resolver and remembers the users it has
+// verified as report-server administrators (persisted in the store), so
+// that without a service account their webhooks are still notified. With a
+// service account the permission checker asks the report server instead
+// (cached briefly), so a demoted administrator stops being one there.
 type adminSet struct {
 	*identity.Resolver
+	meta interface {
+		GetMeta(ctx context.Context, key string) ([]byte, error)
+		PutMeta(ctx context.Context, key string, v []byte) error
+	}
+	persist bool // no service account: remember verified administrators
+	log     zerolog.Logger
+
 	mu  sync.Mutex
-	ids map[string]bool
+	ids map[string]bool // user id -> administrator, as last verified
 }
 
-func newAdminSet(r *identity.Resolver) *adminSet {
-	return &adminSet{Resolver: r, ids: map[string]bool{}}
+func newAdminSet(r *identity.Resolver, db *store.DB, persist bool, log zerolog.Logger) *adminSet {
+	return &adminSet{Resolver: r, meta: db, persist: persist, log: log, ids: map[string]bool{}}
 }
+
+func adminKey(userID string) string { return "admin/" + userID }
 
 func (a *adminSet) Resolve(ctx context.Context, bearer string) (*rswebhooks.Identity, error) {
 	id, err := a.Resolver.Resolve(ctx, bearer)
-	if err == nil && id != nil {
-		a.mu.Lock()
-		a.ids[id.ID] = id.Admin
-		a.mu.Unlock()
+	if err != nil || id == nil || id.Operator || !a.persist {
+		return id, err
 	}
-	return id, err
+	a.mu.Lock()
+	was, seen := a.ids[id.ID]
+	a.ids[id.ID] = id.Admin
+	a.mu.Unlock()
+	if !seen || was != id.Admin {
+		v := []byte("0")
+		if id.Admin {
+			v = []byte("1")
+		}
+		if err := a.meta.PutMeta(ctx, adminKey(id.ID), v); err != nil {
+			a.log.Warn().Err(err).Str("user_id", id.ID).Msg("remembering whether a user is an administrator")
+		}
+	}
+	return id, nil
 }
 
+// known reports whether the owner is the operator or, without a service
+// account, a user last verified as an administrator.
 func (a *adminSet) known(u rswebhooks.User) bool {
 	if u.ID == identity.OperatorID {
 		return true
 	}
+	if !a.persist {
+		return false
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.ids[u.ID]
+	v, ok := a.ids[u.ID]
+	a.mu.Unlock()
+	if ok {
+		return v
+	}
+	b, err := a.meta.GetMeta(context.Background(), adminKey(u.ID))
+	v = err == nil && string(b) == "1"
+	a.mu.Lock()
+	a.ids[u.ID] = v
+	a.mu.Unlock()
+	return v
 }
 
 // engineDeliveries adapts the delivery engine to the admin API.
