@@ -118,7 +118,7 @@ func describeErr(err error, timedOut bool, timeout time.Duration) string {
 func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	log := e.log.With().Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Logger()
 	now := e.opts.Now().UTC()
-	w, err := e.opts.Store.GetWebhook(ctx, d.WebhookID)
+	w, err := e.hooks.get(ctx, d.WebhookID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookDeleted, OutcomeFailed, now)

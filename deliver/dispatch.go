@@ -2,9 +2,11 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // flight is one attempt in progress.
@@ -17,9 +19,9 @@ type flight struct {
 type dispatcher struct {
 	inflight map[string]flight // by delivery id
 	perHook  map[string]int
-	buf      []*rswebhooks.Delivery // due, not in flight, in due order
-	full     bool                   // the last read hit its limit: more may be due
-	done     chan string            // delivery ids of finished workers
+	buf      []store.DueRef // due, not in flight, in due order
+	full     bool           // the last read hit its limit: more may be due
+	done     chan string    // delivery ids of finished workers
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -118,9 +120,10 @@ func (e *Engine) finish(st *dispatcher, id string) {
 }
 
 // refill replaces the buffer with the due deliveries not already in flight.
+// It reads queue keys only: a delivery is loaded by the worker that sends it.
 func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	limit := e.opts.MaxConcurrency + e.opts.BatchSize
-	ds, err := e.opts.Store.Due(ctx, now, limit)
+	ds, err := e.opts.Store.DueRefs(ctx, now, limit)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error().Err(err).Msg("read due deliveries")
@@ -161,13 +164,33 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 		}
 		st.inflight[d.ID] = flight{webhookID: d.WebhookID, started: e.opts.Now()}
 		st.perHook[d.WebhookID]++
-		go func(d *rswebhooks.Delivery) {
-			defer func() { st.done <- d.ID }()
-			e.attempt(ctx, d)
+		go func(r store.DueRef) {
+			defer func() { st.done <- r.ID }()
+			if d := e.load(ctx, r); d != nil {
+				e.attempt(ctx, d)
+			}
 		}(d)
 	}
 	clear(st.buf[len(kept):])
 	st.buf = kept
+}
+
+// load reads a listed delivery; nil if it is gone, no longer pending or no
+// longer due (finished or moved since it was listed).
+func (e *Engine) load(ctx context.Context, r store.DueRef) *rswebhooks.Delivery {
+	d, err := e.opts.Store.GetDelivery(ctx, r.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		if ctx.Err() == nil {
+			e.log.Error().Err(err).Str("delivery_id", r.ID).Msg("read due delivery; it stays pending")
+		}
+		return nil
+	case d.State != rswebhooks.DeliveryPending || d.NextUTC.After(e.opts.Now()):
+		return nil
+	}
+	return d
 }
 
 // postponeSlow moves the buffered deliveries of slow webhooks (at their
@@ -190,9 +213,13 @@ func (e *Engine) postponeSlow(ctx context.Context, st *dispatcher, now time.Time
 	}
 	moved := false
 	kept := st.buf[:0]
-	for _, d := range st.buf {
-		if !slow[d.WebhookID] {
-			kept = append(kept, d)
+	for _, r := range st.buf {
+		if !slow[r.WebhookID] {
+			kept = append(kept, r)
+			continue
+		}
+		d := e.load(ctx, r)
+		if d == nil {
 			continue
 		}
 		d.NextUTC = now.Add(e.opts.AttemptTimeout).UTC()

@@ -17,16 +17,20 @@ import (
 )
 
 // Store is what the engine needs from the durable store (package store's
-// *DB implements it). GetWebhook must return an error wrapping
-// store.ErrNotFound for an unknown id.
+// *DB implements it). GetWebhook and GetDelivery must return an error
+// wrapping store.ErrNotFound for an unknown id. WebhooksVersion must change
+// after every webhook write that has returned (the engine caches webhooks
+// until it does).
 type Store interface {
 	UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error)
 	FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Delivery) error
 	ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.Webhook, error)
 	GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error)
+	WebhooksVersion() uint64
 	SetPaused(ctx context.Context, id string, paused bool) error
 	CountWebhooks(ctx context.Context) (active, paused int, err error)
-	Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.Delivery, error)
+	DueRefs(ctx context.Context, now time.Time, limit int) ([]store.DueRef, error)
+	GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error)
 	NextDue(ctx context.Context) (time.Time, bool, error)
 	Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error
 	PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error
@@ -65,8 +69,9 @@ type Options struct {
 	PerWebhookConcurrency int
 	// AttemptTimeout bounds one attempt, body read included (default 15 s).
 	AttemptTimeout time.Duration
-	// BatchSize is how many due deliveries are read beyond those in flight
-	// (default 64). Memory holds at most MaxConcurrency+BatchSize deliveries.
+	// BatchSize is how many due deliveries are listed beyond those in flight
+	// (default 64). Memory holds at most MaxConcurrency deliveries and
+	// MaxConcurrency+BatchSize queue references.
 	BatchSize int
 	// PollInterval is the longest the engine sleeps without a Wake or a due
 	// delivery (default 2 s).
@@ -100,6 +105,7 @@ type Engine struct {
 	userAgent string
 
 	warned sync.Map // one-time warnings: key → struct{}
+	hooks  *webhookCache
 
 	// onComplete, when set (tests), sees a copy of each delivery after its
 	// new state was stored.
@@ -169,6 +175,7 @@ func New(opts Options) (*Engine, error) {
 		fanWake:   make(chan struct{}, 1),
 		slowAfter: min(time.Second, opts.AttemptTimeout/2),
 		userAgent: "rswebhooks/" + opts.Version,
+		hooks:     newWebhookCache(opts.Store, opts.Now),
 	}
 	return e, nil
 }

@@ -54,7 +54,7 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	if err != nil || len(evs) == 0 {
 		return 0, false, err
 	}
-	hooks, err := e.opts.Store.ListWebhooks(ctx, "")
+	hooks, err := e.hooks.all(ctx)
 	if err != nil {
 		return 0, false, err
 	}
