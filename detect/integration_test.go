@@ -62,7 +62,9 @@ func newStack(t *testing.T, prefix string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := url.Parse(s.up.URL)
+	// As serve wires it: the upstream URL carries the virtual directory,
+	// which is also the detector's prefix.
+	u, _ := url.Parse(s.up.URL + prefix)
 	px, err := proxy.New(proxy.Options{Upstream: u, Tap: s.d})
 	if err != nil {
 		t.Fatal(err)

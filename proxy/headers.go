@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"strings"
 )
 
@@ -79,37 +78,6 @@ func setForwarded(h http.Header, in *http.Request) {
 	} else {
 		h["X-Forwarded-Proto"] = []string{"http"}
 	}
-}
-
-// joinURLPath joins the upstream base path and the request path, keeping the
-// escaped forms (same rules as httputil's SetURL).
-func joinURLPath(base, u *url.URL) (path, rawPath string) {
-	if base.Path == "" || base.Path == "/" && base.RawPath == "" {
-		return u.Path, u.RawPath
-	}
-	if base.RawPath == "" && u.RawPath == "" {
-		return singleJoiningSlash(base.Path, u.Path), ""
-	}
-	apath, bpath := base.EscapedPath(), u.EscapedPath()
-	aslash, bslash := strings.HasSuffix(apath, "/"), strings.HasPrefix(bpath, "/")
-	switch {
-	case aslash && bslash:
-		return base.Path + u.Path[1:], apath + bpath[1:]
-	case !aslash && !bslash:
-		return base.Path + "/" + u.Path, apath + "/" + bpath
-	}
-	return base.Path + u.Path, apath + bpath
-}
-
-func singleJoiningSlash(a, b string) string {
-	aslash, bslash := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/")
-	switch {
-	case aslash && bslash:
-		return a + b[1:]
-	case !aslash && !bslash:
-		return a + "/" + b
-	}
-	return a + b
 }
 
 // hasPathPrefix reports whether path is prefix or below it, ignoring ASCII case.

@@ -34,8 +34,11 @@ type Route struct {
 // Options configures New. Only Upstream is required.
 type Options struct {
 	// Upstream is the report server's base URL (http or https). Required.
-	// A path ("https://rs.example/reporting") is joined in front of every
-	// request path; query, fragment and user info are refused.
+	// A path ("https://rs.example/reporting") names the virtual directory
+	// the server is hosted under; request paths are forwarded unchanged
+	// (clients keep using /reporting/...), so the server's Location headers,
+	// cookie paths and links stay valid. Query, fragment and user info are
+	// refused.
 	Upstream *url.URL
 
 	// Transport sends requests upstream. Default: NewTransport with zero

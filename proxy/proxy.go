@@ -207,8 +207,11 @@ func (p *Proxy) toUpstream(w http.ResponseWriter, r *http.Request) {
 		p.writeJSON(w, http.StatusForbidden, `{"Message":"not a proxied request"}`)
 		return
 	}
+	// The path goes upstream as sent: the upstream URL's path is the
+	// virtual directory the server lives under, not a mount point, so the
+	// server's own absolute links, Location headers and cookie paths stay
+	// valid through the proxy.
 	r.URL.Scheme, r.URL.Host = p.upstream.Scheme, p.upstream.Host
-	r.URL.Path, r.URL.RawPath = joinURLPath(p.upstream, r.URL)
 	if p.hostHeader != "" {
 		r.Host = p.hostHeader
 	}

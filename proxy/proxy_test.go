@@ -279,17 +279,51 @@ func TestHostPassthroughOverrideAndBasePath(t *testing.T) {
 			t.Fatalf("upstream saw %+v", s)
 		}
 	})
-	t.Run("override and base path", func(t *testing.T) {
+	t.Run("override and virtual directory", func(t *testing.T) {
 		base := up.url(t)
 		base.Path = "/reporting/"
 		px := newTestProxy(t, base, func(o *Options) { o.HostHeader = "rs.internal:83" })
-		req := newReq(t, http.MethodGet, px.URL+"/api/x%2Fy?q", nil)
-		do(t, client(), req)
-		s := recv(t, got, "upstream request")
-		if s.host != "rs.internal:83" || s.path != "/reporting/api/x%2Fy" || s.rawQuery != "q" {
-			t.Fatalf("upstream saw %+v", s)
+		// The virtual directory is where the server lives, not a mount point:
+		// paths go upstream exactly as the client sent them.
+		for _, path := range []string{"/reporting/api/x%2Fy", "/other/app"} {
+			req := newReq(t, http.MethodGet, px.URL+path+"?q", nil)
+			do(t, client(), req)
+			s := recv(t, got, "upstream request")
+			if s.host != "rs.internal:83" || s.path != path || s.rawQuery != "q" {
+				t.Fatalf("GET %s: upstream saw %+v", path, s)
+			}
 		}
 	})
+}
+
+// TestVirtualDirectoryLocationWorksThroughProxy: a server under /reporting
+// answers with absolute Location headers and cookie paths of its own; they
+// must stay usable through the proxy unchanged.
+func TestVirtualDirectoryLocationWorksThroughProxy(t *testing.T) {
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/reporting/api/items":
+			w.Header().Set("Location", "http://"+r.Host+"/reporting/api/items/1")
+			w.Header().Set("Set-Cookie", "s=1; Path=/reporting")
+			w.WriteHeader(http.StatusCreated)
+		case r.Method == http.MethodGet && r.URL.Path == "/reporting/api/items/1":
+			io.WriteString(w, "item 1")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	base := up.url(t)
+	base.Path = "/reporting"
+	px := newTestProxy(t, base, nil)
+	resp, _ := do(t, client(), newReq(t, http.MethodPost, px.URL+"/reporting/api/items", strings.NewReader("{}")))
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, px.URL+"/reporting/") {
+		t.Fatalf("POST: %d, Location %q", resp.StatusCode, loc)
+	}
+	resp, b := do(t, client(), newReq(t, http.MethodGet, loc, nil))
+	if resp.StatusCode != http.StatusOK || string(b) != "item 1" {
+		t.Fatalf("GET Location %s through the proxy: %d %q", loc, resp.StatusCode, b)
+	}
 }
 
 func TestDeadUpstreamAnswers502(t *testing.T) {

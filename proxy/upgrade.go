@@ -14,7 +14,7 @@ import (
 func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	out.URL.Scheme, out.URL.Host = p.upstream.Scheme, p.upstream.Host
-	out.URL.Path, out.URL.RawPath = joinURLPath(p.upstream, pr.In.URL)
+	out.URL.Path, out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath // as sent, see toUpstream
 	out.Host = pr.In.Host
 	if p.hostHeader != "" {
 		out.Host = p.hostHeader
