@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -27,11 +28,11 @@ import (
 func LoadRules(path string) ([]Rule, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
+		return nil, err // names the file already
 	}
 	rules, err := ParseRules(b)
 	if err != nil {
-		return nil, fmt.Errorf("rules %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return rules, nil
 }
@@ -40,7 +41,7 @@ func LoadRules(path string) ([]Rule, error) {
 func ParseRules(b []byte) ([]Rule, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, err // yaml errors already say "yaml: line N: …"
+		return nil, syntaxErr(b, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, errors.New("line 1: empty file: want a mapping with a rules list")
@@ -93,6 +94,9 @@ func parseRule(n *yaml.Node) (Rule, error) {
 		if v.Kind != yaml.ScalarNode {
 			return r, lineErr(v, "%s: want a plain value, got %s", k.Value, kindName(v))
 		}
+		if prev := lines[k.Value]; prev != nil {
+			return r, lineErr(k, "%s given twice in one rule (first on line %d)", k.Value, prev.Line)
+		}
 		val := strings.TrimSpace(v.Value)
 		switch k.Value {
 		case "method":
@@ -133,6 +137,33 @@ func parseRule(n *yaml.Node) (Rule, error) {
 		return r, lineErr(at, "%v", err)
 	}
 	return r, nil
+}
+
+// maxScanLines bounds the line search of syntaxErr (rules files are small).
+const maxScanLines = 2000
+
+// syntaxErr turns a yaml syntax error into "line N: YAML syntax: …" where N
+// is the first line at which the file stops parsing. yaml.v3 reports the
+// line where the enclosing block started (often "line 1" for a bad
+// indentation deep inside the rules list), which sends operators to the
+// wrong place; parsing growing prefixes of the file finds the real one.
+func syntaxErr(b []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if _, after, found := strings.Cut(rest, ": "); found {
+			msg = after
+		}
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	if len(lines) <= maxScanLines {
+		for k := 1; k <= len(lines); k++ {
+			var n yaml.Node
+			if yaml.Unmarshal(bytes.Join(lines[:k], nil), &n) != nil {
+				return fmt.Errorf("line %d: YAML syntax: %s", k, msg)
+			}
+		}
+	}
+	return fmt.Errorf("YAML syntax: %w", err)
 }
 
 func canonical(v string, set []string) string {

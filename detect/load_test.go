@@ -62,7 +62,13 @@ func TestParseRulesErrors(t *testing.T) {
 		{"not a mapping", `- a`, "line 1: want a mapping"},
 		{"unknown top", "rulez: []", `line 1: unknown field "rulez"`},
 		{"rules not a list", "rules: x", "line 1: rules: want a list"},
-		{"syntax", "rules: [", "yaml: line 1"},
+		{"syntax", "rules: [", "line 1: YAML syntax: "},
+		// yaml.v3 itself says "line 1" here: the error must name the line
+		// that is wrong, not the start of the enclosing list.
+		{"syntax bad indent", "rules:\n  - method: POST\n    path: api/x\n   filter: reports\n", "line 4: YAML syntax: did not find expected '-' indicator"},
+		{"syntax second rule", "rules:\n  - method: POST\n    path: a\n    event: ignore\n  - method: PUT\n  path: x\n", "line 6: YAML syntax: "},
+		{"syntax flow", "rules:\n  - method: POST\n    path: api/x\n    filter: [reports\n    event: Created\n", "line 4: YAML syntax: "},
+		{"duplicate field", "rules:\n  - method: POST\n    path: a\n    path: b\n    event: ignore", "line 4: path given twice in one rule (first on line 3)"},
 		{"rule not a mapping", "rules:\n  - x", `line 2: want a mapping with method`},
 		{"unknown field", "rules:\n  - method: POST\n    path: a\n    event: ignore\n    filtr: reports", `line 5: unknown field "filtr"`},
 		{"nested value", "rules:\n  - method: [POST]\n    path: a\n    event: ignore", "line 2: method: want a plain value"},
@@ -94,7 +100,7 @@ func TestLoadRulesFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := LoadRules(p)
-	if err == nil || !strings.Contains(err.Error(), p+": line 2: event:") {
+	if err == nil || !strings.HasPrefix(err.Error(), p+": line 2: event:") {
 		t.Errorf("err = %v, want the file, line and field", err)
 	}
 }
