@@ -199,6 +199,9 @@
 //	PUT    /_sim/echo                                     (same)
 //	DELETE /_sim/echo                                     (same)
 //	PATCH  /_sim/echo                                     (same)
+//	OPTIONS /_sim/echo                                    (same; HEAD works on every GET route)
+//	                                                      ?status=N (200-599; 204/304 without body) and
+//	                                                      repeatable ?header=Name:Value shape the answer
 //
 // Not served: the manager UI, /PersonalToken and /refresh (RS.NET), customlogin,
 // and the server's own api/webhooks/registrations (404, as with the feature off).

@@ -198,7 +198,7 @@ func (s *Server) buildRoutes() []*route {
 	b.anonStream(get, "_sim/slow", s.streamSlow)
 	b.anonStream(get, "_sim/sse", s.streamSSE)
 	b.anonStream(get, "_sim/ws", s.websocketEcho)
-	for _, m := range []string{get, post, put, del, http.MethodPatch} {
+	for _, m := range []string{get, post, put, del, http.MethodPatch, http.MethodOptions} {
 		b.anonStream(m, "_sim/echo", s.echo)
 	}
 	return b.routes

@@ -227,6 +227,30 @@ func TestStreams(t *testing.T) {
 			t.Fatalf("%+v", ec)
 		}
 	})
+	t.Run("echo answers as asked", func(t *testing.T) {
+		// ?status= and repeatable ?header=Name:Value shape the answer, so
+		// proxy checks can see redirects, cookies and CORS answers pass.
+		q := "?status=302&header=Location:%2Freporting%2Fnext&header=Set-Cookie:a%3D1%3B%20Domain%3Drs.example%3B%20Path%3D%2F&header=Set-Cookie:b%3D2%3B%20Path%3D%2Freporting"
+		r := e.do("", "GET", "/_sim/echo"+q, nil)
+		if r.status != 302 || r.header.Get("Location") != "/reporting/next" ||
+			strings.Join(r.header.Values("Set-Cookie"), "|") != "a=1; Domain=rs.example; Path=/|b=2; Path=/reporting" {
+			t.Fatalf("status %d, header %v", r.status, r.header)
+		}
+		r = e.do("", "OPTIONS", "/_sim/echo?status=204&header=Access-Control-Allow-Origin:http%3A%2F%2Fapp.example", nil,
+			"Origin", "http://app.example", "Access-Control-Request-Method", "PUT")
+		if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != "http://app.example" || len(r.body) != 0 {
+			t.Fatalf("OPTIONS: status %d, header %v, body %q", r.status, r.header, r.body)
+		}
+		r = e.do("", "HEAD", "/_sim/echo", nil)
+		if r.status != 200 || len(r.body) != 0 || r.header.Get("Content-Length") == "" {
+			t.Fatalf("HEAD: status %d, header %v, body %q", r.status, r.header, r.body)
+		}
+		for _, bad := range []string{"?status=99", "?status=x", "?header=NoColon", "?header=Bad%20Name:v"} {
+			if r := e.do("", "GET", "/_sim/echo"+bad, nil); r.status != 400 {
+				t.Errorf("GET /_sim/echo%s: status %d, want 400", bad, r.status)
+			}
+		}
+	})
 }
 
 func hexString(b []byte) string {
@@ -311,7 +335,7 @@ func TestRoutesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	documented := map[string]bool{}
-	methods := map[string]bool{"GET": true, "POST": true, "PUT": true, "DELETE": true, "PATCH": true}
+	methods := map[string]bool{"GET": true, "POST": true, "PUT": true, "DELETE": true, "PATCH": true, "OPTIONS": true}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(strings.TrimPrefix(line, "//"))
 		if !strings.HasPrefix(line, "//\t") || len(f) < 2 || !methods[f[0]] {

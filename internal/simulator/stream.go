@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -168,8 +169,30 @@ type Echo struct {
 }
 
 // echo serves any method on /_sim/echo: it reads the body as a stream
-// (never holding it) and answers an Echo as JSON.
+// (never holding it) and answers an Echo as JSON. ?status=N sets the status
+// (204 and 304 answer without a body) and each ?header=Name:Value adds a
+// response header, so proxy checks can see redirects, cookies and CORS
+// answers pass through.
 func (s *Server) echo(c *call) {
+	q := c.r.URL.Query()
+	status := http.StatusOK
+	if v := q.Get("status"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 200 || n > 599 {
+			s.write(c.w, c.r, badRequest("status: %q is not a status code from 200 to 599", v))
+			return
+		}
+		status = n
+	}
+	header := http.Header{}
+	for _, hv := range q["header"] {
+		name, val, ok := strings.Cut(hv, ":")
+		if !ok || !validHeaderName(name) {
+			s.write(c.w, c.r, badRequest("header: %q is not Name:Value with a valid header name", hv))
+			return
+		}
+		header.Add(name, strings.TrimSpace(val))
+	}
 	hsh := sha256.New()
 	var n int64
 	if c.r.Body != nil {
@@ -182,7 +205,24 @@ func (s *Server) echo(c *call) {
 	}
 	e := Echo{Method: c.r.Method, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery, Host: c.r.Host,
 		Header: c.r.Header, BodyLength: n, BodySha256: hex.EncodeToString(hsh.Sum(nil))}
-	s.write(c.w, c.r, ok(e))
+	res := &resp{status: status, body: e, header: header}
+	if status == http.StatusNoContent || status == http.StatusNotModified {
+		res.body = nil
+	}
+	s.write(c.w, c.r, res)
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range name {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return false
+		}
+	}
+	return true
 }
 
 func waitOrDone(r *http.Request, d time.Duration) bool {
