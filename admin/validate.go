@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rswebhooks/rswebhooks"
@@ -135,6 +136,9 @@ func checkURI(s string) (string, error) {
 	if len(s) > MaxURILength {
 		return "", bad("WebHookUri: must be at most %d characters, got %d", MaxURILength, len(s))
 	}
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return "", bad("WebHookUri: must not contain spaces or control characters (percent-encode them, e.g. %%20)")
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", bad("WebHookUri: must be an absolute http or https URI: %v", stripURL(err))
@@ -162,10 +166,12 @@ func stripURL(err error) error {
 
 func (h *Handler) normaliseFilters(in []string) ([]string, error) {
 	seen := make(map[string]bool)
+	all := false
 	for _, f := range in {
 		n := strings.ToLower(strings.TrimSpace(f))
 		if n == rswebhooks.FilterAll {
-			return []string{rswebhooks.FilterAll}, nil
+			all = true // still check the others: an unknown name is refused
+			continue
 		}
 		if _, ok := h.known[n]; !ok {
 			names := make([]string, 0, len(h.filters))
@@ -175,6 +181,9 @@ func (h *Handler) normaliseFilters(in []string) ([]string, error) {
 			return nil, bad("Filters: unknown filter %q; valid filters are %s (or none, or %q, for all)", f, strings.Join(names, ", "), rswebhooks.FilterAll)
 		}
 		seen[n] = true
+	}
+	if all {
+		return []string{rswebhooks.FilterAll}, nil
 	}
 	var out []string
 	for _, k := range h.filters { // canonical order
@@ -196,6 +205,8 @@ var reservedHeaders = map[string]bool{
 	"ms-signature": true, "content-type": true, "content-length": true, "host": true,
 	"user-agent": true, "transfer-encoding": true, "connection": true, "keep-alive": true,
 	"te": true, "trailer": true, "upgrade": true, "proxy-connection": true,
+	"content-encoding": true, // the body is sent as is; a coding would break its signature check
+	"expect":           true, // 100-continue is the sender's business
 }
 
 func checkHeaders(in map[string]string) (map[string]string, error) {
