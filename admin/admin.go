@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -176,9 +177,30 @@ func New(opts Options) (*Handler, error) {
 		{"POST", "/api/webhooks/login", true, h.login},
 		{"GET", "/api/webhooks/openapi.json", true, h.openAPI},
 	}
+	allowed := make(map[string][]string) // pattern → methods
 	for _, rt := range h.routes {
 		h.mux.Handle(rt.method+" "+rt.pattern, h.wrap(rt))
+		allowed[rt.pattern] = append(allowed[rt.pattern], rt.method)
 	}
+	// Everything else gets the {"Message"} body too: 405 (with Allow) for
+	// a known path, 404 otherwise. paths matches a path to its pattern.
+	paths := http.NewServeMux()
+	for p := range allowed {
+		paths.Handle(p, http.NotFoundHandler())
+	}
+	h.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, p := paths.Handler(r); p != "" {
+			ms := append([]string(nil), allowed[p]...)
+			if slices.Contains(ms, http.MethodGet) {
+				ms = append(ms, http.MethodHead)
+			}
+			slices.Sort(ms)
+			w.Header().Set("Allow", strings.Join(ms, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not supported here; allowed: "+strings.Join(ms, ", "))
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such resource; the API is described at /api/webhooks/openapi.json")
+	}))
 	return h, nil
 }
 
@@ -268,7 +290,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*rswebho
 		return who, true
 	case errors.Is(err, identity.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rswebhooks", error="invalid_token"`)
-		msg := "Authorization: the bearer token is invalid or expired"
+		msg := "Authorization: the bearer token is invalid, expired or revoked; obtain a new one at POST /api/webhooks/login or at the report server's /Token through this proxy"
 		if errors.Is(err, identity.ErrUnknownToken) {
 			msg = "Authorization: unknown bearer token; obtain one at POST /api/webhooks/login or at the report server's /Token through this proxy"
 		}

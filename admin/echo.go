@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -36,6 +38,24 @@ type EchoVerifier struct {
 	HTTP *http.Client
 	// Timeout bounds the whole check. Default 5s.
 	Timeout time.Duration
+	// Policy, when set, is the receiver address policy of deliveries
+	// (deliver.AddressPolicy). HTTP already enforces it when it dials for
+	// the echo request; Policy also applies it when the URI carries
+	// noecho, so a webhook that could never be delivered is refused when
+	// it is registered rather than failing every delivery later.
+	Policy AddressPolicy
+	// UserAgent is sent with the echo request. Default "rswebhooks"; the
+	// daemon passes "rswebhooks/<version>", as on notifications.
+	UserAgent string
+	// Resolver looks up a host name for the noecho policy check. Default
+	// net.DefaultResolver.
+	Resolver *net.Resolver
+}
+
+// AddressPolicy decides whether a receiver address may be reached
+// (implemented by deliver.AddressPolicy).
+type AddressPolicy interface {
+	Check(addr netip.Addr) error
 }
 
 var _ Verifier = (*EchoVerifier)(nil)
@@ -57,7 +77,7 @@ func (v *EchoVerifier) Verify(ctx context.Context, w *rswebhooks.Webhook) error 
 		return fmt.Errorf("cannot parse the URI: %w", stripURL(err))
 	}
 	if SkipsEcho(u) {
-		return nil
+		return v.checkPolicy(ctx, u.Hostname())
 	}
 	if v.HTTP == nil {
 		return errors.New("no HTTP client configured for the echo check")
@@ -78,6 +98,11 @@ func (v *EchoVerifier) Verify(ctx context.Context, w *rswebhooks.Webhook) error 
 	for k, val := range w.Headers {
 		req.Header.Set(k, val)
 	}
+	ua := v.UserAgent
+	if ua == "" {
+		ua = "rswebhooks"
+	}
+	req.Header.Set("User-Agent", ua) // after Headers: the sender's header, as on notifications
 	resp, err := v.HTTP.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -96,6 +121,39 @@ func (v *EchoVerifier) Verify(ctx context.Context, w *rswebhooks.Webhook) error 
 	}
 	if string(body) != echo {
 		return errors.New("the receiver's answer to the echo request was not exactly the echo query value (add a noecho query parameter to skip this check)")
+	}
+	return nil
+}
+
+// checkPolicy applies Policy to host without contacting the receiver: an IP
+// literal is checked as is, a name by every address it resolves to. A name
+// that does not resolve (now) passes: the receiver may not exist yet, and
+// the delivery dialer checks the address it really dials.
+func (v *EchoVerifier) checkPolicy(ctx context.Context, host string) error {
+	if v.Policy == nil {
+		return nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return v.Policy.Check(a)
+	}
+	timeout := v.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res := v.Resolver
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	addrs, err := res.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if err := v.Policy.Check(a); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -103,7 +103,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	h, err := admin.New(admin.Options{
 		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now,
-		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second},
+		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})
 	if err != nil {
 		t.Fatal(err)

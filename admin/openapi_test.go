@@ -199,6 +199,10 @@ func TestOpenAPIResponseShapes(t *testing.T) {
 	check("GET", "/api/webhooks/filters", e.do("GET", "/api/webhooks/filters", tok, nil))
 	check("POST", "/api/webhooks/login", e.do("POST", "/api/webhooks/login", "", map[string]string{"username": "bob", "password": "bob"}))
 	check("POST", "/api/webhooks/login", e.do("POST", "/api/webhooks/login", "", map[string]string{"username": "bob", "password": "nope"}))
+	check("POST", reg, e.send("POST", reg, tok, "text/plain", `{"WebHookUri":"http://x.example/?noecho=1"}`))
+	check("PUT", reg+"/{id}", e.send("PUT", reg+"/"+w.ID, tok, "application/xml", "<WebHook/>"))
+	check("GET", "/api/webhooks/me", e.do("GET", "/api/webhooks/me", tok, nil))
+	check("GET", "/api/webhooks/me", e.do("GET", "/api/webhooks/me", "unknown-token-value-1", nil))
 	check("DELETE", reg+"/{id}", e.do("DELETE", reg+"/"+w.ID, tok, nil))
 	check("DELETE", reg, e.do("DELETE", reg, tok, nil))
 }

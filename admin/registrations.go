@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,7 +23,7 @@ func owns(who *rswebhooks.Identity, w *rswebhooks.Webhook) bool {
 // lookup loads a webhook the caller may see; another user's webhook is
 // answered exactly like a missing one.
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity, id string) (*rswebhooks.Webhook, bool) {
-	wh, err := h.store.GetWebhook(r.Context(), id)
+	wh, err := h.getWebhook(r.Context(), id)
 	if err == nil && !owns(who, wh) {
 		err = store.ErrNotFound
 	}
@@ -30,6 +32,19 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return nil, false
 	}
 	return wh, true
+}
+
+// getWebhook loads a webhook by a path id. Ids are case-insensitive, as in
+// the stock store (which lower-cases them) and in PUT's body Id compare; the
+// ids this handler generates are lower-case hex.
+func (h *Handler) getWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error) {
+	wh, err := h.store.GetWebhook(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		if l := strings.ToLower(id); l != id {
+			return h.store.GetWebhook(ctx, l)
+		}
+	}
+	return wh, err
 }
 
 // out makes a stored webhook ready for the wire (empty maps, not null).
@@ -74,6 +89,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, who *rswebhooks.Id
 
 // readWebhook reads, decodes and validates a request body.
 func (h *Handler) readWebhook(w http.ResponseWriter, r *http.Request, keepSecret string) (*webhookIn, *rswebhooks.Webhook, bool) {
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type: must be application/json (or text/json)")
+		return nil, nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 	if err != nil {
 		var mb *http.MaxBytesError
@@ -93,6 +112,20 @@ func (h *Handler) readWebhook(w http.ResponseWriter, r *http.Request, keepSecret
 	}
 	writeError(w, http.StatusBadRequest, err.Error())
 	return nil, nil, false
+}
+
+// jsonContentType reports whether a request body of this Content-Type is
+// read: application/json and text/json, as the stock controller, any
+// +json type, and none at all (scripts often omit it).
+func jsonContentType(ct string) bool {
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request, wh *rswebhooks.Webhook) bool {
@@ -138,7 +171,7 @@ func location(r *http.Request, id string) string {
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
 	id := r.PathValue("id")
-	cur, err := h.store.GetWebhook(r.Context(), id)
+	cur, err := h.getWebhook(r.Context(), id)
 	if err == nil && !owns(who, cur) {
 		err = store.ErrNotFound
 	}
