@@ -222,3 +222,17 @@ func TestEchoRequestIdentifiesItself(t *testing.T) {
 		t.Errorf("echo request query: %v", qs)
 	}
 }
+
+// TestJSONIsNotHTMLEscaped: URIs come back as sent (a=1&b=2, not
+// a=1\u0026b=2), as the report server's serializer writes them.
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.token("alice")
+	res := e.do("POST", "/api/webhooks/registrations", tok, hookBody(e.recv.URL+"/in?a=1&b=<2>&noecho=1", nil))
+	if res.status != 201 || !strings.Contains(string(res.body), `/in?a=1&b=<2>&noecho=1"`) {
+		t.Errorf("%d %s", res.status, res.body)
+	}
+	if res := e.do("GET", "/api/webhooks/registrations", tok, nil); !strings.Contains(string(res.body), "a=1&b=<2>") || strings.HasSuffix(string(res.body), "\n") {
+		t.Errorf("%d %q", res.status, res.body)
+	}
+}
