@@ -166,7 +166,11 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 		r.log.Warn().Str("request_id", ex.RequestID).Msg("token exchange too large to read; token not learned")
 		return
 	}
-	user := formUser(ex.RequestBody, ex.RequestHeader.Get("Content-Type"))
+	user, ok := formUser(ex.RequestBody, ex.RequestHeader.Get("Content-Type"))
+	if !ok {
+		r.log.Warn().Str("request_id", ex.RequestID).Msg("token request names the user more than once; token not learned")
+		return
+	}
 	body := ex.ResponseBody
 	if strings.EqualFold(strings.TrimSpace(ex.ResponseHeader.Get("Content-Encoding")), "gzip") {
 		zr, err := gzip.NewReader(bytes.NewReader(body))
@@ -188,6 +192,10 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 	if user == "" {
 		user = t.UserName // only when the form held none (e.g. a non-form body)
 	}
+	if t.UserName != "" && !strings.EqualFold(strings.TrimSpace(t.UserName), user) {
+		r.log.Warn().Str("request_id", ex.RequestID).Msg("token answer names another user than the request; token not learned")
+		return
+	}
 	if user == "" {
 		r.log.Warn().Str("request_id", ex.RequestID).Msg("token issued without a user name; not learned")
 		return
@@ -200,22 +208,42 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 	r.log.Debug().Str("user", user).Str("request_id", ex.RequestID).Msg("learned a token issued at /Token")
 }
 
-func formUser(body []byte, contentType string) string {
+// formUser returns the user name of a /Token request body, and false when
+// the body names it more than once (in any case): servers differ on which
+// of several values they authenticate, so such a request is not trusted.
+func formUser(body []byte, contentType string) (string, bool) {
+	var vals []string
 	mt, _, _ := mime.ParseMediaType(contentType)
 	if mt == "application/json" {
-		var v struct {
-			Username string `json:"username"`
+		var m map[string]json.RawMessage
+		if json.Unmarshal(body, &m) != nil {
+			return "", true
 		}
-		if json.Unmarshal(body, &v) == nil {
-			return strings.TrimSpace(v.Username)
+		for k, raw := range m {
+			if strings.EqualFold(k, "username") {
+				var v string
+				_ = json.Unmarshal(raw, &v)
+				vals = append(vals, v)
+			}
 		}
-		return ""
+	} else {
+		q, err := url.ParseQuery(string(body))
+		if err != nil {
+			return "", true
+		}
+		for k, vs := range q {
+			if strings.EqualFold(k, "username") {
+				vals = append(vals, vs...)
+			}
+		}
 	}
-	q, err := url.ParseQuery(string(body))
-	if err != nil {
-		return ""
+	switch len(vals) {
+	case 0:
+		return "", true
+	case 1:
+		return strings.TrimSpace(vals[0]), true
 	}
-	return strings.TrimSpace(q.Get("username"))
+	return "", false
 }
 
 func (r *Resolver) remember(token, user string, at time.Time, life time.Duration) {

@@ -277,3 +277,66 @@ func TestMaxTokensBound(t *testing.T) {
 		t.Error("the newest token was dropped")
 	}
 }
+
+// TestAmbiguousTokenRequestsAreNotLearned: a /Token request naming the user
+// more than once (HTTP parameter pollution: servers differ on which value
+// wins), or an answer whose userName contradicts the form, teaches nothing;
+// otherwise a caller could log in as one user and be known as another.
+func TestAmbiguousTokenRequestsAreNotLearned(t *testing.T) {
+	f := setup(t, true)
+	up := httptest.NewServer(f.sim)
+	t.Cleanup(up.Close)
+	base, _ := url.Parse(up.URL)
+	p, err := proxy.New(proxy.Options{Upstream: base, Tap: f.res, Logger: zerolog.Nop(), Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := httptest.NewServer(p)
+	t.Cleanup(px.Close)
+	for _, form := range []string{
+		"grant_type=password&username=bob&password=bob&username=admin",
+		"grant_type=password&username=bob&password=bob&UserName=admin",
+	} {
+		res, err := http.Post(px.URL+"/Token", "application/x-www-form-urlencoded", strings.NewReader(form))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := reportserver.ParseTokenResponse(readAll(t, res))
+		if res.StatusCode != 200 || err != nil {
+			t.Fatalf("%s: %d %v (the simulator should issue a token for the first user)", form, res.StatusCode, err)
+		}
+		if id, err := f.res.Resolve(t.Context(), tok.AccessToken); !errors.Is(err, identity.ErrUnknownToken) {
+			t.Errorf("%s: learned as %+v, %v; want ErrUnknownToken", form, id, err)
+		}
+	}
+	// The answer names another user than the form: not learned either.
+	tok, err := f.client.Exchange(t.Context(), "bob", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.res.Observe(t.Context(), &proxy.Exchange{
+		Method: "POST", Path: "/Token", Status: 200, Time: f.clk.Now(),
+		RequestHeader:  http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		RequestBody:    []byte("grant_type=password&username=admin&password=x"),
+		ResponseHeader: http.Header{"Content-Type": {"application/json"}},
+		ResponseBody:   []byte(`{"access_token":"` + tok.AccessToken + `","token_type":"bearer","expires_in":3599,"userName":"bob"}`),
+	})
+	if id, err := f.res.Resolve(t.Context(), tok.AccessToken); !errors.Is(err, identity.ErrUnknownToken) {
+		t.Errorf("contradicting userName: learned as %+v, %v", id, err)
+	}
+	// The same user in another case is one user.
+	tok2 := f.observe(t, "Bob", false)
+	if id, err := f.res.Resolve(t.Context(), tok2); err != nil || id.Name != "bob" {
+		t.Errorf("Bob: %+v %v", id, err)
+	}
+}
+
+func readAll(t *testing.T, res *http.Response) []byte {
+	t.Helper()
+	defer res.Body.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(res.Body); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
