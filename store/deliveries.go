@@ -270,7 +270,13 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 			return fmt.Errorf("store: complete delivery %s: attempt number must be at least 1, got %d", d.ID, a.N)
 		}
 	}
-	return db.queueUpdate(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
+	// Only a delivery that stays pending adds a queue key; a finishing one
+	// must not hold the queue cursor back (see cursor).
+	update := db.update
+	if d.State == rswebhooks.DeliveryPending {
+		update = db.queueUpdate
+	}
+	return update(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
 		var old deliveryIndex
 		if err := getJSON(txn, deliveryKey(d.ID), &old); err != nil {
 			return err

@@ -93,7 +93,14 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 			return fmt.Errorf("store: fan out %s: delivery %d: %w", eventID, i, err)
 		}
 	}
-	return db.queueUpdate(ctx, "fan out "+eventID, func(txn *badger.Txn) error {
+	update := db.update // no pending delivery: no queue key added
+	for _, d := range ds {
+		if d.State == rswebhooks.DeliveryPending {
+			update = db.queueUpdate
+			break
+		}
+	}
+	return update(ctx, "fan out "+eventID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, unfannedKey(eventID))
 		if err != nil || !ok {
 			return err
