@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -35,10 +36,25 @@ func main() {
 	events := flag.Int("events", 5000, "events to append")
 	hooks := flag.Int("webhooks", 8, "webhooks (all matching every event, one receiver)")
 	rate := flag.Int("rate", 1000, "events/s in latency mode")
-	conc := flag.Int("concurrency", 16, "Options.MaxConcurrency")
-	per := flag.Int("per-webhook", 2, "Options.PerWebhookConcurrency")
+	conc := flag.Int("concurrency", 16, "Options.MaxConcurrency (daemon default 16)")
+	per := flag.Int("per-webhook", 4, "Options.PerWebhookConcurrency (daemon default 4)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "deliver-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "deliver-bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*mode, *events, *hooks, *rate, *conc, *per); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "deliver-bench:", err)
 		os.Exit(1)
 	}
