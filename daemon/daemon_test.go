@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -239,4 +240,39 @@ func decode(t *testing.T, resp *http.Response, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("decoding %s: %v", resp.Request.URL.Path, err)
 	}
+}
+
+// TestVirtualDirectory: a report server hosted under /reporting. Clients use
+// /reporting/... through the proxy; events fire for API calls below it, and
+// the server's own Location headers work as sent.
+func TestVirtualDirectory(t *testing.T) {
+	sim := simulator.New(simulator.Options{Prefix: "/reporting"})
+	up := httptest.NewServer(sim)
+	defer up.Close()
+	r := start(t, Options{Upstream: up.URL + "/reporting", WatchInterval: 0})
+	tok, err := sim.IssueToken("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", r.proxyURL+"/reporting/api/reportserver/v3/categories", strings.NewReader(`{"Name":"vdir"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(loc, "/reporting/api/") {
+		t.Fatalf("create under /reporting: %d, Location %q", resp.StatusCode, loc)
+	}
+	u, _ := url.Parse(loc)
+	req, _ = http.NewRequest("GET", r.proxyURL+u.Path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("following Location %q through the proxy: %v %v", loc, err, resp.Status)
+	} else {
+		resp.Body.Close()
+	}
+	waitMetric(t, r.adminURL, `rswebhooks_events_total{event="Created",type="categories"}`)
 }

@@ -11,11 +11,12 @@ func demoCommand() *cli.Command {
 		Name:  "demo",
 		Usage: "run the simulator, the proxy and a receiver; register a webhook, make calls, print each verified delivery",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "proxy listener"},
-			&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:8081", Usage: "admin listener"},
-			&cli.StringFlag{Name: "simulator-listen", Value: "127.0.0.1:8083", Usage: "simulator listener"},
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "daemon log level"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "proxy listener", EnvVars: env("demo-listen")},
+			&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:8081", Usage: "admin listener", EnvVars: env("demo-admin-listen")},
+			&cli.StringFlag{Name: "simulator-listen", Value: "127.0.0.1:8083", Usage: "simulator listener", EnvVars: env("simulator-listen")},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "daemon log level", EnvVars: env("demo-log-level")},
 		},
+		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c.String("log-level"), "console", c.App.ErrWriter)
 			if err != nil {

@@ -81,3 +81,9 @@ func env(flag string) []string {
 	}
 	return []string{string(b)}
 }
+
+// usageError turns a flag that does not parse (e.g. --capture-limit 1x) into
+// one line naming it and exit status 2, like every other bad setting.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return cli.Exit(err, 2)
+}

@@ -64,9 +64,10 @@ func serveFlags() []cli.Flag {
 func serveCommand() *cli.Command {
 	flags := serveFlags()
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "run the proxy, the event detector, the delivery engine and the admin API",
-		Flags: flags,
+		Name:         "serve",
+		Usage:        "run the proxy, the event detector, the delivery engine and the admin API",
+		Flags:        flags,
+		OnUsageError: usageError,
 		Before: func(c *cli.Context) error {
 			if c.String("config") == "" {
 				return nil

@@ -18,10 +18,11 @@ func simulatorCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8083", Usage: "listener address", EnvVars: env("simulator-listen")},
 			&cli.StringFlag{Name: "prefix", Usage: "virtual directory to mount under, e.g. /reporting", EnvVars: env("simulator-prefix")},
-			&cli.BoolFlag{Name: "samples", Value: true, Usage: "seed a sample category, report, connection, task and alert"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn or error"},
-			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "json or console"},
+			&cli.BoolFlag{Name: "samples", Value: true, Usage: "seed a sample category, report, connection, task and alert", EnvVars: env("simulator-samples")},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "trace, debug, info, warn or error", EnvVars: env("log-level")},
+			&cli.StringFlag{Name: "log-format", Value: "console", Usage: "json or console", EnvVars: env("log-format")},
 		},
+		OnUsageError: usageError,
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c.String("log-level"), c.String("log-format"), c.App.ErrWriter)
 			if err != nil {
