@@ -276,3 +276,27 @@ func TestVirtualDirectory(t *testing.T) {
 	}
 	waitMetric(t, r.adminURL, `rswebhooks_events_total{event="Created",type="categories"}`)
 }
+
+// TestRegistrationObeysTheAddressPolicy: even with ?noecho (no echo request
+// is made) a receiver address the delivery policy refuses is not stored.
+func TestRegistrationObeysTheAddressPolicy(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	const operator = "operator-token-address-policy"
+	r := start(t, Options{Upstream: up.URL, AdminToken: operator, WatchInterval: 0})
+	for _, uri := range []string{"http://169.254.169.254/latest?noecho=1", "http://127.0.0.1:9/hook?noecho=1"} {
+		req, _ := http.NewRequest("POST", r.adminURL+"/api/webhooks/registrations", strings.NewReader(`{"WebHookUri":"`+uri+`"}`))
+		req.Header.Set("Authorization", "Bearer "+operator)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Message string }
+		decode(t, resp, &body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.Message, "--allow-target") {
+			t.Errorf("%s: %d %q, want 400 naming the address policy", uri, resp.StatusCode, body.Message)
+		}
+	}
+}

@@ -175,8 +175,12 @@ func Run(ctx context.Context, o Options) error {
 		Store:      db,
 		Identity:   admins,
 		Deliveries: engineDeliveries{engine},
-		Verifier:   &admin.EchoVerifier{HTTP: client},
-		Logger:     log.With().Str("component", "admin").Logger(),
+		Verifier: &admin.EchoVerifier{
+			HTTP:      client,
+			Policy:    deliver.NewAddressPolicy(o.AllowTargets, o.DenyTargets),
+			UserAgent: "rswebhooks/" + o.Version,
+		},
+		Logger: log.With().Str("component", "admin").Logger(),
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
