@@ -47,14 +47,14 @@ func TestUnfannedCursor(t *testing.T) {
 	if got := unfannedIDs(t, db, 0); !slices.Equal(got, []string{live}) {
 		t.Fatalf("UnfannedEvents = %v, want [%s]", got, live)
 	}
-	if low, _ := db.unfanned.begin(); low != live {
+	if low := db.unfanned.bound(); low != live {
 		t.Fatalf("cursor = %q, want the first live marker %q (past %d tombstones)", low, live, len(old))
 	}
 
 	// The watcher appends an event dated before everything scanned so far.
 	watched := rswebhooks.NewID(t0.Add(-24 * time.Hour))
 	mustNil(t, db.AppendEvent(ctx, event(watched)))
-	if low, _ := db.unfanned.begin(); low > watched {
+	if low := db.unfanned.bound(); low > watched {
 		t.Fatalf("cursor %q not lowered to the older id %q", low, watched)
 	}
 	if got := unfannedIDs(t, db, 0); !slices.Equal(got, []string{watched, live}) {
@@ -96,7 +96,7 @@ func TestUnfannedCursorAfterReopen(t *testing.T) {
 	mustNil(t, db.AppendEvent(ctx, event(older)))
 	mustNil(t, db.Close())
 	db2, _ := openTest(t, dir)
-	if low, _ := db2.unfanned.begin(); low != "" {
+	if low := db2.unfanned.bound(); low != "" {
 		t.Fatalf("cursor after Open = %q, want the start", low)
 	}
 	if got := unfannedIDs(t, db2, 0); !slices.Equal(got, []string{older, newer}) {
@@ -241,5 +241,60 @@ func TestWebhooksVersion(t *testing.T) {
 	}
 	if _, err := db.ListWebhooks(ctx, ""); err != nil || db.WebhooksVersion() != v {
 		t.Fatalf("a read changed WebhooksVersion: %v", err)
+	}
+}
+
+// TestCursorHeldByWriterInFlight: while a transaction that adds a queue key
+// below the first live one has not committed, scans do not see the key and
+// must not raise the bound past it; once committed it is found.
+func TestCursorHeldByWriterInFlight(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	d1 := delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0)
+	mustNil(t, db.PutDelivery(ctx, d1))
+	mustNil(t, db.PutDelivery(ctx, delivery("D3", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(2*time.Second))))
+	d1.State = rswebhooks.DeliverySucceeded
+	mustNil(t, db.Complete(ctx, d1, nil))
+
+	lowered, release := make(chan struct{}), make(chan struct{})
+	wrote := make(chan error, 1)
+	d2 := delivery("D2", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(time.Second))
+	go func() {
+		wrote <- db.queueUpdate(ctx, "test put", func(txn *badger.Txn) error {
+			if err := db.putDelivery(txn, d2, nil); err != nil {
+				return err
+			}
+			close(lowered)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-lowered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer did not start")
+	}
+	refs, err := db.DueRefs(ctx, t0.Add(time.Hour), 0)
+	mustNil(t, err)
+	if len(refs) != 1 || refs[0].ID != "D3" {
+		t.Fatalf("DueRefs while D2 is uncommitted = %+v, want [D3]", refs)
+	}
+	if low := db.queue.bound(); low > dueNanos(d2.NextUTC) {
+		t.Fatalf("bound %d raised past the uncommitted key at %d", low, dueNanos(d2.NextUTC))
+	}
+	close(release)
+	select {
+	case err := <-wrote:
+		mustNil(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer did not finish")
+	}
+	refs, err = db.DueRefs(ctx, t0.Add(time.Hour), 0)
+	mustNil(t, err)
+	if len(refs) != 2 || refs[0].ID != "D2" || refs[1].ID != "D3" {
+		t.Fatalf("DueRefs after commit = %+v, want [D2 D3]", refs)
+	}
+	if low := db.queue.bound(); low != dueNanos(d2.NextUTC) {
+		t.Fatalf("bound = %d, want the first live key %d", low, dueNanos(d2.NextUTC))
 	}
 }

@@ -68,7 +68,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 		return err
 	}
 	if pending {
-		db.queue.lower(dueNanos(d.NextUTC))
+		db.queue.lower(txn, dueNanos(d.NextUTC))
 		return txn.Set(queueKey(d.NextUTC, d.ID), []byte(d.WebhookID))
 	}
 	return nil
@@ -138,9 +138,10 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 // in due order. It scans only the due part of the q/ keys.
 func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.Delivery, error) {
 	var out []*rswebhooks.Delivery
-	low, gen := db.queue.begin()
+	low, sc := db.queue.begin()
+	defer db.queue.end(sc)
 	err := db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
-		ids, err := db.dueIDs(txn, gen, low, dueNanos(now), limit)
+		ids, err := db.dueIDs(txn, sc, low, dueNanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -177,9 +178,10 @@ type DueRef struct {
 // must check it is still pending then.
 func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, error) {
 	var out []DueRef
-	low, gen := db.queue.begin()
+	low, sc := db.queue.begin()
+	defer db.queue.end(sc)
 	err := db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, gen, low, func(due uint64, id string, item *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, func(due uint64, id string, item *badger.Item) (bool, error) {
 			if due > dueNanos(now) {
 				return false, nil
 			}
@@ -210,9 +212,9 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, 
 }
 
 // dueIDs returns the ids in q/ due at or before maxDue, in order.
-func (db *DB) dueIDs(txn *badger.Txn, gen, low, maxDue uint64, limit int) ([]string, error) {
+func (db *DB) dueIDs(txn *badger.Txn, sc *mark[uint64], low, maxDue uint64, limit int) ([]string, error) {
 	var ids []string
-	err := db.scanQueue(txn, gen, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
+	err := db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
 		if due > maxDue {
 			return false, nil
 		}
@@ -225,9 +227,10 @@ func (db *DB) dueIDs(txn *badger.Txn, gen, low, maxDue uint64, limit int) ([]str
 // NextDue returns the earliest NextUTC of any pending delivery; ok is false
 // when none is pending.
 func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
-	low, gen := db.queue.begin()
+	low, sc := db.queue.begin()
+	defer db.queue.end(sc)
 	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, gen, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
 			t, ok = nanosTime(due), true
 			return false, nil
 		})
@@ -238,9 +241,10 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 // QueueStats returns the number of pending deliveries and the earliest due
 // time (zero when none). It counts keys only.
 func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error) {
-	low, gen := db.queue.begin()
+	low, sc := db.queue.begin()
+	defer db.queue.end(sc)
 	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, gen, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
 			if depth == 0 {
 				oldestDue = nanosTime(due)
 			}

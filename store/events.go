@@ -32,7 +32,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 		}
 		// The watcher's ids carry the execution's time, possibly older than
 		// the markers already scanned past: lower the cursor first.
-		db.unfanned.lower(e.ID)
+		db.unfanned.lower(txn, e.ID)
 		return txn.Set(unfannedKey(e.ID), nil)
 	})
 }
@@ -54,9 +54,10 @@ func (db *DB) GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error
 // markers, so the tombstones of fanned-out events are not rescanned.
 func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
 	var out []*rswebhooks.Event
-	low, gen := db.unfanned.begin()
+	low, sc := db.unfanned.begin()
+	defer db.unfanned.end(sc)
 	err := db.view(ctx, "unfanned events", func(txn *badger.Txn) error {
-		ids, err := db.scanUnfanned(txn, gen, low, limit)
+		ids, err := db.scanUnfanned(txn, sc, low, limit)
 		if err != nil {
 			return err
 		}

@@ -307,7 +307,7 @@ func TestQueueCursor(t *testing.T) {
 	if g := ids(due, dID); len(g) != 1 || g[0] != "D2" {
 		t.Fatalf("Due = %v", g)
 	}
-	if low, _ := db.queue.begin(); low != dueNanos(t0.Add(time.Second)) {
+	if low := db.queue.bound(); low != dueNanos(t0.Add(time.Second)) {
 		t.Fatalf("cursor = %d, want the first live key's due %d", low, dueNanos(t0.Add(time.Second)))
 	}
 	// An earlier key lowers it again.

@@ -16,57 +16,126 @@ import (
 // prefix would grow without bound. The cursor is a lower bound of the sort
 // position of every live key: scans seek to it.
 //
-// Writers that add keys lower the bound before committing. A scan may raise
-// it to the first live key it saw only if no writer was in flight at its end
-// and none finished during it, so a key committed after the scan's snapshot
-// can never fall below the bound.
+// Writers that add keys lower the bound (lower, inside their transaction)
+// before committing. A scan raises it to the first live key it saw, but
+// never above a position lowered by a writer whose commit the scan's
+// snapshot may miss: one still in flight at the raise, or one that lowered
+// or finished after the scan began. So a key committed after the snapshot
+// never falls below the bound, while writers that add nothing (a finished
+// delivery, a fan-out without pending deliveries) do not hold it back.
 //
 // The queue's cursor orders by due nanos (uint64), the fan-out markers' by
 // event id (string; ULIDs sort by time, but the watcher writes ids with
 // past times, which lower the bound like earlier due times do).
 type cursor[T cmp.Ordered] struct {
-	mu       sync.Mutex
-	low      T // zero after Open: scan from the start once
-	inflight int
-	gen      uint64
+	mu      sync.Mutex
+	low     T                        // zero after Open: scan from the start once
+	writers map[*badger.Txn]*mark[T] // transactions of writers in flight
+	scans   map[*mark[T]]struct{}    // scans in progress: what they must not pass
 }
 
-func (c *cursor[T]) lower(v T) {
+// mark is the lowest position lowered by one writer, or the lowest a scan
+// must not raise past.
+type mark[T cmp.Ordered] struct {
+	v   T
+	set bool
+}
+
+func (m *mark[T]) add(v T) {
+	if !m.set || v < m.v {
+		m.v, m.set = v, true
+	}
+}
+
+// lower records that txn adds a key at v.
+func (c *cursor[T]) lower(txn *badger.Txn, v T) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if v < c.low {
 		c.low = v
 	}
-	c.mu.Unlock()
+	if w := c.writers[txn]; w != nil {
+		w.add(v)
+	}
+	for s := range c.scans {
+		s.add(v)
+	}
 }
 
-// begin returns the bound and generation a scan starts from.
-func (c *cursor[T]) begin() (low T, gen uint64) {
+// bound returns the current bound.
+func (c *cursor[T]) bound() T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.low, c.gen
+	return c.low
 }
 
-// raise records the first live position a scan started at gen saw.
-func (c *cursor[T]) raise(gen uint64, first T) {
+// begin returns the bound a scan starts from and registers the scan; call
+// end when it is over.
+func (c *cursor[T]) begin() (T, *mark[T]) {
 	c.mu.Lock()
-	if c.inflight == 0 && c.gen == gen && first > c.low {
-		c.low = first
+	defer c.mu.Unlock()
+	s := &mark[T]{}
+	if c.scans == nil {
+		c.scans = map[*mark[T]]struct{}{}
 	}
+	c.scans[s] = struct{}{}
+	return c.low, s
+}
+
+func (c *cursor[T]) end(s *mark[T]) {
+	c.mu.Lock()
+	delete(c.scans, s)
 	c.mu.Unlock()
 }
 
-// cursorUpdate is db.update for operations that may add keys behind c.
-func cursorUpdate[T cmp.Ordered](ctx context.Context, db *DB, c *cursor[T], op string, fn func(txn *badger.Txn) error) error {
+// raise records the first live position scan s saw.
+func (c *cursor[T]) raise(s *mark[T], first T) {
 	c.mu.Lock()
-	c.inflight++
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	limit := mark[T]{}
+	limit.add(first)
+	if s.set {
+		limit.add(s.v)
+	}
+	for _, w := range c.writers {
+		if w.set {
+			limit.add(w.v)
+		}
+	}
+	if limit.v > c.low {
+		c.low = limit.v
+	}
+}
+
+// cursorUpdate is db.update for operations that may add keys behind c: fn
+// must call c.lower with its txn for each key it adds.
+func cursorUpdate[T cmp.Ordered](ctx context.Context, db *DB, c *cursor[T], op string, fn func(txn *badger.Txn) error) error {
+	w := &mark[T]{}
+	var txns []*badger.Txn // one per try (conflict retries)
 	defer func() {
 		c.mu.Lock()
-		c.inflight--
-		c.gen++
+		for _, txn := range txns {
+			delete(c.writers, txn)
+		}
+		if w.set {
+			// Committed (or not) after scans in progress began: they may
+			// not have seen it.
+			for s := range c.scans {
+				s.add(w.v)
+			}
+		}
 		c.mu.Unlock()
 	}()
-	return db.update(ctx, op, fn)
+	return db.update(ctx, op, func(txn *badger.Txn) error {
+		c.mu.Lock()
+		if c.writers == nil {
+			c.writers = map[*badger.Txn]*mark[T]{}
+		}
+		c.writers[txn] = w
+		txns = append(txns, txn)
+		c.mu.Unlock()
+		return fn(txn)
+	})
 }
 
 // queueUpdate is update for operations that may add queue keys.
@@ -78,7 +147,7 @@ func (db *DB) queueUpdate(ctx context.Context, op string, fn func(txn *badger.Tx
 // order, until fn returns false. The item gives access to the key's value
 // (the webhook id, or empty for keys written before it was stored there).
 // It maintains the cursor.
-func (db *DB) scanQueue(txn *badger.Txn, gen, low uint64, fn func(due uint64, id string, item *badger.Item) (bool, error)) error {
+func (db *DB) scanQueue(txn *badger.Txn, sc *mark[uint64], low uint64, fn func(due uint64, id string, item *badger.Item) (bool, error)) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
 	defer it.Close()
 	seek := binary.BigEndian.AppendUint64([]byte(pQueue), low)
@@ -90,7 +159,7 @@ func (db *DB) scanQueue(txn *badger.Txn, gen, low uint64, fn func(due uint64, id
 			return err
 		}
 		if first {
-			db.queue.raise(gen, due)
+			db.queue.raise(sc, due)
 			first = false
 		}
 		more, err := fn(due, id, item)
@@ -103,7 +172,7 @@ func (db *DB) scanQueue(txn *badger.Txn, gen, low uint64, fn func(due uint64, id
 
 // scanUnfanned returns up to limit (<= 0: all) ids of events waiting for
 // fan-out, from the cursor on, in id order. It maintains the cursor.
-func (db *DB) scanUnfanned(txn *badger.Txn, gen uint64, low string, limit int) ([]string, error) {
+func (db *DB) scanUnfanned(txn *badger.Txn, sc *mark[string], low string, limit int) ([]string, error) {
 	prefix := []byte(pUnfanned)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
@@ -111,7 +180,7 @@ func (db *DB) scanUnfanned(txn *badger.Txn, gen uint64, low string, limit int) (
 	for it.Seek(append(prefix, low...)); it.Valid(); it.Next() {
 		id := string(it.Item().Key()[len(prefix):])
 		if len(out) == 0 {
-			db.unfanned.raise(gen, id)
+			db.unfanned.raise(sc, id)
 		}
 		out = append(out, id)
 		if limit > 0 && len(out) >= limit {
