@@ -101,6 +101,8 @@ type Resolver struct {
 	mu     sync.Mutex
 	tokens map[[32]byte]*tokenEntry // key: SHA-256 of the token
 	users  map[string]*userEntry    // key: lower-cased user name
+	// warming holds the user names being looked up in the background.
+	warming map[string]bool
 }
 
 var _ proxy.Tap = (*Resolver)(nil)
@@ -117,13 +119,14 @@ func New(opts Options) (*Resolver, error) {
 		return nil, errors.New("identity: Options.TTL must not be negative")
 	}
 	r := &Resolver{
-		client: opts.Client,
-		ttl:    opts.TTL,
-		max:    opts.MaxTokens,
-		log:    opts.Logger.With().Str("component", "identity").Logger(),
-		now:    opts.Now,
-		tokens: make(map[[32]byte]*tokenEntry),
-		users:  make(map[string]*userEntry),
+		client:  opts.Client,
+		ttl:     opts.TTL,
+		max:     opts.MaxTokens,
+		log:     opts.Logger.With().Str("component", "identity").Logger(),
+		now:     opts.Now,
+		tokens:  make(map[[32]byte]*tokenEntry),
+		users:   make(map[string]*userEntry),
+		warming: make(map[string]bool),
 	}
 	if opts.OperatorToken != "" {
 		r.operator, r.hasOp = sha256.Sum256([]byte(opts.OperatorToken)), true
@@ -206,6 +209,38 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 	}
 	r.remember(t.AccessToken, user, at, t.ExpiresIn)
 	r.log.Debug().Str("user", user).Str("request_id", ex.RequestID).Msg("learned a token issued at /Token")
+	r.warm(t.AccessToken, user)
+}
+
+// warm looks the user up in the background (once per user name at a time),
+// so that Peek, and with it the actor of the events this token causes, has
+// the user id by the time the client makes its first change.
+func (r *Resolver) warm(token, user string) {
+	if !r.client.Configured() {
+		return // the id is the user name; nothing to look up
+	}
+	key := strings.ToLower(user)
+	r.mu.Lock()
+	u, known := r.users[key]
+	fresh := known && r.now().Sub(u.fetched) < r.ttl
+	if fresh || r.warming[key] {
+		r.mu.Unlock()
+		return
+	}
+	r.warming[key] = true
+	r.mu.Unlock()
+	go func() {
+		defer func() {
+			r.mu.Lock()
+			delete(r.warming, key)
+			r.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := r.user(ctx, token, user, r.now()); err != nil {
+			r.log.Debug().Err(err).Str("user", user).Msg("looking up a user after /Token; retried on first use")
+		}
+	}()
 }
 
 // formUser returns the user name of a /Token request body, and false when

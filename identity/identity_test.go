@@ -340,3 +340,28 @@ func readAll(t *testing.T, res *http.Response) []byte {
 	}
 	return b.Bytes()
 }
+
+// TestPeekLearnsTheUserIDInTheBackground: after a token is learned at /Token
+// (with a service account), the user's id is looked up without waiting for
+// a Resolve, so events caused with that token name the user's id.
+func TestPeekLearnsTheUserIDInTheBackground(t *testing.T) {
+	f := setup(t, true)
+	tok := f.observe(t, "bob", true)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, ok := f.res.Peek(tok)
+		if !ok {
+			t.Fatal("Peek does not know a learned token")
+		}
+		if p.ID != "" {
+			if p.ID == "bob" || p.Name != "bob" {
+				t.Fatalf("Peek: %+v, want bob's report-server id", p)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the user id was not looked up within 10s")
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}
