@@ -253,11 +253,6 @@ func (e *Engine) warnOnce(key string, ev func() *zerolog.Event, msg string) {
 // is sent again after a restart (at-least-once). It returns nil after ctx
 // is done.
 func (e *Engine) Run(ctx context.Context) error {
-	if _, ok := e.opts.Access.(AllowAll); !ok {
-		if pc, ok := e.opts.Access.(*PermissionChecker); ok && pc.opts.Perms == nil {
-			e.log.Warn().Msg("no service account: notifications of non-administrators' webhooks are skipped with reason access_unknown")
-		}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
