@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -96,6 +97,96 @@ func BenchmarkCompleteDelivery(b *testing.B) {
 // more wait in the future, with 10,000 completed deliveries' queue
 // tombstones in front of them.
 func BenchmarkDue(b *testing.B) {
+	db, now := dueBenchDB(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		ds, err := db.Due(ctx, now, 100)
+		if err != nil || len(ds) != 100 {
+			b.Fatal(len(ds), err)
+		}
+	}
+}
+
+// BenchmarkDueRefs is BenchmarkDue listing queue keys only, as the delivery
+// engine does.
+func BenchmarkDueRefs(b *testing.B) {
+	db, now := dueBenchDB(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		rs, err := db.DueRefs(ctx, now, 100)
+		if err != nil || len(rs) != 100 {
+			b.Fatal(len(rs), err)
+		}
+	}
+}
+
+// BenchmarkUnfannedEvents lists the ids of the 100 waiting events behind
+// 10,000 fanned-out ones (their ef/ tombstones), with the cursor and, for
+// comparison, scanning ef/ from its start as before the cursor; "events"
+// is the whole UnfannedEvents (ids and decoded events).
+func BenchmarkUnfannedEvents(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	t := time.Now().Add(-time.Hour)
+	for i := range 10100 {
+		if err := db.AppendEvent(ctx, benchEvent(rswebhooks.NewID(t.Add(time.Duration(i)*time.Millisecond)))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	evs, err := db.UnfannedEvents(ctx, 10000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range evs {
+		if err := db.FanOut(ctx, e.ID, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("cursor", func(b *testing.B) {
+		for range b.N {
+			low, sc := db.unfanned.begin()
+			err := db.view(ctx, "bench", func(txn *badger.Txn) error {
+				ids, err := db.scanUnfanned(txn, sc, low, 100)
+				if err == nil && len(ids) != 100 {
+					err = fmt.Errorf("%d ids", len(ids))
+				}
+				return err
+			})
+			db.unfanned.end(sc)
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("events", func(b *testing.B) {
+		for range b.N {
+			evs, err := db.UnfannedEvents(ctx, 100)
+			if err != nil || len(evs) != 100 {
+				b.Fatal(len(evs), err)
+			}
+		}
+	})
+	b.Run("from-start", func(b *testing.B) {
+		for range b.N {
+			err := db.view(ctx, "bench", func(txn *badger.Txn) error {
+				ids, err := keySuffixes(txn, []byte(pUnfanned), 100)
+				if err == nil && len(ids) != 100 {
+					err = fmt.Errorf("%d ids", len(ids))
+				}
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// dueBenchDB holds 1,000 due deliveries, 10,000 waiting in the future and
+// 10,000 completed deliveries' queue tombstones in front of them.
+func dueBenchDB(b *testing.B) (*DB, time.Time) {
 	db := benchDB(b)
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -121,11 +212,5 @@ func BenchmarkDue(b *testing.B) {
 	for ; i < 21000; i++ {
 		put(i, now.Add(time.Hour+time.Duration(i)))
 	}
-	b.ResetTimer()
-	for range b.N {
-		ds, err := db.Due(ctx, now, 100)
-		if err != nil || len(ds) != 100 {
-			b.Fatal(len(ds), err)
-		}
-	}
+	return db, now
 }
