@@ -97,12 +97,17 @@ type session struct {
 	client *adminclient.Client
 	json   bool
 	out    io.Writer
+	pos    []string // the arguments, without flags given after them
 }
 
 // cliAction wraps a subcommand: it builds the client and turns every error
 // into a non-zero exit whose message is the server's.
 func cliAction(fn func(s *session) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		pos, err := laterFlags(c)
+		if err != nil {
+			return err
+		}
 		var asJSON bool
 		switch o := c.String("output"); o {
 		case "table":
@@ -122,11 +127,61 @@ func cliAction(fn func(s *session) error) cli.ActionFunc {
 		}
 		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 		defer cancel()
-		if err := fn(&session{ctx: ctx, c: c, client: client, json: asJSON, out: c.App.Writer}); err != nil {
+		if err := fn(&session{ctx: ctx, c: c, client: client, json: asJSON, out: c.App.Writer, pos: pos}); err != nil {
 			return exitError(err)
 		}
 		return nil
 	}
+}
+
+// laterFlags sets the flags given after the first argument, which
+// urfave/cli v2 leaves among the arguments (`webhooks update ID --paused`),
+// and returns the arguments alone. The first argument is always one (flags
+// before it were parsed already, and it may follow a "--"); a later "--"
+// ends the flags.
+func laterFlags(c *cli.Context) ([]string, error) {
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return args, nil
+	}
+	byName := map[string]cli.Flag{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			byName[n] = f
+		}
+	}
+	pos := []string{args[0]}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f, ok := byName[name]
+		if !ok {
+			return nil, cli.Exit(fmt.Sprintf("%s: flag provided but not defined: %s", c.Command.Name, a), 2)
+		}
+		if _, isBool := f.(*cli.BoolFlag); isBool {
+			if !hasVal {
+				val = "true"
+			}
+		} else if !hasVal {
+			if i+1 == len(args) {
+				return nil, cli.Exit(fmt.Sprintf("%s: flag needs a value: %s", c.Command.Name, a), 2)
+			}
+			i++
+			val = args[i]
+		}
+		if err := c.Set(f.Names()[0], val); err != nil {
+			return nil, cli.Exit(fmt.Sprintf("%s: invalid value %q for %s: %v", c.Command.Name, val, a, err), 2)
+		}
+	}
+	return pos, nil
 }
 
 // exitError turns an error into the exit main prints: the server's message
@@ -152,17 +207,17 @@ func exitError(err error) error {
 }
 
 func (s *session) arg(name string) (string, error) {
-	if s.c.NArg() != 1 {
-		return "", cli.Exit(fmt.Sprintf("%s: expected exactly one %s argument, got %d", s.c.Command.Name, name, s.c.NArg()), 2)
+	if len(s.pos) != 1 {
+		return "", cli.Exit(fmt.Sprintf("%s: expected exactly one %s argument, got %d", s.c.Command.Name, name, len(s.pos)), 2)
 	}
-	return s.c.Args().First(), nil
+	return s.pos[0], nil
 }
 
 func (s *session) args(name string) ([]string, error) {
-	if s.c.NArg() == 0 {
+	if len(s.pos) == 0 {
 		return nil, cli.Exit(fmt.Sprintf("%s: expected one or more %s arguments", s.c.Command.Name, name), 2)
 	}
-	return s.c.Args().Slice(), nil
+	return s.pos, nil
 }
 
 func (s *session) writeJSON(v any) error {
@@ -254,8 +309,8 @@ func webhooksGet(s *session) error {
 }
 
 func webhooksAdd(s *session) error {
-	if s.c.NArg() != 0 {
-		return cli.Exit(fmt.Sprintf("add: unexpected argument %q (give the receiver with --url)", s.c.Args().First()), 2)
+	if len(s.pos) != 0 {
+		return cli.Exit(fmt.Sprintf("add: unexpected argument %q (give the receiver with --url)", s.pos[0]), 2)
 	}
 	w := &rswebhooks.Webhook{}
 	if err := applyWebhookFlags(s.c, w); err != nil {

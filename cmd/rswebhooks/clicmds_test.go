@@ -341,3 +341,46 @@ func TestAdminUnreachable(t *testing.T) {
 		t.Fatalf("code %d stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestFlagsAfterArguments: operators type the id first and the flags after
+// it (`webhooks update ID --description x`); that must work like flags
+// first, and a "--" still ends the flags.
+func TestFlagsAfterArguments(t *testing.T) {
+	a := startAdmin(t)
+	w := decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "add", "-o", "json", "--url", a.receiver+"/hook", "--secret", secret))
+
+	if out := a.ok(t, "webhooks", "get", w.ID, "--show-secret"); !strings.Contains(out, secret) {
+		t.Fatalf("get ID --show-secret:\n%s", out)
+	}
+	u := decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "update", w.ID, "--description", "after", "--filter", "reports",
+		"--filter=tasks", "--header", "X-A=1", "-o", "json", "--paused"))
+	if u.Description != "after" || strings.Join(u.Filters, ",") != "reports,tasks" || u.Headers["X-A"] != "1" || !u.IsPaused {
+		t.Fatalf("update ID --flags: %+v", u)
+	}
+	ps := decode[[]rswebhooks.Webhook](t, a.ok(t, "webhooks", "resume", w.ID, "--output=json"))
+	if len(ps) != 1 || ps[0].IsPaused {
+		t.Fatalf("resume ID --output=json: %+v", ps)
+	}
+	if ds := decode[[]rswebhooks.Delivery](t, a.ok(t, "deliveries", "list", w.ID, "--limit", "5", "-o", "json")); len(ds) != 0 {
+		t.Fatalf("deliveries list ID --limit 5 -o json: %+v", ds)
+	}
+
+	// An unknown flag after the id is an error, not an id.
+	r := a.run(t, operatorToken, "webhooks", "pause", w.ID, "--bogus")
+	if r.code != 2 || !strings.Contains(r.stderr, "--bogus") {
+		t.Fatalf("pause ID --bogus: code %d stderr %q", r.code, r.stderr)
+	}
+	// A flag missing its value is an error.
+	r = a.run(t, operatorToken, "webhooks", "update", w.ID, "--description")
+	if r.code != 2 || !strings.Contains(r.stderr, "--description") {
+		t.Fatalf("update ID --description: code %d stderr %q", r.code, r.stderr)
+	}
+	// After "--", everything is an argument.
+	r = a.run(t, operatorToken, "webhooks", "get", "--", "--show-secret")
+	if r.code != 1 || !strings.Contains(r.stderr, "HTTP 404") {
+		t.Fatalf("get -- --show-secret: code %d stderr %q", r.code, r.stderr)
+	}
+	if stored, _ := a.db.GetWebhook(t.Context(), w.ID); stored.IsPaused || stored.Description != "after" {
+		t.Fatalf("store has %+v", stored)
+	}
+}
