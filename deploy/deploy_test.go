@@ -720,3 +720,32 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("PodMonitor %+v: want /metrics on the admin port of the pod", pm)
 	}
 }
+
+// TestExamplesQuoteTheRetrySchedule: the config and environment examples
+// quote the default retry schedule; it must be the one serve --help reports.
+func TestExamplesQuoteTheRetrySchedule(t *testing.T) {
+	out, err := run(t, binary(t), "serve", "--help")
+	if err != nil {
+		t.Fatalf("serve --help: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`--retry-delays.*\(default: ([0-9a-z,]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("serve --help shows no default for --retry-delays:\n%s", out)
+	}
+	schedule := regexp.MustCompile(`\b\d+[smh](,\d+[smh]){3,}`)
+	for _, f := range []string{"rswebhooks.example.yaml", "systemd/rswebhooks.env.example"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		quoted := schedule.FindAllString(string(b), -1)
+		if len(quoted) == 0 {
+			t.Errorf("%s does not quote the default retry schedule %s", f, m[1])
+		}
+		for _, q := range quoted {
+			if q != m[1] {
+				t.Errorf("%s quotes the retry schedule %s, serve --help says %s", f, q, m[1])
+			}
+		}
+	}
+}
