@@ -145,17 +145,21 @@ func run(mode string, events, hooks, rate, conc, per int) error {
 	return nil
 }
 
+// peakRSS returns VmHWM, and at the end of the run the resident memory split
+// into anonymous (heap, stacks) and file-backed (Badger's mmapped tables,
+// value log and memtable WALs: page cache) pages.
 func peakRSS() string {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return "unknown"
 	}
+	f := map[string]string{}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:"))
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			f[k] = strings.TrimSpace(v)
 		}
 	}
-	return "unknown"
+	return fmt.Sprintf("%s (at the end: RssAnon %s, RssFile %s)", f["VmHWM"], f["RssAnon"], f["RssFile"])
 }
 
 // receiverHandler answers 204 at once; in latency mode it records arrival
