@@ -113,8 +113,11 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	// of the crashed directory dies inside Badger.
 	cp := t.TempDir()
 	mustNil(t, os.CopyFS(cp, os.DirFS(dir)))
-	raw, _ := helper(t, "rawopen", cp).CombinedOutput()
-	if !strings.Contains(string(raw), "Arena too small") {
+	// It usually dies with Badger's "Arena too small"; sometimes the
+	// overflowing arena corrupts the heap first and the runtime throws.
+	// Either way the process does not get to open the store.
+	raw, rawErr := helper(t, "rawopen", cp).CombinedOutput()
+	if rawErr == nil || strings.Contains(string(raw), "opened") {
 		t.Fatalf("plain reopen did not hit the arena trap, so this test proves nothing (output: %.300s)", raw)
 	}
 
