@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -194,13 +195,19 @@ func healthcheckCommand() *cli.Command {
 		Name:  "healthcheck",
 		Usage: "probe the admin listener's /healthz (for Docker HEALTHCHECK); exit 0 if healthy",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "url", Usage: "URL to probe", Value: "http://127.0.0.1:8081/healthz", EnvVars: env("healthcheck-url")},
+			&cli.StringFlag{Name: "url", Usage: "URL to probe (default: /healthz on $RSWEBHOOKS_ADMIN_LISTEN if set, on loopback)", Value: "http://127.0.0.1:8081/healthz", EnvVars: env("healthcheck-url")},
 			&cli.DurationFlag{Name: "timeout", Usage: "probe timeout", Value: 3 * time.Second},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.String("url"), nil)
+			u := c.String("url")
+			if !c.IsSet("url") {
+				if l := os.Getenv("RSWEBHOOKS_ADMIN_LISTEN"); l != "" {
+					u = healthzURL(l)
+				}
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("healthcheck: --url: %v", err), 2)
 			}
@@ -212,10 +219,23 @@ func healthcheckCommand() *cli.Command {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				return cli.Exit(fmt.Sprintf("healthcheck: %s answered %s", c.String("url"), resp.Status), 1)
+				return cli.Exit(fmt.Sprintf("healthcheck: %s answered %s", u, resp.Status), 1)
 			}
-			fmt.Fprintf(c.App.Writer, "healthy: %s answered %s\n", c.String("url"), resp.Status)
+			fmt.Fprintf(c.App.Writer, "healthy: %s answered %s\n", u, resp.Status)
 			return nil
 		},
 	}
+}
+
+// healthzURL is the /healthz URL of an admin listen address, reached on
+// loopback when the address is a wildcard (":8081", "0.0.0.0:8081", "[::]:8081").
+func healthzURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen + "/healthz"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,5 +127,31 @@ func TestHealthcheckCommand(t *testing.T) {
 		if r.code == 0 || !strings.Contains(r.stderr, "healthcheck:") {
 			t.Errorf("%s: code %d stderr %q", name, r.code, r.stderr)
 		}
+	}
+}
+
+// TestHealthcheckFollowsAdminListen: in a container the serve flags come from
+// the environment, so the probe finds a moved admin listener there too.
+func TestHealthcheckFollowsAdminListen(t *testing.T) {
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	}))
+	defer healthy.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(healthy.URL, "http://"))
+	a := &liveAdmin{}
+	for _, listen := range []string{":" + port, "0.0.0.0:" + port, "127.0.0.1:" + port} {
+		t.Setenv("RSWEBHOOKS_ADMIN_LISTEN", listen)
+		if r := a.run(t, "", "healthcheck"); r.code != 0 || !strings.Contains(r.stdout, "127.0.0.1:"+port+"/healthz") {
+			t.Errorf("RSWEBHOOKS_ADMIN_LISTEN=%s: code %d stdout %q stderr %q", listen, r.code, r.stdout, r.stderr)
+		}
+	}
+	// An explicit URL still wins.
+	t.Setenv("RSWEBHOOKS_ADMIN_LISTEN", "127.0.0.1:1")
+	if r := a.run(t, "", "healthcheck", "--url", healthy.URL+"/healthz"); r.code != 0 {
+		t.Errorf("--url with RSWEBHOOKS_ADMIN_LISTEN set: code %d stderr %q", r.code, r.stderr)
 	}
 }
