@@ -8,9 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +23,11 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks/daemon"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
-	"github.com/rswebhooks/rswebhooks/webui"
 )
 
 // chromiumPath finds Chromium. Without it the test is skipped, except in CI
@@ -102,7 +100,8 @@ func (rc *receiver) received() []notification {
 	return append([]notification(nil), rc.posts...)
 }
 
-// env is the running system: simulator, daemon, receiver and the UI server.
+// env is the running system: simulator, daemon and receiver; uiURL is the
+// daemon's admin listener, which serves the page and the API.
 type env struct {
 	sim      *simulator.Server
 	rc       *receiver
@@ -164,19 +163,13 @@ func start(t *testing.T) *env {
 	})
 	e.proxyURL = "http://" + addrs[0]
 
-	// The daemon does not mount the page yet: serve it here and pass the
-	// API through to the admin listener, as one origin.
-	adminURL, _ := url.Parse("http://" + addrs[1])
-	mux := http.NewServeMux()
-	mux.Handle("/api/webhooks/", httputil.NewSingleHostReverseProxy(adminURL))
-	mux.Handle("/", webui.Handler())
-	ui := httptest.NewServer(mux)
-	t.Cleanup(ui.Close)
-	e.uiURL = ui.URL
+	// The page and the API come from the daemon's own admin listener, as
+	// operators use it.
+	e.uiURL = "http://" + addrs[1]
 	return e
 }
 
-// call makes an API request through the UI server.
+// call makes an API request on the admin listener.
 func (e *env) call(t *testing.T, method, path, token string, body any, want int, out any) {
 	t.Helper()
 	var rd io.Reader
@@ -286,6 +279,12 @@ func (p *page) fail(what string, err error) {
 	}
 	if txt, terr := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body.innerText`)); terr == nil {
 		p.t.Logf("page text at failure:\n%s", txt)
+	}
+	if el, ferr := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : 'none'`)); ferr == nil {
+		p.t.Logf("focus at failure: %s", el)
+	}
+	if msg, merr := chromedp.Run(p.ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('[role=status],[role=alert],.toast')].map(e => e.textContent.trim()).filter(Boolean).join(' | ')`)); merr == nil {
+		p.t.Logf("messages at failure: %q", msg)
 	}
 	p.t.Fatalf("%s: %v (page problems: %q)", what, err, p.problems())
 }
@@ -601,6 +600,78 @@ func TestWebhooksPage(t *testing.T) {
 	)
 	p.wait("the operator sees every webhook", `document.getElementById('who-name').textContent === 'Operator' &&
 		document.querySelectorAll('#grid-body td.col-user').length === 2`)
+
+	if probs := p.problems(); len(probs) != 0 {
+		t.Fatalf("page problems: %q", probs)
+	}
+}
+
+// TestKeyboardOnly drives the page with the keyboard alone: sign in, Tab to
+// the controls, Enter and Space on buttons and switches, Escape closes the
+// dialogs and gives focus back to the control that opened them.
+func TestKeyboardOnly(t *testing.T) {
+	e := start(t)
+	p := newPage(t, e.uiURL)
+	alice := e.login(t, "alice")
+	e.call(t, "POST", "/api/webhooks/registrations", alice, map[string]any{
+		"WebHookUri": e.rcURL + "/keys?noecho=1", "Description": "Keyboard receiver",
+	}, 201, nil)
+
+	p.do("open the page", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(e.uiURL), chromedp.WaitVisible(chromedp.ID("login-username")))
+	p.wait("focus on the user name", `document.activeElement && document.activeElement.id === 'login-username'`)
+	p.do("sign in with keys", chromedp.KeyEvent("alice"), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent("alice"), chromedp.KeyEvent(kb.Enter))
+	p.wait("the grid", `!document.getElementById('grid-view').hidden && document.querySelectorAll('#grid-body tr.webhook').length === 1`)
+
+	// tabTo presses Tab until the element matching sel has focus, and
+	// returns the ids or classes passed on the way.
+	tabTo := func(sel string) []string {
+		t.Helper()
+		var passed []string
+		for range 40 {
+			if p.text(fmt.Sprintf(`String(document.activeElement === document.querySelector(%s))`, js(sel))) == "true" {
+				return passed
+			}
+			p.do("Tab", chromedp.KeyEvent(kb.Tab))
+			passed = append(passed, p.text(`(document.activeElement.id || document.activeElement.className || document.activeElement.tagName)`))
+		}
+		t.Fatalf("%s never got focus with Tab; focus went through %q", sel, passed)
+		return nil
+	}
+
+	// New webhook: Enter opens the dialog with focus on the URL, Escape
+	// closes it and focus returns to the button.
+	tabTo("#new-webhook")
+	p.do("Enter on New webhook", chromedp.KeyEvent(kb.Enter))
+	p.wait("the dialog, focus on the URL", `document.getElementById('edit-dialog').open && document.activeElement.id === 'f-url'`)
+	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+	p.wait("the dialog closed, focus back", `!document.getElementById('edit-dialog').open && document.activeElement.id === 'new-webhook'`)
+
+	// The pause switch toggles with Space.
+	w := e.webhooks(t, alice)["Keyboard receiver"]
+	row := fmt.Sprintf(`tr[data-id=%s]`, js(w.ID))
+	tabTo(row + " input.pause-toggle")
+	p.do("Space on the switch", chromedp.KeyEvent(" "))
+	p.wait("paused row", fmt.Sprintf(`(() => { const r = document.querySelector(%s); return r && r.classList.contains('is-paused') && !r.querySelector('input.pause-toggle').disabled })()`, js(row)))
+	if !e.webhooks(t, alice)["Keyboard receiver"].IsPaused {
+		t.Fatal("Space on the switch did not pause the webhook")
+	}
+
+	// Delete: Enter opens the confirmation with focus on Cancel; Escape
+	// keeps the webhook and gives focus back to Delete.
+	tabTo(row + " button.delete")
+	p.do("Enter on Delete", chromedp.KeyEvent(kb.Enter))
+	p.wait("the confirmation, focus on Cancel", `document.getElementById('confirm-dialog').open && document.activeElement.id === 'confirm-cancel'`)
+	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+	p.wait("confirmation closed, focus back on Delete", fmt.Sprintf(`!document.getElementById('confirm-dialog').open && document.activeElement === document.querySelector(%s)`, js(row+" button.delete")))
+	if _, ok := e.webhooks(t, alice)["Keyboard receiver"]; !ok {
+		t.Fatal("Escape on the confirmation deleted the webhook")
+	}
+
+	// Deliveries: Enter opens the panel.
+	tabTo(row + " button.deliveries-toggle")
+	p.do("Enter on Deliveries", chromedp.KeyEvent(kb.Enter))
+	p.wait("the deliveries panel", fmt.Sprintf(`!!document.querySelector(%s) && document.querySelector(%s).getAttribute('aria-expanded') === 'true'`,
+		js("#panel-"+w.ID+" .empty-deliveries"), js(row+" button.deliveries-toggle")))
 
 	if probs := p.problems(); len(probs) != 0 {
 		t.Fatalf("page problems: %q", probs)
