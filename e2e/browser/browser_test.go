@@ -667,6 +667,21 @@ func TestKeyboardOnly(t *testing.T) {
 		t.Fatal("Escape on the confirmation deleted the webhook")
 	}
 
+	// Cancel and ask again at once: the close event of the first dialog
+	// (dispatched later, as a task) must not close the second one.
+	reopened, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		const del = document.querySelector(%s);
+		del.click();
+		document.getElementById('confirm-cancel').click();
+		del.click();
+		return new Promise((r) => setTimeout(() => requestAnimationFrame(() => r(document.getElementById('confirm-dialog').open)), 0));
+	})()`, js(row+" button.delete")), func(p *runtime.EvaluateParams) { await := true; p.AwaitPromise = &await }))
+	if err != nil || !reopened {
+		t.Fatalf("the confirmation asked again right after a cancel is open = %v (%v), want true", reopened, err)
+	}
+	p.do("Escape", chromedp.KeyEvent(kb.Escape))
+	p.wait("confirmation closed", `!document.getElementById('confirm-dialog').open`)
+
 	// Deliveries: Enter opens the panel.
 	tabTo(row + " button.deliveries-toggle")
 	p.do("Enter on Deliveries", chromedp.KeyEvent(kb.Enter))

@@ -522,8 +522,13 @@
   }
 
   function restoreFocus() {
+    if ($('edit-dialog').open) return; // a late close event of a previous opening
     const o = state.opener;
     state.opener = null;
+    // The close event comes as a later task: if focus already moved on (the
+    // browser restored it, or the user kept typing), do not take it back.
+    const a = document.activeElement;
+    if (a && a !== document.body && a !== o && a.isConnected && !$('edit-dialog').contains(a)) return;
     if (o && o.isConnected) o.focus();
     else $('new-webhook').focus();
   }
@@ -582,15 +587,19 @@
       const done = (v) => {
         $('confirm-ok').removeEventListener('click', ok);
         $('confirm-cancel').removeEventListener('click', cancel);
-        d.removeEventListener('close', cancel);
+        d.removeEventListener('close', closed);
         if (d.open) d.close();
         resolve(v);
       };
       const ok = () => done(true);
       const cancel = () => done(false);
+      // A close event is dispatched later, as a task: one left over from the
+      // previous dialog may arrive after this one opened. Only a close of
+      // this dialog counts.
+      const closed = () => { if (!d.open) cancel(); };
       $('confirm-ok').addEventListener('click', ok);
       $('confirm-cancel').addEventListener('click', cancel);
-      d.addEventListener('close', cancel);
+      d.addEventListener('close', closed);
       d.showModal();
       $('confirm-cancel').focus(); // the safe choice first
     });
