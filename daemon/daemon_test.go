@@ -33,7 +33,6 @@ func start(t *testing.T, o Options) *running {
 		o.DataDir = t.TempDir()
 	}
 	o.Listen, o.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
-	o.Logger = zerolog.Nop()
 	ready := make(chan [2]string, 1)
 	o.Ready = func(p, a string) { ready <- [2]string{p, a} }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -297,6 +296,73 @@ func TestRegistrationObeysTheAddressPolicy(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.Message, "--allow-target") {
 			t.Errorf("%s: %d %q, want 400 naming the address policy", uri, resp.StatusCode, body.Message)
+		}
+	}
+}
+
+// syncBuffer collects log lines written concurrently.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogLinesHaveNoDuplicateKeys: each part adds its own component field
+// once; log pipelines reject objects with repeated keys.
+func TestLogLinesHaveNoDuplicateKeys(t *testing.T) {
+	sim := simulator.New(simulator.Options{})
+	up := httptest.NewServer(sim)
+	defer up.Close()
+	var logs syncBuffer
+	r := start(t, Options{Upstream: up.URL, ServiceUser: "admin", ServicePassword: "admin", WatchInterval: time.Hour,
+		Logger: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+	tok, _ := sim.IssueToken("admin")
+	req, _ := http.NewRequest("POST", r.proxyURL+"/api/reportserver/v2/categories", strings.NewReader(`{"Name":"logs"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	get(t, r.adminURL+"/readyz")
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	components := map[string]bool{}
+	for _, line := range lines {
+		dec := json.NewDecoder(strings.NewReader(line))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("not a JSON object: %q", line)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			k, _ := dec.Token()
+			key := k.(string)
+			if seen[key] {
+				t.Errorf("key %q repeated in %s", key, line)
+			}
+			seen[key] = true
+			var v any
+			dec.Decode(&v)
+			if key == "component" {
+				components[v.(string)] = true
+			}
+		}
+	}
+	for _, c := range []string{"store", "proxy", "detect"} {
+		if !components[c] {
+			t.Errorf("no log line from component %q in %d lines", c, len(lines))
 		}
 	}
 }

@@ -51,7 +51,7 @@ func Run(ctx context.Context, o Options) error {
 
 	db, err := store.Open(store.Options{
 		Dir:        o.DataDir,
-		Logger:     log.With().Str("component", "store").Logger(),
+		Logger:     log,
 		Retention:  o.Retention,
 		SyncWrites: o.SyncWrites,
 	})
@@ -76,7 +76,7 @@ func Run(ctx context.Context, o Options) error {
 		Password: o.ServicePassword,
 		Token:    o.ServiceToken,
 		HTTP:     &http.Client{Timeout: 30 * time.Second, Transport: rsTransport},
-		Logger:   log.With().Str("component", "reportserver").Logger(),
+		Logger:   log,
 	})
 	if err != nil {
 		return fmt.Errorf("report server client: %w", err)
@@ -88,7 +88,7 @@ func Run(ctx context.Context, o Options) error {
 	ids, err := identity.New(identity.Options{
 		Client:        rs,
 		OperatorToken: o.AdminToken,
-		Logger:        log.With().Str("component", "identity").Logger(),
+		Logger:        log,
 	})
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxConcurrency:        o.MaxConcurrency,
 		PerWebhookConcurrency: o.PerWebhookConcurrency,
 		AttemptTimeout:        o.AttemptTimeout,
-		Logger:                log.With().Str("component", "deliver").Logger(),
+		Logger:                log,
 		Registerer:            reg,
 		Version:               o.Version,
 	})
@@ -136,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 	var events detect.EventStore = db
 	var watcher *watch.Watcher
 	if rs.Configured() && o.WatchInterval > 0 {
-		corr, err := watch.NewCorrelator(ctx, watch.CorrelatorOptions{Store: db, Logger: log.With().Str("component", "watch").Logger()})
+		corr, err := watch.NewCorrelator(ctx, watch.CorrelatorOptions{Store: db, Logger: log})
 		if err != nil {
 			return fmt.Errorf("execution watcher: %w", err)
 		}
@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 			Interval:   o.WatchInterval,
 			Retention:  o.Retention,
 			OnEvent:    engine.Wake,
-			Logger:     log.With().Str("component", "watch").Logger(),
+			Logger:     log,
 			Metrics:    watchMetrics,
 		})
 		if err != nil {
@@ -162,7 +162,7 @@ func Run(ctx context.Context, o Options) error {
 		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
 		Store:      events,
 		Actors:     ids,
-		Logger:     log.With().Str("component", "detect").Logger(),
+		Logger:     log,
 		Registerer: reg,
 		OnEvent:    engine.Wake,
 		BodyLimit:  o.CaptureLimit,
@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 			Policy:    deliver.NewAddressPolicy(o.AllowTargets, o.DenyTargets),
 			UserAgent: "rswebhooks/" + o.Version,
 		},
-		Logger: log.With().Str("component", "admin").Logger(),
+		Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)

@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	sim := simulator.New(simulator.Options{Logger: o.Logger.With().Str("component", "simulator").Logger(), SeedSamples: true})
+	sim := simulator.New(simulator.Options{Logger: o.Logger, SeedSamples: true})
 	simLn, err := net.Listen("tcp", o.SimListen)
 	if err != nil {
 		return fmt.Errorf("simulator listener: %w", err)
