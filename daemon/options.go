@@ -142,6 +142,9 @@ func (o *Options) Validate() error {
 	} else if u.RawQuery != "" || u.Fragment != "" {
 		bad("upstream", "must not carry a query or fragment, got %q", o.Upstream)
 	}
+	if o.AdminToken != "" && len(o.AdminToken) < 16 {
+		bad("admin-token", "must be at least 16 characters (it acts as a system administrator), got %d", len(o.AdminToken))
+	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		bad("tls-cert", "and --tls-key must be given together")
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/rswebhooks/rswebhooks/daemon"
 )
@@ -69,10 +70,17 @@ func serveCommand() *cli.Command {
 		Flags:        flags,
 		OnUsageError: usageError,
 		Before: func(c *cli.Context) error {
-			if c.String("config") == "" {
+			file := c.String("config")
+			if file == "" {
 				return nil
 			}
-			return altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))(c)
+			if err := checkConfigKeys(file, flags); err != nil {
+				return cli.Exit(err, 2)
+			}
+			if err := altsrc.InitInputSourceWithContext(flags, altsrc.NewYamlSourceFromFlagFunc("config"))(c); err != nil {
+				return cli.Exit(fmt.Errorf("--config %s: %w", file, err), 2)
+			}
+			return nil
 		},
 		Action: func(c *cli.Context) error {
 			opts, err := serveOptions(c)
@@ -186,4 +194,37 @@ func parsePrefixes(flag string, values []string) ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkConfigKeys refuses a --config file with a key that is not a serve
+// flag (a typo would otherwise be ignored silently), naming the line.
+func checkConfigKeys(file string, flags []cli.Flag) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("--config %s: %w", file, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file sets nothing
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("--config %s: line %d: want a mapping of flag names to values", file, root.Line)
+	}
+	known := map[string]bool{}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			known[n] = true
+		}
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if !known[k.Value] || k.Value == "config" {
+			return fmt.Errorf("--config %s: line %d: %q is not a serve flag (see rswebhooks serve --help)", file, k.Line, k.Value)
+		}
+	}
+	return nil
 }

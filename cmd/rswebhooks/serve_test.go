@@ -52,6 +52,31 @@ func TestServeRefusesBadFlags(t *testing.T) {
 	}
 }
 
+func TestConfigFileMistakesAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "upstream: http://127.0.0.1:1\nlisen: \":1\"\n", `line 2: "lisen" is not a serve flag`},
+		{"wrong type", "upstream: http://127.0.0.1:1\nmax-concurrency: lots\n", "Mismatched type for flag 'max-concurrency'"},
+		{"not a mapping", "- upstream\n", "line 1: want a mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			os.WriteFile(file, []byte(tc.yaml), 0o600)
+			cmd := exec.Command(binPath, "serve", "--config", file)
+			cmd.Dir = dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want 2; stderr %s", err, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) || !strings.Contains(stderr.String(), file) {
+				t.Fatalf("stderr %q lacks %q and the file name", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
 // TestConfigFileAndEnvPrecedence: the --config file supplies flags, the
 // environment overrides it and command-line flags override both.
 func TestConfigFileAndEnvPrecedence(t *testing.T) {
