@@ -314,17 +314,20 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 }
 
 // Redeliver puts a finished delivery back in the queue, due at now, keeping
-// its attempt count and history. A delivery that is already pending is
-// returned unchanged. ErrNotFound if absent.
+// its attempt count and history; a pending one waiting for a later retry is
+// brought forward to now, and one already due is returned unchanged.
+// ErrNotFound if absent.
 func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.queueUpdate(ctx, "redeliver "+id, func(txn *badger.Txn) error {
 		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
 			return err
 		}
-		if d.State == rswebhooks.DeliveryPending {
-			return nil
+		if d.State == rswebhooks.DeliveryPending && !d.NextUTC.After(now) {
+			return nil // already due
 		}
+		// A pending delivery waiting for its next retry is brought forward
+		// to now; a finished one is queued again.
 		old := indexOf(&d)
 		d.State = rswebhooks.DeliveryPending
 		d.Reason = ""
