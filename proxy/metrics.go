@@ -8,8 +8,8 @@ import (
 )
 
 // methodLabels are the only values of the method label; anything else is
-// counted as "other" so a client cannot blow up the label set.
-var methodLabels = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+// counted as "OTHER" so a client cannot blow up the label set.
+var methodLabels = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
 
 func methodIndex(m string) int {
 	for i, l := range methodLabels[:len(methodLabels)-1] {
