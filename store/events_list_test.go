@@ -38,3 +38,30 @@ func TestListEventsPagesInCreationOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestSizeIsKnownRightAfterWrites(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lsm0, vlog0 := db.Size()
+	big := make([]byte, 8<<10) // above the value threshold: goes to the value log
+	for i := range big {
+		big[i] = byte(i)
+	}
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		e := &rswebhooks.Event{ID: rswebhooks.NewID(time.Now()), Filter: "reports", Type: "Created", ResourceName: string(big)}
+		if err := db.AppendEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lsm, vlog := db.Size()
+	if lsm <= 0 || vlog < vlog0+1<<20 {
+		t.Fatalf("Size after writing 1.6 MB: lsm %d (was %d), vlog %d (was %d)", lsm, lsm0, vlog, vlog0)
+	}
+	if vlog > 64<<20 {
+		t.Fatalf("vlog %d bytes: the sparse preallocation is counted", vlog)
+	}
+}

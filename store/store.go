@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -202,9 +204,31 @@ func (db *DB) gc(ctx context.Context) error {
 	return nil
 }
 
-// Size returns the on-disk size of the LSM tree and of the value log in bytes
-// (as last computed by Badger, refreshed about every minute).
-func (db *DB) Size() (lsm, vlog int64) { return db.bdb.Size() }
+// Size returns the on-disk size of the LSM tree (table files) and of the
+// value log in bytes, read from the data directory, so it is right from the
+// start (Badger's own figure is refreshed only about every minute). Memtable
+// logs count with the LSM tree. Badger preallocates memtable and value-log
+// files sparsely, so the figure is the space allocated where the platform
+// tells it (like du), not the apparent length.
+func (db *DB) Size() (lsm, vlog int64) {
+	entries, err := os.ReadDir(db.opts.Dir)
+	if err != nil {
+		return db.bdb.Size()
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		switch filepath.Ext(e.Name()) {
+		case ".sst", ".mem":
+			lsm += diskUsage(info)
+		case ".vlog":
+			vlog += diskUsage(info)
+		}
+	}
+	return lsm, vlog
+}
 
 // MemTableSize returns the memtable size Badger was opened with.
 func (db *DB) MemTableSize() int64 { return db.memTableSize }
