@@ -1,10 +1,15 @@
 package proxy
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // hopHeaders are hop-by-hop headers (RFC 9110 §7.6.1), removed in both
@@ -64,20 +69,23 @@ func upgradeType(h http.Header) string {
 
 // setForwarded appends the client address to X-Forwarded-For and sets
 // X-Forwarded-Host and X-Forwarded-Proto, like httputil.ProxyRequest.SetXForwarded.
-func setForwarded(h http.Header, in *http.Request) {
+// vals (length 3) backs the three values, so the caller decides where they live.
+func setForwarded(h http.Header, in *http.Request, vals []string) {
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+			vals[0] = strings.Join(prior, ", ") + ", " + ip
 		} else {
-			h["X-Forwarded-For"] = []string{ip}
+			vals[0] = ip
 		}
+		h["X-Forwarded-For"] = vals[0:1:1]
 	}
-	h["X-Forwarded-Host"] = []string{in.Host}
+	vals[1] = in.Host
+	h["X-Forwarded-Host"] = vals[1:2:2]
+	vals[2] = "http"
 	if in.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		vals[2] = "https"
 	}
+	h["X-Forwarded-Proto"] = vals[2:3:3]
 }
 
 // hasPathPrefix reports whether path is prefix or below it, ignoring ASCII case.
@@ -87,4 +95,14 @@ func hasPathPrefix(path, prefix string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || path[len(prefix)] == '/'
+}
+
+// newRequestID returns a ULID for a request that came without X-Request-Id.
+// Its entropy comes from the runtime's per-thread ChaCha8 generator (no
+// system call, no lock): request ids must be unique, not secret.
+func newRequestID(t time.Time) string {
+	var entropy [10]byte
+	binary.LittleEndian.PutUint64(entropy[:8], rand.Uint64())
+	binary.LittleEndian.PutUint16(entropy[8:], uint16(rand.Uint32()))
+	return rswebhooks.IDFrom(t, entropy)
 }

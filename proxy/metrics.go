@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -28,8 +29,13 @@ type Metrics struct {
 	requests       *prometheus.CounterVec
 	duration       [len(methodLabels)]prometheus.Observer
 	upstreamErrors prometheus.Counter
-	codes          [600]string // "100".."599", so counting allocates nothing
+	// counters caches requests' series by method and status code (100..599),
+	// resolved on first use, so counting a request does no label lookup.
+	// Series appear only once used, as with WithLabelValues.
+	counters [len(methodLabels)][600]atomic.Pointer[counterRef]
 }
+
+type counterRef struct{ c prometheus.Counter }
 
 // NewMetrics creates the proxy metrics and registers them with reg (nil: not
 // registered). The duration series of every method label start at zero.
@@ -53,20 +59,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for i, l := range methodLabels {
 		m.duration[i] = hist.WithLabelValues(l)
 	}
-	for c := 100; c < len(m.codes); c++ {
-		m.codes[c] = strconv.Itoa(c)
-	}
 	return m
 }
 
 func (m *Metrics) observe(method string, code int, seconds float64) {
 	i := methodIndex(method)
-	cs := ""
-	if code >= 100 && code < len(m.codes) {
-		cs = m.codes[code]
-	} else {
-		cs = strconv.Itoa(code)
-	}
-	m.requests.WithLabelValues(methodLabels[i], cs).Inc()
 	m.duration[i].Observe(seconds)
+	if code < 100 || code >= len(m.counters[i]) {
+		m.requests.WithLabelValues(methodLabels[i], strconv.Itoa(code)).Inc()
+		return
+	}
+	ref := m.counters[i][code].Load()
+	if ref == nil {
+		// Racing first uses resolve the same series; either pointer is fine.
+		ref = &counterRef{c: m.requests.WithLabelValues(methodLabels[i], strconv.Itoa(code))}
+		m.counters[i][code].Store(ref)
+	}
+	ref.c.Inc()
 }

@@ -20,6 +20,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -28,8 +29,6 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"github.com/rs/zerolog"
-
-	"github.com/rswebhooks/rswebhooks"
 )
 
 // badGatewayBody is the body of the 502 answered when the upstream gives no response.
@@ -53,6 +52,7 @@ type Proxy struct {
 	now        func() time.Time
 
 	gp       *goproxy.ProxyHttpServer
+	rt       goproxy.RoundTripper // p.roundTrip, bound once
 	upgrader *httputil.ReverseProxy
 	bufs     *sync.Pool
 }
@@ -64,17 +64,38 @@ var _ http.Handler = (*Proxy)(nil)
 type exchangeKey struct{}
 
 // exchange is the per-request state shared by ServeHTTP, goproxy's
-// NonproxyHandler and the round trip.
+// handlers and the round trip. It is also the request's context (carrying
+// itself under exchangeKey) and holds the per-request objects the hot path
+// would otherwise allocate one by one.
 type exchange struct {
+	context.Context
 	start     time.Time
 	w         *responseWriter
-	path      string // escaped, as the client sent it
+	rw        responseWriter
+	trace     httptrace.ClientTrace // forwards 1xx responses to the client
+	body      body                  // the response body wrapper
+	fwd       [4]string             // backing array of the X-Forwarded-* and X-Request-Id values
+	path      string                // escaped, as the client sent it
 	query     string
 	requestID string
 	observe   bool // non-safe method and a Tap is set
 	wants     bool // the Tap wants bodies
 	reqBody   *captureBody
 	err       error // no upstream response
+}
+
+// Value implements context.Context: the exchange under exchangeKey, the
+// parent's values otherwise.
+func (ex *exchange) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return ex
+	}
+	return ex.Context.Value(key)
+}
+
+func exchangeOf(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
 }
 
 // New validates opts and returns a Proxy.
@@ -97,6 +118,7 @@ func New(opts Options) (*Proxy, error) {
 		bufs:       newBufPool(),
 	}
 
+	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
 	gp := goproxy.NewProxyHttpServer()
 	gp.Verbose = false
 	gp.Logger = goproxyLogger{log: p.log.With().Str("lib", "goproxy").Logger()}
@@ -111,7 +133,7 @@ func New(opts Options) (*Proxy, error) {
 	gp.ConnectDial = nil
 	gp.OnRequest().HandleConnect(goproxy.AlwaysReject)
 	gp.OnRequest().DoFunc(p.onRequest)
-	gp.NonproxyHandler = http.HandlerFunc(p.toUpstream)
+	gp.NonproxyHandler = http.HandlerFunc(p.refuseNonproxy)
 	p.gp = gp
 
 	p.upgrader = &httputil.ReverseProxy{
@@ -126,7 +148,8 @@ func New(opts Options) (*Proxy, error) {
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{start: p.now(), path: r.URL.EscapedPath(), query: r.URL.RawQuery}
-	rw := &responseWriter{w: w, idle: p.idle}
+	ex.rw = responseWriter{w: w, idle: p.idle}
+	rw := &ex.rw
 	rw.flusher, _ = w.(http.Flusher)
 	ex.w = rw
 	defer p.finish(ex, r)
@@ -159,8 +182,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ex.requestID = r.Header.Get("X-Request-Id")
 	if ex.requestID == "" || len(ex.requestID) > 128 {
-		ex.requestID = rswebhooks.NewID(ex.start)
-		r.Header.Set("X-Request-Id", ex.requestID)
+		ex.requestID = newRequestID(ex.start)
+		ex.fwd[3] = ex.requestID
+		r.Header["X-Request-Id"] = ex.fwd[3:4:4]
 	}
 
 	for _, rt := range p.routes {
@@ -172,8 +196,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if upgradeType(r.Header) != "" {
-		out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
-		p.upgrader.ServeHTTP(rw, out)
+		ex.Context = r.Context()
+		p.upgrader.ServeHTTP(rw, r.WithContext(ex))
 		return
 	}
 
@@ -188,45 +212,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ctx = context.WithoutCancel(ctx)
 		}
 	}
-	out := r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
+	ex.trace.Got1xxResponse = ex.got1xx
+	ex.Context = httptrace.WithClientTrace(ctx, &ex.trace)
+	out := r.WithContext(ex)
+	// The request goes to goproxy in absolute form, so its pipeline
+	// (onRequest, roundTrip) runs on the first pass. The path goes upstream
+	// as sent: the upstream URL's path is the virtual directory the server
+	// lives under, not a mount point, so the server's own absolute links,
+	// Location headers and cookie paths stay valid through the proxy.
 	u := *r.URL
+	u.Scheme, u.Host = p.upstream.Scheme, p.upstream.Host
 	out.URL = &u
+	if p.hostHeader != "" {
+		out.Host = p.hostHeader
+	}
+	out.Close = false // a client's Connection: close must not close the pooled upstream connection
 	teTrailers := removeHopByHop(out.Header)
 	if teTrailers {
 		out.Header.Set("Te", "trailers")
 	}
-	setForwarded(out.Header, r)
+	setForwarded(out.Header, r, ex.fwd[:3])
 	p.gp.ServeHTTP(rw, out)
 }
 
-// toUpstream is goproxy's NonproxyHandler: it turns the origin-form request
-// into an absolute one for the upstream and hands it back to goproxy, whose
-// second pass runs the normal proxy pipeline (onRequest, roundTrip).
-func (p *Proxy) toUpstream(w http.ResponseWriter, r *http.Request) {
-	if _, ok := r.Context().Value(exchangeKey{}).(*exchange); !ok {
-		p.writeJSON(w, http.StatusForbidden, `{"Message":"not a proxied request"}`)
-		return
-	}
-	// The path goes upstream as sent: the upstream URL's path is the
-	// virtual directory the server lives under, not a mount point, so the
-	// server's own absolute links, Location headers and cookie paths stay
-	// valid through the proxy.
-	r.URL.Scheme, r.URL.Host = p.upstream.Scheme, p.upstream.Host
-	if p.hostHeader != "" {
-		r.Host = p.hostHeader
-	}
-	r.Close = false // a client's Connection: close must not close the pooled upstream connection
-	p.gp.ServeHTTP(w, r)
+// refuseNonproxy is goproxy's NonproxyHandler. ServeHTTP hands goproxy only
+// absolute-form requests for the upstream, so an origin-form request here did
+// not come through it and is refused.
+func (p *Proxy) refuseNonproxy(w http.ResponseWriter, _ *http.Request) {
+	p.writeJSON(w, http.StatusForbidden, `{"Message":"not a proxied request"}`)
 }
 
 // onRequest refuses requests that did not come through ServeHTTP (absolute-URI
 // forward-proxy requests) and installs the tapping round tripper.
 func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	if _, ok := r.Context().Value(exchangeKey{}).(*exchange); !ok {
+	if exchangeOf(r.Context()) == nil {
 		return r, goproxy.NewResponse(r, "application/json; charset=utf-8", http.StatusForbidden,
 			`{"Message":"requests for other hosts are refused: this is a reverse proxy"}`)
 	}
-	ctx.RoundTripper = goproxy.RoundTripperFunc(p.roundTrip)
+	ctx.RoundTripper = p.rt
 	return r, nil
 }
 
@@ -235,7 +258,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 // trip, so goproxy sees the body it gets back as the original one and keeps
 // the response's framing (Content-Length) as the upstream sent it.
 func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-	ex, _ := req.Context().Value(exchangeKey{}).(*exchange)
+	ex := exchangeOf(req.Context())
 	if ex == nil { // cannot happen: onRequest refuses such requests
 		return nil, errors.New("proxy: request without exchange state")
 	}
@@ -243,7 +266,6 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 		ex.reqBody = &captureBody{rc: req.Body, limit: p.capture}
 		req.Body = ex.reqBody
 	}
-	req = req.WithContext(with1xx(req.Context(), ex.w))
 
 	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
@@ -259,7 +281,8 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 	}
 	if resp.Body != nil && resp.Body != http.NoBody {
 		if _, ok := resp.Body.(*body); !ok {
-			resp.Body = &body{r: resp.Body, c: resp.Body, bufs: p.bufs}
+			ex.body = body{r: resp.Body, c: resp.Body, bufs: p.bufs}
+			resp.Body = &ex.body
 		}
 	}
 	return resp, nil

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"net/textproto"
 )
@@ -20,12 +18,12 @@ func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
 		out.Host = p.hostHeader
 	}
 	out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	setForwarded(out.Header, pr.In)
+	setForwarded(out.Header, pr.In, make([]string, 3))
 }
 
 // upgradeError answers 502 when an Upgrade request gets no upstream response.
 func (p *Proxy) upgradeError(w http.ResponseWriter, r *http.Request, err error) {
-	if ex, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
+	if ex := exchangeOf(r.Context()); ex != nil {
 		ex.err = err
 	}
 	if r.Context().Err() == nil {
@@ -34,21 +32,19 @@ func (p *Proxy) upgradeError(w http.ResponseWriter, r *http.Request, err error) 
 	p.writeJSON(w, http.StatusBadGateway, badGatewayBody)
 }
 
-// with1xx forwards 1xx informational responses (103 Early Hints, …) to the
-// client as httputil.ReverseProxy does.
-func with1xx(ctx context.Context, w *responseWriter) context.Context {
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-			if code == http.StatusContinue {
-				return nil // the client's own 100-continue is answered by net/http
-			}
-			h := w.Header()
-			for k, vv := range header {
-				h[k] = append(h[k][:0:0], vv...)
-			}
-			w.w.WriteHeader(code)
-			clear(h)
-			return nil
-		},
-	})
+// got1xx forwards 1xx informational responses (103 Early Hints, …) to the
+// client as httputil.ReverseProxy does. It is the exchange's
+// httptrace.ClientTrace.Got1xxResponse.
+func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
+	if code == http.StatusContinue {
+		return nil // the client's own 100-continue is answered by net/http
+	}
+	w := ex.w
+	h := w.Header()
+	for k, vv := range header {
+		h[k] = append(h[k][:0:0], vv...)
+	}
+	w.w.WriteHeader(code)
+	clear(h)
+	return nil
 }

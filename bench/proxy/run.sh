@@ -6,6 +6,7 @@
 #   bench/proxy/run.sh                 # defaults: wrk -t2 -c32 -d10s, 1 KiB body
 #   DURATION=5s CONNS=64 bench/proxy/run.sh
 #   PROFILE=1 bench/proxy/run.sh       # also a 10 s CPU profile of the proxy under wrk
+#   QUICK=1 bench/proxy/run.sh         # saturation table only (no fixed rate, streaming, ticks)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -124,6 +125,25 @@ if [ "${PROFILE:-}" = 1 ]; then
 	echo "profile: bench/proxy/profile.txt" >&2
 fi
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.2f", a/b }'; }
+saturation() {
+	echo "| target | requests/s | p50 ms | p99 ms | upstream conns opened (warm-up + run, $CONNS clients) |"
+	echo "|---|---:|---:|---:|---:|"
+	for n in direct rswebhooks nginx httputil rswebhooks-no-access-log; do
+		echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CONNS_OPENED[$n]} for ${REQS[$n]} requests |"
+	done
+	echo
+	echo "Ratios at saturation: rswebhooks/nginx = $(ratio "${RPS[rswebhooks]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks]}" "${RPS[httputil]}"), httputil/nginx = $(ratio "${RPS[httputil]}" "${RPS[nginx]}"); without the access log: rswebhooks/nginx = $(ratio "${RPS[rswebhooks-no-access-log]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks-no-access-log]}" "${RPS[httputil]}")"
+}
+if [ "${QUICK:-}" = 1 ]; then
+	{
+		echo "Load average at start: $LOAD. Run: $(date -u +%Y-%m-%dT%H:%M:%SZ), wrk -t$THREADS -c$CONNS -d$DURATION, 1 KiB response (QUICK: saturation only)"
+		echo
+		saturation
+	} | tee "$OUT"
+	exit 0
+fi
+
 declare -A RATE_OUT
 for t in direct:$P_UP rswebhooks:$P_RSW httputil:$P_HU nginx:$P_NGINX; do
 	echo "fixed rate $RATE rps ${t%%:*}..." >&2
@@ -145,19 +165,12 @@ STREAM_DIRECT=$("$WORK/bin/loadgen" stream -url "http://127.0.0.1:$P_UP/stream?n
 TICKS_RSW=$("$WORK/bin/loadgen" ticks -url "http://127.0.0.1:$P_RSW/ticks" -n 40)
 TICKS_DIRECT=$("$WORK/bin/loadgen" ticks -url "http://127.0.0.1:$P_UP/ticks" -n 40)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%.2f", a/b }'; }
 diffus() { awk -v a="$1" -v b="$2" 'BEGIN{ printf "%+.0f", a-b }'; }
 {
 	echo "Load average at start: $LOAD (the machine is shared; compare ratios within one run)."
 	echo "Run: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, $(go version | awk '{print $3}'), $($NGINX -v 2>&1 | sed 's/.*: //'), wrk -t$THREADS -c$CONNS -d$DURATION, 1 KiB response"
 	echo
-	echo "| target | requests/s | p50 ms | p99 ms | upstream conns opened (warm-up + run, $CONNS clients) |"
-	echo "|---|---:|---:|---:|---:|"
-	for n in direct rswebhooks nginx httputil rswebhooks-no-access-log; do
-		echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CONNS_OPENED[$n]} for ${REQS[$n]} requests |"
-	done
-	echo
-	echo "Ratios at saturation: rswebhooks/nginx = $(ratio "${RPS[rswebhooks]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks]}" "${RPS[httputil]}"), httputil/nginx = $(ratio "${RPS[httputil]}" "${RPS[nginx]}"); without the access log: rswebhooks/nginx = $(ratio "${RPS[rswebhooks-no-access-log]}" "${RPS[nginx]}"), rswebhooks/httputil = $(ratio "${RPS[rswebhooks-no-access-log]}" "${RPS[httputil]}")"
+	saturation
 	echo
 	echo "Fixed rate $RATE requests/s for $RATE_DURATION (open loop, latency from scheduled start):"
 	echo
