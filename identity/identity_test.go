@@ -39,13 +39,13 @@ type fixture struct {
 	client *reportserver.Client
 	res    *identity.Resolver
 	clk    *clock
-	logs   *bytes.Buffer
+	logs   *lockedWriter
 }
 
 func setup(t *testing.T, serviceAccount bool) *fixture {
 	t.Helper()
-	f := &fixture{clk: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{}}
-	log := zerolog.New(&lockedWriter{w: f.logs}).Level(zerolog.DebugLevel)
+	f := &fixture{clk: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}, logs: &lockedWriter{w: &bytes.Buffer{}}}
+	log := zerolog.New(f.logs).Level(zerolog.DebugLevel)
 	f.sim = simulator.New(simulator.Options{Now: f.clk.Now, TokenTTL: time.Hour})
 	srv := httptest.NewServer(f.sim)
 	t.Cleanup(srv.Close)
@@ -73,6 +73,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// String returns what was logged so far; the resolver's background look-ups
+// may still be writing.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 // observe feeds the resolver a /Token exchange as the proxy would, with the
