@@ -639,11 +639,18 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
-	// Env: real RSWEBHOOKS_* variables, from keys the Secret has.
-	wantEnv := []string{"RSWEBHOOKS_ADMIN_TOKEN", "RSWEBHOOKS_SERVICE_USER", "RSWEBHOOKS_SERVICE_PASSWORD"}
+	// Env: real RSWEBHOOKS_* variables, from keys the Secret has, plus the
+	// Go runtime's soft memory limit below the container's.
+	wantEnv := []string{"GOMEMLIMIT", "RSWEBHOOKS_ADMIN_TOKEN", "RSWEBHOOKS_SERVICE_USER", "RSWEBHOOKS_SERVICE_PASSWORD"}
 	var gotEnv []string
 	for _, e := range rw.Env {
 		gotEnv = append(gotEnv, e.Name)
+		if e.Name == "GOMEMLIMIT" {
+			if !strings.HasSuffix(e.Value, "MiB") {
+				t.Errorf("GOMEMLIMIT %q: want a MiB value below the memory limit", e.Value)
+			}
+			continue
+		}
 		if _, ok := envs[e.Name]; !ok {
 			t.Errorf("env %s is not the environment variable of any serve flag", e.Name)
 		}
