@@ -39,7 +39,8 @@ echo "building..." >&2
 (cd "$ROOT" && go build -o "$WORK/bin/" ./bench/proxy/...)
 
 start() { # name cmd... ; sets PID (not run in a subshell, so cleanup sees it)
-	"${@:2}" >/dev/null 2>"$WORK/$1.err" &
+	# stdout (the access log) goes through a pipe, as to journald or a container runtime
+	"${@:2}" > >(cat >/dev/null) 2>"$WORK/$1.err" &
 	PID=$!
 	PIDS+=("$PID")
 }

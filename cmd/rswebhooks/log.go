@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,10 +31,73 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 // isTerminal reports whether w is a character device (a terminal), so that
 // console logs carry colour codes only there, not in files or journald.
 func isTerminal(w io.Writer) bool {
+	if b, ok := w.(*bufferedLog); ok {
+		w = b.out
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// logFlushInterval bounds how long a buffered log line waits before it is written.
+const logFlushInterval = 100 * time.Millisecond
+
+// bufferedLog batches log lines (the proxy's access log: one line per
+// request) into few write(2) calls. Lines at warn level and above, and every
+// line once the 64 KiB buffer fills, are written at once; the rest within
+// logFlushInterval. Lines are never split or interleaved. Run flushes on its
+// ticker and once more when ctx ends, so a clean shutdown loses nothing.
+type bufferedLog struct {
+	out io.Writer // what the buffer writes to
+	mu  sync.Mutex
+	w   *bufio.Writer
+}
+
+var _ zerolog.LevelWriter = (*bufferedLog)(nil)
+
+func newBufferedLog(w io.Writer) *bufferedLog {
+	return &bufferedLog{out: w, w: bufio.NewWriterSize(w, 64<<10)}
+}
+
+// Write implements io.Writer; p is one whole line.
+func (b *bufferedLog) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(p) > b.w.Available() && b.w.Buffered() > 0 {
+		_ = b.w.Flush() // keep p whole in the next write
+	}
+	return b.w.Write(p)
+}
+
+// WriteLevel implements zerolog.LevelWriter: warnings and errors go out at once.
+func (b *bufferedLog) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	n, err := b.Write(p)
+	if err == nil && l >= zerolog.WarnLevel && l != zerolog.NoLevel {
+		err = b.Flush()
+	}
+	return n, err
+}
+
+// Flush writes out what is buffered.
+func (b *bufferedLog) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.w.Flush()
+}
+
+// Run flushes every logFlushInterval until ctx ends, then once more.
+func (b *bufferedLog) Run(ctx context.Context) error {
+	t := time.NewTicker(logFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return b.Flush()
+		case <-t.C:
+			_ = b.Flush()
+		}
+	}
 }

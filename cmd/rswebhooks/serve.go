@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -83,21 +85,30 @@ func serveCommand() *cli.Command {
 			return nil
 		},
 		Action: func(c *cli.Context) error {
-			opts, err := serveOptions(c)
+			// The access log is one line per proxied request: buffer it, so
+			// the daemon makes a write(2) per batch, not per request.
+			logs := newBufferedLog(c.App.ErrWriter)
+			opts, err := serveOptions(c, logs)
 			if err != nil {
 				return cli.Exit(err, 2)
 			}
 			if err := opts.Validate(); err != nil {
 				return cli.Exit(err, 2)
 			}
-			return daemon.Run(c.Context, opts)
+			flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(c.Context))
+			flushed := make(chan error, 1)
+			go func() { flushed <- logs.Run(flushCtx) }()
+			err = daemon.Run(c.Context, opts)
+			stopFlush()
+			<-flushed // the last lines are out before main prints or exits
+			return err
 		},
 	}
 }
 
 // serveOptions fills daemon.Options from the parsed flags.
-func serveOptions(c *cli.Context) (daemon.Options, error) {
-	logger, err := newLogger(c.String("log-level"), c.String("log-format"), c.App.ErrWriter)
+func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
+	logger, err := newLogger(c.String("log-level"), c.String("log-format"), logs)
 	if err != nil {
 		return daemon.Options{}, err
 	}

@@ -1,9 +1,11 @@
 // Command rswproxy runs proxy.New directly (info-level JSON access log to
-// stdout, metrics on a private registry) so the benchmark does not depend on
-// cmd/. With -pprof it also serves net/http/pprof.
+// stdout through a buffer flushed every 100 ms, as `rswebhooks serve` does;
+// metrics on a private registry) so the benchmark does not depend on cmd/.
+// With -pprof it also serves net/http/pprof.
 package main
 
 import (
+	"bufio"
 	"flag"
 	"log"
 	"net"
@@ -11,6 +13,7 @@ import (
 	_ "net/http/pprof" //nolint:gosec // benchmark-only, loopback
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +28,13 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	quiet := flag.Bool("quiet", false, "no access log (warn level), to measure what logging costs")
 	flag.Parse()
-	logger := zerolog.New(os.Stdout).With().Timestamp().Logger()
+	logs := &bufferedLog{w: bufio.NewWriterSize(os.Stdout, 64<<10)}
+	go func() {
+		for range time.Tick(100 * time.Millisecond) {
+			logs.flush()
+		}
+	}()
+	logger := zerolog.New(logs).With().Timestamp().Logger()
 	if *quiet {
 		logger = logger.Level(zerolog.WarnLevel)
 	}
@@ -49,4 +58,26 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Fatal((&http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}).Serve(ln))
+}
+
+// bufferedLog is cmd/rswebhooks' log buffer in short: whole lines, written
+// in batches.
+type bufferedLog struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func (b *bufferedLog) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(p) > b.w.Available() && b.w.Buffered() > 0 {
+		_ = b.w.Flush()
+	}
+	return b.w.Write(p)
+}
+
+func (b *bufferedLog) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_ = b.w.Flush()
 }
