@@ -42,6 +42,7 @@ const statusClientClosed = 499
 type Proxy struct {
 	upstream   *url.URL
 	transport  http.RoundTripper
+	send       http.RoundTripper // transport, or a fastTransport in front of it
 	hostHeader string
 	tap        Tap
 	capture    int64
@@ -116,6 +117,16 @@ func New(opts Options) (*Proxy, error) {
 		metrics:    opts.Metrics,
 		now:        opts.Now,
 		bufs:       newBufPool(),
+	}
+
+	// Bodiless GET and HEAD to a plain-HTTP upstream take a synchronous
+	// connection pool (see fastTransport); the rest goes to the transport.
+	// The upgrader and the readiness check keep the transport itself.
+	p.send = p.transport
+	if tr, ok := p.transport.(*http.Transport); ok && up.Scheme == "http" {
+		if ft := newFastTransport(tr, up.Host); ft != nil {
+			p.send = ft
+		}
 	}
 
 	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
@@ -267,7 +278,7 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 		req.Body = ex.reqBody
 	}
 
-	resp, err := p.transport.RoundTrip(req)
+	resp, err := p.send.RoundTrip(req)
 	if err != nil {
 		ex.err = err
 		if req.Context().Err() == nil {
