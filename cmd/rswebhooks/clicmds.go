@@ -226,23 +226,32 @@ func (s *session) writeJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// writeList prints items as JSON (an empty list as [], never null) or as a
+// table with the header and one formatted row per item.
+func writeList[T any](s *session, items []T, header, format string, row func(T) []any) error {
+	if s.json {
+		if items == nil {
+			items = []T{}
+		}
+		return s.writeJSON(items)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintf(tw, format, row(it)...)
+	}
+	return tw.Flush()
+}
+
 func webhooksList(s *session) error {
 	ws, err := s.client.ListWebhooks(s.ctx)
 	if err != nil {
 		return err
 	}
-	if s.json {
-		if ws == nil {
-			ws = []*rswebhooks.Webhook{}
-		}
-		return s.writeJSON(ws)
-	}
-	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tURL\tFILTERS\tSTATE\tOWNER\tDESCRIPTION")
-	for _, w := range ws {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.ID, w.URI, strings.Join(w.Filters, ","), webhookState(w), w.User.Name, oneLine(w.Description, 40))
-	}
-	return tw.Flush()
+	return writeList(s, ws, "ID\tURL\tFILTERS\tSTATE\tOWNER\tDESCRIPTION", "%s\t%s\t%s\t%s\t%s\t%s\n",
+		func(w *rswebhooks.Webhook) []any {
+			return []any{w.ID, w.URI, strings.Join(w.Filters, ","), webhookState(w), w.User.Name, oneLine(w.Description, 40)}
+		})
 }
 
 func webhookState(w *rswebhooks.Webhook) string {
@@ -496,19 +505,10 @@ func deliveriesList(s *session) error {
 	if err != nil {
 		return err
 	}
-	if s.json {
-		if ds == nil {
-			ds = []*rswebhooks.Delivery{}
-		}
-		return s.writeJSON(ds)
-	}
-	tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEVENT\tSTATE\tATTEMPTS\tLAST\tCREATED\tNEXT")
-	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, eventLabel(d), d.State, d.Attempts, lastResult(d.LastStatus, d.LastError),
-			stamp(d.CreatedUTC), nextAttempt(d))
-	}
-	return tw.Flush()
+	return writeList(s, ds, "ID\tEVENT\tSTATE\tATTEMPTS\tLAST\tCREATED\tNEXT", "%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+		func(d *rswebhooks.Delivery) []any {
+			return []any{d.ID, eventLabel(d), d.State, d.Attempts, lastResult(d.LastStatus, d.LastError), stamp(d.CreatedUTC), nextAttempt(d)}
+		})
 }
 
 func eventLabel(d *rswebhooks.Delivery) string {
