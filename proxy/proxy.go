@@ -374,10 +374,10 @@ func (p *Proxy) finish(ex *exchange, r *http.Request) {
 		return
 	}
 	ev = ev.Str("method", r.Method).
-		Str("path", r.URL.Path).
+		Str("path", r.URL.EscapedPath()).
 		Int("status", status).
 		Int64("bytes", ex.w.written).
-		Dur("duration", d).
+		Float64("duration_ms", float64(d.Microseconds())/1000).
 		Str("request_id", ex.requestID).
 		Str("remote", r.RemoteAddr)
 	if ex.err != nil {
