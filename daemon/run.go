@@ -88,6 +88,7 @@ func Run(ctx context.Context, o Options) error {
 	ids, err := identity.New(identity.Options{
 		Client:        rs,
 		OperatorToken: o.AdminToken,
+		Tokens:        db,
 		Logger:        log,
 	})
 	if err != nil {

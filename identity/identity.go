@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,17 @@ var (
 	ErrBadCredentials = reportserver.ErrBadCredentials
 )
 
+// TokenStore persists learned tokens (implemented by *store.DB).
+type TokenStore interface {
+	GetMeta(ctx context.Context, key string) ([]byte, error)
+	// PutMetaUntil stores v until expires; an expiry in the past removes it.
+	PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error
+}
+
+// persistedLife bounds how long a token the server gave no lifetime for is
+// remembered across restarts.
+const persistedLife = 24 * time.Hour
+
 // OperatorID is the user id and name of the operator identity.
 const OperatorID = "operator"
 
@@ -68,6 +80,11 @@ type Options struct {
 	// MaxTokens bounds the number of remembered tokens. Default 100000;
 	// expired entries go first, then the oldest.
 	MaxTokens int
+	// Tokens, when set, keeps what the resolver learned about tokens (by
+	// SHA-256, never the token) until they expire, so a restart does not sign
+	// everybody out. A token restored after a restart is checked with the
+	// report server before it is used. Nil: memory only.
+	Tokens TokenStore
 	// Logger receives debug and warning lines; never tokens or passwords.
 	Logger zerolog.Logger
 	// Now is the clock. Default time.Now.
@@ -97,6 +114,7 @@ type Resolver struct {
 	max      int
 	log      zerolog.Logger
 	now      func() time.Time
+	store    TokenStore // nil: memory only
 
 	mu     sync.Mutex
 	tokens map[[32]byte]*tokenEntry // key: SHA-256 of the token
@@ -124,6 +142,7 @@ func New(opts Options) (*Resolver, error) {
 		max:     opts.MaxTokens,
 		log:     opts.Logger.With().Str("component", "identity").Logger(),
 		now:     opts.Now,
+		store:   opts.Tokens,
 		tokens:  make(map[[32]byte]*tokenEntry),
 		users:   make(map[string]*userEntry),
 		warming: make(map[string]bool),
@@ -288,11 +307,81 @@ func (r *Resolver) remember(token, user string, at time.Time, life time.Duration
 	}
 	k := sha256.Sum256([]byte(token))
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if len(r.tokens) >= r.max {
 		r.pruneLocked()
 	}
 	r.tokens[k] = e
+	r.mu.Unlock()
+	r.persist(k, e)
+}
+
+// persistedToken is what is kept of a token across restarts (by its hash).
+type persistedToken struct {
+	User    string    `json:"user"`
+	Issued  time.Time `json:"issued"`
+	Expires time.Time `json:"expires,omitempty"`
+}
+
+func tokenKey(k [32]byte) string { return "token/" + hex.EncodeToString(k[:]) }
+
+// persist keeps e until the token expires (at most persistedLife when the
+// server gave no lifetime).
+func (r *Resolver) persist(k [32]byte, e *tokenEntry) {
+	if r.store == nil {
+		return
+	}
+	until := e.expires
+	if until.IsZero() {
+		until = e.issued.Add(persistedLife)
+	}
+	v, _ := json.Marshal(persistedToken{User: e.user, Issued: e.issued, Expires: e.expires})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.PutMetaUntil(ctx, tokenKey(k), v, until); err != nil {
+		r.log.Warn().Err(err).Msg("remembering a learned token across restarts")
+	}
+}
+
+// restore loads a token learned before a restart. Its last check is unknown,
+// so it is verified with the report server before use.
+func (r *Resolver) restore(ctx context.Context, k [32]byte, now time.Time) (*tokenEntry, bool) {
+	if r.store == nil {
+		return nil, false
+	}
+	b, err := r.store.GetMeta(ctx, tokenKey(k))
+	if err != nil {
+		return nil, false
+	}
+	var p persistedToken
+	if json.Unmarshal(b, &p) != nil || p.User == "" {
+		return nil, false
+	}
+	e := &tokenEntry{user: p.User, issued: p.Issued, expires: p.Expires}
+	if r.deadLocked(e, now) {
+		return nil, false
+	}
+	r.mu.Lock()
+	if len(r.tokens) >= r.max {
+		r.pruneLocked()
+	}
+	r.tokens[k] = e
+	r.mu.Unlock()
+	return e, true
+}
+
+// forget removes a token the report server no longer accepts.
+func (r *Resolver) forget(k [32]byte) {
+	r.mu.Lock()
+	delete(r.tokens, k)
+	r.mu.Unlock()
+	if r.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.PutMetaUntil(ctx, tokenKey(k), nil, time.Time{}); err != nil {
+		r.log.Warn().Err(err).Msg("forgetting a revoked token")
+	}
 }
 
 // pruneLocked drops expired entries, then the oldest quarter if still full.
@@ -371,22 +460,26 @@ func (r *Resolver) Resolve(ctx context.Context, bearer string) (*rswebhooks.Iden
 	}
 	r.mu.Unlock()
 	if !ok {
-		return nil, ErrUnknownToken
+		e, ok = r.restore(ctx, k, now)
+		if !ok {
+			return nil, ErrUnknownToken
+		}
+		user, fresh = e.user, false
 	}
 	if !fresh {
 		valid, err := r.client.TokenValid(ctx, bearer)
 		if err != nil {
 			return nil, fmt.Errorf("identity: verify token of %q: %w", user, err)
 		}
-		r.mu.Lock()
 		if valid {
+			r.mu.Lock()
 			if e2, ok := r.tokens[k]; ok {
 				e2.verified = now
 			}
+			r.mu.Unlock()
 		} else {
-			delete(r.tokens, k)
+			r.forget(k)
 		}
-		r.mu.Unlock()
 		if !valid {
 			return nil, fmt.Errorf("%w: the report server no longer accepts the token of %q", ErrUnauthenticated, user)
 		}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/store"
 )
 
 const opToken = "operator-token-for-tests-0001"
@@ -372,4 +376,57 @@ func TestPeekLearnsTheUserIDInTheBackground(t *testing.T) {
 		}
 		<-time.After(5 * time.Millisecond)
 	}
+}
+
+// TestTokensSurviveARestart: a resolver on the same store after a restart
+// knows the tokens learned before it, checks them with the report server
+// first, forgets revoked ones, and never writes a token itself to disk.
+func TestTokensSurviveARestart(t *testing.T) {
+	f := setup(t, true)
+	dir := t.TempDir()
+	db, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newResolver := func() *identity.Resolver {
+		r, err := identity.New(identity.Options{Client: f.client, Tokens: db, Now: f.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	f.res = newResolver()
+	alice := f.observe(t, "alice", false)
+	bob := f.observe(t, "bob", true)
+
+	restarted := newResolver()
+	if _, ok := restarted.Peek(alice); ok {
+		t.Fatal("Peek restored a token without checking it") // Peek stays cache-only
+	}
+	id, err := restarted.Resolve(t.Context(), alice)
+	if err != nil || id.Name != "alice" {
+		t.Fatalf("alice after a restart: %+v, %v", id, err)
+	}
+	if !f.sim.RevokeToken(bob) {
+		t.Fatal("revoke failed")
+	}
+	if _, err := restarted.Resolve(t.Context(), bob); !errors.Is(err, identity.ErrUnauthenticated) || errors.Is(err, identity.ErrUnknownToken) {
+		t.Fatalf("revoked bob after a restart: %v, want refused by the report server", err)
+	}
+	if _, err := newResolver().Resolve(t.Context(), bob); !errors.Is(err, identity.ErrUnknownToken) {
+		t.Fatalf("a revoked token was not forgotten: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte(alice)) || bytes.Contains(b, []byte(bob)) {
+			t.Errorf("%s holds a token in clear", path)
+		}
+		return nil
+	})
 }

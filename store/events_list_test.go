@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -63,5 +64,31 @@ func TestSizeIsKnownRightAfterWrites(t *testing.T) {
 	}
 	if vlog > 64<<20 {
 		t.Fatalf("vlog %d bytes: the sparse preallocation is counted", vlog)
+	}
+}
+
+func TestPutMetaUntil(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	db, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if err := db.PutMetaUntil(ctx, "token/x", []byte("alice"), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := db.GetMeta(ctx, "token/x"); err != nil || string(v) != "alice" {
+		t.Fatalf("GetMeta = %q, %v", v, err)
+	}
+	// An expiry in the past forgets it.
+	if err := db.PutMetaUntil(ctx, "token/x", nil, now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after forgetting: %v", err)
+	}
+	if err := db.PutMetaUntil(ctx, "schema", nil, now.Add(time.Hour)); err == nil {
+		t.Fatal("a reserved key was accepted")
 	}
 }

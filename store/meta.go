@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 )
@@ -78,5 +79,24 @@ func (db *DB) PutMeta(ctx context.Context, key string, v []byte) error {
 	}
 	return db.update(ctx, "put meta "+key, func(txn *badger.Txn) error {
 		return txn.Set(metaKey(key), v)
+	})
+}
+
+// PutMetaUntil stores a small value under key that disappears at expires
+// (second resolution); an expiry in the past removes it.
+func (db *DB) PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error {
+	if key == "" || key == metaSchema || key == metaPing {
+		return fmt.Errorf("store: put meta: key must be non-empty and not %q or %q, got %q", metaSchema, metaPing, key)
+	}
+	at := expires.Unix()
+	if at <= db.now().Unix() {
+		return db.update(ctx, "delete meta "+key, func(txn *badger.Txn) error {
+			return txn.Delete(metaKey(key))
+		})
+	}
+	return db.update(ctx, "put meta "+key, func(txn *badger.Txn) error {
+		e := badger.NewEntry(metaKey(key), v)
+		e.ExpiresAt = uint64(at)
+		return txn.SetEntry(e)
 	})
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,9 +125,24 @@ func TestRegistrationsPersistAcrossRestart(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("create: %d %s", status, body)
 	}
+	// A user's token learned at /Token through the proxy keeps working
+	// after a restart (checked again with the report server first).
+	resp, err := c.PostForm(p.proxyURL+"/Token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Access_token string }
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if status, body := doJSON(t, c, "GET", p.adminURL+"/api/webhooks/registrations", tok.Access_token, ""); status != 200 {
+		t.Fatalf("alice before restart: %d %s", status, body)
+	}
 	p.stop()
 
 	p2 := startDaemon(t, args...)
+	if status, body := doJSON(t, c, "GET", p2.adminURL+"/api/webhooks/registrations", tok.Access_token, ""); status != 200 {
+		t.Fatalf("alice's token after restart: %d %s", status, body)
+	}
 	status, body = doJSON(t, c, "GET", p2.adminURL+"/api/webhooks/registrations", operator, "")
 	if status != 200 || !bytes.Contains(body, []byte(`"Description":"kept"`)) || !bytes.Contains(body, []byte(`"Filters":["reports","tasks"]`)) {
 		t.Fatalf("after restart: %d %s", status, body)
@@ -133,7 +150,7 @@ func TestRegistrationsPersistAcrossRestart(t *testing.T) {
 	p2.stop()
 
 	logs := p.logText() + p2.logText()
-	for _, s := range []string{secret, operator, "url-secret-123"} {
+	for _, s := range []string{secret, operator, "url-secret-123", tok.Access_token} {
 		if strings.Contains(logs, s) {
 			t.Errorf("log output contains the secret %q", s)
 		}
