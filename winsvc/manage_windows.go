@@ -64,19 +64,29 @@ func Install(s ServiceConfig) error {
 	return nil
 }
 
+// openService connects to the service control manager and opens the named
+// service; done closes both.
+func openService(name string) (s *mgr.Service, done func(), err error) {
+	m, err := mgr.Connect()
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to the service control manager (run as Administrator): %w", err)
+	}
+	s, err = m.OpenService(name)
+	if err != nil {
+		m.Disconnect()
+		return nil, nil, fmt.Errorf("service %s: not installed: %w", name, err)
+	}
+	return s, func() { s.Close(); m.Disconnect() }, nil
+}
+
 // Uninstall stops the service if it runs, removes it and its event-log
 // source.
 func Uninstall(name string) error {
-	m, err := mgr.Connect()
+	s, done, err := openService(name)
 	if err != nil {
-		return fmt.Errorf("connecting to the service control manager (run as Administrator): %w", err)
+		return err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s: not installed: %w", name, err)
-	}
-	defer s.Close()
+	defer done()
 	if st, err := s.Query(); err == nil && st.State != svc.Stopped {
 		_, _ = s.Control(svc.Stop)
 	}
@@ -91,16 +101,11 @@ func Uninstall(name string) error {
 
 // Start starts an installed service.
 func Start(name string) error {
-	m, err := mgr.Connect()
+	s, done, err := openService(name)
 	if err != nil {
-		return fmt.Errorf("connecting to the service control manager (run as Administrator): %w", err)
+		return err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s: not installed: %w", name, err)
-	}
-	defer s.Close()
+	defer done()
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("starting service %s: %w", name, err)
 	}
@@ -109,16 +114,11 @@ func Start(name string) error {
 
 // Stop asks the service to stop and waits until it has, or ctx ends.
 func Stop(ctx context.Context, name string) error {
-	m, err := mgr.Connect()
+	s, done, err := openService(name)
 	if err != nil {
-		return fmt.Errorf("connecting to the service control manager (run as Administrator): %w", err)
+		return err
 	}
-	defer m.Disconnect()
-	s, err := m.OpenService(name)
-	if err != nil {
-		return fmt.Errorf("service %s: not installed: %w", name, err)
-	}
-	defer s.Close()
+	defer done()
 	st, err := s.Control(svc.Stop)
 	if err != nil {
 		return fmt.Errorf("stopping service %s: %w", name, err)
