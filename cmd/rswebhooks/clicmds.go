@@ -375,37 +375,35 @@ func applyWebhookFlags(c *cli.Context, w *rswebhooks.Webhook) error {
 			}
 		}
 	}
-	for _, kv := range c.StringSlice("header") {
-		k, v, err := splitKV("header", kv)
-		if err != nil {
-			return err
-		}
-		if w.Headers == nil {
-			w.Headers = map[string]string{}
-		}
-		if v == "" {
-			delete(w.Headers, k)
-			continue
-		}
-		w.Headers[k] = v
+	if err := applyKV(c.StringSlice("header"), "header", &w.Headers, func(v string) string { return v }); err != nil {
+		return err
 	}
-	for _, kv := range c.StringSlice("property") {
-		k, v, err := splitKV("property", kv)
-		if err != nil {
-			return err
-		}
-		if w.Properties == nil {
-			w.Properties = map[string]any{}
-		}
-		if v == "" {
-			delete(w.Properties, k)
-			continue
-		}
+	// Property values are JSON when they parse as JSON, strings otherwise.
+	return applyKV(c.StringSlice("property"), "property", &w.Properties, func(v string) any {
 		var val any
 		if json.Unmarshal([]byte(v), &val) != nil {
-			val = v
+			return v
 		}
-		w.Properties[k] = val
+		return val
+	})
+}
+
+// applyKV applies repeatable --flag KEY=VALUE settings to *m: a value sets
+// the key, an empty value (KEY=) removes it.
+func applyKV[V any](kvs []string, flag string, m *map[string]V, parse func(string) V) error {
+	for _, kv := range kvs {
+		k, v, err := splitKV(flag, kv)
+		if err != nil {
+			return err
+		}
+		if *m == nil {
+			*m = map[string]V{}
+		}
+		if v == "" {
+			delete(*m, k)
+			continue
+		}
+		(*m)[k] = parse(v)
 	}
 	return nil
 }
