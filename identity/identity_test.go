@@ -384,7 +384,8 @@ func TestPeekLearnsTheUserIDInTheBackground(t *testing.T) {
 func TestTokensSurviveARestart(t *testing.T) {
 	f := setup(t, true)
 	dir := t.TempDir()
-	db, err := store.Open(store.Options{Dir: dir})
+	// The store and the resolver share one clock, as in the daemon.
+	db, err := store.Open(store.Options{Dir: dir, Now: f.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

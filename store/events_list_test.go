@@ -92,3 +92,38 @@ func TestPutMetaUntil(t *testing.T) {
 		t.Fatal("a reserved key was accepted")
 	}
 }
+
+// Badger judges TTLs by the wall clock; the store's own clock may say any
+// date. Whatever it says, data kept "for an hour" or "for the retention" is
+// readable now, and data whose expiry has passed on the store's clock is gone.
+func TestTTLsHoldWhateverTheStoreClockSays(t *testing.T) {
+	for _, skew := range []time.Duration{-20 * 365 * 24 * time.Hour, -48 * time.Hour, 0, 48 * time.Hour, 30 * 365 * 24 * time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			now := time.Now().Add(skew)
+			db, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx := context.Background()
+			if err := db.PutMetaUntil(ctx, "token/x", []byte("alice"), now.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := db.GetMeta(ctx, "token/x"); err != nil || string(v) != "alice" {
+				t.Fatalf("GetMeta = %q, %v", v, err)
+			}
+			if err := db.MarkExecutionsSeen(ctx, []string{"run-1"}); err != nil {
+				t.Fatal(err)
+			}
+			if seen, err := db.SeenExecutions(ctx, []string{"run-1"}); err != nil || !seen["run-1"] {
+				t.Fatalf("SeenExecutions = %v, %v", seen, err)
+			}
+			if err := db.PutMetaUntil(ctx, "token/x", []byte("alice"), now.Add(-time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("expired on the store's clock, still read: %v", err)
+			}
+		})
+	}
+}

@@ -88,15 +88,14 @@ func (db *DB) PutMetaUntil(ctx context.Context, key string, v []byte, expires ti
 	if key == "" || key == metaSchema || key == metaPing {
 		return fmt.Errorf("store: put meta: key must be non-empty and not %q or %q, got %q", metaSchema, metaPing, key)
 	}
-	at := expires.Unix()
-	if at <= db.now().Unix() {
+	if !expires.After(db.now()) {
 		return db.update(ctx, "delete meta "+key, func(txn *badger.Txn) error {
 			return txn.Delete(metaKey(key))
 		})
 	}
 	return db.update(ctx, "put meta "+key, func(txn *badger.Txn) error {
 		e := badger.NewEntry(metaKey(key), v)
-		e.ExpiresAt = uint64(at)
+		e.ExpiresAt = db.badgerExpiry(expires)
 		return txn.SetEntry(e)
 	})
 }

@@ -54,7 +54,11 @@ type Options struct {
 	Retention time.Duration
 	// GCInterval is the period of Run's value-log GC. Zero means 5 minutes.
 	GCInterval time.Duration
-	// Now is the clock used for TTLs and timestamps. Nil means time.Now.
+	// Now is the clock used for timestamps and for deciding when retained
+	// data expires. Nil means time.Now. Badger itself judges expiry by the
+	// wall clock, so an expiry is stored as "this long after now" measured
+	// on the wall clock (see badgerExpiry): a test clock pinned to any date
+	// keeps the same durations.
 	Now func() time.Time
 
 	// SyncWrites makes every commit fsync (power-loss safe, ~10x slower).
@@ -291,7 +295,25 @@ func (db *DB) view(ctx context.Context, op string, fn func(txn *badger.Txn) erro
 
 // expiresAt is the Badger ExpiresAt (unix seconds) for retained data.
 func (db *DB) expiresAt() uint64 {
-	return uint64(db.now().Add(db.opts.Retention).Unix())
+	return db.badgerExpiry(db.now().Add(db.opts.Retention))
+}
+
+// badgerExpiry turns an expiry on the store's clock into Badger's ExpiresAt,
+// which Badger compares with the wall clock: the remaining duration is kept,
+// so a store clock that differs from the wall clock (a test clock, a skewed
+// injected one) neither expires data early nor keeps it for ever. Rounded up
+// to the next second so nothing expires before its time.
+func (db *DB) badgerExpiry(at time.Time) uint64 {
+	left := at.Sub(db.now())
+	if left <= 0 {
+		return 1 // already expired
+	}
+	wall := time.Now().Add(left)
+	secs := wall.Unix()
+	if wall.Nanosecond() > 0 {
+		secs++
+	}
+	return uint64(secs)
 }
 
 // setJSON stores v at key; expires is 0 for never.
