@@ -39,8 +39,10 @@ func TestRetentionTTL(t *testing.T) {
 	const retention = 48 * time.Hour
 	db, c := openTest(t, t.TempDir(), func(o *Options) { o.Retention = retention })
 	ctx := context.Background()
-	c.t = time.Now().Truncate(time.Second) // Badger hides expired keys by wall time
-	ttl := uint64(c.t.Add(retention).Unix())
+	// Badger hides expired keys by wall time; the store keeps the retention
+	// as a duration from the wall clock, whatever its own clock says.
+	ttl := func() uint64 { return uint64(time.Now().Add(retention).Unix()) }
+	lo := ttl()
 
 	mustNil(t, db.CreateWebhook(ctx, webhook("W1", "alice", c.t)))
 	mustNil(t, db.AppendEvent(ctx, event("E1")))
@@ -49,38 +51,47 @@ func TestRetentionTTL(t *testing.T) {
 	pending := delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, c.t)
 	done := delivery("D2", "W1", "E1", rswebhooks.DeliveryFailed, time.Time{})
 
-	step := func(name string, want map[string]uint64) {
+	// step checks keys that never expire (0) and keys with a retention TTL
+	// (1): a TTL must lie between the wall clock + retention before the
+	// write and one second past it after the write (rounded up).
+	step := func(name string, lo uint64, want map[string]uint64) {
 		t.Helper()
+		hi := ttl() + 1
 		for k, w := range want {
 			got, ok := expiry(t, db, []byte(k))
 			if !ok {
 				t.Errorf("%s: key %q missing", name, k)
 				continue
 			}
-			if got != w {
-				t.Errorf("%s: ExpiresAt(%q) = %d, want %d", name, k, got, w)
+			switch {
+			case w == 0 && got != 0:
+				t.Errorf("%s: ExpiresAt(%q) = %d, want none", name, k, got)
+			case w == 1 && (got < lo || got > hi):
+				t.Errorf("%s: ExpiresAt(%q) = %d, want in [%d, %d]", name, k, got, lo, hi)
 			}
 		}
 	}
-	step("before fan-out", map[string]uint64{
+	step("before fan-out", lo, map[string]uint64{
 		"w/W1": 0, "wo/alice/W1": 0,
 		"e/E1": 0, "ef/E1": 0, // unfanned events never expire
-		"x/X1": ttl, "m/k": 0,
+		"x/X1": 1, "m/k": 0,
 	})
+	lo = ttl()
 	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{pending, done}))
-	step("after fan-out", map[string]uint64{
-		"e/E1": ttl,
+	step("after fan-out", lo, map[string]uint64{
+		"e/E1": 1,
 		"d/D1": 0, "dw/W1/D1": 0, string(queueKey(pending.NextUTC, "D1")): 0,
-		"d/D2": ttl, "dw/W1/D2": ttl,
+		"d/D2": 1, "dw/W1/D2": 1,
 	})
 
-	// Complete later: the attempt and the finished delivery get a fresh TTL.
+	// Complete later (an hour later on the store's clock): the attempt and
+	// the finished delivery get a full retention from then.
 	c.t = c.t.Add(time.Hour)
-	ttl2 := uint64(c.t.Add(retention).Unix())
+	lo = ttl()
 	pending.State, pending.Attempts = rswebhooks.DeliverySucceeded, 1
 	mustNil(t, db.Complete(ctx, pending, &rswebhooks.Attempt{N: 1}))
-	step("after complete", map[string]uint64{
-		"d/D1": ttl2, "dw/W1/D1": ttl2, string(attemptKey("D1", 1)): ttl2,
+	step("after complete", lo, map[string]uint64{
+		"d/D1": 1, "dw/W1/D1": 1, string(attemptKey("D1", 1)): 1,
 	})
 	if _, ok := expiry(t, db, queueKey(t0, "D1")); ok {
 		t.Error("queue key left after completion")
@@ -89,23 +100,33 @@ func TestRetentionTTL(t *testing.T) {
 	// Redeliver makes it pending again: no expiry while pending.
 	_, err := db.Redeliver(ctx, "D1", c.t)
 	mustNil(t, err)
-	step("after redeliver", map[string]uint64{"d/D1": 0, "dw/W1/D1": 0, string(queueKey(c.t, "D1")): 0})
+	step("after redeliver", lo, map[string]uint64{"d/D1": 0, "dw/W1/D1": 0, string(queueKey(c.t, "D1")): 0})
 }
 
 func TestExpiredDataDisappears(t *testing.T) {
-	// Badger compares ExpiresAt with the wall clock; an injected clock far in
-	// the past makes the TTL already elapsed without sleeping.
+	// A one-second retention, waited out on the wall clock Badger reads
+	// (expiry is rounded up to whole seconds, so at most about two).
 	db, c := openTest(t, t.TempDir(), func(o *Options) { o.Retention = time.Second })
 	ctx := context.Background()
-	c.t = time.Now().Add(-time.Hour)
 	mustNil(t, db.AppendEvent(ctx, event("E1")))
 	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{
 		delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, c.t),
 		delivery("D2", "W1", "E1", rswebhooks.DeliverySucceeded, time.Time{}),
 	}))
 	mustNil(t, db.MarkExecutionsSeen(ctx, []string{"X1"}))
-	if _, err := db.GetEvent(ctx, "E1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("expired event still readable: %v", err)
+	if _, err := db.GetEvent(ctx, "E1"); err != nil {
+		t.Fatalf("event gone before its retention: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := db.GetEvent(ctx, "E1")
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event still readable 10 s after a 1 s retention: %v", err)
+		}
+		<-time.After(50 * time.Millisecond)
 	}
 	if _, err := db.GetDelivery(ctx, "D2"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("expired finished delivery still readable: %v", err)
