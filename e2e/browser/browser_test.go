@@ -115,6 +115,12 @@ const operatorToken = "e2e-operator-token-0123456789abcdef"
 
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWithDelays(t, []time.Duration{50 * time.Millisecond, 100 * time.Millisecond})
+}
+
+// startWithDelays starts the system with the given retry schedule.
+func startWithDelays(t *testing.T, retryDelays []time.Duration) *env {
+	t.Helper()
 	e := &env{sim: simulator.New(simulator.Options{Logger: zerolog.Nop()}), rc: &receiver{}, operator: operatorToken}
 	simSrv := httptest.NewServer(e.sim)
 	t.Cleanup(simSrv.Close)
@@ -134,7 +140,7 @@ func start(t *testing.T) *env {
 			AdminToken:      e.operator,
 			ServiceUser:     "admin",
 			ServicePassword: "admin",
-			RetryDelays:     []time.Duration{50 * time.Millisecond, 100 * time.Millisecond},
+			RetryDelays:     retryDelays,
 			AttemptTimeout:  5 * time.Second,
 			AllowTargets:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 			ShutdownTimeout: 5 * time.Second,
@@ -327,8 +333,10 @@ func (p *page) value(id string) string {
 	return s
 }
 
-// shot saves a screenshot of the viewport under docs/screenshots, after
-// dismissing a message toast so it hides nothing.
+// shot saves a screenshot of the viewport, after dismissing a message toast
+// so it hides nothing. It goes to $RSWEBHOOKS_SCREENSHOTS (`make
+// screenshots` points it at docs/screenshots), else to a temporary directory,
+// so a test run never rewrites the committed pictures.
 func (p *page) shot(name string) {
 	p.t.Helper()
 	p.text(`document.getElementById('toast').hidden = true, ''`)
@@ -338,7 +346,7 @@ func (p *page) shot(name string) {
 	}
 	dir := os.Getenv("RSWEBHOOKS_SCREENSHOTS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "docs", "screenshots")
+		dir = p.t.TempDir()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		p.t.Fatal(err)
@@ -492,7 +500,7 @@ func TestWebhooksPage(t *testing.T) {
 
 	// Pause and resume inline.
 	p.do("pause", chromedp.Click(chromedp.CSS(row+" input.pause-toggle")))
-	p.wait("paused row", fmt.Sprintf(`(() => { const r = document.querySelector(%s); return r && r.classList.contains('is-paused') && r.querySelector('.switch-text').textContent === 'Paused' && !r.querySelector('input.pause-toggle').disabled })()`, js(row)))
+	p.wait("paused row", fmt.Sprintf(`(() => { const r = document.querySelector(%s); return r && r.classList.contains('is-paused') && r.querySelector('.switch-text').textContent === 'Yes' && !r.querySelector('input.pause-toggle').disabled })()`, js(row)))
 	if !e.webhooks(t, alice)["Orders integration"].IsPaused {
 		t.Fatal("the webhook is not paused in the store")
 	}

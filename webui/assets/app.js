@@ -71,10 +71,64 @@
   // ---------------------------------------------------------------- API
 
   class ApiError extends Error {
-    constructor(status, message) {
+    /** message is a sentence for people; detail is what the server said. */
+    constructor(status, message, detail) {
       super(message);
       this.status = status;
+      this.detail = detail || '';
     }
+  }
+
+  /** sentence starts s with a capital letter and ends it with a stop. */
+  function sentence(s) {
+    s = String(s || '').trim();
+    if (!s) return s;
+    s = s.charAt(0).toUpperCase() + s.slice(1);
+    return /[.!?…)]$/.test(s) ? s : s + '.';
+  }
+
+  // Network failures as Go reports them, in words a user understands.
+  const NETWORK_ERRORS = [
+    [/connection refused/i, 'nothing answered at that address and port (connection refused)'],
+    [/no such host|server misbehaving/i, 'its host name could not be found'],
+    [/i\/o timeout|deadline exceeded|did not answer .* within|Client\.Timeout/i, 'it did not answer in time'],
+    [/x509|certificate|tls:/i, 'its TLS certificate was not accepted'],
+    [/connection reset|EOF|broken pipe/i, 'it closed the connection without answering'],
+    [/network is unreachable|no route to host/i, 'the network route to it is missing'],
+    [/not allowed|denied|forbidden address/i, 'its address is not allowed by the daemon\'s receiver policy'],
+  ];
+
+  /**
+   * explain turns a server message into a sentence for people. Messages that
+   * name a field ("WebHookUri: …") keep the field so the form can place them.
+   * The second value is the technical detail, '' when the sentence says it all.
+   */
+  function explain(raw) {
+    raw = String(raw || '').trim();
+    const m = /^([A-Za-z]+):\s*([\s\S]*)$/.exec(raw);
+    const field = m && FIELD_OF[m[1].toLowerCase()] ? m[1] : '';
+    let rule = field ? m[2] : raw;
+    let technical = false;
+    const verify = /^receiver verification failed:\s*/i;
+    if (verify.test(rule)) {
+      const why = rule.replace(verify, '');
+      const net = NETWORK_ERRORS.find(([re]) => re.test(why));
+      if (net) {
+        rule = 'The receiver could not be checked: ' + net[1] + '.';
+        technical = true;
+      } else {
+        rule = 'The receiver did not pass the check: ' + why.replace(/^the /, '');
+      }
+    } else {
+      const net = NETWORK_ERRORS.find(([re]) => /dial tcp|lookup |Get "|Post "/.test(rule) && re.test(rule));
+      if (net) {
+        rule = 'The server could not be reached: ' + net[1] + '.';
+        technical = true;
+      }
+    }
+    rule = sentence(rule);
+    const text = field ? field + ': ' + rule : rule;
+    return [text, technical || rule.length > 200 ? raw : ''];
   }
 
   async function api(method, path, body, opts = {}) {
@@ -89,7 +143,7 @@
     try {
       res = await fetch(API + path, init);
     } catch (e) {
-      throw new ApiError(0, 'The server cannot be reached; check the connection and try again.');
+      throw new ApiError(0, 'The rswebhooks server cannot be reached; check the connection and try again.', String(e && e.message || e));
     }
     const text = await res.text();
     let data = null;
@@ -97,13 +151,20 @@
       try { data = JSON.parse(text); } catch (e) { data = null; }
     }
     if (!res.ok) {
-      const msg = data && typeof data.Message === 'string'
-        ? data.Message
-        : `The server answered ${res.status} ${res.statusText}`.trim();
+      let msg;
+      let detail;
+      if (data && typeof data.Message === 'string') {
+        [msg, detail] = explain(data.Message);
+      } else {
+        msg = res.status >= 500
+          ? 'The rswebhooks server had a problem; try again in a moment.'
+          : 'The request was not accepted.';
+        detail = `HTTP ${res.status} ${res.statusText}`.trim();
+      }
       if (res.status === 401 && state.session && !opts.signingIn) {
         signOut('Your session has ended. Sign in again.');
       }
-      throw new ApiError(res.status, msg);
+      throw new ApiError(res.status, msg, detail);
     }
     return data;
   }
@@ -111,9 +172,9 @@
   // ---------------------------------------------------------------- messages
 
   let toastTimer = 0;
-  function announce(msg, kind = 'ok') {
+  function announce(msg, kind = 'ok', detail = '') {
     const t = $('toast');
-    $('toast-text').textContent = msg;
+    $('toast-text').replaceChildren(msg, detail ? technicalDetail(detail) : '');
     t.className = 'toast toast-' + kind;
     t.hidden = false;
     // The live regions stay in the DOM so screen readers announce each
@@ -121,12 +182,30 @@
     if (kind === 'error') $('alert-region').textContent = msg;
     else $('status-region').textContent = msg;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { t.hidden = true; }, kind === 'error' ? 10000 : 5000);
+    // An error with detail stays until dismissed, so the detail can be read.
+    if (!detail) toastTimer = setTimeout(() => { t.hidden = true; }, kind === 'error' ? 10000 : 5000);
   }
 
-  function showError(id, msg) {
+  /** clearMessages hides the toast and empties the live regions. */
+  function clearMessages() {
+    clearTimeout(toastTimer);
+    $('toast').hidden = true;
+    $('toast-text').replaceChildren();
+    $('status-region').textContent = '';
+    $('alert-region').textContent = '';
+  }
+
+  /** technicalDetail is a closed disclosure with the server's own words. */
+  function technicalDetail(detail) {
+    return h('details', { class: 'technical' },
+      h('summary', { text: 'Technical detail' }),
+      h('code', { text: detail }));
+  }
+
+  /** showError shows msg (and its technical detail, if any) in element id. */
+  function showError(id, msg, detail) {
     const el = $(id);
-    el.textContent = msg || '';
+    el.replaceChildren(msg || '', detail ? technicalDetail(detail) : '');
     el.hidden = !msg;
   }
 
@@ -203,6 +282,7 @@
   }
 
   function signOut(notice) {
+    clearMessages(); // the last message belongs to the user who leaves
     for (const p of state.panels.values()) p.stop();
     state.panels.clear();
     state.session = null;
@@ -232,7 +312,7 @@
       const res = await api('POST', '/login', { username: user, password: pass }, { signingIn: true });
       await signIn({ token: res.access_token, kind: 'user', name: res.userName || user });
     } catch (e) {
-      showError('login-error', e.message);
+      showError('login-error', e.message, e.detail);
       $('login-password').select();
       $('login-password').focus();
     } finally {
@@ -255,7 +335,8 @@
     try {
       await signIn({ token: tok, kind: 'operator', name: 'operator' });
     } catch (e) {
-      showError('token-error', e.status === 401 ? 'The token was not accepted.' : e.message);
+      if (e.status === 401) showError('token-error', 'The token was not accepted.');
+      else showError('token-error', e.message, e.detail);
       $('operator-token').focus();
     } finally {
       btn.disabled = false;
@@ -284,7 +365,7 @@
       await loadWebhooks();
       render();
     } catch (e) {
-      if (state.session) announce(e.message, 'error');
+      if (state.session) announce(e.message, 'error', e.detail);
     }
   }
 
@@ -313,11 +394,7 @@
     $('grid').classList.toggle('with-user', state.admin);
     $('grid').hidden = n === 0;
     $('empty').hidden = n !== 0;
-    const paused = state.webhooks.filter((w) => w.IsPaused).length;
-    let summary = n === 1 ? '1 webhook' : `${n} webhooks`;
-    if (paused) summary += `, ${paused} paused`;
-    summary += state.admin ? '. As an administrator you see every user\'s webhooks.' : '.';
-    $('grid-summary').textContent = summary;
+    renderSummary();
 
     const ids = new Set(state.webhooks.map((w) => w.Id));
     for (const [id, p] of state.panels) {
@@ -337,6 +414,23 @@
     $('grid-body').replaceChildren(...rows);
   }
 
+  /** renderSummary counts the webhooks: "4 webhooks, 1 paused." */
+  function renderSummary() {
+    const n = state.webhooks.length;
+    const paused = state.webhooks.filter((w) => w.IsPaused).length;
+    let summary = n === 1 ? '1 webhook' : `${n} webhooks`;
+    if (paused) summary += `, ${paused} paused`;
+    summary += state.admin ? '. As an administrator you see every user\'s webhooks.' : '.';
+    $('grid-summary').textContent = summary;
+  }
+
+  /** urlText splits a URL after each / ? & and =; each part is a box that
+   *  wraps as a whole, so a long URL breaks between its parts first (and
+   *  inside a part only when the part alone is wider than the column). */
+  function urlText(u) {
+    return String(u).split(/(?<=[/?&=])/).map((part) => h('span', { class: 'url-part', text: part }));
+  }
+
   function cell(label, cls, ...children) {
     return h('td', { class: cls, 'data-label': label }, ...children);
   }
@@ -349,7 +443,7 @@
     if (state.admin) {
       cells.push(cell('User', 'col-user', h('span', { class: 'user', text: (w.User && (w.User.Name || w.User.Id)) || '—' })));
     }
-    cells.push(cell('Webhook URL', 'col-url', h('span', { class: 'url', title: w.WebHookUri, text: w.WebHookUri })));
+    cells.push(cell('Webhook URL', 'col-url', h('span', { class: 'url', title: w.WebHookUri }, urlText(w.WebHookUri))));
     cells.push(cell('Secret', 'col-secret', secretCell(w, label)));
     cells.push(cell('Filters', 'col-filters', filterChips(w.Filters)));
     cells.push(cell('Description', 'col-desc', w.Description
@@ -424,7 +518,7 @@
     });
     return h('label', { class: 'switch' }, input,
       h('span', { class: 'switch-track', 'aria-hidden': 'true' }),
-      h('span', { class: 'switch-text', text: w.IsPaused ? 'Paused' : 'Active' }));
+      h('span', { class: 'switch-text', text: w.IsPaused ? 'Yes' : 'No' }));
   }
 
   async function setPaused(w, input) {
@@ -436,10 +530,11 @@
       announce((paused ? 'Paused ' : 'Resumed ') + (w.Description || w.WebHookUri) + '.');
       const tr = input.closest('tr');
       tr.classList.toggle('is-paused', paused);
-      tr.querySelector('.switch-text').textContent = paused ? 'Paused' : 'Active';
+      tr.querySelector('.switch-text').textContent = paused ? 'Yes' : 'No';
+      renderSummary();
     } catch (e) {
       input.checked = !paused;
-      announce(e.message, 'error');
+      announce(e.message, 'error', e.detail);
     } finally {
       input.disabled = false;
     }
@@ -471,18 +566,18 @@
   }
 
   /** showServerError puts "Field: rule" next to the field it names. */
-  function showServerError(msg) {
+  function showServerError(msg, detail) {
     const m = /^([A-Za-z]+):\s*([\s\S]*)$/.exec(msg);
     const id = m && FIELD_OF[m[1].toLowerCase()];
     if (id && $(id + '-error')) {
       const text = m[2] ? m[2].charAt(0).toUpperCase() + m[2].slice(1) : msg;
-      showError(id + '-error', text);
+      showError(id + '-error', text, detail);
       $(id).setAttribute('aria-invalid', 'true');
       const focusable = id === 'f-filters' ? $('f-filter-list').querySelector('input') : $(id);
       if (focusable) focusable.focus();
       $('alert-region').textContent = text;
     } else {
-      showError('form-error', msg);
+      showError('form-error', msg, detail);
       $('alert-region').textContent = msg;
     }
   }
@@ -501,6 +596,10 @@
     $('edit-save').textContent = w ? 'Save' : 'Create';
     $('f-url').value = w ? w.WebHookUri : '';
     $('f-secret').value = w ? w.Secret : generateSecret();
+    $('f-secret-hint').textContent = w
+      ? 'Signs each notification; your receiver needs the same secret. A change takes effect at once (32–128 characters).'
+      : 'Signs each notification, so your receiver can tell they are genuine; it needs the same secret. ' +
+        'A new one is filled in for you: keep it, press Generate for another, or paste your own (32–128 characters).';
     setSecretVisible(false);
     $('f-description').value = w ? (w.Description || '') : '';
     $('f-paused').checked = Boolean(w && w.IsPaused);
@@ -564,7 +663,7 @@
       focusRow(state.focusAfterRender);
       state.focusAfterRender = null;
     } catch (e) {
-      if (state.session) showServerError(e.message);
+      if (state.session) showServerError(e.message, e.detail);
     } finally {
       save.disabled = false;
       save.textContent = label;
@@ -618,7 +717,7 @@
       await refresh();
       $('new-webhook').focus();
     } catch (e) {
-      if (state.session) announce(e.message, 'error');
+      if (state.session) announce(e.message, 'error', e.detail);
       await refresh();
     }
   }
@@ -626,6 +725,14 @@
   // ---------------------------------------------------------------- deliveries
 
   const fmtTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+  const fmtClock = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+
+  /** explainDelivery words a delivery's last error for people; the attempts
+   *  list keeps the exact error. */
+  function explainDelivery(err) {
+    const net = NETWORK_ERRORS.find(([re]) => re.test(err));
+    return net ? 'the receiver could not be reached: ' + net[1] : err;
+  }
 
   function fmtDuration(ms) {
     if (!isFinite(ms) || ms < 0) return '—';
@@ -650,6 +757,7 @@
       this.polls = 0;
       this.fast = 0;
       this.details = new Map(); // delivery id → {updated, detail}
+      this.expanded = new Set(); // delivery ids whose attempts are shown
       this.loading = false;
       this.result = h('p', { class: 'ping-result', role: 'status', 'aria-live': 'polite', hidden: true });
       this.note = h('p', { class: 'muted panel-note', 'aria-live': 'polite' });
@@ -730,42 +838,91 @@
     render(list) {
       this.table.hidden = list.length === 0;
       this.empty.hidden = list.length !== 0;
-      this.body.replaceChildren(...list.map((d) => this.row(d)));
+      // Rows are rebuilt on each refresh: keep the focus on the same control.
+      const a = document.activeElement;
+      let keep = null;
+      if (a && this.body.contains(a)) {
+        const tr = a.closest('tr[data-delivery-id]');
+        keep = tr && { id: tr.dataset.deliveryId, cls: a.classList[a.classList.length - 1] };
+      }
+      const ids = new Set(list.map((d) => d.Id));
+      for (const id of this.expanded) if (!ids.has(id)) this.expanded.delete(id);
+      this.body.replaceChildren(...list.flatMap((d) => this.row(d)));
+      if (keep) {
+        const again = this.body.querySelector(`tr[data-delivery-id="${CSS.escape(keep.id)}"] .${CSS.escape(keep.cls)}`);
+        if (again) again.focus();
+      }
     }
 
+    toggleAttempts(id) {
+      if (this.expanded.has(id)) this.expanded.delete(id); else this.expanded.add(id);
+      const open = this.expanded.has(id);
+      const tr = this.body.querySelector(`tr[data-attempts-for="${CSS.escape(id)}"]`);
+      if (tr) tr.hidden = !open;
+      const btn = this.body.querySelector(`tr[data-delivery-id="${CSS.escape(id)}"] button.attempts-toggle`);
+      if (btn) btn.setAttribute('aria-expanded', String(open));
+    }
+
+    /** row is a delivery's row and, under it, its attempts (expandable). */
     row(d) {
       const c = this.details.get(d.Id);
       const attempts = (c && c.detail && c.detail.Attempts) || [];
       const last = attempts[attempts.length - 1];
       let duration = '—';
       let total = '';
-      let timing = '';
       if (last) {
         const lastMs = last.DurationNs / 1e6;
         duration = fmtDuration(lastMs);
         const end = Date.parse(last.StartedUtc) + lastMs;
-        const sinceCreated = end - Date.parse(d.CreatedUtc);
-        if (attempts.length > 1) total = 'total ' + fmtDuration(sinceCreated);
-        timing = attempts.map((a) => `#${a.Attempt}: ${a.StatusCode || a.Error || '—'} in ${fmtDuration(a.DurationNs / 1e6)} at ${fmtTime.format(new Date(a.StartedUtc))}`).join('\n');
+        if (attempts.length > 1 && d.State !== 'pending') {
+          total = `done ${fmtDuration(end - Date.parse(d.CreatedUtc))} after it was queued`;
+        }
       }
       let status = d.State;
       if (d.State === 'pending' && d.Attempts > 0) status = 'retrying';
-      const why = [d.Reason, d.LastError].filter(Boolean).join(': ');
+      let next = '';
+      const due = Date.parse(d.NextAttemptUtc);
+      if (d.State === 'pending' && d.Attempts > 0 && due > 0) {
+        const wait = due - Date.now();
+        next = 'next attempt ' + (wait > 1000
+          ? `at ${fmtClock.format(new Date(due))} (in ${fmtDuration(wait)})`
+          : 'due now');
+      }
+      const why = [d.Reason, d.LastError ? explainDelivery(d.LastError) : ''].filter(Boolean).join(': ');
       const resp = d.LastStatusCode ? String(d.LastStatusCode) : (d.LastError ? 'error' : '—');
       const canRedeliver = d.State === 'failed' || d.State === 'gone';
-      return h('tr', { class: 'delivery state-' + d.State, 'data-delivery-id': d.Id, 'data-state': d.State },
+      const open = this.expanded.has(d.Id);
+      const listId = 'attempts-' + d.Id;
+      const count = d.Attempts > 0
+        ? h('button', {
+          type: 'button', class: 'btn btn-icon attempts-toggle', 'aria-expanded': String(open), 'aria-controls': listId,
+          'aria-label': `${d.Attempts} attempt${d.Attempts === 1 ? '' : 's'}: show each`, onclick: () => this.toggleAttempts(d.Id),
+        }, h('span', { class: 'chevron', 'aria-hidden': 'true' }), String(d.Attempts))
+        : String(d.Attempts);
+      const main = h('tr', { class: 'delivery state-' + d.State, 'data-delivery-id': d.Id, 'data-state': d.State },
         h('td', { 'data-label': 'Time' }, h('time', { datetime: d.CreatedUtc, text: fmtTime.format(new Date(d.CreatedUtc)) })),
         h('td', { 'data-label': 'Event' }, h('span', { text: eventLabel(d) }),
           d.Event && d.Event.ResourceName ? h('span', { class: 'muted resource', text: d.Event.ResourceName }) : null),
-        h('td', { 'data-label': 'Status' }, h('span', { class: 'badge badge-' + d.State, title: why || null, text: status }),
+        h('td', { 'data-label': 'Status' }, h('span', { class: 'badge badge-' + d.State, text: status }),
+          next ? h('span', { class: 'next', text: next }) : null,
           why && d.State !== 'succeeded' ? h('span', { class: 'reason', text: why }) : null),
-        h('td', { 'data-label': 'Attempts', class: 'num attempts', text: String(d.Attempts) }),
-        h('td', { 'data-label': 'Response', class: 'num response', title: d.LastError || null, text: resp }),
-        h('td', { 'data-label': 'Duration', class: 'num', title: timing || null },
+        h('td', { 'data-label': 'Attempts', class: 'num attempts' }, count),
+        h('td', { 'data-label': 'Response', class: 'num response', text: resp }),
+        h('td', { 'data-label': 'Last attempt', class: 'num duration' },
           h('span', { text: duration }), total ? h('span', { class: 'muted total', text: total }) : null),
         h('td', { class: 'delivery-actions' }, canRedeliver
           ? h('button', { type: 'button', class: 'btn btn-small redeliver', 'aria-label': 'Redeliver ' + eventLabel(d) + ' of ' + fmtTime.format(new Date(d.CreatedUtc)), onclick: (ev) => this.redeliver(d, ev.currentTarget) }, 'Redeliver')
           : null));
+      const items = attempts.map((a) => h('li', {},
+        h('span', { class: 'attempt-n', text: `#${a.Attempt}` }), ' ',
+        h('time', { datetime: a.StartedUtc, text: fmtTime.format(new Date(a.StartedUtc)) }), ' · ',
+        h('span', { class: 'attempt-result', text: a.StatusCode ? 'HTTP ' + a.StatusCode : (a.Error ? 'error' : '—') }), ' · ',
+        h('span', { text: 'took ' + fmtDuration(a.DurationNs / 1e6) }),
+        a.Error ? h('code', { class: 'attempt-error', text: a.Error }) : null));
+      const sub = h('tr', { class: 'attempts-row', 'data-attempts-for': d.Id, hidden: !open },
+        h('td', { colspan: 7 }, h('ol', { class: 'attempt-list', id: listId, 'aria-label': 'Attempts of ' + eventLabel(d) },
+          items.length ? items : h('li', { class: 'muted', text: 'Loading the attempts…' }))));
+      return [main, sub];
     }
 
     async redeliver(d, btn) {
@@ -780,7 +937,7 @@
         if (again) again.closest('tr').classList.add('flash');
       } catch (e) {
         btn.disabled = false;
-        if (state.session) announce(e.message, 'error');
+        if (state.session) announce(e.message, 'error', e.detail);
       }
     }
 
@@ -809,7 +966,7 @@
         } else if (d.State === 'pending') {
           this.setResult(`The test ping is still pending after ${d.AttemptCount || 0} attempt(s); it keeps retrying (see below).`, 'pending');
         } else {
-          const why = [d.LastStatusCode ? 'HTTP ' + d.LastStatusCode : '', d.Reason, d.LastError].filter(Boolean).join(', ');
+          const why = [d.LastStatusCode ? 'HTTP ' + d.LastStatusCode : '', d.Reason, d.LastError ? explainDelivery(d.LastError) : ''].filter(Boolean).join(', ');
           this.setResult(`Test ping ${d.State}${why ? ': ' + why : ''}.`, 'error');
         }
         this.polls = 0;
