@@ -1,12 +1,13 @@
 # rswebhooks — `make help` lists the targets.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-GO      ?= go
+# The Go in /usr/local/go/bin when it is there (as .ci/run uses), else the one on PATH.
+GO      ?= $(shell test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go || echo go)
 
-.PHONY: help build test lint bench demo
+.PHONY: help build test lint bench demo screenshots
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/rswebhooks with the version stamped in
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rswebhooks ./cmd/rswebhooks
@@ -22,5 +23,8 @@ bench: ## run the benchmarks (Go benchmarks and the scripts under bench/)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bash bench/proxy/run.sh
 
-demo: build ## run the demo: simulator, proxy, receiver, a webhook and a few calls
+demo: build ## run the demo: simulator, proxy, receiver, a webhook and a few calls; serves until Ctrl-C
 	./bin/rswebhooks demo
+
+screenshots: ## refresh docs/screenshots/ from the browser tests (tests write them to a temp dir otherwise)
+	RSWEBHOOKS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestWebhooksPage|TestLongValuesFitTheGrid|TestRetryingDeliveryByKeyboard' ./e2e/browser/

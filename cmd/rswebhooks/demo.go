@@ -9,11 +9,14 @@ import (
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "run the simulator, the proxy and a receiver; register a webhook, make calls, print each verified delivery",
+		Usage: "run the simulator, the proxy and a receiver; register a webhook, make calls, print each verified delivery; keep serving until Ctrl-C",
 		Flags: []cli.Flag{
+			// Every demo setting reads RSWEBHOOKS_DEMO_<FLAG>; the simulator's
+			// listener also still reads RSWEBHOOKS_SIMULATOR_LISTEN, its
+			// earlier name.
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "proxy listener", EnvVars: env("demo-listen")},
-			&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:8081", Usage: "admin listener", EnvVars: env("demo-admin-listen")},
-			&cli.StringFlag{Name: "simulator-listen", Value: "127.0.0.1:8083", Usage: "simulator listener", EnvVars: env("simulator-listen")},
+			&cli.StringFlag{Name: "admin-listen", Value: "127.0.0.1:8081", Usage: "admin listener (API, the Webhooks page, /metrics)", EnvVars: env("demo-admin-listen")},
+			&cli.StringFlag{Name: "simulator-listen", Value: "127.0.0.1:8083", Usage: "simulator listener", EnvVars: append(env("demo-simulator-listen"), env("simulator-listen")...)},
 			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "daemon log level", EnvVars: env("demo-log-level")},
 		},
 		OnUsageError: usageError,

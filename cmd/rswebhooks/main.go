@@ -59,6 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			demoCommand(),
 			simulatorCommand(),
+			receiverCommand(),
 			verifyCommand(),
 			webhooksCommand(),
 			deliveriesCommand(),

@@ -2,7 +2,9 @@
 // the rswebhooks daemon in front of it, and a receiver that verifies every
 // notification it gets. It registers a webhook the way an existing client
 // would, makes a few report-server API calls through the proxy, prints each
-// verified delivery, then keeps everything serving until the context ends.
+// call followed by the verified delivery it caused, then keeps everything
+// serving until the context ends. The receiver is also the `rswebhooks
+// receiver` command, for trying a real daemon on loopback.
 package demo
 
 import (
@@ -79,7 +81,8 @@ func Run(ctx context.Context, o Options) error {
 	go func() { simErr <- sim.Serve(ctx, simLn) }()
 
 	secret := randomHex(24) // 48 characters
-	rcv := newReceiver(secret, o.Out)
+	rcv := NewReceiver(secret, o.Out)
+	rcv.Hold() // the script prints each notification after the call that caused it
 	rcvLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("receiver listener: %w", err)
@@ -132,6 +135,10 @@ func Run(ctx context.Context, o Options) error {
 	if err := script(ctx, c, proxyURL, adminURL, "http://"+rcvLn.Addr().String()+"/hook", secret, rcv); err != nil {
 		return err
 	}
+	// From now on notifications are printed as they arrive; several
+	// webhooks' deliveries run concurrently, so their order can differ
+	// from the order of the calls.
+	rcv.Release()
 	if o.Scripted != nil {
 		o.Scripted(proxyURL, adminURL)
 		cancel()
@@ -143,17 +150,25 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{\"Name\":\"Finance\"}' %s/api/reportserver/v2/categories\n", proxyURL)
 	fmt.Fprintf(o.Out, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/api/webhooks/registrations\n", adminURL)
 	fmt.Fprintf(o.Out, "  curl -s %s/metrics | grep ^rswebhooks_\n", adminURL)
+	fmt.Fprintf(o.Out, "The demo keeps serving; new notifications are printed here as they arrive.\n")
 	select {
-	case err := <-daemonErr:
-		return ignoreCanceled(err)
-	case err := <-simErr:
-		return ignoreCanceled(err)
+	case err = <-daemonErr:
+	case err = <-simErr:
+	case <-ctx.Done():
 	}
+	if ctx.Err() != nil {
+		// Ctrl-C. The deferred calls wait for the daemon to close its
+		// store before the data directory goes.
+		fmt.Fprintf(o.Out, "\nStopping: the proxy (%s), the admin API (%s), the simulator (http://%s) and the demo receiver; "+
+			"the demo's data directory %s is removed.\n", proxyURL, adminURL, simLn.Addr(), o.DataDir)
+		return nil
+	}
+	return ignoreCanceled(err)
 }
 
 // script registers a webhook as alice, makes changes and waits until each
 // has been delivered and verified.
-func script(ctx context.Context, c *client, proxyURL, adminURL, hookURL, secret string, rcv *receiver) error {
+func script(ctx context.Context, c *client, proxyURL, adminURL, hookURL, secret string, rcv *Receiver) error {
 	tok, err := c.token(proxyURL, "alice", "alice")
 	if err != nil {
 		return err
@@ -177,10 +192,29 @@ func script(ctx context.Context, c *client, proxyURL, adminURL, hookURL, secret 
 	fmt.Fprintf(c.out, "now admin changes things through the proxy; alice may read reports and categories, so she is notified:\n\n")
 	tok = adminTok
 
+	// Each change is printed, then the notification it caused: the script
+	// waits for it before the next call, so the output reads in the order
+	// things happened.
+	delivered := 0
+	notified := func() error {
+		delivered++
+		select {
+		case line := <-rcv.lines:
+			fmt.Fprint(c.out, line)
+			return nil
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("notification %d did not arrive within 30s", delivered)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	var cat struct {
 		ID string `json:"Id"`
 	}
 	if err := c.do("POST", proxyURL+"/api/reportserver/v2/categories", tok, map[string]any{"Name": "Demo"}, 0, &cat); err != nil {
+		return err
+	}
+	if err := notified(); err != nil {
 		return err
 	}
 	var reportID string
@@ -190,45 +224,84 @@ func script(ctx context.Context, c *client, proxyURL, adminURL, hookURL, secret 
 	}, 0, &reportID); err != nil {
 		return err
 	}
+	if err := notified(); err != nil {
+		return err
+	}
 	if err := c.do("PUT", proxyURL+"/api/reportserver/reports/"+reportID, tok, map[string]any{"Name": "Sales 2026", "CategoryId": cat.ID}, 0, nil); err != nil {
 		return err
 	}
-	if err := c.do("GET", proxyURL+"/api/reportserver/v2/reports", tok, nil, 0, nil); err != nil { // not an event
+	if err := notified(); err != nil {
 		return err
 	}
+	if err := c.do("GET", proxyURL+"/api/reportserver/v2/reports", tok, nil, 0, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "  (a read: no event, no notification)\n")
 	if err := c.do("DELETE", proxyURL+"/api/reportserver/reports/"+reportID, tok, nil, 0, nil); err != nil {
 		return err
 	}
-	const want = 4 // category created, report created, updated, deleted
-	select {
-	case <-rcv.atLeast(want):
-		fmt.Fprintf(c.out, "\n%d notifications delivered and verified (ms-signature and webhook-signature)\n", want)
-		return nil
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("only %d of %d notifications arrived within 30s", rcv.count(), want)
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := notified(); err != nil {
+		return err
 	}
+	fmt.Fprintf(c.out, "\n%d notifications delivered and verified (ms-signature and webhook-signature)\n", delivered)
+	return nil
 }
 
-// receiver answers the echo check and verifies each notification.
-type receiver struct {
+// Receiver is a webhook receiver: it answers the echo check and verifies
+// each notification's ms-signature and webhook-signature with its secret,
+// then prints one line per notification (or, while held, queues the lines
+// for the demo script to print in order). Anything that fails verification
+// is answered 400 and printed as rejected.
+type Receiver struct {
 	secret string
 	out    io.Writer
 
-	mu      sync.Mutex
-	n       int
-	waiters []waiter
+	mu    sync.Mutex
+	held  bool
+	lines chan string
 }
 
-type waiter struct {
-	n  int
-	ch chan struct{}
+// NewReceiver returns a receiver that prints to out.
+func NewReceiver(secret string, out io.Writer) *Receiver {
+	return &Receiver{secret: secret, out: out, lines: make(chan string, 256)}
 }
 
-func newReceiver(secret string, out io.Writer) *receiver { return &receiver{secret: secret, out: out} }
+// Hold queues the lines of verified notifications instead of printing them.
+func (r *Receiver) Hold() {
+	r.mu.Lock()
+	r.held = true
+	r.mu.Unlock()
+}
 
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+// Release prints the queued lines and every later one as it comes.
+func (r *Receiver) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = false
+	for {
+		select {
+		case l := <-r.lines:
+			fmt.Fprint(r.out, l)
+		default:
+			return
+		}
+	}
+}
+
+func (r *Receiver) emit(line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held {
+		select {
+		case r.lines <- line:
+			return
+		default: // nobody reads: print rather than block the sender
+		}
+	}
+	fmt.Fprint(r.out, line)
+}
+
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodGet {
 		io.WriteString(w, req.URL.Query().Get("echo"))
 		return
@@ -240,12 +313,12 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if err := deliver.Verify(r.secret, req.Header.Get(deliver.HeaderSignature), body); err != nil {
 		http.Error(w, "bad ms-signature", http.StatusBadRequest)
-		fmt.Fprintf(r.out, "  ✗ rejected a notification: %v\n", err)
+		r.emit(fmt.Sprintf("  ✗ rejected a notification: ms-signature: %v\n", err))
 		return
 	}
 	if err := deliver.VerifyStandard(r.secret, req.Header, body, time.Now(), 0); err != nil {
 		http.Error(w, "bad webhook-signature", http.StatusBadRequest)
-		fmt.Fprintf(r.out, "  ✗ rejected a notification: %v\n", err)
+		r.emit(fmt.Sprintf("  ✗ rejected a notification: webhook-signature: %v\n", err))
 		return
 	}
 	var n struct {
@@ -256,42 +329,17 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	_ = json.Unmarshal(body, &n)
+	var b strings.Builder
 	for _, x := range n.Notifications {
-		fmt.Fprintf(r.out, "  ✓ %-10s %-8s id=%-12s name=%-12q by %-6s (%s %s) delivery %s attempt %d, signatures verified\n",
-			x.Action, x.EventType, x.ResourceId, x.ResourceName, x.UserName, x.Method, x.Path, n.ID, n.Attempt)
+		name := ""
+		if x.ResourceName != "" {
+			name = fmt.Sprintf(" name=%q", x.ResourceName)
+		}
+		fmt.Fprintf(&b, "  ✓ %-10s %-8s id=%s%s by %s (%s %s) delivery %s attempt %d, signatures verified\n",
+			x.Action, x.EventType, x.ResourceId, name, x.UserName, x.Method, x.Path, n.ID, n.Attempt)
 	}
 	w.WriteHeader(http.StatusOK)
-	r.mu.Lock()
-	r.n++
-	kept := r.waiters[:0]
-	for _, wt := range r.waiters {
-		if r.n >= wt.n {
-			close(wt.ch)
-		} else {
-			kept = append(kept, wt)
-		}
-	}
-	r.waiters = kept
-	r.mu.Unlock()
-}
-
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.n
-}
-
-// atLeast returns a channel closed once n notifications were verified.
-func (r *receiver) atLeast(n int) <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ch := make(chan struct{})
-	if r.n >= n {
-		close(ch)
-	} else {
-		r.waiters = append(r.waiters, waiter{n, ch})
-	}
-	return ch
+	r.emit(b.String())
 }
 
 // client makes the demo's API calls and prints them.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +72,22 @@ func TestDemoDeliversVerifiedNotifications(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}
 	}
+	// Each call is followed by the notification it caused, in order.
+	at := 0
+	for _, step := range []string{
+		"POST   /api/reportserver/v2/categories → 200", "✓ categories Created",
+		"POST   /api/reportserver/reports → 200", "✓ reports    Created",
+		"PUT    /api/reportserver/reports/", "✓ reports    Updated",
+		"GET    /api/reportserver/v2/reports → 200", "no notification",
+		"DELETE /api/reportserver/reports/", "✓ reports    Deleted",
+		"4 notifications delivered and verified",
+	} {
+		i := strings.Index(text[at:], step)
+		if i < 0 {
+			t.Fatalf("demo output lacks %q after byte %d (out of order?):\n%s", step, at, text)
+		}
+		at += i + len(step)
+	}
 	if n := strings.Count(text, "✓"); n != 4 {
 		t.Errorf("%d verified deliveries printed, want 4:\n%s", n, text)
 	}
@@ -90,4 +107,50 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestDemoSaysWhatStops: after the script the demo keeps serving; Ctrl-C
+// (the context ending) prints what stops, and the data directory is gone.
+func TestDemoSaysWhatStops(t *testing.T) {
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", SimListen: "127.0.0.1:0", Out: &out, Logger: zerolog.Nop()})
+	}()
+	waitFor(t, "the demo serving", func() bool { return strings.Contains(out.String(), "The demo keeps serving") })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not stop within 30s of Ctrl-C")
+	}
+	text := out.String()
+	i := strings.Index(text, "Stopping: the proxy (http://127.0.0.1:")
+	if i < 0 || !strings.Contains(text[i:], "the simulator") || !strings.Contains(text[i:], "demo receiver") {
+		t.Fatalf("no line saying what stops:\n%s", text)
+	}
+	dir := strings.Fields(text[strings.Index(text[i:], "data directory ")+i+len("data directory "):])[0]
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the demo's data directory %s is still there (%v)", dir, err)
+	}
+}
+
+// waitFor polls cond until it holds, at most 60 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
 }
