@@ -65,11 +65,12 @@ func urlUsage(add bool) string {
 
 // clientHelp is the part of the webhooks and deliveries help that says how
 // they reach the daemon.
+// (urfave/cli indents every line after the first by three spaces.)
 const clientHelp = `These commands talk to the daemon's admin listener:
-     --admin-url URL      (env RSWEBHOOKS_ADMIN_URL; default ` + adminclient.DefaultURL + `)
-     --admin-token TOKEN  (env RSWEBHOOKS_ADMIN_TOKEN): the operator token (serve's --admin-token)
-                          or a report-server access token; without one the daemon answers 401.
-   Every subcommand takes them, plus --output table|json and --timeout.`
+  --admin-url URL      (env RSWEBHOOKS_ADMIN_URL; default ` + adminclient.DefaultURL + `)
+  --admin-token TOKEN  (env RSWEBHOOKS_ADMIN_TOKEN): the operator token (serve's --admin-token)
+                       or a report-server access token; without one the daemon answers 401.
+Every subcommand takes them, plus --output table|json and --timeout.`
 
 func showSecretFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "show-secret", Usage: "show the secret in table output instead of " + secretMask}
@@ -83,10 +84,10 @@ func webhooksCommand() *cli.Command {
 		Usage: "list, show, add, change, pause, resume, ping and remove webhook registrations (admin API client)",
 		Description: clientHelp + `
 
-   Example:
-     export RSWEBHOOKS_ADMIN_TOKEN=$(cat /etc/rswebhooks/admin-token)
-     rswebhooks webhooks add --url https://receiver.example/hook --filter reports
-     rswebhooks webhooks list`,
+Example:
+  export RSWEBHOOKS_ADMIN_TOKEN=$(cat /etc/rswebhooks/token)
+  rswebhooks webhooks add --url https://receiver.example/hook --filter reports
+  rswebhooks webhooks list`,
 		Subcommands: []*cli.Command{
 			{Name: "list", Usage: "list webhooks (all of them for the operator or an administrator)", Flags: with(), Action: cliAction(webhooksList)},
 			{Name: "get", Usage: "show one webhook", ArgsUsage: "ID", Flags: with(showSecretFlag()), Action: cliAction(webhooksGet)},

@@ -26,15 +26,15 @@ func verifyCommand() *cli.Command {
 		Usage: "check a received notification's signatures (ms-signature and Standard Webhooks webhook-signature)",
 		Description: `Checks a notification body against its signature, for receiver authors.
 
-   ms-signature:       rswebhooks verify --secret S --signature 'sha256=6A…' body.json
-   webhook-signature:  rswebhooks verify --secret S --signature 'v1,K5o…' --id ID --timestamp UNIX body.json
-   a saved request:    rswebhooks verify --secret S request.http
-                       (the request line, its headers, a blank line, then the body exactly
-                       as received; every signature header present is checked)
+ms-signature:       rswebhooks verify --secret S --signature 'sha256=6A…' body.json
+webhook-signature:  rswebhooks verify --secret S --signature 'v1,K5o…' --id ID --timestamp UNIX body.json
+a saved request:    rswebhooks verify --secret S request.http
+                    (the request line, its headers, a blank line, then the body exactly
+                    as received; every signature header present is checked)
 
-   The secret may also be given as whsec_<base64>, as Standard Webhooks libraries take it.
-   Exit status: 0 valid, 1 a signature does not match (or the timestamp is too old),
-   2 bad input (no signature, a malformed header, an unreadable file).`,
+The secret may also be given as whsec_<base64>, as Standard Webhooks libraries take it.
+Exit status: 0 valid, 1 a signature does not match (or the timestamp is too old),
+2 bad input (no signature, a malformed header, an unreadable file).`,
 		ArgsUsage: "[FILE] (the raw body, or a saved HTTP request; standard input when absent)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "secret", Required: true, Usage: "the webhook's secret (or whsec_<base64 of it>)", EnvVars: env("verify-secret")},
