@@ -117,7 +117,7 @@
         rule = 'The receiver could not be checked: ' + net[1] + '.';
         technical = true;
       } else {
-        rule = 'The receiver did not pass the check: ' + why.replace(/^the /, '');
+        rule = 'The receiver did not pass the check: ' + why;
       }
     } else {
       const net = NETWORK_ERRORS.find(([re]) => /dial tcp|lookup |Get "|Post "/.test(rule) && re.test(rule));
