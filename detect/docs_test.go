@@ -34,7 +34,11 @@ func ruleTable(rules []Rule) string {
 		if version == "" {
 			version = "—"
 		}
-		fmt.Fprintf(&b, "| %d | %s | `%s` | %s | %s | %s | %s |\n", i+1, r.Method, r.Path, filter, event, idDoc(r.ID), version)
+		route := "`" + r.Path + "`"
+		if r.Inferred {
+			route += " *(inferred)*"
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s |\n", i+1, r.Method, route, filter, event, idDoc(r.ID), version)
 	}
 	return b.String()
 }

@@ -103,8 +103,10 @@ func parseFields(b []byte, bare bool) (fields, error) {
 	case '{':
 		// encoding/json matches struct fields case-insensitively.
 		var v struct {
-			ID   json.RawMessage `json:"Id"`
-			Name json.RawMessage `json:"Name"`
+			ID         json.RawMessage   `json:"Id"`
+			Name       json.RawMessage   `json:"Name"`
+			ReportName json.RawMessage   `json:"ReportName"`
+			Data       []json.RawMessage `json:"Data"`
 		}
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fields{}, err
@@ -115,6 +117,13 @@ func parseFields(b []byte, bare bool) (fields, error) {
 		}
 		if s, ok := jsonString(v.Name); ok && validName(s) {
 			f.name = s
+		} else if s, ok := jsonString(v.ReportName); ok && validName(s) {
+			f.name = s
+		}
+		// A grid answer ({Data: [{Id, Name, …}], Total}) of one row: that
+		// row is the resource.
+		if f.id == "" && f.name == "" && len(v.Data) == 1 && len(bytes.TrimSpace(v.Data[0])) > 0 && bytes.TrimSpace(v.Data[0])[0] == '{' {
+			return parseFields(v.Data[0], false)
 		}
 		return f, nil
 	}

@@ -172,8 +172,14 @@ func responseID(t *testing.T, r reply) string {
 	if json.Unmarshal(r.body, &s) == nil && s != "" {
 		return s
 	}
-	var o struct{ Id string } //nolint:revive // wire name
-	if err := json.Unmarshal(r.body, &o); err != nil || o.Id == "" {
+	var o struct {
+		Id   string                //nolint:revive // wire name
+		Data []struct{ Id string } //nolint:revive // wire name
+	}
+	if json.Unmarshal(r.body, &o) == nil && o.Id == "" && len(o.Data) == 1 {
+		o.Id = o.Data[0].Id // a grid answer
+	}
+	if o.Id == "" {
 		t.Fatalf("no id in response %s", r.body)
 	}
 	return o.Id
@@ -251,6 +257,10 @@ func routeCases() []routeCase {
 		add(p+" DELETE reports/{id}/revisions/{rev}", rep, up, func(s *stack) (string, string, any, string) {
 			id, rev := s.reportWithRevisions(p)
 			return "DELETE", p + "/reports/" + id + "/revisions/" + rev, nil, id
+		})
+		add(p+" POST reports/{id}/publish", rep, up, func(s *stack) (string, string, any, string) {
+			id := s.report()
+			return "POST", p + "/reports/" + id + "/publish", "Published.", id
 		})
 		add(p+" POST categories", cat, cr, func(s *stack) (string, string, any, string) {
 			return "POST", p + "/categories", map[string]any{"Name": s.name("cat")}, ""
@@ -344,7 +354,22 @@ func routeCases() []routeCase {
 			})
 		}
 	}
+	// The manager's routes (inferred rules).
+	add("manager POST api/reportserver/report", rep, cr, func(s *stack) (string, string, any, string) {
+		return "POST", "/api/reportserver/report", map[string]any{"reportName": s.name("up"), "categoryName": s.catName(),
+			"description": "d", "reportContent": []byte("<Report/>"), "extension": "trdp"}, ""
+	})
+	add("manager POST Category/Create", cat, cr, func(s *stack) (string, string, any, string) {
+		return "POST", "/Category/Create", map[string]any{"Name": s.name("cat"), "CanModify": true, "CanDelete": true, "ReportsCount": 0}, ""
+	})
 	return cs
+}
+
+// catName creates a category and returns its name.
+func (s *stack) catName() string {
+	n := s.name("cat")
+	s.must(s.sim.CreateCategory(n))
+	return n
 }
 
 func s2(alert bool) func(*stack) string {
@@ -400,6 +425,9 @@ func TestEveryRouteThroughProxy(t *testing.T) {
 					}
 					if mb, ok := body.(map[string]any); ok && mb["Name"] != nil && e.ResourceName != mb["Name"] {
 						t.Errorf("ResourceName = %q, want %q", e.ResourceName, mb["Name"])
+					}
+					if mb, ok := body.(map[string]any); ok && mb["reportName"] != nil && e.ResourceName != mb["reportName"] {
+						t.Errorf("ResourceName = %q, want reportName %q", e.ResourceName, mb["reportName"])
 					}
 					m, ok := s.d.m.lookup(method, s.prefix+path)
 					if !ok {

@@ -61,6 +61,10 @@ type Rule struct {
 	Event      string   // rswebhooks.Event* or EventIgnore
 	ID         IDSource // where the resource id comes from; IDNone for ignore rules
 	APIVersion string   // v1, v2, v3 or empty
+	// Inferred marks a rule for a route no published reference documents:
+	// its shape is taken from public evidence (the manager's own calls),
+	// not from the API reference. docs/events.md flags it.
+	Inferred bool
 }
 
 // Ignore reports whether the rule marks a non-event call.
@@ -292,6 +296,8 @@ func BuiltinRules() []Rule {
 		add("DELETE", p+"reports/{reportId}/{revisionId}", rep, updated, IDPath("reportId"), v)
 		add("POST", p+"reports/{reportId}/revisions", rep, updated, IDPath("reportId"), v)
 		add("DELETE", p+"reports/{reportId}/revisions/{revisionId}", rep, updated, IDPath("reportId"), v)
+		// "Publishes the specified report": a new revision.
+		add("POST", p+"reports/{reportId}/publish", rep, updated, IDPath("reportId"), v)
 		ignore("PUT", p+"reports/{reportId}/shelve", rep, v)
 		ignore("DELETE", p+"reports/{reportId}/shelve", rep, v)
 		ignore("PUT", p+"reports/{reportId}/favorite", rep, v)
@@ -345,6 +351,20 @@ func BuiltinRules() []Rule {
 	ignore("POST", p+"documents", "", v)
 	ignore("POST", p+"logout", "", v)
 	ignoreAccounts(ignore, p, v)
+
+	// Routes outside the published reference, as public evidence shows the
+	// manager (an ASP.NET MVC application) calling them.
+	inferred := func(method, path, filter, event string, id IDSource, version string) {
+		add(method, path, filter, event, id, version)
+		rs[len(rs)-1].Inferred = true
+	}
+	// The manager's report upload: JSON {reportName, categoryName,
+	// description, reportContent, extension}; the name is reportName.
+	inferred("POST", "api/reportserver/report", rep, created, IDResponse, "v1")
+	// The manager's category grid: a grid-style JSON body {Name, CanModify,
+	// CanDelete, ReportsCount, …}; the answer is the grid's
+	// {Data: [{Id, …}], Total} (or the bare object).
+	inferred("POST", "Category/Create", cat, created, IDResponse, "")
 	return rs
 }
 

@@ -100,7 +100,7 @@
 //	PUT    {v1,v2}/reports/{reportId}/lock                204; 409 when another user holds the lock
 //	DELETE {v1,v2}/reports/{reportId}/lock                204 (2016 spelling of unlock); 409 as above unless admin
 //	DELETE {v1,v2}/reports/{reportId}/unlock              204
-//	POST   {v3}/reports/{reportId}/publish                204; body a JSON string comment; shelve (or latest) becomes a revision
+//	POST   {v1,v2,v3}/reports/{reportId}/publish          204; body a JSON string comment; shelve (or latest) becomes a revision
 //
 // Categories ({Id, Name}; delete refused with 400 while reports remain [U status]):
 //
@@ -188,7 +188,17 @@
 //	GET    /api/reports/clients/{clientId}/instances/{instanceId}/documents/{documentId}/info  200 {documentReady, pageCount}
 //	GET    /api/reports/clients/{clientId}/instances/{instanceId}/documents/{documentId}       200 text/html
 //
+// The manager's own routes (manager.go; [I] from public exploit code for
+// CVE-2024-4358; bearer token instead of the manager's cookie):
+//
+//	POST   /Category/Create                               200 {Data: [{Id, Name, CanModify, CanDelete, ReportsCount}], Total: 1, Errors: null}; body a grid row {Name, …}
+//	POST   /api/reportserver/report                       200 ReportInfo; body {reportName, categoryName, description, reportContent (base64), extension}
+//
 // Simulator helpers (no token; never failed by FailWith/FailNext nor delayed by SetLatency):
+//
+//	POST   /_sim/storage/{kind}                           200 {Id}; a change in storage, no API route sees it; body {Name, CategoryId, ReportId}
+//	PUT    /_sim/storage/{kind}/{id}                      204; renames in storage (body {Name})
+//	DELETE /_sim/storage/{kind}/{id}                      204; deletes in storage (a report's tasks and alerts lose it, as with the API)
 //
 //	GET    /_sim/large                                    200 ?size=N like documents/{id}/large
 //	GET    /_sim/slow                                     200 ?chunks=N&interval=D&size=B, chunked, each chunk flushed
@@ -203,6 +213,6 @@
 //	                                                      ?status=N (200-599; 204/304 without body) and
 //	                                                      repeatable ?header=Name:Value shape the answer
 //
-// Not served: the manager UI, /PersonalToken and /refresh (RS.NET), customlogin,
+// Not served: the manager UI's pages and its other routes, /PersonalToken and /refresh (RS.NET), customlogin,
 // and the server's own api/webhooks/registrations (404, as with the feature off).
 package simulator

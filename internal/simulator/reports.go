@@ -434,7 +434,7 @@ func (s *Server) unlockReport(c *call) *resp {
 	return noContent()
 }
 
-// POST v3 reports/{reportId}/publish: body is a JSON string comment; the
+// POST reports/{reportId}/publish (every version): body is a JSON string comment; the
 // shelved definition (or else the latest revision) becomes a new revision;
 // 204 [I].
 func (s *Server) publishReport(c *call) *resp {

@@ -127,7 +127,7 @@ func (s *Server) buildRoutes() []*route {
 	b.api(v1v2, put, "reports/{reportId}/lock", s.lockReport)
 	b.api(v1v2, del, "reports/{reportId}/lock", s.unlockReport)
 	b.api(v1v2, del, "reports/{reportId}/unlock", s.unlockReport)
-	b.api([]base{v3}, post, "reports/{reportId}/publish", s.publishReport)
+	b.api(allVersions, post, "reports/{reportId}/publish", s.publishReport)
 
 	// Categories.
 	b.api(allVersions, get, "categories", s.listCategories)
@@ -191,6 +191,10 @@ func (s *Server) buildRoutes() []*route {
 	b.anon(post, "api/reports/clients/{clientId}/instances/{instanceId}/documents", s.renderNewDocument)
 	b.anon(get, "api/reports/clients/{clientId}/instances/{instanceId}/documents/{documentId}/info", s.renderDocumentInfo)
 	b.anon(get, "api/reports/clients/{clientId}/instances/{instanceId}/documents/{documentId}", s.renderDocumentContent)
+
+	// The manager's own routes (manager.go) and storage controls (storage.go).
+	s.managerRoutes(b)
+	s.storageRoutes(b)
 
 	// Simulator-only helpers for proxy tests (no auth, never failed by
 	// FailWith/FailNext, no latency).
