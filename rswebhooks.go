@@ -36,6 +36,19 @@ const (
 	EventExecuted = "Executed"
 )
 
+// Event sources: what noticed the change.
+const (
+	// SourceProxy: a successful call through the proxy (knows the caller).
+	SourceProxy = "proxy"
+	// SourceWatch: an execution record the execution watcher found.
+	SourceWatch = "watch"
+	// SourceReconcile: a difference the reconciler found between the
+	// report server's collections and its last snapshot (a change no rule
+	// saw: the manager's own routes, storage tools, a node without a
+	// sidecar, a cascade).
+	SourceReconcile = "reconcile"
+)
+
 // EventTypes lists the four event types.
 func EventTypes() []string {
 	return []string{EventCreated, EventUpdated, EventDeleted, EventExecuted}
@@ -57,12 +70,28 @@ type Event struct {
 	Method       string    `json:"Method,omitempty"`
 	Path         string    `json:"Path,omitempty"`
 	RequestID    string    `json:"RequestId,omitempty"`
+	// Source is SourceProxy, SourceWatch or SourceReconcile. Events stored
+	// before it existed have none; see EventSource.
+	Source string `json:"Source,omitempty"`
 
 	// Executions only.
 	ExecutionID      string     `json:"ExecutionId,omitempty"`
 	ExecutionDateUTC *time.Time `json:"ExecutionDateUtc,omitempty"`
 	AlertTriggered   *bool      `json:"AlertTriggered,omitempty"`
 	DocumentIDs      []string   `json:"DocumentIds,omitempty"`
+}
+
+// EventSource returns e.Source, or for an event stored before sources were
+// recorded, the one that made it: the watcher for an execution found without
+// a call, else the proxy.
+func EventSource(e *Event) string {
+	switch {
+	case e.Source != "":
+		return e.Source
+	case e.Type == EventExecuted && e.ExecutionID != "" && e.Method == "":
+		return SourceWatch
+	}
+	return SourceProxy
 }
 
 // User names the report-server user who owns a webhook or made a call.

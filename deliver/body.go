@@ -25,12 +25,14 @@ type Body struct {
 
 // Notification is one entry of Body.Notifications. Action is the filter name
 // (reports, categories, connections, tasks, alerts; "ping" for a ping).
-// Optional fields are omitted when empty; Action, EventType, EventId and
-// TimestampUtc are always present.
+// Optional fields are omitted when empty; Action, EventType, EventId, Source
+// (proxy, watch or reconcile; none for a ping) and TimestampUtc are always
+// present.
 type Notification struct {
 	Action         string    `json:"Action"`
 	EventType      string    `json:"EventType"`
 	EventID        string    `json:"EventId"`
+	Source         string    `json:"Source,omitempty"`
 	ResourceID     string    `json:"ResourceId,omitempty"`
 	ResourceName   string    `json:"ResourceName,omitempty"`
 	UserID         string    `json:"UserId,omitempty"`
@@ -50,6 +52,7 @@ func NotificationFor(ev *rswebhooks.Event) Notification {
 		Action:         ev.Filter,
 		EventType:      ev.Type,
 		EventID:        ev.ID,
+		Source:         source(ev),
 		ResourceID:     ev.ResourceID,
 		ResourceName:   ev.ResourceName,
 		UserID:         ev.UserID,
@@ -62,6 +65,14 @@ func NotificationFor(ev *rswebhooks.Event) Notification {
 		AlertTriggered: ev.AlertTriggered,
 		DocumentIDs:    ev.DocumentIDs,
 	}
+}
+
+// source is the event's Source; pings have none.
+func source(ev *rswebhooks.Event) string {
+	if ev.Filter == PingAction {
+		return ""
+	}
+	return rswebhooks.EventSource(ev)
 }
 
 // MarshalBody returns the exact body bytes of attempt n of delivery d to

@@ -130,6 +130,7 @@ func TestMarshalBodyEmptyProperties(t *testing.T) {
       "Action": "tasks",
       "EventType": "Deleted",
       "EventId": "e",
+      "Source": "proxy",
       "TimestampUtc": "%s"
     }
   ]

@@ -205,6 +205,7 @@ func (d *Detector) event(m match, ex *proxy.Exchange, method string) *rswebhooks
 		Method:     method,
 		Path:       ex.Path,
 		RequestID:  ex.RequestID,
+		Source:     rswebhooks.SourceProxy,
 	}
 	id, name, reason := d.resource(m, ex)
 	e.ResourceID, e.ResourceName = id, name

@@ -106,7 +106,7 @@ func TestObserveStoresEvent(t *testing.T) {
 	e := es[0]
 	want := rswebhooks.Event{ID: e.ID, Filter: "categories", Type: "Created", ResourceID: "c1", ResourceName: "Finance",
 		UserID: "u-alice", UserName: "alice", Time: f.now.UTC(), APIVersion: "v2", Method: "POST",
-		Path: "/api/reportserver/v2/categories/", RequestID: "req-1"}
+		Path: "/api/reportserver/v2/categories/", RequestID: "req-1", Source: rswebhooks.SourceProxy}
 	if !e.Time.Equal(want.Time) || e.Time.Location() != time.UTC {
 		t.Errorf("Time = %v, want %v in UTC", e.Time, want.Time)
 	}

@@ -420,7 +420,7 @@ func TestEveryRouteThroughProxy(t *testing.T) {
 						t.Fatalf("%s %s: event (%s, %s, %q), want (%s, %s, %q)", method, path,
 							e.Filter, e.Type, e.ResourceID, c.filter, c.event, id)
 					}
-					if e.Method != method || e.Path != s.prefix+path || e.UserName != "admin" || e.RequestID == "" {
+					if e.Method != method || e.Path != s.prefix+path || e.UserName != "admin" || e.RequestID == "" || e.Source != rswebhooks.SourceProxy {
 						t.Errorf("event details: %+v", e)
 					}
 					if mb, ok := body.(map[string]any); ok && mb["Name"] != nil && e.ResourceName != mb["Name"] {

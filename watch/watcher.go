@@ -565,6 +565,7 @@ func (w *Watcher) event(it *item, ex reportserver.Execution, date time.Time) *rs
 		ExecutionID:      ex.ID,
 		ExecutionDateUTC: &d,
 		DocumentIDs:      ex.DocumentIDs,
+		Source:           rswebhooks.SourceWatch,
 	}
 	if it.filter == rswebhooks.FilterAlerts {
 		t := ex.AlertTriggered

@@ -87,8 +87,8 @@ func TestFirstStartDoesNotReplayHistory(t *testing.T) {
 	x := e.run(task)
 	e.poll()
 	es := e.events()
-	if len(es) != 1 || es[0].ExecutionID != x.Id {
-		t.Fatalf("after restart got %+v, want only execution %s", es, x.Id)
+	if len(es) != 1 || es[0].ExecutionID != x.Id || es[0].Source != rswebhooks.SourceWatch {
+		t.Fatalf("after restart got %+v, want only execution %s (source watch)", es, x.Id)
 	}
 }
 
