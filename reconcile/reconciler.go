@@ -1,0 +1,586 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+// metaSnapshot is the store meta key holding the snapshot.
+const metaSnapshot = "reconcile/snapshot"
+
+// Defaults for Options.
+const (
+	DefaultInterval    = 60 * time.Second
+	DefaultJitter      = 0.1
+	DefaultPollTimeout = 5 * time.Minute
+	// DefaultTolerance absorbs the time between the report server's write
+	// and the proxy's append of the event for it.
+	DefaultTolerance = 5 * time.Second
+	// adminRecheck is how often a confirmed administrator is checked again.
+	adminRecheck = time.Hour
+)
+
+// ErrDisabled is returned by New when the report-server client has no
+// service account.
+var ErrDisabled = errors.New("reconcile: no service account configured; reconciler disabled")
+
+// ErrNotAdmin is returned by RunOnce while the service account is not a
+// report-server administrator: its lists would miss what it may not read,
+// and every missing item would look deleted.
+var ErrNotAdmin = errors.New("reconcile: the service account is not a report-server administrator, so its lists would be incomplete (items it may not read would look deleted); reconciling is refused until it is one")
+
+// ReportServer is the part of *reportserver.Client the reconciler uses.
+type ReportServer interface {
+	ProbeExecutionsAPI(ctx context.Context) (string, error)
+	Collection(ctx context.Context, version, filter string) ([]json.RawMessage, reportserver.Stamp, error)
+	ServiceIsAdmin(ctx context.Context) (bool, error)
+}
+
+// Store is the part of the store the reconciler uses.
+type Store interface {
+	AppendEvent(ctx context.Context, e *rswebhooks.Event) error
+	ListEvents(ctx context.Context, afterID string, limit int) ([]*rswebhooks.Event, error)
+	GetMeta(ctx context.Context, key string) ([]byte, error)
+	PutMeta(ctx context.Context, key string, v []byte) error
+}
+
+var (
+	_ ReportServer = (*reportserver.Client)(nil)
+	_ Store        = (*store.DB)(nil)
+)
+
+// Options configure New. Client and Store are required.
+type Options struct {
+	// Client reads the collections with the service account. Required; a
+	// *reportserver.Client without a service account makes New return
+	// ErrDisabled.
+	Client ReportServer
+	// Store holds the snapshot and the events, and is searched for the
+	// proxy's events (the claims). Required.
+	Store Store
+	// Gate, when set, is the detector's store (see Gate): it drops the
+	// proxy's late copy of a change the reconciler emitted. Nil: no such
+	// race protection.
+	Gate *Gate
+	// APIVersion is "v2" or "v3"; "" probes v3 then v2 like the execution
+	// watcher (the same probe) on the first run.
+	APIVersion string
+	// Interval between runs. Zero means DefaultInterval (60 s); a caller
+	// that wants the reconciler off (--reconcile-interval 0) does not
+	// start it.
+	Interval time.Duration
+	// Jitter spreads each delay by ±Jitter (a fraction). Zero means
+	// DefaultJitter (0.1); negative means none.
+	Jitter float64
+	// MaxBackoff caps the delay after failed or slow runs. Zero means
+	// 10 × Interval.
+	MaxBackoff time.Duration
+	// PollTimeout bounds one run. Zero means 5 min.
+	PollTimeout time.Duration
+	// Tolerance is how much later than a list read a proxy event for a
+	// change shown in that read may be stored. Zero means DefaultTolerance
+	// (5 s).
+	Tolerance time.Duration
+	// OnEvent, when set, is called after a run stored new events. It must
+	// not block.
+	OnEvent func()
+	// Logger is the parent logger. Zero value: silent.
+	Logger zerolog.Logger
+	// Metrics, when set, is used as is; otherwise NewMetrics(Registerer)
+	// (Registerer nil: metrics kept but not registered).
+	Metrics    *Metrics
+	Registerer prometheus.Registerer
+	// Now is the local clock. Default time.Now.
+	Now func() time.Time
+
+	// sleep replaces Run's timer in tests.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Reconciler diffs the report server's collections against its snapshot.
+// Use RunOnce for one run or Run for the loop.
+type Reconciler struct {
+	o   Options
+	log zerolog.Logger
+	m   *Metrics
+	rng func() float64
+
+	mu        sync.Mutex // one run at a time; guards everything below
+	loaded    bool
+	snap      snapshot
+	version   string
+	adminAt   time.Time // when the account was last confirmed administrator
+	refusedAt time.Time // when a refusal was last logged
+}
+
+// New validates opts and returns a Reconciler, or ErrDisabled.
+func New(opts Options) (*Reconciler, error) {
+	if opts.Client == nil {
+		return nil, errors.New("reconcile: Options.Client is required")
+	}
+	if c, ok := opts.Client.(interface{ Configured() bool }); ok && !c.Configured() {
+		return nil, ErrDisabled
+	}
+	if opts.Store == nil {
+		return nil, errors.New("reconcile: Options.Store is required")
+	}
+	var errs []error
+	switch opts.APIVersion {
+	case "", reportserver.APIv2, reportserver.APIv3:
+	default:
+		errs = append(errs, fmt.Errorf("reconcile: Options.APIVersion must be \"\", \"v2\" or \"v3\", got %q", opts.APIVersion))
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"Interval", opts.Interval}, {"MaxBackoff", opts.MaxBackoff}, {"PollTimeout", opts.PollTimeout}, {"Tolerance", opts.Tolerance}} {
+		if f.d < 0 {
+			errs = append(errs, fmt.Errorf("reconcile: Options.%s must not be negative, got %s", f.name, f.d))
+		}
+	}
+	if opts.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("reconcile: Options.Jitter must be below 1, got %g", opts.Jitter))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	o := opts
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Jitter == 0 {
+		o.Jitter = DefaultJitter
+	} else if o.Jitter < 0 {
+		o.Jitter = 0
+	}
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = 10 * o.Interval
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.Interval)
+	if o.PollTimeout == 0 {
+		o.PollTimeout = DefaultPollTimeout
+	}
+	if o.Tolerance == 0 {
+		o.Tolerance = DefaultTolerance
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.sleep == nil {
+		o.sleep = sleepCtx
+	}
+	m := o.Metrics
+	if m == nil {
+		m = NewMetrics(o.Registerer)
+	}
+	return &Reconciler{o: o, log: o.Logger.With().Str("component", "reconcile").Logger(), m: m,
+		rng: rand.Float64, version: o.APIVersion}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Run reconciles at once and then every Interval (jittered) until ctx is
+// done, backing off exponentially (up to MaxBackoff) while runs fail.
+// Errors are logged, not returned; Run returns nil when ctx is done.
+func (r *Reconciler) Run(ctx context.Context) error {
+	fails := 0
+	for {
+		t0 := r.o.Now()
+		err := r.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		took := r.o.Now().Sub(t0)
+		if err != nil {
+			fails++
+		} else {
+			fails = 0
+		}
+		d := r.nextDelay(fails, took)
+		switch {
+		case errors.Is(err, ErrNotAdmin):
+			// Logged by RunOnce (once an hour).
+		case err != nil:
+			r.log.Warn().Err(err).Int("failures", fails).Dur("retry_in", d).Msg("reconcile run failed")
+		}
+		if r.o.sleep(ctx, d) != nil {
+			return nil
+		}
+	}
+}
+
+// nextDelay is the pause before the next run: Interval, doubled per
+// consecutive failure, at least twice a slow run's duration, capped at
+// MaxBackoff, then jittered.
+func (r *Reconciler) nextDelay(fails int, took time.Duration) time.Duration {
+	d := r.o.Interval
+	if fails > 0 {
+		f := math.Pow(2, float64(min(fails, 30)))
+		d = time.Duration(min(float64(r.o.Interval)*f, float64(r.o.MaxBackoff)))
+	}
+	if took > r.o.Interval/2 {
+		d = max(d, 2*took)
+	}
+	d = min(d, r.o.MaxBackoff)
+	if j := r.o.Jitter; j > 0 {
+		d = time.Duration(float64(d) * (1 + j*(2*r.rng()-1)))
+	}
+	return d
+}
+
+// read is one collection's new read.
+type read struct {
+	filter string
+	at     time.Time
+	items  map[string]item
+	err    error
+}
+
+// RunOnce runs one reconcile: check the account, read the five
+// collections, diff, emit what the proxy did not see, save the snapshot.
+// A collection that could not be read keeps its snapshot; the others go
+// ahead. It returns the first error met.
+func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	start := r.o.Now()
+	defer func() {
+		r.m.Duration.Observe(r.o.Now().Sub(start).Seconds())
+		switch {
+		case err == nil:
+			r.m.Runs.WithLabelValues(ResultOK).Inc()
+			r.m.LastSuccess.Set(float64(start.UnixNano()) / 1e9)
+		case errors.Is(err, ErrNotAdmin):
+			r.m.Runs.WithLabelValues(ResultRefused).Inc()
+		default:
+			r.m.Runs.WithLabelValues(ResultError).Inc()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, r.o.PollTimeout)
+	defer cancel()
+
+	if err := r.load(ctx); err != nil {
+		return err
+	}
+	if err := r.checkAdmin(ctx, start); err != nil {
+		return err
+	}
+	if r.version == "" {
+		v, err := r.o.Client.ProbeExecutionsAPI(ctx)
+		if err != nil {
+			return fmt.Errorf("reconcile: pick API version: %w", err)
+		}
+		r.version = v
+		r.log.Info().Str("api_version", v).Msg("reconciler uses this API version")
+	}
+
+	var firstErr error
+	var reads []*read
+	for _, f := range rswebhooks.Filters() {
+		rd := &read{filter: f, at: r.o.Now()}
+		raws, _, err := r.o.Client.Collection(ctx, r.version, f)
+		if err == nil {
+			rd.items = make(map[string]item, len(raws))
+			for _, raw := range raws {
+				it, derr := decodeItem(f, raw)
+				if derr != nil {
+					err = fmt.Errorf("decode an item: %w", derr)
+					break
+				}
+				rd.items[strings.ToLower(it.ID)] = it
+			}
+		}
+		if err != nil {
+			rd.err = fmt.Errorf("reconcile: read %s: %w", f, err)
+			if firstErr == nil {
+				firstErr = rd.err
+			}
+			continue
+		}
+		reads = append(reads, rd)
+	}
+
+	// Diff the collections that have a baseline; baseline the others.
+	var changes []change
+	prev := map[string]time.Time{}
+	baselined := 0
+	for _, rd := range reads {
+		old := r.snap.Collections[rd.filter]
+		if old == nil {
+			baselined++
+			continue
+		}
+		prev[rd.filter] = old.ReadAt
+		changes = append(changes, diff(rd.filter, old.Items, rd.items)...)
+	}
+	used := map[string]time.Time{}
+	emit, err := r.decide(ctx, changes, prev, reads, used)
+	if err != nil {
+		return err
+	}
+
+	// Events first (deterministic ids: a re-run after a crash finds them
+	// stored), then the snapshot.
+	stored := 0
+	failed := map[string]bool{}
+	for _, c := range emit {
+		e := r.event(c, prev[c.filter])
+		err := r.o.Store.AppendEvent(ctx, e)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			if r.o.Gate != nil {
+				r.o.Gate.withdraw(changeKey(c), c.typ, readAt(reads, c.filter))
+			}
+			failed[c.filter] = true
+			if firstErr == nil {
+				firstErr = fmt.Errorf("reconcile: append %s %s %s: %w", c.filter, c.typ, c.cur.ID, err)
+			}
+			continue
+		}
+		if err == nil {
+			stored++
+			r.m.Changes.WithLabelValues(c.filter, c.typ).Inc()
+			r.log.Info().Str("event_id", e.ID).Str("filter", c.filter).Str("event", c.typ).
+				Str("resource_id", e.ResourceID).Msg("change the proxy did not see")
+		}
+	}
+	if stored > 0 && r.o.OnEvent != nil {
+		r.o.OnEvent()
+	}
+
+	next := snapshot{V: snapshotVersion, Collections: map[string]*collection{}, Used: used}
+	for f, c := range r.snap.Collections {
+		next.Collections[f] = c
+	}
+	// A used claim matters while it can fall in a window again: until the
+	// oldest collection read minus the tolerance passes it.
+	oldest := r.o.Now()
+	for _, c := range next.Collections {
+		oldest = minTime(oldest, c.ReadAt)
+	}
+	for id, at := range r.snap.Used {
+		if !at.Before(oldest.Add(-2 * r.o.Tolerance)) {
+			used[id] = at
+		}
+	}
+	for _, rd := range reads {
+		if failed[rd.filter] {
+			continue // diff again next time; stored events are refused as duplicates
+		}
+		items := make(map[string]entry, len(rd.items))
+		for k, it := range rd.items {
+			items[k] = it.entry
+		}
+		next.Collections[rd.filter] = &collection{ReadAt: rd.at.UTC(), Items: items}
+	}
+	raw, err := json.Marshal(&next)
+	if err != nil {
+		return fmt.Errorf("reconcile: encode snapshot: %w", err)
+	}
+	if err := r.o.Store.PutMeta(ctx, metaSnapshot, raw); err != nil {
+		return fmt.Errorf("reconcile: save snapshot: %w", err)
+	}
+	r.snap = next
+	if baselined > 0 {
+		r.log.Info().Int("collections", baselined).Msg("reconciler baseline recorded; existing resources not notified")
+	}
+	return firstErr
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func readAt(reads []*read, filter string) time.Time {
+	for _, rd := range reads {
+		if rd.filter == filter {
+			return rd.at
+		}
+	}
+	return time.Time{}
+}
+
+// changeKey is the claim key a change is matched on.
+func changeKey(c change) string { return resKey(c.filter, c.cur.ID) }
+
+// decide drops the changes the proxy claimed: a proxy event of the same
+// type for the resource (by id, or by name for Created) stored between the
+// collection's previous read (minus the tolerance) and this read (plus the
+// tolerance). The rest are recorded as emissions at the gate, then the
+// store is searched once more for claims that raced in.
+func (r *Reconciler) decide(ctx context.Context, changes []change, prev map[string]time.Time, reads []*read, used map[string]time.Time) ([]change, error) {
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	from := time.Time{}
+	for _, t := range prev {
+		if from.IsZero() || t.Before(from) {
+			from = t
+		}
+	}
+	cursor := rswebhooks.IDFrom(from.Add(-r.o.Tolerance), [10]byte{})
+	claims := map[string][]*rswebhooks.Event{}
+	scan := func() error {
+		for {
+			es, err := r.o.Store.ListEvents(ctx, cursor, 1000)
+			if err != nil {
+				return fmt.Errorf("reconcile: read the proxy's events: %w", err)
+			}
+			for _, e := range es {
+				if k := claimKey(e); k != "" {
+					claims[k] = append(claims[k], e)
+				}
+			}
+			if len(es) < 1000 {
+				if len(es) > 0 {
+					cursor = es[len(es)-1].ID
+				}
+				return nil
+			}
+			cursor = es[len(es)-1].ID
+		}
+	}
+	claimed := func(c change) bool {
+		lo, hi := prev[c.filter].Add(-r.o.Tolerance), readAt(reads, c.filter).Add(r.o.Tolerance)
+		keys := []string{changeKey(c)}
+		if c.typ == rswebhooks.EventCreated && c.cur.Name != "" {
+			keys = append(keys, nameKey(c.filter, c.cur.Name))
+		}
+		for _, k := range keys {
+			for _, e := range claims[k] {
+				if _, done := r.snap.Used[e.ID]; done {
+					continue
+				}
+				if _, done := used[e.ID]; done {
+					continue
+				}
+				if e.Type == c.typ && !e.Time.Before(lo) && !e.Time.After(hi) {
+					used[e.ID] = e.Time.UTC()
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if err := scan(); err != nil {
+		return nil, err
+	}
+	var rest []change
+	for _, c := range changes {
+		if !claimed(c) {
+			rest = append(rest, c)
+		}
+	}
+	if r.o.Gate == nil || len(rest) == 0 {
+		return rest, nil
+	}
+	ems := make([]emission, 0, len(rest))
+	now := r.o.Now()
+	for _, c := range rest {
+		ems = append(ems, emission{res: changeKey(c), typ: c.typ, read: readAt(reads, c.filter), at: now})
+	}
+	r.o.Gate.record(ems)
+	if err := scan(); err != nil {
+		return nil, err
+	}
+	var out []change
+	for _, c := range rest {
+		if claimed(c) {
+			r.o.Gate.withdraw(changeKey(c), c.typ, readAt(reads, c.filter))
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// event builds the event of one change.
+func (r *Reconciler) event(c change, prevRead time.Time) *rswebhooks.Event {
+	e := &rswebhooks.Event{
+		ID:           eventID(c, prevRead),
+		Filter:       c.filter,
+		Type:         c.typ,
+		ResourceID:   c.cur.ID,
+		ResourceName: c.cur.Name,
+		Time:         r.o.Now().UTC(),
+		APIVersion:   r.version,
+		Source:       rswebhooks.SourceReconcile,
+	}
+	if c.typ == rswebhooks.EventCreated {
+		e.UserID, e.UserName = c.cur.UserID, c.cur.UserName
+	}
+	return e
+}
+
+// checkAdmin refuses to reconcile with a service account that is not an
+// administrator, checking again every hour once confirmed.
+func (r *Reconciler) checkAdmin(ctx context.Context, now time.Time) error {
+	if !r.adminAt.IsZero() && now.Sub(r.adminAt) < adminRecheck {
+		return nil
+	}
+	ok, err := r.o.Client.ServiceIsAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: check that the service account is an administrator: %w", err)
+	}
+	if !ok {
+		r.adminAt = time.Time{}
+		if r.refusedAt.IsZero() || now.Sub(r.refusedAt) >= adminRecheck {
+			r.refusedAt = now
+			r.log.Error().Err(ErrNotAdmin).Msg("reconciler refused: give the service account the System Administrator role")
+		}
+		return ErrNotAdmin
+	}
+	r.adminAt, r.refusedAt = now, time.Time{}
+	return nil
+}
+
+// load reads the persisted snapshot once.
+func (r *Reconciler) load(ctx context.Context) error {
+	if r.loaded {
+		return nil
+	}
+	raw, err := r.o.Store.GetMeta(ctx, metaSnapshot)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reconcile: load snapshot: %w", err)
+	default:
+		if err := json.Unmarshal(raw, &r.snap); err != nil {
+			return fmt.Errorf("reconcile: decode %s: %w", metaSnapshot, err)
+		}
+		if r.snap.V != snapshotVersion {
+			r.log.Warn().Int("version", r.snap.V).Msg("snapshot of another format; recording a new baseline")
+			r.snap = snapshot{}
+		}
+	}
+	if r.snap.Collections == nil {
+		r.snap.Collections = map[string]*collection{}
+	}
+	r.loaded = true
+	return nil
+}
