@@ -176,6 +176,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{Options{Upstream: "http://rs", ServiceUser: "svc"}, "--service-user: and --service-password must be given together"},
 		{Options{Upstream: "http://rs", ServiceToken: "t", ServiceUser: "u", ServicePassword: "p"}, "--service-token: and --service-user/--service-password are alternatives"},
 		{Options{Upstream: "http://rs", WatchInterval: time.Millisecond}, "--watch-interval: must be 0 (off) or at least 1s"},
+		{Options{Upstream: "http://rs", ReconcileInterval: -time.Second}, "--reconcile-interval: must be 0 (off) or at least 1s"},
 		{Options{Upstream: "http://rs", APIVersion: "v9"}, `--api-version: must be v2 or v3`},
 		{Options{Upstream: "http://rs", AdminToken: "short"}, "--admin-token: must be at least 16 characters"},
 		{Options{Upstream: "http://rs", Listen: ":9000", AdminListen: ":9000"}, "--admin-listen: must differ from --listen"},

@@ -61,7 +61,12 @@ type Options struct {
 	Retention time.Duration
 	// WatchInterval is the execution watcher's poll period; 0 disables it.
 	WatchInterval time.Duration
-	// APIVersion picks the report server API generation the watcher reads
+	// ReconcileInterval is the reconciler's period (it reads the five
+	// collections and emits the changes the proxy did not see); 0 disables
+	// it. It needs a service account that is an administrator.
+	ReconcileInterval time.Duration
+	// APIVersion picks the report server API generation the watcher and the
+	// reconciler read
 	// ("v2", "v3"); empty probes.
 	APIVersion string
 
@@ -167,6 +172,9 @@ func (o *Options) Validate() error {
 	}
 	if o.WatchInterval < 0 || (o.WatchInterval > 0 && o.WatchInterval < time.Second) {
 		bad("watch-interval", "must be 0 (off) or at least 1s, got %s", o.WatchInterval)
+	}
+	if o.ReconcileInterval < 0 || (o.ReconcileInterval > 0 && o.ReconcileInterval < time.Second) {
+		bad("reconcile-interval", "must be 0 (off) or at least 1s, got %s", o.ReconcileInterval)
 	}
 	switch strings.ToLower(o.APIVersion) {
 	case "", "v2", "v3":

@@ -23,6 +23,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/detect"
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/reconcile"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
 	"github.com/rswebhooks/rswebhooks/watch"
@@ -83,7 +84,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if !rs.Configured() {
 		log.Warn().Msg("no service account (--service-user/--service-password or --service-token): " +
-			"non-administrators' deliveries are skipped (access_unknown) and the execution watcher is off")
+			"non-administrators' deliveries are skipped (access_unknown), and the execution watcher and the reconciler are off")
 	}
 	ids, err := identity.New(identity.Options{
 		Client:        rs,
@@ -155,6 +156,32 @@ func Run(ctx context.Context, o Options) error {
 		})
 		if err != nil {
 			return fmt.Errorf("execution watcher: %w", err)
+		}
+	}
+
+	// With a service account, the reconciler reads the five collections and
+	// emits what the proxy did not see; the gate in front of the store
+	// drops the proxy's late copy of a change it already emitted.
+	reconcileMetrics := reconcile.NewMetrics(reg)
+	var reconciler *reconcile.Reconciler
+	if rs.Configured() && o.ReconcileInterval > 0 {
+		gate, err := reconcile.NewGate(events, 0, log)
+		if err != nil {
+			return fmt.Errorf("reconciler: %w", err)
+		}
+		events = gate
+		reconciler, err = reconcile.New(reconcile.Options{
+			Client:     rs,
+			Store:      db,
+			Gate:       gate,
+			APIVersion: strings.ToLower(o.APIVersion),
+			Interval:   o.ReconcileInterval,
+			OnEvent:    engine.Wake,
+			Logger:     log,
+			Metrics:    reconcileMetrics,
+		})
+		if err != nil {
+			return fmt.Errorf("reconciler: %w", err)
 		}
 	}
 
@@ -261,6 +288,9 @@ func Run(ctx context.Context, o Options) error {
 	bg.start(&g2, workCtx, "delivery", engine.Run)
 	if watcher != nil {
 		bg.start(&g2, workCtx, "watcher", watcher.Run)
+	}
+	if reconciler != nil {
+		bg.start(&g2, workCtx, "reconciler", reconciler.Run)
 	}
 	g.Go(func() error {
 		<-gctx.Done()
