@@ -19,8 +19,18 @@ import (
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
-// metaSnapshot is the store meta key holding the snapshot.
-const metaSnapshot = "reconcile/snapshot"
+// Store meta keys: the snapshot (items of each collection, written when
+// they change) and the read times with the used claims (written every run).
+const (
+	metaSnapshot = "reconcile/snapshot"
+	metaReads    = "reconcile/reads"
+)
+
+// readTimes is the value of metaReads.
+type readTimes struct {
+	T map[string]time.Time `json:"T"`
+	U map[string]time.Time `json:"U,omitempty"`
+}
 
 // Defaults for Options.
 const (
@@ -370,9 +380,19 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 		r.o.OnEvent()
 	}
 
-	next := snapshot{V: snapshotVersion, Collections: map[string]*collection{}, Used: used}
+	next := snapshot{V: snapshotVersion, Collections: map[string]*collection{}}
 	for f, c := range r.snap.Collections {
 		next.Collections[f] = c
+	}
+	for _, rd := range reads {
+		if failed[rd.filter] {
+			continue // diff again next time; stored events are refused as duplicates
+		}
+		items := make(map[string]entry, len(rd.items))
+		for k, it := range rd.items {
+			items[k] = it.entry
+		}
+		next.Collections[rd.filter] = &collection{ReadAt: rd.at.UTC(), Items: items}
 	}
 	// A used claim matters while it can fall in a window again: until the
 	// oldest collection read minus the tolerance passes it.
@@ -385,22 +405,30 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 			used[id] = at
 		}
 	}
-	for _, rd := range reads {
-		if failed[rd.filter] {
-			continue // diff again next time; stored events are refused as duplicates
+	next.Used = used
+	// The items are written only when they changed (a large value on a
+	// large server); the read times and used claims every run. Items go
+	// first: a crash between the two leaves items newer than the read
+	// times, which the next load resolves (the later time wins).
+	if baselined > 0 || len(changes) > 0 {
+		raw, err := json.Marshal(&next)
+		if err != nil {
+			return fmt.Errorf("reconcile: encode snapshot: %w", err)
 		}
-		items := make(map[string]entry, len(rd.items))
-		for k, it := range rd.items {
-			items[k] = it.entry
+		if err := r.o.Store.PutMeta(ctx, metaSnapshot, raw); err != nil {
+			return fmt.Errorf("reconcile: save snapshot: %w", err)
 		}
-		next.Collections[rd.filter] = &collection{ReadAt: rd.at.UTC(), Items: items}
 	}
-	raw, err := json.Marshal(&next)
+	rt := readTimes{T: map[string]time.Time{}, U: used}
+	for f, c := range next.Collections {
+		rt.T[f] = c.ReadAt
+	}
+	raw, err := json.Marshal(&rt)
 	if err != nil {
-		return fmt.Errorf("reconcile: encode snapshot: %w", err)
+		return fmt.Errorf("reconcile: encode read times: %w", err)
 	}
-	if err := r.o.Store.PutMeta(ctx, metaSnapshot, raw); err != nil {
-		return fmt.Errorf("reconcile: save snapshot: %w", err)
+	if err := r.o.Store.PutMeta(ctx, metaReads, raw); err != nil {
+		return fmt.Errorf("reconcile: save read times: %w", err)
 	}
 	r.snap = next
 	if baselined > 0 {
@@ -580,6 +608,25 @@ func (r *Reconciler) load(ctx context.Context) error {
 	}
 	if r.snap.Collections == nil {
 		r.snap.Collections = map[string]*collection{}
+	}
+	raw, err = r.o.Store.GetMeta(ctx, metaReads)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("reconcile: load read times: %w", err)
+	default:
+		var rt readTimes
+		if err := json.Unmarshal(raw, &rt); err != nil {
+			return fmt.Errorf("reconcile: decode %s: %w", metaReads, err)
+		}
+		for f, c := range r.snap.Collections {
+			if t, ok := rt.T[f]; ok && t.After(c.ReadAt) {
+				c.ReadAt = t
+			}
+		}
+		if len(r.snap.Collections) > 0 {
+			r.snap.Used = rt.U
+		}
 	}
 	r.loaded = true
 	return nil

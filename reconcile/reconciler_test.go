@@ -301,3 +301,51 @@ func TestOptionsValidation(t *testing.T) {
 		}
 	}
 }
+
+// countingMeta counts PutMeta calls per key.
+type countingMeta struct {
+	*store.DB
+	puts map[string]int
+}
+
+func (c countingMeta) PutMeta(ctx context.Context, k string, v []byte) error {
+	c.puts[k]++
+	return c.DB.PutMeta(ctx, k, v)
+}
+
+func TestSnapshotItemsWrittenOnlyWhenTheyChange(t *testing.T) {
+	e := newEnv(t, "admin")
+	rep := e.report()
+	cm := countingMeta{DB: e.db, puts: map[string]int{}}
+	r, err := New(Options{Client: e.client, Store: cm, Gate: e.gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if err := r.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cm.puts[metaSnapshot] != 1 || cm.puts[metaReads] != 3 {
+		t.Fatalf("puts %v: want the items once (baseline), the read times every run", cm.puts)
+	}
+	if err := e.sim.RenameResource("reports", rep, "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cm.puts[metaSnapshot] != 2 {
+		t.Fatalf("puts %v: a change rewrites the items", cm.puts)
+	}
+	if es := e.fresh(); len(es) != 1 {
+		t.Fatalf("events %+v", es)
+	}
+	// A restart reads the newer read times: nothing repeats.
+	e.restart()
+	e.run()
+	if es := e.fresh(); len(es) != 0 {
+		t.Fatalf("after restart: %+v", es)
+	}
+}
