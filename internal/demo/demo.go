@@ -102,19 +102,20 @@ func Run(ctx context.Context, o Options) error {
 	go func() {
 		defer close(daemonDone)
 		daemonErr <- daemon.Run(ctx, daemon.Options{
-			Upstream:        "http://" + simLn.Addr().String(),
-			Listen:          o.Listen,
-			AdminListen:     o.AdminListen,
-			DataDir:         o.DataDir,
-			AdminToken:      operator,
-			ServiceUser:     admin.Username,
-			ServicePassword: admin.Password,
-			RetryDelays:     []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
-			AllowTargets:    []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
-			WatchInterval:   5 * time.Second,
-			Version:         o.Version,
-			Logger:          o.Logger,
-			Ready:           func(p, a string) { ready <- [2]string{p, a} },
+			Upstream:          "http://" + simLn.Addr().String(),
+			Listen:            o.Listen,
+			AdminListen:       o.AdminListen,
+			DataDir:           o.DataDir,
+			AdminToken:        operator,
+			ServiceUser:       admin.Username,
+			ServicePassword:   admin.Password,
+			RetryDelays:       []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
+			AllowTargets:      []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+			WatchInterval:     5 * time.Second,
+			ReconcileInterval: 5 * time.Second,
+			Version:           o.Version,
+			Logger:            o.Logger,
+			Ready:             func(p, a string) { ready <- [2]string{p, a} },
 		})
 	}()
 	var addrs [2]string
@@ -148,6 +149,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "  open %s/ in a browser and sign in as alice/alice or admin/admin (the Webhooks grid)\n", adminURL)
 	fmt.Fprintf(o.Out, "  TOKEN=$(curl -s -d 'grant_type=password&username=admin&password=admin' %s/Token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n", proxyURL)
 	fmt.Fprintf(o.Out, "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{\"Name\":\"Finance\"}' %s/api/reportserver/v2/categories\n", proxyURL)
+	fmt.Fprintf(o.Out, "  curl -s -H 'Content-Type: application/json' -d '{\"Name\":\"Restored\"}' http://%s/_sim/storage/categories   (a change in storage: the reconciler notifies it within 5 s)\n", simLn.Addr())
 	fmt.Fprintf(o.Out, "  curl -s -H \"Authorization: Bearer $TOKEN\" %s/api/webhooks/registrations\n", adminURL)
 	fmt.Fprintf(o.Out, "  curl -s %s/metrics | grep ^rswebhooks_\n", adminURL)
 	fmt.Fprintf(o.Out, "The demo keeps serving; new notifications are printed here as they arrive.\n")
