@@ -13,7 +13,8 @@
 // is a hash of its listed fields, leaving out per-caller and derived ones
 // (IsFavorite, CanEdit, CanView, CanModify, CanDelete, ReportsCount, lock
 // and next/last execution fields). The first run of a collection records
-// it silently. Event ids are derived from the change and the previous
+// it silently; a run that would delete most of a collection waits for the
+// next run to confirm it. Event ids are derived from the change and the previous
 // snapshot, so a crash between the append and the snapshot save cannot
 // duplicate an event.
 //

@@ -42,6 +42,9 @@ const (
 	DefaultTolerance = 5 * time.Second
 	// adminRecheck is how often a confirmed administrator is checked again.
 	adminRecheck = time.Hour
+	// massDeletionMin is the number of deletions in one collection below
+	// which a run is never held back (see massDeletion).
+	massDeletionMin = 10
 )
 
 // ErrDisabled is returned by New when the report-server client has no
@@ -133,8 +136,9 @@ type Reconciler struct {
 	loaded    bool
 	snap      snapshot
 	version   string
-	adminAt   time.Time // when the account was last confirmed administrator
-	refusedAt time.Time // when a refusal was last logged
+	adminAt   time.Time      // when the account was last confirmed administrator
+	refusedAt time.Time      // when a refusal was last logged
+	suspect   map[string]int // deletions held back per collection (massDeletion)
 }
 
 // New validates opts and returns a Reconciler, or ErrDisabled.
@@ -198,7 +202,7 @@ func New(opts Options) (*Reconciler, error) {
 		m = NewMetrics(o.Registerer)
 	}
 	return &Reconciler{o: o, log: o.Logger.With().Str("component", "reconcile").Logger(), m: m,
-		rng: rand.Float64, version: o.APIVersion}, nil
+		rng: rand.Float64, version: o.APIVersion, suspect: map[string]int{}}, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -337,14 +341,21 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 	var changes []change
 	prev := map[string]time.Time{}
 	baselined := 0
-	for _, rd := range reads {
+	for i := 0; i < len(reads); i++ {
+		rd := reads[i]
 		old := r.snap.Collections[rd.filter]
 		if old == nil {
 			baselined++
 			continue
 		}
+		cs := diff(rd.filter, old.Items, rd.items)
+		if r.massDeletion(rd.filter, cs, len(old.Items)) {
+			reads = append(reads[:i], reads[i+1:]...) // keep its snapshot; look again next run
+			i--
+			continue
+		}
 		prev[rd.filter] = old.ReadAt
-		changes = append(changes, diff(rd.filter, old.Items, rd.items)...)
+		changes = append(changes, cs...)
 	}
 	used := map[string]time.Time{}
 	emit, err := r.decide(ctx, changes, prev, reads, used)
@@ -435,6 +446,33 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 		r.log.Info().Int("collections", baselined).Msg("reconciler baseline recorded; existing resources not notified")
 	}
 	return firstErr
+}
+
+// massDeletion holds back a run that would delete most of a collection
+// (more than half, and more than massDeletionMin items): a server answering
+// an empty or partial list for a moment must not become a storm of Deleted
+// notifications. The same deletions seen again on the next run go ahead.
+func (r *Reconciler) massDeletion(filter string, cs []change, had int) bool {
+	deleted := 0
+	for _, c := range cs {
+		if c.typ == rswebhooks.EventDeleted {
+			deleted++
+		}
+	}
+	if deleted <= massDeletionMin || deleted*2 <= had {
+		delete(r.suspect, filter)
+		return false
+	}
+	if n, ok := r.suspect[filter]; ok && deleted >= n {
+		delete(r.suspect, filter)
+		r.log.Warn().Str("filter", filter).Int("deleted", deleted).Int("of", had).
+			Msg("most of a collection is gone on two runs in a row; notifying the deletions")
+		return false
+	}
+	r.suspect[filter] = deleted
+	r.log.Warn().Str("filter", filter).Int("deleted", deleted).Int("of", had).
+		Msg("most of a collection is missing from the list; holding back until the next run confirms it")
+	return true
 }
 
 func minTime(a, b time.Time) time.Time {

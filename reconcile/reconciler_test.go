@@ -349,3 +349,36 @@ func TestSnapshotItemsWrittenOnlyWhenTheyChange(t *testing.T) {
 		t.Fatalf("after restart: %+v", es)
 	}
 }
+
+func TestMassDeletionWaitsForConfirmation(t *testing.T) {
+	e := newEnv(t, "admin")
+	var conns []string
+	for i := range 12 {
+		conns = append(conns, e.must(e.sim.CreateDataConnection(e.name("conn")+string(rune('a'+i)))))
+	}
+	keep := e.report()
+	e.run()
+	for _, c := range conns {
+		if err := e.sim.DeleteResource("connections", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.sim.RenameResource("reports", keep, "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	// The other collections go ahead; the mass deletion waits.
+	if got := summary(e.fresh()); len(got) != 1 || got["reports Updated "+keep] != 1 {
+		t.Fatalf("first run: %v", got)
+	}
+	e.run()
+	got := summary(e.fresh())
+	if len(got) != len(conns) {
+		t.Fatalf("confirming run: %v, want %d deletions", got, len(conns))
+	}
+	for _, c := range conns {
+		if got["connections Deleted "+c] != 1 {
+			t.Errorf("no Deleted for %s", c)
+		}
+	}
+}
