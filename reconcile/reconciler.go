@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/poll"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
 )
@@ -195,7 +195,7 @@ func New(opts Options) (*Reconciler, error) {
 		o.Now = time.Now
 	}
 	if o.sleep == nil {
-		o.sleep = sleepCtx
+		o.sleep = poll.Sleep
 	}
 	m := o.Metrics
 	if m == nil {
@@ -205,64 +205,31 @@ func New(opts Options) (*Reconciler, error) {
 		rng: rand.Float64, version: o.APIVersion, suspect: map[string]int{}}, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Run reconciles at once and then every Interval (jittered) until ctx is
 // done, backing off exponentially (up to MaxBackoff) while runs fail.
 // Errors are logged, not returned; Run returns nil when ctx is done.
 func (r *Reconciler) Run(ctx context.Context) error {
-	fails := 0
-	for {
-		t0 := r.o.Now()
-		err := r.RunOnce(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		took := r.o.Now().Sub(t0)
-		if err != nil {
-			fails++
-		} else {
-			fails = 0
-		}
-		d := r.nextDelay(fails, took)
-		switch {
-		case errors.Is(err, ErrNotAdmin):
-			// Logged by RunOnce (once an hour).
-		case err != nil:
-			r.log.Warn().Err(err).Int("failures", fails).Dur("retry_in", d).Msg("reconcile run failed")
-		}
-		if r.o.sleep(ctx, d) != nil {
-			return nil
-		}
-	}
+	return poll.Loop{
+		Schedule: r.schedule(),
+		Once:     r.RunOnce,
+		OnError: func(err error, fails int, retryIn time.Duration) {
+			if errors.Is(err, ErrNotAdmin) {
+				return // logged by RunOnce, once an hour
+			}
+			r.log.Warn().Err(err).Int("failures", fails).Dur("retry_in", retryIn).Msg("reconcile run failed")
+		},
+		Now:   r.o.Now,
+		Sleep: r.o.sleep,
+	}.Run(ctx)
 }
 
-// nextDelay is the pause before the next run: Interval, doubled per
-// consecutive failure, at least twice a slow run's duration, capped at
-// MaxBackoff, then jittered.
+func (r *Reconciler) schedule() poll.Schedule {
+	return poll.Schedule{Interval: r.o.Interval, MaxBackoff: r.o.MaxBackoff, Jitter: r.o.Jitter, Rand: r.rng}
+}
+
+// nextDelay is the pause before the next run (see poll.Schedule.Next).
 func (r *Reconciler) nextDelay(fails int, took time.Duration) time.Duration {
-	d := r.o.Interval
-	if fails > 0 {
-		f := math.Pow(2, float64(min(fails, 30)))
-		d = time.Duration(min(float64(r.o.Interval)*f, float64(r.o.MaxBackoff)))
-	}
-	if took > r.o.Interval/2 {
-		d = max(d, 2*took)
-	}
-	d = min(d, r.o.MaxBackoff)
-	if j := r.o.Jitter; j > 0 {
-		d = time.Duration(float64(d) * (1 + j*(2*r.rng()-1)))
-	}
-	return d
+	return r.schedule().Next(fails, took)
 }
 
 // read is one collection's new read.

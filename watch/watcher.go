@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/poll"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
 )
@@ -202,7 +202,7 @@ func New(opts Options) (*Watcher, error) {
 		o.Now = time.Now
 	}
 	if o.sleep == nil {
-		o.sleep = sleepCtx
+		o.sleep = poll.Sleep
 	}
 	m := o.Metrics
 	if m == nil {
@@ -219,62 +219,29 @@ func New(opts Options) (*Watcher, error) {
 	}, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Run polls at once and then every Interval (jittered) until ctx is done,
 // backing off exponentially (up to MaxBackoff) while polls fail and
 // stretching the delay when a poll is slow. Poll errors are logged, not
 // returned; Run returns nil when ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
-	fails := 0
-	for {
-		t0 := w.o.Now()
-		err := w.PollOnce(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		took := w.o.Now().Sub(t0)
-		if err != nil {
-			fails++
-		} else {
-			fails = 0
-		}
-		d := w.nextDelay(fails, took)
-		if err != nil {
-			w.log.Warn().Err(err).Int("failures", fails).Dur("retry_in", d).Msg("execution poll failed")
-		}
-		if w.o.sleep(ctx, d) != nil {
-			return nil
-		}
-	}
+	return poll.Loop{
+		Schedule: w.schedule(),
+		Once:     w.PollOnce,
+		OnError: func(err error, fails int, retryIn time.Duration) {
+			w.log.Warn().Err(err).Int("failures", fails).Dur("retry_in", retryIn).Msg("execution poll failed")
+		},
+		Now:   w.o.Now,
+		Sleep: w.o.sleep,
+	}.Run(ctx)
 }
 
-// nextDelay is the pause before the next poll: Interval, doubled per
-// consecutive failure, at least twice a slow poll's duration, capped at
-// MaxBackoff, then jittered.
+func (w *Watcher) schedule() poll.Schedule {
+	return poll.Schedule{Interval: w.o.Interval, MaxBackoff: w.o.MaxBackoff, Jitter: w.o.Jitter, Rand: w.rng}
+}
+
+// nextDelay is the pause before the next poll (see poll.Schedule.Next).
 func (w *Watcher) nextDelay(fails int, took time.Duration) time.Duration {
-	d := w.o.Interval
-	if fails > 0 {
-		f := math.Pow(2, float64(min(fails, 30)))
-		d = time.Duration(min(float64(w.o.Interval)*f, float64(w.o.MaxBackoff)))
-	}
-	if took > w.o.Interval/2 {
-		d = max(d, 2*took)
-	}
-	d = min(d, w.o.MaxBackoff)
-	if j := w.o.Jitter; j > 0 {
-		d = time.Duration(float64(d) * (1 + j*(2*w.rng()-1)))
-	}
-	return d
+	return w.schedule().Next(fails, took)
 }
 
 // item is one task or alert with its history.
