@@ -752,6 +752,9 @@ func deliveriesGet(s *session) error {
 	if d.Event.ResourceID != "" || d.Event.ResourceName != "" {
 		row("Resource", strings.TrimSpace(d.Event.ResourceName+" "+d.Event.ResourceID))
 	}
+	if !d.Ping && d.Event.Type != "" {
+		row("Source", rswebhooks.EventSource(&d.Event))
+	}
 	row("State", d.State)
 	if d.Reason != "" {
 		row("Reason", d.Reason)

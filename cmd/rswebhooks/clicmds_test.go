@@ -269,7 +269,7 @@ func TestDeliveriesCommands(t *testing.T) {
 	}
 
 	out = a.ok(t, "deliveries", "get", d.ID)
-	for _, want := range []string{"Id:", d.ID, "State:", "failed", "Attempts:", "Sales r1", "ATTEMPT", "500", "120ms", "15s", "context deadline exceeded"} {
+	for _, want := range []string{"Id:", d.ID, "State:", "failed", "Attempts:", "Sales r1", "Source:", "proxy", "ATTEMPT", "500", "120ms", "15s", "context deadline exceeded"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("deliveries get lacks %q:\n%s", want, out)
 		}
