@@ -3,7 +3,9 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -380,5 +382,39 @@ func TestMassDeletionWaitsForConfirmation(t *testing.T) {
 		if got["connections Deleted "+c] != 1 {
 			t.Errorf("no Deleted for %s", c)
 		}
+	}
+}
+
+// TestIgnoredCallsChangeNoFingerprint: calls the rule table ignores (lock,
+// favourite, shelve, executions) change nothing the reconciler notifies.
+func TestIgnoredCallsChangeNoFingerprint(t *testing.T) {
+	e := newEnv(t, "admin")
+	rep := e.report()
+	task := e.must(e.sim.CreateTask(rep, "t", ""))
+	e.run()
+	tok, err := e.sim.IssueToken("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/api/reportserver/v2/reports/" + rep + "/lock", ""},
+		{"PUT", "/api/reportserver/v2/reports/" + rep + "/favorite", ""},
+		{"PUT", "/api/reportserver/v2/reports/" + rep + "/shelve", "<Report/>"},
+		{"POST", "/api/reportserver/v2/executions/scheduledtasks/" + task, ""},
+	} {
+		req, _ := http.NewRequest(c.method, e.srv.URL+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %d", c.method, c.path, resp.StatusCode)
+		}
+	}
+	e.run()
+	if es := e.fresh(); len(es) != 0 {
+		t.Fatalf("ignored calls gave reconciled events: %+v", es)
 	}
 }
