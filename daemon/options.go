@@ -1,6 +1,6 @@
 // Package daemon assembles the rswebhooks daemon from its parts: the store,
-// the proxy with its detect tap, the delivery engine, the execution watcher
-// and the admin listener. It owns their lifecycle (start, readiness, graceful
+// the proxy with its detect tap, the delivery engine, the execution watcher,
+// the reconciler and the admin listener. It owns their lifecycle (start, readiness, graceful
 // shutdown) and nothing else; each part does its job in its own package.
 package daemon
 
