@@ -58,6 +58,7 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, who *rswebhoo
 	var wh *rswebhooks.Webhook
 	if err == nil {
 		wh, err = h.store.GetWebhook(r.Context(), d.WebhookID)
+		err = hideUnreadable(who, err)
 		switch {
 		case err == nil && !owns(who, wh):
 			err = store.ErrNotFound

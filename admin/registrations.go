@@ -27,7 +27,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	if err == nil && !owns(who, wh) {
 		err = store.ErrNotFound
 	}
-	if err != nil {
+	if err = hideUnreadable(who, err); err != nil {
 		storeError(w, r, err, "webhook")
 		return nil, false
 	}
@@ -175,6 +175,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	if err == nil && !owns(who, cur) {
 		err = store.ErrNotFound
 	}
+	err = hideUnreadable(who, err)
 	keep := ""
 	if err == nil {
 		keep = cur.Secret
@@ -205,8 +206,18 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
-	wh, ok := h.lookup(w, r, who, r.PathValue("id"))
-	if !ok {
+	wh, err := h.getWebhook(r.Context(), r.PathValue("id"))
+	if ue, ok := asUnreadable(err); ok && (who.Admin || ue.Owner == who.ID) {
+		// A record that cannot be decoded is deleted by id all the same.
+		wh, err = &rswebhooks.Webhook{ID: ue.ID}, nil
+	} else if err == nil && !owns(who, wh) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		if _, ok := asUnreadable(err); ok {
+			err = store.ErrNotFound
+		}
+		storeError(w, r, err, "webhook")
 		return
 	}
 	if err := h.store.DeleteWebhook(r.Context(), wh.ID); err != nil {

@@ -54,6 +54,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:     log,
 		Retention:  o.Retention,
 		SyncWrites: o.SyncWrites,
+		Registerer: reg,
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
