@@ -17,10 +17,10 @@ const (
 // Body is the notification body of design.md §5: the report server's
 // WebHookWorkItem shape. Properties is always present ({} when empty).
 type Body struct {
-	ID            string         `json:"Id"`
-	Attempt       int            `json:"Attempt"`
-	Properties    map[string]any `json:"Properties"`
-	Notifications []Notification `json:"Notifications"`
+	ID            string                     `json:"Id"`
+	Attempt       int                        `json:"Attempt"`
+	Properties    map[string]json.RawMessage `json:"Properties"`
+	Notifications []Notification             `json:"Notifications"`
 }
 
 // Notification is one entry of Body.Notifications. Action is the filter name
@@ -69,7 +69,7 @@ func NotificationFor(ev *rswebhooks.Event) Notification {
 func MarshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) ([]byte, error) {
 	props := w.Properties
 	if props == nil {
-		props = map[string]any{}
+		props = map[string]json.RawMessage{}
 	}
 	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{NotificationFor(&d.Event)}}
 	out, err := json.MarshalIndent(b, "", "  ")
