@@ -221,11 +221,11 @@ func Run(ctx context.Context, o Options) error {
 		{name: "background", fn: bg.check},
 	}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", hl.healthz)
-	mux.HandleFunc("GET /readyz", hl.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/healthz", getOnly(http.HandlerFunc(hl.healthz)))
+	mux.Handle("/readyz", getOnly(http.HandlerFunc(hl.readyz)))
+	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg})))
 	mux.Handle("/api/webhooks/", adminAPI)
-	mux.Handle("/", webui.Handler())
+	mux.Handle("/", getOnly(webui.Handler()))
 
 	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey)
 	if err != nil {
