@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,9 +315,67 @@ func secretControlError() error {
 // reserved and '%' of a percent-encoding).
 const uriChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
 
-// URIPattern is the pattern the OpenAPI document gives WebHookUri; checkURI
-// enforces it (and more).
-const URIPattern = `^[hH][tT][tT][pP][sS]?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$`
+// Patterns the OpenAPI document states and the handler enforces
+// (ECMA-262 syntax that Go's regexp reads the same way).
+const (
+	// URIPattern: an absolute http or https URI of RFC 3986 characters,
+	// with a host (no percent-encoding in it), an optional numeric port,
+	// and no brackets outside an IP literal.
+	URIPattern = `^[hH][tT][tT][pP][sS]?://(([A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*@)?` +
+		`(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(:[0-9]*)?` +
+		`([/?#]([A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})*)?$`
+	// HeaderNamePattern: an RFC 9110 token of 1–256 characters.
+	HeaderNamePattern = "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]{1,256}$"
+	// HeaderValuePattern: no control characters other than tab.
+	HeaderValuePattern = `^[^\u0000-\u0008\u000A-\u001F\u007F]*$`
+	// SecretPattern: no control characters (C0, DEL, C1).
+	SecretPattern = `^[^\u0000-\u001F\u007F-\u009F]*$`
+)
+
+var uriRE = regexp.MustCompile(goPattern(URIPattern))
+
+// goPattern turns the \uXXXX escapes of an ECMA-262 pattern into Go's \x{XXXX}.
+func goPattern(p string) string {
+	return regexp.MustCompile(`\\u([0-9A-Fa-f]{4})`).ReplaceAllString(p, `\x{$1}`)
+}
+
+// ReservedHeaderPattern matches (case-insensitively, spelled out for
+// ECMA-262, which has no inline flags) the header names a webhook's
+// Headers may not use.
+func ReservedHeaderPattern() string {
+	names := make([]string, 0, len(reservedHeaders)+1)
+	for n := range reservedHeaders {
+		names = append(names, caseless(n))
+	}
+	sort.Strings(names)
+	names = append(names, caseless("webhook-")+".*")
+	return "^(" + strings.Join(names, "|") + ")$"
+}
+
+// FilterPattern matches the filter names (any case) and "*".
+func FilterPattern(names []string) string {
+	alts := []string{`\*`}
+	for _, n := range names {
+		alts = append(alts, caseless(n))
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
+}
+
+// caseless spells a lower-case ASCII name as a case-insensitive pattern.
+func caseless(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b.WriteString("[" + string(c) + string(c-'a'+'A') + "]")
+		case strings.ContainsRune(`\.+*?()|[]{}^$`, c):
+			b.WriteString(`\` + string(c))
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
 
 func checkURI(s string) (string, error) {
 	if s == "" {
@@ -340,6 +399,9 @@ func checkURI(s string) (string, error) {
 	if err != nil {
 		return "", bad("WebHookUri: must be an absolute http or https URI: %v", stripURL(err))
 	}
+	if strings.Contains(u.Host, "%") {
+		return "", bad("WebHookUri: the host must not contain percent-encodings")
+	}
 	if !u.IsAbs() || u.Host == "" {
 		return "", bad("WebHookUri: must be an absolute http or https URI with a host")
 	}
@@ -348,6 +410,9 @@ func checkURI(s string) (string, error) {
 	}
 	if u.Hostname() == "" {
 		return "", bad("WebHookUri: must name a host")
+	}
+	if !uriRE.MatchString(s) {
+		return "", bad("WebHookUri: must be an absolute http or https URI with a host, an optional numeric port, and brackets only around an IP literal (pattern %s)", URIPattern)
 	}
 	return s, nil
 }
@@ -369,7 +434,7 @@ func (h *Handler) normaliseFilters(in []string) ([]string, error) {
 	seen := make(map[string]bool)
 	all := false
 	for _, f := range in {
-		n := strings.ToLower(strings.TrimSpace(f))
+		n := strings.ToLower(f)
 		if n == rswebhooks.FilterAll {
 			all = true // still check the others: an unknown name is refused
 			continue
@@ -434,8 +499,8 @@ func checkHeaders(in map[string]string) (map[string]string, error) {
 			return nil, bad("Headers: %q and %q name the same header", prev, k)
 		}
 		lower[l] = k
-		if len(v) > MaxHeaderValueLength {
-			return nil, bad("Headers: value of %q must be at most %d bytes, got %d", k, MaxHeaderValueLength, len(v))
+		if n := utf8.RuneCountInString(v); n > MaxHeaderValueLength {
+			return nil, bad("Headers: value of %q must be at most %d characters, got %d", k, MaxHeaderValueLength, n)
 		}
 		if !validHeaderValue(v) {
 			return nil, bad("Headers: value of %q must not contain control characters (CR, LF, NUL, …)", k)

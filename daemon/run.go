@@ -196,7 +196,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.RegistrationsOnProxy {
 		// The registrations API and its companions; the rest of the
 		// report server's /api/webhooks (if any) still goes upstream.
-		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "openapi.json"} {
+		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "unreadable", "openapi.json"} {
 			routes = append(routes, proxy.Route{Prefix: "/api/webhooks/" + p, Handler: adminAPI})
 		}
 	}
