@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -72,9 +73,14 @@ func MarshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) ([]byte, 
 		props = map[string]json.RawMessage{}
 	}
 	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{NotificationFor(&d.Event)}}
-	out, err := json.MarshalIndent(b, "", "  ")
-	if err != nil {
+	// No HTML escaping (as the report server's Newtonsoft sender), so
+	// Properties values are sent byte for byte as stored.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b); err != nil {
 		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
 	}
-	return out, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

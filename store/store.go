@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -321,13 +322,16 @@ func (db *DB) badgerExpiry(at time.Time) uint64 {
 	return uint64(secs)
 }
 
-// setJSON stores v at key; expires is 0 for never.
+// setJSON stores v at key; expires is 0 for never. Without HTML escaping,
+// so raw JSON values (webhook Properties) are stored byte for byte.
 func setJSON(txn *badger.Txn, key []byte, v any, expires uint64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	return setRaw(txn, key, b, expires)
+	return setRaw(txn, key, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), expires)
 }
 
 func setRaw(txn *badger.Txn, key, v []byte, expires uint64) error {
