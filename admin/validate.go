@@ -322,7 +322,7 @@ const (
 	// with a host (no percent-encoding in it), an optional numeric port,
 	// and no brackets outside an IP literal.
 	URIPattern = `^[hH][tT][tT][pP][sS]?://(([A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*@)?` +
-		`(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(:[0-9]*)?` +
+		`(\[` + ipv6Pattern + `\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(:[0-9]*)?` +
 		`([/?#]([A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})*)?$`
 	// HeaderNamePattern: an RFC 9110 token of 1–256 characters.
 	HeaderNamePattern = "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]{1,256}$"
@@ -330,6 +330,22 @@ const (
 	HeaderValuePattern = `^[^\u0000-\u0008\u000A-\u001F\u007F]*$`
 	// SecretPattern: no control characters (C0, DEL, C1).
 	SecretPattern = `^[^\u0000-\u001F\u007F-\u009F]*$`
+)
+
+// ipv6Pattern is RFC 3986's IPv6address (no zone, no IPvFuture).
+const (
+	h16         = `[0-9A-Fa-f]{1,4}`
+	decOctet    = `(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])`
+	ls32        = `(` + h16 + `:` + h16 + `|` + decOctet + `\.` + decOctet + `\.` + decOctet + `\.` + decOctet + `)`
+	ipv6Pattern = `((` + h16 + `:){6}` + ls32 +
+		`|::(` + h16 + `:){5}` + ls32 +
+		`|(` + h16 + `)?::(` + h16 + `:){4}` + ls32 +
+		`|((` + h16 + `:){0,1}` + h16 + `)?::(` + h16 + `:){3}` + ls32 +
+		`|((` + h16 + `:){0,2}` + h16 + `)?::(` + h16 + `:){2}` + ls32 +
+		`|((` + h16 + `:){0,3}` + h16 + `)?::` + h16 + `:` + ls32 +
+		`|((` + h16 + `:){0,4}` + h16 + `)?::` + ls32 +
+		`|((` + h16 + `:){0,5}` + h16 + `)?::` + h16 +
+		`|((` + h16 + `:){0,6}` + h16 + `)?::)`
 )
 
 var uriRE = regexp.MustCompile(goPattern(URIPattern))
