@@ -22,7 +22,7 @@ import (
 
 // seedUnreadable writes records no release can decode straight into the
 // Badger directory (key layout: store/doc.go): two webhooks (one with a
-// number float64 cannot hold, one not JSON at all), more undecodable events
+// member of the wrong type, one not JSON at all), more undecodable events
 // waiting for fan-out than one fan-out batch, and a due delivery.
 func seedUnreadable(t *testing.T, dir string, events int) (eventIDs []string, deliveryID string) {
 	t.Helper()
@@ -46,8 +46,8 @@ func seedUnreadable(t *testing.T, dir string, events int) (eventIDs []string, de
 				err = txn.Set([]byte(k), v)
 			}
 		}
-		set("w/badnumber", []byte(`{"Id":"badnumber","WebHookUri":"http://127.0.0.1:1/x?noecho","Secret":"s","Filters":["*"],"Properties":{"n":1e400},"User":{"Id":"someone","Name":"someone"}}`))
-		set("wo/someone/badnumber", nil)
+		set("w/badtype", []byte(`{"Id":"badtype","WebHookUri":"http://127.0.0.1:1/x?noecho","Secret":"s","Filters":["*"],"IsPaused":"no","User":{"Id":"someone","Name":"someone"}}`))
+		set("wo/someone/badtype", nil)
 		set("w/garbage", []byte("\x00\xffnot json"))
 		for i := range events {
 			var e [10]byte
@@ -58,8 +58,8 @@ func seedUnreadable(t *testing.T, dir string, events int) (eventIDs []string, de
 			set("ef/"+id, nil)
 		}
 		set("d/"+deliveryID, []byte(`{"Id":`))
-		set("dw/badnumber/"+deliveryID, nil)
-		set("q/"+string(make([]byte, 8))+"/"+deliveryID, []byte("badnumber"))
+		set("dw/badtype/"+deliveryID, nil)
+		set("q/"+string(make([]byte, 8))+"/"+deliveryID, []byte("badtype"))
 		return err
 	})
 	if err != nil {
@@ -160,7 +160,7 @@ func TestUnreadableRecordsPoisonNothing(t *testing.T) {
 		}
 		byKind[u.Kind] = append(byKind[u.Kind], u.ID)
 	}
-	if strings.Join(byKind["webhook"], ",") != "badnumber,garbage" || len(byKind["event"]) != nEvents ||
+	if strings.Join(byKind["webhook"], ",") != "badtype,garbage" || len(byKind["event"]) != nEvents ||
 		strings.Join(byKind["delivery"], ",") != deliveryID {
 		t.Fatalf("unreadable records %v", byKind)
 	}
@@ -174,7 +174,7 @@ func TestUnreadableRecordsPoisonNothing(t *testing.T) {
 
 	// Administrators delete each record by id without decoding it.
 	for _, tc := range []struct{ method, path string }{
-		{"DELETE", "/api/webhooks/registrations/badnumber"},
+		{"DELETE", "/api/webhooks/registrations/badtype"},
 		{"DELETE", "/api/webhooks/unreadable/webhook/garbage"},
 		{"DELETE", "/api/webhooks/unreadable/event/" + eventIDs[0]},
 		{"DELETE", "/api/webhooks/unreadable/delivery/" + deliveryID},
@@ -183,7 +183,7 @@ func TestUnreadableRecordsPoisonNothing(t *testing.T) {
 			t.Fatalf("%s %s: %d %s", tc.method, tc.path, status, body)
 		}
 	}
-	if status, _ := call("GET", "/api/webhooks/registrations/badnumber", ""); status != 404 {
+	if status, _ := call("GET", "/api/webhooks/registrations/badtype", ""); status != 404 {
 		t.Fatalf("deleted webhook: %d, want 404", status)
 	}
 	if status, _ := call("DELETE", "/api/webhooks/unreadable/webhook/"+good.ID, ""); status != 404 {
