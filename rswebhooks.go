@@ -94,9 +94,9 @@ type Webhook struct {
 	// Properties values are kept as the JSON the client sent (compacted),
 	// so numbers and strings read back and are delivered exactly.
 	Properties map[string]json.RawMessage `json:"Properties"`
-	User        User              `json:"User"`
-	CreatedUTC  time.Time         `json:"CreatedUtc"`
-	UpdatedUTC  time.Time         `json:"UpdatedUtc"`
+	User       User                       `json:"User"`
+	CreatedUTC time.Time                  `json:"CreatedUtc"`
+	UpdatedUTC time.Time                  `json:"UpdatedUtc"`
 }
 
 // Matches reports whether the webhook subscribes to the filter name. It does
