@@ -7,6 +7,7 @@ package rswebhooks
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -119,10 +120,12 @@ type Webhook struct {
 	IsPaused    bool              `json:"IsPaused"`
 	Filters     []string          `json:"Filters"`
 	Headers     map[string]string `json:"Headers"`
-	Properties  map[string]any    `json:"Properties"`
-	User        User              `json:"User"`
-	CreatedUTC  time.Time         `json:"CreatedUtc"`
-	UpdatedUTC  time.Time         `json:"UpdatedUtc"`
+	// Properties values are kept as the JSON the client sent (compacted),
+	// so numbers and strings read back and are delivered exactly.
+	Properties map[string]json.RawMessage `json:"Properties"`
+	User       User                       `json:"User"`
+	CreatedUTC time.Time                  `json:"CreatedUtc"`
+	UpdatedUTC time.Time                  `json:"UpdatedUtc"`
 }
 
 // Matches reports whether the webhook subscribes to the filter name. It does

@@ -35,6 +35,8 @@ type Store interface {
 	Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error)
 	PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error
 	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
+	UnreadableRecords(ctx context.Context) ([]store.Unreadable, error)
+	DeleteUnreadable(ctx context.Context, kind, id string) error
 }
 
 var _ Store = (*store.DB)(nil)
@@ -175,6 +177,8 @@ func New(opts Options) (*Handler, error) {
 		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
 		{"GET", "/api/webhooks/filters", false, h.listFilters},
 		{"GET", "/api/webhooks/me", false, h.me},
+		{"GET", "/api/webhooks/unreadable", false, h.listUnreadable},
+		{"DELETE", "/api/webhooks/unreadable/{kind}/{id}", false, h.deleteUnreadable},
 		{"POST", "/api/webhooks/login", true, h.login},
 		{"GET", "/api/webhooks/openapi.json", true, h.openAPI},
 	}
@@ -332,8 +336,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// storeError answers a store failure: 404, 409 or 500 (logged).
+// storeError answers a store failure: 404, 409 or 500 (logged; an
+// unreadable record is logged once by the store).
 func storeError(w http.ResponseWriter, r *http.Request, err error, what string) {
+	if ue, ok := asUnreadable(err); ok {
+		writeError(w, http.StatusInternalServerError, unreadableMessage(ue))
+		return
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, what+" not found")

@@ -3,6 +3,7 @@ package admin
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/store"
@@ -31,9 +32,10 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, who *rs
 		return
 	}
 	limit := DefaultDeliveryLimit
-	if s := r.URL.Query().Get("limit"); s != "" {
+	if q := r.URL.Query(); q.Has("limit") {
+		s := q.Get("limit")
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxDeliveryLimit {
+		if err != nil || len(q["limit"]) > 1 || strings.TrimLeft(s, "0123456789") != "" || n < 1 || n > MaxDeliveryLimit {
 			writeError(w, http.StatusBadRequest, "limit: must be an integer between 1 and "+strconv.Itoa(MaxDeliveryLimit))
 			return
 		}
@@ -58,6 +60,7 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, who *rswebhoo
 	var wh *rswebhooks.Webhook
 	if err == nil {
 		wh, err = h.store.GetWebhook(r.Context(), d.WebhookID)
+		err = hideUnreadable(who, err)
 		switch {
 		case err == nil && !owns(who, wh):
 			err = store.ErrNotFound

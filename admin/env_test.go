@@ -49,7 +49,7 @@ func (c *clock) Add(d time.Duration) {
 // report server, the real proxy in front of it (tapped by the resolver), a
 // real Badger store, the admin handler and an echo receiver.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *clock
 	upstream *httptest.Server // simulator
 	proxy    *httptest.Server
@@ -65,7 +65,7 @@ type envOptions struct {
 	denyLoopback     bool // use the delivery client's default address policy
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}}
 	log := testLogger()
@@ -125,7 +125,7 @@ type receiver struct {
 	release chan struct{}
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{mode: "echo", release: make(chan struct{})}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()

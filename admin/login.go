@@ -25,17 +25,25 @@ type LoginResponse struct {
 }
 
 // login exchanges a user name and password at the report server's /Token.
-// The body is a form (username, password; as for /Token) or a JSON object
-// with the same names (any case).
+// The body is a form (username, password; as for /Token; also without a
+// Content-Type) or a JSON object with the same names (any case), in UTF-8.
+// Anything else is refused with 415 rather than guessed at.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ *rswebhooks.Identity) {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	isJSON := err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	isForm := strings.TrimSpace(ct) == "" || err == nil && mt == "application/x-www-form-urlencoded"
+	if !isJSON && !isForm || !utf8Charset(params) {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type: must be application/x-www-form-urlencoded or application/json, with no charset other than utf-8")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<10))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body: must be at most 8192 bytes")
 		return
 	}
 	var user, pass string
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
+	if isJSON {
 		var v struct {
 			Username string `json:"username"`
 			Password string `json:"password"`

@@ -206,3 +206,68 @@ func TestOpenAPIResponseShapes(t *testing.T) {
 	check("DELETE", reg+"/{id}", e.do("DELETE", reg+"/"+w.ID, tok, nil))
 	check("DELETE", reg, e.do("DELETE", reg, tok, nil))
 }
+
+// TestOpenAPIStatesTheRules: the patterns the document gives clients are
+// the ones the handler enforces, and it states the rest of the contract
+// (servers, PUT's Id, 405/415/default responses).
+func TestOpenAPIStatesTheRules(t *testing.T) {
+	var d map[string]any
+	if err := json.Unmarshal(admin.OpenAPI(), &d); err != nil {
+		t.Fatal(err)
+	}
+	at := func(path ...string) any {
+		var v any = d
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("openapi.json: no %v", path)
+			}
+			v = m[p]
+		}
+		return v
+	}
+	if s := fmt.Sprint(at("servers")); s != "[map[description:The admin listener (--admin-listen) that serves this document. url:/]]" {
+		t.Errorf("servers = %s, want url /", s)
+	}
+	in := []string{"components", "schemas", "WebHookInput", "properties"}
+	for _, c := range []struct {
+		path []string
+		want string
+	}{
+		{append(in, "WebHookUri", "pattern"), admin.URIPattern},
+		{append(in, "Headers", "anyOf"), ""},
+		{[]string{"components", "schemas", "WebHook", "properties", "Headers", "propertyNames", "pattern"}, admin.HeaderNamePattern},
+		{[]string{"components", "schemas", "WebHook", "properties", "Headers", "propertyNames", "not", "pattern"}, admin.ReservedHeaderPattern()},
+		{[]string{"components", "schemas", "WebHook", "properties", "Headers", "additionalProperties", "pattern"}, admin.HeaderValuePattern},
+		{[]string{"components", "schemas", "WebHook", "properties", "Secret", "pattern"}, admin.SecretPattern},
+	} {
+		got := at(c.path...)
+		if c.want != "" && got != c.want {
+			t.Errorf("%s = %v, want %s", strings.Join(c.path, "."), got, c.want)
+		}
+	}
+	filters := at(append(in, "Filters", "anyOf")...).([]any)[0].(map[string]any)["items"].(map[string]any)["pattern"]
+	if filters != admin.FilterPattern(rswebhooks.Filters()) {
+		t.Errorf("Filters pattern %v, want %s", filters, admin.FilterPattern(rswebhooks.Filters()))
+	}
+	if req := fmt.Sprint(at("components", "schemas", "WebHookUpdate", "allOf")); !strings.Contains(req, "required:[Id]") {
+		t.Errorf("WebHookUpdate does not require Id: %s", req)
+	}
+	for path, ops := range at("paths").(map[string]any) {
+		for method, o := range ops.(map[string]any) {
+			rs := o.(map[string]any)["responses"].(map[string]any)
+			want := []string{"405"}
+			if _, body := o.(map[string]any)["requestBody"]; body {
+				want = append(want, "413", "415")
+			}
+			if strings.HasPrefix(path, "/api/webhooks/") {
+				want = append(want, "default")
+			}
+			for _, code := range want {
+				if _, ok := rs[code]; !ok {
+					t.Errorf("%s %s: no %s response", method, path, code)
+				}
+			}
+		}
+	}
+}

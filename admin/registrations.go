@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -27,7 +28,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	if err == nil && !owns(who, wh) {
 		err = store.ErrNotFound
 	}
-	if err != nil {
+	if err = hideUnreadable(who, err); err != nil {
 		storeError(w, r, err, "webhook")
 		return nil, false
 	}
@@ -54,7 +55,7 @@ func out(wh *rswebhooks.Webhook) *rswebhooks.Webhook {
 		c.Headers = map[string]string{}
 	}
 	if c.Properties == nil {
-		c.Properties = map[string]any{}
+		c.Properties = map[string]json.RawMessage{}
 	}
 	if c.Filters == nil {
 		c.Filters = []string{rswebhooks.FilterAll}
@@ -90,7 +91,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, who *rswebhooks.Id
 // readWebhook reads, decodes and validates a request body.
 func (h *Handler) readWebhook(w http.ResponseWriter, r *http.Request, keepSecret string) (*webhookIn, *rswebhooks.Webhook, bool) {
 	if !jsonContentType(r.Header.Get("Content-Type")) {
-		writeError(w, http.StatusUnsupportedMediaType, "Content-Type: must be application/json (or text/json)")
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type: must be application/json (or text/json), with no charset other than utf-8")
 		return nil, nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
@@ -116,16 +117,23 @@ func (h *Handler) readWebhook(w http.ResponseWriter, r *http.Request, keepSecret
 
 // jsonContentType reports whether a request body of this Content-Type is
 // read: application/json and text/json, as the stock controller, any
-// +json type, and none at all (scripts often omit it).
+// +json type, and none at all (scripts often omit it). The body is read as
+// UTF-8, so any other charset is refused rather than misread.
 func jsonContentType(ct string) bool {
 	if strings.TrimSpace(ct) == "" {
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !utf8Charset(params) {
 		return false
 	}
 	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// utf8Charset reports whether the charset parameter is absent or UTF-8.
+func utf8Charset(params map[string]string) bool {
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request, wh *rswebhooks.Webhook) bool {
@@ -175,6 +183,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	if err == nil && !owns(who, cur) {
 		err = store.ErrNotFound
 	}
+	err = hideUnreadable(who, err)
 	keep := ""
 	if err == nil {
 		keep = cur.Secret
@@ -205,8 +214,18 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 }
 
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
-	wh, ok := h.lookup(w, r, who, r.PathValue("id"))
-	if !ok {
+	wh, err := h.getWebhook(r.Context(), r.PathValue("id"))
+	if ue, ok := asUnreadable(err); ok && (who.Admin || ue.Owner == who.ID) {
+		// A record that cannot be decoded is deleted by id all the same.
+		wh, err = &rswebhooks.Webhook{ID: ue.ID}, nil
+	} else if err == nil && !owns(who, wh) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		if _, ok := asUnreadable(err); ok {
+			err = store.ErrNotFound
+		}
+		storeError(w, r, err, "webhook")
 		return
 	}
 	if err := h.store.DeleteWebhook(r.Context(), wh.ID); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/admin"
+	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
@@ -75,6 +76,24 @@ func TestValidation(t *testing.T) {
 			return m
 		}()}, "Properties: at most 32 keys"},
 		{"properties too big", map[string]any{"WebHookUri": ok, "Properties": map[string]any{"a": long(17 << 10)}}, "Properties: must encode to at most 16384"},
+		{"isPaused null", `{"WebHookUri":"` + ok + `","IsPaused":null}`, "IsPaused: must not be null"},
+		{"uri null", `{"WebHookUri":null}`, "WebHookUri: must not be null"},
+		{"header value null", `{"WebHookUri":"` + ok + `","Headers":{"X-A":null}}`, `Headers: value of "X-A" must be a string, not null`},
+		{"headers not object", `{"WebHookUri":"` + ok + `","Headers":[1]}`, "Headers: must be an object, got an array"},
+		{"properties not object", `{"WebHookUri":"` + ok + `","Properties":"x"}`, "Properties: must be an object, got a string"},
+		{"property duplicate", `{"WebHookUri":"` + ok + `","Properties":{"a":1,"a":2}}`, `Properties: "a" appears more than once`},
+		{"header duplicate name", `{"WebHookUri":"` + ok + `","Headers":{"X-A":"1","X-A":"2"}}`, `Headers: "X-A" appears more than once`},
+		{"uri angle brackets", map[string]any{"WebHookUri": ok + "&a=<b>"}, `WebHookUri: must be a URI (RFC 3986): '<' is not allowed`},
+		{"uri braces pipe caret backtick", map[string]any{"WebHookUri": "http://x.example/a{c}|^`?noecho"}, `WebHookUri: must be a URI (RFC 3986): '{' is not allowed`},
+		{"uri backslash", map[string]any{"WebHookUri": `http://x.example/a\b?noecho`}, `WebHookUri: must be a URI (RFC 3986): '\\' is not allowed`},
+		{"uri non-ascii", map[string]any{"WebHookUri": "http://x.example/café?noecho"}, `WebHookUri: must be a URI (RFC 3986): 'é' is not allowed`},
+		{"uri bad percent", map[string]any{"WebHookUri": "http://x.example/a%zz?noecho"}, "WebHookUri: must be a URI (RFC 3986): % must start"},
+		{"uri leading space", map[string]any{"WebHookUri": " " + ok}, "WebHookUri: must not contain spaces"},
+		{"secret control", map[string]any{"WebHookUri": ok, "Secret": long(40) + "\x01"}, "Secret: must not contain control characters"},
+		{"secret invalid utf-8", "{\"WebHookUri\":\"" + ok + "\",\"Secret\":\"" + long(40) + "\xff\"}", "Secret: must be valid UTF-8"},
+		{"secret lone surrogate", `{"WebHookUri":"` + ok + `","Secret":"` + long(40) + `\ud800"}`, "Secret: must not contain a lone UTF-16 surrogate"},
+		{"description lone surrogate", `{"WebHookUri":"` + ok + `","Description":"\udc00x"}`, "Description: must not contain a lone UTF-16 surrogate"},
+		{"property invalid utf-8", "{\"WebHookUri\":\"" + ok + "\",\"Properties\":{\"a\":\"\xff\"}}", "Properties: must be valid UTF-8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,6 +137,68 @@ func TestValidation(t *testing.T) {
 			t.Errorf("wildcard stored as %v", w.Filters)
 		}
 	})
+}
+
+// TestRoundTripExact: what a 2xx accepted reads back byte for byte (numbers
+// that float64 cannot hold included) and is what a notification carries;
+// null for a string, array or object member means absent, as with the
+// report server's own (Newtonsoft) binder.
+func TestRoundTripExact(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.token("alice")
+	props := `{"big":1e400,"neg":-1e309,"int":9007199254740993,"long":123456789012345678901234567890,` +
+		`"frac":0.1000000000000000055511151231257827,"esc":"\u00e9\ud83d\ude00\"","nested":{"a":[1,2.50,{"b":null}]}}`
+	body := `{"WebHookUri":"` + e.recv.URL + `/in?noecho=1&a=%C3%A9","Secret":null,"Description":null,"Id":null,"Filters":null,` +
+		`"Headers":{"X-Value":"é \"q\" \u00e9\tx"},"Properties":` + props + `}`
+	res := e.do("POST", "/api/webhooks/registrations", tok, body)
+	if res.status != 201 {
+		t.Fatalf("POST: %d %s", res.status, res.body)
+	}
+	var created struct {
+		ID         string                     `json:"Id"`
+		Headers    map[string]string          `json:"Headers"`
+		Properties map[string]json.RawMessage `json:"Properties"`
+	}
+	res.json(t, &created)
+	want := map[string]string{"big": "1e400", "neg": "-1e309", "int": "9007199254740993", "long": "123456789012345678901234567890",
+		"frac": "0.1000000000000000055511151231257827", "esc": `"\u00e9\ud83d\ude00\""`, "nested": `{"a":[1,2.50,{"b":null}]}`}
+	check := func(what string, got map[string]json.RawMessage) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Errorf("%s: Properties %v", what, got)
+		}
+		for k, v := range want {
+			if string(got[k]) != v {
+				t.Errorf("%s: Properties[%q] = %s, want %s", what, k, got[k], v)
+			}
+		}
+	}
+	check("201", created.Properties)
+	got := e.do("GET", "/api/webhooks/registrations/"+created.ID, tok, nil)
+	var read rswebhooks.Webhook
+	got.json(t, &read)
+	check("GET", read.Properties)
+	if read.Headers["X-Value"] != "é \"q\" é\tx" || read.Description != "" || len(read.Secret) != 64 || strings.Join(read.Filters, ",") != "*" {
+		t.Errorf("GET: %s", got.body)
+	}
+	if !bytes.Contains(got.body, []byte(`a=%C3%A9"`)) {
+		t.Errorf("GET: WebHookUri changed: %s", got.body)
+	}
+	// The notification body carries the Properties exactly as read back.
+	nb, err := deliver.MarshalBody(&rswebhooks.Delivery{ID: "D1"}, &read, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent struct{ Properties map[string]json.RawMessage }
+	if err := json.Unmarshal(nb, &sent); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range sent.Properties { // MarshalIndent re-indents nested values only
+		var c bytes.Buffer
+		_ = json.Compact(&c, v)
+		sent.Properties[k] = c.Bytes()
+	}
+	check("notification", sent.Properties)
 }
 
 // FuzzDecodeWebhook posts arbitrary bodies (as the operator, with an echo

@@ -57,6 +57,9 @@ func TestContentType(t *testing.T) {
 		{"application/xml", 415},
 		{"multipart/form-data; boundary=x", 415},
 		{"nonsense;;", 415},
+		{"application/json; charset=utf-16", 415},
+		{"application/json; charset=iso-8859-1", 415},
+		{"application/json; charset=UTF-8", 201},
 	}
 	for _, c := range cases {
 		for _, method := range []string{"POST", "PUT"} {
@@ -96,6 +99,35 @@ func TestContentType(t *testing.T) {
 	for _, w := range all {
 		if w.Description != "" && w.Description != "changed" {
 			t.Errorf("unexpected description %q", w.Description)
+		}
+	}
+}
+
+// TestStrictParameters: the limit query parameter and the login body are
+// read only in the forms the API documents; anything else is refused, not
+// guessed at.
+func TestStrictParameters(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.token("alice")
+	var w rswebhooks.Webhook
+	e.do("POST", "/api/webhooks/registrations", tok, hookBody(e.recv.URL+"/in?noecho=1", nil)).json(t, &w)
+	for q, want := range map[string]int{"": 200, "?limit=5": 200, "?limit=500": 200, "?limit=": 400, "?limit=%2B5": 400,
+		"?limit=-1": 400, "?limit=0": 400, "?limit=501": 400, "?limit=5&limit=6": 400, "?limit=5.0": 400} {
+		if res := e.do("GET", "/api/webhooks/registrations/"+w.ID+"/deliveries"+q, tok, nil); res.status != want ||
+			want == 400 && !strings.Contains(string(res.body), "limit: must be an integer between 1 and 500") {
+			t.Errorf("deliveries%s: %d %s, want %d", q, res.status, res.body, want)
+		}
+	}
+	for ct, want := range map[string]int{
+		"text/plain":                        415,
+		"application/json; charset=utf-16":  415,
+		"application/xml":                   415,
+		"application/x-www-form-urlencoded": 200,
+		"":                                  200,
+	} {
+		res := e.send("POST", "/api/webhooks/login", "", ct, "username=alice&password=alice")
+		if res.status != want || want == 415 && !strings.Contains(string(res.body), "Content-Type: must be") {
+			t.Errorf("login with Content-Type %q: %d %s, want %d", ct, res.status, res.body, want)
 		}
 	}
 }
@@ -228,11 +260,11 @@ func TestEchoRequestIdentifiesItself(t *testing.T) {
 func TestJSONIsNotHTMLEscaped(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	tok := e.token("alice")
-	res := e.do("POST", "/api/webhooks/registrations", tok, hookBody(e.recv.URL+"/in?a=1&b=<2>&noecho=1", nil))
-	if res.status != 201 || !strings.Contains(string(res.body), `/in?a=1&b=<2>&noecho=1"`) {
+	res := e.do("POST", "/api/webhooks/registrations", tok, hookBody(e.recv.URL+"/in?a=1&b=%3C2%3E&noecho=1", nil))
+	if res.status != 201 || !strings.Contains(string(res.body), `/in?a=1&b=%3C2%3E&noecho=1"`) {
 		t.Errorf("%d %s", res.status, res.body)
 	}
-	if res := e.do("GET", "/api/webhooks/registrations", tok, nil); !strings.Contains(string(res.body), "a=1&b=<2>") || strings.HasSuffix(string(res.body), "\n") {
+	if res := e.do("GET", "/api/webhooks/registrations", tok, nil); !strings.Contains(string(res.body), "a=1&b=%3C2%3E") || strings.HasSuffix(string(res.body), "\n") {
 		t.Errorf("%d %q", res.status, res.body)
 	}
 }

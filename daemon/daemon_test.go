@@ -368,3 +368,37 @@ func TestLogLinesHaveNoDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminListenerMethods: /healthz, /readyz and /metrics answer other
+// methods with 405 and Allow (not the web page's 404); the web page is
+// served for GET and HEAD only.
+func TestAdminListenerMethods(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	r := start(t, Options{Upstream: up.URL, WatchInterval: 0})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/healthz", 200}, {"HEAD", "/healthz", 200}, {"POST", "/healthz", 405}, {"DELETE", "/healthz", 405},
+		{"GET", "/readyz", 200}, {"PUT", "/readyz", 405},
+		{"GET", "/metrics", 200}, {"HEAD", "/metrics", 200}, {"POST", "/metrics", 405},
+		{"GET", "/", 200}, {"HEAD", "/app.js", 200}, {"POST", "/", 405}, {"GET", "/nothing-here", 404},
+	} {
+		req, _ := http.NewRequest(tc.method, r.adminURL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
+		if tc.status == 405 && resp.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s %s: Allow %q, want GET, HEAD", tc.method, tc.path, resp.Header.Get("Allow"))
+		}
+		if tc.status == 405 && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: Content-Type %q, want JSON", tc.method, tc.path, resp.Header.Get("Content-Type"))
+		}
+	}
+}

@@ -61,6 +61,20 @@ func (h *health) evaluate(ctx context.Context) map[string]string {
 	return reasons
 }
 
+// getOnly answers methods other than GET and HEAD with 405, Allow and a
+// JSON {"Message"} body, like the admin API.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{
+				"Message": "method " + r.Method + " is not supported here; allowed: GET, HEAD"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -55,6 +55,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:     log,
 		Retention:  o.Retention,
 		SyncWrites: o.SyncWrites,
+		Registerer: reg,
 	})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -222,7 +223,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.RegistrationsOnProxy {
 		// The registrations API and its companions; the rest of the
 		// report server's /api/webhooks (if any) still goes upstream.
-		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "openapi.json"} {
+		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "unreadable", "openapi.json"} {
 			routes = append(routes, proxy.Route{Prefix: "/api/webhooks/" + p, Handler: adminAPI})
 		}
 	}
@@ -247,11 +248,11 @@ func Run(ctx context.Context, o Options) error {
 		{name: "background", fn: bg.check},
 	}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", hl.healthz)
-	mux.HandleFunc("GET /readyz", hl.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/healthz", getOnly(http.HandlerFunc(hl.healthz)))
+	mux.Handle("/readyz", getOnly(http.HandlerFunc(hl.readyz)))
+	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{Registry: reg})))
 	mux.Handle("/api/webhooks/", adminAPI)
-	mux.Handle("/", webui.Handler())
+	mux.Handle("/", getOnly(webui.Handler()))
 
 	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey)
 	if err != nil {

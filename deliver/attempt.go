@@ -123,6 +123,10 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	case errors.Is(err, store.ErrNotFound):
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookDeleted, OutcomeFailed, now)
 		return
+	case errors.Is(err, store.ErrUnreadable):
+		// Logged and counted once by the store; retrying cannot help.
+		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookUnreadable, OutcomeFailed, now)
+		return
 	case err != nil:
 		if ctx.Err() == nil {
 			log.Error().Err(err).Msg("read webhook; delivery stays pending")

@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -33,7 +34,9 @@ func BenchmarkDeliver(b *testing.B) {
 	h.e.onComplete = nil
 	pad := strings.Repeat("x", 560)
 	for i := 0; i < hooks; i++ {
-		h.addWebhook(srv.URL, func(w *rswebhooks.Webhook) { w.Properties = map[string]any{"pad": pad} })
+		h.addWebhook(srv.URL, func(w *rswebhooks.Webhook) {
+			w.Properties = map[string]json.RawMessage{"pad": json.RawMessage(`"` + pad + `"`)}
+		})
 	}
 	h.start()
 	b.ResetTimer()

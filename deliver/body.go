@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -17,10 +18,10 @@ const (
 // Body is the notification body of design.md §5: the report server's
 // WebHookWorkItem shape. Properties is always present ({} when empty).
 type Body struct {
-	ID            string         `json:"Id"`
-	Attempt       int            `json:"Attempt"`
-	Properties    map[string]any `json:"Properties"`
-	Notifications []Notification `json:"Notifications"`
+	ID            string                     `json:"Id"`
+	Attempt       int                        `json:"Attempt"`
+	Properties    map[string]json.RawMessage `json:"Properties"`
+	Notifications []Notification             `json:"Notifications"`
 }
 
 // Notification is one entry of Body.Notifications. Action is the filter name
@@ -80,12 +81,17 @@ func source(ev *rswebhooks.Event) string {
 func MarshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) ([]byte, error) {
 	props := w.Properties
 	if props == nil {
-		props = map[string]any{}
+		props = map[string]json.RawMessage{}
 	}
 	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{NotificationFor(&d.Event)}}
-	out, err := json.MarshalIndent(b, "", "  ")
-	if err != nil {
+	// No HTML escaping (as the report server's Newtonsoft sender), so
+	// Properties values are sent byte for byte as stored.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b); err != nil {
 		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
 	}
-	return out, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

@@ -44,8 +44,11 @@ var _ Store = (*store.DB)(nil)
 const (
 	ReasonAccessUnknown  = "access_unknown"
 	ReasonWebhookDeleted = "webhook deleted"
-	ReasonWebhookPaused  = "webhook paused"
-	ReasonGone           = "receiver answered 410 Gone; webhook paused"
+	// ReasonWebhookUnreadable: the stored webhook cannot be decoded (see
+	// store.UnreadableError); an administrator can delete it by id.
+	ReasonWebhookUnreadable = "webhook record unreadable"
+	ReasonWebhookPaused     = "webhook paused"
+	ReasonGone              = "receiver answered 410 Gone; webhook paused"
 )
 
 // Options configures New. Store and Access are required; every other field

@@ -44,7 +44,7 @@ func TestDeliverSuccess(t *testing.T) {
 	defer srv.Close()
 	h := newHarness(t, nil)
 	w := h.addWebhook(srv.URL+"/hook?token=abc", func(w *rswebhooks.Webhook) {
-		w.Properties = map[string]any{"env": "test"}
+		w.Properties = map[string]json.RawMessage{"env": json.RawMessage(`"test"`)}
 		w.Headers = map[string]string{"X-Tenant": "t1"}
 	})
 	h.start()
@@ -70,7 +70,7 @@ func TestDeliverSuccess(t *testing.T) {
 		}
 	}
 	body := decodeBody(t, r.Body)
-	if body.ID != d.ID || body.Attempt != 1 || body.Properties["env"] != "test" || len(body.Notifications) != 1 {
+	if body.ID != d.ID || body.Attempt != 1 || string(body.Properties["env"]) != `"test"` || len(body.Notifications) != 1 {
 		t.Fatalf("body = %+v", body)
 	}
 	n := body.Notifications[0]

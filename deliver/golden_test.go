@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -62,7 +63,7 @@ func TestGoldenWire(t *testing.T) {
 		ID: "01JDWEBHOOK000000000000000", URI: srv.URL + "/hook", Secret: testSecret,
 		Filters: []string{"*"}, User: rswebhooks.User{ID: "u-alice", Name: "alice"},
 		Headers:    map[string]string{"X-Tenant": "contoso", "ms-signature": "ignored"},
-		Properties: map[string]any{"env": "prod", "team": map[string]any{"id": 7, "name": "reports"}},
+		Properties: map[string]json.RawMessage{"env": json.RawMessage(`"prod"`), "team": json.RawMessage(`{"id":7,"name":"reports"}`)},
 		CreatedUTC: t0, UpdatedUTC: t0,
 	}
 	if err := h.db.CreateWebhook(context.Background(), w); err != nil {

@@ -148,7 +148,8 @@ func TestAlertRules(t *testing.T) {
 	}
 
 	want := []string{"RswebhooksTargetDown", "RswebhooksDeliveriesFailing", "RswebhooksAttemptErrorRatioHigh", "RswebhooksQueueGrowing",
-		"RswebhooksOldestPendingTooOld", "RswebhooksEventsLost", "RswebhooksUpstreamErrors", "RswebhooksWatcherFailing", "RswebhooksReconcileFailing", "RswebhooksWebhookAutoPaused"}
+		"RswebhooksOldestPendingTooOld", "RswebhooksEventsLost", "RswebhooksUpstreamErrors", "RswebhooksWatcherFailing", "RswebhooksReconcileFailing", "RswebhooksWebhookAutoPaused",
+		"RswebhooksUnreadableRecords"}
 	var got []string
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {

@@ -92,7 +92,8 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 	})
 }
 
-// GetDelivery returns the delivery or ErrNotFound.
+// GetDelivery returns the delivery, ErrNotFound, or an *UnreadableError if
+// the record cannot be decoded (the due queue then skips it: see DueRefs).
 func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
@@ -105,7 +106,7 @@ func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery,
 }
 
 // ListDeliveries returns up to limit (<= 0: all) deliveries of a webhook,
-// newest first.
+// newest first. Unreadable ones are skipped (see UnreadableError).
 func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*rswebhooks.Delivery, error) {
 	var out []*rswebhooks.Delivery
 	err := db.view(ctx, "list deliveries of "+webhookID, func(txn *badger.Txn) error {
@@ -118,6 +119,9 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
 				if errors.Is(err, ErrNotFound) {
 					continue // expired between index and record
+				}
+				if err = db.skipUnreadable(err); err == nil {
+					continue
 				}
 				return err
 			}
@@ -153,6 +157,9 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 					db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
 					continue
 				}
+				if err = db.skipUnreadable(err); err == nil {
+					continue
+				}
 				return err
 			}
 			out = append(out, &d)
@@ -175,7 +182,9 @@ type DueRef struct {
 // DueRefs is Due without loading the deliveries: up to limit (<= 0: all)
 // pending deliveries with NextUTC <= now, in due order, read from the queue
 // keys alone. Callers load a delivery (GetDelivery) when they act on it and
-// must check it is still pending then.
+// must check it is still pending then. Deliveries found unreadable (by
+// GetDelivery or otherwise) are left out, here and in Due, NextDue and
+// QueueStats, so they neither wedge nor spin the queue.
 func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, error) {
 	var out []DueRef
 	low, sc := db.queue.begin()
@@ -184,6 +193,9 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, 
 		return db.scanQueue(txn, sc, low, func(due uint64, id string, item *badger.Item) (bool, error) {
 			if due > dueNanos(now) {
 				return false, nil
+			}
+			if db.unreadable.has(KindDelivery, id) {
+				return true, nil
 			}
 			r := DueRef{ID: id, Due: nanosTime(due)}
 			if err := item.Value(func(v []byte) error { r.WebhookID = string(v); return nil }); err != nil {
@@ -197,7 +209,7 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, 
 						db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
 						return true, nil
 					}
-					return false, err
+					return errors.Is(err, ErrUnreadable), db.skipUnreadable(err)
 				}
 				r.WebhookID = ix.WebhookID
 			}
@@ -218,6 +230,9 @@ func (db *DB) dueIDs(txn *badger.Txn, sc *mark[uint64], low, maxDue uint64, limi
 		if due > maxDue {
 			return false, nil
 		}
+		if db.unreadable.has(KindDelivery, id) {
+			return true, nil
+		}
 		ids = append(ids, id)
 		return limit <= 0 || len(ids) < limit, nil
 	})
@@ -230,7 +245,10 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, sc, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
+			if db.unreadable.has(KindDelivery, id) {
+				return true, nil
+			}
 			t, ok = nanosTime(due), true
 			return false, nil
 		})
@@ -244,7 +262,10 @@ func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, e
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, sc, low, func(due uint64, _ string, _ *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
+			if db.unreadable.has(KindDelivery, id) {
+				return true, nil
+			}
 			if depth == 0 {
 				oldestDue = nanosTime(due)
 			}
@@ -301,7 +322,7 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 		return eachValue(txn, attemptPrefix(deliveryID), func(k, v []byte) error {
 			a := new(rswebhooks.Attempt)
 			if err := jsonUnmarshal(k, v, a); err != nil {
-				return err
+				return db.skipUnreadable(err)
 			}
 			out = append(out, a)
 			return nil

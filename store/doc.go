@@ -30,6 +30,18 @@
 // event ids, which AppendEvent lowers when it writes an id below it (the
 // execution watcher's ids carry the execution's time, which may be older).
 //
+// # Unreadable records
+//
+// A stored value that cannot be decoded (written by another release, by a
+// bug, or damaged on disk) never fails a listing or a queue scan: it is
+// skipped, logged once and counted once per process
+// (rswebhooks_store_unreadable_records_total{kind}), and a read of it by
+// id returns an *UnreadableError (errors.Is ErrUnreadable). A due delivery
+// found unreadable leaves the queue scans (DueRefs, NextDue, QueueStats),
+// so it can neither wedge nor spin the delivery engine. UnreadableRecords
+// lists them; DeleteUnreadable and DeleteWebhook remove one by id without
+// decoding it, index keys included.
+//
 // # Retention
 //
 // Webhooks and pending deliveries (with their dw/ and q/ keys) never expire.

@@ -52,27 +52,25 @@ func (db *DB) GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error
 // UnfannedEvents returns up to limit (<= 0: all) events not yet fanned out,
 // oldest first. It seeks to an in-memory lower bound of the waiting
 // markers, so the tombstones of fanned-out events are not rescanned.
+// Unreadable events (see UnreadableError) are skipped and do not count
+// towards limit, so however many there are, the others still flow.
 func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
 	var out []*rswebhooks.Event
 	low, sc := db.unfanned.begin()
 	defer db.unfanned.end(sc)
 	err := db.view(ctx, "unfanned events", func(txn *badger.Txn) error {
-		ids, err := db.scanUnfanned(txn, sc, low, limit)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
+		return db.eachUnfanned(txn, sc, low, func(id string) (bool, error) {
 			var e rswebhooks.Event
 			if err := getJSON(txn, eventKey(id), &e); err != nil {
 				if errors.Is(err, ErrNotFound) {
 					db.log.Error().Str("event_id", id).Msg("fan-out marker without event; skipped")
-					continue
+					return true, nil
 				}
-				return err
+				return true, db.skipUnreadable(err)
 			}
 			out = append(out, &e)
-		}
-		return nil
+			return limit <= 0 || len(out) < limit, nil
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -2,8 +2,7 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -27,12 +26,12 @@ func (db *DB) ListEvents(ctx context.Context, afterID string, limit int) ([]*rsw
 				break
 			}
 			var e rswebhooks.Event
-			if err := it.Item().Value(func(v []byte) error {
-				if err := json.Unmarshal(v, &e); err != nil {
-					return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-				}
-				return nil
-			}); err != nil {
+			err := it.Item().Value(func(v []byte) error { return jsonUnmarshal(it.Item().Key(), v, &e) })
+			if errors.Is(err, ErrUnreadable) {
+				db.noteUnreadable(err)
+				continue
+			}
+			if err != nil {
 				return err
 			}
 			out = append(out, &e)

@@ -93,7 +93,7 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{bdb: bdb, opts: opts, log: log, now: opts.Now, memTableSize: want}
+	db := &DB{bdb: bdb, opts: opts, log: log, now: opts.Now, memTableSize: want, m: NewMetrics(opts.Registerer)}
 	if err := db.checkSchema(); err != nil {
 		_ = bdb.Close()
 		return nil, err

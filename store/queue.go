@@ -173,19 +173,32 @@ func (db *DB) scanQueue(txn *badger.Txn, sc *mark[uint64], low uint64, fn func(d
 // scanUnfanned returns up to limit (<= 0: all) ids of events waiting for
 // fan-out, from the cursor on, in id order. It maintains the cursor.
 func (db *DB) scanUnfanned(txn *badger.Txn, sc *mark[string], low string, limit int) ([]string, error) {
+	var out []string
+	err := db.eachUnfanned(txn, sc, low, func(id string) (bool, error) {
+		out = append(out, id)
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
+
+// eachUnfanned calls fn with the id of each event waiting for fan-out, from
+// the cursor on, in id order, until fn returns false. It maintains the
+// cursor.
+func (db *DB) eachUnfanned(txn *badger.Txn, sc *mark[string], low string, fn func(id string) (bool, error)) error {
 	prefix := []byte(pUnfanned)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
-	var out []string
+	first := true
 	for it.Seek(append(prefix, low...)); it.Valid(); it.Next() {
 		id := string(it.Item().Key()[len(prefix):])
-		if len(out) == 0 {
+		if first {
 			db.unfanned.raise(sc, id)
+			first = false
 		}
-		out = append(out, id)
-		if limit > 0 && len(out) >= limit {
-			break
+		more, err := fn(id)
+		if err != nil || !more {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -69,6 +71,8 @@ type Options struct {
 	MemTableSize int64
 	// ValueThreshold in bytes; zero means 1 KiB. At most 15% of MemTableSize.
 	ValueThreshold int64
+	// Registerer receives the store's metrics (nil: not registered).
+	Registerer prometheus.Registerer
 	// LockWait bounds the retries of Open while another process holds the
 	// directory lock (overlapping restarts). Zero means 5 s; negative: no retry.
 	LockWait time.Duration
@@ -131,6 +135,8 @@ type DB struct {
 	memTableSize int64
 	queue        cursor[uint64] // due nanos of q/ keys
 	unfanned     cursor[string] // event ids of ef/ keys
+	m            *Metrics
+	unreadable   unreadableSet
 	// webhooksVersion counts committed webhook writes (see WebhooksVersion).
 	webhooksVersion atomic.Uint64
 }
@@ -277,7 +283,7 @@ func (db *DB) update(ctx context.Context, op string, fn func(txn *badger.Txn) er
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("store: %s: %w", op, err)
+		return fmt.Errorf("store: %s: %w", op, db.noteUnreadable(err))
 	}
 	return nil
 }
@@ -288,7 +294,7 @@ func (db *DB) view(ctx context.Context, op string, fn func(txn *badger.Txn) erro
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	if err := db.bdb.View(fn); err != nil {
-		return fmt.Errorf("store: %s: %w", op, err)
+		return fmt.Errorf("store: %s: %w", op, db.noteUnreadable(err))
 	}
 	return nil
 }
@@ -316,13 +322,16 @@ func (db *DB) badgerExpiry(at time.Time) uint64 {
 	return uint64(secs)
 }
 
-// setJSON stores v at key; expires is 0 for never.
+// setJSON stores v at key; expires is 0 for never. Without HTML escaping,
+// so raw JSON values (webhook Properties) are stored byte for byte.
 func setJSON(txn *badger.Txn, key []byte, v any, expires uint64) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	return setRaw(txn, key, b, expires)
+	return setRaw(txn, key, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), expires)
 }
 
 func setRaw(txn *badger.Txn, key, v []byte, expires uint64) error {
@@ -353,10 +362,7 @@ func getJSON(txn *badger.Txn, key []byte, v any) error {
 		return err
 	}
 	return item.Value(func(b []byte) error {
-		if err := json.Unmarshal(b, v); err != nil {
-			return fmt.Errorf("decode %s: %w", key, err)
-		}
-		return nil
+		return jsonUnmarshal(key, b, v)
 	})
 }
 
@@ -369,9 +375,11 @@ func exists(txn *badger.Txn, key []byte) (bool, error) {
 	return err == nil, err
 }
 
+// jsonUnmarshal decodes the value stored at key; a value that cannot be
+// decoded is an *UnreadableError.
 func jsonUnmarshal(key, b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
+		return unreadableAt(key, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rswebhooks/rswebhooks"
@@ -71,11 +72,17 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 	})
 }
 
-// GetWebhook returns the webhook or ErrNotFound.
+// GetWebhook returns the webhook, ErrNotFound, or an *UnreadableError
+// (with Owner from the owner index) if the record cannot be decoded.
 func (db *DB) GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error) {
 	var w rswebhooks.Webhook
 	err := db.view(ctx, "get webhook "+id, func(txn *badger.Txn) error {
-		return getJSON(txn, webhookKey(id), &w)
+		err := getJSON(txn, webhookKey(id), &w)
+		var ue *UnreadableError
+		if errors.As(err, &ue) {
+			ue.Owner, _ = ownerOf(txn, id)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -84,7 +91,8 @@ func (db *DB) GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, e
 }
 
 // ListWebhooks returns the webhooks of ownerID ("" = everyone's), oldest
-// first (by CreatedUTC, then id).
+// first (by CreatedUTC, then id). Unreadable webhooks are skipped (see
+// UnreadableError), so one damaged record cannot hide the others.
 func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.Webhook, error) {
 	var out []*rswebhooks.Webhook
 	err := db.view(ctx, "list webhooks", func(txn *badger.Txn) error {
@@ -92,7 +100,7 @@ func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.W
 			return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
 				w := new(rswebhooks.Webhook)
 				if err := jsonUnmarshal(k, v, w); err != nil {
-					return err
+					return db.skipUnreadable(err)
 				}
 				out = append(out, w)
 				return nil
@@ -106,6 +114,9 @@ func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.W
 		for _, id := range ids {
 			var w rswebhooks.Webhook
 			if err := getJSON(txn, webhookKey(id), &w); err != nil {
+				if err = db.skipUnreadable(err); err == nil {
+					continue
+				}
 				return fmt.Errorf("owner index %s%s: %w", prefix, id, err)
 			}
 			out = append(out, &w)
@@ -125,18 +136,52 @@ func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.W
 }
 
 // DeleteWebhook removes a webhook and its owner index entry, or returns
-// ErrNotFound. Its deliveries stay until they finish and expire.
+// ErrNotFound. It does not decode the record, so an unreadable one can be
+// deleted too. Its deliveries stay until they finish and expire.
 func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
-	return db.webhookUpdate(ctx, "delete webhook "+id, func(txn *badger.Txn) error {
-		var old rswebhooks.Webhook
-		if err := getJSON(txn, webhookKey(id), &old); err != nil {
+	err := db.webhookUpdate(ctx, "delete webhook "+id, func(txn *badger.Txn) error {
+		if ok, err := exists(txn, webhookKey(id)); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("%s: %w", webhookKey(id), ErrNotFound)
+			}
 			return err
 		}
-		if err := txn.Delete(ownerKey(old.User.ID, id)); err != nil {
-			return err
+		if owner, ok := ownerOf(txn, id); ok {
+			if err := txn.Delete(ownerKey(owner, id)); err != nil {
+				return err
+			}
 		}
 		return txn.Delete(webhookKey(id))
 	})
+	if err == nil {
+		db.unreadable.remove(KindWebhook, id)
+	}
+	return err
+}
+
+// ownerOf finds a webhook's owner: from the record's User.Id when that much
+// decodes, else by scanning the owner index keys.
+func ownerOf(txn *badger.Txn, id string) (string, bool) {
+	var w struct {
+		User struct {
+			ID string `json:"Id"`
+		} `json:"User"`
+	}
+	if err := getJSON(txn, webhookKey(id), &w); err == nil && w.User.ID != "" {
+		if ok, _ := exists(txn, ownerKey(w.User.ID, id)); ok {
+			return w.User.ID, true
+		}
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pOwner)})
+	defer it.Close()
+	suffix := "/" + id
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := string(it.Item().Key())
+		if strings.HasSuffix(k, suffix) {
+			return k[len(pOwner) : len(k)-len(suffix)], true
+		}
+	}
+	return "", false
 }
 
 // deleteChunk bounds the keys deleted per transaction (Badger limits a
@@ -197,9 +242,9 @@ func (db *DB) SetPaused(ctx context.Context, id string, paused bool) error {
 func (db *DB) CountWebhooks(ctx context.Context) (active, paused int, err error) {
 	err = db.view(ctx, "count webhooks", func(txn *badger.Txn) error {
 		return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
-			var w struct{ IsPaused bool }
+			var w rswebhooks.Webhook
 			if err := jsonUnmarshal(k, v, &w); err != nil {
-				return err
+				return db.skipUnreadable(err)
 			}
 			if w.IsPaused {
 				paused++

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +90,7 @@ func run(mode string, events, hooks, rate, conc, per int) error {
 		w := &rswebhooks.Webhook{
 			ID: rswebhooks.NewID(now), URI: srv.URL + "/hook", Secret: "0123456789abcdef0123456789abcdef",
 			Filters: []string{"*"}, User: rswebhooks.User{ID: "u1", Name: "bench"},
-			Properties: map[string]any{"pad": pad}, CreatedUTC: now, UpdatedUTC: now,
+			Properties: map[string]json.RawMessage{"pad": json.RawMessage(strconv.Quote(pad))}, CreatedUTC: now, UpdatedUTC: now,
 		}
 		if err := db.CreateWebhook(ctx, w); err != nil {
 			return err

@@ -394,8 +394,7 @@ func (s *session) printWebhookSecret(w *rswebhooks.Webhook, showSecret bool) err
 		row("Header", k+": "+w.Headers[k])
 	}
 	for _, k := range slices.Sorted(maps.Keys(w.Properties)) {
-		b, _ := json.Marshal(w.Properties[k])
-		row("Property", k+" = "+string(b))
+		row("Property", k+" = "+string(w.Properties[k]))
 	}
 	if w.User.ID != "" || w.User.Name != "" {
 		row("Owner", ownerLine(w.User))
@@ -493,12 +492,12 @@ func applyWebhookFlags(c *cli.Context, w *rswebhooks.Webhook) error {
 		return err
 	}
 	// Property values are JSON when they parse as JSON, strings otherwise.
-	return applyKV(c.StringSlice("property"), "property", &w.Properties, func(v string) any {
-		var val any
-		if json.Unmarshal([]byte(v), &val) != nil {
-			return v
+	return applyKV(c.StringSlice("property"), "property", &w.Properties, func(v string) json.RawMessage {
+		if json.Valid([]byte(v)) {
+			return json.RawMessage(v)
 		}
-		return val
+		b, _ := json.Marshal(v)
+		return b
 	})
 }
 

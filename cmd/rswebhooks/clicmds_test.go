@@ -130,7 +130,7 @@ func TestWebhooksCommands(t *testing.T) {
 		"--secret", secret, "--filter", "reports", "--filter", "TASKS", "--description", "ops team",
 		"--header", "X-Team=ops", "--property", "env=prod", "--property", `n=3`, "--paused"))
 	if w.ID == "" || w.URI != a.receiver+"/hook" || w.Secret != secret || !w.IsPaused || w.Description != "ops team" ||
-		strings.Join(w.Filters, ",") != "reports,tasks" || w.Headers["X-Team"] != "ops" || w.Properties["env"] != "prod" || w.Properties["n"] != float64(3) {
+		strings.Join(w.Filters, ",") != "reports,tasks" || w.Headers["X-Team"] != "ops" || string(w.Properties["env"]) != `"prod"` || string(w.Properties["n"]) != "3" {
 		t.Fatalf("added webhook = %+v", w)
 	}
 	if w.User.ID != identity.OperatorID {
@@ -191,7 +191,7 @@ func TestWebhooksCommands(t *testing.T) {
 	// update changes only the fields given; K= removes a header.
 	u := decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "update", "-o", "json", "--description", "changed", "--header", "X-Team=", "--header", "X-New=1", "--filter", "alerts", w.ID))
 	if u.Description != "changed" || u.Headers["X-New"] != "1" || u.Headers["X-Team"] != "" || strings.Join(u.Filters, ",") != "alerts" ||
-		u.Secret != secret || u.URI != w.URI || !u.IsPaused || u.Properties["env"] != "prod" {
+		u.Secret != secret || u.URI != w.URI || !u.IsPaused || string(u.Properties["env"]) != `"prod"` {
 		t.Fatalf("updated webhook = %+v", u)
 	}
 	stored, err := a.db.GetWebhook(t.Context(), w.ID)
