@@ -220,6 +220,8 @@ type webhook struct {
 	Description string   `json:"Description"`
 	IsPaused    bool     `json:"IsPaused"`
 	Filters     []string `json:"Filters"`
+	// Properties as stored, number text and all.
+	Properties map[string]json.RawMessage `json:"Properties"`
 }
 
 func (e *env) webhooks(t *testing.T, token string) map[string]webhook {
@@ -621,8 +623,14 @@ func TestKeyboardOnly(t *testing.T) {
 	e := start(t)
 	p := newPage(t, e.uiURL)
 	alice := e.login(t, "alice")
+	// Numbers a JavaScript double cannot hold: the page must send them back
+	// exactly as it read them when it saves the webhook (pause below).
+	props := map[string]json.RawMessage{
+		"big": json.RawMessage(`9007199254740993`), "huge": json.RawMessage(`1e400`),
+		"precise": json.RawMessage(`0.1000000000000000055511151231257827`), "plain": json.RawMessage(`2`),
+	}
 	e.call(t, "POST", "/api/webhooks/registrations", alice, map[string]any{
-		"WebHookUri": e.rcURL + "/keys?noecho=1", "Description": "Keyboard receiver",
+		"WebHookUri": e.rcURL + "/keys?noecho=1", "Description": "Keyboard receiver", "Properties": props,
 	}, 201, nil)
 
 	p.do("open the page", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(e.uiURL), chromedp.WaitVisible(chromedp.ID("login-username")))
@@ -660,8 +668,14 @@ func TestKeyboardOnly(t *testing.T) {
 	tabTo(row + " input.pause-toggle")
 	p.do("Space on the switch", chromedp.KeyEvent(" "))
 	p.wait("paused row", fmt.Sprintf(`(() => { const r = document.querySelector(%s); return r && r.classList.contains('is-paused') && !r.querySelector('input.pause-toggle').disabled })()`, js(row)))
-	if !e.webhooks(t, alice)["Keyboard receiver"].IsPaused {
+	paused := e.webhooks(t, alice)["Keyboard receiver"]
+	if !paused.IsPaused {
 		t.Fatal("Space on the switch did not pause the webhook")
+	}
+	for k, v := range props {
+		if got := string(paused.Properties[k]); got != string(v) {
+			t.Errorf("after the page saved the webhook, Properties[%q] = %s, want %s", k, got, v)
+		}
 	}
 
 	// Delete: Enter opens the confirmation with focus on Cancel; Escape

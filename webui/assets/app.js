@@ -131,6 +131,22 @@
     return [text, technical || rule.length > 200 ? raw : ''];
   }
 
+  /**
+   * parseExact is JSON.parse that keeps every number whose text a double
+   * cannot reproduce (9007199254740993, 1e400, long decimals) as raw JSON,
+   * so a webhook saved back sends its Properties exactly as the server
+   * stored them.
+   */
+  function parseExact(text) {
+    if (typeof JSON.rawJSON !== 'function') return JSON.parse(text);
+    return JSON.parse(text, (key, value, ctx) => {
+      if (typeof value === 'number' && ctx && typeof ctx.source === 'string' && String(value) !== ctx.source) {
+        return JSON.rawJSON(ctx.source);
+      }
+      return value;
+    });
+  }
+
   async function api(method, path, body, opts = {}) {
     const headers = { Accept: 'application/json' };
     if (state.session) headers.Authorization = 'Bearer ' + state.session.token;
@@ -148,7 +164,7 @@
     const text = await res.text();
     let data = null;
     if (text) {
-      try { data = JSON.parse(text); } catch (e) { data = null; }
+      try { data = parseExact(text); } catch (e) { data = null; }
     }
     if (!res.ok) {
       let msg;
