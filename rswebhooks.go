@@ -74,6 +74,10 @@ type Event struct {
 	// Source is SourceProxy, SourceWatch or SourceReconcile. Events stored
 	// before it existed have none; see EventSource.
 	Source string `json:"Source,omitempty"`
+	// Missing names the fields (ResourceId, ResourceName) the event lacks
+	// because the body that held them was not read: the proxy's capture
+	// budget was spent, or the body exceeded the capture limit.
+	Missing []string `json:"Missing,omitempty"`
 
 	// Executions only.
 	ExecutionID      string     `json:"ExecutionId,omitempty"`

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/proxy"
 )
 
 // Options configure the daemon. The zero value of each optional field means
@@ -82,6 +84,9 @@ type Options struct {
 	// CaptureLimit caps the bytes of a watched request or response body read
 	// for detection. Default 1 MiB.
 	CaptureLimit int64
+	// CaptureBudget caps the bytes all captured bodies hold at once; past
+	// it bodies stream through uncaptured. Default 64 MiB.
+	CaptureBudget int64
 	// SyncWrites fsyncs every store commit (power-loss durability) at a
 	// large throughput cost. Process crashes are survived either way.
 	SyncWrites bool
@@ -125,6 +130,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.CaptureLimit == 0 {
 		o.CaptureLimit = 1 << 20
+	}
+	if o.CaptureBudget == 0 {
+		o.CaptureBudget = proxy.DefaultCaptureBudget
 	}
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 15 * time.Second
@@ -183,6 +191,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CaptureLimit < 0 {
 		bad("capture-limit", "must not be negative")
+	}
+	if o.CaptureBudget < 0 {
+		bad("capture-budget", "must not be negative")
 	}
 	if o.ServiceToken != "" && (o.ServiceUser != "" || o.ServicePassword != "") {
 		bad("service-token", "and --service-user/--service-password are alternatives; give one")

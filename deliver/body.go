@@ -45,6 +45,9 @@ type Notification struct {
 	ExecutionID    string    `json:"ExecutionId,omitempty"`
 	AlertTriggered *bool     `json:"AlertTriggered,omitempty"`
 	DocumentIDs    []string  `json:"DocumentIds,omitempty"`
+	// Missing names fields left empty because the body holding them was
+	// not read (see rswebhooks.Event.Missing).
+	Missing []string `json:"Missing,omitempty"`
 }
 
 // NotificationFor maps an event to its notification.
@@ -65,6 +68,7 @@ func NotificationFor(ev *rswebhooks.Event) Notification {
 		ExecutionID:    ev.ExecutionID,
 		AlertTriggered: ev.AlertTriggered,
 		DocumentIDs:    ev.DocumentIDs,
+		Missing:        ev.Missing,
 	}
 }
 

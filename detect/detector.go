@@ -209,6 +209,15 @@ func (d *Detector) event(m match, ex *proxy.Exchange, method string) *rswebhooks
 	}
 	id, name, reason := d.resource(m, ex)
 	e.ResourceID, e.ResourceName = id, name
+	if r.readBodies && (ex.RequestSkipped != "" || ex.ResponseSkipped != "") {
+		// Recorded from what is known (path, headers); say what is not.
+		if id == "" {
+			e.Missing = append(e.Missing, "ResourceId")
+		}
+		if name == "" {
+			e.Missing = append(e.Missing, "ResourceName")
+		}
+	}
 	if id == "" {
 		d.log.Warn().Str("event_id", e.ID).Str("filter", e.Filter).Str("event", e.Type).
 			Str("method", method).Str("path", ex.Path).Str("id_source", string(r.ID)).
@@ -234,6 +243,12 @@ func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason strin
 	if r.readBodies {
 		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, ex.RequestHeader, d.bodyLimit, false)
 		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, ex.ResponseHeader, d.bodyLimit, true)
+		if ex.RequestSkipped == proxy.SkipBudget {
+			reqErr = errNotCaptured
+		}
+		if ex.ResponseSkipped == proxy.SkipBudget && resp.id == "" {
+			respErr = errNotCaptured
+		}
 	}
 	name = req.name
 	if name == "" {

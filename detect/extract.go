@@ -20,6 +20,10 @@ const maxIDLen = 256
 // errTooLarge means a (decoded) body exceeds the detector's body limit.
 var errTooLarge = errors.New("body exceeds the body limit")
 
+// errNotCaptured means the proxy's capture budget was spent: the body
+// streamed through unread.
+var errNotCaptured = errors.New("not captured: the capture budget was spent")
+
 // fields are what the detector reads from a JSON body.
 type fields struct {
 	id, name string

@@ -24,11 +24,14 @@ func methodIndex(m string) int {
 // Metrics are the proxy's Prometheus metrics (design.md §6):
 // rswebhooks_proxy_requests_total{method,code},
 // rswebhooks_proxy_request_duration_seconds{method} and
-// rswebhooks_upstream_errors_total.
+// rswebhooks_upstream_errors_total; and the capture budget's
+// rswebhooks_capture_bytes and rswebhooks_capture_skipped_total{reason}.
 type Metrics struct {
 	requests       *prometheus.CounterVec
 	duration       [len(methodLabels)]prometheus.Observer
 	upstreamErrors prometheus.Counter
+	captureBytes   prometheus.Gauge
+	skipped        [len(skipReasons)]prometheus.Counter
 	// counters caches requests' series by method and status code (100..599),
 	// resolved on first use, so counting a request does no label lookup.
 	// Series appear only once used, as with WithLabelValues.
@@ -50,6 +53,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rswebhooks_upstream_errors_total",
 			Help: "Requests that got no response from the upstream (answered 502).",
 		}),
+		captureBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rswebhooks_capture_bytes",
+			Help: "Bytes of tapped bodies held for detection right now; never above the capture budget.",
+		}),
+	}
+	skipped := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rswebhooks_capture_skipped_total",
+		Help: "Tapped bodies not captured whole: reason=budget (the capture budget was spent; the body streamed on uncaptured), reason=limit (longer than the capture limit).",
+	}, []string{"reason"})
+	for i, r := range skipReasons {
+		m.skipped[i] = skipped.WithLabelValues(r)
 	}
 	hist := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "rswebhooks_proxy_request_duration_seconds",
@@ -76,4 +90,13 @@ func (m *Metrics) observe(method string, code int, seconds float64) {
 		m.counters[i][code].Store(ref)
 	}
 	ref.c.Inc()
+}
+
+func (m *Metrics) captureSkipped(reason string) {
+	for i, r := range skipReasons {
+		if r == reason {
+			m.skipped[i].Inc()
+			return
+		}
+	}
 }

@@ -16,6 +16,10 @@ import (
 // bytes of each tapped request and response body are offered to the Tap.
 const DefaultCaptureLimit = 1 << 20
 
+// DefaultCaptureBudget is the default Options.CaptureBudget: all captures
+// together hold at most this many bytes.
+const DefaultCaptureBudget = 64 << 20
+
 // DefaultUpgradeIdleTimeout is the default Options.UpgradeIdleTimeout. It is
 // well above SignalR's 15 s keep-alive ping and IIS's 120 s connection timeout.
 const DefaultUpgradeIdleTimeout = 10 * time.Minute
@@ -56,6 +60,14 @@ type Options struct {
 	// CaptureLimit caps how many bytes of each tapped body are captured.
 	// 0 means DefaultCaptureLimit (1 MiB); negative is refused.
 	CaptureLimit int64
+
+	// CaptureBudget caps the bytes all captures hold at once, whatever the
+	// load. A body that would take the total past it is not captured: it
+	// streams on untouched (never blocked, never buffered), the Exchange says
+	// so (RequestSkipped, ResponseSkipped = SkipBudget) and
+	// rswebhooks_capture_skipped_total{reason="budget"} counts it. 0 means
+	// DefaultCaptureBudget (64 MiB); negative is refused.
+	CaptureBudget int64
 
 	// UpgradeIdleTimeout closes a WebSocket (or other Upgrade) tunnel after
 	// no byte has moved in either direction for this long. 0 means
@@ -100,6 +112,9 @@ func (o *Options) validate() error {
 	if o.CaptureLimit < 0 {
 		errs = append(errs, fmt.Errorf("proxy: Options.CaptureLimit must be >= 0, got %d", o.CaptureLimit))
 	}
+	if o.CaptureBudget < 0 {
+		errs = append(errs, fmt.Errorf("proxy: Options.CaptureBudget must be >= 0, got %d", o.CaptureBudget))
+	}
 	if strings.ContainsAny(o.HostHeader, " \t\r\n/") {
 		errs = append(errs, fmt.Errorf("proxy: Options.HostHeader must be a host[:port], got %q", o.HostHeader))
 	}
@@ -116,6 +131,9 @@ func (o *Options) validate() error {
 	}
 	if o.CaptureLimit == 0 {
 		o.CaptureLimit = DefaultCaptureLimit
+	}
+	if o.CaptureBudget == 0 {
+		o.CaptureBudget = DefaultCaptureBudget
 	}
 	if o.UpgradeIdleTimeout == 0 {
 		o.UpgradeIdleTimeout = DefaultUpgradeIdleTimeout

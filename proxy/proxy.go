@@ -46,6 +46,7 @@ type Proxy struct {
 	hostHeader string
 	tap        Tap
 	capture    int64
+	budget     *budget
 	idle       time.Duration
 	routes     []Route
 	log        zerolog.Logger
@@ -111,6 +112,7 @@ func New(opts Options) (*Proxy, error) {
 		hostHeader: opts.HostHeader,
 		tap:        opts.Tap,
 		capture:    opts.CaptureLimit,
+		budget:     &budget{limit: opts.CaptureBudget, gauge: opts.Metrics.captureBytes},
 		idle:       max(opts.UpgradeIdleTimeout, 0),
 		routes:     append([]Route(nil), opts.Routes...),
 		log:        opts.Logger,
@@ -274,8 +276,10 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 		return nil, errors.New("proxy: request without exchange state")
 	}
 	if ex.wants && req.Body != nil && req.Body != http.NoBody {
-		ex.reqBody = &captureBody{rc: req.Body, limit: p.capture}
+		ex.reqBody = &captureBody{rc: req.Body, limit: p.capture, hint: req.ContentLength,
+			grant: grant{b: p.budget}, metrics: p.metrics}
 		req.Body = ex.reqBody
+		defer ex.reqBody.release()
 	}
 
 	resp, err := p.send.RoundTrip(req)
@@ -314,22 +318,11 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 	}
 	if ex.wants {
 		if ex.reqBody != nil {
-			x.RequestBody, x.RequestTruncated = ex.reqBody.snapshot()
+			x.RequestBody, x.RequestTruncated, x.RequestSkipped = ex.reqBody.take()
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 && req.Method != http.MethodHead &&
 			resp.Body != nil && resp.Body != http.NoBody {
-			buf, rerr := readPrefix(resp.Body, p.capture, resp.ContentLength)
-			x.ResponseBody = buf
-			if int64(len(buf)) > p.capture {
-				x.ResponseBody, x.ResponseTruncated = buf[:p.capture], true
-			}
-			rest := resp.Body
-			var tail io.Reader = rest
-			if rerr != nil {
-				x.ResponseTruncated = true
-				tail = errReader{err: rerr}
-			}
-			resp.Body = &body{r: io.MultiReader(&sliceReader{b: buf}, tail), c: rest, bufs: p.bufs}
+			p.captureResponse(x, resp)
 		}
 	}
 	defer func() {
@@ -340,6 +333,32 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 	// The upstream has already acted on the request: a client that hangs up
 	// now must not cancel what the tap records about it.
 	p.tap.Observe(context.WithoutCancel(req.Context()), x)
+}
+
+// captureResponse reads the response's prefix (up to the capture limit, within
+// the budget) into x and puts it back in front of the rest of the body, so the
+// client gets every byte. The prefix's bytes go back to the budget once
+// replayed.
+func (p *Proxy) captureResponse(x *Exchange, resp *http.Response) {
+	pr := &prefixReader{grant: grant{b: p.budget}}
+	buf, spent, rerr := readPrefix(resp.Body, p.capture, resp.ContentLength, &pr.grant)
+	pr.b = buf
+	x.ResponseBody = buf
+	switch {
+	case spent:
+		x.ResponseTruncated, x.ResponseSkipped = true, SkipBudget
+		p.metrics.captureSkipped(SkipBudget)
+	case int64(len(buf)) > p.capture:
+		x.ResponseBody, x.ResponseTruncated, x.ResponseSkipped = buf[:p.capture], true, SkipLimit
+		p.metrics.captureSkipped(SkipLimit)
+	}
+	rest := resp.Body
+	var tail io.Reader = rest
+	if rerr != nil {
+		x.ResponseTruncated = true
+		tail = errReader{err: rerr}
+	}
+	resp.Body = &body{r: io.MultiReader(pr, tail), c: prefixCloser{c: rest, p: pr}, bufs: p.bufs}
 }
 
 // tapWants asks the Tap whether it wants bodies; a panic counts as no.

@@ -24,6 +24,10 @@ type Exchange struct {
 	// upstream answered, up to the capture cap. Empty unless Tap.Wants said yes.
 	RequestBody      []byte
 	RequestTruncated bool
+	// RequestSkipped says why the request body was not captured whole:
+	// SkipBudget (the capture budget was spent; RequestBody is then empty)
+	// or SkipLimit (longer than the cap). Empty when it was, or was not wanted.
+	RequestSkipped string
 
 	Status         int
 	ResponseHeader http.Header
@@ -32,6 +36,10 @@ type Exchange struct {
 	// unless Tap.Wants said yes and Status is 2xx.
 	ResponseBody      []byte
 	ResponseTruncated bool
+	// ResponseSkipped is RequestSkipped for the response body. With
+	// SkipBudget, ResponseBody holds what could be read before the budget
+	// ran out (possibly nothing).
+	ResponseSkipped string
 
 	RequestID string
 	Time      time.Time // when the request arrived
