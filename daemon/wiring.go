@@ -31,6 +31,28 @@ func (t taps) Wants(method, path string) bool {
 	return false
 }
 
+// Fields implements proxy.FieldTap: the union of the fields the wanting
+// taps name, or nil (whole bodies) when one of them is a plain Tap.
+func (t taps) Fields(method, path string) []string {
+	var fields []string
+	for _, x := range t {
+		if !x.Wants(method, path) {
+			continue
+		}
+		ft, ok := x.(proxy.FieldTap)
+		if !ok {
+			return nil
+		}
+		fields = append(fields, ft.Fields(method, path)...)
+	}
+	if fields == nil {
+		fields = []string{}
+	}
+	return fields
+}
+
+var _ proxy.FieldTap = taps(nil)
+
 func (t taps) Observe(ctx context.Context, ex *proxy.Exchange) {
 	for _, x := range t {
 		x.Observe(ctx, ex)

@@ -1,6 +1,10 @@
 package detect
 
 import (
+	"bytes"
+	"io"
+	"mime/multipart"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -74,5 +78,54 @@ func TestEventsRecordedWhenCaptureSkipped(t *testing.T) {
 	}
 	if skipped != 6 { // both bodies of all three calls
 		t.Fatalf("capture_skipped_total{budget} = %v, want 6", skipped)
+	}
+}
+
+// TestLargeUploadsKeepTheirName: report uploads far over the capture limit
+// (JSON with the file inside, and v3 multipart) still give the event its
+// name, because the proxy scans bodies for Id and Name instead of copying
+// them up to the limit.
+func TestLargeUploadsKeepTheirName(t *testing.T) {
+	s := newStack(t, "")
+	cat := s.category()
+	file := bytes.Repeat([]byte("<Report/>"), 300_000) // 2.7 MB, over the 1 MiB capture limit
+
+	r := s.call(s.front.URL, "POST", "/api/reportserver/v2/reports", map[string]any{
+		"ReportFile": map[string]any{"FileName": "big.trdp", "Buffer": file}, "CategoryId": cat, "Name": "Big JSON"})
+	if r.status/100 != 2 {
+		t.Fatalf("v2 upload: %d %s", r.status, r.body)
+	}
+	jsonID := responseID(t, r)
+
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	_ = mw.WriteField("CategoryId", cat)
+	fw, _ := mw.CreateFormFile("ReportFile", "big.trdp")
+	_, _ = fw.Write(file)
+	_ = mw.WriteField("Name", "Big multipart")
+	_ = mw.Close()
+	req, _ := http.NewRequest("POST", s.front.URL+"/api/reportserver/v3/reports", &mp)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 201 {
+		t.Fatalf("v3 multipart upload: %d %s", res.StatusCode, body)
+	}
+	mpID := responseID(t, reply{status: res.StatusCode, body: body})
+
+	evs := storedEvents(t, s.db)
+	if len(evs) != 2 {
+		t.Fatalf("stored %d events, want 2", len(evs))
+	}
+	if e := evs[0]; e.ResourceID != jsonID || e.ResourceName != "Big JSON" || e.Missing != nil {
+		t.Fatalf("JSON upload event = %+v", e)
+	}
+	if e := evs[1]; e.ResourceID != mpID || e.ResourceName != "Big multipart" || e.Missing != nil {
+		t.Fatalf("multipart upload event = %+v", e)
 	}
 }

@@ -81,7 +81,13 @@ type Detector struct {
 	appendTimeout time.Duration
 }
 
-var _ proxy.Tap = (*Detector)(nil)
+var (
+	_ proxy.Tap      = (*Detector)(nil)
+	_ proxy.FieldTap = (*Detector)(nil)
+)
+
+// bodyFieldNames are the only parts of a body the detector reads.
+var bodyFieldNames = []string{"Id", "Name"}
 
 // New validates opts and compiles the rule table.
 func New(opts Options) (*Detector, error) {
@@ -147,6 +153,18 @@ func New(opts Options) (*Detector, error) {
 func (d *Detector) Wants(method, path string) bool {
 	m, ok := d.m.lookup(upper(method), path)
 	return ok && !m.rule.Ignore()
+}
+
+// Fields implements proxy.FieldTap: of a body, the detector reads only the
+// top-level Id and Name, and nothing at all for a rule that takes the id
+// from the path and has no name to learn (revisions, publish calls), so the
+// proxy scans bodies instead of copying them.
+func (d *Detector) Fields(method, path string) []string {
+	m, ok := d.m.lookup(upper(method), path)
+	if !ok || m.rule.Ignore() || !m.rule.readBodies {
+		return []string{}
+	}
+	return bodyFieldNames
 }
 
 // Observe stores the event a successful exchange stands for. Non-2xx

@@ -102,6 +102,9 @@ type captureBody struct {
 	hint    int64 // Content-Length, or -1
 	grant   grant
 	metrics *Metrics
+	// scan, when set, reads the fields the Tap wants instead of copying the
+	// body: no limit applies, and it holds scanReserve of the budget.
+	scan bodyScanner
 
 	mu        sync.Mutex
 	buf       []byte
@@ -123,6 +126,17 @@ func (c *captureBody) Read(p []byte) (int, error) {
 // capture appends p within the limit and the budget. c.mu is held.
 func (c *captureBody) capture(p []byte) {
 	if c.frozen || c.skipped != "" {
+		return
+	}
+	if c.scan != nil {
+		if c.scan.done() {
+			return
+		}
+		if !c.grant.grow(scanReserve) {
+			c.skip(SkipBudget, true)
+			return
+		}
+		c.scan.write(p)
 		return
 	}
 	room := c.limit - int64(len(c.buf))
@@ -160,7 +174,7 @@ func (c *captureBody) skip(reason string, drop bool) {
 	}
 	if drop {
 		c.truncated = true
-		c.buf = nil
+		c.buf, c.scan = nil, nil
 		c.grant.free()
 	}
 }
@@ -173,6 +187,10 @@ func (c *captureBody) take() (b []byte, truncated bool, skipped string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.frozen = true
+	if c.scan != nil {
+		b, complete := c.scan.result()
+		return b, !complete, ""
+	}
 	return c.buf, c.truncated, c.skipped
 }
 
@@ -190,9 +208,12 @@ func (c *captureBody) release() {
 // sizeHint is the Content-Length or -1. It returns everything read, whether
 // the budget ran out (reading then stops early), and the read error other
 // than io.EOF.
-func readPrefix(r io.Reader, limit, sizeHint int64, g *grant) (buf []byte, spent bool, err error) {
+//
+// With a scanner, what is read is also fed to it, and reading stops as soon
+// as it has found what it looks for.
+func readPrefix(r io.Reader, limit, sizeHint int64, g *grant, scan *fieldScanner) (buf []byte, spent bool, err error) {
 	want := limit + 1
-	for int64(len(buf)) < want {
+	for int64(len(buf)) < want && (scan == nil || !scan.done()) {
 		if len(buf) == cap(buf) {
 			c := nextCap(int64(cap(buf)), int64(len(buf))+1, want)
 			if sizeHint >= 0 && sizeHint+1 < c && int64(len(buf)) <= sizeHint {
@@ -206,6 +227,9 @@ func readPrefix(r io.Reader, limit, sizeHint int64, g *grant) (buf []byte, spent
 			buf = nb
 		}
 		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		if scan != nil {
+			scan.write(buf[len(buf) : len(buf)+n])
+		}
 		buf = buf[:len(buf)+n]
 		if rerr == io.EOF {
 			return buf, false, nil

@@ -80,8 +80,9 @@ type exchange struct {
 	path      string                // escaped, as the client sent it
 	query     string
 	requestID string
-	observe   bool // non-safe method and a Tap is set
-	wants     bool // the Tap wants bodies
+	observe   bool     // non-safe method and a Tap is set
+	wants     bool     // the Tap wants bodies
+	fields    []string // FieldTap: the fields it wants; nil: whole bodies
 	reqBody   *captureBody
 	err       error // no upstream response
 }
@@ -217,7 +218,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if p.tap != nil && !isSafe(r.Method) {
 		ex.observe = true
-		ex.wants = p.tapWants(r.Method, ex.path, ex.requestID)
+		ex.wants, ex.fields = p.tapWants(r.Method, ex.path, ex.requestID)
 		if ex.wants {
 			// A watched mutation runs to its end even if the client hangs up,
 			// so the tap still sees its outcome (no lost events). Everything
@@ -275,9 +276,12 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 	if ex == nil { // cannot happen: onRequest refuses such requests
 		return nil, errors.New("proxy: request without exchange state")
 	}
-	if ex.wants && req.Body != nil && req.Body != http.NoBody {
+	if ex.wants && req.Body != nil && req.Body != http.NoBody && (ex.fields == nil || len(ex.fields) > 0) {
 		ex.reqBody = &captureBody{rc: req.Body, limit: p.capture, hint: req.ContentLength,
 			grant: grant{b: p.budget}, metrics: p.metrics}
+		if ex.fields != nil && identity(req.Header) {
+			ex.reqBody.scan = newScanner(req.Header, ex.fields)
+		}
 		req.Body = ex.reqBody
 		defer ex.reqBody.release()
 	}
@@ -321,8 +325,14 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 			x.RequestBody, x.RequestTruncated, x.RequestSkipped = ex.reqBody.take()
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 && req.Method != http.MethodHead &&
-			resp.Body != nil && resp.Body != http.NoBody {
-			p.captureResponse(x, resp)
+			resp.Body != nil && resp.Body != http.NoBody && (ex.fields == nil || len(ex.fields) > 0) {
+			var scan *fieldScanner
+			sg := grant{b: p.budget} // the scanner's own bytes, held until Observe returns
+			defer sg.free()
+			if ex.fields != nil && identity(resp.Header) {
+				scan = newFieldScanner(ex.fields)
+			}
+			p.captureResponse(x, resp, scan, &sg)
 		}
 	}
 	defer func() {
@@ -339,15 +349,32 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 // the budget) into x and puts it back in front of the rest of the body, so the
 // client gets every byte. The prefix's bytes go back to the budget once
 // replayed.
-func (p *Proxy) captureResponse(x *Exchange, resp *http.Response) {
+func (p *Proxy) captureResponse(x *Exchange, resp *http.Response, scan *fieldScanner, sg *grant) {
 	pr := &prefixReader{grant: grant{b: p.budget}}
-	buf, spent, rerr := readPrefix(resp.Body, p.capture, resp.ContentLength, &pr.grant)
+	var buf []byte
+	var spent bool
+	var rerr error
+	if scan == nil || sg.grow(scanReserve) {
+		buf, spent, rerr = readPrefix(resp.Body, p.capture, resp.ContentLength, &pr.grant, scan)
+	} else {
+		spent = true
+	}
 	pr.b = buf
 	x.ResponseBody = buf
+	if scan != nil {
+		b, complete := scan.result()
+		x.ResponseBody, x.ResponseTruncated = b, !complete
+		if spent {
+			x.ResponseBody = nil
+		}
+	}
 	switch {
 	case spent:
 		x.ResponseTruncated, x.ResponseSkipped = true, SkipBudget
 		p.metrics.captureSkipped(SkipBudget)
+	case int64(len(buf)) > p.capture && scan != nil:
+		x.ResponseSkipped = SkipLimit
+		p.metrics.captureSkipped(SkipLimit)
 	case int64(len(buf)) > p.capture:
 		x.ResponseBody, x.ResponseTruncated, x.ResponseSkipped = buf[:p.capture], true, SkipLimit
 		p.metrics.captureSkipped(SkipLimit)
@@ -361,15 +388,29 @@ func (p *Proxy) captureResponse(x *Exchange, resp *http.Response) {
 	resp.Body = &body{r: io.MultiReader(pr, tail), c: prefixCloser{c: rest, p: pr}, bufs: p.bufs}
 }
 
-// tapWants asks the Tap whether it wants bodies; a panic counts as no.
-func (p *Proxy) tapWants(method, path, requestID string) (wants bool) {
+// tapWants asks the Tap whether it wants bodies and, for a FieldTap, which
+// fields; a panic counts as no.
+func (p *Proxy) tapWants(method, path, requestID string) (wants bool, fields []string) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.log.Error().Str("request_id", requestID).Interface("panic", v).Msg("tap panicked in Wants")
-			wants = false
+			wants, fields = false, nil
 		}
 	}()
-	return p.tap.Wants(method, path)
+	if !p.tap.Wants(method, path) {
+		return false, nil
+	}
+	if ft, ok := p.tap.(FieldTap); ok {
+		return true, ft.Fields(method, path)
+	}
+	return true, nil
+}
+
+// identity reports whether a body is sent as is (no Content-Encoding), so
+// it can be scanned as it streams.
+func identity(h http.Header) bool {
+	ce := strings.TrimSpace(h.Get("Content-Encoding"))
+	return ce == "" || strings.EqualFold(ce, "identity")
 }
 
 // finish writes the access-log line and the metrics of one request.

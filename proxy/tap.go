@@ -77,3 +77,19 @@ func (f TapFunc) Observe(ctx context.Context, ex *Exchange) {
 }
 
 var _ Tap = TapFunc{}
+
+// FieldTap is a Tap that needs only some top-level fields of the bodies it
+// wants (a resource's Id and Name, not the report file uploaded with them).
+// For an exchange where Fields returns a non-nil list, the proxy does not
+// copy an uncompressed body: it scans it as it streams and keeps only those
+// fields, so RequestBody and ResponseBody hold a small JSON object of the
+// fields found, values as sent ({"Name":"Sales","Id":"r1"}), or a bare JSON
+// string body itself (a v1 create's answer); a multipart/form-data body's
+// plain fields of those names become such an object too. A 5 MB upload then
+// costs a few kilobytes, the response is read only as far as its fields, and
+// the capture limit does not apply. An empty list captures nothing.
+// Compressed bodies are captured as they are (up to the capture limit).
+type FieldTap interface {
+	Tap
+	Fields(method, path string) []string
+}
