@@ -1,0 +1,425 @@
+// Command memory-bench measures the peak RSS of a real `rswebhooks serve`
+// process (default settings) under load, while it keeps polling the admin
+// /healthz and a GET through the proxy (the front door) to show both keep
+// answering. It runs one scenario per invocation, each on a fresh daemon:
+//
+//	uploads:    -clients concurrent POSTs of -size bytes to a watched route
+//	            (POST /api/reportserver/v2/categories) for -duration
+//	idle:       -conns client connections that send half a request and stall
+//	deliveries: -events events × -webhooks webhooks delivered to a loopback
+//	            receiver; runs until every delivery arrived
+//
+// The upstream is a small Go server in this process that drains the body and
+// answers like the report server's create (200 + Category JSON).
+// RLIMIT_NOFILE is raised here and inherited by the daemon.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	bin := flag.String("bin", "rswebhooks", "the rswebhooks binary")
+	scenario := flag.String("scenario", "uploads", "uploads, idle or deliveries")
+	clients := flag.Int("clients", 1000, "uploads: concurrent clients")
+	size := flag.Int("size", 1<<20, "uploads: body bytes")
+	duration := flag.Duration("duration", 5*time.Second, "uploads and idle: how long the load lasts")
+	conns := flag.Int("conns", 10000, "idle: client connections")
+	events := flag.Int("events", 10000, "deliveries: events")
+	hooks := flag.Int("webhooks", 8, "deliveries: webhooks (each gets every event)")
+	direct := flag.Bool("direct", false, "uploads: send to the upstream directly (baseline, no daemon RSS)")
+	flag.Parse()
+	if err := run(*bin, *scenario, *clients, *size, *duration, *conns, *events, *hooks, *direct); err != nil {
+		fmt.Fprintln(os.Stderr, "memory-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, scenario string, clients, size int, duration time.Duration, conns, events, hooks int, direct bool) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = lim.Max // as far as the hard limit allows
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
+	}
+	if need := uint64(conns + 1000); scenario == "idle" && lim.Cur < need {
+		return fmt.Errorf("RLIMIT_NOFILE is %d, the idle scenario needs %d (raise the hard limit: ulimit -Hn)", lim.Cur, need)
+	}
+	up, err := startUpstream()
+	if err != nil {
+		return err
+	}
+	recv := &receiver{}
+	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(recvLn, recv) }()
+
+	d, err := startDaemon(bin, "http://"+up)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+
+	hc := startHealth(d)
+	target := "http://" + d.proxy
+	if direct {
+		target = "http://" + up
+	}
+	fmt.Printf("scenario=%s", scenario)
+	switch scenario {
+	case "uploads":
+		fmt.Printf(" clients=%d size=%d duration=%s direct=%v\n", clients, size, duration, direct)
+		err = uploads(target, clients, size, duration)
+	case "idle":
+		fmt.Printf(" conns=%d duration=%s\n", conns, duration)
+		err = idle(d.proxy, conns, duration)
+	case "deliveries":
+		fmt.Printf(" events=%d webhooks=%d\n", events, hooks)
+		err = deliveries(d, recv, "http://"+recvLn.Addr().String(), events, hooks)
+	default:
+		err = fmt.Errorf("unknown scenario %q", scenario)
+	}
+	hc.stop()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("peak_rss_mib=%.1f rss_end_mib=%.1f\n", float64(d.status("VmHWM"))/1024, float64(d.status("VmRSS"))/1024)
+	hc.report()
+	return nil
+}
+
+// startUpstream answers every request like a report-server create: the body
+// is drained, the answer is a small Category.
+func startUpstream() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	var seq atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			_, _ = io.WriteString(w, `[]`)
+			return
+		}
+		fmt.Fprintf(w, `{"Id":"c%010d","Name":"bench"}`, seq.Add(1))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), nil
+}
+
+type daemon struct {
+	cmd   *exec.Cmd
+	dir   string
+	proxy string
+	admin string
+	token string
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startDaemon(bin, upstream string) (*daemon, error) {
+	dir, err := os.MkdirTemp("", "rsw-memory-bench-")
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{dir: dir, token: "bench-operator-token-0123456789abcdef"}
+	if d.proxy, err = freePort(); err != nil {
+		return nil, err
+	}
+	if d.admin, err = freePort(); err != nil {
+		return nil, err
+	}
+	d.cmd = exec.Command(bin, "serve", "--upstream", upstream, "--listen", d.proxy, "--admin-listen", d.admin,
+		"--data-dir", filepath.Join(dir, "data"), "--admin-token", d.token, "--allow-target", "127.0.0.0/8",
+		"--watch-interval", "0", "--log-level", "warn")
+	d.cmd.Env = append(os.Environ(), "RSWEBHOOKS_LOG_FORMAT=json")
+	d.cmd.Stdout = io.Discard
+	errLog, err := os.Create(filepath.Join(dir, "daemon.log"))
+	if err != nil {
+		return nil, err
+	}
+	d.cmd.Stderr = errLog
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + d.admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return d, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // polling a starting process
+	}
+	d.stop()
+	b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
+	return nil, fmt.Errorf("daemon did not become healthy: %s", b)
+}
+
+// status reads a kB field of /proc/PID/status.
+func (d *daemon) status(field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+func (d *daemon) stop() {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(d.dir)
+}
+
+// health polls the admin /healthz and a GET through the proxy every 100 ms
+// with a 2 s timeout each, on their own connections.
+type health struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	stats  map[string]*probeStats
+}
+
+type probeStats struct {
+	ok, failed int
+	worst      time.Duration
+	lastErr    string
+}
+
+func startHealth(d *daemon) *health {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &health{cancel: cancel, stats: map[string]*probeStats{}}
+	for name, u := range map[string]string{
+		"admin /healthz":    "http://" + d.admin + "/healthz",
+		"proxy GET (front)": "http://" + d.proxy + "/api/reportserver/v2/categories",
+	} {
+		st := &probeStats{}
+		h.stats[name] = st
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				start := time.Now()
+				resp, err := c.Get(u)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						err = errors.New(resp.Status)
+					}
+				}
+				el := time.Since(start)
+				h.mu.Lock()
+				if err != nil {
+					st.failed++
+					st.lastErr = err.Error()
+				} else {
+					st.ok++
+				}
+				st.worst = max(st.worst, el)
+				h.mu.Unlock()
+			}
+		}()
+	}
+	return h
+}
+
+func (h *health) stop() { h.cancel(); h.wg.Wait() }
+
+func (h *health) report() {
+	for name, st := range h.stats {
+		fmt.Printf("health %-18s ok=%d failed=%d worst_ms=%.1f %s\n", name, st.ok, st.failed,
+			float64(st.worst.Microseconds())/1000, st.lastErr)
+	}
+}
+
+// uploads runs clients concurrent upload loops for duration.
+func uploads(target string, clients, size int, duration time.Duration) error {
+	pad := bytes.Repeat([]byte("QUJD"), size/4)
+	body := []byte(`{"Name":"bench","Description":"` + string(pad[:max(0, size-40)]) + `"}`)
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
+	c := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+	var n, failed atomic.Int64
+	var lastErr atomic.Value
+	stop := time.Now().Add(duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				resp, err := c.Post(target+"/api/reportserver/v2/categories", "application/json", bytes.NewReader(body))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 {
+						err = errors.New(resp.Status)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					lastErr.Store(err.Error())
+					continue
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	fmt.Printf("requests=%d failed=%d req_per_s=%.1f mib_per_s=%.1f", n.Load(), failed.Load(), float64(n.Load())/el,
+		float64(n.Load())*float64(len(body))/el/(1<<20))
+	if e, ok := lastErr.Load().(string); ok {
+		fmt.Printf(" last_error=%q", e)
+	}
+	fmt.Println()
+	return nil
+}
+
+// idle opens conns connections that send the start of a request and stall.
+func idle(addr string, conns int, duration time.Duration) error {
+	held := make([]net.Conn, 0, conns)
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	var failed int
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			failed++
+			continue
+		}
+		half := "POST /api/reportserver/v2/categories HTTP/1.1\r\nHost: bench\r\n"
+		if i%2 == 0 { // the other half: connected, silent
+			if _, err := io.WriteString(c, half); err != nil {
+				failed++
+			}
+		}
+		held = append(held, c)
+	}
+	fmt.Printf("connections=%d failed=%d\n", len(held), failed)
+	time.Sleep(duration) // holding the connections open is the load
+	return nil
+}
+
+// receiver counts deliveries and answers the echo check.
+type receiver struct{ n atomic.Int64 }
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if e := req.URL.Query().Get("echo"); e != "" {
+		_, _ = io.WriteString(w, e)
+		return
+	}
+	_, _ = io.Copy(io.Discard, req.Body)
+	r.n.Add(1)
+}
+
+// deliveries registers webhooks, makes events through the proxy (8 clients)
+// and waits until every delivery arrived.
+func deliveries(d *daemon, recv *receiver, recvURL string, events, hooks int) error {
+	for i := range hooks {
+		b, _ := json.Marshal(map[string]any{"WebHookUri": fmt.Sprintf("%s/hook/%d", recvURL, i), "Filters": []string{"categories"}})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+d.admin+"/api/webhooks/registrations", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			return fmt.Errorf("register webhook: %s %s", resp.Status, out)
+		}
+	}
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	body := []byte(`{"Name":"bench"}`)
+	var failed atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(events) {
+				resp, err := http.Post("http://"+d.proxy+"/api/reportserver/v2/categories", "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	made := time.Since(start)
+	want := int64(events * hooks)
+	deadline := time.Now().Add(5 * time.Minute)
+	for recv.n.Load() < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // waiting on another process's progress
+	}
+	el := time.Since(start)
+	fmt.Printf("events=%d failed=%d events_s=%.1f deliveries=%d/%d deliveries_per_s=%.0f\n", events, failed.Load(),
+		made.Seconds(), recv.n.Load(), want, float64(recv.n.Load())/el.Seconds())
+	if recv.n.Load() < want {
+		return fmt.Errorf("only %d of %d deliveries arrived", recv.n.Load(), want)
+	}
+	return nil
+}
