@@ -686,8 +686,13 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 
 	// Resources and security.
-	if rw.Resources.Requests["memory"] != "128Mi" || rw.Resources.Limits["memory"] != "512Mi" {
-		t.Errorf("memory request/limit %q/%q, want 128Mi/512Mi", rw.Resources.Requests["memory"], rw.Resources.Limits["memory"])
+	if rw.Resources.Requests["memory"] != "128Mi" || rw.Resources.Limits["memory"] != "384Mi" {
+		t.Errorf("memory request/limit %q/%q, want 128Mi/384Mi (docs/benchmarks.md, Memory bound)", rw.Resources.Requests["memory"], rw.Resources.Limits["memory"])
+	}
+	for _, e := range rw.Env {
+		if e.Name == "GOMEMLIMIT" && e.Value != "192MiB" {
+			t.Errorf("GOMEMLIMIT %q, want 192MiB: half the memory limit (docs/benchmarks.md, Memory bound)", e.Value)
+		}
 	}
 	sc := rw.SecurityContext
 	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||

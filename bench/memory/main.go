@@ -45,7 +45,12 @@ func main() {
 	events := flag.Int("events", 10000, "deliveries: events")
 	hooks := flag.Int("webhooks", 8, "deliveries: webhooks (each gets every event)")
 	direct := flag.Bool("direct", false, "uploads: send to the upstream directly (baseline, no daemon RSS)")
+	memLimit := flag.String("gomemlimit", "", "GOMEMLIMIT for the daemon (empty: none, as in a bare `rswebhooks serve`)")
 	flag.Parse()
+	daemonEnv = append(os.Environ(), "RSWEBHOOKS_LOG_FORMAT=json")
+	if *memLimit != "" {
+		daemonEnv = append(daemonEnv, "GOMEMLIMIT="+*memLimit)
+	}
 	if err := run(*bin, *scenario, *clients, *size, *duration, *conns, *events, *hooks, *direct); err != nil {
 		fmt.Fprintln(os.Stderr, "memory-bench:", err)
 		os.Exit(1)
@@ -82,11 +87,12 @@ func run(bin, scenario string, clients, size int, duration time.Duration, conns,
 	defer d.stop()
 
 	hc := startHealth(d)
+	sampler := startSampler(d)
 	target := "http://" + d.proxy
 	if direct {
 		target = "http://" + up
 	}
-	fmt.Printf("scenario=%s", scenario)
+	fmt.Printf("scenario=%s %s", scenario, strings.Join(daemonEnv[len(os.Environ()):], " "))
 	switch scenario {
 	case "uploads":
 		fmt.Printf(" clients=%d size=%d duration=%s direct=%v\n", clients, size, duration, direct)
@@ -104,7 +110,9 @@ func run(bin, scenario string, clients, size int, duration time.Duration, conns,
 	if err != nil {
 		return err
 	}
-	fmt.Printf("peak_rss_mib=%.1f rss_end_mib=%.1f\n", float64(d.status("VmHWM"))/1024, float64(d.status("VmRSS"))/1024)
+	anon, file, heap := sampler.stop()
+	fmt.Printf("peak_rss_mib=%.1f rss_end_mib=%.1f peak_anon_mib=%.1f peak_file_mib=%.1f peak_go_heap_inuse_mib=%.1f\n",
+		float64(d.status("VmHWM"))/1024, float64(d.status("VmRSS"))/1024, float64(anon)/1024, float64(file)/1024, heap/(1<<20))
 	hc.report()
 	return nil
 }
@@ -138,6 +146,9 @@ type daemon struct {
 	token string
 }
 
+// daemonEnv is the daemon's environment.
+var daemonEnv []string
+
 func freePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,7 +173,7 @@ func startDaemon(bin, upstream string) (*daemon, error) {
 	d.cmd = exec.Command(bin, "serve", "--upstream", upstream, "--listen", d.proxy, "--admin-listen", d.admin,
 		"--data-dir", filepath.Join(dir, "data"), "--admin-token", d.token, "--allow-target", "127.0.0.0/8",
 		"--watch-interval", "0", "--log-level", "warn")
-	d.cmd.Env = append(os.Environ(), "RSWEBHOOKS_LOG_FORMAT=json")
+	d.cmd.Env = daemonEnv
 	d.cmd.Stdout = io.Discard
 	errLog, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {
@@ -214,6 +225,53 @@ func (d *daemon) stop() {
 		<-done
 	}
 	os.RemoveAll(d.dir)
+}
+
+// sampler records the peak anonymous and file-backed RSS (kB) every 50 ms
+// and the Go heap in use from /metrics every second.
+type sampler struct {
+	stopc      chan struct{}
+	done       chan struct{}
+	anon, file int64
+	heap       float64
+}
+
+func startSampler(d *daemon) *sampler {
+	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		c := &http.Client{Timeout: 2 * time.Second}
+		for i := 0; ; i++ {
+			s.anon = max(s.anon, d.status("RssAnon"))
+			s.file = max(s.file, d.status("RssFile")+d.status("RssShmem"))
+			if i%20 == 0 {
+				if resp, err := c.Get("http://" + d.admin + "/metrics"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					for _, l := range strings.Split(string(b), "\n") {
+						if v, ok := strings.CutPrefix(l, "go_memstats_heap_inuse_bytes "); ok {
+							f, _ := strconv.ParseFloat(v, 64)
+							s.heap = max(s.heap, f)
+						}
+					}
+				}
+			}
+			select {
+			case <-s.stopc:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) stop() (anon, file int64, heap float64) {
+	close(s.stopc)
+	<-s.done
+	return s.anon, s.file, s.heap
 }
 
 // health polls the admin /healthz and a GET through the proxy every 100 ms
