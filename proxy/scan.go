@@ -74,8 +74,42 @@ func (s *fieldScanner) done() bool { return s.state == scanDone }
 // write feeds the next bytes of the body.
 func (s *fieldScanner) write(p []byte) {
 	for i := 0; i < len(p) && s.state != scanDone; i++ {
+		// Fast path: skip over the bulk of a value nobody wants (a base64
+		// report file) to the next byte that can change the state.
+		if !s.esc {
+			switch {
+			case s.state == scanString && s.capture < 0, s.state == scanNested && s.nestStr:
+				j := stringStop(p[i:])
+				if j < 0 {
+					return
+				}
+				i += j
+			case s.state == scanNested:
+				j := bytes.IndexAny(p[i:], "\"{}[]")
+				if j < 0 {
+					return
+				}
+				i += j
+			}
+		}
 		s.step(p[i])
 	}
+}
+
+// stringStop returns the index of the first quote or backslash in p, or -1.
+// Two IndexByte calls beat one IndexAny: they are vectorised.
+func stringStop(p []byte) int {
+	q := bytes.IndexByte(p, '"')
+	if q < 0 {
+		q = len(p)
+	}
+	if k := bytes.IndexByte(p[:q], '\\'); k >= 0 {
+		return k
+	}
+	if q == len(p) {
+		return -1
+	}
+	return q
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -322,6 +356,14 @@ func (s *formScanner) done() bool { return s.state == formDone }
 
 func (s *formScanner) write(p []byte) {
 	for i := 0; i < len(p) && s.state != formDone; i++ {
+		if s.state == formContent && s.m == 0 && s.capture < 0 {
+			// Fast path: a delimiter starts with CR; skip to the next one.
+			j := bytes.IndexByte(p[i:], '\r')
+			if j < 0 {
+				return
+			}
+			i += j
+		}
 		s.step(p[i])
 	}
 }

@@ -147,3 +147,18 @@ func TestFieldTapScansUploads(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkScanUpload is the scanner's cost per byte of a report upload.
+func BenchmarkScanUpload(b *testing.B) {
+	body := []byte(`{"Name":"Big","ReportFile":{"FileName":"a.trdp","Buffer":"` + strings.Repeat("QUJD", 1<<18) + `"},"Id":"r1"}`)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		s := newFieldScanner([]string{"Id", "Name"})
+		for p := body; len(p) > 0; p = p[min(len(p), 32<<10):] {
+			s.write(p[:min(len(p), 32<<10)])
+		}
+		if got, _ := s.result(); string(got) != `{"Name":"Big","Id":"r1"}` {
+			b.Fatal(string(got))
+		}
+	}
+}
