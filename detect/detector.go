@@ -259,8 +259,8 @@ func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason strin
 	var req, resp fields
 	var reqErr, respErr error
 	if r.readBodies {
-		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, ex.RequestHeader, d.bodyLimit, false)
-		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, ex.ResponseHeader, d.bodyLimit, true)
+		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, encoding(ex.RequestHeader, ex.RequestDecoded), d.bodyLimit, false)
+		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, encoding(ex.ResponseHeader, ex.ResponseDecoded), d.bodyLimit, true)
 		if ex.RequestSkipped == proxy.SkipBudget {
 			reqErr = errNotCaptured
 		}
@@ -295,6 +295,14 @@ func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason strin
 		}
 	}
 	return id, name, reason
+}
+
+// encoding is a body's Content-Encoding, or "" once the proxy decoded it.
+func encoding(h http.Header, decoded bool) string {
+	if decoded {
+		return ""
+	}
+	return h.Get("Content-Encoding")
 }
 
 func first(a, b string) string {

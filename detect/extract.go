@@ -33,17 +33,18 @@ type fields struct {
 // itself when it is a bare JSON string and bare is set (which then counts as
 // the id: v1 creates answer that way; request bodies never count). Keys
 // match case-insensitively. Non-string values never become an id or a name.
-// The body is decoded per Content-Encoding (gzip, deflate, identity) with the
-// decoded size capped at limit. A truncated, too large, compressed-but-broken
+// The body is decoded per contentEncoding (gzip, deflate, identity) with the
+// decoded size capped at limit; the proxy has usually done that already, as
+// it scanned the body (proxy.FieldTap), and then passes "". A truncated, too large, compressed-but-broken
 // or non-JSON body yields an error and no fields.
-func bodyFields(body []byte, truncated bool, h http.Header, limit int64, bare bool) (fields, error) {
+func bodyFields(body []byte, truncated bool, contentEncoding string, limit int64, bare bool) (fields, error) {
 	if truncated {
 		return fields{}, errTooLarge
 	}
 	if len(body) == 0 {
 		return fields{}, nil
 	}
-	b, err := decode(body, h.Get("Content-Encoding"), limit)
+	b, err := decode(body, contentEncoding, limit)
 	if err != nil {
 		return fields{}, err
 	}

@@ -323,6 +323,9 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 	if ex.wants {
 		if ex.reqBody != nil {
 			x.RequestBody, x.RequestTruncated, x.RequestSkipped = ex.reqBody.take()
+			if ex.fields != nil && ex.reqBody.scan == nil && !x.RequestTruncated && len(x.RequestBody) > 0 {
+				x.RequestBody, x.RequestTruncated, x.RequestDecoded = p.scanCompressed(ex, x.RequestBody, req.Header, newScanner(req.Header, ex.fields))
+			}
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 && req.Method != http.MethodHead &&
 			resp.Body != nil && resp.Body != http.NoBody && (ex.fields == nil || len(ex.fields) > 0) {
@@ -333,6 +336,9 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 				scan = newFieldScanner(ex.fields)
 			}
 			p.captureResponse(x, resp, scan, &sg)
+			if ex.fields != nil && scan == nil && !x.ResponseTruncated && len(x.ResponseBody) > 0 {
+				x.ResponseBody, x.ResponseTruncated, x.ResponseDecoded = p.scanCompressed(ex, x.ResponseBody, resp.Header, newFieldScanner(ex.fields))
+			}
 		}
 	}
 	defer func() {
@@ -386,6 +392,30 @@ func (p *Proxy) captureResponse(x *Exchange, resp *http.Response, scan *fieldSca
 		tail = errReader{err: rerr}
 	}
 	resp.Body = &body{r: io.MultiReader(pr, tail), c: prefixCloser{c: rest, p: pr}, bufs: p.bufs}
+}
+
+// scanCompressed inflates a captured compressed body through s (see
+// decodeScan). The inflater's window and the scanner take scanReserve and
+// 64 KiB of the budget for the moment; without them, or with an encoding it
+// does not know, the body is offered as captured (still encoded). A body that
+// does not inflate, or inflates past the capture limit, is offered as
+// nothing, truncated.
+func (p *Proxy) scanCompressed(ex *exchange, b []byte, h http.Header, s bodyScanner) (out []byte, truncated, decoded bool) {
+	g := grant{b: p.budget}
+	defer g.free()
+	if !g.grow(scanReserve + 64<<10) {
+		return b, false, false
+	}
+	complete, err := decodeScan(b, h.Get("Content-Encoding"), s, p.capture)
+	switch {
+	case errors.Is(err, errUnsupportedEncoding):
+		return b, false, false
+	case err != nil:
+		p.log.Debug().Err(err).Str("request_id", ex.requestID).Msg("compressed body not scanned")
+		return nil, true, true
+	}
+	res, _ := s.result()
+	return res, !complete, true
 }
 
 // tapWants asks the Tap whether it wants bodies and, for a FieldTap, which

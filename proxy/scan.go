@@ -2,7 +2,12 @@ package proxy
 
 import (
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -485,4 +490,48 @@ func (s *formScanner) result() ([]byte, bool) {
 		return nil, false
 	}
 	return append(s.out, '}'), complete
+}
+
+// errUnsupportedEncoding: a Content-Encoding decodeScan does not inflate.
+var errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
+
+// errDecodedTooLarge means a compressed body decodes past the capture limit.
+var errDecodedTooLarge = errors.New("decoded body exceeds the capture limit")
+
+// decodeScan decodes a captured compressed body (gzip or deflate) through
+// scanner s as it inflates, in small steps, stopping once s is done: the
+// decoded body is never held, and its size is capped at limit, so a
+// compression bomb stops there. It reports whether s saw what it needed.
+func decodeScan(b []byte, encoding string, s bodyScanner, limit int64) (bool, error) {
+	var r io.Reader
+	var err error
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "gzip", "x-gzip":
+		r, err = gzip.NewReader(bytes.NewReader(b))
+	case "deflate":
+		r, err = zlib.NewReader(bytes.NewReader(b))
+	default:
+		return false, fmt.Errorf("%w %q", errUnsupportedEncoding, encoding)
+	}
+	if err != nil {
+		return false, err
+	}
+	var buf [4 << 10]byte
+	var total int64
+	for !s.done() {
+		n, err := r.Read(buf[:])
+		total += int64(n)
+		if total > limit {
+			return false, errDecodedTooLarge
+		}
+		s.write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	_, complete := s.result()
+	return complete, nil
 }

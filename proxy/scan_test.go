@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"mime/multipart"
@@ -160,5 +161,68 @@ func BenchmarkScanUpload(b *testing.B) {
 		if got, _ := s.result(); string(got) != `{"Name":"Big","Id":"r1"}` {
 			b.Fatal(string(got))
 		}
+	}
+}
+
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	_, _ = io.WriteString(zw, s)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestFieldTapInflatesCompressedBodies: compressed bodies are inflated
+// through the scan (never held decoded), a bomb stops at the capture limit,
+// and an unknown encoding is offered as sent.
+func TestFieldTapInflatesCompressedBodies(t *testing.T) {
+	bomb := gzipped(t, `{"Name":"`+strings.Repeat("0", 8<<20)+`"}`)
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/bomb":
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write(bomb)
+		case "/br":
+			w.Header().Set("Content-Encoding", "br")
+			_, _ = io.WriteString(w, "not really brotli")
+		default:
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write(gzipped(t, `{"Other":[1,{"Id":"no"}],"Id":"r9","Name":"Zipped"}`))
+		}
+	}))
+	rec := &recordingTap{}
+	px := newTestProxy(t, up.url(t), func(o *Options) {
+		o.Tap = fieldTap{recordingTap: rec, fields: []string{"Id", "Name"}}
+		o.CaptureLimit = 1 << 20
+	})
+	c := client()
+
+	req := newReq(t, http.MethodPost, px.URL+"/ok", bytes.NewReader(gzipped(t, `{"Name":"Req"}`)))
+	req.Header.Set("Content-Encoding", "gzip")
+	do(t, c, req)
+	ex := rec.exchanges()[0]
+	if string(ex.RequestBody) != `{"Name":"Req"}` || !ex.RequestDecoded || ex.RequestTruncated ||
+		string(ex.ResponseBody) != `{"Id":"r9","Name":"Zipped"}` || !ex.ResponseDecoded || ex.ResponseTruncated {
+		t.Fatalf("exchange: request %q decoded %v, response %q decoded %v truncated %v",
+			ex.RequestBody, ex.RequestDecoded, ex.ResponseBody, ex.ResponseDecoded, ex.ResponseTruncated)
+	}
+
+	resp, b := do(t, c, newReq(t, http.MethodPost, px.URL+"/bomb", strings.NewReader("x")))
+	ex = rec.exchanges()[1]
+	if !bytes.Equal(b, bomb) || resp.StatusCode != 200 || ex.ResponseBody != nil || !ex.ResponseTruncated {
+		t.Fatalf("bomb: client got %d bytes (want %d), exchange body %q truncated %v", len(b), len(bomb), ex.ResponseBody, ex.ResponseTruncated)
+	}
+
+	do(t, c, newReq(t, http.MethodPost, px.URL+"/br", strings.NewReader("x")))
+	ex = rec.exchanges()[2]
+	if string(ex.ResponseBody) != "not really brotli" || ex.ResponseDecoded {
+		t.Fatalf("br: exchange body %q decoded %v", ex.ResponseBody, ex.ResponseDecoded)
+	}
+	if got := metric(t, px.reg, "rswebhooks_capture_bytes", nil); got != 0 {
+		t.Fatalf("capture_bytes = %v after the requests, want 0", got)
 	}
 }

@@ -28,6 +28,9 @@ type Exchange struct {
 	// SkipBudget (the capture budget was spent; RequestBody is then empty)
 	// or SkipLimit (longer than the cap). Empty when it was, or was not wanted.
 	RequestSkipped string
+	// RequestDecoded is set when RequestBody is a FieldTap's scan of a body
+	// sent compressed: it is no longer encoded, whatever Content-Encoding says.
+	RequestDecoded bool
 
 	Status         int
 	ResponseHeader http.Header
@@ -40,6 +43,8 @@ type Exchange struct {
 	// SkipBudget, ResponseBody holds what could be read before the budget
 	// ran out (possibly nothing).
 	ResponseSkipped string
+	// ResponseDecoded is RequestDecoded for the response body.
+	ResponseDecoded bool
 
 	RequestID string
 	Time      time.Time // when the request arrived
@@ -88,7 +93,10 @@ var _ Tap = TapFunc{}
 // plain fields of those names become such an object too. A 5 MB upload then
 // costs a few kilobytes, the response is read only as far as its fields, and
 // the capture limit does not apply. An empty list captures nothing.
-// Compressed bodies are captured as they are (up to the capture limit).
+// A compressed body (gzip, deflate) is captured as it is, up to the capture
+// limit, then inflated through the scan in small steps with the decoded size
+// capped at the limit; RequestDecoded/ResponseDecoded then say the body is
+// no longer encoded. Other encodings are left as they are.
 type FieldTap interface {
 	Tap
 	Fields(method, path string) []string
