@@ -86,8 +86,9 @@ var (
 	_ proxy.FieldTap = (*Detector)(nil)
 )
 
-// bodyFieldNames are the only parts of a body the detector reads.
-var bodyFieldNames = []string{"Id", "Name"}
+// bodyFieldNames are the only parts of a body the detector reads (see
+// parseFields).
+var bodyFieldNames = []string{"Id", "Name", "ReportName", "Data"}
 
 // New validates opts and compiles the rule table.
 func New(opts Options) (*Detector, error) {
@@ -156,7 +157,7 @@ func (d *Detector) Wants(method, path string) bool {
 }
 
 // Fields implements proxy.FieldTap: of a body, the detector reads only the
-// top-level Id and Name, and nothing at all for a rule that takes the id
+// top-level Id, Name, ReportName and a grid answer's Data, and nothing at all for a rule that takes the id
 // from the path and has no name to learn (revisions, publish calls), so the
 // proxy scans bodies instead of copying them.
 func (d *Detector) Fields(method, path string) []string {

@@ -16,10 +16,10 @@ import (
 // Bounds of a field scan: what one scanner may hold, whatever the body.
 const (
 	scanMaxKey   = 64      // longer keys are never wanted
-	scanMaxValue = 2 << 10 // a longer value is dropped (ids and names are short)
+	scanMaxValue = 4 << 10 // a longer value is dropped (ids, names, a one-row grid are short)
 	// scanReserve is what a scanner takes from the capture budget: its key
-	// and value buffers and its output, with room to spare.
-	scanReserve = 8 << 10
+	// and value buffers and its output (a few wanted fields), with room to spare.
+	scanReserve = 24 << 10
 )
 
 type scanState uint8
@@ -41,8 +41,9 @@ const (
 // holding only their values: a 5 MB report upload costs a few kilobytes. It
 // stops as soon as every wanted field was seen (or the top-level object
 // closed), so the rest of the body is not even looked at. Keys match ASCII
-// case-insensitively (the report server's JSON is case-insensitive); a value
-// longer than scanMaxValue and nested objects and arrays are skipped.
+// case-insensitively (the report server's JSON is case-insensitive); a wanted
+// value (string, scalar, object or array) is kept as sent unless longer than
+// scanMaxValue; everything else is skipped without being held.
 //
 // result is a small JSON object of the fields found, with their values as
 // sent ({"Name":"Sales","Id":"r1"}), or, for a body that is a bare JSON
@@ -83,7 +84,8 @@ func (s *fieldScanner) write(p []byte) {
 		// report file) to the next byte that can change the state.
 		if !s.esc {
 			switch {
-			case s.state == scanString && s.capture < 0, s.state == scanNested && s.nestStr:
+			case s.capture >= 0:
+			case s.state == scanString, s.state == scanNested && s.nestStr:
 				j := stringStop(p[i:])
 				if j < 0 {
 					return
@@ -176,6 +178,7 @@ func (s *fieldScanner) step(c byte) {
 			s.keep(c)
 		case '{', '[':
 			s.state, s.depth, s.nestStr = scanNested, 1, false
+			s.keep(c)
 		default:
 			s.state = scanScalar
 			s.keep(c)
@@ -205,6 +208,7 @@ func (s *fieldScanner) step(c byte) {
 			s.keep(c)
 		}
 	case scanNested:
+		s.keep(c)
 		switch {
 		case s.nestStr && s.esc:
 			s.esc = false
@@ -218,7 +222,7 @@ func (s *fieldScanner) step(c byte) {
 		case c == '}' || c == ']':
 			s.depth--
 			if s.depth == 0 {
-				s.state = scanKeyOrEnd
+				s.endValue()
 			}
 		}
 	}

@@ -34,7 +34,8 @@ func TestFieldScanner(t *testing.T) {
 		{"stops at the last wanted field", `{"Id":"r1","Name":"n","Rest":` + big, `{"Id":"r1","Name":"n"}`, true},
 		{"escaped quotes and braces in strings", `{"Description":"a \"}\" {[","Tags":["x\"]"],"Name":"q\"uote"}`, `{"Name":"q\"uote"}`, true},
 		{"non-string values kept as sent", `{"Id":42,"Name":null}`, `{"Id":42,"Name":null}`, true},
-		{"object value skipped", `{"Id":{"x":1},"Name":"n"}`, `{"Name":"n"}`, true},
+		{"wanted object and array kept", `{"Id":{"x":"}"},"Data":[{"Id":"d1"}],"Name":"n"}`, `{"Id":{"x":"}"},"Data":[{"Id":"d1"}],"Name":"n"}`, true},
+		{"unwanted nested skipped", `{"Rows":[{"Id":"no"},"]"],"Name":"n"}`, `{"Name":"n"}`, true},
 		{"value too long dropped", `{"Name":"` + strings.Repeat("n", scanMaxValue) + `","Id":"r1"}`, `{"Id":"r1"}`, true},
 		{"no wanted field", `{"Other":"x"}`, `{}`, true},
 		{"bare string (v1 answer)", ` "r-1" `, `"r-1"`, true},
@@ -44,7 +45,11 @@ func TestFieldScanner(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, n := range []int{1, 7, 1 << 20} {
-			s := newFieldScanner([]string{"Id", "Name"})
+			want := []string{"Id", "Name"}
+			if strings.Contains(tc.name, "array") {
+				want = append(want, "Data")
+			}
+			s := newFieldScanner(want)
 			feed(s, tc.body, n)
 			got, complete := s.result()
 			if string(got) != tc.want || complete != tc.complete {
