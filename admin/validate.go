@@ -430,6 +430,9 @@ func checkURI(s string) (string, error) {
 	if !uriRE.MatchString(s) {
 		return "", bad("WebHookUri: must be an absolute http or https URI with a host, an optional numeric port, and brackets only around an IP literal (pattern %s)", URIPattern)
 	}
+	if err := checkHost(u.Hostname()); err != nil {
+		return "", err
+	}
 	return s, nil
 }
 

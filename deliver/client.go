@@ -56,20 +56,74 @@ func NewAddressPolicy(allow, deny []netip.Prefix) AddressPolicy {
 	return AddressPolicy{Allow: append([]netip.Prefix(nil), allow...), Deny: append(DefaultDeny(), deny...)}
 }
 
-// Check returns nil or an *AddressDeniedError.
+// Check returns nil or an *AddressDeniedError. The address is judged as
+// the network stack would reach it, whatever textual form it came in:
+//
+//   - an IPv6 zone (%eth0) is removed: the zone picks an interface, not a
+//     different address, so [::1%lo] is judged as ::1;
+//   - an IPv4-mapped address (::ffff:a.b.c.d) is judged as a.b.c.d;
+//   - the unspecified address (0.0.0.0, ::) reaches the local host, so it
+//     is judged as loopback as well as itself;
+//   - an IPv4 address embedded in IPv6 by a translation scheme (NAT64
+//     64:ff9b::/96, IPv4-compatible ::a.b.c.d, 6to4 2002::/16) is judged as
+//     well as the IPv6 address.
+//
+// The address is refused when any of these views is refused: a view is
+// allowed when an Allow prefix contains it, refused when a Deny prefix does.
 func (p AddressPolicy) Check(a netip.Addr) error {
-	a = a.Unmap()
+	for _, v := range addressViews(a) {
+		if rule, denied := p.denies(v); denied {
+			return &AddressDeniedError{Addr: a.WithZone(""), Rule: rule}
+		}
+	}
+	return nil
+}
+
+func (p AddressPolicy) denies(a netip.Addr) (netip.Prefix, bool) {
 	for _, pr := range p.Allow {
 		if pr.Contains(a) {
-			return nil
+			return netip.Prefix{}, false
 		}
 	}
 	for _, pr := range p.Deny {
 		if pr.Contains(a) {
-			return &AddressDeniedError{Addr: a, Rule: pr}
+			return pr, true
 		}
 	}
-	return nil
+	return netip.Prefix{}, false
+}
+
+var (
+	nat64Prefix  = netip.MustParsePrefix("64:ff9b::/96")
+	compatPrefix = netip.MustParsePrefix("::/96")
+	sixToFour    = netip.MustParsePrefix("2002::/16")
+)
+
+// addressViews returns the addresses a is judged as (see Check), the
+// normalised address first.
+func addressViews(a netip.Addr) []netip.Addr {
+	a = a.WithZone("").Unmap()
+	views := []netip.Addr{a}
+	if a.IsUnspecified() {
+		if a.Is4() {
+			views = append(views, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+		} else {
+			views = append(views, netip.IPv6Loopback())
+		}
+	}
+	if !a.Is6() {
+		return views
+	}
+	b := a.As16()
+	switch {
+	case nat64Prefix.Contains(a):
+		views = append(views, netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+	case compatPrefix.Contains(a) && !a.IsUnspecified() && !a.IsLoopback():
+		views = append(views, netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
+	case sixToFour.Contains(a):
+		views = append(views, netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
+	}
+	return views
 }
 
 // Control is a net.Dialer.Control function enforcing the policy on the

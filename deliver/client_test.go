@@ -27,6 +27,19 @@ func TestAddressPolicy(t *testing.T) {
 		{"ff02::1", "ff00::/8"},
 		{"::ffff:169.254.169.254", "169.254.169.254/32"},
 		{"10.1.2.3", "10.1.0.0/16"},
+		// Zones are removed before judging; the unspecified address is
+		// judged as loopback too; IPv4 embedded in IPv6 is judged as well.
+		{"::1%lo", "::1/128"},
+		{"::1%anything", "::1/128"},
+		{"fe80::1%eth0", "fe80::/10"},
+		{"fd00:ec2::254%eth0", "fd00:ec2::254/128"},
+		{"ff02::1%lo", "ff00::/8"},
+		{"::%lo", "::/128"},
+		{"64:ff9b::a9fe:a9fe", "169.254.169.254/32"},
+		{"::a9fe:a9fe", "169.254.169.254/32"},
+		{"2002:a9fe:a9fe::1", "169.254.169.254/32"},
+		{"64:ff9b::7f00:1", ""}, // 127/8 is allowed in this policy
+		{"64:ff9b::5db8:d822", ""},
 		{"::1", "::1/128"},
 		{"127.0.0.1", ""},
 		{"10.2.0.1", ""},
@@ -75,5 +88,18 @@ func TestHTTPClientAddressPolicy(t *testing.T) {
 	}
 	if err := post(allowed, "http://169.254.169.254/"); !errors.As(err, &denied) {
 		t.Fatalf("metadata with loopback allowed: %v", err)
+	}
+}
+
+// TestUnspecifiedIsLoopback: 0.0.0.0 and :: reach the local host, so an
+// operator who denies loopback denies them even when the unspecified rule
+// itself is lifted.
+func TestUnspecifiedIsLoopback(t *testing.T) {
+	p := NewAddressPolicy([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("::/128")}, nil)
+	for _, a := range []string{"0.0.0.0", "::", "::%lo", "::ffff:0.0.0.0"} {
+		var denied *AddressDeniedError
+		if err := p.Check(netip.MustParseAddr(a)); !errors.As(err, &denied) || !denied.Rule.Addr().IsLoopback() {
+			t.Errorf("%s: %v, want refused by a loopback rule", a, err)
+		}
 	}
 }
