@@ -17,11 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -188,9 +188,9 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 		r.log.Warn().Str("request_id", ex.RequestID).Msg("token exchange too large to read; token not learned")
 		return
 	}
-	user, ok := formUser(ex.RequestBody, ex.RequestHeader.Get("Content-Type"))
+	user, ok := formUser(ex.RequestBody)
 	if !ok {
-		r.log.Warn().Str("request_id", ex.RequestID).Msg("token request names the user more than once; token not learned")
+		r.log.Warn().Str("request_id", ex.RequestID).Msg("token request does not name exactly one user in a password grant form; token not learned (sign in through /api/webhooks/login)")
 		return
 	}
 	body := ex.ResponseBody
@@ -211,15 +211,8 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 		r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer not understood; token not learned")
 		return
 	}
-	if user == "" {
-		user = t.UserName // only when the form held none (e.g. a non-form body)
-	}
 	if t.UserName != "" && !strings.EqualFold(strings.TrimSpace(t.UserName), user) {
 		r.log.Warn().Str("request_id", ex.RequestID).Msg("token answer names another user than the request; token not learned")
-		return
-	}
-	if user == "" {
-		r.log.Warn().Str("request_id", ex.RequestID).Msg("token issued without a user name; not learned")
 		return
 	}
 	at := ex.Time
@@ -262,42 +255,96 @@ func (r *Resolver) warm(token, user string) {
 	}()
 }
 
-// formUser returns the user name of a /Token request body, and false when
-// the body names it more than once (in any case): servers differ on which
-// of several values they authenticate, so such a request is not trusted.
-func formUser(body []byte, contentType string) (string, bool) {
-	var vals []string
-	mt, _, _ := mime.ParseMediaType(contentType)
-	if mt == "application/json" {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(body, &m) != nil {
-			return "", true
+// formUser returns the user name of a password-grant /Token request body,
+// read exactly as the report server's OWIN host reads it (Katana
+// ReadFormAsync): as application/x-www-form-urlencoded whatever the
+// Content-Type says, pairs split on '&', a pair without '=' ignored, leading
+// white space of a name dropped, '+' as a space, percent escapes decoded
+// (an invalid escape kept as written), names compared ignoring case.
+//
+// It returns false, and the token is not learned, whenever the user is not
+// unambiguous: no user name or more than one, a grant_type other than
+// exactly one "password", a name that differs when ';' is also taken as a
+// separator (as some form readers do), or a name that is not valid UTF-8.
+func formUser(body []byte) (string, bool) {
+	amp := owinForm(string(body), "&")
+	both := owinForm(string(body), "&;")
+	user, ok := oneValue(amp, "username")
+	user2, ok2 := oneValue(both, "username")
+	grant, okg := oneValue(amp, "grant_type")
+	user = strings.TrimSpace(user)
+	if !ok || !ok2 || !okg || grant != "password" || user == "" || user != strings.TrimSpace(user2) || !utf8.ValidString(user) {
+		return "", false
+	}
+	return user, true
+}
+
+// owinForm parses a form body as Katana's ParseDelimited does, splitting
+// pairs on any byte of seps.
+func owinForm(text, seps string) [][2]string {
+	var out [][2]string
+	for len(text) > 0 {
+		pair := text
+		if i := strings.IndexAny(text, seps); i >= 0 {
+			pair, text = text[:i], text[i+1:]
+		} else {
+			text = ""
 		}
-		for k, raw := range m {
-			if strings.EqualFold(k, "username") {
-				var v string
-				_ = json.Unmarshal(raw, &v)
-				vals = append(vals, v)
-			}
+		name, value, found := strings.Cut(pair, "=")
+		if !found {
+			continue
 		}
-	} else {
-		q, err := url.ParseQuery(string(body))
-		if err != nil {
-			return "", true
-		}
-		for k, vs := range q {
-			if strings.EqualFold(k, "username") {
-				vals = append(vals, vs...)
-			}
+		name = strings.TrimLeftFunc(name, unicode.IsSpace)
+		out = append(out, [2]string{owinUnescape(name), owinUnescape(value)})
+	}
+	return out
+}
+
+// oneValue returns the single value of name (any case); false when the
+// form holds it zero or several times.
+func oneValue(form [][2]string, name string) (string, bool) {
+	var v string
+	n := 0
+	for _, kv := range form {
+		if strings.EqualFold(kv[0], name) {
+			v = kv[1]
+			n++
 		}
 	}
-	switch len(vals) {
-	case 0:
-		return "", true
-	case 1:
-		return strings.TrimSpace(vals[0]), true
+	return v, n == 1
+}
+
+// owinUnescape turns '+' into a space and decodes %XX escapes, keeping an
+// invalid escape as written (Uri.UnescapeDataString).
+func owinUnescape(s string) string {
+	s = strings.ReplaceAll(s, "+", " ")
+	if !strings.Contains(s, "%") {
+		return s
 	}
-	return "", false
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 func (r *Resolver) remember(token, user string, at time.Time, life time.Duration) {

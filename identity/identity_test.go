@@ -3,6 +3,7 @@ package identity_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net/http"
@@ -430,4 +431,90 @@ func TestTokensSurviveARestart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTokenRequestReadAsTheServerReadsIt: the report server's OWIN host reads
+// a /Token body as a form whatever its Content-Type, so a JSON body that
+// names one user to a JSON reader and another to a form reader gets the
+// form reader's user's token; the resolver must learn it as that user or
+// not at all, never as the JSON reader's user.
+func TestTokenRequestReadAsTheServerReadsIt(t *testing.T) {
+	f := setup(t, true)
+	// Whether the real token answer names the user is unconfirmed: assume
+	// it does not, so the request alone must decide.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		r.Header.Del("Accept-Encoding")
+		f.sim.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		var m map[string]any
+		if json.Unmarshal(body, &m) == nil {
+			delete(m, "userName")
+			body, _ = json.Marshal(m)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(up.Close)
+	base, _ := url.Parse(up.URL)
+	p, err := proxy.New(proxy.Options{Upstream: base, Tap: f.res, Logger: zerolog.Nop(), Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := httptest.NewServer(p)
+	t.Cleanup(px.Close)
+	for _, tc := range []struct {
+		ctype, body string
+		want        string // the user the token is learned for; "" = not learned
+	}{
+		{"application/json", `{"username":"admin","x":"&username=alice&password=alice&grant_type=password&y="}`, "alice"},
+		{"text/plain", `{"username":"admin"}&username=alice&password=alice&grant_type=password`, "alice"},
+		{"application/x-www-form-urlencoded", "grant_type=password&username=%61lice&password=alice", "alice"},
+		// Read differently by readers that also split on ';': not learned.
+		{"application/x-www-form-urlencoded", "grant_type=password&username=alice;username=admin&password=alice", ""},
+	} {
+		res, err := http.Post(px.URL+"/Token", tc.ctype, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := readAll(t, res)
+		tok, err := reportserver.ParseTokenResponse(raw)
+		if res.StatusCode != 200 || err != nil {
+			if tc.want != "" {
+				t.Fatalf("%s %q: %d %s, want a token for %s", tc.ctype, tc.body, res.StatusCode, raw, tc.want)
+			}
+			continue // refused upstream: nothing issued, nothing to learn
+		}
+		id, err := f.res.Resolve(t.Context(), tok.AccessToken)
+		switch {
+		case tc.want == "" && !errors.Is(err, identity.ErrUnknownToken):
+			t.Errorf("%s %q: learned as %+v, %v; want not learned", tc.ctype, tc.body, id, err)
+		case tc.want != "" && (err != nil || id.Name != tc.want):
+			t.Errorf("%s %q: learned as %+v, %v; want %s", tc.ctype, tc.body, id, err, tc.want)
+		}
+	}
+	// Direct: what formUser would accept, fed as the proxy would.
+	for _, body := range []string{
+		`{"username":"admin","password":"admin","grant_type":"password"}`, // no form pair names a user
+		"grant_type=password&username=&password=x",
+		"grant_type=client_credentials&username=alice&password=alice",
+		"grant_type=password&grant_type=password&username=alice&password=alice",
+		"grant_type=password&username=%ff&password=x",
+	} {
+		tok, err := f.client.Exchange(t.Context(), "alice", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.res.Observe(t.Context(), &proxy.Exchange{
+			Method: "POST", Path: "/Token", Status: 200, Time: f.clk.Now(),
+			RequestHeader:  http.Header{"Content-Type": {"application/json"}},
+			RequestBody:    []byte(body),
+			ResponseHeader: http.Header{"Content-Type": {"application/json"}},
+			ResponseBody:   []byte(`{"access_token":"` + tok.AccessToken + `","token_type":"bearer","expires_in":3599}`),
+		})
+		if id, err := f.res.Resolve(t.Context(), tok.AccessToken); !errors.Is(err, identity.ErrUnknownToken) {
+			t.Errorf("%q: learned as %+v, %v; want not learned", body, id, err)
+		}
+	}
 }

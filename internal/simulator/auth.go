@@ -1,8 +1,9 @@
 package simulator
 
 import (
-	"mime"
+	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -118,13 +119,13 @@ func (s *Server) issueToken(u *user) (string, *token) {
 
 // handleToken serves POST /Token (OWIN OAuthAuthorizationServer).
 func (s *Server) handleToken(c *call) *resp {
-	ct, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
-	if ct != "application/x-www-form-urlencoded" {
+	// Katana's ReadFormAsync reads the body as a form whatever the
+	// Content-Type says (a JSON body is read as form pairs too).
+	raw, err := io.ReadAll(io.LimitReader(c.r.Body, 1<<20))
+	if err != nil {
 		return jsonResp(http.StatusBadRequest, oauthError{Error: "invalid_request"})
 	}
-	if err := c.r.ParseForm(); err != nil {
-		return jsonResp(http.StatusBadRequest, oauthError{Error: "invalid_request"})
-	}
+	c.r.PostForm, _ = url.ParseQuery(string(raw)) // like Katana: a bad pair does not fail the form
 	if c.r.PostForm.Get("grant_type") != "password" {
 		return jsonResp(http.StatusBadRequest, oauthError{Error: "unsupported_grant_type"})
 	}
