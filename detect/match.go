@@ -2,7 +2,7 @@ package detect
 
 import (
 	"fmt"
-	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -153,9 +153,9 @@ func (n *node) terminal(method string) *compiled {
 }
 
 // lookup finds the most specific rule for method and an escaped request
-// path. Literal segments compare case-insensitively; one trailing slash is
-// tolerated; each segment is unescaped on its own, so an escaped slash stays
-// inside its segment. A path that does not unescape matches nothing.
+// path, after normalising the path as IIS does before the report server
+// routes it (see splitPath). Literal segments compare case-insensitively.
+// A path that does not unescape matches nothing.
 func (m *matcher) lookup(method, path string) (match, bool) {
 	segs, ok := splitPath(path)
 	if !ok {
@@ -168,24 +168,76 @@ func (m *matcher) lookup(method, path string) (match, bool) {
 	return match{rule: c, segs: segs}, true
 }
 
+// splitPath returns the segments the report server routes an escaped path
+// by, applying the rules IIS (http.sys and the ASP.NET pipeline) applies
+// before routing, so a call cannot reach a route while escaping its rule:
+//
+//  1. percent escapes are decoded once, %2F and %5C included (so
+//     categories%2F is categories/), and %uXXXX too (http.sys accepts it);
+//     an invalid escape matches nothing;
+//  2. a backslash is a slash;
+//  3. empty segments are dropped (// is /, and a trailing slash is ignored);
+//  4. trailing dots and spaces of a segment are dropped (categories. is
+//     categories, as Windows names are);
+//  5. "." segments are dropped and ".." removes the segment before it (never
+//     above the root).
+//
+// Case is ignored when comparing literals (find). What still differs from
+// the server's reading is a successful mutation no rule matches, counted in
+// rswebhooks_unmatched_mutations_total.
 func splitPath(path string) ([]string, bool) {
-	p := strings.TrimPrefix(path, "/")
-	p = strings.TrimSuffix(p, "/")
-	if p == "" {
-		return nil, true
-	}
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		if strings.IndexByte(s, '%') < 0 {
-			continue
-		}
-		u, err := url.PathUnescape(s)
-		if err != nil {
+	if strings.IndexByte(path, '%') >= 0 {
+		var ok bool
+		if path, ok = iisUnescape(path); !ok {
 			return nil, false
 		}
-		segs[i] = u
+	}
+	path = strings.ReplaceAll(path, "\\", "/")
+	var segs []string
+	for s := range strings.SplitSeq(path, "/") {
+		if s != "." && s != ".." {
+			s = strings.TrimRight(s, ". ")
+		}
+		switch s {
+		case "", ".":
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+		default:
+			segs = append(segs, s)
+		}
 	}
 	return segs, true
+}
+
+// iisUnescape decodes %XX and %uXXXX escapes once; false on an invalid one.
+func iisUnescape(s string) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
+			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 16); err == nil {
+				b.WriteRune(rune(v))
+				i += 5
+				continue
+			}
+		}
+		if i+2 >= len(s) {
+			return "", false
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", false
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), true
 }
 
 func (n *node) find(segs []string, i int, method string) *compiled {

@@ -67,6 +67,18 @@ func upgradeType(h http.Header) string {
 	return ""
 }
 
+// isWebSocketHandshake reports whether r is a WebSocket opening handshake
+// (RFC 6455 §4.1): GET, Connection: upgrade, Upgrade: websocket, a
+// Sec-WebSocket-Key and a Sec-WebSocket-Version. Only such a request is
+// tunnelled; a request that merely names an upgrade (POST with Upgrade: foo,
+// h2c) goes through the normal, tapped path, where its Connection and
+// Upgrade headers are dropped as hop-by-hop, so a change cannot avoid
+// detection by asking for a protocol switch.
+func isWebSocketHandshake(r *http.Request) bool {
+	return r.Method == http.MethodGet && tokenListContains(upgradeType(r.Header), "websocket") &&
+		r.Header.Get("Sec-WebSocket-Key") != "" && r.Header.Get("Sec-WebSocket-Version") != ""
+}
+
 // setForwarded appends the client address to X-Forwarded-For and sets
 // X-Forwarded-Host and X-Forwarded-Proto, like httputil.ProxyRequest.SetXForwarded.
 // vals (length 3) backs the three values, so the caller decides where they live.

@@ -209,7 +209,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if upgradeType(r.Header) != "" {
+	if isWebSocketHandshake(r) {
 		ex.Context = r.Context()
 		p.upgrader.ServeHTTP(rw, r.WithContext(ex))
 		return

@@ -211,3 +211,43 @@ func TestTapWantsPanicIsContained(t *testing.T) {
 		t.Fatalf("status %d, observed %d", resp.StatusCode, observed.Load())
 	}
 }
+
+// TestUpgradeRequestsAreTapped: only a real WebSocket handshake is tunnelled;
+// a mutating request that asks for any protocol switch goes the normal way,
+// so the tap sees it, and the upstream gets no Upgrade header.
+func TestUpgradeRequestsAreTapped(t *testing.T) {
+	var mu sync.Mutex
+	var upgrades []string
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		upgrades = append(upgrades, r.Header.Get("Upgrade")+"|"+r.Header.Get("Connection"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	tap := &recordingTap{}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	for i, h := range []map[string]string{
+		{"Connection": "Upgrade", "Upgrade": "foo"},
+		{"Connection": "keep-alive, Upgrade", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"},
+		{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"},
+	} {
+		req := newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/categories", strings.NewReader(`{"Name":"c"}`))
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, _ := do(t, client(), req)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%v: status %d", h, resp.StatusCode)
+		}
+		ex := tap.exchanges()
+		if len(ex) != i+1 || ex[i].Method != "POST" || ex[i].Path != "/api/reportserver/v2/categories" || ex[i].Status != 201 {
+			t.Fatalf("%v: tap saw %+v, want the POST", h, ex)
+		}
+		mu.Lock()
+		got := upgrades[i]
+		mu.Unlock()
+		if got != "|" {
+			t.Fatalf("%v: upstream got Upgrade|Connection %q, want none", h, got)
+		}
+	}
+}
