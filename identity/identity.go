@@ -162,6 +162,21 @@ func New(opts Options) (*Resolver, error) {
 	return r, nil
 }
 
+// NameID is the owner id of a report-server user known only by name (no
+// service account to read the user's GUID): the lower-cased name, except
+// that a name equal to OperatorID or starting with "~" gets a "~" in front.
+// The mapping is one-to-one and never yields OperatorID, so the operator and
+// report-server users live in disjoint id namespaces: a user named
+// "Operator" is "~operator" and never sees the operator's webhooks. (With a
+// service account ids are the server's GUIDs, which cannot collide either.)
+func NameID(name string) string {
+	id := strings.ToLower(name)
+	if id == OperatorID || strings.HasPrefix(id, "~") {
+		return "~" + id
+	}
+	return id
+}
+
 // Operator returns the operator identity.
 func Operator() *rswebhooks.Identity {
 	return &rswebhooks.Identity{User: rswebhooks.User{ID: OperatorID, Name: OperatorID}, Admin: true, Operator: true}
@@ -543,7 +558,7 @@ func (r *Resolver) user(ctx context.Context, bearer, name string, now time.Time)
 	if ok && now.Sub(u.fetched) < r.ttl {
 		return u.identity()
 	}
-	u = &userEntry{id: key, name: name, fetched: now}
+	u = &userEntry{id: NameID(name), name: name, fetched: now}
 	if r.client.Configured() {
 		ru, err := r.client.UserByName(ctx, name)
 		switch {
@@ -609,7 +624,7 @@ func (r *Resolver) Peek(bearer string) (*rswebhooks.Identity, bool) {
 	if u, ok := r.users[strings.ToLower(e.user)]; ok {
 		id.ID, id.Name, id.Admin = u.id, u.name, u.admin && u.err == nil
 	} else if !r.client.Configured() {
-		id.ID = strings.ToLower(e.user)
+		id.ID = NameID(e.user)
 	}
 	return id, true
 }

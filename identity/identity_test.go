@@ -518,3 +518,36 @@ func TestTokenRequestReadAsTheServerReadsIt(t *testing.T) {
 		}
 	}
 }
+
+// TestUserNamedOperatorIsNotTheOperator: without a service account a user's
+// id comes from its name; a user named "operator" (any case) must not get
+// the operator's id, or it would see the operator's webhooks.
+func TestUserNamedOperatorIsNotTheOperator(t *testing.T) {
+	f := setup(t, false)
+	for _, name := range []string{"operator", "OPERATOR", "Operator"} {
+		if _, err := f.sim.AddUser(name, strings.ToLower(name), false); err != nil && !strings.Contains(err.Error(), "exist") {
+			t.Fatal(err)
+		}
+		tok := f.observe(t, name, false)
+		id, err := f.res.Resolve(t.Context(), tok)
+		if err != nil || id.ID == identity.OperatorID || id.Operator || id.Admin {
+			t.Fatalf("%s: %+v %v, want a plain user with an id other than %q", name, id, err, identity.OperatorID)
+		}
+		if p, ok := f.res.Peek(tok); !ok || p.ID != id.ID {
+			t.Fatalf("Peek %s: %+v, want id %q", name, p, id.ID)
+		}
+	}
+	op, err := f.res.Resolve(t.Context(), opToken)
+	if err != nil || op.ID != identity.OperatorID {
+		t.Fatalf("operator: %+v %v", op, err)
+	}
+	// The mapping is one-to-one: no two names share an id.
+	seen := map[string]string{}
+	for _, n := range []string{"operator", "~operator", "~~operator", "alice", "~alice", "Alice~", "op"} {
+		id := identity.NameID(n)
+		if other, dup := seen[id]; dup || id == identity.OperatorID {
+			t.Fatalf("NameID(%q) = %q collides with %q or the operator", n, id, other)
+		}
+		seen[id] = n
+	}
+}
