@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/rswebhooks/rswebhooks/limits"
 	"github.com/rswebhooks/rswebhooks/proxy"
 )
 
@@ -92,6 +93,12 @@ type Options struct {
 	SyncWrites bool
 	// ShutdownTimeout bounds the drain of in-flight requests. Default 15s.
 	ShutdownTimeout time.Duration
+	// ProxyLimits and AdminLimits bound each listener: connections open at
+	// once, header read time, idle keep-alive time and the minimum body
+	// rate. Zero fields take the limits package's defaults; MaxConnections
+	// defaults to limits.DefaultMaxConnections() (from the open-file limit)
+	// on the proxy listener and 64 on the admin listener.
+	ProxyLimits, AdminLimits limits.Options
 
 	// Version is reported in User-Agent and logs.
 	Version string
@@ -140,6 +147,8 @@ func (o *Options) setDefaults() {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	o.ProxyLimits = o.ProxyLimits.WithDefaults(limits.DefaultMaxConnections())
+	o.AdminLimits = o.AdminLimits.WithDefaults(64)
 }
 
 // Validate checks the options once; each error names the flag and the rule.
@@ -200,6 +209,14 @@ func (o *Options) Validate() error {
 	}
 	if (o.ServiceUser == "") != (o.ServicePassword == "") {
 		bad("service-user", "and --service-password must be given together")
+	}
+	for _, l := range []struct {
+		flag string
+		lim  limits.Options
+	}{{"max-connections", o.ProxyLimits}, {"admin-max-connections", o.AdminLimits}} {
+		if err := l.lim.Validate(); err != nil {
+			bad(l.flag, "%v", err)
+		}
 	}
 	if o.Listen == o.AdminListen && o.Listen != "" && !strings.HasSuffix(o.Listen, ":0") {
 		bad("admin-listen", "must differ from --listen (%s)", o.Listen)

@@ -255,7 +255,12 @@ func Run(ctx context.Context, o Options) error {
 	mux.Handle("/api/webhooks/", adminAPI)
 	mux.Handle("/", getOnly(webui.Handler()))
 
-	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey)
+	// Each listener has its own limits (connections, header, body and idle
+	// time), so a flood on the proxy leaves the admin listener answerable.
+	errLog := zerologWriter{log.With().Str("component", "http").Logger()}
+	proxySrv := &http.Server{Handler: px, ErrorLog: errLog.stdLogger()}
+	adminSrv := &http.Server{Handler: mux, ErrorLog: errLog.stdLogger()}
+	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey, func(ln net.Listener) net.Listener { return o.ProxyLimits.Apply(proxySrv, ln) })
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
@@ -264,10 +269,7 @@ func Run(ctx context.Context, o Options) error {
 		proxyLn.Close()
 		return fmt.Errorf("--admin-listen: %w", err)
 	}
-
-	errLog := zerologWriter{log.With().Str("component", "http").Logger()}
-	proxySrv := &http.Server{Handler: px, ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog.stdLogger()}
-	adminSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog.stdLogger()}
+	adminLn = o.AdminLimits.Apply(adminSrv, adminLn)
 
 	g, gctx := errgroup.WithContext(ctx)
 	var g2 sync.WaitGroup
@@ -322,11 +324,16 @@ func ignoreCanceled(err error) error {
 	return err
 }
 
-// listen binds the proxy listener, with TLS when a certificate is given.
-func listen(addr, cert, key string) (net.Listener, error) {
+// listen binds the proxy listener, applies limit to the TCP listener, and
+// adds TLS when a certificate is given.
+func listen(addr, cert, key string, limit func(net.Listener) net.Listener) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err != nil || cert == "" {
-		return ln, err
+	if err != nil {
+		return nil, err
+	}
+	ln = limit(ln)
+	if cert == "" {
+		return ln, nil
 	}
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {

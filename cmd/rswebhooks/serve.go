@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rswebhooks/rswebhooks/daemon"
+	"github.com/rswebhooks/rswebhooks/limits"
 )
 
 func serveFlags() []cli.Flag {
@@ -61,6 +62,12 @@ func serveFlags() []cli.Flag {
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-budget", Usage: "bytes all captured bodies may hold at once; past it bodies stream through uncaptured", Value: 64 << 20, EnvVars: env("capture-budget")}),
 		boolean("sync-writes", "fsync every store commit (survives power loss; much slower)"),
 		dur("shutdown-timeout", "how long in-flight requests may drain on SIGTERM", 15*time.Second),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Usage: "connections open at once on the proxy listener (0: half the open-file limit less 256, 64..16384)", EnvVars: env("max-connections")}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "admin-max-connections", Usage: "connections open at once on the admin listener", Value: 64, EnvVars: env("admin-max-connections")}),
+		dur("read-header-timeout", "time a client may take to send a request's headers (both listeners)", limits.DefaultReadHeaderTimeout),
+		dur("idle-timeout", "time an idle keep-alive connection stays open (both listeners)", limits.DefaultIdleTimeout),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "min-body-rate", Usage: "slowest a request body may arrive after --body-grace, in bytes per second (-1: no limit)", Value: limits.DefaultMinBodyRate, EnvVars: env("min-body-rate")}),
+		dur("body-grace", "time a request body may take before --min-body-rate applies", limits.DefaultBodyGrace),
 		str("log-level", "trace, debug, info, warn or error", "info"),
 		str("log-format", "json or console", "json"),
 	}
@@ -144,6 +151,15 @@ func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
 		Version:                    version,
 		Logger:                     logger,
 	}
+	lim := limits.Options{
+		ReadHeaderTimeout: c.Duration("read-header-timeout"),
+		IdleTimeout:       c.Duration("idle-timeout"),
+		MinBodyRate:       c.Int64("min-body-rate"),
+		BodyGrace:         c.Duration("body-grace"),
+	}
+	o.ProxyLimits, o.AdminLimits = lim, lim
+	o.ProxyLimits.MaxConnections = c.Int("max-connections")
+	o.AdminLimits.MaxConnections = c.Int("admin-max-connections")
 	if f := c.String("admin-token-file"); f != "" {
 		if o.AdminToken != "" {
 			return o, fmt.Errorf("--admin-token-file: give either --admin-token or --admin-token-file, not both")
