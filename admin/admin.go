@@ -80,6 +80,19 @@ type Options struct {
 	// MaxBodyBytes bounds a request body. Default 64 KiB; larger bodies are
 	// refused with 413.
 	MaxBodyBytes int64
+	// ShowResponses shows every owner the receiver's answers recorded with
+	// delivery attempts (headers, first 16 KiB of body, transport error).
+	// Default false: only administrators see them; other owners see status
+	// codes and timings. See docs/security.md.
+	ShowResponses bool
+	// UserRatePerMinute bounds, per user, the requests that make rswebhooks
+	// call out (POST and PUT registrations with their echo check, ping,
+	// redeliver); beyond it the API answers 429 with Retry-After.
+	// Administrators are not limited. 0 disables the limit.
+	UserRatePerMinute int
+	// UserRateBurst is how many such requests may come at once. Default
+	// UserRatePerMinute.
+	UserRateBurst int
 }
 
 // Filter is one entry of GET /api/webhooks/filters.
@@ -110,6 +123,8 @@ type Handler struct {
 	filters    []Filter
 	known      map[string]string // lower-case name → canonical name
 	maxBody    int64
+	showResp   bool
+	limiter    *userLimiter
 	routes     []route
 	mux        *http.ServeMux
 }
@@ -135,6 +150,8 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("admin: Options.Verifier is required (use &admin.EchoVerifier{HTTP: deliveryClient})")
 	case opts.MaxBodyBytes < 0:
 		return nil, errors.New("admin: Options.MaxBodyBytes must not be negative")
+	case opts.UserRatePerMinute < 0 || opts.UserRateBurst < 0:
+		return nil, errors.New("admin: Options.UserRatePerMinute and UserRateBurst must not be negative")
 	}
 	h := &Handler{
 		store:      opts.Store,
@@ -145,6 +162,7 @@ func New(opts Options) (*Handler, error) {
 		now:        opts.Now,
 		filters:    opts.Filters,
 		maxBody:    opts.MaxBodyBytes,
+		showResp:   opts.ShowResponses,
 		known:      make(map[string]string),
 		mux:        http.NewServeMux(),
 	}
@@ -163,6 +181,7 @@ func New(opts Options) (*Handler, error) {
 	if h.maxBody == 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
+	h.limiter = newUserLimiter(opts.UserRatePerMinute, opts.UserRateBurst, h.now)
 	const reg = "/api/webhooks/registrations"
 	h.routes = []route{
 		{"GET", reg, false, h.list},

@@ -88,7 +88,7 @@ func (h *Handler) getDelivery(w http.ResponseWriter, r *http.Request, who *rsweb
 	if as == nil {
 		as = []*rswebhooks.Attempt{}
 	}
-	writeJSON(w, http.StatusOK, DeliveryDetail{Delivery: *d, AttemptCount: d.Attempts, Attempts: as})
+	writeJSON(w, http.StatusOK, DeliveryDetail{Delivery: *d, AttemptCount: d.Attempts, Attempts: forCaller(as, who, h.showResp)})
 }
 
 func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
@@ -98,6 +98,9 @@ func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, who *rswebho
 	}
 	if wh == nil {
 		writeError(w, http.StatusConflict, "delivery "+d.ID+": its webhook was deleted; it cannot be redelivered")
+		return
+	}
+	if h.limited(w, who, "redeliver") {
 		return
 	}
 	var err error
@@ -121,7 +124,7 @@ const (
 
 func (h *Handler) ping(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
 	wh, ok := h.lookup(w, r, who, r.PathValue("id"))
-	if !ok {
+	if !ok || h.limited(w, who, "ping") {
 		return
 	}
 	var d *rswebhooks.Delivery

@@ -63,6 +63,8 @@ type env struct {
 type envOptions struct {
 	noServiceAccount bool
 	denyLoopback     bool // use the delivery client's default address policy
+	userRate         int  // admin.Options.UserRatePerMinute
+	showResponses    bool // admin.Options.ShowResponses
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -103,6 +105,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	h, err := admin.New(admin.Options{
 		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now,
+		UserRatePerMinute: o.userRate, ShowResponses: o.showResponses,
 		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})
 	if err != nil {

@@ -136,9 +136,18 @@ func utf8Charset(params map[string]string) bool {
 	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
 }
 
-func (h *Handler) verify(w http.ResponseWriter, r *http.Request, wh *rswebhooks.Webhook) bool {
+func (h *Handler) verify(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity, wh *rswebhooks.Webhook) bool {
+	if h.limited(w, who, "registration") {
+		return false
+	}
 	if err := h.verifier.Verify(r.Context(), wh); err != nil {
 		zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Str("reason", err.Error()).Msg("receiver verification failed")
+		var refusal interface{ AddressRefused() bool }
+		if !who.Admin && !(errors.As(err, &refusal) && refusal.AddressRefused()) {
+			// One answer whatever failed, so the echo check is no port scanner.
+			writeError(w, http.StatusBadRequest, uniformEchoError)
+			return false
+		}
 		writeError(w, http.StatusBadRequest, "WebHookUri: receiver verification failed: "+err.Error())
 		return false
 	}
@@ -152,7 +161,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	}
 	wh.ID = randomHex(16) // the client's Id is ignored, as the stock controller does
 	wh.User = who.User
-	if !h.verify(w, r, wh) {
+	if !h.verify(w, r, who, wh) {
 		return
 	}
 	now := h.now().UTC()
@@ -201,7 +210,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return
 	}
 	wh.ID, wh.User, wh.CreatedUTC = cur.ID, cur.User, cur.CreatedUTC // ownership is kept
-	if !h.verify(w, r, wh) {
+	if !h.verify(w, r, who, wh) {
 		return
 	}
 	wh.UpdatedUTC = h.now().UTC()

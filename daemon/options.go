@@ -58,6 +58,17 @@ type Options struct {
 	// AllowTargets and DenyTargets adjust which receiver addresses
 	// deliveries (and echo checks) may reach.
 	AllowTargets, DenyTargets []netip.Prefix
+	// DenyPrivate adds deliver.PrivateRanges (RFC 1918, 100.64/10, ULA) to
+	// DenyTargets, for operators whose receivers are all on the internet.
+	// AllowTargets still overrides it.
+	DenyPrivate bool
+	// ShowReceiverResponses shows every webhook owner the receiver answers
+	// recorded with attempts; by default only administrators see them.
+	ShowReceiverResponses bool
+	// UserRatePerMinute bounds, per non-administrator user, registrations,
+	// pings and redeliveries (each makes rswebhooks call out). Default 30;
+	// negative disables the limit.
+	UserRatePerMinute int
 
 	// Retention is how long events, attempts and finished deliveries are
 	// kept. Default 7 days.
@@ -146,6 +157,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Version == "" {
 		o.Version = "dev"
+	}
+	if o.UserRatePerMinute == 0 {
+		o.UserRatePerMinute = 30
 	}
 	o.ProxyLimits = o.ProxyLimits.WithDefaults(limits.DefaultMaxConnections())
 	o.AdminLimits = o.AdminLimits.WithDefaults(64)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -98,7 +99,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	admins := newAdminSet(ids, db, !rs.Configured(), log.With().Str("component", "identity").Logger())
 
-	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: o.DenyTargets, Timeout: o.AttemptTimeout})
+	deny := o.DenyTargets
+	if o.DenyPrivate {
+		deny = append(append([]netip.Prefix(nil), deny...), deliver.PrivateRanges()...)
+	}
+	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: deny, Timeout: o.AttemptTimeout})
 	var perms deliver.Permissions
 	if rs.Configured() {
 		perms = permissionsOf{rs}
@@ -206,10 +211,12 @@ func Run(ctx context.Context, o Options) error {
 		Deliveries: engineDeliveries{engine},
 		Verifier: &admin.EchoVerifier{
 			HTTP:      client,
-			Policy:    deliver.NewAddressPolicy(o.AllowTargets, o.DenyTargets),
+			Policy:    deliver.NewAddressPolicy(o.AllowTargets, deny),
 			UserAgent: "rswebhooks/" + o.Version,
 		},
-		Logger: log,
+		Logger:            log,
+		ShowResponses:     o.ShowReceiverResponses,
+		UserRatePerMinute: max(o.UserRatePerMinute, 0),
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)

@@ -31,6 +31,19 @@ func DefaultDeny() []netip.Prefix {
 	}
 }
 
+// PrivateRanges are the private-use ranges --deny-private refuses: RFC 1918
+// (10/8, 172.16/12, 192.168/16), shared address space (100.64/10, RFC 6598)
+// and IPv6 unique local addresses (fc00::/7, RFC 4193).
+func PrivateRanges() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("100.64.0.0/10"),
+		netip.MustParsePrefix("fc00::/7"),
+	}
+}
+
 // AddressDeniedError is returned (wrapped in the dial error) when a receiver
 // address is refused by the address policy. Retrying cannot help, so the
 // classifier fails the delivery at once.
@@ -38,6 +51,11 @@ type AddressDeniedError struct {
 	Addr netip.Addr
 	Rule netip.Prefix
 }
+
+// AddressRefused marks the error as a policy refusal for callers that do not
+// import this package (the admin API shows it to every owner: it reveals the
+// policy, not the state of the network).
+func (e *AddressDeniedError) AddressRefused() bool { return true }
 
 func (e *AddressDeniedError) Error() string {
 	return fmt.Sprintf("receiver address %s refused by deny rule %s (allow it with --allow-target)", e.Addr, e.Rule)

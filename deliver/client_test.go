@@ -103,3 +103,20 @@ func TestUnspecifiedIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestDenyPrivate: PrivateRanges (--deny-private) refuses RFC 1918, shared
+// and unique local addresses in every form, and --allow-target overrides it.
+func TestDenyPrivate(t *testing.T) {
+	p := NewAddressPolicy([]netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}, PrivateRanges())
+	for _, a := range []string{"10.1.2.3", "172.16.0.1", "192.168.1.10", "100.64.0.1", "fd00::1", "fc00::1%eth0", "::ffff:192.168.1.1", "64:ff9b::a00:1"} {
+		var denied *AddressDeniedError
+		if err := p.Check(netip.MustParseAddr(a)); !errors.As(err, &denied) {
+			t.Errorf("%s: %v, want refused", a, err)
+		}
+	}
+	for _, a := range []string{"10.9.1.1", "93.184.216.34", "172.32.0.1", "2001:db8::1"} {
+		if err := p.Check(netip.MustParseAddr(a)); err != nil {
+			t.Errorf("%s: %v, want allowed", a, err)
+		}
+	}
+}
