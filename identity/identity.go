@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -187,6 +188,26 @@ func (r *Resolver) Wants(method, path string) bool {
 	return method == "POST" && isTokenPath(path)
 }
 
+// isLogoutPath reports whether p is the report server's logout route.
+func isLogoutPath(p string) bool {
+	p = strings.ToLower(strings.TrimSuffix(p, "/"))
+	return strings.HasSuffix(p, "/logout") && strings.Contains(p, "/api/reportserver/")
+}
+
+// bearerOf returns the bearer token of an Authorization header, or "".
+func bearerOf(h http.Header) string {
+	scheme, tok, ok := strings.Cut(h.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+func (r *Resolver) isOperator(tok string) bool {
+	k := sha256.Sum256([]byte(tok))
+	return r.hasOp && subtle.ConstantTimeCompare(k[:], r.operator[:]) == 1
+}
+
 func isTokenPath(p string) bool {
 	p = strings.TrimSuffix(p, "/")
 	i := strings.LastIndexByte(p, '/')
@@ -195,7 +216,19 @@ func isTokenPath(p string) bool {
 
 // Observe implements proxy.Tap: a 200 answer to POST /Token records the
 // issued token (by its SHA-256) for the user name in the request form.
+//
+// A 2xx answer to the report server's logout route (POST
+// api/reportserver[/v1|/v2]/logout) forgets the caller's token at once, so
+// it stops authenticating at the admin API without waiting for the next
+// re-check.
 func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
+	if ex.Status >= 200 && ex.Status <= 299 && ex.Method == "POST" && isLogoutPath(ex.Path) {
+		if tok := bearerOf(ex.RequestHeader); tok != "" && !r.isOperator(tok) {
+			r.forget(sha256.Sum256([]byte(tok)))
+			r.log.Debug().Str("request_id", ex.RequestID).Msg("forgot a token signed out through the proxy")
+		}
+		return
+	}
 	if ex.Status != 200 || !r.Wants(ex.Method, ex.Path) {
 		return
 	}

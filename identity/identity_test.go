@@ -551,3 +551,45 @@ func TestUserNamedOperatorIsNotTheOperator(t *testing.T) {
 		seen[id] = n
 	}
 }
+
+// TestLogoutThroughTheProxyForgetsTheToken: a sign-out through the proxy
+// ends the token's life at the admin API at once, within the re-check
+// interval, even though the resolver verified it moments before.
+func TestLogoutThroughTheProxyForgetsTheToken(t *testing.T) {
+	f := setup(t, true)
+	up := httptest.NewServer(f.sim)
+	t.Cleanup(up.Close)
+	base, _ := url.Parse(up.URL)
+	p, err := proxy.New(proxy.Options{Upstream: base, Tap: f.res, Logger: zerolog.Nop(), Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := httptest.NewServer(p)
+	t.Cleanup(px.Close)
+	alice := f.observe(t, "alice", false)
+	bob := f.observe(t, "bob", false)
+	for _, tok := range []string{alice, bob} {
+		if _, err := f.res.Resolve(t.Context(), tok); err != nil { // verified now: fresh for the TTL
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, px.URL+"/api/reportserver/v2/logout", nil)
+	req.Header.Set("Authorization", "Bearer "+alice)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("logout: %d", res.StatusCode)
+	}
+	if id, err := f.res.Resolve(t.Context(), alice); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Fatalf("alice after logout: %+v %v, want unauthenticated", id, err)
+	}
+	if _, ok := f.res.Peek(alice); ok {
+		t.Fatal("Peek still knows alice's token after logout")
+	}
+	if id, err := f.res.Resolve(t.Context(), bob); err != nil || id.Name != "bob" {
+		t.Fatalf("bob is unaffected: %+v %v", id, err)
+	}
+}
