@@ -89,6 +89,10 @@ type Options struct {
 	// UpstreamHostHeader overrides the Host sent upstream; empty passes the
 	// client's Host through.
 	UpstreamHostHeader string
+	// TrustedProxies are the peers whose X-Forwarded-For, X-Real-IP and
+	// Forwarded headers are passed upstream (appended to); from any other
+	// client they are replaced or dropped. Default none.
+	TrustedProxies []netip.Prefix
 	// UpstreamCAFile adds a CA bundle for the upstream's certificate.
 	UpstreamCAFile string
 	// UpstreamInsecureSkipVerify turns off upstream certificate checks.

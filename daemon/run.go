@@ -235,15 +235,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	px, err := proxy.New(proxy.Options{
-		Upstream:      upstream,
-		Transport:     tr,
-		HostHeader:    o.UpstreamHostHeader,
-		Tap:           taps{ids, det},
-		CaptureLimit:  o.CaptureLimit,
-		CaptureBudget: o.CaptureBudget,
-		Routes:        routes,
-		Logger:        log.With().Str("component", "proxy").Logger(),
-		Registerer:    reg,
+		Upstream:       upstream,
+		Transport:      tr,
+		HostHeader:     o.UpstreamHostHeader,
+		TrustedProxies: o.TrustedProxies,
+		Tap:            taps{ids, det},
+		CaptureLimit:   o.CaptureLimit,
+		CaptureBudget:  o.CaptureBudget,
+		Routes:         routes,
+		Logger:         log.With().Str("component", "proxy").Logger(),
+		Registerer:     reg,
 	})
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)

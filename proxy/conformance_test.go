@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,7 +121,12 @@ func TestConformanceWithHTTPUtil(t *testing.T) {
 		Transport: tr,
 	})
 	t.Cleanup(ref.Close)
-	px := newTestProxy(t, target, nil)
+	// httputil appends to whatever X-Forwarded-For the client sent; this
+	// proxy does so only for trusted proxies, so the (loopback) client is
+	// trusted here.
+	px := newTestProxy(t, target, func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
 
 	type tc struct {
 		name, method, path, body string

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"strings"
 	"time"
@@ -79,11 +80,23 @@ func isWebSocketHandshake(r *http.Request) bool {
 		r.Header.Get("Sec-WebSocket-Key") != "" && r.Header.Get("Sec-WebSocket-Version") != ""
 }
 
-// setForwarded appends the client address to X-Forwarded-For and sets
-// X-Forwarded-Host and X-Forwarded-Proto, like httputil.ProxyRequest.SetXForwarded.
-// vals (length 3) backs the three values, so the caller decides where they live.
-func setForwarded(h http.Header, in *http.Request, vals []string) {
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+// setForwarded sets X-Forwarded-For, X-Forwarded-Host and
+// X-Forwarded-Proto, like httputil.ProxyRequest.SetXForwarded, except that a
+// client's own X-Forwarded-For, X-Real-IP and Forwarded are believed only
+// from a trusted proxy (Options.TrustedProxies): from anyone else
+// X-Forwarded-For is replaced by the peer's address and X-Real-IP and
+// Forwarded are dropped, so a client at the edge cannot pose as another
+// address. vals (length 3) backs the three values, so the caller decides
+// where they live.
+func (p *Proxy) setForwarded(h http.Header, in *http.Request, vals []string) {
+	ip, _, err := net.SplitHostPort(in.RemoteAddr)
+	trusted := err == nil && p.trusts(ip)
+	if !trusted {
+		delete(h, "X-Real-Ip")
+		delete(h, "Forwarded")
+		delete(h, "X-Forwarded-For")
+	}
+	if err == nil {
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 			vals[0] = strings.Join(prior, ", ") + ", " + ip
 		} else {
@@ -98,6 +111,24 @@ func setForwarded(h http.Header, in *http.Request, vals []string) {
 		vals[2] = "https"
 	}
 	h["X-Forwarded-Proto"] = vals[2:3:3]
+}
+
+// trusts reports whether the peer address ip is a trusted proxy.
+func (p *Proxy) trusts(ip string) bool {
+	if len(p.trusted) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap().WithZone("")
+	for _, pr := range p.trusted {
+		if pr.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPathPrefix reports whether path is prefix or below it, ignoring ASCII case.

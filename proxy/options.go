@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -53,6 +54,13 @@ type Options struct {
 	// HostHeader, when set, replaces the Host header sent upstream. Default
 	// "": the client's Host is passed on unchanged.
 	HostHeader string
+
+	// TrustedProxies are the peers (load balancers, edge proxies) whose
+	// X-Forwarded-For, X-Real-IP and Forwarded headers are passed on, with
+	// the peer appended to X-Forwarded-For. From any other peer those
+	// headers are replaced (X-Forwarded-For: the peer) or dropped. Default
+	// none: rswebhooks is the edge.
+	TrustedProxies []netip.Prefix
 
 	// Tap is offered every non-safe exchange (see Tap). Nil: no tap.
 	Tap Tap

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ type Proxy struct {
 	transport  http.RoundTripper
 	send       http.RoundTripper // transport, or a fastTransport in front of it
 	hostHeader string
+	trusted    []netip.Prefix
 	tap        Tap
 	capture    int64
 	budget     *budget
@@ -111,6 +113,7 @@ func New(opts Options) (*Proxy, error) {
 		upstream:   &up,
 		transport:  opts.Transport,
 		hostHeader: opts.HostHeader,
+		trusted:    append([]netip.Prefix(nil), opts.TrustedProxies...),
 		tap:        opts.Tap,
 		capture:    opts.CaptureLimit,
 		budget:     &budget{limit: opts.CaptureBudget, gauge: opts.Metrics.captureBytes},
@@ -245,7 +248,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if teTrailers {
 		out.Header.Set("Te", "trailers")
 	}
-	setForwarded(out.Header, r, ex.fwd[:3])
+	p.setForwarded(out.Header, r, ex.fwd[:3])
 	p.gp.ServeHTTP(rw, out)
 }
 

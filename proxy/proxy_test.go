@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -496,5 +497,43 @@ func TestRoutesServedLocally(t *testing.T) {
 		if string(b) != want {
 			t.Errorf("%s: got %q, want %q", path, b, want)
 		}
+	}
+}
+
+// TestForwardedHeadersFromUntrustedClients: a client that is not a trusted
+// proxy cannot pose as another address: its X-Forwarded-For is replaced by
+// its own address and its X-Real-IP and Forwarded are dropped; a trusted
+// proxy's are kept, with the peer appended.
+func TestForwardedHeadersFromUntrustedClients(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	loop := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		xff     string
+		keep    bool
+	}{
+		{"default: replaced", nil, "127.0.0.1", false},
+		{"other range trusted: replaced", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "127.0.0.1", false},
+		{"trusted peer: appended", loop, "203.0.113.9, 127.0.0.1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			px := newTestProxy(t, up.url(t), func(o *Options) { o.TrustedProxies = tc.trusted })
+			req := newReq(t, http.MethodGet, strings.Replace(px.URL, "localhost", "127.0.0.1", 1)+"/x", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			req.Header.Set("X-Real-IP", "203.0.113.9")
+			req.Header.Set("Forwarded", "for=203.0.113.9")
+			do(t, client(), req)
+			h := recv(t, got, "the upstream request")
+			if h.Get("X-Forwarded-For") != tc.xff {
+				t.Errorf("X-Forwarded-For = %q, want %q", h.Get("X-Forwarded-For"), tc.xff)
+			}
+			if kept := h.Get("X-Real-IP") != "" || h.Get("Forwarded") != ""; kept != tc.keep {
+				t.Errorf("X-Real-IP %q, Forwarded %q; want kept=%v", h.Get("X-Real-IP"), h.Get("Forwarded"), tc.keep)
+			}
+		})
 	}
 }

@@ -18,7 +18,7 @@ func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
 		out.Host = p.hostHeader
 	}
 	out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	setForwarded(out.Header, pr.In, make([]string, 3))
+	p.setForwarded(out.Header, pr.In, make([]string, 3))
 }
 
 // upgradeError answers 502 when an Upgrade request gets no upstream response.

@@ -58,6 +58,7 @@ func serveFlags() []cli.Flag {
 		str("api-version", "report server API the watcher and the reconciler read: v2 or v3 (empty probes)", ""),
 		str("tls-cert", "certificate file for TLS on the proxy listener", ""),
 		str("tls-key", "key file for TLS on the proxy listener", ""),
+		list("trusted-proxies", "CIDR of proxies in front of rswebhooks whose X-Forwarded-For, X-Real-IP and Forwarded are believed (repeatable); from other clients they are replaced or dropped"),
 		str("upstream-host-header", "Host header sent upstream (default: the client's)", ""),
 		str("upstream-ca-file", "PEM CA bundle trusted for the upstream's certificate", ""),
 		boolean("upstream-insecure-skip-verify", "do not verify the upstream's TLS certificate (testing only)"),
@@ -186,6 +187,9 @@ func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
 		return o, err
 	}
 	if o.DenyTargets, err = parsePrefixes("deny-target", c.StringSlice("deny-target")); err != nil {
+		return o, err
+	}
+	if o.TrustedProxies, err = parsePrefixes("trusted-proxies", c.StringSlice("trusted-proxies")); err != nil {
 		return o, err
 	}
 	return o, nil
