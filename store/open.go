@@ -61,6 +61,9 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	log := opts.Logger.With().Str("component", "store").Logger()
+	if err := checkDir(opts.Dir); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir %s: %w", opts.Dir, err)
 	}
