@@ -322,7 +322,7 @@ const (
 	// with a host (no percent-encoding in it), an optional numeric port,
 	// and no brackets outside an IP literal.
 	URIPattern = `^[hH][tT][tT][pP][sS]?://(([A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*@)?` +
-		`(\[` + ipv6Pattern + `\]|[A-Za-z0-9\-._~!$&'()*+,;=]+)(:[0-9]*)?` +
+		`(\[` + ipv6Pattern + `\]|` + ipv4Pattern + `|` + regNamePattern + `)(:[0-9]*)?` +
 		`([/?#]([A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})*)?$`
 	// HeaderNamePattern: an RFC 9110 token of 1–256 characters.
 	HeaderNamePattern = "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]{1,256}$"
@@ -330,6 +330,30 @@ const (
 	HeaderValuePattern = `^[^\u0000-\u0008\u000A-\u001F\u007F]*$`
 	// SecretPattern: no control characters (C0, DEL, C1).
 	SecretPattern = `^[^\u0000-\u001F\u007F-\u009F]*$`
+)
+
+// regNamePattern is a host name that no resolver reads as an IPv4 address
+// (see checkHost): after at most one trailing dot, its last label is empty
+// or not a number in inet_aton's decimal, octal or 0x-hex forms. Labels are
+// RFC 3986 reg-name characters without percent-encoding.
+const (
+	labelChar = `[A-Za-z0-9\-_~!$&'()*+,;=]`
+	// hexish holds the characters a numeric label can be made of.
+	hexish = `[0-9a-fA-FxX]`
+	// notHexish: a label with one of these is never numeric.
+	notHexish = `[g-wyzG-WYZ\-_~!$&'()*+,;=]`
+	// nonNumericLabel: a label inet_aton does not read as a number.
+	nonNumericLabel = `(` + labelChar + `*` + notHexish + labelChar + `*` +
+		`|[a-fA-FxX]` + hexish + `*` +
+		`|[1-9][0-9]*[a-fA-FxX]` + hexish + `*` +
+		`|0[0-9]+[a-fA-FxX]` + hexish + `*` +
+		`|0[a-fA-F]` + hexish + `*` +
+		`|0[xX][0-9a-fA-F]*[xX]` + hexish + `*` +
+		`|0[xX])`
+	regNamePattern = `((` + labelChar + `|\.)*\.)?` + nonNumericLabel + `\.?` +
+		`|(` + labelChar + `|\.)*\.\.|\.`
+	// ipv4Pattern is RFC 3986's IPv4address (dotted decimal, no leading zeros).
+	ipv4Pattern = decOctet + `\.` + decOctet + `\.` + decOctet + `\.` + decOctet
 )
 
 // ipv6Pattern is RFC 3986's IPv6address (no zone, no IPvFuture).
@@ -427,11 +451,11 @@ func checkURI(s string) (string, error) {
 	if u.Hostname() == "" {
 		return "", bad("WebHookUri: must name a host")
 	}
-	if !uriRE.MatchString(s) {
-		return "", bad("WebHookUri: must be an absolute http or https URI with a host, an optional numeric port, and brackets only around an IP literal (pattern %s)", URIPattern)
-	}
 	if err := checkHost(u.Hostname()); err != nil {
 		return "", err
+	}
+	if !uriRE.MatchString(s) {
+		return "", bad("WebHookUri: must be an absolute http or https URI with a host, an optional numeric port, and brackets only around an IP literal (pattern %s)", URIPattern)
 	}
 	return s, nil
 }
