@@ -16,6 +16,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -206,15 +208,25 @@ func badgerOptions(o Options, memTableSize int64, log zerolog.Logger) badger.Opt
 		WithDetectConflicts(true)
 }
 
-// ErrCloseTimeout: Close did not finish in time (Badger cannot flush, e.g.
-// its directory is gone). Committed writes are in the memtable log already
+// ErrNotClosed: Close left Badger open, because closing would write into a
+// full or unwritable directory (its flush writes memory-mapped tables, which
+// fault on a full disk) or did not finish in time (Badger blocks for ever
+// when it cannot flush). Committed writes are in the memtable log already
 // and are replayed at the next start, as after a crash.
-var ErrCloseTimeout = errors.New("store did not close in time")
+var ErrNotClosed = errors.New("store not closed cleanly")
 
 // Close flushes and closes the database. It is safe to call once. An
-// unopened store closes at once.
+// unopened store closes at once; a degraded one (disk full, directory
+// unwritable) is left to the process exit with ErrNotClosed.
 func (db *DB) Close() error {
 	db.closed.Store(true)
+	if db.bdb.Load() != nil {
+		db.guard.set(db.guard.quickCheck())
+	}
+	if c := db.guard.cond.Load(); c != nil && c.Condition != rswebhooks.StoreUnopened {
+		db.bdb.Store(nil)
+		return fmt.Errorf("store: %s: %w: degraded (%s): %s", db.opts.Dir, ErrNotClosed, c.Condition, c.Detail)
+	}
 	b := db.bdb.Swap(nil)
 	if b == nil {
 		return nil
@@ -227,7 +239,7 @@ func (db *DB) Close() error {
 
 // CloseWithin is Close bounded by d: Badger's Close can block for ever when
 // it cannot flush (a removed directory), so after d it gives up with
-// ErrCloseTimeout and leaves Badger's goroutines to the process exit.
+// ErrNotClosed and leaves Badger's goroutines to the process exit.
 func (db *DB) CloseWithin(d time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- db.Close() }()
@@ -237,7 +249,7 @@ func (db *DB) CloseWithin(d time.Duration) error {
 	case err := <-done:
 		return err
 	case <-t.C:
-		return fmt.Errorf("store: close %s: %w after %s (condition: %s)", db.opts.Dir, ErrCloseTimeout, d, orNone(db.Condition()))
+		return fmt.Errorf("store: close %s: %w: still flushing after %s", db.opts.Dir, ErrNotClosed, d)
 	}
 }
 
@@ -259,13 +271,6 @@ func (db *DB) monitor() {
 		return
 	}
 	db.guard.probe()
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // Condition is the store's degraded-mode condition (one of

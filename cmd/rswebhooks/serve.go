@@ -60,7 +60,10 @@ func serveFlags() []cli.Flag {
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-limit", Usage: "bytes of a watched request or response body read for detection", Value: 1 << 20, EnvVars: env("capture-limit")}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-budget", Usage: "bytes all captured bodies may hold at once; past it bodies stream through uncaptured", Value: 64 << 20, EnvVars: env("capture-budget")}),
 		boolean("sync-writes", "fsync every store commit (survives power loss; much slower)"),
-		dur("shutdown-timeout", "how long in-flight requests may drain on SIGTERM", 15*time.Second),
+		dur("shutdown-timeout", "how long in-flight requests may drain on SIGTERM (closing the store then takes at most 5s more)", 15*time.Second),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "min-free-space", Usage: "bytes the data directory's filesystem must keep free, or the store refuses writes (degraded mode) while the proxy keeps serving; 0: 7 memtables (56 MiB), negative: no check", EnvVars: env("min-free-space")}),
+		boolean("store-required", "refuse to start when the store cannot be opened, instead of serving the report server without webhooks (degraded) until it can"),
+		dur("store-check-interval", "how often the store re-checks its data directory (free space, write probe) to enter or leave degraded mode", time.Second),
 		str("log-level", "trace, debug, info, warn or error", "info"),
 		str("log-format", "json or console", "json"),
 	}
@@ -100,11 +103,37 @@ func serveCommand() *cli.Command {
 			flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(c.Context))
 			flushed := make(chan error, 1)
 			go func() { flushed <- logs.Run(flushCtx) }()
+			stopped := make(chan struct{})
+			go watchdog(c.Context, stopped, opts.ShutdownTimeout+daemon.ShutdownMargin+watchdogSlack, c.App.ErrWriter)
 			err = daemon.Run(c.Context, opts)
+			close(stopped)
 			stopFlush()
 			<-flushed // the last lines are out before main prints or exits
 			return err
 		},
+	}
+}
+
+// watchdogSlack is the time past the daemon's own shutdown bound after
+// which the watchdog ends the process.
+const watchdogSlack = 3 * time.Second
+
+// watchdog is the last resort of "shutdown always ends": once ctx is done
+// (SIGTERM, a service stop), the process exits with status 1 after bound if
+// the daemon has not returned by then.
+func watchdog(ctx context.Context, stopped <-chan struct{}, bound time.Duration, stderr io.Writer) {
+	select {
+	case <-stopped:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		fmt.Fprintf(stderr, "rswebhooks: did not stop within %s of the stop request; exiting with status 1 (committed events are replayed from the store's log at the next start)\n", bound)
+		os.Exit(1)
 	}
 }
 
@@ -141,6 +170,9 @@ func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
 		CaptureBudget:              c.Int64("capture-budget"),
 		SyncWrites:                 c.Bool("sync-writes"),
 		ShutdownTimeout:            c.Duration("shutdown-timeout"),
+		MinFreeSpace:               c.Int64("min-free-space"),
+		StoreRequired:              c.Bool("store-required"),
+		StoreCheckInterval:         c.Duration("store-check-interval"),
 		Version:                    version,
 		Logger:                     logger,
 	}
