@@ -125,15 +125,21 @@ func (g *guard) admit() error {
 // quickCheck looks at the directory's identity and free space.
 func (g *guard) quickCheck() *rswebhooks.StoreUnavailableError {
 	fi, err := os.Stat(g.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return unwritable("data directory %s was removed under the running store; restart to open a new one", g.dir)
+	}
 	if err != nil {
 		return unwritable("data directory %s cannot be read: %v", g.dir, err)
 	}
 	if id := g.dirID.Load(); id != nil && *id != (fileID{}) && identify(fi) != *id {
 		return unwritable("data directory %s was removed or replaced under the running store; restart to open it again", g.dir)
 	}
-	free, err := freeSpace(g.dir)
+	free, readOnly, err := freeSpace(g.dir)
 	if err != nil {
 		return unwritable("free space of %s unknown: %v", g.dir, err)
+	}
+	if readOnly {
+		return unwritable("data directory %s is on a filesystem mounted read-only", g.dir)
 	}
 	if free >= 0 && free < g.minFree {
 		return &rswebhooks.StoreUnavailableError{

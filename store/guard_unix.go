@@ -18,13 +18,13 @@ func identify(fi fs.FileInfo) fileID {
 }
 
 // freeSpace is the space an unprivileged writer may still use on dir's
-// filesystem.
-func freeSpace(dir string) (int64, error) {
+// filesystem, and whether it is mounted read-only.
+func freeSpace(dir string) (free int64, readOnly bool, err error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil //nolint:unconvert // platform-dependent widths
+	return int64(st.Bavail) * int64(st.Bsize), statfsReadOnly(&st), nil //nolint:unconvert // platform-dependent widths
 }
 
 func isNoSpace(err error) bool {

@@ -11,16 +11,18 @@ import (
 // by identity (the write probe still finds a missing one).
 func identify(fs.FileInfo) fileID { return fileID{} }
 
-func freeSpace(dir string) (int64, error) {
+// freeSpace is the space the process may use on dir's volume; read-only
+// volumes are left to the write probe.
+func freeSpace(dir string) (int64, bool, error) {
 	p, err := windows.UTF16PtrFromString(dir)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	var free uint64
 	if err := windows.GetDiskFreeSpaceEx(p, &free, nil, nil); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return int64(free), nil
+	return int64(free), false, nil
 }
 
 func isNoSpace(err error) bool {

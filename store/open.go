@@ -44,14 +44,37 @@ func writeFormat(dir string, f format) error {
 	if err != nil {
 		return err
 	}
+	// Written, synced, renamed, and the directory synced: a filesystem
+	// failure or power loss leaves the old file or the new one, never an
+	// empty one.
 	tmp := filepath.Join(dir, formatFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	if err := writeSynced(tmp, append(b, '\n')); err != nil {
 		return fmt.Errorf("write %s: %w", formatFile, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, formatFile)); err != nil {
 		return fmt.Errorf("write %s: %w", formatFile, err)
 	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // not supported on every platform; best effort
+		d.Close()
+	}
 	return nil
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Open opens (creating if needed) the store in opts.Dir.

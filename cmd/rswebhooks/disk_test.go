@@ -265,3 +265,161 @@ func TestDiskFullDegradesAndRecovers(t *testing.T) {
 	waitFor(t, "the 11th event delivered after the restart", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 11 })
 	f.p.stop()
 }
+
+// waitLost waits until events_lost_total{reason} reaches n.
+func (f *diskFixture) waitLost(reason string, n float64) {
+	f.t.Helper()
+	waitFor(f.t, fmt.Sprintf("%v events lost as %s", n, reason), 15*time.Second, func() bool {
+		return f.metric("rswebhooks_events_lost_total", `reason="`+reason+`"`) == n
+	})
+}
+
+// TestDataDirRemoved: the data directory is deleted under the running
+// daemon. The proxy keeps answering with the report server's responses,
+// events are counted lost as unwritable at once (no stall behind Badger's
+// flush retries), /readyz names it, Badger's retry loop does not flood the
+// log, and SIGTERM ends the process within the bound, saying the store was
+// not closed. A restart opens a new store in the directory.
+func TestDataDirRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	f := newDiskFixture(t, dir)
+	f.register(http.StatusCreated)
+	f.create(3)
+	waitFor(t, "3 events delivered", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 3 })
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	f.create(5)
+	f.waitLost("unwritable", 5)
+	f.waitReadyz(`"status":"degraded"`)
+	if _, body := f.readyz(); !strings.Contains(body, "was removed") {
+		t.Errorf("/readyz does not say the directory was removed: %s", body)
+	}
+	if got := f.metric("rswebhooks_store_degraded", `reason="unwritable"`); got != 1 {
+		t.Errorf("store_degraded{reason=unwritable} = %v, want 1", got)
+	}
+	f.create(20)
+	f.waitLost("unwritable", 25)
+	if n := strings.Count(f.p.logText(), `"lib":"badger","level":"error"`) + strings.Count(f.p.logText(), `"level":"error","lib":"badger"`); n > 3 {
+		t.Errorf("Badger logged %d error lines after the directory was removed, want at most 3", n)
+	}
+
+	_, err := f.stopWithin(shutdownBound)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit after SIGTERM with the directory removed: %v, want status 1", err)
+	}
+	if !strings.Contains(f.p.logText(), "could not be closed cleanly") {
+		t.Errorf("the log does not say the store was not closed:\n%s", tail(f.p.logText(), 20))
+	}
+
+	f.p = startDaemon(t, f.args...)
+	if got := f.metric("rswebhooks_store_degraded", `reason="unwritable"`); got != 0 {
+		t.Errorf("a restart did not open a new store: degraded = %v", got)
+	}
+	f.register(http.StatusCreated)
+	f.create(1)
+	waitFor(t, "an event delivered after the restart", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 4 })
+	f.p.stop()
+}
+
+// mountExt4 makes a small ext4 filesystem image, mounts it with
+// errors=remount-ro through a loop device and returns the mount point and
+// the device name (for /sys/fs/ext4/<dev>).
+func mountExt4(t *testing.T, size int64) (mnt, img, dev string) {
+	t.Helper()
+	base := t.TempDir()
+	img, mnt = filepath.Join(base, "disk.img"), filepath.Join(base, "mnt")
+	skip := func(format string, a ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, a...)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		skip("cannot make an ext4 filesystem (needs mkfs.ext4, e2fsprogs): %v %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop,errors=remount-ro", img, mnt).CombinedOutput(); err != nil {
+		skip("cannot mount an ext4 image on a loop device (needs root and /dev/loop*): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	out, err := exec.Command("findmnt", "-n", "-o", "SOURCE", mnt).Output()
+	if err != nil {
+		t.Fatalf("findmnt %s: %v", mnt, err)
+	}
+	return mnt, img, filepath.Base(strings.TrimSpace(string(out)))
+}
+
+// TestReadOnlyFilesystem: the data directory's filesystem turns read-only
+// under the running daemon, as ext4 does on an I/O error with
+// errors=remount-ro (a plain "mount -o remount,ro" is refused while Badger
+// holds its files open for writing). The proxy keeps answering, events are
+// counted lost as unwritable, /readyz names it, SIGTERM ends within the
+// bound; after fsck and a remount, a restart finds everything written
+// before the fault (--sync-writes: without it, writes not yet flushed by the
+// kernel are lost with the filesystem, as in a power loss).
+func TestReadOnlyFilesystem(t *testing.T) {
+	mnt, img, dev := mountExt4(t, 96<<20)
+	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount,ro of an idle filesystem: %v %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,rw", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("remount,rw: %v %s", err, out)
+	}
+	dir := filepath.Join(mnt, "data")
+	f := newDiskFixture(t, dir, "--sync-writes", "--min-free-space", strconv.Itoa(8<<20))
+	f.register(http.StatusCreated)
+	f.create(3)
+	waitFor(t, "3 events delivered", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 3 })
+
+	if out, err := exec.Command("mount", "-o", "remount,ro", mnt).CombinedOutput(); err == nil {
+		t.Log("remount,ro succeeded with Badger's files open")
+	} else {
+		t.Logf("remount,ro refused while Badger holds its files (%s); failing the filesystem instead", strings.TrimSpace(string(out)))
+		if err := os.WriteFile("/sys/fs/ext4/"+dev+"/trigger_fs_error", []byte("1"), 0o200); err != nil {
+			t.Fatalf("triggering an ext4 error: %v", err)
+		}
+	}
+	f.waitReadyz("unwritable")
+	f.create(5)
+	f.waitLost("unwritable", 5)
+	_, err := f.stopWithin(shutdownBound)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit after SIGTERM on a read-only filesystem: %v, want status 1", err)
+	}
+
+	// The operator's way back: unmount, fsck, mount, restart.
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v %s", err, out)
+	}
+	if out, err := exec.Command("e2fsck", "-fy", img).CombinedOutput(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() > 2 { // 1, 2: errors corrected
+			t.Fatalf("e2fsck: %v %s", err, out)
+		}
+	}
+	if out, err := exec.Command("mount", "-o", "loop,errors=remount-ro", img, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount again: %v %s", err, out)
+	}
+	f.p = startDaemon(t, f.args...)
+	status, body := doJSON(t, f.c, "GET", f.p.adminURL+"/api/webhooks/registrations", f.operator, "")
+	if status != http.StatusOK || !strings.Contains(string(body), f.rcvURL) {
+		t.Fatalf("registrations after the restart: %d %s\n%s", status, body, tail(f.p.logText(), 40))
+	}
+	f.create(1)
+	waitFor(t, "an event delivered after the restart", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 4 })
+	f.p.stop()
+}
