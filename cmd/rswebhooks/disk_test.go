@@ -423,3 +423,76 @@ func TestReadOnlyFilesystem(t *testing.T) {
 	waitFor(t, "an event delivered after the restart", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 4 })
 	f.p.stop()
 }
+
+// TestCorruptManifest: a damaged MANIFEST at start. With --store-required
+// the daemon refuses to start, saying why; without it, it serves the report
+// server (events counted lost as unopened, /readyz and the metric name it).
+// "store check" says what is wrong; "store repair", run while the daemon
+// serves, restores the registrations into a new store, and the running
+// daemon opens it and delivers again without a restart.
+func TestCorruptManifest(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	f := newDiskFixture(t, dir)
+	f.register(http.StatusCreated)
+	f.register(http.StatusCreated)
+	f.create(2)
+	waitFor(t, "2 events delivered", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 2 })
+	f.p.stop()
+
+	mf, err := os.OpenFile(filepath.Join(dir, "MANIFEST"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mf.WriteAt([]byte("XXXXXXXX"), 0); err != nil {
+		t.Fatal(err)
+	}
+	mf.Close()
+
+	strict := exec.Command(binPath, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store-required"}, f.args...)...)
+	out, err := strict.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), "--store-required") || !strings.Contains(strings.ToLower(string(out)), "manifest") {
+		t.Fatalf("--store-required with a damaged MANIFEST: %v\n%s", err, tail(string(out), 10))
+	}
+
+	f.p = startDaemon(t, f.args...)
+	f.create(3)
+	f.waitLost("unopened", 3)
+	f.waitReadyz(`"status":"degraded"`)
+	if _, body := f.readyz(); !strings.Contains(body, "unopened") || !strings.Contains(strings.ToLower(body), "manifest") {
+		t.Errorf("/readyz does not say why the store is unavailable: %s", body)
+	}
+	if got := f.metric("rswebhooks_store_degraded", `reason="unopened"`); got != 1 {
+		t.Errorf("store_degraded{reason=unopened} = %v, want 1", got)
+	}
+	if status, body := doJSON(t, f.c, "GET", f.p.adminURL+"/api/webhooks/registrations", f.operator, ""); status != http.StatusServiceUnavailable {
+		t.Errorf("registrations while unopened: %d %s, want 503", status, body)
+	}
+
+	out, err = exec.Command(binPath, "store", "check", "--data-dir", dir).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "NOT OK") {
+		t.Errorf("store check on a damaged store: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binPath, "store", "repair", "--data-dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "restored 2 registrations") {
+		t.Fatalf("store repair: %v\n%s", err, out)
+	}
+	t.Logf("store repair said:\n%s", out)
+
+	f.waitReadyz(`"status":"ready"`)
+	status, body := doJSON(t, f.c, "GET", f.p.adminURL+"/api/webhooks/registrations", f.operator, "")
+	if status != http.StatusOK || strings.Count(string(body), f.rcvURL) != 2 {
+		t.Fatalf("registrations after the repair: %d %s", status, body)
+	}
+	f.create(1)
+	waitFor(t, "an event delivered after the repair", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 3 })
+	out, err = exec.Command(binPath, "store", "check", "--data-dir", dir).CombinedOutput()
+	if !errors.As(err, &ee) || !strings.Contains(string(out), "running rswebhooks holds it") {
+		t.Errorf("store check while the daemon holds the store: %v\n%s", err, out)
+	}
+	f.p.stop()
+	out, err = exec.Command(binPath, "store", "check", "--data-dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "webhooks: 2 active") {
+		t.Errorf("store check after the repair: %v\n%s", err, out)
+	}
+}
