@@ -162,7 +162,7 @@ func replayMemtables(dir string, mems []string, found func(key string, ts uint64
 	mt := max(f.MemTableSize, int64(DefaultMemTableSize))
 	bdb, err := badger.Open(badger.DefaultOptions(tmp).WithLogger(newBadgerLogger(zerolog.Nop(), 0)).
 		WithMemTableSize(mt).WithValueLogFileSize(64 << 20).WithValueThreshold(DefaultValueThreshold).
-		WithBlockCacheSize(0).WithIndexCacheSize(1 << 20).WithMetricsEnabled(false))
+		WithBlockCacheSize(0).WithCompression(options.None).WithIndexCacheSize(1 << 20).WithMetricsEnabled(false))
 	if err != nil {
 		return err
 	}
