@@ -48,11 +48,20 @@ type guard struct {
 	// dirID identifies the directory Open opened (nil or zero: unknown).
 	dirID atomic.Pointer[fileID]
 
+	// passedAt is when admit's checks last passed (since guardEpoch).
+	passedAt atomic.Int64
+
 	mu       sync.Mutex // serialises transitions and reminders
 	since    time.Time
 	reminded time.Time
 	onChange func(cond string) // test hook, after each transition
 }
+
+// admitReuse is how long a passed pre-write check stands for later writes.
+const admitReuse = 10 * time.Millisecond
+
+// guardEpoch anchors passedAt on the monotonic clock.
+var guardEpoch = time.Now()
 
 // fileID is a file's identity (device and inode where the platform has them).
 type fileID struct{ dev, ino uint64 }
@@ -114,7 +123,17 @@ func (g *guard) admit() error {
 	if cur != nil && cur.Condition != rswebhooks.StoreDiskFull {
 		return cur
 	}
+	// The checks cost two system calls (~1 µs on a quiet machine, 10-30 µs
+	// on a busy one); writes within admitReuse of a passed check share it.
+	// The preallocated memtable log covers what Badger writes meanwhile.
+	now := time.Since(guardEpoch)
+	if cur == nil && now-time.Duration(g.passedAt.Load()) < admitReuse {
+		return nil
+	}
 	next := g.quickCheck()
+	if next == nil {
+		g.passedAt.Store(int64(now))
+	}
 	if next == nil && cur == nil {
 		return nil
 	}

@@ -37,6 +37,7 @@ func TestGuardDiskFull(t *testing.T) {
 	free, _, err := freeSpace(db.opts.Dir)
 	mustNil(t, err)
 	db.guard.minFree = free + 1<<40 // the disk is "full"
+	db.guard.passedAt.Store(0)      // as after admitReuse
 	err = db.AppendEvent(ctx, event("E2"))
 	if !errors.Is(err, rswebhooks.ErrStoreUnavailable) || rswebhooks.StoreCondition(err) != rswebhooks.StoreDiskFull {
 		t.Fatalf("append below MinFree: %v, want a disk_full StoreUnavailableError", err)
@@ -96,6 +97,7 @@ func TestGuardDirectoryRemoved(t *testing.T) {
 	ctx := context.Background()
 	mustNil(t, db.AppendEvent(ctx, event("E1")))
 	mustNil(t, os.RemoveAll(dir))
+	db.guard.passedAt.Store(0) // as after admitReuse
 	err := db.AppendEvent(ctx, event("E2"))
 	if rswebhooks.StoreCondition(err) != rswebhooks.StoreUnwritable || !strings.Contains(err.Error(), "was removed") {
 		t.Fatalf("append after the directory was removed: %v", err)
