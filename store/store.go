@@ -223,7 +223,11 @@ var ErrNotClosed = errors.New("store not closed cleanly")
 func (db *DB) Close() error {
 	db.closed.Store(true)
 	if db.bdb.Load() != nil {
-		db.guard.set(db.guard.quickCheck())
+		// A fresh look (the disk may have filled since the last write); a
+		// condition found by the monitor's probe stays.
+		if c := db.guard.quickCheck(); c != nil {
+			db.guard.set(c)
+		}
 	}
 	if c := db.guard.cond.Load(); c != nil && c.Condition != rswebhooks.StoreUnopened {
 		db.bdb.Store(nil)
