@@ -48,6 +48,9 @@ type guard struct {
 	// dirID identifies the directory Open opened (nil or zero: unknown).
 	dirID atomic.Pointer[fileID]
 
+	// lost is set when the directory was removed or replaced under the
+	// store: the monitor then rescues the store into it once it is back.
+	lost atomic.Bool
 	// passedAt is when admit's checks last passed (since guardEpoch).
 	passedAt atomic.Int64
 
@@ -145,13 +148,15 @@ func (g *guard) admit() error {
 func (g *guard) quickCheck() *rswebhooks.StoreUnavailableError {
 	fi, err := os.Stat(g.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return unwritable("data directory %s was removed under the running store; restart to open a new one", g.dir)
+		g.lost.Store(true)
+		return unwritable("data directory %s was removed under the running store; when it is back, everything committed is copied into it", g.dir)
 	}
 	if err != nil {
 		return unwritable("data directory %s cannot be read: %v", g.dir, err)
 	}
 	if id := g.dirID.Load(); id != nil && *id != (fileID{}) && identify(fi) != *id {
-		return unwritable("data directory %s was removed or replaced under the running store; restart to open it again", g.dir)
+		g.lost.Store(true)
+		return unwritable("data directory %s was removed or replaced under the running store; everything committed is being copied into it", g.dir)
 	}
 	free, readOnly, err := freeSpace(g.dir)
 	if err != nil {

@@ -190,3 +190,47 @@ func TestSalvageWebhooks(t *testing.T) {
 		})
 	}
 }
+
+// A removed data directory that comes back (recreated, volume attached
+// again) gets everything committed before, copied from the files Badger
+// still holds open; the store leaves degraded mode without a restart and a
+// later Open finds it all.
+func TestRescueIntoRecreatedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	db, err := Open(Options{Dir: dir})
+	mustNil(t, err)
+	ctx := context.Background()
+	mustNil(t, db.CreateWebhook(ctx, webhook("W1", "alice", t0)))
+	mustNil(t, db.AppendEvent(ctx, event("E1")))
+	mustNil(t, os.RemoveAll(dir))
+	db.guard.passedAt.Store(0)
+	if err := db.AppendEvent(ctx, event("E2")); rswebhooks.StoreCondition(err) != rswebhooks.StoreUnwritable {
+		t.Fatalf("append after removal: %v", err)
+	}
+	db.monitor() // not back yet
+	if db.Condition() != rswebhooks.StoreUnwritable {
+		t.Fatalf("condition %q before the directory is back", db.Condition())
+	}
+	mustNil(t, os.MkdirAll(dir, 0o700))
+	db.monitor()
+	if db.Condition() != "" {
+		t.Fatalf("condition %q after the directory came back", db.Condition())
+	}
+	if _, err := db.GetWebhook(ctx, "W1"); err != nil {
+		t.Fatalf("webhook after the rescue: %v", err)
+	}
+	mustNil(t, db.AppendEvent(ctx, event("E3")))
+	mustNil(t, db.Close())
+
+	db2, err := Open(Options{Dir: dir})
+	mustNil(t, err)
+	defer db2.Close()
+	for _, id := range []string{"E1", "E3"} {
+		if _, err := db2.GetEvent(ctx, id); err != nil {
+			t.Errorf("event %s after reopening the rescued store: %v", id, err)
+		}
+	}
+	if _, err := db2.GetWebhook(ctx, "W1"); err != nil {
+		t.Errorf("webhook after reopening the rescued store: %v", err)
+	}
+}

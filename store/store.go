@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"io"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -277,6 +278,53 @@ func (db *DB) monitor() {
 		return
 	}
 	db.guard.probe()
+	if db.guard.lost.Load() {
+		db.rescue()
+	}
+}
+
+// rescue moves the store into a data directory that was removed under it
+// and has come back (recreated, or its volume attached again): Badger still
+// holds the removed files open, so everything committed is copied from it
+// into a new store in the directory, which then takes over. The old
+// instance is abandoned (its Close would block on the missing directory).
+func (db *DB) rescue() {
+	fi, err := os.Stat(db.opts.Dir)
+	if err != nil || !fi.IsDir() || db.guard.writeProbe() != nil {
+		return // not back yet
+	}
+	old := db.bdb.Load()
+	o := db.opts
+	o.LockWait = -1
+	nb, err := openDir(o, db.log)
+	if err != nil {
+		db.log.Debug().Err(err).Msg("data directory is back but a new store cannot be opened in it yet")
+		return
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := old.Backup(pw, 0)
+		pw.CloseWithError(err)
+	}()
+	if err := nb.Load(pr, 64); err != nil {
+		_ = pr.CloseWithError(err)
+		_ = nb.Close()
+		db.log.Error().Err(err).Msg("data directory is back but the store could not be copied into it; still degraded")
+		return
+	}
+	if err := nb.Sync(); err != nil {
+		_ = nb.Close()
+		db.log.Error().Err(err).Msg("data directory is back but the copied store could not be synced; still degraded")
+		return
+	}
+	if !db.bdb.CompareAndSwap(old, nb) {
+		_ = nb.Close()
+		return
+	}
+	db.log.Warn().Str("dir", db.opts.Dir).Msg("data directory is back: everything committed was copied into a new store there")
+	db.guard.lost.Store(false)
+	db.guard.opened()
+	db.guard.set(nil)
 }
 
 // Condition is the store's degraded-mode condition (one of
