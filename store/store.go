@@ -3,10 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
-	"io"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
