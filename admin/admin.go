@@ -287,6 +287,13 @@ func (h *Handler) wrap(rt route) http.Handler {
 			log = log.With().Str("user_id", who.ID).Logger()
 			r = r.WithContext(log.WithContext(r.Context()))
 		}
+		if rt.method != http.MethodGet && !rt.anonymous {
+			if err := h.unavailable(); err != nil {
+				storeError(sw, r, err, "")
+				log.Debug().Int("status", sw.status).Msg("admin change refused: store degraded")
+				return
+			}
+		}
 		rt.h(sw, r, who)
 		log.Debug().Int("status", sw.status).Dur("duration", h.now().Sub(start)).Msg("admin request")
 	})
@@ -355,14 +362,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// storeError answers a store failure: 404, 409 or 500 (logged; an
-// unreadable record is logged once by the store).
+// storeConditionText explains each degraded-mode condition to API clients
+// (details such as paths stay in the server's log and /readyz).
+var storeConditionText = map[string]string{
+	rswebhooks.StoreDiskFull:   "the disk of its data directory is full",
+	rswebhooks.StoreUnwritable: "its data directory cannot be written",
+	rswebhooks.StoreUnopened:   "it could not be opened at start",
+}
+
+// unavailable reports the store's degraded mode when the store tells it
+// (store.DB does), so changes are refused before anything is attempted.
+func (h *Handler) unavailable() error {
+	if s, ok := h.store.(interface{ Unavailable() error }); ok {
+		return s.Unavailable()
+	}
+	return nil
+}
+
+// storeError answers a store failure: 404, 409, 503 (degraded mode) or 500
+// (logged; an unreadable record is logged once by the store).
 func storeError(w http.ResponseWriter, r *http.Request, err error, what string) {
 	if ue, ok := asUnreadable(err); ok {
 		writeError(w, http.StatusInternalServerError, unreadableMessage(ue))
 		return
 	}
 	switch {
+	case errors.Is(err, rswebhooks.ErrStoreUnavailable):
+		w.Header().Set("Retry-After", "30")
+		msg := "the webhook store is unavailable, so changes are refused for now; the report server itself is not affected"
+		if c := rswebhooks.StoreCondition(err); c != "" {
+			msg += " (" + storeConditionText[c] + "); it recovers by itself when the condition clears, and GET /readyz says why"
+		}
+		writeError(w, http.StatusServiceUnavailable, msg)
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, what+" not found")
 	case errors.Is(err, store.ErrConflict):

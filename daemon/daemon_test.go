@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // running is a daemon started in-process on loopback ports.
@@ -400,5 +402,54 @@ func TestAdminListenerMethods(t *testing.T) {
 		if tc.status == 405 && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 			t.Errorf("%s %s: Content-Type %q, want JSON", tc.method, tc.path, resp.Header.Get("Content-Type"))
 		}
+	}
+}
+
+// A store locked by another process beyond the bound: with a service
+// account (watcher, reconciler) the daemon still serves the report server,
+// stays ready with the store named as degraded, and opens the store once
+// the other holder lets go. With StoreRequired it refuses to start.
+func TestServesWithAnUnopenedStore(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	dir := t.TempDir()
+	holder, err := store.Open(store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Upstream: up.URL, DataDir: dir, ServiceUser: "admin", ServicePassword: "admin",
+		WatchInterval: time.Hour, StoreCheckInterval: 20 * time.Millisecond}
+	strict := o
+	strict.StoreRequired, strict.Listen, strict.AdminListen = true, "127.0.0.1:0", "127.0.0.1:0"
+	if err := Run(context.Background(), strict); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("Run with StoreRequired on a locked store: %v, want ErrLocked", err)
+	}
+
+	r := start(t, o)
+	direct, want := get(t, up.URL+"/api/reportserver/v2/reports")
+	if status, body := get(t, r.proxyURL+"/api/reportserver/v2/reports"); status != direct || string(body) != string(want) {
+		t.Fatalf("proxy with an unopened store: %d %s, want the report server's %d %s", status, body, direct, want)
+	}
+	status, body := get(t, r.adminURL+"/readyz")
+	if status != http.StatusOK || !strings.Contains(string(body), `"status":"degraded"`) || !strings.Contains(string(body), "locked") {
+		t.Fatalf("readyz with a locked store: %d %s", status, body)
+	}
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, body = get(t, r.adminURL+"/readyz")
+		if status == http.StatusOK && strings.Contains(string(body), `"status":"ready"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store was not opened after the lock was released: %d %s", status, body)
+		}
+		tick := time.NewTimer(50 * time.Millisecond) // polling /readyz, cached for 1s
+		<-tick.C
+	}
+	if err := r.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 }

@@ -16,18 +16,26 @@ import (
 type check struct {
 	name string
 	fn   func(ctx context.Context) error
+	// degrades: a failure is reported (status "degraded", under
+	// "degraded") but the daemon stays ready, because the proxy still
+	// serves the report server.
+	degrades bool
 }
 
-// health serves /healthz (the process is up) and /readyz (it can do its job:
-// the upstream answers and the store is writable). Readiness results are
-// cached for a second so probes cannot hammer the upstream.
+// health serves /healthz (the process serves traffic) and /readyz (it can do
+// its job: the upstream answers; the store is writable). A failing store
+// does not fail readiness: /readyz answers 200 with status "degraded" and
+// names the condition, because taking the proxy out of a load balancer would
+// take the report server with it. Readiness results are cached for a second
+// so probes cannot hammer the upstream.
 type health struct {
 	checks []check
 	now    func() time.Time
 
-	mu      sync.Mutex
-	at      time.Time
-	reasons map[string]string
+	mu       sync.Mutex
+	at       time.Time
+	reasons  map[string]string
+	degraded map[string]string
 }
 
 func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
@@ -35,30 +43,39 @@ func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
-	reasons := h.evaluate(r.Context())
-	if len(reasons) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})
-		return
+	reasons, degraded := h.evaluate(r.Context())
+	body := map[string]any{"status": "ready"}
+	status := http.StatusOK
+	if len(degraded) > 0 {
+		body["status"], body["degraded"] = "degraded", degraded
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	if len(reasons) > 0 {
+		body["status"], body["reasons"] = "unavailable", reasons
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
 }
 
-func (h *health) evaluate(ctx context.Context) map[string]string {
+func (h *health) evaluate(ctx context.Context) (reasons, degraded map[string]string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if now := h.now(); now.Sub(h.at) < time.Second && h.reasons != nil {
-		return h.reasons
+		return h.reasons, h.degraded
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	reasons := map[string]string{}
+	reasons, degraded = map[string]string{}, map[string]string{}
 	for _, c := range h.checks {
 		if err := c.fn(ctx); err != nil {
-			reasons[c.name] = err.Error()
+			if c.degrades {
+				degraded[c.name] = err.Error()
+			} else {
+				reasons[c.name] = err.Error()
+			}
 		}
 	}
-	h.at, h.reasons = h.now(), reasons
-	return reasons
+	h.at, h.reasons, h.degraded = h.now(), reasons, degraded
+	return reasons, degraded
 }
 
 // getOnly answers methods other than GET and HEAD with 405, Allow and a

@@ -107,6 +107,8 @@ type Options struct {
 	// large throughput cost. Process crashes are survived either way.
 	SyncWrites bool
 	// ShutdownTimeout bounds the drain of in-flight requests. Default 15s.
+	// Stopping the background parts and closing the store then take at most
+	// ShutdownMargin more, whatever the store is doing.
 	ShutdownTimeout time.Duration
 	// ProxyLimits and AdminLimits bound each listener: connections open at
 	// once, header read time, idle keep-alive time and the minimum body
@@ -114,6 +116,17 @@ type Options struct {
 	// defaults to limits.DefaultMaxConnections() (from the open-file limit)
 	// on the proxy listener and 64 on the admin listener.
 	ProxyLimits, AdminLimits limits.Options
+	// MinFreeSpace is the free space (bytes) the data directory's
+	// filesystem must keep; below it the store is degraded (disk_full). Zero
+	// means the store's default (7 memtables, 56 MiB); negative disables the
+	// check.
+	MinFreeSpace int64
+	// StoreRequired makes Run fail when the store cannot be opened, instead
+	// of serving traffic with the store degraded (unopened).
+	StoreRequired bool
+	// StoreCheckInterval is the period of the store's degraded-mode monitor.
+	// Zero means 1s.
+	StoreCheckInterval time.Duration
 
 	// Version is reported in User-Agent and logs.
 	Version string
@@ -215,6 +228,9 @@ func (o *Options) Validate() error {
 	case "", "v2", "v3":
 	default:
 		bad("api-version", "must be v2 or v3 (or empty to probe), got %q", o.APIVersion)
+	}
+	if o.StoreCheckInterval < 0 {
+		bad("store-check-interval", "must not be negative, got %s", o.StoreCheckInterval)
 	}
 	if o.CaptureLimit < 0 {
 		bad("capture-limit", "must not be negative")

@@ -51,19 +51,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	upstream, _ := url.Parse(o.Upstream) // validated
 
-	db, err := store.Open(store.Options{
-		Dir:        o.DataDir,
-		Logger:     log,
-		Retention:  o.Retention,
-		SyncWrites: o.SyncWrites,
-		Registerer: reg,
-	})
+	db, err := openStore(o, reg)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
+	storeClosed := false
 	defer func() {
-		if err := db.Close(); err != nil {
-			log.Error().Err(err).Msg("closing the store")
+		if !storeClosed {
+			if err := db.CloseWithin(ShutdownMargin); err != nil {
+				log.Error().Err(err).Msg("closing the store")
+			}
 		}
 	}()
 	registerStoreMetrics(reg, db)
@@ -253,7 +250,9 @@ func Run(ctx context.Context, o Options) error {
 	bg := &background{log: log}
 	hl := &health{now: time.Now, checks: []check{
 		{name: "upstream", fn: px.CheckUpstream},
-		{name: "store", fn: db.Ping},
+		// The store never fails readiness: the proxy is the report
+		// server's front door, and it serves without the store (degraded).
+		{name: "store", fn: storeCheck(db), degrades: true},
 		{name: "background", fn: bg.check},
 	}}
 	mux := http.NewServeMux()
@@ -281,7 +280,6 @@ func Run(ctx context.Context, o Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	var g2 sync.WaitGroup
-	defer g2.Wait()
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	serve := func(name string, srv *http.Server, ln net.Listener) {
@@ -321,8 +319,78 @@ func Run(ctx context.Context, o Options) error {
 		o.Ready(proxyLn.Addr().String(), adminLn.Addr().String())
 	}
 	err = g.Wait()
+	// Whatever the store is doing (Badger can block for ever when it cannot
+	// flush), the rest of the shutdown takes at most ShutdownMargin.
+	stopWork()
+	deadline := time.Now().Add(ShutdownMargin)
+	if !waitWithin(&g2, ShutdownMargin) {
+		log.Error().Dur("waited", ShutdownMargin).Msg("background parts did not stop in time (a store write is stuck?); closing the store anyway")
+	}
+	storeClosed = true
+	if cerr := db.CloseWithin(max(time.Until(deadline), 100*time.Millisecond)); cerr != nil {
+		log.Error().Err(cerr).Msg("the store could not be closed cleanly; committed events are replayed from its log at the next start")
+		err = errors.Join(err, cerr)
+	}
 	log.Info().Msg("stopped")
 	return err
+}
+
+// ShutdownMargin bounds what shutdown does after the HTTP drain
+// (Options.ShutdownTimeout): stopping the background parts and closing the
+// store.
+const ShutdownMargin = 5 * time.Second
+
+// waitWithin waits for wg at most d; false when it timed out.
+func waitWithin(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// openStore opens the store; when it cannot be opened, the daemon serves
+// with an unopened store (degraded) unless Options.StoreRequired.
+func openStore(o Options, reg prometheus.Registerer) (*store.DB, error) {
+	so := store.Options{
+		Dir:           o.DataDir,
+		Registerer:    reg,
+		Logger:        o.Logger,
+		Retention:     o.Retention,
+		SyncWrites:    o.SyncWrites,
+		MinFree:       o.MinFreeSpace,
+		CheckInterval: o.StoreCheckInterval,
+	}
+	db, err := store.Open(so)
+	if err == nil {
+		return db, nil
+	}
+	if o.StoreRequired {
+		return nil, fmt.Errorf("open store (--store-required): %w", err)
+	}
+	if errors.Is(err, store.ErrForeignDir) {
+		// A mistaken --data-dir, not a fault: writing there could harm
+		// someone else's files, so refuse to start rather than wait.
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	o.Logger.Error().Err(err).Str("dir", o.DataDir).
+		Msg("THE STORE CANNOT BE OPENED: serving the report server without webhooks (events are counted lost, the admin API refuses changes) until it opens; run \"rswebhooks store check\" and \"rswebhooks store repair\", or start with --store-required to refuse to start instead")
+	return store.Unopened(so, err)
+}
+
+// storeCheck reports the store's degraded mode, or proves it writable.
+func storeCheck(db *store.DB) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if err := db.Unavailable(); err != nil {
+			return err
+		}
+		return db.Ping(ctx)
+	}
 }
 
 func ignoreCanceled(err error) error {

@@ -182,8 +182,9 @@ func (p permissionsOf) ReportCategory(ctx context.Context, reportID string) (str
 	return r.CategoryID, nil
 }
 
-// registerStoreMetrics exports the store's on-disk size.
+// registerStoreMetrics exports the store's on-disk size and degraded mode.
 func registerStoreMetrics(reg prometheus.Registerer, db *store.DB) {
+	registerDegradedMetric(reg, db)
 	for _, part := range []string{"lsm", "vlog"} {
 		part := part
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -196,6 +197,24 @@ func registerStoreMetrics(reg prometheus.Registerer, db *store.DB) {
 				return float64(lsm)
 			}
 			return float64(vlog)
+		}))
+	}
+}
+
+// registerDegradedMetric exports the store's degraded-mode condition: 1 for
+// the current one, 0 for the others (all pre-created).
+func registerDegradedMetric(reg prometheus.Registerer, db *store.DB) {
+	for _, c := range rswebhooks.StoreConditions() {
+		c := c
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "rswebhooks_store_degraded",
+			Help:        "1 while the store refuses writes for this reason (disk_full, unwritable, unopened); the proxy keeps serving and events are counted lost.",
+			ConstLabels: prometheus.Labels{"reason": c},
+		}, func() float64 {
+			if db.Condition() == c {
+				return 1
+			}
+			return 0
 		}))
 	}
 }

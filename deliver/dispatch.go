@@ -126,7 +126,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	ds, err := e.opts.Store.DueRefs(ctx, now, limit)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Error().Err(err).Msg("read due deliveries")
+			e.storeLog(err).Msg("read due deliveries")
 		}
 		st.buf, st.full = nil, false
 		return
@@ -184,7 +184,7 @@ func (e *Engine) load(ctx context.Context, r store.DueRef) *rswebhooks.Delivery 
 		return nil
 	case err != nil:
 		if ctx.Err() == nil {
-			e.log.Error().Err(err).Str("delivery_id", r.ID).Msg("read due delivery; it stays pending")
+			e.storeLog(err).Str("delivery_id", r.ID).Msg("read due delivery; it stays pending")
 		}
 		return nil
 	case d.State != rswebhooks.DeliveryPending || d.NextUTC.After(e.opts.Now()):
@@ -225,7 +225,7 @@ func (e *Engine) postponeSlow(ctx context.Context, st *dispatcher, now time.Time
 		d.NextUTC = now.Add(e.opts.AttemptTimeout).UTC()
 		d.UpdatedUTC = now.UTC()
 		if err := e.opts.Store.Complete(ctx, d, nil); err != nil {
-			e.log.Error().Err(err).Str("delivery_id", d.ID).Msg("postpone delivery of a slow webhook")
+			e.storeLog(err).Str("delivery_id", d.ID).Msg("postpone delivery of a slow webhook")
 			continue
 		}
 		moved = true

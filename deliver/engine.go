@@ -274,7 +274,7 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) updateStats(ctx context.Context) {
 	depth, oldest, err := e.opts.Store.QueueStats(ctx)
 	if err != nil {
-		e.log.Error().Err(err).Msg("read queue stats")
+		e.storeLog(err).Msg("read queue stats")
 	} else {
 		e.m.QueueDepth.Set(float64(depth))
 		age := 0.0
@@ -285,9 +285,19 @@ func (e *Engine) updateStats(ctx context.Context) {
 	}
 	active, paused, err := e.opts.Store.CountWebhooks(ctx)
 	if err != nil {
-		e.log.Error().Err(err).Msg("count webhooks")
+		e.storeLog(err).Msg("count webhooks")
 		return
 	}
 	e.m.Webhooks.WithLabelValues("active").Set(float64(active))
 	e.m.Webhooks.WithLabelValues("paused").Set(float64(paused))
+}
+
+// storeLog is the log event for a failed store call: debug while the store
+// is in degraded mode (it logs its own transitions and reminders, and the
+// engine retries on its next poll), error otherwise.
+func (e *Engine) storeLog(err error) *zerolog.Event {
+	if errors.Is(err, rswebhooks.ErrStoreUnavailable) {
+		return e.log.Debug().Err(err)
+	}
+	return e.log.Error().Err(err)
 }

@@ -19,7 +19,7 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 	for {
 		n, full, err := e.fanOutOnce(ctx)
 		if err != nil && ctx.Err() == nil {
-			e.log.Error().Err(err).Msg("fan out events")
+			e.storeLog(err).Msg("fan out events")
 		}
 		if n > 0 {
 			e.wakeDispatcher()

@@ -147,7 +147,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 
-	want := []string{"RswebhooksTargetDown", "RswebhooksDeliveriesFailing", "RswebhooksAttemptErrorRatioHigh", "RswebhooksQueueGrowing",
+	want := []string{"RswebhooksTargetDown", "RswebhooksStoreDegraded", "RswebhooksDeliveriesFailing", "RswebhooksAttemptErrorRatioHigh", "RswebhooksQueueGrowing",
 		"RswebhooksOldestPendingTooOld", "RswebhooksEventsLost", "RswebhooksUpstreamErrors", "RswebhooksWatcherFailing", "RswebhooksReconcileFailing", "RswebhooksWebhookAutoPaused",
 		"RswebhooksUnreadableRecords"}
 	var got []string

@@ -197,8 +197,15 @@ func (d *Detector) Observe(ctx context.Context, ex *proxy.Exchange) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.appendTimeout)
 	defer cancel()
 	if err := d.store.AppendEvent(actx, e); err != nil {
-		d.metrics.Lost.Inc()
-		d.log.Error().Err(err).Str("event_id", e.ID).Str("filter", e.Filter).Str("event", e.Type).
+		reason := lostReason(err)
+		d.metrics.Lost.WithLabelValues(reason).Inc()
+		lvl := d.log.Error()
+		if reason != lostReasonError {
+			// Degraded mode: the store logs each transition and a periodic
+			// reminder; one line per lost event would flood the log.
+			lvl = d.log.Debug()
+		}
+		lvl.Err(err).Str("event_id", e.ID).Str("filter", e.Filter).Str("event", e.Type).
 			Str("resource_id", e.ResourceID).Str("method", method).Str("path", ex.Path).
 			Str("request_id", ex.RequestID).Msg("event lost: store refused it")
 		return

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -193,6 +194,35 @@ func TestObserveUnmatched(t *testing.T) {
 	}
 }
 
+type appendFn func(ctx context.Context, e *rswebhooks.Event) error
+
+func (f appendFn) AppendEvent(ctx context.Context, e *rswebhooks.Event) error { return f(ctx, e) }
+
+// In the store's degraded mode each lost event is counted under the
+// condition, and not logged one by one (the store logs the transition).
+func TestObserveStoreDegraded(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Store = appendFn(func(context.Context, *rswebhooks.Event) error {
+			return fmt.Errorf("store: append event: %w",
+				&rswebhooks.StoreUnavailableError{Condition: rswebhooks.StoreDiskFull, Detail: "1 MiB free"})
+		})
+	})
+	ex := &proxy.Exchange{Method: "DELETE", Path: "/api/reportserver/v3/data-alerts/a1", Status: 204}
+	f.d.Observe(context.Background(), ex)
+	f.d.Observe(context.Background(), ex)
+	for reason, want := range map[string]float64{"disk_full": 2, "unwritable": 0, "unopened": 0, "error": 0} {
+		if got := testutil.ToFloat64(f.d.metrics.Lost.WithLabelValues(reason)); got != want {
+			t.Errorf("events_lost_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(f.reg, "rswebhooks_events_lost_total"); err != nil || n != 4 {
+		t.Errorf("events_lost_total series = %d (%v), want 4 pre-created", n, err)
+	}
+	if strings.Contains(f.logs.String(), `"level":"error"`) {
+		t.Errorf("a lost event in degraded mode was logged at error: %s", f.logs)
+	}
+}
+
 func TestObserveStoreFailure(t *testing.T) {
 	f := newFixture(t, nil)
 	if err := f.db.Close(); err != nil {
@@ -201,7 +231,7 @@ func TestObserveStoreFailure(t *testing.T) {
 	ex := &proxy.Exchange{Method: "DELETE", Path: "/api/reportserver/v3/data-alerts/a1", Status: 204,
 		RequestHeader: hdr("Authorization", "Bearer alice-token")}
 	f.d.Observe(context.Background(), ex)
-	if got := testutil.ToFloat64(f.d.metrics.Lost); got != 1 {
+	if got := testutil.ToFloat64(f.d.metrics.Lost.WithLabelValues("error")); got != 1 {
 		t.Errorf("events_lost_total = %v, want 1", got)
 	}
 	if got := testutil.ToFloat64(f.d.metrics.Events.WithLabelValues("alerts", "Deleted")); got != 0 {
@@ -287,7 +317,7 @@ func TestMetricsPrecreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 5*4 + 5 + 1 + 5; n != want {
+	if want := 5*4 + 5 + 4 + 5; n != want {
 		t.Errorf("%d series, want %d", n, want)
 	}
 }

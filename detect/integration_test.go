@@ -449,7 +449,7 @@ func TestEveryRouteThroughProxy(t *testing.T) {
 					t.Errorf("rule %s has no route case", r)
 				}
 			}
-			if got := testutil.ToFloat64(s.d.metrics.Lost); got != 0 {
+			if got := testutil.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 0 {
 				t.Errorf("events_lost_total = %v", got)
 			}
 		})
@@ -563,7 +563,7 @@ func TestStoreDownThroughProxy(t *testing.T) {
 	if err := json.Unmarshal(r.body, &c); err != nil || c.Id == "" || c.Name != "while down" {
 		t.Fatalf("body %s changed or unreadable: %v", r.body, err)
 	}
-	if got := testutil.ToFloat64(s.d.metrics.Lost); got != 1 {
+	if got := testutil.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 1 {
 		t.Errorf("events_lost_total = %v, want 1", got)
 	}
 }

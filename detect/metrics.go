@@ -11,8 +11,10 @@ import (
 type Metrics struct {
 	// Events counts events stored, by filter name (type) and event type (event).
 	Events *prometheus.CounterVec
-	// Lost counts events the store refused; the response still went out.
-	Lost prometheus.Counter
+	// Lost counts events the store refused, by reason: the store's
+	// degraded-mode condition (rswebhooks.StoreConditions) or "error" for any
+	// other store failure. The response still went out.
+	Lost *prometheus.CounterVec
 	// Unmatched counts successful non-safe calls no rule (not even an ignore
 	// rule) matched, by method: POST, PUT, PATCH, DELETE or OTHER.
 	Unmatched *prometheus.CounterVec
@@ -23,6 +25,20 @@ type Metrics struct {
 
 // unmatchedMethods are the bounded values of the Unmatched method label.
 var unmatchedMethods = []string{"POST", "PUT", "PATCH", "DELETE", "OTHER"}
+
+// lostReasonError is the Lost reason of a store failure outside degraded mode.
+const lostReasonError = "error"
+
+// lostReasons are the bounded values of the Lost reason label.
+func lostReasons() []string { return append(rswebhooks.StoreConditions(), lostReasonError) }
+
+// lostReason maps a store error to its Lost reason.
+func lostReason(err error) string {
+	if c := rswebhooks.StoreCondition(err); c != "" {
+		return c
+	}
+	return lostReasonError
+}
 
 func methodLabel(m string) string {
 	for _, v := range unmatchedMethods[:4] {
@@ -42,10 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rswebhooks_events_total",
 			Help: "Events stored, by filter name (type) and event type (event).",
 		}, []string{"type", "event"}),
-		Lost: f.NewCounter(prometheus.CounterOpts{
+		Lost: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rswebhooks_events_lost_total",
-			Help: "Events that could not be stored; the client still got the report server's response.",
-		}),
+			Help: "Events that could not be stored, by reason (disk_full, unwritable, unopened: the store's degraded mode; error: any other store failure); the client still got the report server's response.",
+		}, []string{"reason"}),
 		Unmatched: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rswebhooks_unmatched_mutations_total",
 			Help: "Successful non-safe calls that no detection rule matched, by method.",
@@ -60,6 +76,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.Events.WithLabelValues(t, e)
 		}
 		m.WithoutID.WithLabelValues(t)
+	}
+	for _, r := range lostReasons() {
+		m.Lost.WithLabelValues(r)
 	}
 	for _, v := range unmatchedMethods {
 		m.Unmatched.WithLabelValues(v)

@@ -68,6 +68,30 @@ func BenchmarkAppendEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendEventGuard measures the degraded-mode guard's per-write
+// checks (stat and statfs of the data directory) against the same writes
+// without them, in the same run.
+func BenchmarkAppendEventGuard(b *testing.B) {
+	for _, guard := range []bool{false, true} {
+		b.Run(fmt.Sprintf("guard=%v", guard), func(b *testing.B) {
+			db, err := Open(Options{Dir: b.TempDir(), Logger: zerolog.Nop(), noGuard: !guard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = db.Close() })
+			ctx := context.Background()
+			prefix := rswebhooks.NewID(time.Now())[:10]
+			b.ResetTimer()
+			for i := range b.N {
+				if err := db.AppendEvent(ctx, benchEvent(fmt.Sprintf("%s%08d", prefix, i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 func BenchmarkCompleteDelivery(b *testing.B) {
 	db := benchDB(b)
 	ctx := context.Background()
@@ -213,4 +237,14 @@ func dueBenchDB(b *testing.B) (*DB, time.Time) {
 		put(i, now.Add(time.Hour+time.Duration(i)))
 	}
 	return db, now
+}
+
+// BenchmarkGuardAdmit is the cost of the checks alone.
+func BenchmarkGuardAdmit(b *testing.B) {
+	db := benchDB(b)
+	for range b.N {
+		if err := db.guard.admit(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -164,7 +164,7 @@ func TestUnfannedCursorConcurrent(t *testing.T) {
 	// and its event given a TTL); none is waiting unseen below the cursor.
 	waiting := unfannedIDs(t, db, 0)
 	var all []string
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.bdb.Load().View(func(txn *badger.Txn) error {
 		var err error
 		all, err = keySuffixes(txn, []byte(pUnfanned), 0)
 		return err
@@ -189,7 +189,7 @@ func TestDueRefs(t *testing.T) {
 	// A queue key written before the key's value held the webhook id.
 	legacy := delivery("D0", "W0", "E1", rswebhooks.DeliveryPending, t0.Add(-time.Second))
 	mustNil(t, db.PutDelivery(ctx, legacy))
-	mustNil(t, db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(queueKey(legacy.NextUTC, "D0"), nil) }))
+	mustNil(t, db.bdb.Load().Update(func(txn *badger.Txn) error { return txn.Set(queueKey(legacy.NextUTC, "D0"), nil) }))
 
 	got, err := db.DueRefs(ctx, t0.Add(time.Minute), 0)
 	mustNil(t, err)

@@ -60,6 +60,13 @@
 // SyncWrites (flag --sync-writes) for that, at roughly a tenth of the write
 // throughput.
 //
+// # Degraded mode
+//
+// The store refuses writes, instead of letting Badger's memory-mapped writes
+// fault, when its filesystem is short of Options.MinFree, its directory is
+// gone, replaced or read-only, or it could not be opened (Unopened); it
+// leaves degraded mode by itself. See guard.go, SalvageWebhooks and Repair.
+//
 // # Memory profile
 //
 // Badger's defaults are sized for a database server (~700 MB). Open uses a

@@ -19,7 +19,7 @@ func expiry(t *testing.T, db *DB, k []byte) (uint64, bool) {
 	t.Helper()
 	var exp uint64
 	found := true
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.bdb.Load().View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			found = false
@@ -174,7 +174,7 @@ func TestSchemaGuard(t *testing.T) {
 	if string(v) != "1" {
 		t.Fatalf("m/schema = %q, want 1", v)
 	}
-	mustNil(t, db.bdb.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(metaSchema), []byte("2")) }))
+	mustNil(t, db.bdb.Load().Update(func(txn *badger.Txn) error { return txn.Set(metaKey(metaSchema), []byte("2")) }))
 	mustNil(t, db.Close())
 
 	_, err = Open(Options{Dir: dir})
@@ -189,7 +189,7 @@ func TestSchemaGuard(t *testing.T) {
 
 func getMetaRaw(db *DB, k string) ([]byte, error) {
 	var v []byte
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.bdb.Load().View(func(txn *badger.Txn) error {
 		var err error
 		v, err = getRaw(txn, metaKey(k))
 		return err
@@ -282,7 +282,7 @@ func TestRunGC(t *testing.T) {
 
 func TestBadgerLogger(t *testing.T) {
 	var buf bytes.Buffer
-	l := badgerLogger{zerolog.New(&buf).Level(zerolog.InfoLevel)}
+	l := newBadgerLogger(zerolog.New(&buf).Level(zerolog.InfoLevel), time.Minute)
 	l.Infof("compaction %d\n", 1) // Info is demoted to debug: dropped at info level
 	l.Debugf("noise")
 	l.Warningf("careful %s", "now")
@@ -295,6 +295,29 @@ func TestBadgerLogger(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("log output lacks %s: %s", want, got)
 		}
+	}
+}
+
+// Badger's retry loops (a flush into a removed directory, once a second)
+// log one line, then one per period saying how many were left out.
+func TestBadgerLoggerLimitsRepeats(t *testing.T) {
+	var buf bytes.Buffer
+	l := newBadgerLogger(zerolog.New(&buf), time.Minute)
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	for i := 0; i < 30; i++ { // 30 s of a retry loop
+		l.Errorf("error flushing memtable to disk: %v, retrying", "no such file or directory")
+		now = now.Add(time.Second)
+	}
+	l.Warningf("another message")
+	if n := strings.Count(buf.String(), "\n"); n != 2 {
+		t.Fatalf("30 repeats and another message logged %d lines, want 2:\n%s", n, buf.String())
+	}
+	now = now.Add(31 * time.Second)
+	l.Errorf("error flushing memtable to disk: %v, retrying", "no such file or directory")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[2], `"repeated":29`) {
+		t.Fatalf("the reminder after the period should count 29 left out:\n%s", buf.String())
 	}
 }
 

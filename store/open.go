@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // formatFile records the Badger options that are part of the on-disk format.
@@ -41,14 +44,37 @@ func writeFormat(dir string, f format) error {
 	if err != nil {
 		return err
 	}
+	// Written, synced, renamed, and the directory synced: a filesystem
+	// failure or power loss leaves the old file or the new one, never an
+	// empty one.
 	tmp := filepath.Join(dir, formatFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	if err := writeSynced(tmp, append(b, '\n')); err != nil {
 		return fmt.Errorf("write %s: %w", formatFile, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, formatFile)); err != nil {
 		return fmt.Errorf("write %s: %w", formatFile, err)
 	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // not supported on every platform; best effort
+		d.Close()
+	}
 	return nil
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Open opens (creating if needed) the store in opts.Dir.
@@ -61,6 +87,71 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	log := opts.Logger.With().Str("component", "store").Logger()
+	bdb, err := openDir(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{opts: opts, log: log, now: opts.Now, memTableSize: opts.MemTableSize}
+	db.bdb.Store(bdb)
+	db.guard = newGuard(opts.Dir, opts, opts.MemTableSize, log)
+	if err := db.checkSchema(bdb); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	// Registered only on success: a caller may fall back to Unopened with
+	// the same Registerer.
+	db.m = NewMetrics(opts.Registerer)
+	return db, nil
+}
+
+// Unopened returns a store in degraded mode (condition unopened) for a data
+// directory Open failed on with cause: every read and write fails with a
+// *rswebhooks.StoreUnavailableError carrying cause, so the daemon can serve
+// traffic without it. Its Run retries Open (with backoff up to a minute)
+// and leaves degraded mode once the directory opens, for instance after
+// another process released it or "rswebhooks store repair" fixed it.
+func Unopened(opts Options, cause error) (*DB, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger.With().Str("component", "store").Logger()
+	db := &DB{opts: opts, log: log, now: opts.Now, memTableSize: opts.MemTableSize, m: NewMetrics(opts.Registerer)}
+	db.guard = newGuard(opts.Dir, opts, opts.MemTableSize, log)
+	db.guard.set(&rswebhooks.StoreUnavailableError{Condition: rswebhooks.StoreUnopened,
+		Detail: fmt.Sprintf("the store in %s could not be opened: %v; see \"rswebhooks store check\"", opts.Dir, cause)})
+	return db, nil
+}
+
+// reopen is the monitor's retry of an unopened store.
+func (db *DB) reopen() {
+	if db.closed.Load() || time.Now().Before(db.nextOpen) {
+		return
+	}
+	o := db.opts
+	o.LockWait = -1 // no waiting inside the monitor
+	bdb, err := openDir(o, db.log)
+	if err == nil {
+		if err = db.checkSchema(bdb); err != nil {
+			_ = bdb.Close()
+		}
+	}
+	if err != nil {
+		db.openDelay = min(max(2*db.openDelay, db.opts.CheckInterval), time.Minute)
+		db.nextOpen = time.Now().Add(db.openDelay)
+		db.log.Debug().Err(err).Dur("retry_in", db.openDelay).Msg("store still cannot be opened")
+		db.guard.remindIfDue()
+		return
+	}
+	if !db.bdb.CompareAndSwap(nil, bdb) || db.closed.Load() {
+		_ = bdb.Close()
+		return
+	}
+	db.guard.opened()
+	db.guard.probe()
+}
+
+// openDir opens Badger in opts.Dir after the memtable-size dance.
+func openDir(opts Options, log zerolog.Logger) (*badger.DB, error) {
 	if err := checkDir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -92,16 +183,7 @@ func Open(opts Options) (*DB, error) {
 			return nil, fmt.Errorf("store: %s: %w", opts.Dir, err)
 		}
 	}
-	bdb, err := openBadger(opts, want, log)
-	if err != nil {
-		return nil, err
-	}
-	db := &DB{bdb: bdb, opts: opts, log: log, now: opts.Now, memTableSize: want, m: NewMetrics(opts.Registerer)}
-	if err := db.checkSchema(); err != nil {
-		_ = bdb.Close()
-		return nil, err
-	}
-	return db, nil
+	return openBadger(opts, want, log)
 }
 
 // openBadger opens Badger, retrying while the directory lock is held.
@@ -138,8 +220,8 @@ func isLockErr(err error) bool {
 }
 
 // checkSchema writes m/schema on a new store and refuses newer ones.
-func (db *DB) checkSchema() error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
+func (db *DB) checkSchema(bdb *badger.DB) error {
+	return bdb.Update(func(txn *badger.Txn) error {
 		v, err := getRaw(txn, metaKey(metaSchema))
 		if errors.Is(err, ErrNotFound) {
 			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
@@ -160,15 +242,64 @@ func (db *DB) checkSchema() error {
 }
 
 // badgerLogger sends Badger's logs to zerolog; Badger's Info is chatty
-// (every compaction), so it becomes Debug.
-type badgerLogger struct{ l zerolog.Logger }
+// (every compaction), so it becomes Debug. Badger retries some failures in a
+// loop (a memtable flush into a removed directory logs once a second for
+// ever), so each error or warning message (by its format) is logged once,
+// then at most once per period with the number of repeats left out.
+type badgerLogger struct {
+	l     zerolog.Logger
+	every time.Duration
+	now   func() time.Time
 
-var _ badger.Logger = badgerLogger{}
+	mu   sync.Mutex
+	seen map[string]*repeated // by format string: a bounded set in Badger's code
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { logf(b.l.Error(), f, a) }
-func (b badgerLogger) Warningf(f string, a ...any) { logf(b.l.Warn(), f, a) }
-func (b badgerLogger) Infof(f string, a ...any)    { logf(b.l.Debug(), f, a) }
-func (b badgerLogger) Debugf(f string, a ...any)   { logf(b.l.Debug(), f, a) }
+type repeated struct {
+	at      time.Time
+	skipped int
+}
+
+var _ badger.Logger = (*badgerLogger)(nil)
+
+func newBadgerLogger(l zerolog.Logger, every time.Duration) *badgerLogger {
+	if every <= 0 {
+		every = DefaultRemindEvery
+	}
+	return &badgerLogger{l: l, every: every, now: time.Now, seen: map[string]*repeated{}}
+}
+
+func (b *badgerLogger) Errorf(f string, a ...any)   { b.limited(b.l.Error(), f, a) }
+func (b *badgerLogger) Warningf(f string, a ...any) { b.limited(b.l.Warn(), f, a) }
+func (b *badgerLogger) Infof(f string, a ...any)    { logf(b.l.Debug(), f, a) }
+func (b *badgerLogger) Debugf(f string, a ...any)   { logf(b.l.Debug(), f, a) }
+
+// limited logs f unless the same message was logged less than every ago.
+func (b *badgerLogger) limited(e *zerolog.Event, f string, a []any) {
+	if e == nil || !e.Enabled() {
+		return
+	}
+	now := b.now()
+	b.mu.Lock()
+	r := b.seen[f]
+	if r != nil && now.Sub(r.at) < b.every {
+		r.skipped++
+		b.mu.Unlock()
+		e.Discard()
+		return
+	}
+	skipped := 0
+	if r == nil {
+		b.seen[f] = &repeated{at: now}
+	} else {
+		skipped, r.at, r.skipped = r.skipped, now, 0
+	}
+	b.mu.Unlock()
+	if skipped > 0 {
+		e = e.Int("repeated", skipped).Dur("over", b.every)
+	}
+	logf(e, f, a)
+}
 
 // logf formats only when the level is enabled.
 func logf(e *zerolog.Event, f string, a []any) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -42,7 +45,18 @@ const (
 	DefaultValueThreshold = 1 << 10
 	// DefaultLockWait bounds how long Open retries a held directory lock.
 	DefaultLockWait = 5 * time.Second
+	// DefaultCheckInterval is the period of the degraded-mode monitor.
+	DefaultCheckInterval = time.Second
+	// DefaultRemindEvery is the period of the "still degraded" log line.
+	DefaultRemindEvery = 5 * time.Minute
 )
+
+// DefaultMinFree is the free space the store wants on its filesystem before
+// it writes, for a memtable size: the rest of the current memtable log and
+// the next one (up to 1.15 memtables each), the level-0 table a flush writes
+// (1 memtable) and a level-0 compaction that rewrites up to four tables
+// before it deletes them (4 memtables): 7 memtables, 56 MiB by default.
+func DefaultMinFree(memTableSize int64) int64 { return 7 * memTableSize }
 
 // Options configure Open. Only Dir is required.
 type Options struct {
@@ -77,6 +91,22 @@ type Options struct {
 	// directory lock (overlapping restarts). Zero means 5 s; negative: no retry.
 	LockWait time.Duration
 
+	// MinFree is the free space (bytes) the data directory's filesystem must
+	// keep for the store to write; below it the store is degraded
+	// (disk_full). Zero means DefaultMinFree(MemTableSize); negative turns
+	// the free-space check off.
+	MinFree int64
+	// CheckInterval is the period of Run's degraded-mode monitor (write
+	// probe, free space, memtable-log preallocation). Zero means 1 s.
+	CheckInterval time.Duration
+	// RemindEvery repeats the "still degraded" log line. Zero means 5 min;
+	// negative: never.
+	RemindEvery time.Duration
+
+	// noGuard skips the per-write checks (benchmark baseline only).
+	noGuard bool
+	// onCondition is a test hook called after each degraded-mode transition.
+	onCondition func(cond string)
 	// onLockRetry is a test hook called before each lock retry.
 	onLockRetry func(attempt int)
 	// gcTick replaces Run's ticker in tests; afterGC is called after each pass.
@@ -122,21 +152,42 @@ func (o *Options) validate() error {
 	if o.LockWait == 0 {
 		o.LockWait = DefaultLockWait
 	}
+	if o.MinFree == 0 {
+		o.MinFree = DefaultMinFree(o.MemTableSize)
+	}
+	if o.CheckInterval < 0 {
+		return fmt.Errorf("store: Options.CheckInterval must not be negative, got %s", o.CheckInterval)
+	}
+	if o.CheckInterval == 0 {
+		o.CheckInterval = DefaultCheckInterval
+	}
+	if o.RemindEvery == 0 {
+		o.RemindEvery = DefaultRemindEvery
+	}
 	return nil
 }
 
 // DB is the store. Its methods are safe for concurrent use.
 type DB struct {
-	bdb  *badger.DB
-	opts Options
-	log  zerolog.Logger
-	now  func() time.Time
+	// bdb is nil while the store is unopened (see Unopened).
+	bdb atomic.Pointer[badger.DB]
+	// guard refuses writes in degraded mode (see guard.go).
+	guard *guard
+	opts  Options
+	log   zerolog.Logger
+	now   func() time.Time
 	// memTableSize actually used to open Badger.
 	memTableSize int64
 	queue        cursor[uint64] // due nanos of q/ keys
 	unfanned     cursor[string] // event ids of ef/ keys
 	m            *Metrics
 	unreadable   unreadableSet
+	// closed is set by Close; the monitor then stops reopening.
+	closed atomic.Bool
+	// nextOpen and openDelay pace the monitor's retries of an unopened
+	// store (monitor goroutine only).
+	nextOpen  time.Time
+	openDelay time.Duration
 	// webhooksVersion counts committed webhook writes (see WebhooksVersion).
 	webhooksVersion atomic.Uint64
 }
@@ -144,7 +195,7 @@ type DB struct {
 // badgerOptions is the sidecar profile described in the package doc.
 func badgerOptions(o Options, memTableSize int64, log zerolog.Logger) badger.Options {
 	return badger.DefaultOptions(o.Dir).
-		WithLogger(badgerLogger{log}).
+		WithLogger(newBadgerLogger(log, o.RemindEvery)).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -160,17 +211,134 @@ func badgerOptions(o Options, memTableSize int64, log zerolog.Logger) badger.Opt
 		WithDetectConflicts(true)
 }
 
-// Close flushes and closes the database. It is safe to call once.
+// ErrNotClosed: Close left Badger open, because closing would write into a
+// full or unwritable directory (its flush writes memory-mapped tables, which
+// fault on a full disk) or did not finish in time (Badger blocks for ever
+// when it cannot flush). Committed writes are in the memtable log already
+// and are replayed at the next start, as after a crash.
+var ErrNotClosed = errors.New("store not closed cleanly")
+
+// Close flushes and closes the database. It is safe to call once. An
+// unopened store closes at once; a degraded one (disk full, directory
+// unwritable) is left to the process exit with ErrNotClosed.
 func (db *DB) Close() error {
-	if err := db.bdb.Close(); err != nil {
+	db.closed.Store(true)
+	if db.bdb.Load() != nil {
+		// A fresh look (the disk may have filled since the last write); a
+		// condition found by the monitor's probe stays.
+		if c := db.guard.quickCheck(); c != nil {
+			db.guard.set(c)
+		}
+	}
+	if c := db.guard.cond.Load(); c != nil && c.Condition != rswebhooks.StoreUnopened {
+		db.bdb.Store(nil)
+		return fmt.Errorf("store: %s: %w: degraded (%s): %s", db.opts.Dir, ErrNotClosed, c.Condition, c.Detail)
+	}
+	b := db.bdb.Swap(nil)
+	if b == nil {
+		return nil
+	}
+	if err := b.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", db.opts.Dir, err)
 	}
 	return nil
 }
 
-// Run runs value-log GC every GCInterval until ctx is done, then returns nil.
-// Each pass calls RunValueLogGC(0.5) until nothing is rewritten. Expired keys
-// (retention) are dropped by Badger's compactions.
+// CloseWithin is Close bounded by d: Badger's Close can block for ever when
+// it cannot flush (a removed directory), so after d it gives up with
+// ErrNotClosed and leaves Badger's goroutines to the process exit.
+func (db *DB) CloseWithin(d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- db.Close() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("store: close %s: %w: still flushing after %s", db.opts.Dir, ErrNotClosed, d)
+	}
+}
+
+// errClosed: the store was used after Close.
+var errClosed = errors.New("store is closed")
+
+// absent explains why there is no Badger: closed, or unopened.
+func (db *DB) absent() error {
+	if err := db.guard.err(); err != nil {
+		return err
+	}
+	return errClosed
+}
+
+// monitor is one pass of the degraded-mode monitor (see guard.go).
+func (db *DB) monitor() {
+	if db.bdb.Load() == nil {
+		db.reopen()
+		return
+	}
+	db.guard.probe()
+	if db.guard.lost.Load() {
+		db.rescue()
+	}
+}
+
+// rescue moves the store into a data directory that was removed under it
+// and has come back (recreated, or its volume attached again): Badger still
+// holds the removed files open, so everything committed is copied from it
+// into a new store in the directory, which then takes over. The old
+// instance is abandoned (its Close would block on the missing directory).
+func (db *DB) rescue() {
+	fi, err := os.Stat(db.opts.Dir)
+	if err != nil || !fi.IsDir() || db.guard.writeProbe() != nil {
+		return // not back yet
+	}
+	old := db.bdb.Load()
+	o := db.opts
+	o.LockWait = -1
+	nb, err := openDir(o, db.log)
+	if err != nil {
+		db.log.Debug().Err(err).Msg("data directory is back but a new store cannot be opened in it yet")
+		return
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := old.Backup(pw, 0)
+		pw.CloseWithError(err)
+	}()
+	if err := nb.Load(pr, 64); err != nil {
+		_ = pr.CloseWithError(err)
+		_ = nb.Close()
+		db.log.Error().Err(err).Msg("data directory is back but the store could not be copied into it; still degraded")
+		return
+	}
+	if err := nb.Sync(); err != nil {
+		_ = nb.Close()
+		db.log.Error().Err(err).Msg("data directory is back but the copied store could not be synced; still degraded")
+		return
+	}
+	if !db.bdb.CompareAndSwap(old, nb) {
+		_ = nb.Close()
+		return
+	}
+	db.log.Warn().Str("dir", db.opts.Dir).Msg("data directory is back: everything committed was copied into a new store there")
+	db.guard.lost.Store(false)
+	db.guard.opened()
+	db.guard.set(nil)
+}
+
+// Condition is the store's degraded-mode condition (one of
+// rswebhooks.StoreConditions), or "" when it accepts writes.
+func (db *DB) Condition() string { return db.guard.condition() }
+
+// Unavailable returns the degraded-mode condition as an error (a
+// *rswebhooks.StoreUnavailableError), or nil when the store accepts writes.
+func (db *DB) Unavailable() error { return db.guard.err() }
+
+// Run runs the degraded-mode monitor every CheckInterval and value-log GC
+// every GCInterval until ctx is done, then returns nil. Each GC pass calls
+// RunValueLogGC(0.5) until nothing is rewritten; none runs while degraded.
+// Expired keys (retention) are dropped by Badger's compactions.
 func (db *DB) Run(ctx context.Context) error {
 	tick := db.opts.gcTick
 	if tick == nil {
@@ -178,11 +346,18 @@ func (db *DB) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	check := time.NewTicker(db.opts.CheckInterval)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-check.C:
+			db.monitor()
 		case <-tick:
+			if db.guard.err() != nil {
+				continue
+			}
 			err := db.gc(ctx)
 			if err != nil {
 				db.log.Error().Err(err).Msg("value-log GC failed")
@@ -196,8 +371,12 @@ func (db *DB) Run(ctx context.Context) error {
 
 // gc runs one GC pass: RunValueLogGC until it has nothing to rewrite.
 func (db *DB) gc(ctx context.Context) error {
+	b := db.bdb.Load()
+	if b == nil {
+		return nil
+	}
 	for n := 0; ctx.Err() == nil; n++ {
-		err := db.bdb.RunValueLogGC(0.5)
+		err := b.RunValueLogGC(0.5)
 		switch {
 		case err == nil:
 			continue
@@ -223,7 +402,10 @@ func (db *DB) gc(ctx context.Context) error {
 func (db *DB) Size() (lsm, vlog int64) {
 	entries, err := os.ReadDir(db.opts.Dir)
 	if err != nil {
-		return db.bdb.Size()
+		if b := db.bdb.Load(); b != nil {
+			return b.Size()
+		}
+		return 0, 0
 	}
 	for _, e := range entries {
 		info, err := e.Info()
@@ -272,17 +454,27 @@ const maxTxnRetries = 8
 
 // update runs fn in a read-write transaction, retrying on Badger conflicts.
 func (db *DB) update(ctx context.Context, op string, fn func(txn *badger.Txn) error) error {
+	b := db.bdb.Load()
+	if b == nil {
+		return fmt.Errorf("store: %s: %w", op, db.absent())
+	}
+	if !db.opts.noGuard {
+		if err := db.guard.admit(); err != nil {
+			return fmt.Errorf("store: %s: %w", op, err)
+		}
+	}
 	var err error
 	for i := 0; i < maxTxnRetries; i++ {
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("store: %s: %w", op, cerr)
 		}
-		err = db.bdb.Update(fn)
+		err = b.Update(fn)
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}
 	}
 	if err != nil {
+		db.guard.failed(err)
 		return fmt.Errorf("store: %s: %w", op, db.noteUnreadable(err))
 	}
 	return nil
@@ -293,7 +485,11 @@ func (db *DB) view(ctx context.Context, op string, fn func(txn *badger.Txn) erro
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
-	if err := db.bdb.View(fn); err != nil {
+	b := db.bdb.Load()
+	if b == nil {
+		return fmt.Errorf("store: %s: %w", op, db.absent())
+	}
+	if err := b.View(fn); err != nil {
 		return fmt.Errorf("store: %s: %w", op, db.noteUnreadable(err))
 	}
 	return nil

@@ -24,7 +24,7 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 	ctx := context.Background()
 	raw := func(kv ...string) {
 		t.Helper()
-		mustNil(t, db.bdb.Update(func(txn *badger.Txn) error {
+		mustNil(t, db.bdb.Load().Update(func(txn *badger.Txn) error {
 			for i := 0; i < len(kv); i += 2 {
 				if err := txn.Set([]byte(kv[i]), []byte(kv[i+1])); err != nil {
 					return err

@@ -133,6 +133,9 @@ func NewCorrelator(ctx context.Context, opts CorrelatorOptions) (*Correlator, er
 	raw, err := c.store.GetMeta(ctx, metaCorrelator)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrStoreUnavailable):
+		// Degraded store: start empty; nothing can be stored meanwhile.
+		c.log.Warn().Err(err).Msg("correlator state not loaded: the store is unavailable")
 	case err != nil:
 		return nil, fmt.Errorf("watch: load correlator state: %w", err)
 	default:

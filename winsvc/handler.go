@@ -12,6 +12,7 @@ package winsvc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -79,7 +80,14 @@ type Config struct {
 	StopWaitHint time.Duration
 	// StartWaitHint is reported with StartPending. Default 10s.
 	StartWaitHint time.Duration
+	// StopTimeout bounds how long Serve waits for run after a stop request;
+	// then it gives up on run (ExitCode 1, Err wrapping ErrStopTimeout) so
+	// the service always stops. Default StopWaitHint.
+	StopTimeout time.Duration
 }
+
+// ErrStopTimeout: the daemon did not return within Config.StopTimeout.
+var ErrStopTimeout = errors.New("the daemon did not stop in time")
 
 // Result is how a service run ended.
 type Result struct {
@@ -107,6 +115,9 @@ func Serve(ctx context.Context, cfg Config, run func(ctx context.Context) error,
 	if cfg.StartWaitHint <= 0 {
 		cfg.StartWaitHint = 10 * time.Second
 	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = cfg.StopWaitHint
+	}
 	cur := Status{State: StartPending, WaitHint: cfg.StartWaitHint}
 	report(cur)
 
@@ -119,11 +130,14 @@ func Serve(ctx context.Context, cfg Config, run func(ctx context.Context) error,
 	report(cur)
 
 	var res Result
+	var deadline <-chan time.Time // armed by stop
 	stop := func() {
 		if res.StopRequested {
 			return
 		}
 		res.StopRequested = true
+		t := time.NewTimer(cfg.StopTimeout)
+		defer func() { deadline = t.C }()
 		cancel()
 		cur = Status{State: StopPending, WaitHint: cfg.StopWaitHint, CheckPoint: 1}
 		report(cur)
@@ -135,6 +149,10 @@ func Serve(ctx context.Context, cfg Config, run func(ctx context.Context) error,
 				res.Err = err
 				res.ExitCode = 1
 			}
+			return res
+		case <-deadline:
+			res.Err = fmt.Errorf("%w (%s after the stop request)", ErrStopTimeout, cfg.StopTimeout)
+			res.ExitCode = 1
 			return res
 		case <-ctx.Done():
 			stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -207,4 +208,37 @@ func TestStateStrings(t *testing.T) {
 			t.Errorf("%d: %q", s, s.String())
 		}
 	}
+}
+
+// A daemon that hangs on stop (a store that cannot flush) still lets the
+// service stop: after StopTimeout Serve gives up on it with exit code 1.
+func TestStopTimeoutEndsAHangingRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hang := make(chan struct{})
+		run := func(ctx context.Context) error {
+			<-ctx.Done()
+			<-hang // never returns on its own
+			return nil
+		}
+		reqs := make(chan Cmd)
+		result := make(chan Result, 1)
+		var last Status
+		start := time.Now()
+		go func() {
+			result <- Serve(context.Background(), Config{StopWaitHint: 20 * time.Second, StopTimeout: 7 * time.Second},
+				run, reqs, func(s Status) { last = s })
+		}()
+		reqs <- CmdStop
+		res := <-result
+		if took := time.Since(start); took != 7*time.Second {
+			t.Errorf("Serve returned %s after the stop request, want 7s", took)
+		}
+		if res.ExitCode != 1 || !errors.Is(res.Err, ErrStopTimeout) || !res.StopRequested {
+			t.Errorf("result = %+v, want exit code 1 with ErrStopTimeout", res)
+		}
+		if last.State != StopPending {
+			t.Errorf("last report %v, want stop pending (the caller reports stopped)", last.State)
+		}
+		close(hang)
+	})
 }

@@ -72,6 +72,10 @@ func serveFlags() []cli.Flag {
 		dur("idle-timeout", "time an idle keep-alive connection stays open (both listeners)", limits.DefaultIdleTimeout),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "min-body-rate", Usage: "slowest a request body may arrive after --body-grace, in bytes per second (-1: no limit)", Value: limits.DefaultMinBodyRate, EnvVars: env("min-body-rate")}),
 		dur("body-grace", "time a request body may take before --min-body-rate applies", limits.DefaultBodyGrace),
+		dur("shutdown-timeout", "how long in-flight requests may drain on SIGTERM (closing the store then takes at most 5s more)", 15*time.Second),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "min-free-space", Usage: "bytes the data directory's filesystem must keep free, or the store refuses writes (degraded mode) while the proxy keeps serving; 0: 7 memtables (56 MiB), negative: no check", EnvVars: env("min-free-space")}),
+		boolean("store-required", "refuse to start when the store cannot be opened, instead of serving the report server without webhooks (degraded) until it can"),
+		dur("store-check-interval", "how often the store re-checks its data directory (free space, write probe) to enter or leave degraded mode", time.Second),
 		str("log-level", "trace, debug, info, warn or error", "info"),
 		str("log-format", "json or console", "json"),
 	}
@@ -111,11 +115,37 @@ func serveCommand() *cli.Command {
 			flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(c.Context))
 			flushed := make(chan error, 1)
 			go func() { flushed <- logs.Run(flushCtx) }()
+			stopped := make(chan struct{})
+			go watchdog(c.Context, stopped, opts.ShutdownTimeout+daemon.ShutdownMargin+watchdogSlack, c.App.ErrWriter)
 			err = daemon.Run(c.Context, opts)
+			close(stopped)
 			stopFlush()
 			<-flushed // the last lines are out before main prints or exits
 			return err
 		},
+	}
+}
+
+// watchdogSlack is the time past the daemon's own shutdown bound after
+// which the watchdog ends the process.
+const watchdogSlack = 3 * time.Second
+
+// watchdog is the last resort of "shutdown always ends": once ctx is done
+// (SIGTERM, a service stop), the process exits with status 1 after bound if
+// the daemon has not returned by then.
+func watchdog(ctx context.Context, stopped <-chan struct{}, bound time.Duration, stderr io.Writer) {
+	select {
+	case <-stopped:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		fmt.Fprintf(stderr, "rswebhooks: did not stop within %s of the stop request; exiting with status 1 (committed events are replayed from the store's log at the next start)\n", bound)
+		os.Exit(1)
 	}
 }
 
@@ -155,6 +185,9 @@ func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
 		DenyPrivate:                c.Bool("deny-private"),
 		ShowReceiverResponses:      c.Bool("show-receiver-responses"),
 		UserRatePerMinute:          c.Int("user-rate-limit"),
+		MinFreeSpace:               c.Int64("min-free-space"),
+		StoreRequired:              c.Bool("store-required"),
+		StoreCheckInterval:         c.Duration("store-check-interval"),
 		Version:                    version,
 		Logger:                     logger,
 	}

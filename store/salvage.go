@@ -1,0 +1,296 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/badger/v4/y"
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// Badger's value meta bits (value.go), for reading tables directly.
+const (
+	metaDelete       = 1 << 0
+	metaValuePointer = 1 << 1
+)
+
+// Salvaged is what SalvageWebhooks could read.
+type Salvaged struct {
+	// Webhooks are the newest live version of every registration found,
+	// by id.
+	Webhooks []*rswebhooks.Webhook
+	// Problems says what could not be read (a damaged table, a webhook
+	// whose value lives in the value log, one that does not decode).
+	Problems []string
+}
+
+// SalvageWebhooks reads the webhook registrations out of a data directory
+// that Badger cannot open (a damaged MANIFEST, for instance) without changing
+// it: each table file is read on its own, and the memtable logs are replayed
+// in a scratch copy; for each registration the newest version wins and
+// deleted ones stay deleted.
+func SalvageWebhooks(dir string) (*Salvaged, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("store: salvage %s: %w", dir, err)
+	}
+	type version struct {
+		ts    uint64
+		value []byte
+		gone  bool
+		where string
+	}
+	newest := map[string]version{}
+	var problems []string
+	keep := func(key string, v version) {
+		if cur, ok := newest[key]; !ok || v.ts > cur.ts {
+			newest[key] = v
+		}
+	}
+	prefix := []byte(pWebhook)
+	var mems []string
+	for _, e := range entries {
+		name := e.Name()
+		switch filepath.Ext(name) {
+		case ".mem":
+			mems = append(mems, name)
+			continue
+		case ".sst":
+		default:
+			continue
+		}
+		id, _ := strconv.ParseUint(strings.TrimSuffix(name, ".sst"), 10, 64)
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("table %s: %v", name, err))
+			continue
+		}
+		t, err := table.OpenInMemoryTable(data, id, &table.Options{ChkMode: options.OnTableAndBlockRead, BlockSize: 4 << 10})
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("table %s is damaged: %v", name, err))
+			continue
+		}
+		it := t.NewIterator(0)
+		for it.Seek(y.KeyWithTs(prefix, math.MaxUint64)); it.Valid(); it.Next() {
+			k := y.ParseKey(it.Key())
+			if !bytes.HasPrefix(k, prefix) {
+				break
+			}
+			vs := it.ValueCopy()
+			v := version{ts: y.ParseTs(it.Key()), where: "table " + name}
+			switch {
+			case vs.Meta&metaDelete != 0:
+				v.gone = true
+			case vs.Meta&metaValuePointer != 0:
+				v.value = nil // in the value log
+			default:
+				v.value = vs.Value
+			}
+			keep(string(k), v)
+		}
+		_ = it.Close()
+		_ = t.DecrRef()
+	}
+	if len(mems) > 0 {
+		err := replayMemtables(dir, mems, func(key string, ts uint64, value []byte, gone bool, verr error) {
+			if verr != nil {
+				problems = append(problems, fmt.Sprintf("%s (memtable log): %v", key, verr))
+				return
+			}
+			keep(key, version{ts: ts, value: value, gone: gone, where: "memtable log"})
+		})
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("memtable logs %s: %v", strings.Join(mems, ", "), err))
+		}
+	}
+	out := &Salvaged{Problems: problems}
+	keys := make([]string, 0, len(newest))
+	for k := range newest {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := newest[k]
+		if v.gone {
+			continue
+		}
+		if v.value == nil {
+			out.Problems = append(out.Problems, fmt.Sprintf("webhook %s: its value is in the value log (%s), not read", strings.TrimPrefix(k, pWebhook), v.where))
+			continue
+		}
+		var w rswebhooks.Webhook
+		if err := json.Unmarshal(v.value, &w); err != nil {
+			out.Problems = append(out.Problems, fmt.Sprintf("webhook %s: does not decode: %v", strings.TrimPrefix(k, pWebhook), err))
+			continue
+		}
+		out.Webhooks = append(out.Webhooks, &w)
+	}
+	return out, nil
+}
+
+// replayMemtables copies the memtable logs into a scratch directory, lets
+// Badger replay them there (with no MANIFEST and no tables) and reports
+// every version of every w/ key.
+func replayMemtables(dir string, mems []string, found func(key string, ts uint64, value []byte, gone bool, err error)) error {
+	tmp, err := os.MkdirTemp("", "rswebhooks-salvage-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, m := range mems {
+		if err := copyFile(filepath.Join(dir, m), filepath.Join(tmp, m)); err != nil {
+			return err
+		}
+	}
+	f, _ := readFormat(dir)
+	mt := max(f.MemTableSize, int64(DefaultMemTableSize))
+	bdb, err := badger.Open(badger.DefaultOptions(tmp).WithLogger(newBadgerLogger(zerolog.Nop(), 0)).
+		WithMemTableSize(mt).WithValueLogFileSize(64 << 20).WithValueThreshold(DefaultValueThreshold).
+		WithBlockCacheSize(0).WithCompression(options.None).WithIndexCacheSize(1 << 20).WithMetricsEnabled(false))
+	if err != nil {
+		return err
+	}
+	defer bdb.Close()
+	return bdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pWebhook), AllVersions: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			key := string(item.KeyCopy(nil))
+			if item.IsDeletedOrExpired() {
+				found(key, item.Version(), nil, true, nil)
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			found(key, item.Version(), v, false, err)
+		}
+		return nil
+	})
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// CheckResult describes a store that opened.
+type CheckResult struct {
+	ActiveWebhooks, PausedWebhooks int
+	PendingDeliveries              int
+	LSMBytes, VlogBytes            int64
+}
+
+// Check opens the store in opts.Dir without waiting for its lock, verifies
+// the checksums of its tables, and reports what it holds. The error says
+// why it cannot be opened (ErrLocked: a running daemon holds it).
+func Check(opts Options) (*CheckResult, error) {
+	opts.LockWait = -1
+	db, err := Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	if err := db.bdb.Load().VerifyChecksum(); err != nil {
+		return nil, fmt.Errorf("store: %s: checksums: %w", opts.Dir, err)
+	}
+	ctx := context.Background()
+	var r CheckResult
+	if r.ActiveWebhooks, r.PausedWebhooks, err = db.CountWebhooks(ctx); err != nil {
+		return nil, err
+	}
+	if r.PendingDeliveries, _, err = db.QueueStats(ctx); err != nil {
+		return nil, err
+	}
+	r.LSMBytes, r.VlogBytes = db.Size()
+	return &r, nil
+}
+
+// RepairResult says what Repair did.
+type RepairResult struct {
+	// Healthy: the store opened, nothing was changed.
+	Healthy bool
+	// Aside is where the damaged directory was moved (kept for analysis
+	// and for anything Repair could not carry over).
+	Aside string
+	// Export is the JSON file (in Aside) of the salvaged registrations.
+	Export string
+	// Restored are the ids of the registrations written to the new store.
+	Restored []string
+	// Problems says what could not be carried over.
+	Problems []string
+}
+
+// Repair makes opts.Dir openable again when Badger refuses it: it salvages
+// the webhook registrations (SalvageWebhooks), exports them to
+// webhooks-export.json, moves the damaged directory aside (DIR.damaged-
+// <time>), creates a new store in DIR and writes the registrations into it.
+// Events and deliveries are not carried over. A store that opens is left
+// alone (Healthy); a locked one is refused with ErrLocked.
+func Repair(opts Options, now time.Time) (*RepairResult, error) {
+	probe := opts
+	probe.LockWait = -1
+	db, err := Open(probe)
+	if err == nil {
+		return &RepairResult{Healthy: true}, db.Close()
+	}
+	if errors.Is(err, ErrLocked) {
+		return nil, err
+	}
+	s, serr := SalvageWebhooks(opts.Dir)
+	if serr != nil {
+		return nil, serr
+	}
+	res := &RepairResult{Problems: s.Problems}
+	res.Aside = strings.TrimRight(opts.Dir, `/\`) + ".damaged-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(opts.Dir, res.Aside); err != nil {
+		return nil, fmt.Errorf("store: repair: move %s aside: %w", opts.Dir, err)
+	}
+	res.Export = filepath.Join(res.Aside, "webhooks-export.json")
+	b, err := json.MarshalIndent(s.Webhooks, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeSynced(res.Export, append(b, '\n')); err != nil {
+		return nil, fmt.Errorf("store: repair: export registrations: %w", err)
+	}
+	db, err = Open(opts)
+	if err != nil {
+		return res, fmt.Errorf("store: repair: create a new store in %s: %w", opts.Dir, err)
+	}
+	for _, w := range s.Webhooks {
+		if err := db.CreateWebhook(context.Background(), w); err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("webhook %s: not restored: %v", w.ID, err))
+			continue
+		}
+		res.Restored = append(res.Restored, w.ID)
+	}
+	return res, db.Close()
+}
