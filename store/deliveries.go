@@ -315,6 +315,35 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 	})
 }
 
+// DiscardDelivery removes a delivery that must not be kept (its owner may
+// not see the event), with its indexes and attempts. ErrNotFound if absent.
+func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
+	return db.update(ctx, "discard delivery "+id, func(txn *badger.Txn) error {
+		var old deliveryIndex
+		if err := getJSON(txn, deliveryKey(id), &old); err != nil {
+			return err
+		}
+		if old.State == rswebhooks.DeliveryPending {
+			if err := txn.Delete(queueKey(old.NextUTC, id)); err != nil {
+				return err
+			}
+		}
+		if err := txn.Delete(byWebhookKey(old.WebhookID, id)); err != nil {
+			return err
+		}
+		keys, err := keySuffixes(txn, attemptPrefix(id), 0)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := txn.Delete(append(attemptPrefix(id), k...)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(deliveryKey(id))
+	})
+}
+
 // Attempts returns the stored attempts of a delivery in attempt order.
 func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error) {
 	var out []*rswebhooks.Attempt
