@@ -80,6 +80,9 @@ type Options struct {
 	// MaxBodyBytes bounds a request body. Default 64 KiB; larger bodies are
 	// refused with 413.
 	MaxBodyBytes int64
+	// MaxWebhooksPerUser is how many webhooks a non-administrator may
+	// register (POST past it is refused with 400). Zero means no limit.
+	MaxWebhooksPerUser int
 }
 
 // Filter is one entry of GET /api/webhooks/filters.
@@ -110,6 +113,7 @@ type Handler struct {
 	filters    []Filter
 	known      map[string]string // lower-case name → canonical name
 	maxBody    int64
+	maxPerUser int
 	routes     []route
 	mux        *http.ServeMux
 }
@@ -145,6 +149,7 @@ func New(opts Options) (*Handler, error) {
 		now:        opts.Now,
 		filters:    opts.Filters,
 		maxBody:    opts.MaxBodyBytes,
+		maxPerUser: opts.MaxWebhooksPerUser,
 		known:      make(map[string]string),
 		mux:        http.NewServeMux(),
 	}

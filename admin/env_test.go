@@ -63,6 +63,7 @@ type env struct {
 type envOptions struct {
 	noServiceAccount bool
 	denyLoopback     bool // use the delivery client's default address policy
+	maxPerUser       int
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -102,7 +103,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		copt.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	h, err := admin.New(admin.Options{
-		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now,
+		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now, MaxWebhooksPerUser: o.maxPerUser,
 		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})
 	if err != nil {

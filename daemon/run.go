@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/detect"
@@ -96,12 +97,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	admins := newAdminSet(ids, db, !rs.Configured(), log.With().Str("component", "identity").Logger())
+	admins := &access.Admins{
+		Resolver:    ids,
+		Meta:        db,
+		Remember:    !rs.Configured(),
+		RememberFor: o.RememberAdminsFor,
+		Logger:      log.With().Str("component", "access").Logger(),
+	}
 
 	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: o.DenyTargets, Timeout: o.AttemptTimeout})
-	var perms deliver.Permissions
+	var perms access.Permissions
 	if rs.Configured() {
-		perms = permissionsOf{rs}
+		perms = access.ReportServer{C: rs}
 	}
 	policy := deliver.Policy{}
 	if o.RetryDelays != nil {
@@ -110,11 +117,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	engine, err := deliver.New(deliver.Options{
 		Store:                 db,
-		Access:                deliver.NewPermissionChecker(deliver.PermissionCheckerOptions{Perms: perms, KnownAdmin: admins.known}),
+		Access:                access.New(access.Options{Perms: perms, KnownAdmin: admins.Known, Metrics: access.NewMetrics(reg)}),
 		Client:                client,
 		Policy:                policy,
 		MaxConcurrency:        o.MaxConcurrency,
 		PerWebhookConcurrency: o.PerWebhookConcurrency,
+		PerOwnerConcurrency:   o.PerOwnerConcurrency,
 		AttemptTimeout:        o.AttemptTimeout,
 		Logger:                log,
 		Registerer:            reg,
@@ -202,14 +210,15 @@ func Run(ctx context.Context, o Options) error {
 
 	adminAPI, err := admin.New(admin.Options{
 		Store:      db,
-		Identity:   admins,
+		Identity:   identities{ids, admins},
 		Deliveries: engineDeliveries{engine},
 		Verifier: &admin.EchoVerifier{
 			HTTP:      client,
 			Policy:    deliver.NewAddressPolicy(o.AllowTargets, o.DenyTargets),
 			UserAgent: "rswebhooks/" + o.Version,
 		},
-		Logger: log,
+		Logger:             log,
+		MaxWebhooksPerUser: o.MaxWebhooksPerUser,
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
