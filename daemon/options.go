@@ -66,6 +66,10 @@ type Options struct {
 	// verified as an administrator is remembered (their webhooks get
 	// everything meanwhile). Default 24h.
 	RememberAdminsFor time.Duration
+	// AccessCacheTTL is how long the report server's answers to access
+	// checks are cached (a demoted administrator, a deleted or returning
+	// owner, a changed permission are seen within it). Default 1 minute.
+	AccessCacheTTL time.Duration
 	// AllowTargets and DenyTargets adjust which receiver addresses
 	// deliveries (and echo checks) may reach.
 	AllowTargets, DenyTargets []netip.Prefix
@@ -201,6 +205,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxWebhooksPerUser < 0 {
 		bad("max-webhooks-per-user", "must be at least 1, got %d", o.MaxWebhooksPerUser)
+	}
+	if o.AccessCacheTTL < 0 {
+		bad("access-cache-ttl", "must be positive, got %s", o.AccessCacheTTL)
 	}
 	if o.RememberAdminsFor < 0 {
 		bad("remember-admins-for", "must be positive, got %s", o.RememberAdminsFor)

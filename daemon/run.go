@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	engine, err := deliver.New(deliver.Options{
 		Store:                 db,
-		Access:                access.New(access.Options{Perms: perms, KnownAdmin: admins.Known, Metrics: access.NewMetrics(reg)}),
+		Access:                access.New(access.Options{Perms: perms, KnownAdmin: admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)}),
 		Client:                client,
 		Policy:                policy,
 		MaxConcurrency:        o.MaxConcurrency,

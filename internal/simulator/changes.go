@@ -181,8 +181,19 @@ func (s *Server) changeFault(w http.ResponseWriter, r *http.Request, segs []stri
 		hang = s.permHangUntil.Sub(now)
 	}
 	s.mu.Unlock()
-	switch {
-	case outage:
+	if hang > 0 {
+		t := time.NewTimer(hang)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return true
+		}
+		s.mu.Lock()
+		outage = time.Now().Before(s.outageUntil) // went down meanwhile
+		s.mu.Unlock()
+	}
+	if outage {
 		if hj, ok := w.(http.Hijacker); ok {
 			if c, _, err := hj.Hijack(); err == nil {
 				_ = c.Close()
@@ -191,14 +202,6 @@ func (s *Server) changeFault(w http.ResponseWriter, r *http.Request, segs []stri
 		}
 		s.write(w, r, errResp(http.StatusServiceUnavailable, "Service Unavailable"))
 		return true
-	case hang > 0:
-		t := time.NewTimer(hang)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return true
-		}
 	}
 	if fail != 0 {
 		s.write(w, r, errResp(fail, "An error has occurred."))
