@@ -12,10 +12,21 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// check is one readiness condition: nil means fine.
+// check is one readiness condition: nil means fine. A soft check is
+// reported (in checks and warnings) but never makes the daemon unready:
+// the proxy must keep taking traffic when, say, the service account
+// cannot log in.
 type check struct {
 	name string
 	fn   func(ctx context.Context) error
+	soft bool
+}
+
+// checkResult is one check as /readyz lists it.
+type checkResult struct {
+	name string
+	err  error
+	soft bool
 }
 
 // health serves /healthz (the process is up) and /readyz (it can do its job:
@@ -27,38 +38,58 @@ type health struct {
 
 	mu      sync.Mutex
 	at      time.Time
-	reasons map[string]string
+	results []checkResult
 }
 
 func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers 200 {"status":"ready"} or 503 {"status":"unavailable",
+// "reasons":{name: error}}, and lists every check it made under "checks"
+// ({name: "ok" or the error}); soft checks that fail are also under
+// "warnings" and do not make it unavailable.
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
-	reasons := h.evaluate(r.Context())
+	results := h.evaluate(r.Context())
+	checks := map[string]string{}
+	reasons := map[string]string{}
+	warnings := map[string]string{}
+	for _, c := range results {
+		switch {
+		case c.err == nil:
+			checks[c.name] = "ok"
+		case c.soft:
+			checks[c.name], warnings[c.name] = c.err.Error(), c.err.Error()
+		default:
+			checks[c.name], reasons[c.name] = c.err.Error(), c.err.Error()
+		}
+	}
+	body := map[string]any{"status": "ready", "checks": checks}
+	if len(warnings) > 0 {
+		body["warnings"] = warnings
+	}
 	if len(reasons) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})
+		body["status"], body["reasons"] = "unavailable", reasons
+		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, body)
 }
 
-func (h *health) evaluate(ctx context.Context) map[string]string {
+func (h *health) evaluate(ctx context.Context) []checkResult {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if now := h.now(); now.Sub(h.at) < time.Second && h.reasons != nil {
-		return h.reasons
+	if now := h.now(); now.Sub(h.at) < time.Second && h.results != nil {
+		return h.results
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	reasons := map[string]string{}
+	results := make([]checkResult, 0, len(h.checks))
 	for _, c := range h.checks {
-		if err := c.fn(ctx); err != nil {
-			reasons[c.name] = err.Error()
-		}
+		results = append(results, checkResult{name: c.name, err: c.fn(ctx), soft: c.soft})
 	}
-	h.at, h.reasons = h.now(), reasons
-	return reasons
+	h.at, h.results = h.now(), results
+	return results
 }
 
 // getOnly answers methods other than GET and HEAD with 405, Allow and a

@@ -257,6 +257,16 @@ func Run(ctx context.Context, o Options) error {
 		{name: "store", fn: db.Ping},
 		{name: "background", fn: bg.check},
 	}}
+	if rs.Configured() {
+		// The service account logs in afresh on failure; until it can,
+		// access checks wait (only for webhooks that need one).
+		hl.checks = append(hl.checks, check{name: "service_account", soft: true, fn: func(ctx context.Context) error {
+			if _, err := rs.IsAdmin(ctx, o.ServiceUser); err != nil && o.ServiceUser != "" {
+				return fmt.Errorf("service account %q: %w", o.ServiceUser, err)
+			}
+			return nil
+		}})
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", getOnly(http.HandlerFunc(hl.healthz)))
 	mux.Handle("/readyz", getOnly(http.HandlerFunc(hl.readyz)))
