@@ -429,3 +429,49 @@ func (r *faultReceiver) byKeySnapshot() map[string]map[string]int {
 	}
 	return out
 }
+
+// A role that grants a user's read access is deleted: the user's next
+// notifications are dropped (a role not found grants nothing); the
+// operator's keep coming.
+func TestFaultRoleDeleted(t *testing.T) {
+	e := newFaultEnv(t)
+	e.register(e.token("alice"), "/alice") // Users role: read any category
+	e.register(faultOperator, "/operator")
+	e.change("before")
+	e.waitGot("/alice", 1, 20*time.Second)
+	if err := e.sim.DeleteRole(simulator.RoleUsers); err != nil {
+		t.Fatal(err)
+	}
+	e.cacheExpires()
+	e.change("after")
+	e.waitGot("/operator", 2, 20*time.Second)
+	waitFor(t, "alice's delivery to be dropped", 20*time.Second, func() bool {
+		return strings.Contains(metrics(t, e), "rswebhooks_deliveries_denied_total 1")
+	})
+	if n, _ := e.rcv.got("/alice"); n != 1 {
+		t.Fatalf("alice received %d notifications after her role was deleted, want still 1", n)
+	}
+}
+
+// The report server answers permission reads slowly (5 s in the table's
+// scenario, 1.5 s here): only the webhooks that need a check wait.
+func TestFaultReportServerSlow(t *testing.T) {
+	e := newFaultEnv(t)
+	e.register(e.token("alice"), "/alice")
+	e.register(faultOperator, "/operator")
+	tok := e.token("admin")
+	e.cacheExpires()
+	e.sim.HangPermissionReads(1500 * time.Millisecond)
+	start := time.Now()
+	st, b := doJSON(t, e.c, "POST", e.d.proxyURL+"/api/reportserver/v2/categories", tok, `{"Name":"x"}`)
+	if st/100 != 2 {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	e.waitGot("/operator", 1, 20*time.Second)
+	operatorAfter := time.Since(start)
+	e.waitGot("/alice", 1, 20*time.Second)
+	t.Logf("measured: operator's notification after %s, alice's after %s", operatorAfter, time.Since(start))
+	if operatorAfter > time.Second {
+		t.Fatalf("the operator's notification waited %s for someone else's slow access check", operatorAfter)
+	}
+}
