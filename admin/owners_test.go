@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -75,5 +76,37 @@ func TestAdministratorReassignsWebhook(t *testing.T) {
 	}
 	if res := e.do("GET", "/api/webhooks/registrations/"+w.ID, alice, nil); res.status != http.StatusNotFound {
 		t.Fatalf("old owner GET = %d, want 404", res.status)
+	}
+}
+
+// A delivery whose access is still undecided may tell of an event its owner
+// may not read: only administrators see it.
+func TestUndecidedDeliveriesHiddenFromOwner(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	alice := e.token("alice")
+	res := e.do("POST", "/api/webhooks/registrations", alice, hookBody(e.recv.URL+"/?noecho=1", nil))
+	var w rswebhooks.Webhook
+	res.json(t, &w)
+	now := e.clock.Now()
+	ev := rswebhooks.Event{ID: rswebhooks.NewID(now), Filter: "reports", Type: "Created", Time: now}
+	for i, pending := range []bool{true, false} {
+		d := &rswebhooks.Delivery{ID: rswebhooks.NewID(now.Add(time.Duration(i) * time.Millisecond)), WebhookID: w.ID, EventID: ev.ID, Event: ev,
+			State: rswebhooks.DeliveryPending, NextUTC: now.Add(time.Hour), CreatedUTC: now, UpdatedUTC: now, AccessPending: pending}
+		if err := e.db.PutDelivery(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mine, all []rswebhooks.Delivery
+	e.do("GET", "/api/webhooks/registrations/"+w.ID+"/deliveries", alice, nil).json(t, &mine)
+	e.do("GET", "/api/webhooks/registrations/"+w.ID+"/deliveries", operatorToken, nil).json(t, &all)
+	if len(mine) != 1 || mine[0].AccessPending || len(all) != 2 {
+		t.Fatalf("owner sees %d (%+v), operator %d; want 1 decided and 2", len(mine), mine, len(all))
+	}
+	for _, d := range all {
+		if d.AccessPending {
+			if res := e.do("GET", "/api/webhooks/deliveries/"+d.ID, alice, nil); res.status != http.StatusNotFound {
+				t.Fatalf("owner GET of an undecided delivery = %d, want 404", res.status)
+			}
+		}
 	}
 }
