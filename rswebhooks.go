@@ -6,10 +6,25 @@ package rswebhooks
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
+)
+
+// Access decisions that are answers, not failures. An access checker returns
+// them (wrapped or not) where it cannot say "allowed" or "denied"; any other
+// error is transient and the decision is tried again later.
+var (
+	// ErrAccessUnknown: the owner's rights cannot be read (no service
+	// account), so notifications are skipped with reason access_unknown.
+	ErrAccessUnknown = errors.New("access unknown: no service account to read permissions")
+	// ErrOwnerMissing: the report server says the webhook's owner does not
+	// exist or is disabled; notifications are skipped with reason
+	// owner_missing until the owner is back.
+	ErrOwnerMissing = errors.New("owner missing: the report server does not know the user or has disabled it")
 )
 
 // Filter names: the resource families a webhook can subscribe to. They are
@@ -128,8 +143,13 @@ type Webhook struct {
 	// so numbers and strings read back and are delivered exactly.
 	Properties map[string]json.RawMessage `json:"Properties"`
 	User       User                       `json:"User"`
-	CreatedUTC time.Time                  `json:"CreatedUtc"`
-	UpdatedUTC time.Time                  `json:"UpdatedUtc"`
+	// OwnerMissing is set (read-only) while the report server answers that
+	// the owner does not exist or is disabled: notifications are skipped
+	// with reason owner_missing. It clears by itself when the owner is back
+	// and when an administrator gives the webhook another owner.
+	OwnerMissing bool      `json:"OwnerMissing,omitempty"`
+	CreatedUTC   time.Time `json:"CreatedUtc"`
+	UpdatedUTC   time.Time `json:"UpdatedUtc"`
 }
 
 // Matches reports whether the webhook subscribes to the filter name. It does
@@ -168,6 +188,20 @@ type Delivery struct {
 	UpdatedUTC time.Time `json:"UpdatedUtc"`
 	LastStatus int       `json:"LastStatusCode,omitempty"`
 	LastError  string    `json:"LastError,omitempty"`
+	// AccessPending is true from fan-out until the owner's right to read
+	// the event was decided (just before the first attempt). Such a
+	// delivery is shown to administrators only.
+	AccessPending bool `json:"AccessPending,omitempty"`
+}
+
+// DeliveryID returns the id of the delivery of an event to a webhook: the
+// event's time and 80 bits of a hash of both ids, so a fan-out that is
+// repeated (after a crash) derives the same ids and writes nothing twice.
+func DeliveryID(ev *Event, webhookID string) string {
+	h := sha256.Sum256([]byte(ev.ID + "/" + webhookID))
+	var e [10]byte
+	copy(e[:], h[:])
+	return IDFrom(ev.Time, e)
 }
 
 // Attempt records one try of a delivery.

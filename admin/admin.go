@@ -93,6 +93,9 @@ type Options struct {
 	// UserRateBurst is how many such requests may come at once. Default
 	// UserRatePerMinute.
 	UserRateBurst int
+	// MaxWebhooksPerUser is how many webhooks a non-administrator may
+	// register (POST past it is refused with 400). Zero means no limit.
+	MaxWebhooksPerUser int
 }
 
 // Filter is one entry of GET /api/webhooks/filters.
@@ -125,6 +128,7 @@ type Handler struct {
 	maxBody    int64
 	showResp   bool
 	limiter    *userLimiter
+	maxPerUser int
 	routes     []route
 	mux        *http.ServeMux
 }
@@ -163,6 +167,7 @@ func New(opts Options) (*Handler, error) {
 		filters:    opts.Filters,
 		maxBody:    opts.MaxBodyBytes,
 		showResp:   opts.ShowResponses,
+		maxPerUser: opts.MaxWebhooksPerUser,
 		known:      make(map[string]string),
 		mux:        http.NewServeMux(),
 	}

@@ -46,10 +46,20 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, who *rs
 		storeError(w, r, err, "deliveries")
 		return
 	}
-	if ds == nil {
-		ds = []*rswebhooks.Delivery{}
+	out := []*rswebhooks.Delivery{}
+	for _, d := range ds {
+		if visible(who, d) {
+			out = append(out, d)
+		}
 	}
-	writeJSON(w, http.StatusOK, ds)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// visible reports whether the caller may see d: a delivery whose access is
+// still undecided (or could not be decided) may tell of an event its owner
+// may not read, so only administrators see it.
+func visible(who *rswebhooks.Identity, d *rswebhooks.Delivery) bool {
+	return who.Admin || !d.AccessPending
 }
 
 // delivery loads a delivery whose webhook the caller may see. Deliveries of
@@ -62,7 +72,7 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, who *rswebhoo
 		wh, err = h.store.GetWebhook(r.Context(), d.WebhookID)
 		err = hideUnreadable(who, err)
 		switch {
-		case err == nil && !owns(who, wh):
+		case err == nil && (!owns(who, wh) || !visible(who, d)):
 			err = store.ErrNotFound
 		case err != nil && who.Admin:
 			err, wh = nil, nil

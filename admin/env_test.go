@@ -65,6 +65,7 @@ type envOptions struct {
 	denyLoopback     bool // use the delivery client's default address policy
 	userRate         int  // admin.Options.UserRatePerMinute
 	showResponses    bool // admin.Options.ShowResponses
+	maxPerUser       int
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -105,7 +106,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	h, err := admin.New(admin.Options{
 		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now,
-		UserRatePerMinute: o.userRate, ShowResponses: o.showResponses,
+		UserRatePerMinute: o.userRate, ShowResponses: o.showResponses, MaxWebhooksPerUser: o.maxPerUser,
 		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})
 	if err != nil {

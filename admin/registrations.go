@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -161,6 +162,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	}
 	wh.ID = randomHex(16) // the client's Id is ignored, as the stock controller does
 	wh.User = who.User
+	if !who.Admin && h.maxPerUser > 0 {
+		mine, err := h.store.ListWebhooks(r.Context(), who.ID)
+		if err != nil {
+			storeError(w, r, err, "webhooks")
+			return
+		}
+		if len(mine) >= h.maxPerUser {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("webhooks: a user may register at most %d (the daemon's --max-webhooks-per-user); delete one first or ask an administrator", h.maxPerUser))
+			return
+		}
+	}
 	if !h.verify(w, r, who, wh) {
 		return
 	}
@@ -210,6 +222,16 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return
 	}
 	wh.ID, wh.User, wh.CreatedUTC = cur.ID, cur.User, cur.CreatedUTC // ownership is kept
+	if who.Admin && in.User != nil && in.User.ID != "" && !strings.EqualFold(in.User.ID, cur.User.ID) {
+		// An administrator gives the webhook to another user (for example
+		// when its owner left); access is checked for the new owner.
+		if in.User.Name == "" {
+			writeError(w, http.StatusBadRequest, "User.Name: required when an administrator gives a webhook to another user (User.Id)")
+			return
+		}
+		wh.User = rswebhooks.User{ID: in.User.ID, Name: in.User.Name}
+		zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("from", cur.User.ID).Str("to", wh.User.ID).Msg("webhook given to another owner")
+	}
 	if !h.verify(w, r, who, wh) {
 		return
 	}

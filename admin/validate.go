@@ -35,8 +35,9 @@ const (
 
 // webhookIn is the request body of POST and PUT. encoding/json matches
 // names case-insensitively and ignores unknown fields, as Newtonsoft does;
-// the read-only extensions (User, CreatedUtc, UpdatedUtc) are ignored.
-// null is read as absent for Id, Secret, Description, Filters, Headers and
+// the read-only extensions (CreatedUtc, UpdatedUtc) are ignored, and so is
+// User except from an administrator's PUT (which gives the webhook to
+// another user). null is read as absent for Id, Secret, Description, Filters, Headers and
 // Properties (as the stock Newtonsoft model binder does, so C# clients that
 // serialise unset members as null keep working) and refused for IsPaused,
 // WebHookUri and header values.
@@ -49,6 +50,7 @@ type webhookIn struct {
 	Filters     []string
 	Headers     map[string]string
 	Properties  map[string]json.RawMessage
+	User        *rswebhooks.User
 }
 
 // webhookRaw holds each member undecoded, so null, invalid text and
@@ -62,6 +64,7 @@ type webhookRaw struct {
 	Filters     json.RawMessage `json:"Filters"`
 	Headers     json.RawMessage `json:"Headers"`
 	Properties  json.RawMessage `json:"Properties"`
+	User        json.RawMessage `json:"User"`
 }
 
 // inputError is a refusal with a message naming the field and the rule.
@@ -116,6 +119,14 @@ func decodeWebhook(body []byte) (*webhookIn, error) {
 		}
 		if err := decodeExact(f.name, f.raw, f.into); err != nil {
 			return nil, err
+		}
+	}
+	if len(raw.User) > 0 && string(raw.User) != "null" {
+		// Read-only for everyone but an administrator's PUT; a shape other
+		// than {Id, Name} is ignored like any read-only member.
+		var u rswebhooks.User
+		if json.Unmarshal(raw.User, &u) == nil {
+			in.User = &u
 		}
 	}
 	if len(raw.Headers) > 0 && string(raw.Headers) != "null" {

@@ -90,12 +90,17 @@ func TestReadyzNamesTheUpstreamWhenItIsDown(t *testing.T) {
 	var got struct {
 		Status  string
 		Reasons map[string]string
+		Checks  map[string]string
 	}
 	if err := json.Unmarshal(body, &got); err != nil || status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz: %d %s (%v)", status, body, err)
 	}
 	if got.Reasons["upstream"] == "" || got.Reasons["store"] != "" {
 		t.Fatalf("readyz reasons %v: want upstream only", got.Reasons)
+	}
+	// Every check made is listed, passing ones too.
+	if got.Checks["store"] != "ok" || got.Checks["background"] != "ok" || got.Checks["upstream"] != got.Reasons["upstream"] {
+		t.Fatalf("readyz checks %v: want store and background ok, upstream failing", got.Checks)
 	}
 	// The proxy answers 502 with JSON and keeps serving.
 	if status, body := get(t, r.proxyURL+"/api/reportserver/v2/reports"); status != http.StatusBadGateway || !strings.HasPrefix(string(body), "{") {

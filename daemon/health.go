@@ -12,14 +12,27 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// check is one readiness condition: nil means fine.
+// check is one readiness condition: nil means fine. A soft check is
+// reported (in checks and warnings) but never makes the daemon unready:
+// the proxy must keep taking traffic when, say, the service account
+// cannot log in.
 type check struct {
 	name string
 	fn   func(ctx context.Context) error
+	// soft: a failure is reported (under "checks" and "warnings") but
+	// never makes the daemon unready: the proxy must keep taking traffic
+	// when, say, the service account cannot log in.
+	soft bool
 	// degrades: a failure is reported (status "degraded", under
 	// "degraded") but the daemon stays ready, because the proxy still
 	// serves the report server.
 	degrades bool
+}
+
+// checkResult is one check as /readyz lists it.
+type checkResult struct {
+	check
+	err error
 }
 
 // health serves /healthz (the process serves traffic) and /readyz (it can do
@@ -32,50 +45,66 @@ type health struct {
 	checks []check
 	now    func() time.Time
 
-	mu       sync.Mutex
-	at       time.Time
-	reasons  map[string]string
-	degraded map[string]string
+	mu      sync.Mutex
+	at      time.Time
+	results []checkResult
 }
 
 func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers 200 {"status":"ready"} or 503 {"status":"unavailable",
+// "reasons":{name: error}}, and lists every check it made under "checks"
+// ({name: "ok" or the error}); soft checks that fail are also under
+// "warnings" and do not make it unavailable.
 func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
-	reasons, degraded := h.evaluate(r.Context())
-	body := map[string]any{"status": "ready"}
-	status := http.StatusOK
+	results := h.evaluate(r.Context())
+	checks := map[string]string{}
+	reasons := map[string]string{}
+	warnings := map[string]string{}
+	degraded := map[string]string{}
+	for _, c := range results {
+		switch {
+		case c.err == nil:
+			checks[c.name] = "ok"
+		case c.soft:
+			checks[c.name], warnings[c.name] = c.err.Error(), c.err.Error()
+		case c.degrades:
+			checks[c.name], degraded[c.name] = c.err.Error(), c.err.Error()
+		default:
+			checks[c.name], reasons[c.name] = c.err.Error(), c.err.Error()
+		}
+	}
+	body := map[string]any{"status": "ready", "checks": checks}
+	if len(warnings) > 0 {
+		body["warnings"] = warnings
+	}
 	if len(degraded) > 0 {
 		body["status"], body["degraded"] = "degraded", degraded
 	}
 	if len(reasons) > 0 {
 		body["status"], body["reasons"] = "unavailable", reasons
-		status = http.StatusServiceUnavailable
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
 	}
-	writeJSON(w, status, body)
+	writeJSON(w, http.StatusOK, body)
 }
 
-func (h *health) evaluate(ctx context.Context) (reasons, degraded map[string]string) {
+func (h *health) evaluate(ctx context.Context) []checkResult {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if now := h.now(); now.Sub(h.at) < time.Second && h.reasons != nil {
-		return h.reasons, h.degraded
+	if now := h.now(); now.Sub(h.at) < time.Second && h.results != nil {
+		return h.results
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	reasons, degraded = map[string]string{}, map[string]string{}
+	results := make([]checkResult, 0, len(h.checks))
 	for _, c := range h.checks {
-		if err := c.fn(ctx); err != nil {
-			if c.degrades {
-				degraded[c.name] = err.Error()
-			} else {
-				reasons[c.name] = err.Error()
-			}
-		}
+		results = append(results, checkResult{check: c, err: c.fn(ctx)})
 	}
-	h.at, h.reasons, h.degraded = h.now(), reasons, degraded
-	return reasons, degraded
+	h.at, h.results = h.now(), results
+	return results
 }
 
 // getOnly answers methods other than GET and HEAD with 405, Allow and a

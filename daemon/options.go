@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/limits"
 	"github.com/rswebhooks/rswebhooks/proxy"
 )
@@ -55,6 +56,21 @@ type Options struct {
 	// PerWebhookConcurrency bounds concurrent attempts to one webhook, so a
 	// slow receiver cannot take every worker. Default 4.
 	PerWebhookConcurrency int
+	// PerOwnerConcurrency bounds concurrent attempts to the webhooks of one
+	// owner, so one owner's many slow receivers cannot take every worker.
+	// Default three quarters of MaxConcurrency (at least 1).
+	PerOwnerConcurrency int
+	// MaxWebhooksPerUser is how many webhooks one user may register;
+	// administrators and the operator are exempt. Default 100.
+	MaxWebhooksPerUser int
+	// RememberAdminsFor is how long, without a service account, a user
+	// verified as an administrator is remembered (their webhooks get
+	// everything meanwhile). Default 24h.
+	RememberAdminsFor time.Duration
+	// AccessCacheTTL is how long the report server's answers to access
+	// checks are cached (a demoted administrator, a deleted or returning
+	// owner, a changed permission are seen within it). Default 1 minute.
+	AccessCacheTTL time.Duration
 	// AllowTargets and DenyTargets adjust which receiver addresses
 	// deliveries (and echo checks) may reach.
 	AllowTargets, DenyTargets []netip.Prefix
@@ -160,6 +176,15 @@ func (o *Options) setDefaults() {
 	if o.PerWebhookConcurrency == 0 {
 		o.PerWebhookConcurrency = 4
 	}
+	if o.PerOwnerConcurrency == 0 {
+		o.PerOwnerConcurrency = deliver.DefaultPerOwner(o.MaxConcurrency)
+	}
+	if o.MaxWebhooksPerUser == 0 {
+		o.MaxWebhooksPerUser = 100
+	}
+	if o.RememberAdminsFor == 0 {
+		o.RememberAdminsFor = 24 * time.Hour
+	}
 	if o.Retention == 0 {
 		o.Retention = 7 * 24 * time.Hour
 	}
@@ -214,6 +239,18 @@ func (o *Options) Validate() error {
 	}
 	if o.PerWebhookConcurrency < 0 {
 		bad("per-webhook-concurrency", "must be at least 1, got %d", o.PerWebhookConcurrency)
+	}
+	if o.PerOwnerConcurrency < 0 {
+		bad("per-owner-concurrency", "must be at least 1, got %d", o.PerOwnerConcurrency)
+	}
+	if o.MaxWebhooksPerUser < 0 {
+		bad("max-webhooks-per-user", "must be at least 1, got %d", o.MaxWebhooksPerUser)
+	}
+	if o.AccessCacheTTL < 0 {
+		bad("access-cache-ttl", "must be positive, got %s", o.AccessCacheTTL)
+	}
+	if o.RememberAdminsFor < 0 {
+		bad("remember-admins-for", "must be positive, got %s", o.RememberAdminsFor)
 	}
 	if o.Retention < time.Hour && o.Retention != 0 {
 		bad("retention", "must be at least 1h, got %s", o.Retention)

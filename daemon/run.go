@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/detect"
@@ -94,16 +95,22 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	admins := newAdminSet(ids, db, !rs.Configured(), log.With().Str("component", "identity").Logger())
+	admins := &access.Admins{
+		Resolver:    ids,
+		Meta:        db,
+		Remember:    !rs.Configured(),
+		RememberFor: o.RememberAdminsFor,
+		Logger:      log.With().Str("component", "access").Logger(),
+	}
 
 	deny := o.DenyTargets
 	if o.DenyPrivate {
 		deny = append(append([]netip.Prefix(nil), deny...), deliver.PrivateRanges()...)
 	}
 	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: deny, Timeout: o.AttemptTimeout})
-	var perms deliver.Permissions
+	var perms access.Permissions
 	if rs.Configured() {
-		perms = permissionsOf{rs}
+		perms = access.ReportServer{C: rs}
 	}
 	policy := deliver.Policy{}
 	if o.RetryDelays != nil {
@@ -112,11 +119,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	engine, err := deliver.New(deliver.Options{
 		Store:                 db,
-		Access:                deliver.NewPermissionChecker(deliver.PermissionCheckerOptions{Perms: perms, KnownAdmin: admins.known}),
+		Access:                access.New(access.Options{Perms: perms, KnownAdmin: admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)}),
 		Client:                client,
 		Policy:                policy,
 		MaxConcurrency:        o.MaxConcurrency,
 		PerWebhookConcurrency: o.PerWebhookConcurrency,
+		PerOwnerConcurrency:   o.PerOwnerConcurrency,
 		AttemptTimeout:        o.AttemptTimeout,
 		Logger:                log,
 		Registerer:            reg,
@@ -204,16 +212,17 @@ func Run(ctx context.Context, o Options) error {
 
 	adminAPI, err := admin.New(admin.Options{
 		Store:      db,
-		Identity:   admins,
+		Identity:   identities{ids, admins},
 		Deliveries: engineDeliveries{engine},
 		Verifier: &admin.EchoVerifier{
 			HTTP:      client,
 			Policy:    deliver.NewAddressPolicy(o.AllowTargets, deny),
 			UserAgent: "rswebhooks/" + o.Version,
 		},
-		Logger:            log,
-		ShowResponses:     o.ShowReceiverResponses,
-		UserRatePerMinute: max(o.UserRatePerMinute, 0),
+		Logger:             log,
+		ShowResponses:      o.ShowReceiverResponses,
+		UserRatePerMinute:  max(o.UserRatePerMinute, 0),
+		MaxWebhooksPerUser: o.MaxWebhooksPerUser,
 	})
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
@@ -255,6 +264,16 @@ func Run(ctx context.Context, o Options) error {
 		{name: "store", fn: storeCheck(db), degrades: true},
 		{name: "background", fn: bg.check},
 	}}
+	if rs.Configured() {
+		// The service account logs in afresh on failure; until it can,
+		// access checks wait (only for webhooks that need one).
+		hl.checks = append(hl.checks, check{name: "service_account", soft: true, fn: func(ctx context.Context) error {
+			if _, err := rs.IsAdmin(ctx, o.ServiceUser); err != nil && o.ServiceUser != "" {
+				return fmt.Errorf("service account %q: %w", o.ServiceUser, err)
+			}
+			return nil
+		}})
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", getOnly(http.HandlerFunc(hl.healthz)))
 	mux.Handle("/readyz", getOnly(http.HandlerFunc(hl.readyz)))

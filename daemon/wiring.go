@@ -4,17 +4,14 @@ import (
 	"context"
 	"log"
 	"net/http"
-	"net/url"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/proxy"
-	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
@@ -59,72 +56,15 @@ func (t taps) Observe(ctx context.Context, ex *proxy.Exchange) {
 	}
 }
 
-// adminSet wraps the identity resolver and remembers the users it has
-// verified as report-server administrators (persisted in the store), so
-// that without a service account their webhooks are still notified. With a
-// service account the permission checker asks the report server instead
-// (cached briefly), so a demoted administrator stops being one there.
-type adminSet struct {
+// identities is the identity resolver (login, token learning) with
+// access.Admins in front of Resolve, which remembers administrators.
+type identities struct {
 	*identity.Resolver
-	meta interface {
-		GetMeta(ctx context.Context, key string) ([]byte, error)
-		PutMeta(ctx context.Context, key string, v []byte) error
-	}
-	persist bool // no service account: remember verified administrators
-	log     zerolog.Logger
-
-	mu  sync.Mutex
-	ids map[string]bool // user id -> administrator, as last verified
+	admins *access.Admins
 }
 
-func newAdminSet(r *identity.Resolver, db *store.DB, persist bool, log zerolog.Logger) *adminSet {
-	return &adminSet{Resolver: r, meta: db, persist: persist, log: log, ids: map[string]bool{}}
-}
-
-func adminKey(userID string) string { return "admin/" + userID }
-
-func (a *adminSet) Resolve(ctx context.Context, bearer string) (*rswebhooks.Identity, error) {
-	id, err := a.Resolver.Resolve(ctx, bearer)
-	if err != nil || id == nil || id.Operator || !a.persist {
-		return id, err
-	}
-	a.mu.Lock()
-	was, seen := a.ids[id.ID]
-	a.ids[id.ID] = id.Admin
-	a.mu.Unlock()
-	if !seen || was != id.Admin {
-		v := []byte("0")
-		if id.Admin {
-			v = []byte("1")
-		}
-		if err := a.meta.PutMeta(ctx, adminKey(id.ID), v); err != nil {
-			a.log.Warn().Err(err).Str("user_id", id.ID).Msg("remembering whether a user is an administrator")
-		}
-	}
-	return id, nil
-}
-
-// known reports whether the owner is the operator or, without a service
-// account, a user last verified as an administrator.
-func (a *adminSet) known(u rswebhooks.User) bool {
-	if u.ID == identity.OperatorID {
-		return true
-	}
-	if !a.persist {
-		return false
-	}
-	a.mu.Lock()
-	v, ok := a.ids[u.ID]
-	a.mu.Unlock()
-	if ok {
-		return v
-	}
-	b, err := a.meta.GetMeta(context.Background(), adminKey(u.ID))
-	v = err == nil && string(b) == "1"
-	a.mu.Lock()
-	a.ids[u.ID] = v
-	a.mu.Unlock()
-	return v
+func (i identities) Resolve(ctx context.Context, bearer string) (*rswebhooks.Identity, error) {
+	return i.admins.Resolve(ctx, bearer)
 }
 
 // engineDeliveries adapts the delivery engine to the admin API.
@@ -136,50 +76,6 @@ func (d engineDeliveries) Redeliver(ctx context.Context, id string) (*rswebhooks
 
 func (d engineDeliveries) Ping(ctx context.Context, w *rswebhooks.Webhook) (*rswebhooks.Delivery, error) {
 	return d.e.Ping(ctx, w.ID, w.User)
-}
-
-// permissionsOf reads the report server's permission model for the delivery
-// side's access checks, with the service account.
-type permissionsOf struct{ c *reportserver.Client }
-
-var _ deliver.Permissions = permissionsOf{}
-
-func (p permissionsOf) IsAdmin(ctx context.Context, userName string) (bool, error) {
-	return p.c.IsAdmin(ctx, userName)
-}
-
-// EffectivePermissions merges the user's own permissions with those of each
-// of its roles.
-func (p permissionsOf) EffectivePermissions(ctx context.Context, userID string, category int) ([]deliver.Permission, error) {
-	holders := []string{userID}
-	roles, err := p.c.UserRoles(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range roles {
-		holders = append(holders, r.ID)
-	}
-	var out []deliver.Permission
-	for _, h := range holders {
-		ps, err := p.c.Permissions(ctx, h, category)
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range ps {
-			out = append(out, deliver.Permission{Access: x.Access, ResourceID: x.ResourceID, Scope: x.Scope})
-		}
-	}
-	return out, nil
-}
-
-func (p permissionsOf) ReportCategory(ctx context.Context, reportID string) (string, error) {
-	var r struct {
-		CategoryID string `json:"CategoryId"`
-	}
-	if err := p.c.GetJSON(ctx, "api/reportserver/v2/reports/"+url.PathEscape(reportID), &r); err != nil {
-		return "", err
-	}
-	return r.CategoryID, nil
 }
 
 // registerStoreMetrics exports the store's on-disk size and degraded mode.

@@ -4,20 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
 )
 
-// ErrAccessUnknown is returned by an Access checker that cannot decide
-// (no service account configured). The fan-out records the delivery as
-// skipped with reason "access_unknown" instead of sending it.
-var ErrAccessUnknown = errors.New("access unknown: no service account to read permissions")
+// ErrAccessUnknown is returned by an Access that cannot decide (no service
+// account): the delivery is skipped with reason access_unknown.
+var ErrAccessUnknown = rswebhooks.ErrAccessUnknown
 
-// Access decides whether a webhook's owner may see an event's resource.
-// Any error other than ErrAccessUnknown is treated as transient: the event
-// stays waiting for fan-out and is tried again later.
+// Access decides whether a webhook's owner may see an event's resource
+// (package access implements it). An error wrapping ErrAccessUnknown or
+// rswebhooks.ErrOwnerMissing is a decision; any other is transient and only
+// that delivery waits: it is asked again on the retry schedule.
 type Access interface {
 	CanRead(ctx context.Context, owner rswebhooks.User, ev *rswebhooks.Event) (bool, error)
 }
@@ -31,216 +32,95 @@ func (AllowAll) CanRead(context.Context, rswebhooks.User, *rswebhooks.Event) (bo
 	return true, nil
 }
 
-var (
-	_ Access = AllowAll{}
-	_ Access = (*PermissionChecker)(nil)
-)
+var _ Access = AllowAll{}
 
-// Report-server permission model (report-server-api.md §1.3).
-const (
-	accessRead = 1
-
-	categoryReport         = 0
-	categoryCategory       = 1
-	categoryDataConnection = 2
-	categoryScheduledTask  = 3
-	categoryDataAlert      = 4
-
-	scopeAnyReport              = 0
-	scopeSpecificReport         = 1
-	scopeReportsInCategory      = 2
-	scopeAnyCategory            = 3
-	scopeSpecificCategory       = 4
-	scopeAnyDataConnection      = 5
-	scopeSpecificDataConnection = 6
-	scopeAnyScheduledTask       = 7
-	scopeSpecificScheduledTask  = 8
-	scopeAnyDataAlert           = 9
-	scopeSpecificDataAlert      = 10
-)
-
-// Permission is one entry of the report server's Permission model.
-type Permission struct {
-	Access     int    // flags: Read=1, Modify=2, Delete=4, Create=8
-	ResourceID string // for Specific… and ReportsInCategory scopes
-	Scope      int    // PermissionScope enum
-}
-
-// Permissions reads the report server's permission model with the service
-// account. The reportserver client is adapted to it by the caller.
-type Permissions interface {
-	// IsAdmin reports whether the user is a report-server administrator.
-	IsAdmin(ctx context.Context, userName string) (bool, error)
-	// EffectivePermissions returns the user's own permissions and those of
-	// all its roles for one PermissionCategory (Report=0 … DataAlert=4).
-	EffectivePermissions(ctx context.Context, userID string, category int) ([]Permission, error)
-	// ReportCategory returns the category id of a report (for the
-	// ReportsInCategory scope); an error when the report is unknown.
-	ReportCategory(ctx context.Context, reportID string) (string, error)
-}
-
-// PermissionCheckerOptions configures NewPermissionChecker.
-type PermissionCheckerOptions struct {
-	// Perms reads permissions; nil means no service account: every
-	// non-administrator gets ErrAccessUnknown.
-	Perms Permissions
-	// KnownAdmin, when set, says whether an owner is already known to be an
-	// administrator (the operator, or an identity the admin API verified),
-	// without asking the report server.
-	KnownAdmin func(rswebhooks.User) bool
-	// TTL is how long answers are cached (default 1 minute).
-	TTL time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-}
-
-// PermissionChecker implements Access with the report server's permission
-// model: administrators read everything; other users need a permission with
-// the Read flag whose scope covers the resource (Any…, Specific… with the
-// resource id, or ReportsInCategory with the report's category). Answers
-// are cached for TTL; errors are not cached.
-type PermissionChecker struct {
-	opts  PermissionCheckerOptions
-	mu    sync.Mutex
-	cache map[string]cached
-}
-
-type cached struct {
-	admin   bool
-	perms   []Permission
-	cat     string
-	expires time.Time
-}
-
-// NewPermissionChecker returns a checker; see PermissionCheckerOptions.
-func NewPermissionChecker(opts PermissionCheckerOptions) *PermissionChecker {
-	if opts.TTL <= 0 {
-		opts.TTL = time.Minute
+// decideAccess settles d's pending access decision just before its first
+// send. It returns true when the attempt may go ahead (d.AccessPending is
+// then cleared, stored with the attempt); otherwise it has recorded what
+// happened: discarded (denied), skipped (access_unknown, owner_missing, or
+// access_error once the retry window is spent) or rescheduled (transient
+// error, recorded as an attempt without a request).
+func (e *Engine) decideAccess(ctx context.Context, log zerolog.Logger, d *rswebhooks.Delivery, w *rswebhooks.Webhook, now time.Time) bool {
+	actx, cancel := context.WithTimeout(ctx, e.opts.AttemptTimeout)
+	start := time.Now()
+	ok, err := e.opts.Access.CanRead(actx, w.User, &d.Event)
+	cancel()
+	if ctx.Err() != nil {
+		return false // shutting down: stays pending
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	return &PermissionChecker{opts: opts, cache: map[string]cached{}}
-}
-
-func (c *PermissionChecker) get(key string) (cached, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.cache[key]
-	if !ok || !c.opts.Now().Before(v.expires) {
-		delete(c.cache, key)
-		return cached{}, false
-	}
-	return v, true
-}
-
-func (c *PermissionChecker) put(key string, v cached) {
-	v.expires = c.opts.Now().Add(c.opts.TTL)
-	c.mu.Lock()
-	c.cache[key] = v
-	c.mu.Unlock()
-}
-
-// CanRead implements Access.
-func (c *PermissionChecker) CanRead(ctx context.Context, owner rswebhooks.User, ev *rswebhooks.Event) (bool, error) {
-	if c.opts.KnownAdmin != nil && c.opts.KnownAdmin(owner) {
-		return true, nil
-	}
-	p := c.opts.Perms
-	if p == nil {
-		return false, ErrAccessUnknown
-	}
-	admin, err := c.isAdmin(ctx, owner.Name)
-	if err != nil {
-		return false, err
-	}
-	if admin {
-		return true, nil
-	}
-	var category, anyScope, specificScope int
-	switch ev.Filter {
-	case rswebhooks.FilterReports:
-		category, anyScope, specificScope = categoryReport, scopeAnyReport, scopeSpecificReport
-	case rswebhooks.FilterCategories:
-		category, anyScope, specificScope = categoryCategory, scopeAnyCategory, scopeSpecificCategory
-	case rswebhooks.FilterConnections:
-		category, anyScope, specificScope = categoryDataConnection, scopeAnyDataConnection, scopeSpecificDataConnection
-	case rswebhooks.FilterTasks:
-		category, anyScope, specificScope = categoryScheduledTask, scopeAnyScheduledTask, scopeSpecificScheduledTask
-	case rswebhooks.FilterAlerts:
-		category, anyScope, specificScope = categoryDataAlert, scopeAnyDataAlert, scopeSpecificDataAlert
-	default:
-		return false, nil
-	}
-	perms, err := c.permissions(ctx, owner.ID, category)
-	if err != nil {
-		return false, err
-	}
-	inCategory := false
-	for _, pm := range perms {
-		if pm.Access&accessRead == 0 {
-			continue
+	switch {
+	case err == nil && ok:
+		d.AccessPending = false
+		if w.OwnerMissing {
+			e.setOwnerMissing(ctx, log, w, false)
 		}
-		switch {
-		case pm.Scope == anyScope:
-			return true, nil
-		case pm.Scope == specificScope && ev.ResourceID != "" && pm.ResourceID == ev.ResourceID:
-			return true, nil
-		case category == categoryReport && pm.Scope == scopeReportsInCategory:
-			inCategory = true
+		return true
+	case err == nil:
+		// Denied: the owner may not even learn that the event happened.
+		if err := e.opts.Store.DiscardDelivery(ctx, d.ID); err != nil {
+			log.Error().Err(err).Msg("discard a delivery its owner may not see")
+			return false
 		}
-	}
-	if !inCategory || ev.ResourceID == "" {
-		return false, nil
-	}
-	cat, err := c.reportCategory(ctx, ev.ResourceID)
-	if err != nil {
-		// A deleted report has no category any more; the scope cannot grant.
-		return false, nil //nolint:nilerr // an unknown report is not readable by category
-	}
-	for _, pm := range perms {
-		if pm.Access&accessRead != 0 && pm.Scope == scopeReportsInCategory && pm.ResourceID == cat {
-			return true, nil
+		e.m.Denied.Inc()
+		if e.onComplete != nil {
+			e.onComplete(*d)
 		}
+		return false
+	case errors.Is(err, ErrAccessUnknown):
+		e.warnOnce("access/"+w.ID, func() *zerolog.Event {
+			return log.Warn().Str("owner", w.User.Name)
+		}, "cannot check the owner's access without a service account; notifications skipped (access_unknown)")
+		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonAccessUnknown, OutcomeSkipped, now)
+		return false
+	case errors.Is(err, rswebhooks.ErrOwnerMissing):
+		if !w.OwnerMissing {
+			e.setOwnerMissing(ctx, log, w, true)
+		}
+		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonOwnerMissing, OutcomeSkipped, now)
+		return false
 	}
-	return false, nil
+	// Transient: only this delivery waits, on the retry schedule.
+	n := d.Attempts + 1
+	a := &rswebhooks.Attempt{DeliveryID: d.ID, N: n, StartedUTC: now, Duration: time.Since(start),
+		Error: fmt.Sprintf("access check (no request sent): %v", err)}
+	d.Attempts, d.LastStatus, d.LastError, d.UpdatedUTC = n, 0, a.Error, e.opts.Now().UTC()
+	outcome := ""
+	if wait, more := e.policy.Next(n, Decision{Kind: Retry, Reason: a.Error}, e.opts.Rand()); more {
+		d.State, d.Reason, d.NextUTC = rswebhooks.DeliveryPending, a.Error, now.Add(wait)
+	} else {
+		d.State, d.Reason = rswebhooks.DeliverySkipped, ReasonAccessError
+		outcome = OutcomeSkipped
+	}
+	if err := e.opts.Store.Complete(ctx, d, a); err != nil {
+		log.Error().Err(err).Msg("record access check failure; delivery stays pending")
+		return false
+	}
+	log.Warn().Err(err).Int("attempt", n).Str("state", d.State).Time("next", d.NextUTC).Msg("access check failed")
+	if outcome != "" {
+		e.m.Deliveries.WithLabelValues(outcome).Inc()
+	}
+	if e.onComplete != nil {
+		e.onComplete(*d)
+	}
+	return false
 }
 
-func (c *PermissionChecker) isAdmin(ctx context.Context, name string) (bool, error) {
-	key := "admin/" + name
-	if v, ok := c.get(key); ok {
-		return v.admin, nil
-	}
-	admin, err := c.opts.Perms.IsAdmin(ctx, name)
+// setOwnerMissing records that the owner of w is gone (or back) on all of
+// the owner's webhooks, logging the change once.
+func (e *Engine) setOwnerMissing(ctx context.Context, log zerolog.Logger, w *rswebhooks.Webhook, missing bool) {
+	changed, err := e.opts.Store.SetOwnerMissing(ctx, w.User.ID, missing)
 	if err != nil {
-		return false, fmt.Errorf("is %q an administrator: %w", name, err)
+		log.Error().Err(err).Msg("record the owner's state")
+		return
 	}
-	c.put(key, cached{admin: admin})
-	return admin, nil
-}
-
-func (c *PermissionChecker) permissions(ctx context.Context, userID string, category int) ([]Permission, error) {
-	key := fmt.Sprintf("perm/%s/%d", userID, category)
-	if v, ok := c.get(key); ok {
-		return v.perms, nil
+	if len(changed) == 0 {
+		return
 	}
-	perms, err := c.opts.Perms.EffectivePermissions(ctx, userID, category)
-	if err != nil {
-		return nil, fmt.Errorf("permissions of user %s in category %d: %w", userID, category, err)
+	ev := log.Warn()
+	msg := "the report server does not know the webhook owner or has disabled it; notifications skipped (owner_missing) until the owner is back or an administrator reassigns or deletes the webhooks"
+	if !missing {
+		ev = log.Info()
+		msg = "the webhook owner is back; notifications resume"
 	}
-	c.put(key, cached{perms: perms})
-	return perms, nil
-}
-
-func (c *PermissionChecker) reportCategory(ctx context.Context, reportID string) (string, error) {
-	key := "cat/" + reportID
-	if v, ok := c.get(key); ok {
-		return v.cat, nil
-	}
-	cat, err := c.opts.Perms.ReportCategory(ctx, reportID)
-	if err != nil {
-		return "", fmt.Errorf("category of report %s: %w", reportID, err)
-	}
-	c.put(key, cached{cat: cat})
-	return cat, nil
+	ev.Str("owner_id", w.User.ID).Str("owner", w.User.Name).Int("webhooks", len(changed)).Msg(msg)
 }

@@ -3,200 +3,195 @@ package deliver
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store"
 )
 
-// permsFn is a func-field fake of the report server's permission model.
-type permsFn struct {
-	admins   map[string]bool
-	perms    map[string][]Permission // userID/category
-	cats     map[string]string       // report → category
-	calls    int
-	failWith error
-}
-
-func (p *permsFn) IsAdmin(_ context.Context, name string) (bool, error) {
-	p.calls++
-	if p.failWith != nil {
-		return false, p.failWith
-	}
-	return p.admins[name], nil
-}
-
-func (p *permsFn) EffectivePermissions(_ context.Context, userID string, category int) ([]Permission, error) {
-	p.calls++
-	return p.perms[userID+"/"+string(rune('0'+category))], nil
-}
-
-func (p *permsFn) ReportCategory(_ context.Context, reportID string) (string, error) {
-	p.calls++
-	c, ok := p.cats[reportID]
-	if !ok {
-		return "", errors.New("no such report")
-	}
-	return c, nil
-}
-
-func TestPermissionChecker(t *testing.T) {
-	perms := &permsFn{
-		admins: map[string]bool{"admin": true},
-		perms: map[string][]Permission{
-			"u-alice/0": {{Access: 1, Scope: scopeSpecificReport, ResourceID: "r1"}, {Access: 15, Scope: scopeReportsInCategory, ResourceID: "c9"}},
-			"u-alice/3": {{Access: 2, Scope: scopeAnyScheduledTask}}, // Modify without Read
-			"u-carol/3": {{Access: 1, Scope: scopeAnyScheduledTask}},
-			"u-carol/4": {{Access: 1, Scope: scopeSpecificDataAlert, ResourceID: "a1"}},
-		},
-		cats: map[string]string{"r1": "c1", "r2": "c9", "r3": "c1"},
-	}
-	pc := NewPermissionChecker(PermissionCheckerOptions{Perms: perms})
-	alice := rswebhooks.User{ID: "u-alice", Name: "alice"}
-	carol := rswebhooks.User{ID: "u-carol", Name: "carol"}
-	bob := rswebhooks.User{ID: "u-bob", Name: "bob"}
-	admin := rswebhooks.User{ID: "u-admin", Name: "admin"}
-	ev := func(filter, id string) *rswebhooks.Event { return &rswebhooks.Event{Filter: filter, ResourceID: id} }
-	for _, tc := range []struct {
-		name string
-		u    rswebhooks.User
-		ev   *rswebhooks.Event
-		want bool
-	}{
-		{"admin reads everything", admin, ev("connections", "x"), true},
-		{"specific report", alice, ev("reports", "r1"), true},
-		{"report in a readable category", alice, ev("reports", "r2"), true},
-		{"report elsewhere", alice, ev("reports", "r3"), false},
-		{"deleted report", alice, ev("reports", "gone"), false},
-		{"modify without read", alice, ev("tasks", "t1"), false},
-		{"any task", carol, ev("tasks", "t1"), true},
-		{"specific alert", carol, ev("alerts", "a1"), true},
-		{"other alert", carol, ev("alerts", "a2"), false},
-		{"no permissions", bob, ev("reports", "r1"), false},
-		{"unknown filter", carol, ev("other", "x"), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := pc.CanRead(context.Background(), tc.u, tc.ev)
-			if err != nil || got != tc.want {
-				t.Fatalf("CanRead = %v, %v; want %v", got, err, tc.want)
-			}
-		})
-	}
-}
-
-func TestPermissionCheckerCacheAndErrors(t *testing.T) {
-	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
-	perms := &permsFn{perms: map[string][]Permission{"u-carol/3": {{Access: 1, Scope: scopeAnyScheduledTask}}}}
-	pc := NewPermissionChecker(PermissionCheckerOptions{Perms: perms, TTL: time.Minute, Now: clock.Now})
-	carol := rswebhooks.User{ID: "u-carol", Name: "carol"}
-	ev := &rswebhooks.Event{Filter: "tasks", ResourceID: "t1"}
-	for i := 0; i < 3; i++ {
-		if ok, err := pc.CanRead(context.Background(), carol, ev); !ok || err != nil {
-			t.Fatalf("CanRead = %v, %v", ok, err)
-		}
-	}
-	if perms.calls != 2 {
-		t.Fatalf("%d report-server calls for 3 checks, want 2 (cached)", perms.calls)
-	}
-	clock.Set(t0.Add(time.Minute))
-	_, _ = pc.CanRead(context.Background(), carol, ev)
-	if perms.calls != 4 {
-		t.Fatalf("%d calls after the TTL, want 4", perms.calls)
-	}
-	perms.failWith = errors.New("report server down")
-	clock.Set(t0.Add(3 * time.Minute))
-	if _, err := pc.CanRead(context.Background(), carol, ev); !errors.Is(err, perms.failWith) {
-		t.Fatalf("CanRead with a failing server = %v", err)
-	}
-	// No service account: unknown, unless known to be an administrator.
-	none := NewPermissionChecker(PermissionCheckerOptions{KnownAdmin: func(u rswebhooks.User) bool { return u.ID == "operator" }})
-	if _, err := none.CanRead(context.Background(), carol, ev); !errors.Is(err, ErrAccessUnknown) {
-		t.Fatalf("without service account = %v, want ErrAccessUnknown", err)
-	}
-	if ok, err := none.CanRead(context.Background(), rswebhooks.User{ID: "operator"}, ev); !ok || err != nil {
-		t.Fatalf("known admin = %v, %v", ok, err)
-	}
-}
-
 // accessFn adapts a function to Access.
-type accessFn func(owner rswebhooks.User, ev *rswebhooks.Event) (bool, error)
+type accessFn func(ctx context.Context, owner rswebhooks.User, ev *rswebhooks.Event) (bool, error)
 
-func (f accessFn) CanRead(_ context.Context, owner rswebhooks.User, ev *rswebhooks.Event) (bool, error) {
-	return f(owner, ev)
+func (f accessFn) CanRead(ctx context.Context, owner rswebhooks.User, ev *rswebhooks.Event) (bool, error) {
+	return f(ctx, owner, ev)
 }
 
-func TestFanOutAccess(t *testing.T) {
-	perms := &permsFn{
-		admins: map[string]bool{"admin": true},
-		perms:  map[string][]Permission{"u-alice/0": {{Access: 1, Scope: scopeSpecificReport, ResourceID: "r1"}}},
-	}
-	var access Access = NewPermissionChecker(PermissionCheckerOptions{Perms: perms})
+// Access is decided per delivery, just before its first attempt: one
+// owner's undecided access (a permission read that hangs, then fails) does
+// not hold up another webhook's delivery nor later events; a deleted owner
+// is a decision (skipped owner_missing, webhook flagged, cleared when the
+// owner is back); a denied delivery is dropped; a transient failure is
+// retried on the schedule and ends as access_error.
+func TestAccessDecidedPerDelivery(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	gone := true
 	h := newHarness(t, func(o *Options) {
-		o.Access = accessFn(func(u rswebhooks.User, ev *rswebhooks.Event) (bool, error) {
-			return access.CanRead(context.Background(), u, ev)
+		o.MaxConcurrency = 4
+		o.Access = accessFn(func(ctx context.Context, owner rswebhooks.User, ev *rswebhooks.Event) (bool, error) {
+			switch owner.ID {
+			case "u-flaky":
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return false, errors.New("report server answered 503")
+			case "u-gone":
+				mu.Lock()
+				defer mu.Unlock()
+				if gone {
+					return false, rswebhooks.ErrOwnerMissing
+				}
+				return true, nil
+			case "u-no":
+				return false, nil
+			}
+			return true, nil
 		})
 	})
-	owner := func(id, name string) func(*rswebhooks.Webhook) {
-		return func(w *rswebhooks.Webhook) { w.User = rswebhooks.User{ID: id, Name: name} }
+	got := make(chan received, 16)
+	rcv := httptest.NewServer(receiver(got, nil))
+	defer rcv.Close()
+	owner := func(id string) func(*rswebhooks.Webhook) {
+		return func(w *rswebhooks.Webhook) { w.User = rswebhooks.User{ID: id, Name: strings.TrimPrefix(id, "u-")} }
 	}
-	alice := h.addWebhook("http://127.0.0.1:1/", owner("u-alice", "alice"))
-	bob := h.addWebhook("http://127.0.0.1:1/", owner("u-bob", "bob"))
-	admin := h.addWebhook("http://127.0.0.1:1/", owner("u-admin", "admin"))
-	count := func(w *rswebhooks.Webhook) (pending, skipped int) {
-		ds, err := h.db.ListDeliveries(context.Background(), w.ID, 0)
-		if err != nil {
-			t.Fatal(err)
+	flaky := h.addWebhook(rcv.URL+"/flaky", owner("u-flaky"))
+	goneHook := h.addWebhook(rcv.URL+"/gone", owner("u-gone"))
+	no := h.addWebhook(rcv.URL+"/no", owner("u-no"))
+	ok := h.addWebhook(rcv.URL+"/ok", owner("u-ok"))
+	h.start()
+
+	ev1 := h.addEvent(rswebhooks.FilterReports, "r1")
+	ev2 := h.addEvent(rswebhooks.FilterReports, "r2")
+	// Both events reach the allowed webhook while flaky's check still hangs.
+	for range 2 {
+		r := recv(t, got, "a notification for the allowed webhook")
+		if !strings.Contains(string(r.Body), "Sales r") {
+			t.Fatalf("unexpected body %s", r.Body)
 		}
-		for _, d := range ds {
-			switch d.State {
-			case rswebhooks.DeliveryPending:
-				pending++
-			case rswebhooks.DeliverySkipped:
-				skipped++
-				if d.Reason != ReasonAccessUnknown {
-					t.Errorf("skipped with reason %q", d.Reason)
-				}
+	}
+	ctx := context.Background()
+	for _, ev := range []*rswebhooks.Event{ev1, ev2} {
+		d, err := h.db.GetDelivery(ctx, rswebhooks.DeliveryID(ev, flaky.ID))
+		if err != nil || d.Attempts != 0 || !d.AccessPending {
+			t.Fatalf("flaky delivery before release = %+v, %v; want pending, undecided", d, err)
+		}
+	}
+	close(release)
+
+	finals := map[string]rswebhooks.Delivery{}
+	for len(finals) < 6 { // ok×2 succeeded, gone×2 skipped, flaky×2 access_error
+		d := h.next()
+		if d.State != rswebhooks.DeliveryPending {
+			finals[d.ID] = d
+		}
+	}
+	for _, ev := range []*rswebhooks.Event{ev1, ev2} {
+		want := map[string]struct{ state, reason string }{
+			ok.ID:       {rswebhooks.DeliverySucceeded, ""},
+			goneHook.ID: {rswebhooks.DeliverySkipped, ReasonOwnerMissing},
+			flaky.ID:    {rswebhooks.DeliverySkipped, ReasonAccessError},
+		}
+		for wh, w := range want {
+			d := finals[rswebhooks.DeliveryID(ev, wh)]
+			if d.State != w.state || d.Reason != w.reason {
+				t.Errorf("webhook %s: %s %q, want %s %q", wh, d.State, d.Reason, w.state, w.reason)
 			}
 		}
-		return
-	}
-
-	h.addEvent(rswebhooks.FilterReports, "r1")
-	h.addEvent(rswebhooks.FilterReports, "r2")
-	if n, _, err := h.e.fanOutOnce(context.Background()); n != 2 || err != nil {
-		t.Fatalf("fanOutOnce = %d, %v", n, err)
-	}
-	for w, want := range map[*rswebhooks.Webhook]int{alice: 1, bob: 0, admin: 2} {
-		if p, _ := count(w); p != want {
-			t.Errorf("%s: %d pending deliveries, want %d", w.User.Name, p, want)
+		if _, err := h.db.GetDelivery(ctx, rswebhooks.DeliveryID(ev, no.ID)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("denied delivery kept: %v", err)
 		}
 	}
+	as, err := h.db.Attempts(ctx, rswebhooks.DeliveryID(ev1, flaky.ID))
+	if err != nil || len(as) != 3 || !strings.Contains(as[0].Error, "access check") || !strings.Contains(as[0].Error, "503") {
+		t.Fatalf("flaky attempts = %v, %v; want 3 recorded access check failures", as, err)
+	}
+	w, _ := h.db.GetWebhook(ctx, goneHook.ID)
+	if !w.OwnerMissing {
+		t.Fatal("webhook of a deleted owner not flagged OwnerMissing")
+	}
+	if v := testutil.ToFloat64(h.e.m.Denied); v != 2 {
+		t.Errorf("deliveries_denied_total = %v, want 2", v)
+	}
+	if v := counter(t, h, "deliveries", "skipped"); v != 4 {
+		t.Errorf("deliveries_total{skipped} = %v, want 4", v)
+	}
+	h.e.updateStats(ctx)
+	if v := testutil.ToFloat64(h.e.m.Webhooks.WithLabelValues("owner_missing")); v != 1 {
+		t.Errorf("webhooks{owner_missing} = %v, want 1", v)
+	}
 
-	// A transient failure keeps the event waiting for fan-out.
-	perms.failWith = errors.New("report server down")
-	access = NewPermissionChecker(PermissionCheckerOptions{Perms: perms})
-	h.addEvent(rswebhooks.FilterReports, "r1")
-	if n, full, err := h.e.fanOutOnce(context.Background()); n != 0 || full || err != nil {
-		t.Fatalf("fanOutOnce with failing access = %d, %v, %v", n, full, err)
-	}
-	perms.failWith = nil
-	if n, _, err := h.e.fanOutOnce(context.Background()); n != 1 || err != nil {
-		t.Fatalf("fanOutOnce after recovery = %d, %v", n, err)
-	}
-
-	// Without a service account: skipped, reason access_unknown, counted.
-	access = NewPermissionChecker(PermissionCheckerOptions{})
-	h.addEvent(rswebhooks.FilterReports, "r1")
-	if n, _, err := h.e.fanOutOnce(context.Background()); n != 1 || err != nil {
-		t.Fatalf("fanOutOnce = %d, %v", n, err)
-	}
-	for _, w := range []*rswebhooks.Webhook{alice, bob, admin} {
-		if _, s := count(w); s != 1 {
-			t.Errorf("%s: %d skipped deliveries, want 1", w.User.Name, s)
+	// The owner comes back: notifications resume and the flag clears.
+	mu.Lock()
+	gone = false
+	mu.Unlock()
+	ev3 := h.addEvent(rswebhooks.FilterReports, "r3")
+	want := map[string]bool{rswebhooks.DeliveryID(ev3, goneHook.ID): true, rswebhooks.DeliveryID(ev3, ok.ID): true}
+	for len(want) > 0 {
+		if d := h.next(); d.State == rswebhooks.DeliverySucceeded {
+			delete(want, d.ID)
+		} else if want[d.ID] {
+			t.Fatalf("after the owner came back: %s %s %q", d.ID, d.State, d.Reason)
 		}
 	}
-	if v := counter(t, h, "deliveries", "skipped"); v != 3 {
-		t.Errorf("deliveries_total{skipped} = %v, want 3", v)
+	if w, _ := h.db.GetWebhook(ctx, goneHook.ID); w.OwnerMissing {
+		t.Fatal("OwnerMissing not cleared after the owner came back")
+	}
+}
+
+// One owner's many webhooks at a receiver that hangs take at most
+// PerOwnerConcurrency workers; another owner's notification, due after all
+// of them, is delivered while they still hang.
+func TestOwnersShareWorkersFairly(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.MaxConcurrency = 8
+		o.PerOwnerConcurrency = 4
+		o.BatchSize = 8
+	})
+	hang := make(chan struct{})
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		mu.Unlock()
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}))
+	defer slow.Close()
+	defer close(hang) // before slow.Close, which waits for the handlers
+	got := make(chan received, 4)
+	fast := httptest.NewServer(receiver(got, nil))
+	defer fast.Close()
+	for range 200 {
+		h.addWebhook(slow.URL+"/", func(w *rswebhooks.Webhook) { w.Filters = []string{rswebhooks.FilterReports} })
+	}
+	h.addWebhook(fast.URL+"/", func(w *rswebhooks.Webhook) {
+		w.User = rswebhooks.User{ID: "u-admin", Name: "admin"}
+		w.Filters = []string{rswebhooks.FilterCategories}
+	})
+	h.start()
+	h.addEvent(rswebhooks.FilterReports, "r1") // 200 deliveries for alice
+	h.addEvent(rswebhooks.FilterCategories, "c1")
+	r := recv(t, got, "the other owner's notification")
+	if !strings.Contains(string(r.Body), `"categories"`) {
+		t.Fatalf("unexpected notification %s", r.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most > 4 {
+		t.Fatalf("%d attempts to one owner's webhooks at once, want at most PerOwnerConcurrency=4", most)
 	}
 }

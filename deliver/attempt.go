@@ -135,6 +135,10 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	case w.IsPaused && !d.Ping:
 		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonWebhookPaused, OutcomeSkipped, now)
 		return
+	case d.AccessPending && !d.Ping:
+		if !e.decideAccess(ctx, log, d, w, now) {
+			return
+		}
 	}
 
 	n := d.Attempts + 1

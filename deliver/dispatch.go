@@ -12,16 +12,25 @@ import (
 // flight is one attempt in progress.
 type flight struct {
 	webhookID string
+	owner     string
 	started   time.Time
 }
+
+// maxDueScan bounds the queue keys one refill reads while it passes over
+// deliveries whose webhook or owner is at its concurrency limit.
+const maxDueScan = 20000
 
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
 type dispatcher struct {
 	inflight map[string]flight // by delivery id
 	perHook  map[string]int
-	buf      []store.DueRef // due, not in flight, in due order
-	full     bool           // the last read hit its limit: more may be due
-	done     chan string    // delivery ids of finished workers
+	perOwner map[string]int
+	owners   map[string]string // webhook id → owner id, as last read
+	slow     map[string]bool   // webhooks whose last attempt took slowAfter or more
+	slowNow  int               // attempts in flight to slow webhooks, as of the last count
+	buf      []store.DueRef    // due, not in flight, in due order
+	full     bool              // the last read hit its limit: more may be due
+	done     chan string       // delivery ids of finished workers
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -30,6 +39,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 	st := &dispatcher{
 		inflight: map[string]flight{},
 		perHook:  map[string]int{},
+		perOwner: map[string]int{},
+		owners:   map[string]string{},
+		slow:     map[string]bool{},
 		done:     make(chan string, e.opts.MaxConcurrency),
 	}
 	timer := time.NewTimer(0)
@@ -114,30 +126,105 @@ func (e *Engine) finish(st *dispatcher, id string) {
 		return
 	}
 	delete(st.inflight, id)
+	if e.opts.Now().Sub(f.started) >= e.slowAfter {
+		if len(st.slow) >= 100000 {
+			clear(st.slow)
+		}
+		st.slow[f.webhookID] = true
+	} else {
+		delete(st.slow, f.webhookID)
+	}
 	if st.perHook[f.webhookID]--; st.perHook[f.webhookID] <= 0 {
 		delete(st.perHook, f.webhookID)
 	}
+	if st.perOwner[f.owner]--; st.perOwner[f.owner] <= 0 {
+		delete(st.perOwner, f.owner)
+	}
 }
 
-// refill replaces the buffer with the due deliveries not already in flight.
-// It reads queue keys only: a delivery is loaded by the worker that sends it.
+// ownerOf returns the owner id of a webhook ("" when it cannot be read: the
+// attempt will find out). Owners are remembered for the dispatcher's life;
+// a webhook given to another owner is counted under the old one until the
+// map is cleared, which only skews fairness, never correctness.
+func (e *Engine) ownerOf(ctx context.Context, st *dispatcher, webhookID string) string {
+	if o, ok := st.owners[webhookID]; ok {
+		return o
+	}
+	w, err := e.hooks.get(ctx, webhookID)
+	if err != nil {
+		return ""
+	}
+	if len(st.owners) >= 100000 {
+		clear(st.owners)
+	}
+	st.owners[webhookID] = w.User.ID
+	return w.User.ID
+}
+
+// room reports whether one more attempt to the webhook fits the
+// per-webhook and per-owner limits and, for a slow webhook, the share of
+// workers slow webhooks may hold (half), given extra planned ones.
+func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
+	if st.perHook[webhookID]+hookPlanned >= e.opts.PerWebhookConcurrency ||
+		st.perOwner[owner]+ownerPlanned >= e.opts.PerOwnerConcurrency {
+		return false
+	}
+	return !st.slow[webhookID] || st.slowNow+slowPlanned < e.slowShare
+}
+
+// countSlow marks webhooks with an attempt running for slowAfter or more as
+// slow and counts the attempts in flight to slow webhooks.
+func (e *Engine) countSlow(st *dispatcher, now time.Time) {
+	for _, f := range st.inflight {
+		if now.Sub(f.started) >= e.slowAfter {
+			st.slow[f.webhookID] = true
+		}
+	}
+	st.slowNow = 0
+	for _, f := range st.inflight {
+		if st.slow[f.webhookID] {
+			st.slowNow++
+		}
+	}
+}
+
+// refill replaces the buffer with due deliveries not already in flight, in
+// due order, passing over those whose webhook or owner is at its limit so
+// one busy owner's backlog cannot hide another's due deliveries. It reads
+// queue keys only: a delivery is loaded by the worker that sends it.
 func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	limit := e.opts.MaxConcurrency + e.opts.BatchSize
-	ds, err := e.opts.Store.DueRefs(ctx, now, limit)
+	hookPlanned := map[string]int{}
+	ownerPlanned := map[string]int{}
+	slowPlanned := 0
+	e.countSlow(st, now)
+	st.buf = st.buf[:0]
+	scanned := 0
+	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d store.DueRef) bool {
+		scanned++
+		if _, busy := st.inflight[d.ID]; busy {
+			return true
+		}
+		owner := e.ownerOf(ctx, st, d.WebhookID)
+		if !e.room(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
+			return true
+		}
+		hookPlanned[d.WebhookID]++
+		ownerPlanned[owner]++
+		if st.slow[d.WebhookID] {
+			slowPlanned++
+		}
+		st.buf = append(st.buf, d)
+		return len(st.buf) < limit
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full = nil, false
+		st.buf, st.full = st.buf[:0], false
 		return
 	}
-	st.full = len(ds) >= limit
-	st.buf = st.buf[:0]
-	for _, d := range ds {
-		if _, busy := st.inflight[d.ID]; !busy {
-			st.buf = append(st.buf, d)
-		}
-	}
+	st.full = len(st.buf) >= limit || scanned >= maxDueScan
 }
 
 func (e *Engine) anyDispatchable(st *dispatcher) bool {
@@ -145,7 +232,7 @@ func (e *Engine) anyDispatchable(st *dispatcher) bool {
 		return false
 	}
 	for _, d := range st.buf {
-		if st.perHook[d.WebhookID] < e.opts.PerWebhookConcurrency {
+		if e.room(st, d.WebhookID, st.owners[d.WebhookID], 0, 0, 0) {
 			return true
 		}
 	}
@@ -158,12 +245,17 @@ func (e *Engine) anyDispatchable(st *dispatcher) bool {
 func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 	kept := st.buf[:0]
 	for _, d := range st.buf {
-		if len(st.inflight) >= e.opts.MaxConcurrency || st.perHook[d.WebhookID] >= e.opts.PerWebhookConcurrency {
+		owner := st.owners[d.WebhookID]
+		if len(st.inflight) >= e.opts.MaxConcurrency || !e.room(st, d.WebhookID, owner, 0, 0, 0) {
 			kept = append(kept, d)
 			continue
 		}
-		st.inflight[d.ID] = flight{webhookID: d.WebhookID, started: e.opts.Now()}
+		if st.slow[d.WebhookID] {
+			st.slowNow++
+		}
+		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: e.opts.Now()}
 		st.perHook[d.WebhookID]++
+		st.perOwner[owner]++
 		go func(r store.DueRef) {
 			defer func() { st.done <- r.ID }()
 			if d := e.load(ctx, r); d != nil {

@@ -28,8 +28,11 @@ type Store interface {
 	GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error)
 	WebhooksVersion() uint64
 	SetPaused(ctx context.Context, id string, paused bool) error
-	CountWebhooks(ctx context.Context) (active, paused int, err error)
-	DueRefs(ctx context.Context, now time.Time, limit int) ([]store.DueRef, error)
+	CountWebhooks(ctx context.Context) (store.WebhookCounts, error)
+	SetOwnerMissing(ctx context.Context, ownerID string, missing bool) ([]string, error)
+	DiscardDelivery(ctx context.Context, id string) error
+	UnfannedStats(ctx context.Context) (n int, oldest time.Time, err error)
+	ScanDue(ctx context.Context, now time.Time, max int, fn func(store.DueRef) bool) error
 	GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error)
 	NextDue(ctx context.Context) (time.Time, bool, error)
 	Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error
@@ -43,6 +46,8 @@ var _ Store = (*store.DB)(nil)
 // Reasons recorded on finished deliveries.
 const (
 	ReasonAccessUnknown  = "access_unknown"
+	ReasonOwnerMissing   = "owner_missing"
+	ReasonAccessError    = "access_error"
 	ReasonWebhookDeleted = "webhook deleted"
 	// ReasonWebhookUnreadable: the stored webhook cannot be decoded (see
 	// store.UnreadableError); an administrator can delete it by id.
@@ -70,6 +75,12 @@ type Options struct {
 	// PerWebhookConcurrency bounds attempts in flight to one webhook
 	// (default 2), so one slow receiver cannot take every worker.
 	PerWebhookConcurrency int
+	// PerOwnerConcurrency bounds attempts in flight to the webhooks of one
+	// owner (default three quarters of MaxConcurrency, at least 1), so one
+	// owner with many slow receivers cannot take every worker. Webhooks
+	// whose attempts take a second or more (slow) hold at most half of
+	// MaxConcurrency together, whoever owns them.
+	PerOwnerConcurrency int
 	// AttemptTimeout bounds one attempt, body read included (default 15 s).
 	AttemptTimeout time.Duration
 	// BatchSize is how many due deliveries are listed beyond those in flight
@@ -94,6 +105,16 @@ type Options struct {
 	Version string
 }
 
+// DefaultPerOwner is the default PerOwnerConcurrency for a pool of
+// maxConcurrency workers: all but a quarter (at least one kept free for
+// other owners when there are two workers or more).
+func DefaultPerOwner(maxConcurrency int) int {
+	if maxConcurrency <= 1 {
+		return 1
+	}
+	return maxConcurrency - max(1, maxConcurrency/4)
+}
+
 // Engine fans events out to webhooks and delivers them. Create it with New
 // and start it with Run; Wake, Redeliver and Ping may be called from any
 // goroutine.
@@ -105,6 +126,7 @@ type Engine struct {
 	wake      chan struct{}
 	fanWake   chan struct{}
 	slowAfter time.Duration
+	slowShare int // attempts in flight to slow webhooks at most
 	userAgent string
 
 	warned sync.Map // one-time warnings: key → struct{}
@@ -123,8 +145,8 @@ func New(opts Options) (*Engine, error) {
 	if opts.Access == nil {
 		return nil, errors.New("deliver: Options.Access is required (use AllowAll{} to send every event to every owner)")
 	}
-	if opts.MaxConcurrency < 0 || opts.PerWebhookConcurrency < 0 || opts.BatchSize < 0 {
-		return nil, errors.New("deliver: Options.MaxConcurrency, PerWebhookConcurrency and BatchSize must not be negative")
+	if opts.MaxConcurrency < 0 || opts.PerWebhookConcurrency < 0 || opts.PerOwnerConcurrency < 0 || opts.BatchSize < 0 {
+		return nil, errors.New("deliver: Options.MaxConcurrency, PerWebhookConcurrency, PerOwnerConcurrency and BatchSize must not be negative")
 	}
 	if opts.AttemptTimeout < 0 || opts.PollInterval < 0 || opts.StatsInterval < 0 {
 		return nil, errors.New("deliver: Options.AttemptTimeout, PollInterval and StatsInterval must not be negative")
@@ -134,6 +156,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.PerWebhookConcurrency == 0 {
 		opts.PerWebhookConcurrency = 2
+	}
+	if opts.PerOwnerConcurrency == 0 {
+		opts.PerOwnerConcurrency = DefaultPerOwner(opts.MaxConcurrency)
 	}
 	if opts.AttemptTimeout == 0 {
 		opts.AttemptTimeout = 15 * time.Second
@@ -177,6 +202,7 @@ func New(opts Options) (*Engine, error) {
 		wake:      make(chan struct{}, 1),
 		fanWake:   make(chan struct{}, 1),
 		slowAfter: min(time.Second, opts.AttemptTimeout/2),
+		slowShare: max(1, opts.MaxConcurrency/2),
 		userAgent: "rswebhooks/" + opts.Version,
 		hooks:     newWebhookCache(opts.Store, opts.Now),
 	}
@@ -283,13 +309,25 @@ func (e *Engine) updateStats(ctx context.Context) {
 		}
 		e.m.OldestPending.Set(age)
 	}
-	active, paused, err := e.opts.Store.CountWebhooks(ctx)
+	n, oldestEv, err := e.opts.Store.UnfannedStats(ctx)
+	if err != nil {
+		e.log.Error().Err(err).Msg("read unfanned events")
+	} else {
+		e.m.Unfanned.Set(float64(n))
+		age := 0.0
+		if n > 0 && !oldestEv.IsZero() {
+			age = max(0, e.opts.Now().Sub(oldestEv).Seconds())
+		}
+		e.m.UnfannedAge.Set(age)
+	}
+	c, err := e.opts.Store.CountWebhooks(ctx)
 	if err != nil {
 		e.storeLog(err).Msg("count webhooks")
 		return
 	}
-	e.m.Webhooks.WithLabelValues("active").Set(float64(active))
-	e.m.Webhooks.WithLabelValues("paused").Set(float64(paused))
+	e.m.Webhooks.WithLabelValues("active").Set(float64(c.Active))
+	e.m.Webhooks.WithLabelValues("paused").Set(float64(c.Paused))
+	e.m.Webhooks.WithLabelValues("owner_missing").Set(float64(c.OwnerMissing))
 }
 
 // storeLog is the log event for a failed store call: debug while the store

@@ -2,10 +2,8 @@ package deliver
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -48,7 +46,9 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 
 // fanOutOnce fans out up to one batch of waiting events. It returns the
 // number of events fanned out and whether the batch was full (more may wait).
-// An event whose access check fails transiently stays waiting.
+// Fan-out only writes: access is decided per delivery before its first
+// attempt, so no webhook's owner can hold up an event, and an event that
+// cannot be written does not hold up the ones after it.
 func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	evs, err := e.opts.Store.UnfannedEvents(ctx, fanOutBatch)
 	if err != nil || len(evs) == 0 {
@@ -58,55 +58,40 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	stuck := 0
+	var firstErr error
 	for _, ev := range evs {
-		ds, skipped, err := e.deliveriesFor(ctx, ev, hooks)
-		if err != nil {
-			stuck++
-			e.log.Warn().Err(err).Str("event_id", ev.ID).Msg("access check failed; event will be fanned out later")
+		ds := e.deliveriesFor(ev, hooks)
+		if err := e.opts.Store.FanOut(ctx, ev.ID, ds); err != nil {
+			if ctx.Err() != nil {
+				return n, false, ctx.Err()
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("fan out event %s to %d webhooks: %w", ev.ID, len(ds), err)
+			}
 			continue
 		}
-		if err := e.opts.Store.FanOut(ctx, ev.ID, ds); err != nil {
-			return n, false, err
-		}
-		e.m.Deliveries.WithLabelValues(OutcomeSkipped).Add(float64(skipped))
 		n++
 	}
-	// With stuck events at the head a full batch would spin; wait instead.
-	return n, len(evs) == fanOutBatch && stuck == 0, nil
+	// With failing events in the batch a full batch would spin; wait instead.
+	return n, len(evs) == fanOutBatch && firstErr == nil, firstErr
 }
 
 // deliveriesFor returns the deliveries of one event: a pending one per
-// webhook that is not paused, matches the event's filter and whose owner may
-// read the resource; a skipped one (reason access_unknown) where access
-// cannot be decided. A transient access error aborts the whole event.
-func (e *Engine) deliveriesFor(ctx context.Context, ev *rswebhooks.Event, hooks []*rswebhooks.Webhook) ([]*rswebhooks.Delivery, int, error) {
+// webhook that is not paused and matches the event's filter, its access
+// still to be decided. Ids derive from the event and webhook, so a fan-out
+// repeated after a crash writes nothing twice.
+func (e *Engine) deliveriesFor(ev *rswebhooks.Event, hooks []*rswebhooks.Webhook) []*rswebhooks.Delivery {
 	now := e.opts.Now().UTC()
 	var ds []*rswebhooks.Delivery
-	skipped := 0
 	for _, w := range hooks {
 		if w.IsPaused || !w.Matches(ev.Filter) {
 			continue
 		}
-		ok, err := e.opts.Access.CanRead(ctx, w.User, ev)
-		d := &rswebhooks.Delivery{
-			ID: rswebhooks.NewID(now), WebhookID: w.ID, EventID: ev.ID, Event: *ev,
+		ds = append(ds, &rswebhooks.Delivery{
+			ID: rswebhooks.DeliveryID(ev, w.ID), WebhookID: w.ID, EventID: ev.ID, Event: *ev,
 			State: rswebhooks.DeliveryPending, NextUTC: now, CreatedUTC: now, UpdatedUTC: now,
-		}
-		switch {
-		case errors.Is(err, ErrAccessUnknown):
-			d.State, d.Reason = rswebhooks.DeliverySkipped, ReasonAccessUnknown
-			skipped++
-			w := w
-			e.warnOnce("access/"+w.ID, func() *zerolog.Event {
-				return e.log.Warn().Str("webhook_id", w.ID).Str("owner", w.User.Name)
-			}, "cannot check the owner's access without a service account; notifications skipped (access_unknown)")
-		case err != nil:
-			return nil, 0, err
-		case !ok:
-			continue
-		}
-		ds = append(ds, d)
+			AccessPending: true,
+		})
 	}
-	return ds, skipped, nil
+	return ds
 }

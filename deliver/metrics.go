@@ -14,7 +14,10 @@ type Metrics struct {
 	QueueDepth      prometheus.Gauge
 	OldestPending   prometheus.Gauge
 	Lag             prometheus.Histogram
-	Webhooks        *prometheus.GaugeVec // state: active|paused
+	Webhooks        *prometheus.GaugeVec // state: active|paused|owner_missing
+	Denied          prometheus.Counter
+	Unfanned        prometheus.Gauge
+	UnfannedAge     prometheus.Gauge
 }
 
 // Outcome label values of rswebhooks_deliveries_total.
@@ -57,8 +60,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Webhooks: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rswebhooks_webhooks",
-			Help: "Registered webhooks by state (active, paused).",
+			Help: "Registered webhooks by state (active, paused, owner_missing: owner deleted or disabled at the report server).",
 		}, []string{"state"}),
+		Denied: f.NewCounter(prometheus.CounterOpts{
+			Name: "rswebhooks_deliveries_denied_total",
+			Help: "Deliveries dropped before their first attempt because the owner may not read the resource.",
+		}),
+		Unfanned: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rswebhooks_events_unfanned",
+			Help: "Stored events not yet turned into deliveries.",
+		}),
+		UnfannedAge: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rswebhooks_events_unfanned_oldest_age_seconds",
+			Help: "Age of the oldest event not yet turned into deliveries (0 when none waits).",
+		}),
 	}
 	for _, o := range []string{OutcomeSucceeded, OutcomeFailed, OutcomeGone, OutcomeSkipped} {
 		m.Deliveries.WithLabelValues(o)
@@ -68,5 +83,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.Webhooks.WithLabelValues("active")
 	m.Webhooks.WithLabelValues("paused")
+	m.Webhooks.WithLabelValues("owner_missing")
 	return m
 }

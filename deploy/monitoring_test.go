@@ -149,7 +149,8 @@ func TestAlertRules(t *testing.T) {
 
 	want := []string{"RswebhooksTargetDown", "RswebhooksStoreDegraded", "RswebhooksDeliveriesFailing", "RswebhooksAttemptErrorRatioHigh", "RswebhooksQueueGrowing",
 		"RswebhooksOldestPendingTooOld", "RswebhooksEventsLost", "RswebhooksUpstreamErrors", "RswebhooksWatcherFailing", "RswebhooksReconcileFailing", "RswebhooksWebhookAutoPaused",
-		"RswebhooksUnreadableRecords"}
+		"RswebhooksUnreadableRecords",
+		"RswebhooksWebhookOwnerMissing", "RswebhooksAccessCheckErrorRatioHigh", "RswebhooksEventsNotFannedOut"}
 	var got []string
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {

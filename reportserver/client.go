@@ -211,6 +211,28 @@ func (c *Client) Users(ctx context.Context) ([]User, error) {
 	return us, nil
 }
 
+// User reads one user (GET api/reportserver/v2/users/{id}); ErrNotFound
+// when the server does not know the id.
+func (c *Client) User(ctx context.Context, id string) (*User, error) {
+	var u User
+	if err := c.GetJSON(ctx, "api/reportserver/v2/users/"+url.PathEscape(id), &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// ReportCategory returns the category id of a report (GET
+// api/reportserver/v2/reports/{id}); ErrNotFound for an unknown report.
+func (c *Client) ReportCategory(ctx context.Context, reportID string) (string, error) {
+	var r struct {
+		CategoryID string `json:"CategoryId"`
+	}
+	if err := c.GetJSON(ctx, "api/reportserver/v2/reports/"+url.PathEscape(reportID), &r); err != nil {
+		return "", err
+	}
+	return r.CategoryID, nil
+}
+
 // UserByName finds the user whose Username equals name, ignoring case (the
 // report server's user names are case-insensitive). ErrNotFound if none.
 func (c *Client) UserByName(ctx context.Context, name string) (*User, error) {

@@ -187,9 +187,24 @@ type DueRef struct {
 // QueueStats, so they neither wedge nor spin the queue.
 func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, error) {
 	var out []DueRef
+	err := db.ScanDue(ctx, now, 0, func(r DueRef) bool {
+		out = append(out, r)
+		return limit <= 0 || len(out) < limit
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ScanDue calls fn with each pending delivery due at or before now, in due
+// order, from the queue keys alone, until fn returns false or max (> 0)
+// keys were read.
+func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(DueRef) bool) error {
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
-	err := db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
+	return db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
+		n := 0
 		return db.scanQueue(txn, sc, low, func(due uint64, id string, item *badger.Item) (bool, error) {
 			if due > dueNanos(now) {
 				return false, nil
@@ -213,14 +228,10 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, 
 				}
 				r.WebhookID = ix.WebhookID
 			}
-			out = append(out, r)
-			return limit <= 0 || len(out) < limit, nil
+			n++
+			return fn(r) && (max <= 0 || n < max), nil
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // dueIDs returns the ids in q/ due at or before maxDue, in order.
@@ -312,6 +323,35 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 			}
 		}
 		return db.putDelivery(txn, d, &old)
+	})
+}
+
+// DiscardDelivery removes a delivery that must not be kept (its owner may
+// not see the event), with its indexes and attempts. ErrNotFound if absent.
+func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
+	return db.update(ctx, "discard delivery "+id, func(txn *badger.Txn) error {
+		var old deliveryIndex
+		if err := getJSON(txn, deliveryKey(id), &old); err != nil {
+			return err
+		}
+		if old.State == rswebhooks.DeliveryPending {
+			if err := txn.Delete(queueKey(old.NextUTC, id)); err != nil {
+				return err
+			}
+		}
+		if err := txn.Delete(byWebhookKey(old.WebhookID, id)); err != nil {
+			return err
+		}
+		keys, err := keySuffixes(txn, attemptPrefix(id), 0)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := txn.Delete(append(attemptPrefix(id), k...)); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(deliveryKey(id))
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rswebhooks/rswebhooks"
@@ -78,20 +79,88 @@ func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Even
 	return out, nil
 }
 
-// FanOut atomically marks the event fanned out and stores its deliveries
-// (pending ones enter the due queue at NextUTC). It is idempotent: if the
-// event is already fanned out (or unknown) it writes nothing and returns nil.
+// UnfannedStats returns how many events wait for fan-out and the time of
+// the oldest (zero when none). It reads the markers from the cursor on.
+func (db *DB) UnfannedStats(ctx context.Context) (n int, oldest time.Time, err error) {
+	low, sc := db.unfanned.begin()
+	defer db.unfanned.end(sc)
+	err = db.view(ctx, "unfanned stats", func(txn *badger.Txn) error {
+		ids, err := db.scanUnfanned(txn, sc, low, 0)
+		if err != nil {
+			return err
+		}
+		n = len(ids)
+		for i, id := range ids {
+			if i == 256 {
+				break // ids sort by time: the oldest is among the first
+			}
+			var e struct {
+				Time time.Time `json:"TimestampUtc"`
+			}
+			if err := getJSON(txn, eventKey(id), &e); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err = db.skipUnreadable(err); err == nil {
+					continue
+				}
+				return err
+			}
+			if oldest.IsZero() || e.Time.Before(oldest) {
+				oldest = e.Time
+			}
+		}
+		return nil
+	})
+	return n, oldest, err
+}
+
+// FanOutChunk is how many deliveries one fan-out transaction writes at
+// most: a Badger transaction holds about 1.2 MB by default (15% of the
+// memtable), and one delivery with its event snapshot and index keys takes
+// up to a few KiB.
+const FanOutChunk = 128
+
+// FanOut marks the event fanned out and stores its deliveries (pending ones
+// enter the due queue at NextUTC). It is idempotent: if the event is already
+// fanned out (or unknown) it writes nothing and returns nil.
 // From here on the event expires after Retention.
 //
-// A fan-out must fit in one Badger transaction (15% of the memtable, about
-// 1.2 MB by default, i.e. roughly a thousand deliveries); a larger one fails
-// with badger.ErrTxnTooBig and changes nothing.
+// Up to FanOutChunk deliveries are written in one transaction with the
+// marker's removal, atomically (ErrConflict, and nothing written, if a
+// delivery id exists). More are written in transactions of FanOutChunk, the
+// marker removed last: a fan-out cut short (crash, error) leaves the event
+// waiting and is repeated; a delivery whose id is already stored for the
+// same event and webhook is then kept, not written twice. Callers derive
+// ids with rswebhooks.DeliveryID so a repeated fan-out finds them.
 func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Delivery) error {
 	for i, d := range ds {
 		if err := checkDelivery(d); err != nil {
 			return fmt.Errorf("store: fan out %s: delivery %d: %w", eventID, i, err)
 		}
 	}
+	if len(ds) <= FanOutChunk {
+		return db.fanOutTxn(ctx, eventID, ds, true, false)
+	}
+	for i := 0; i < len(ds); i += FanOutChunk {
+		if err := db.fanOutTxn(ctx, eventID, ds[i:min(i+FanOutChunk, len(ds))], false, true); err != nil {
+			if errors.Is(err, errFannedOut) {
+				return nil
+			}
+			return err
+		}
+	}
+	return db.fanOutTxn(ctx, eventID, nil, true, false)
+}
+
+// errFannedOut stops a chunked fan-out that another caller finished.
+var errFannedOut = errors.New("event already fanned out")
+
+// fanOutTxn writes ds in one transaction if the event still waits for
+// fan-out; finish also removes the marker and starts the event's retention.
+// With keep, a delivery already stored for the same event and webhook is
+// left as it is; otherwise an existing id is ErrConflict.
+func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.Delivery, finish, keep bool) error {
 	update := db.update // no pending delivery: no queue key added
 	for _, d := range ds {
 		if d.State == rswebhooks.DeliveryPending {
@@ -101,8 +170,36 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 	}
 	return update(ctx, "fan out "+eventID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, unfannedKey(eventID))
-		if err != nil || !ok {
+		if err != nil {
 			return err
+		}
+		if !ok {
+			if keep {
+				return errFannedOut
+			}
+			return nil
+		}
+		for _, d := range ds {
+			var old struct {
+				WebhookID string `json:"WebhookId"`
+				EventID   string `json:"EventId"`
+			}
+			err := getJSON(txn, deliveryKey(d.ID), &old)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				return err
+			case keep && old.EventID == d.EventID && old.WebhookID == d.WebhookID:
+				continue // written by an earlier, interrupted fan-out
+			default:
+				return fmt.Errorf("delivery %s: %w", d.ID, ErrConflict)
+			}
+			if err := db.putDelivery(txn, d, nil); err != nil {
+				return err
+			}
+		}
+		if !finish {
+			return nil
 		}
 		if err := txn.Delete(unfannedKey(eventID)); err != nil {
 			return err
@@ -114,18 +211,6 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 			return err
 		default:
 			if err := setRaw(txn, eventKey(eventID), ev, db.expiresAt()); err != nil {
-				return err
-			}
-		}
-		for _, d := range ds {
-			ok, err := exists(txn, deliveryKey(d.ID))
-			if err != nil {
-				return err
-			}
-			if ok {
-				return fmt.Errorf("delivery %s: %w", d.ID, ErrConflict)
-			}
-			if err := db.putDelivery(txn, d, nil); err != nil {
 				return err
 			}
 		}

@@ -223,9 +223,11 @@ func Check(opts Options) (*CheckResult, error) {
 	}
 	ctx := context.Background()
 	var r CheckResult
-	if r.ActiveWebhooks, r.PausedWebhooks, err = db.CountWebhooks(ctx); err != nil {
+	counts, err := db.CountWebhooks(ctx)
+	if err != nil {
 		return nil, err
 	}
+	r.ActiveWebhooks, r.PausedWebhooks = counts.Active+counts.OwnerMissing, counts.Paused
 	if r.PendingDeliveries, _, err = db.QueueStats(ctx); err != nil {
 		return nil, err
 	}

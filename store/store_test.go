@@ -157,10 +157,10 @@ func TestWebhooks(t *testing.T) {
 	if err := db.SetPaused(ctx, "nope", true); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("SetPaused(nope) = %v", err)
 	}
-	active, paused, err := db.CountWebhooks(ctx)
+	counts, err := db.CountWebhooks(ctx)
 	mustNil(t, err)
-	if active != 2 || paused != 1 {
-		t.Fatalf("CountWebhooks = %d, %d; want 2, 1", active, paused)
+	if counts != (WebhookCounts{Active: 2, Paused: 1}) {
+		t.Fatalf("CountWebhooks = %+v; want 2 active, 1 paused", counts)
 	}
 
 	// Delete.
@@ -199,9 +199,9 @@ func TestDeleteWebhooksOfManyChunks(t *testing.T) {
 	if got != n {
 		t.Fatalf("deleted %d, want %d", got, n)
 	}
-	active, _, _ := db.CountWebhooks(ctx)
-	if active != 1 {
-		t.Fatalf("remaining = %d, want 1 (bob's)", active)
+	counts, _ := db.CountWebhooks(ctx)
+	if counts.Active != 1 {
+		t.Fatalf("remaining = %d, want 1 (bob's)", counts.Active)
 	}
 }
 

@@ -60,6 +60,8 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		if w.CreatedUTC.IsZero() {
 			w.CreatedUTC = old.CreatedUTC
 		}
+		// OwnerMissing is the engine's to set; a new owner starts afresh.
+		w.OwnerMissing = old.OwnerMissing && old.User.ID == w.User.ID
 		if old.User.ID != w.User.ID {
 			if err := txn.Delete(ownerKey(old.User.ID, w.ID)); err != nil {
 				return err
@@ -238,23 +240,79 @@ func (db *DB) SetPaused(ctx context.Context, id string, paused bool) error {
 	})
 }
 
-// CountWebhooks counts active and paused webhooks (for the webhooks gauge).
-func (db *DB) CountWebhooks(ctx context.Context) (active, paused int, err error) {
-	err = db.view(ctx, "count webhooks", func(txn *badger.Txn) error {
+// SetOwnerMissing sets OwnerMissing on every webhook of ownerID and returns
+// the ids of the webhooks it changed. Large sets are written in several
+// transactions.
+func (db *DB) SetOwnerMissing(ctx context.Context, ownerID string, missing bool) ([]string, error) {
+	const chunk = 200
+	var changed []string
+	for {
+		var batch []string
+		err := db.webhookUpdate(ctx, "set owner missing of "+ownerID, func(txn *badger.Txn) error {
+			batch = batch[:0]
+			ids, err := keySuffixes(txn, ownerPrefix(ownerID), 0)
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				var w rswebhooks.Webhook
+				if err := getJSON(txn, webhookKey(id), &w); err != nil {
+					if err = db.skipUnreadable(err); err == nil {
+						continue
+					}
+					return err
+				}
+				if w.OwnerMissing == missing {
+					continue
+				}
+				w.OwnerMissing = missing
+				if err := setJSON(txn, webhookKey(id), &w, 0); err != nil {
+					return err
+				}
+				if batch = append(batch, id); len(batch) == chunk {
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return changed, err
+		}
+		changed = append(changed, batch...)
+		if len(batch) < chunk {
+			return changed, nil
+		}
+	}
+}
+
+// WebhookCounts is the number of webhooks in each state of the
+// rswebhooks_webhooks gauge. A paused webhook counts as paused whatever its
+// owner; owner_missing counts the others whose owner is missing.
+type WebhookCounts struct {
+	Active, Paused, OwnerMissing int
+}
+
+// CountWebhooks counts webhooks by state (for the webhooks gauge).
+func (db *DB) CountWebhooks(ctx context.Context) (WebhookCounts, error) {
+	var c WebhookCounts
+	err := db.view(ctx, "count webhooks", func(txn *badger.Txn) error {
 		return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
 			var w rswebhooks.Webhook
 			if err := jsonUnmarshal(k, v, &w); err != nil {
 				return db.skipUnreadable(err)
 			}
-			if w.IsPaused {
-				paused++
-			} else {
-				active++
+			switch {
+			case w.IsPaused:
+				c.Paused++
+			case w.OwnerMissing:
+				c.OwnerMissing++
+			default:
+				c.Active++
 			}
 			return nil
 		})
 	})
-	return active, paused, err
+	return c, err
 }
 
 func checkWebhook(w *rswebhooks.Webhook) error {

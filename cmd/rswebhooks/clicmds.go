@@ -354,8 +354,11 @@ func ownerLine(u rswebhooks.User) string {
 }
 
 func webhookState(w *rswebhooks.Webhook) string {
-	if w.IsPaused {
+	switch {
+	case w.IsPaused:
 		return "paused"
+	case w.OwnerMissing:
+		return "owner_missing"
 	}
 	return "active"
 }

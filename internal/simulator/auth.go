@@ -68,7 +68,7 @@ func (s *Server) addUser(username, password, first, last string, admin bool) *us
 		rn = RoleSystemAdministrator
 	}
 	r := s.roleByName(rn)
-	u := &user{User: User{Id: s.st.remember(newGUID()), Username: username, FirstName: first, LastName: last,
+	u := &user{User: User{Id: s.st.remember(userID(username)), Username: username, FirstName: first, LastName: last,
 		Email: username + "@example.com", Enabled: true}, password: password, roleIDs: []string{r.Id}}
 	s.st.users[u.Id] = u
 	return u

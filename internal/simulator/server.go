@@ -66,8 +66,13 @@ type Server struct {
 	failNext       int // number of upcoming requests that fail with failNextStatus
 	failNextStatus int
 	latency        time.Duration
-	byRoute        map[string]int
-	byPath         map[string]int
+	// Windows of the everyday-change faults (changes.go), wall clock.
+	permFail      int
+	permFailUntil time.Time
+	permHangUntil time.Time
+	outageUntil   time.Time
+	byRoute       map[string]int
+	byPath        map[string]int
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -304,6 +309,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		family = rt.family
 	}
 	simRoute := len(segs) > 0 && strings.EqualFold(segs[0], "_sim")
+	if simRoute && len(segs) >= 2 && strings.EqualFold(segs[1], "control") {
+		s.control(w, r, segs)
+		return
+	}
+	if !simRoute && s.changeFault(w, r, segs) {
+		return
+	}
 
 	s.mu.Lock()
 	s.byRoute[family]++

@@ -465,7 +465,14 @@
     cells.push(cell('Description', 'col-desc', w.Description
       ? h('span', { class: 'desc', text: w.Description })
       : h('span', { class: 'muted', text: '—' })));
-    cells.push(cell('Paused', 'col-paused', pauseSwitch(w, label)));
+    const paused = pauseSwitch(w, label);
+    cells.push(cell('Paused', 'col-paused', w.OwnerMissing
+      ? h('span', { class: 'state-stack' }, paused, h('span', {
+        class: 'chip chip-warn owner-missing',
+        title: 'The report server no longer knows this owner or has disabled it: notifications are skipped until the owner is back or an administrator gives the webhook to another user.',
+        text: 'Owner missing',
+      }))
+      : paused));
     cells.push(cell('Actions', 'col-actions', h('div', { class: 'row-actions' },
       h('button', {
         type: 'button', class: 'btn btn-small deliveries-toggle', 'aria-expanded': String(open),
@@ -474,7 +481,7 @@
       }, h('span', { class: 'chevron', 'aria-hidden': 'true' }), 'Deliveries'),
       h('button', { type: 'button', class: 'btn btn-small edit', 'aria-label': 'Edit ' + label, onclick: (ev) => openEditor(w, ev.currentTarget) }, 'Edit'),
       h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost delete', 'aria-label': 'Delete ' + label, onclick: (ev) => remove(w, ev.currentTarget) }, 'Delete'))));
-    return h('tr', { class: 'webhook' + (w.IsPaused ? ' is-paused' : ''), 'data-id': w.Id }, cells);
+    return h('tr', { class: 'webhook' + (w.IsPaused ? ' is-paused' : '') + (w.OwnerMissing ? ' is-owner-missing' : ''), 'data-id': w.Id }, cells);
   }
 
   function secretCell(w, label) {

@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+func fanOutSet(ev *rswebhooks.Event, n int) []*rswebhooks.Delivery {
+	ds := make([]*rswebhooks.Delivery, n)
+	for i := range ds {
+		wh := fmt.Sprintf("W%05d", i)
+		ds[i] = delivery(rswebhooks.DeliveryID(ev, wh), wh, ev.ID, rswebhooks.DeliveryPending, t0)
+		ds[i].Event = *ev
+	}
+	return ds
+}
+
+// One event to 2,000 webhooks is more than one Badger transaction holds; it
+// is written in bounded transactions.
+func TestFanOutManyWebhooks(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	ev := event("E1")
+	mustNil(t, db.AppendEvent(ctx, ev))
+	ds := fanOutSet(ev, 2000)
+	mustNil(t, db.FanOut(ctx, ev.ID, ds))
+	depth, _, err := db.QueueStats(ctx)
+	mustNil(t, err)
+	if depth != 2000 {
+		t.Fatalf("queue depth = %d, want 2000", depth)
+	}
+	if n, _, _ := db.UnfannedStats(ctx); n != 0 {
+		t.Fatalf("unfanned after fan-out = %d, want 0", n)
+	}
+}
+
+// A fan-out cut short after some chunks leaves the event waiting; repeating
+// it writes the rest and no delivery twice.
+func TestFanOutInterruptedRepeats(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	ev := event("E1")
+	mustNil(t, db.AppendEvent(ctx, ev))
+	ds := fanOutSet(ev, 3*FanOutChunk+5)
+	// As if killed after the first two chunks.
+	mustNil(t, db.fanOutTxn(ctx, ev.ID, ds[:FanOutChunk], false, true))
+	mustNil(t, db.fanOutTxn(ctx, ev.ID, ds[FanOutChunk:2*FanOutChunk], false, true))
+	n, oldest, err := db.UnfannedStats(ctx)
+	mustNil(t, err)
+	if n != 1 || !oldest.Equal(t0) {
+		t.Fatalf("UnfannedStats = %d %v; want 1 %v", n, oldest, t0)
+	}
+	// The first delivery was sent meanwhile.
+	first, err := db.GetDelivery(ctx, ds[0].ID)
+	mustNil(t, err)
+	first.State = rswebhooks.DeliverySucceeded
+	mustNil(t, db.Complete(ctx, first, &rswebhooks.Attempt{N: 1}))
+
+	mustNil(t, db.FanOut(ctx, ev.ID, fanOutSet(ev, 3*FanOutChunk+5)))
+	depth, _, _ := db.QueueStats(ctx)
+	if depth != 3*FanOutChunk+4 {
+		t.Fatalf("queue depth = %d, want %d (the sent one not queued again)", depth, 3*FanOutChunk+4)
+	}
+	got, err := db.GetDelivery(ctx, ds[0].ID)
+	mustNil(t, err)
+	if got.State != rswebhooks.DeliverySucceeded {
+		t.Fatalf("repeated fan-out replaced a sent delivery: %s", got.State)
+	}
+	if n, _, _ := db.UnfannedStats(ctx); n != 0 {
+		t.Fatalf("unfanned after repeat = %d", n)
+	}
+	// A chunked fan-out of an event already fanned out writes nothing.
+	other := fanOutSet(ev, 2*FanOutChunk)
+	for _, d := range other {
+		d.ID = rswebhooks.DeliveryID(&rswebhooks.Event{ID: "X", Time: t0}, d.WebhookID)
+	}
+	mustNil(t, db.FanOut(ctx, ev.ID, other))
+	if _, err := db.GetDelivery(ctx, other[0].ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("fan-out of a done event wrote: %v", err)
+	}
+}
+
+func TestDiscardDelivery(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	mustNil(t, db.AppendEvent(ctx, event("E1")))
+	d := delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0)
+	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{d}))
+	d.Attempts = 1
+	mustNil(t, db.Complete(ctx, d, &rswebhooks.Attempt{N: 1, Error: "x"}))
+	mustNil(t, db.DiscardDelivery(ctx, "D1"))
+	if _, err := db.GetDelivery(ctx, "D1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetDelivery after discard = %v", err)
+	}
+	if ds, _ := db.ListDeliveries(ctx, "W1", 0); len(ds) != 0 {
+		t.Fatalf("listed after discard: %d", len(ds))
+	}
+	if as, _ := db.Attempts(ctx, "D1"); len(as) != 0 {
+		t.Fatalf("attempts after discard: %d", len(as))
+	}
+	if depth, _, _ := db.QueueStats(ctx); depth != 0 {
+		t.Fatalf("queued after discard: %d", depth)
+	}
+	if err := db.DiscardDelivery(ctx, "D1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second discard = %v", err)
+	}
+}
+
+func TestOwnerMissing(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	for i := range 450 {
+		mustNil(t, db.CreateWebhook(ctx, webhook(fmt.Sprintf("A%04d", i), "alice", t0)))
+	}
+	mustNil(t, db.CreateWebhook(ctx, webhook("B", "bob", t0)))
+	mustNil(t, db.SetPaused(ctx, "A0000", true))
+	changed, err := db.SetOwnerMissing(ctx, "alice", true)
+	mustNil(t, err)
+	if len(changed) != 450 {
+		t.Fatalf("changed %d, want 450", len(changed))
+	}
+	c, err := db.CountWebhooks(ctx)
+	mustNil(t, err)
+	if c != (WebhookCounts{Active: 1, Paused: 1, OwnerMissing: 449}) {
+		t.Fatalf("counts = %+v", c)
+	}
+	if again, _ := db.SetOwnerMissing(ctx, "alice", true); len(again) != 0 {
+		t.Fatalf("second set changed %d", len(again))
+	}
+	// A PUT keeps the flag; a new owner clears it.
+	w, _ := db.GetWebhook(ctx, "A0001")
+	w.OwnerMissing = false
+	w.Description = "edited"
+	mustNil(t, db.UpdateWebhook(ctx, w))
+	if got, _ := db.GetWebhook(ctx, "A0001"); !got.OwnerMissing {
+		t.Fatal("update by the same owner cleared OwnerMissing")
+	}
+	w.User = rswebhooks.User{ID: "bob", Name: "bob"}
+	mustNil(t, db.UpdateWebhook(ctx, w))
+	if got, _ := db.GetWebhook(ctx, "A0001"); got.OwnerMissing {
+		t.Fatal("reassigned webhook still OwnerMissing")
+	}
+	back, err := db.SetOwnerMissing(ctx, "alice", false)
+	mustNil(t, err)
+	if len(back) != 449 {
+		t.Fatalf("cleared %d, want 449 (all but the reassigned one)", len(back))
+	}
+}
