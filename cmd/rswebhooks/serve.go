@@ -69,7 +69,6 @@ func serveFlags() []cli.Flag {
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-limit", Usage: "bytes of a watched request or response body read for detection", Value: 1 << 20, EnvVars: env("capture-limit")}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-budget", Usage: "bytes all captured bodies may hold at once; past it bodies stream through uncaptured", Value: 64 << 20, EnvVars: env("capture-budget")}),
 		boolean("sync-writes", "fsync every store commit (survives power loss; much slower)"),
-		dur("shutdown-timeout", "how long in-flight requests may drain on SIGTERM", 15*time.Second),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Usage: "connections open at once on the proxy listener (0: half the open-file limit less 256, 64..16384)", EnvVars: env("max-connections")}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "admin-max-connections", Usage: "connections open at once on the admin listener", Value: 64, EnvVars: env("admin-max-connections")}),
 		dur("read-header-timeout", "time a client may take to send a request's headers (both listeners)", limits.DefaultReadHeaderTimeout),
