@@ -20,6 +20,9 @@ import (
 type countingReceiver struct {
 	secret string
 	slow   atomic.Bool // answer slowly (a receiver under load)
+	// gate, when set, holds every notification until it is closed, so
+	// nothing is delivered before the test is ready.
+	gate chan struct{}
 	mu     sync.Mutex
 	seen   map[string]int // delivery id -> 2xx answers given
 	events map[string]bool
@@ -39,6 +42,13 @@ func (r *countingReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.mu.Unlock()
 		http.Error(w, "bad signature", http.StatusBadRequest)
 		return
+	}
+	if r.gate != nil {
+		select {
+		case <-r.gate:
+		case <-req.Context().Done():
+			return
+		}
 	}
 	if r.slow.Load() {
 		select { // a slow receiver; the daemon may be killed meanwhile
@@ -77,7 +87,9 @@ func TestDeliveriesSurviveSIGKILL(t *testing.T) {
 	up := httptest.NewServer(sim)
 	defer up.Close()
 	token, _ := sim.IssueToken("admin")
-	rcv := &countingReceiver{secret: "0123456789abcdef0123456789abcdef-crash", seen: map[string]int{}, events: map[string]bool{}}
+	// Held until all 1,000 calls are made, however slow the machine: the
+	// kill must find deliveries pending.
+	rcv := &countingReceiver{secret: "0123456789abcdef0123456789abcdef-crash", seen: map[string]int{}, events: map[string]bool{}, gate: make(chan struct{})}
 	rcv.slow.Store(true)
 	rs := httptest.NewServer(rcv)
 	defer rs.Close()
@@ -100,6 +112,7 @@ func TestDeliveriesSurviveSIGKILL(t *testing.T) {
 			t.Fatalf("call %d: %d %s", i, status, body)
 		}
 	}
+	close(rcv.gate)
 	waitFor(t, "the first 50 deliveries", 60*time.Second, func() bool { d, _, _ := rcv.counts(); return d >= 50 })
 	p.kill()
 	before, _, _ := rcv.counts()
