@@ -78,6 +78,8 @@ func Run(ctx context.Context, o Options) error {
 		Token:    o.ServiceToken,
 		HTTP:     &http.Client{Timeout: 30 * time.Second, Transport: rsTransport},
 		Logger:   log,
+
+		OnServiceLogin: newServiceLogins(reg, log).observe,
 	})
 	if err != nil {
 		return fmt.Errorf("report server client: %w", err)

@@ -122,6 +122,13 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock for token expiry. Default time.Now.
 	Now func() time.Time
+	// OnServiceLogin, when set, is told the outcome of every
+	// service-account login at /Token (nil on success; ErrBadCredentials
+	// when the report server refused the name or password, for instance
+	// after a password change or with the account disabled), so the caller
+	// can count and log them. Called without locks held by the caller's
+	// request path; it must be fast.
+	OnServiceLogin func(err error)
 }
 
 // Client talks to one report server. It is safe for concurrent use.
@@ -134,6 +141,7 @@ type Client struct {
 	probe  string
 	log    zerolog.Logger
 	now    func() time.Time
+	login  func(error)
 
 	mu      sync.Mutex // guards token and expires; held while fetching a token
 	token   string
@@ -174,6 +182,7 @@ func New(opts Options) (*Client, error) {
 		probe:  strings.TrimPrefix(opts.ProbePath, "/"),
 		log:    opts.Logger.With().Str("component", "reportserver").Logger(),
 		now:    opts.Now,
+		login:  opts.OnServiceLogin,
 	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -495,6 +504,9 @@ func (c *Client) serviceToken(ctx context.Context) (string, error) {
 		return c.token, nil
 	}
 	t, err := c.Exchange(ctx, c.user, c.pass)
+	if c.login != nil && ctx.Err() == nil {
+		c.login(err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("reportserver: service account: %w", err)
 	}

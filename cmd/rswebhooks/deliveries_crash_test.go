@@ -22,7 +22,7 @@ type countingReceiver struct {
 	slow   atomic.Bool // answer slowly (a receiver under load)
 	// gate, when set, holds every notification until it is closed, so
 	// nothing is delivered before the test is ready.
-	gate chan struct{}
+	gate   chan struct{}
 	mu     sync.Mutex
 	seen   map[string]int // delivery id -> 2xx answers given
 	events map[string]bool

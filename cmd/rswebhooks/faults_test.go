@@ -334,6 +334,18 @@ func TestFaultServiceAccountPasswordChanged(t *testing.T) {
 	waitFor(t, "an access check failure logged", 20*time.Second, func() bool {
 		return strings.Contains(e.d.logText(), "access check failed")
 	})
+	// The cause is named: in the log (once per change), in a metric, and as
+	// a /readyz warning that leaves the daemon ready.
+	waitFor(t, "the refused login named in the log", 20*time.Second, func() bool {
+		return strings.Contains(e.d.logText(), "refuses the service account's name or password")
+	})
+	if m := metrics(t, e); strings.Contains(m, `rswebhooks_service_account_logins_total{result="refused"} 0`) ||
+		!strings.Contains(m, `rswebhooks_service_account_logins_total{result="refused"}`) {
+		t.Errorf("refused logins not counted:\n%s", grepLines(m, "service_account_logins"))
+	}
+	if st, b := doJSON(t, e.c, "GET", e.d.adminURL+"/readyz", "", ""); st != 200 || !strings.Contains(string(b), "service_account") {
+		t.Errorf("/readyz = %d %s, want ready with a service_account warning", st, b)
+	}
 	if err := e.sim.SetPassword("admin", "admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -374,6 +386,17 @@ func TestFaultAdminDemoted(t *testing.T) {
 	if n, _ := e.rcv.got("/ann"); n != 1 {
 		t.Fatalf("demoted administrator received %d notifications, want still 1", n)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func metrics(t *testing.T, e *faultEnv) string {
