@@ -1,6 +1,9 @@
 # rswebhooks — `make help` lists the targets.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+# The commit's time, not the clock's: the same commit builds the same binary.
+DATE    ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 # The Go in /usr/local/go/bin when it is there (as .ci/run uses), else the one on PATH.
 GO      ?= $(shell test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go || echo go)
 
