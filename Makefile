@@ -7,13 +7,16 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 # The Go in /usr/local/go/bin when it is there (as .ci/run uses), else the one on PATH.
 GO      ?= $(shell test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go || echo go)
 
-.PHONY: help build test lint bench demo screenshots
+.PHONY: help build dist test lint bench demo screenshots
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/rswebhooks with the version stamped in
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/rswebhooks ./cmd/rswebhooks
+
+dist: ## release artifacts in dist/: Windows zip, Linux tar.gz and .deb, SBOM, SHA256SUMS (version from the git tag, else a snapshot)
+	$(GO) run ./internal/dist/cmd/mkdist -out dist
 
 test: ## run every test (race detector on), including browser, promtool and receiver checks
 	bash .ci/test
