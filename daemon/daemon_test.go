@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
 	"github.com/rswebhooks/rswebhooks/store"
 )
@@ -91,9 +92,13 @@ func TestReadyzNamesTheUpstreamWhenItIsDown(t *testing.T) {
 		Status  string
 		Reasons map[string]string
 		Checks  map[string]string
+		Version string
 	}
 	if err := json.Unmarshal(body, &got); err != nil || status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz: %d %s (%v)", status, body, err)
+	}
+	if got.Version == "" {
+		t.Errorf("readyz %s: no version", body)
 	}
 	if got.Reasons["upstream"] == "" || got.Reasons["store"] != "" {
 		t.Fatalf("readyz reasons %v: want upstream only", got.Reasons)
@@ -111,9 +116,33 @@ func TestReadyzNamesTheUpstreamWhenItIsDown(t *testing.T) {
 func TestReadyWithALiveUpstream(t *testing.T) {
 	up := httptest.NewServer(simulator.New(simulator.Options{}))
 	defer up.Close()
-	r := start(t, Options{Upstream: up.URL, WatchInterval: 0})
-	if status, body := get(t, r.adminURL+"/readyz"); status != 200 {
-		t.Fatalf("readyz: %d %s", status, body)
+	r := start(t, Options{Upstream: up.URL, WatchInterval: 0, Version: "v1.2.3-readytest"})
+	status, body := get(t, r.adminURL+"/readyz")
+	var got struct{ Status, Version string }
+	if err := json.Unmarshal(body, &got); err != nil || status != 200 {
+		t.Fatalf("readyz: %d %s (%v)", status, body, err)
+	}
+	if got.Status != "ready" || got.Version != "v1.2.3-readytest" {
+		t.Fatalf("readyz %s: want status ready and version v1.2.3-readytest", body)
+	}
+}
+
+// TestBuildInfoMetric: /metrics names the running build, as given in
+// Options.Build.
+func TestBuildInfoMetric(t *testing.T) {
+	up := httptest.NewServer(simulator.New(simulator.Options{}))
+	defer up.Close()
+	b := buildinfo.Info{Version: "v1.2.3", Commit: "0123abc", Date: "2026-11-30T12:00:00Z", GoVersion: "go1.26.8", Platform: "windows/amd64"}
+	r := start(t, Options{Upstream: up.URL, WatchInterval: 0, Build: b})
+	_, body := get(t, r.adminURL+"/metrics")
+	want := `rswebhooks_build_info{builddate="2026-11-30T12:00:00Z",goarch="amd64",goos="windows",goversion="go1.26.8",revision="0123abc",version="v1.2.3"} 1`
+	if !strings.Contains(string(body), want+"\n") {
+		t.Fatalf("/metrics lacks %s", want)
+	}
+	// Version defaults to the build's.
+	_, ready := get(t, r.adminURL+"/readyz")
+	if !strings.Contains(string(ready), `"version":"v1.2.3"`) {
+		t.Fatalf("readyz %s: want version v1.2.3", ready)
 	}
 }
 
@@ -166,7 +195,7 @@ func TestExportedMetricsMatchDeployList(t *testing.T) {
 		"rswebhooks_upstream_errors_total", "rswebhooks_events_total", "rswebhooks_events_lost_total",
 		"rswebhooks_unmatched_mutations_total", "rswebhooks_deliveries_total", "rswebhooks_delivery_attempts_total",
 		"rswebhooks_delivery_attempt_duration_seconds", "rswebhooks_delivery_queue_depth", "rswebhooks_delivery_lag_seconds",
-		"rswebhooks_webhooks", "go_goroutines", "process_resident_memory_bytes"} {
+		"rswebhooks_webhooks", "rswebhooks_build_info", "go_goroutines", "process_resident_memory_bytes"} {
 		if !exported[name] {
 			t.Errorf("design.md §6 metric %s is not exported", name)
 		}

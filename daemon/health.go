@@ -40,10 +40,12 @@ type checkResult struct {
 // does not fail readiness: /readyz answers 200 with status "degraded" and
 // names the condition, because taking the proxy out of a load balancer would
 // take the report server with it. Readiness results are cached for a second
-// so probes cannot hammer the upstream.
+// so probes cannot hammer the upstream. Both name the running version, so a
+// rollout can be followed from the probes.
 type health struct {
-	checks []check
-	now    func() time.Time
+	checks  []check
+	now     func() time.Time
+	version string
 
 	mu      sync.Mutex
 	at      time.Time
@@ -51,7 +53,7 @@ type health struct {
 }
 
 func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.version})
 }
 
 // readyz answers 200 {"status":"ready"} or 503 {"status":"unavailable",
@@ -76,7 +78,7 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 			checks[c.name], reasons[c.name] = c.err.Error(), c.err.Error()
 		}
 	}
-	body := map[string]any{"status": "ready", "checks": checks}
+	body := map[string]any{"status": "ready", "checks": checks, "version": h.version}
 	if len(warnings) > 0 {
 		body["warnings"] = warnings
 	}

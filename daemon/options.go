@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/limits"
 	"github.com/rswebhooks/rswebhooks/proxy"
@@ -144,8 +145,12 @@ type Options struct {
 	// Zero means 1s.
 	StoreCheckInterval time.Duration
 
-	// Version is reported in User-Agent and logs.
+	// Version is reported in User-Agent and logs. Default Build.Version.
 	Version string
+	// Build describes the running build, exported as rswebhooks_build_info
+	// and reported by /readyz. The zero value means what the Go toolchain
+	// recorded in the binary (buildinfo.Read) with Version as the version.
+	Build buildinfo.Info
 	// Logger receives every log line. Registerer receives every metric; nil
 	// means a fresh registry with Go and process collectors.
 	Logger     zerolog.Logger
@@ -197,8 +202,11 @@ func (o *Options) setDefaults() {
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 15 * time.Second
 	}
+	if o.Build == (buildinfo.Info{}) {
+		o.Build = buildinfo.Read(o.Version, "", "")
+	}
 	if o.Version == "" {
-		o.Version = "dev"
+		o.Version = o.Build.Version
 	}
 	if o.UserRatePerMinute == 0 {
 		o.UserRatePerMinute = 30

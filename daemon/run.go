@@ -21,6 +21,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
+	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/detect"
 	"github.com/rswebhooks/rswebhooks/identity"
@@ -65,6 +66,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 	registerStoreMetrics(reg, db)
+	buildinfo.Register(reg, o.Build)
 
 	// The service-account client gets its own pool with the proxy's TLS trust.
 	rsTransport, err := proxyTransport(o)
@@ -259,7 +261,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	bg := &background{log: log}
-	hl := &health{now: time.Now, checks: []check{
+	hl := &health{now: time.Now, version: o.Version, checks: []check{
 		{name: "upstream", fn: px.CheckUpstream},
 		// The store never fails readiness: the proxy is the report
 		// server's front door, and it serves without the store (degraded).

@@ -150,7 +150,7 @@ func cliAction(fn func(s *session) error) cli.ActionFunc {
 			BaseURL:   c.String("admin-url"),
 			Token:     c.String("admin-token"),
 			HTTP:      &http.Client{},
-			UserAgent: "rswebhooks-cli/" + version,
+			UserAgent: "rswebhooks-cli/" + build().Version,
 		})
 		if err != nil {
 			return cli.Exit("--admin-url: "+strings.TrimPrefix(err.Error(), "adminclient: "), 2)

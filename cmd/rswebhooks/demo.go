@@ -31,7 +31,7 @@ func demoCommand() *cli.Command {
 				SimListen:   c.String("simulator-listen"),
 				Out:         c.App.Writer,
 				Logger:      logger,
-				Version:     version,
+				Version:     build().Version,
 			})
 		},
 	}

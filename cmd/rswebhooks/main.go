@@ -18,9 +18,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is stamped at build time: -ldflags "-X main.version=…".
-var version = "dev"
-
 func main() {
 	// Under the Windows service control manager, the SCM's stop request
 	// cancels the context instead of a signal.
@@ -49,9 +46,25 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "rswebhooks",
 		Usage:     "webhooks for an unmodified Telerik Report Server, as a sidecar reverse proxy",
-		Version:   version,
+		Version:   build().Version,
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// --version prints what `rswebhooks version` prints (urfave/cli's
+		// own flag would print the version alone, through a package-level
+		// printer).
+		HideVersion: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version, commit, build date and Go version"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				return printVersion(c.App.Writer)
+			}
+			if c.Args().Present() {
+				return cli.Exit(fmt.Sprintf("unknown command %q (rswebhooks --help lists them)", c.Args().First()), 2)
+			}
+			return cli.ShowAppHelp(c)
+		},
 		// Errors come back to main, which alone prints them and picks the
 		// exit code.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -66,6 +79,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serviceCommand(),
 			healthcheckCommand(),
 			storeCommand(),
+			versionCommand(),
 		},
 	}
 }

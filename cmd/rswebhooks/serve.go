@@ -195,7 +195,8 @@ func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
 		MinFreeSpace:               c.Int64("min-free-space"),
 		StoreRequired:              c.Bool("store-required"),
 		StoreCheckInterval:         c.Duration("store-check-interval"),
-		Version:                    version,
+		Version:                    build().Version,
+		Build:                      build(),
 		Logger:                     logger,
 	}
 	lim := limits.Options{

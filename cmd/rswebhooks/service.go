@@ -211,7 +211,7 @@ func healthcheckCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("healthcheck: --url: %v", err), 2)
 			}
-			req.Header.Set("User-Agent", "rswebhooks-healthcheck/"+version)
+			req.Header.Set("User-Agent", "rswebhooks-healthcheck/"+build().Version)
 			resp, err := (&http.Client{}).Do(req)
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("healthcheck: %v", err), 1)
