@@ -189,6 +189,9 @@ func openDir(opts Options, log zerolog.Logger) (*badger.DB, error) {
 // openBadger opens Badger, retrying while the directory lock is held.
 func openBadger(opts Options, memTableSize int64, log zerolog.Logger) (*badger.DB, error) {
 	bo := badgerOptions(opts, memTableSize, log)
+	if opts.tweakBadger != nil {
+		bo = opts.tweakBadger(bo)
+	}
 	deadline := time.Now().Add(opts.LockWait)
 	delay := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {

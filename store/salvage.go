@@ -50,15 +50,9 @@ func SalvageWebhooks(dir string) (*Salvaged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: salvage %s: %w", dir, err)
 	}
-	type version struct {
-		ts    uint64
-		value []byte
-		gone  bool
-		where string
-	}
-	newest := map[string]version{}
+	newest := map[string]salvageVersion{}
 	var problems []string
-	keep := func(key string, v version) {
+	keep := func(key string, v salvageVersion) {
 		if cur, ok := newest[key]; !ok || v.ts > cur.ts {
 			newest[key] = v
 		}
@@ -81,31 +75,14 @@ func SalvageWebhooks(dir string) (*Salvaged, error) {
 			problems = append(problems, fmt.Sprintf("table %s: %v", name, err))
 			continue
 		}
-		t, err := table.OpenInMemoryTable(data, id, &table.Options{ChkMode: options.OnTableAndBlockRead, BlockSize: 4 << 10})
+		vs, err := readTableWebhooks(data, id, prefix, name)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("table %s is damaged: %v", name, err))
 			continue
 		}
-		it := t.NewIterator(0)
-		for it.Seek(y.KeyWithTs(prefix, math.MaxUint64)); it.Valid(); it.Next() {
-			k := y.ParseKey(it.Key())
-			if !bytes.HasPrefix(k, prefix) {
-				break
-			}
-			vs := it.ValueCopy()
-			v := version{ts: y.ParseTs(it.Key()), where: "table " + name}
-			switch {
-			case vs.Meta&metaDelete != 0:
-				v.gone = true
-			case vs.Meta&metaValuePointer != 0:
-				v.value = nil // in the value log
-			default:
-				v.value = vs.Value
-			}
-			keep(string(k), v)
+		for _, v := range vs {
+			keep(v.key, v.salvageVersion)
 		}
-		_ = it.Close()
-		_ = t.DecrRef()
 	}
 	if len(mems) > 0 {
 		err := replayMemtables(dir, mems, func(key string, ts uint64, value []byte, gone bool, verr error) {
@@ -113,7 +90,7 @@ func SalvageWebhooks(dir string) (*Salvaged, error) {
 				problems = append(problems, fmt.Sprintf("%s (memtable log): %v", key, verr))
 				return
 			}
-			keep(key, version{ts: ts, value: value, gone: gone, where: "memtable log"})
+			keep(key, salvageVersion{ts: ts, value: value, gone: gone, where: "memtable log"})
 		})
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("memtable logs %s: %v", strings.Join(mems, ", "), err))
@@ -295,4 +272,69 @@ func Repair(opts Options, now time.Time) (*RepairResult, error) {
 		res.Restored = append(res.Restored, w.ID)
 	}
 	return res, db.Close()
+}
+
+// salvageVersion is one version of a registration found by SalvageWebhooks.
+type salvageVersion struct {
+	ts    uint64
+	value []byte
+	gone  bool
+	where string
+}
+
+type keyedVersion struct {
+	key string
+	salvageVersion
+}
+
+// readTableWebhooks reads the versions of the keys under prefix from one
+// table file. A table does not say how its blocks are compressed (the
+// MANIFEST does), so it tries Snappy (the current profile) and then none
+// (earlier releases); Badger panics on blocks it cannot parse.
+func readTableWebhooks(data []byte, id uint64, prefix []byte, name string) ([]keyedVersion, error) {
+	var first error
+	for _, c := range []options.CompressionType{options.Snappy, options.None} {
+		vs, err := readTableWith(data, id, prefix, name, c)
+		if err == nil {
+			return vs, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+func readTableWith(data []byte, id uint64, prefix []byte, name string, c options.CompressionType) (vs []keyedVersion, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			vs, err = nil, fmt.Errorf("unreadable: %v", r)
+		}
+	}()
+	// OpenInMemoryTable keeps data: each attempt gets its own copy.
+	t, err := table.OpenInMemoryTable(bytes.Clone(data), id, &table.Options{ChkMode: options.OnTableAndBlockRead, BlockSize: 4 << 10, Compression: c})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = t.DecrRef() }()
+	it := t.NewIterator(0)
+	defer func() { _ = it.Close() }()
+	for it.Seek(y.KeyWithTs(prefix, math.MaxUint64)); it.Valid(); it.Next() {
+		k := y.ParseKey(it.Key())
+		if !bytes.HasPrefix(k, prefix) {
+			break
+		}
+		v := it.ValueCopy()
+		sv := salvageVersion{ts: y.ParseTs(it.Key()), where: "table " + name}
+		switch {
+		case v.Meta&metaDelete != 0:
+			sv.gone = true
+		case v.Meta&metaValuePointer != 0:
+			sv.value = nil // in the value log
+		default:
+			sv.value = v.Value
+		}
+		vs = append(vs, keyedVersion{key: string(k), salvageVersion: sv})
+	}
+	return vs, nil
 }

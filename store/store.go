@@ -109,6 +109,9 @@ type Options struct {
 	onCondition func(cond string)
 	// onLockRetry is a test hook called before each lock retry.
 	onLockRetry func(attempt int)
+	// tweakBadger, a test hook, changes the Badger options Open uses (to
+	// write a data dir the way an earlier release did).
+	tweakBadger func(badger.Options) badger.Options
 	// gcTick replaces Run's ticker in tests; afterGC is called after each pass.
 	gcTick  <-chan time.Time
 	afterGC func(error)
@@ -200,8 +203,9 @@ func badgerOptions(o Options, memTableSize int64, log zerolog.Logger) badger.Opt
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).
-		WithBlockCacheSize(0).
-		WithCompression(options.None).
+		WithBaseTableSize(1 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithCompression(options.Snappy).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithValueThreshold(o.ValueThreshold).
