@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -67,6 +68,7 @@ func serveFlags() []cli.Flag {
 		str("upstream-ca-file", "PEM CA bundle trusted for the upstream's certificate", ""),
 		boolean("upstream-insecure-skip-verify", "do not verify the upstream's TLS certificate (testing only)"),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-limit", Usage: "bytes of a watched request or response body read for detection", Value: 1 << 20, EnvVars: env("capture-limit")}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "soft-memory-limit", Usage: "Go runtime soft memory limit in bytes, applied when the GOMEMLIMIT environment variable is unset (GOMEMLIMIT wins); garbage is collected more often near it instead of the heap doubling (0: no limit)", Value: defaultSoftMemoryLimit, EnvVars: env("soft-memory-limit")}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-budget", Usage: "bytes all captured bodies may hold at once; past it bodies stream through uncaptured", Value: 64 << 20, EnvVars: env("capture-budget")}),
 		boolean("sync-writes", "fsync every store commit (survives power loss; much slower)"),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Usage: "connections open at once on the proxy listener (0: half the open-file limit less 256, 64..16384)", EnvVars: env("max-connections")}),
@@ -115,6 +117,9 @@ func serveCommand() *cli.Command {
 			if err := opts.Validate(); err != nil {
 				return cli.Exit(err, 2)
 			}
+			if _, err := applySoftMemoryLimit(c.Int64("soft-memory-limit"), os.LookupEnv, debug.SetMemoryLimit); err != nil {
+				return cli.Exit(err, 2)
+			}
 			flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(c.Context))
 			flushed := make(chan error, 1)
 			go func() { flushed <- logs.Run(flushCtx) }()
@@ -127,6 +132,25 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// defaultSoftMemoryLimit is --soft-memory-limit's default: the GOMEMLIMIT of
+// the deploy examples, which bounds an 80,000-delivery burst (see the
+// "Memory bound" section of docs/benchmarks.md).
+const defaultSoftMemoryLimit = 192 << 20
+
+// applySoftMemoryLimit sets the runtime's soft memory limit to limit bytes
+// unless GOMEMLIMIT is set in the environment (the runtime has applied that
+// one already) or limit is 0. It returns the limit it set (0: none).
+func applySoftMemoryLimit(limit int64, lookupEnv func(string) (string, bool), set func(int64) int64) (int64, error) {
+	if limit < 0 {
+		return 0, fmt.Errorf("--soft-memory-limit must be 0 (none) or a positive number of bytes, got %d", limit)
+	}
+	if v, ok := lookupEnv("GOMEMLIMIT"); ok && v != "" || limit == 0 {
+		return 0, nil
+	}
+	set(limit)
+	return limit, nil
 }
 
 // watchdogSlack is the time past the daemon's own shutdown bound after
