@@ -45,6 +45,7 @@ func main() {
 	events := flag.Int("events", 10000, "deliveries: events")
 	hooks := flag.Int("webhooks", 8, "deliveries: webhooks (each gets every event)")
 	direct := flag.Bool("direct", false, "uploads: send to the upstream directly (baseline, no daemon RSS)")
+	deliveryWait = flag.Duration("wait", 5*time.Minute, "deliveries: how long to wait for every delivery after the events are made")
 	memLimit := flag.String("gomemlimit", "", "GOMEMLIMIT for the daemon (empty: none, as in a bare `rswebhooks serve`)")
 	flag.Parse()
 	daemonEnv = append(os.Environ(), "RSWEBHOOKS_LOG_FORMAT=json")
@@ -145,6 +146,9 @@ type daemon struct {
 	admin string
 	token string
 }
+
+// deliveryWait is -wait.
+var deliveryWait *time.Duration
 
 // daemonEnv is the daemon's environment.
 var daemonEnv []string
@@ -469,7 +473,7 @@ func deliveries(d *daemon, recv *receiver, recvURL string, events, hooks int) er
 	wg.Wait()
 	made := time.Since(start)
 	want := int64(events * hooks)
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(*deliveryWait)
 	for recv.n.Load() < want && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // waiting on another process's progress
 	}
