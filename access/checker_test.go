@@ -118,7 +118,7 @@ func TestPermissionChecker(t *testing.T) {
 }
 
 func TestPermissionCheckerCacheAndErrors(t *testing.T) {
-	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	t0 := time.Now().UTC().Truncate(time.Second)
 	clock := &fakeClock{t: t0}
 	perms := &permsFn{perms: map[string][]Permission{"u-carol/3": {{Access: 1, Scope: scopeAnyScheduledTask}}}}
 	pc := New(Options{Perms: perms, TTL: time.Minute, Now: clock.Now})

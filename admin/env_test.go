@@ -70,7 +70,7 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}}
+	e := &env{t: t, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
 	log := testLogger()
 	sim := simulator.New(simulator.Options{Logger: log, Now: e.clock.Now, TokenTTL: time.Hour})
 	e.sim = sim

@@ -43,7 +43,7 @@ func TestWebhookCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	t0 := time.Now().UTC().Truncate(time.Second)
 	clock := &fakeClock{t: t0}
 	s := &countingStore{DB: db}
 	c := newWebhookCache(s, clock.Now)

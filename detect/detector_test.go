@@ -57,7 +57,7 @@ type fixture struct {
 func newFixture(t testing.TB, mod func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{db: openStore(t), reg: prometheus.NewRegistry(), logs: &bytes.Buffer{},
-		now: time.Date(2026, 11, 27, 10, 0, 0, 0, time.FixedZone("CET", 3600))}
+		now: time.Now().In(time.FixedZone("CET", 3600)).Truncate(time.Second)}
 	opts := Options{
 		Store:      f.db,
 		Registerer: f.reg,

@@ -49,7 +49,7 @@ type fixture struct {
 
 func setup(t *testing.T, serviceAccount bool) *fixture {
 	t.Helper()
-	f := &fixture{clk: &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}, logs: &lockedWriter{w: &bytes.Buffer{}}}
+	f := &fixture{clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, logs: &lockedWriter{w: &bytes.Buffer{}}}
 	log := zerolog.New(f.logs).Level(zerolog.DebugLevel)
 	f.sim = simulator.New(simulator.Options{Now: f.clk.Now, TokenTTL: time.Hour})
 	srv := httptest.NewServer(f.sim)

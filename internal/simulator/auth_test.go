@@ -71,7 +71,7 @@ func TestToken(t *testing.T) {
 
 func TestAuthRequired(t *testing.T) {
 	var mu sync.Mutex
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now := time.Now().UTC().Truncate(time.Second)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
 	e := newEnv(t, simulator.Options{Now: clock, TokenTTL: 10 * time.Minute})
