@@ -27,7 +27,7 @@ func (c *clock) Add(d time.Duration) {
 
 func setup(t *testing.T, o reportserver.Options) (*simulator.Server, *reportserver.Client, *clock, *url.URL) {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
 	sim := simulator.New(simulator.Options{Now: clk.Now, TokenTTL: time.Hour})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)

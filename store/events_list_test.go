@@ -16,7 +16,7 @@ func TestListEventsPagesInCreationOrder(t *testing.T) {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	base := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	base := time.Now().UTC().Truncate(time.Second)
 	var want []string
 	for i := 0; i < 5; i++ {
 		e := &rswebhooks.Event{ID: rswebhooks.NewID(base.Add(time.Duration(i) * time.Second)), Filter: "reports", Type: "Created"}
@@ -68,7 +68,7 @@ func TestSizeIsKnownRightAfterWrites(t *testing.T) {
 }
 
 func TestPutMetaUntil(t *testing.T) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now := time.Now().UTC().Truncate(time.Second)
 	db, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 func openTest(t *testing.T, dir string, mod ...func(*Options)) (*DB, *clock) {
 	t.Helper()
