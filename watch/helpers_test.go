@@ -24,7 +24,7 @@ type clock struct {
 	t  time.Time
 }
 
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)} }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
@@ -83,7 +83,7 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 
 func (e *env) openStore() {
 	e.t.Helper()
-	db, err := store.Open(store.Options{Dir: e.dir, Logger: zerolog.Nop(), Now: e.clk.Now})
+	db, err := store.Open(store.Options{Dir: e.dir, Logger: zerolog.Nop()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
