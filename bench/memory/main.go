@@ -45,6 +45,7 @@ func main() {
 	events := flag.Int("events", 10000, "deliveries: events")
 	hooks := flag.Int("webhooks", 8, "deliveries: webhooks (each gets every event)")
 	direct := flag.Bool("direct", false, "uploads: send to the upstream directly (baseline, no daemon RSS)")
+	reference := flag.String("reference", "", "uploads: send through this reference proxy binary instead (bench/proxy/httputilproxy: a plain httputil.ReverseProxy; baseline for what streaming alone costs)")
 	deliveryWait = flag.Duration("wait", 5*time.Minute, "deliveries: how long to wait for every delivery after the events are made")
 	memLimit := flag.String("gomemlimit", "", "GOMEMLIMIT for the daemon (empty: none, as in a bare `rswebhooks serve`)")
 	flag.Parse()
@@ -52,13 +53,13 @@ func main() {
 	if *memLimit != "" {
 		daemonEnv = append(daemonEnv, "GOMEMLIMIT="+*memLimit)
 	}
-	if err := run(*bin, *scenario, *clients, *size, *duration, *conns, *events, *hooks, *direct); err != nil {
+	if err := run(*bin, *scenario, *clients, *size, *duration, *conns, *events, *hooks, *direct, *reference); err != nil {
 		fmt.Fprintln(os.Stderr, "memory-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, scenario string, clients, size int, duration time.Duration, conns, events, hooks int, direct bool) error {
+func run(bin, scenario string, clients, size int, duration time.Duration, conns, events, hooks int, direct bool, reference string) error {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return err
@@ -93,10 +94,18 @@ func run(bin, scenario string, clients, size int, duration time.Duration, conns,
 	if direct {
 		target = "http://" + up
 	}
+	if reference != "" {
+		addr, stop, err := startReference(reference, "http://"+up)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		target = "http://" + addr
+	}
 	fmt.Printf("scenario=%s %s", scenario, strings.Join(daemonEnv[len(os.Environ()):], " "))
 	switch scenario {
 	case "uploads":
-		fmt.Printf(" clients=%d size=%d duration=%s direct=%v\n", clients, size, duration, direct)
+		fmt.Printf(" clients=%d size=%d duration=%s direct=%v reference=%v\n", clients, size, duration, direct, reference != "")
 		err = uploads(target, clients, size, duration)
 	case "idle":
 		fmt.Printf(" conns=%d duration=%s\n", conns, duration)
@@ -137,6 +146,34 @@ func startUpstream() (string, error) {
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	return ln.Addr().String(), nil
+}
+
+// startReference runs the reference proxy binary in front of upstream and
+// waits until it accepts connections.
+func startReference(bin, upstream string) (string, func(), error) {
+	addr, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "-listen", addr, "-upstream", upstream)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("reference proxy did not listen on %s: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a child's listener; no event to wait on
+	}
 }
 
 type daemon struct {
