@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/signature"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
@@ -55,10 +56,10 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set(HeaderSignature, Sign(w.Secret, body))
-	h.Set(HeaderWebhookID, d.ID)
-	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	h.Set(HeaderWebhookSignature, SignStandard(w.Secret, d.ID, now, body))
+	h.Set(signature.HeaderSignature, signature.Sign(w.Secret, body))
+	h.Set(signature.HeaderWebhookID, d.ID)
+	h.Set(signature.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	h.Set(signature.HeaderWebhookSignature, signature.SignStandard(w.Secret, d.ID, now, body))
 	h.Set("User-Agent", e.userAgent)
 	names := make([]string, 0, len(w.Headers))
 	for k := range w.Headers {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/signature"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
@@ -55,10 +56,10 @@ func TestDeliverSuccess(t *testing.T) {
 	if d.State != rswebhooks.DeliverySucceeded || d.Attempts != 1 || d.LastStatus != 200 {
 		t.Fatalf("delivery = %+v, want succeeded after 1 attempt with 200", d)
 	}
-	if err := Verify(w.Secret, r.Header.Get("ms-signature"), r.Body); err != nil {
+	if err := signature.Verify(w.Secret, r.Header.Get("ms-signature"), r.Body); err != nil {
 		t.Fatalf("ms-signature: %v", err)
 	}
-	if err := VerifyStandard(w.Secret, r.Header, r.Body, time.Now(), 0); err != nil {
+	if err := signature.VerifyStandard(w.Secret, r.Header, r.Body, time.Now(), 0); err != nil {
 		t.Fatalf("webhook-signature: %v", err)
 	}
 	for k, want := range map[string]string{
@@ -131,7 +132,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	var ids, sigs []string
 	for i := 1; i <= 3; i++ {
 		r := recv(t, got, "attempt")
-		if err := Verify(w.Secret, r.Header.Get("ms-signature"), r.Body); err != nil {
+		if err := signature.Verify(w.Secret, r.Header.Get("ms-signature"), r.Body); err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 		b := decodeBody(t, r.Body)
@@ -499,10 +500,10 @@ func TestHeadersCannotOverride(t *testing.T) {
 	h.addEvent(rswebhooks.FilterTasks, "t1")
 	r := recv(t, got, "notification")
 	d := h.nextFinal()
-	if err := Verify(w.Secret, r.Header.Get("ms-signature"), r.Body); err != nil {
+	if err := signature.Verify(w.Secret, r.Header.Get("ms-signature"), r.Body); err != nil {
 		t.Fatalf("ms-signature overridden: %v", err)
 	}
-	if err := VerifyStandard(w.Secret, r.Header, r.Body, time.Now(), 0); err != nil {
+	if err := signature.VerifyStandard(w.Secret, r.Header, r.Body, time.Now(), 0); err != nil {
 		t.Fatalf("standard signature overridden: %v", err)
 	}
 	if r.Header.Get("Webhook-Id") != d.ID || r.Header.Get("User-Agent") != "rswebhooks/1.2.3" ||

@@ -15,9 +15,12 @@ import (
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+const testSecret = "0123456789abcdef0123456789abcdef-secret"
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
@@ -101,10 +104,10 @@ func TestGoldenWire(t *testing.T) {
 			}
 			h.e.Wake()
 			r := recv(t, got, "notification")
-			if err := Verify(testSecret, r.Header.Get("ms-signature"), r.Body); err != nil {
+			if err := signature.Verify(testSecret, r.Header.Get("ms-signature"), r.Body); err != nil {
 				t.Fatal(err)
 			}
-			if err := VerifyStandard(testSecret, r.Header, r.Body, t0, 0); err != nil {
+			if err := signature.VerifyStandard(testSecret, r.Header, r.Body, t0, 0); err != nil {
 				t.Fatal(err)
 			}
 			golden(t, tc.name+".json", r.Body)

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 // countingReceiver verifies and counts notifications by delivery id.
@@ -36,7 +36,7 @@ func (r *countingReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(req.Body)
-	if deliver.Verify(r.secret, req.Header.Get("ms-signature"), body) != nil {
+	if signature.Verify(r.secret, req.Header.Get("ms-signature"), body) != nil {
 		r.mu.Lock()
 		r.bad++
 		r.mu.Unlock()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 func verifyCommand() *cli.Command {
@@ -86,18 +86,18 @@ func verifyAction(c *cli.Context) error {
 	if s := c.String("signature"); s != "" {
 		switch {
 		case strings.HasPrefix(strings.ToLower(s), "sha256="):
-			hdr.Set(deliver.HeaderSignature, s)
+			hdr.Set(signature.HeaderSignature, s)
 		case strings.Contains(s, "v1,"):
-			hdr.Set(deliver.HeaderWebhookSignature, s)
+			hdr.Set(signature.HeaderWebhookSignature, s)
 		default:
-			return cli.Exit(fmt.Sprintf("invalid: %v: --signature must be an ms-signature ('sha256=<hex>') or a webhook-signature ('v1,<base64>')", deliver.ErrMalformedSignature), 2)
+			return cli.Exit(fmt.Sprintf("invalid: %v: --signature must be an ms-signature ('sha256=<hex>') or a webhook-signature ('v1,<base64>')", signature.ErrMalformedSignature), 2)
 		}
 	}
 	if c.IsSet("id") {
-		hdr.Set(deliver.HeaderWebhookID, c.String("id"))
+		hdr.Set(signature.HeaderWebhookID, c.String("id"))
 	}
 	if c.IsSet("timestamp") {
-		hdr.Set(deliver.HeaderWebhookTimestamp, c.String("timestamp"))
+		hdr.Set(signature.HeaderWebhookTimestamp, c.String("timestamp"))
 	}
 
 	type check struct {
@@ -105,22 +105,22 @@ func verifyAction(c *cli.Context) error {
 		run  func() error
 	}
 	var checks []check
-	if v := hdr.Get(deliver.HeaderSignature); v != "" {
-		checks = append(checks, check{deliver.HeaderSignature, func() error { return deliver.Verify(secret, v, body) }})
+	if v := hdr.Get(signature.HeaderSignature); v != "" {
+		checks = append(checks, check{signature.HeaderSignature, func() error { return signature.Verify(secret, v, body) }})
 	}
-	if hdr.Get(deliver.HeaderWebhookSignature) != "" {
-		if hdr.Get(deliver.HeaderWebhookID) == "" || hdr.Get(deliver.HeaderWebhookTimestamp) == "" {
+	if hdr.Get(signature.HeaderWebhookSignature) != "" {
+		if hdr.Get(signature.HeaderWebhookID) == "" || hdr.Get(signature.HeaderWebhookTimestamp) == "" {
 			return cli.Exit("verify: a webhook-signature needs --id and --timestamp (the webhook-id and webhook-timestamp headers)", 2)
 		}
-		if _, err := strconv.ParseInt(hdr.Get(deliver.HeaderWebhookTimestamp), 10, 64); err != nil {
-			return cli.Exit(fmt.Sprintf("--timestamp: %q is not unix seconds", hdr.Get(deliver.HeaderWebhookTimestamp)), 2)
+		if _, err := strconv.ParseInt(hdr.Get(signature.HeaderWebhookTimestamp), 10, 64); err != nil {
+			return cli.Exit(fmt.Sprintf("--timestamp: %q is not unix seconds", hdr.Get(signature.HeaderWebhookTimestamp)), 2)
 		}
 		tolerance := c.Duration("tolerance")
 		if tolerance <= 0 {
 			return cli.Exit("--tolerance: must be above 0", 2)
 		}
-		checks = append(checks, check{deliver.HeaderWebhookSignature, func() error {
-			return deliver.VerifyStandard(secret, hdr, body, time.Now(), tolerance)
+		checks = append(checks, check{signature.HeaderWebhookSignature, func() error {
+			return signature.VerifyStandard(secret, hdr, body, time.Now(), tolerance)
 		}})
 	}
 	if len(checks) == 0 {
@@ -134,7 +134,7 @@ func verifyAction(c *cli.Context) error {
 		case err == nil:
 			fmt.Fprintf(c.App.Writer, "%s: valid\n", ch.name)
 			continue
-		case errors.Is(err, deliver.ErrMalformedSignature):
+		case errors.Is(err, signature.ErrMalformedSignature):
 			code = 2
 		case code == 0:
 			code = 1

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 func TestVerifyCommand(t *testing.T) {
@@ -20,12 +20,12 @@ func TestVerifyCommand(t *testing.T) {
 	body := []byte("{\n  \"Id\": \"01ABC\",\n  \"Attempt\": 2\n}")
 	file := filepath.Join(t.TempDir(), "body.json")
 	os.WriteFile(file, body, 0o600)
-	sig := deliver.Sign(secret, body)
+	sig := signature.Sign(secret, body)
 	now := time.Now()
 	ts := strconv.FormatInt(now.Unix(), 10)
-	std := deliver.SignStandard(secret, "01DELIVERY", now, body)
+	std := signature.SignStandard(secret, "01DELIVERY", now, body)
 	old := now.Add(-time.Hour)
-	stdOld := deliver.SignStandard(secret, "01DELIVERY", old, body)
+	stdOld := signature.SignStandard(secret, "01DELIVERY", old, body)
 	// A saved request as a receiver would log it: request line, headers, a
 	// blank line, the body (and an editor's trailing newline).
 	saved := func(name, eol string, ts time.Time, stdSig string) string {

@@ -28,8 +28,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks/daemon"
-	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 // Options configure Run. Empty addresses take the defaults shown.
@@ -313,12 +313,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "read error", http.StatusBadRequest)
 		return
 	}
-	if err := deliver.Verify(r.secret, req.Header.Get(deliver.HeaderSignature), body); err != nil {
+	if err := signature.Verify(r.secret, req.Header.Get(signature.HeaderSignature), body); err != nil {
 		http.Error(w, "bad ms-signature", http.StatusBadRequest)
 		r.emit(fmt.Sprintf("  ✗ rejected a notification: ms-signature: %v\n", err))
 		return
 	}
-	if err := deliver.VerifyStandard(r.secret, req.Header, body, time.Now(), 0); err != nil {
+	if err := signature.VerifyStandard(r.secret, req.Header, body, time.Now(), 0); err != nil {
 		http.Error(w, "bad webhook-signature", http.StatusBadRequest)
 		r.emit(fmt.Sprintf("  ✗ rejected a notification: webhook-signature: %v\n", err))
 		return

@@ -1,4 +1,4 @@
-package deliver
+package signature
 
 import (
 	"crypto/hmac"

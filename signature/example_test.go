@@ -1,4 +1,4 @@
-package deliver_test
+package signature_test
 
 import (
 	"errors"
@@ -7,25 +7,25 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 // A receiver checks the ms-signature header over the raw body bytes.
 func ExampleVerify() {
 	secret := "a-secret-of-at-least-32-characters!!"
 	body := []byte(`{"Id":"01JD","Attempt":1,"Properties":{},"Notifications":[]}`)
-	header := deliver.Sign(secret, body) // what the receiver finds in ms-signature
+	header := signature.Sign(secret, body) // what the receiver finds in ms-signature
 
-	fmt.Println(deliver.Verify(secret, header, body))
-	err := deliver.Verify(secret, header, []byte(`{"Id":"01JD","Attempt":2}`))
-	fmt.Println(errors.Is(err, deliver.ErrSignatureMismatch))
+	fmt.Println(signature.Verify(secret, header, body))
+	err := signature.Verify(secret, header, []byte(`{"Id":"01JD","Attempt":2}`))
+	fmt.Println(errors.Is(err, signature.ErrSignatureMismatch))
 	// Output:
 	// <nil>
 	// true
 }
 
 func ExampleSign() {
-	fmt.Println(deliver.Sign("key", []byte("The quick brown fox jumps over the lazy dog")))
+	fmt.Println(signature.Sign("key", []byte("The quick brown fox jumps over the lazy dog")))
 	// Output: sha256=F7BC83F430538424B13298E6AA6FB143EF4D59A14946175997479DBC2D1A3CD8
 }
 
@@ -39,10 +39,10 @@ func ExampleVerifyStandard() {
 	h := http.Header{}
 	h.Set("webhook-id", "01JD")
 	h.Set("webhook-timestamp", strconv.FormatInt(sent.Unix(), 10))
-	h.Set("webhook-signature", deliver.SignStandard(secret, "01JD", sent, body))
+	h.Set("webhook-signature", signature.SignStandard(secret, "01JD", sent, body))
 
-	fmt.Println(deliver.VerifyStandard(secret, h, body, sent.Add(time.Minute), 5*time.Minute))
-	fmt.Println(deliver.VerifyStandard(secret, h, body, sent.Add(time.Hour), 5*time.Minute) != nil)
+	fmt.Println(signature.VerifyStandard(secret, h, body, sent.Add(time.Minute), 5*time.Minute))
+	fmt.Println(signature.VerifyStandard(secret, h, body, sent.Add(time.Hour), 5*time.Minute) != nil)
 	// Output:
 	// <nil>
 	// true
