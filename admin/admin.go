@@ -19,7 +19,6 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/identity"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // Store is the part of store.DB the handler uses.
@@ -35,11 +34,9 @@ type Store interface {
 	Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error)
 	PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error
 	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
-	UnreadableRecords(ctx context.Context) ([]store.Unreadable, error)
+	UnreadableRecords(ctx context.Context) ([]rswebhooks.Unreadable, error)
 	DeleteUnreadable(ctx context.Context, kind, id string) error
 }
-
-var _ Store = (*store.DB)(nil)
 
 // Identities authenticates callers (implemented by *identity.Resolver).
 type Identities interface {
@@ -399,9 +396,9 @@ func storeError(w http.ResponseWriter, r *http.Request, err error, what string) 
 			msg += " (" + storeConditionText[c] + "); it recovers by itself when the condition clears, and GET /readyz says why"
 		}
 		writeError(w, http.StatusServiceUnavailable, msg)
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 		writeError(w, http.StatusNotFound, what+" not found")
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, rswebhooks.ErrConflict):
 		writeError(w, http.StatusConflict, what+" conflicts with a stored one")
 	default:
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("store failure")

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // Delivery listing limits.
@@ -73,7 +72,7 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, who *rswebhoo
 		err = hideUnreadable(who, err)
 		switch {
 		case err == nil && (!owns(who, wh) || !visible(who, d)):
-			err = store.ErrNotFound
+			err = rswebhooks.ErrNotFound
 		case err != nil && who.Admin:
 			err, wh = nil, nil
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // owns reports whether the caller may see and change w.
@@ -27,7 +26,7 @@ func owns(who *rswebhooks.Identity, w *rswebhooks.Webhook) bool {
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity, id string) (*rswebhooks.Webhook, bool) {
 	wh, err := h.getWebhook(r.Context(), id)
 	if err == nil && !owns(who, wh) {
-		err = store.ErrNotFound
+		err = rswebhooks.ErrNotFound
 	}
 	if err = hideUnreadable(who, err); err != nil {
 		storeError(w, r, err, "webhook")
@@ -41,7 +40,7 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request, who *rswebhooks
 // ids this handler generates are lower-case hex.
 func (h *Handler) getWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error) {
 	wh, err := h.store.GetWebhook(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, rswebhooks.ErrNotFound) {
 		if l := strings.ToLower(id); l != id {
 			return h.store.GetWebhook(ctx, l)
 		}
@@ -202,7 +201,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	id := r.PathValue("id")
 	cur, err := h.getWebhook(r.Context(), id)
 	if err == nil && !owns(who, cur) {
-		err = store.ErrNotFound
+		err = rswebhooks.ErrNotFound
 	}
 	err = hideUnreadable(who, err)
 	keep := ""
@@ -250,11 +249,11 @@ func (h *Handler) delete(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		// A record that cannot be decoded is deleted by id all the same.
 		wh, err = &rswebhooks.Webhook{ID: ue.ID}, nil
 	} else if err == nil && !owns(who, wh) {
-		err = store.ErrNotFound
+		err = rswebhooks.ErrNotFound
 	}
 	if err != nil {
 		if _, ok := asUnreadable(err); ok {
-			err = store.ErrNotFound
+			err = rswebhooks.ErrNotFound
 		}
 		storeError(w, r, err, "webhook")
 		return

@@ -8,11 +8,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // unreadableMessage answers a read of a record the store cannot decode.
-func unreadableMessage(ue *store.UnreadableError) string {
+func unreadableMessage(ue *rswebhooks.UnreadableError) string {
 	return ue.Kind + " " + ue.ID + ": the stored record cannot be decoded; an administrator can see it at GET /api/webhooks/unreadable and delete it by id"
 }
 
@@ -29,7 +28,7 @@ func (h *Handler) listUnreadable(w http.ResponseWriter, r *http.Request, who *rs
 		return
 	}
 	if us == nil {
-		us = []store.Unreadable{}
+		us = []rswebhooks.Unreadable{}
 	}
 	writeJSON(w, http.StatusOK, us)
 }
@@ -43,7 +42,7 @@ func (h *Handler) deleteUnreadable(w http.ResponseWriter, r *http.Request, who *
 		return
 	}
 	kind, id := r.PathValue("kind"), r.PathValue("id")
-	if !slices.Contains(store.Kinds(), kind) {
+	if !slices.Contains(rswebhooks.RecordKinds(), kind) {
 		writeError(w, http.StatusBadRequest, "kind: must be one of webhook, event, delivery, attempt")
 		return
 	}
@@ -52,7 +51,7 @@ func (h *Handler) deleteUnreadable(w http.ResponseWriter, r *http.Request, who *
 		storeError(w, r, err, "unreadable records")
 		return
 	}
-	if !slices.ContainsFunc(us, func(u store.Unreadable) bool { return u.Kind == kind && u.ID == id }) {
+	if !slices.ContainsFunc(us, func(u rswebhooks.Unreadable) bool { return u.Kind == kind && u.ID == id }) {
 		writeError(w, http.StatusNotFound, kind+" "+id+": no such unreadable record (readable records are deleted through their own endpoints)")
 		return
 	}
@@ -65,8 +64,8 @@ func (h *Handler) deleteUnreadable(w http.ResponseWriter, r *http.Request, who *
 }
 
 // asUnreadable returns the UnreadableError in err, if any.
-func asUnreadable(err error) (*store.UnreadableError, bool) {
-	var ue *store.UnreadableError
+func asUnreadable(err error) (*rswebhooks.UnreadableError, bool) {
+	var ue *rswebhooks.UnreadableError
 	ok := errors.As(err, &ue)
 	return ue, ok
 }
@@ -74,8 +73,8 @@ func asUnreadable(err error) (*store.UnreadableError, bool) {
 // hideUnreadable answers an unreadable webhook like a missing one to
 // callers other than its owner and administrators.
 func hideUnreadable(who *rswebhooks.Identity, err error) error {
-	if ue, ok := asUnreadable(err); ok && ue.Kind == store.KindWebhook && !who.Admin && ue.Owner != who.ID {
-		return store.ErrNotFound
+	if ue, ok := asUnreadable(err); ok && ue.Kind == rswebhooks.RecordWebhook && !who.Admin && ue.Owner != who.ID {
+		return rswebhooks.ErrNotFound
 	}
 	return err
 }

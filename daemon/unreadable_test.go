@@ -149,7 +149,7 @@ func TestUnreadableRecordsPoisonNothing(t *testing.T) {
 	// counted once, however often it is met.
 	waitMetric(t, r.adminURL, `rswebhooks_store_unreadable_records_total{kind="delivery"}`)
 	status, body = call("GET", "/api/webhooks/unreadable", "")
-	var us []store.Unreadable
+	var us []rswebhooks.Unreadable
 	if err := json.Unmarshal([]byte(body), &us); status != 200 || err != nil {
 		t.Fatalf("unreadable: %d %s", status, body)
 	}

@@ -13,11 +13,12 @@ import (
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/store"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // taps offers each exchange to several taps in order (identity learns
 // tokens at /Token, detect turns changes into events).
-type taps []proxy.Tap
+type taps []tap.Tap
 
 func (t taps) Wants(method, path string) bool {
 	for _, x := range t {
@@ -28,7 +29,7 @@ func (t taps) Wants(method, path string) bool {
 	return false
 }
 
-// Fields implements proxy.FieldTap: the union of the fields the wanting
+// Fields implements tap.FieldTap: the union of the fields the wanting
 // taps name, or nil (whole bodies) when one of them is a plain Tap.
 func (t taps) Fields(method, path string) []string {
 	var fields []string
@@ -36,7 +37,7 @@ func (t taps) Fields(method, path string) []string {
 		if !x.Wants(method, path) {
 			continue
 		}
-		ft, ok := x.(proxy.FieldTap)
+		ft, ok := x.(tap.FieldTap)
 		if !ok {
 			return nil
 		}
@@ -48,9 +49,9 @@ func (t taps) Fields(method, path string) []string {
 	return fields
 }
 
-var _ proxy.FieldTap = taps(nil)
+var _ tap.FieldTap = taps(nil)
 
-func (t taps) Observe(ctx context.Context, ex *proxy.Exchange) {
+func (t taps) Observe(ctx context.Context, ex *tap.Exchange) {
 	for _, x := range t {
 		x.Observe(ctx, ex)
 	}

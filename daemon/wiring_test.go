@@ -4,11 +4,11 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 type fieldsTap struct {
-	proxy.TapFunc
+	tap.TapFunc
 	fields []string
 }
 
@@ -17,8 +17,8 @@ func (f fieldsTap) Fields(string, string) []string { return f.fields }
 // TestTapsFields: the combined tap asks for the fields of the taps that want
 // the exchange, and for whole bodies as soon as one of them is a plain Tap.
 func TestTapsFields(t *testing.T) {
-	want := func(p string) proxy.TapFunc {
-		return proxy.TapFunc{WantsFn: func(_, path string) bool { return path == p }}
+	want := func(p string) tap.TapFunc {
+		return tap.TapFunc{WantsFn: func(_, path string) bool { return path == p }}
 	}
 	det := fieldsTap{TapFunc: want("/r"), fields: []string{"Id", "Name"}}
 	quiet := fieldsTap{TapFunc: want("/q"), fields: []string{}}

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // accessFn adapts a function to Access.
@@ -104,7 +103,7 @@ func TestAccessDecidedPerDelivery(t *testing.T) {
 				t.Errorf("webhook %s: %s %q, want %s %q", wh, d.State, d.Reason, w.state, w.reason)
 			}
 		}
-		if _, err := h.db.GetDelivery(ctx, rswebhooks.DeliveryID(ev, no.ID)); !errors.Is(err, store.ErrNotFound) {
+		if _, err := h.db.GetDelivery(ctx, rswebhooks.DeliveryID(ev, no.ID)); !errors.Is(err, rswebhooks.ErrNotFound) {
 			t.Errorf("denied delivery kept: %v", err)
 		}
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/signature"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 const (
@@ -121,10 +120,10 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	now := e.opts.Now().UTC()
 	w, err := e.hooks.get(ctx, d.WebhookID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookDeleted, OutcomeFailed, now)
 		return
-	case errors.Is(err, store.ErrUnreadable):
+	case errors.Is(err, rswebhooks.ErrUnreadable):
 		// Logged and counted once by the store; retrying cannot help.
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookUnreadable, OutcomeFailed, now)
 		return

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // flight is one attempt in progress.
@@ -25,12 +24,12 @@ type dispatcher struct {
 	inflight map[string]flight // by delivery id
 	perHook  map[string]int
 	perOwner map[string]int
-	owners   map[string]string // webhook id → owner id, as last read
-	slow     map[string]bool   // webhooks whose last attempt took slowAfter or more
-	slowNow  int               // attempts in flight to slow webhooks, as of the last count
-	buf      []store.DueRef    // due, not in flight, in due order
-	full     bool              // the last read hit its limit: more may be due
-	done     chan string       // delivery ids of finished workers
+	owners   map[string]string   // webhook id → owner id, as last read
+	slow     map[string]bool     // webhooks whose last attempt took slowAfter or more
+	slowNow  int                 // attempts in flight to slow webhooks, as of the last count
+	buf      []rswebhooks.DueRef // due, not in flight, in due order
+	full     bool                // the last read hit its limit: more may be due
+	done     chan string         // delivery ids of finished workers
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -200,7 +199,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
 	scanned := 0
-	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d store.DueRef) bool {
+	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d rswebhooks.DueRef) bool {
 		scanned++
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
@@ -256,7 +255,7 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: e.opts.Now()}
 		st.perHook[d.WebhookID]++
 		st.perOwner[owner]++
-		go func(r store.DueRef) {
+		go func(r rswebhooks.DueRef) {
 			defer func() { st.done <- r.ID }()
 			if d := e.load(ctx, r); d != nil {
 				e.attempt(ctx, d)
@@ -269,10 +268,10 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 
 // load reads a listed delivery; nil if it is gone, no longer pending or no
 // longer due (finished or moved since it was listed).
-func (e *Engine) load(ctx context.Context, r store.DueRef) *rswebhooks.Delivery {
+func (e *Engine) load(ctx context.Context, r rswebhooks.DueRef) *rswebhooks.Delivery {
 	d, err := e.opts.Store.GetDelivery(ctx, r.ID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 		return nil
 	case err != nil:
 		if ctx.Err() == nil {

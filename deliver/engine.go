@@ -13,12 +13,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // Store is what the engine needs from the durable store (package store's
 // *DB implements it). GetWebhook and GetDelivery must return an error
-// wrapping store.ErrNotFound for an unknown id. WebhooksVersion must change
+// wrapping rswebhooks.ErrNotFound for an unknown id. WebhooksVersion must change
 // after every webhook write that has returned (the engine caches webhooks
 // until it does).
 type Store interface {
@@ -28,11 +27,11 @@ type Store interface {
 	GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, error)
 	WebhooksVersion() uint64
 	SetPaused(ctx context.Context, id string, paused bool) error
-	CountWebhooks(ctx context.Context) (store.WebhookCounts, error)
+	CountWebhooks(ctx context.Context) (rswebhooks.WebhookCounts, error)
 	SetOwnerMissing(ctx context.Context, ownerID string, missing bool) ([]string, error)
 	DiscardDelivery(ctx context.Context, id string) error
 	UnfannedStats(ctx context.Context) (n int, oldest time.Time, err error)
-	ScanDue(ctx context.Context, now time.Time, max int, fn func(store.DueRef) bool) error
+	ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error
 	GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error)
 	NextDue(ctx context.Context) (time.Time, bool, error)
 	Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error
@@ -41,8 +40,6 @@ type Store interface {
 	QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error)
 }
 
-var _ Store = (*store.DB)(nil)
-
 // Reasons recorded on finished deliveries.
 const (
 	ReasonAccessUnknown  = "access_unknown"
@@ -50,7 +47,7 @@ const (
 	ReasonAccessError    = "access_error"
 	ReasonWebhookDeleted = "webhook deleted"
 	// ReasonWebhookUnreadable: the stored webhook cannot be decoded (see
-	// store.UnreadableError); an administrator can delete it by id.
+	// rswebhooks.UnreadableError); an administrator can delete it by id.
 	ReasonWebhookUnreadable = "webhook record unreadable"
 	ReasonWebhookPaused     = "webhook paused"
 	ReasonGone              = "receiver answered 410 Gone; webhook paused"
@@ -230,7 +227,7 @@ func (e *Engine) wakeDispatcher() {
 }
 
 // Redeliver queues a finished delivery again, due now, keeping its attempt
-// history, and wakes the engine. Errors wrap store.ErrNotFound for an
+// history, and wakes the engine. Errors wrap rswebhooks.ErrNotFound for an
 // unknown id.
 func (e *Engine) Redeliver(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
 	d, err := e.opts.Store.Redeliver(ctx, id, e.opts.Now())
@@ -243,7 +240,7 @@ func (e *Engine) Redeliver(ctx context.Context, id string) (*rswebhooks.Delivery
 
 // Ping queues a test notification (Action "ping", EventType "Ping", made by
 // actor) for the webhook and wakes the engine. It is sent even when the
-// webhook is paused. Errors wrap store.ErrNotFound for an unknown webhook.
+// webhook is paused. Errors wrap rswebhooks.ErrNotFound for an unknown webhook.
 func (e *Engine) Ping(ctx context.Context, webhookID string, actor rswebhooks.User) (*rswebhooks.Delivery, error) {
 	w, err := e.opts.Store.GetWebhook(ctx, webhookID)
 	if err != nil {

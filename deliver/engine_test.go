@@ -15,7 +15,6 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/signature"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 func decodeBody(t *testing.T, b []byte) Body {
@@ -191,7 +190,7 @@ func TestGiveUpAfterLastAttemptAndRedeliver(t *testing.T) {
 	if d.State != rswebhooks.DeliverySucceeded || d.Attempts != 4 {
 		t.Fatalf("after redeliver = %+v, want succeeded at attempt 4", d)
 	}
-	if _, err := h.e.Redeliver(context.Background(), "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := h.e.Redeliver(context.Background(), "nope"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("Redeliver(unknown) = %v, want ErrNotFound", err)
 	}
 }
@@ -477,7 +476,7 @@ func TestPausedMeanwhileAndDeleted(t *testing.T) {
 	if d := h.nextFinal(); d.ID != p.ID || d.State != rswebhooks.DeliverySucceeded {
 		t.Fatalf("ping delivery = %+v", d)
 	}
-	if _, err := h.e.Ping(context.Background(), "nope", rswebhooks.User{}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := h.e.Ping(context.Background(), "nope", rswebhooks.User{}); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("Ping(unknown) = %v, want ErrNotFound", err)
 	}
 	if v := counter(t, h, "deliveries", "skipped"); v != 1 {

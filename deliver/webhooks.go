@@ -61,7 +61,7 @@ func (c *webhookCache) fresh(at time.Time) bool {
 	return age >= 0 && age < webhookTTL
 }
 
-// get returns webhook id (an error wrapping store.ErrNotFound if unknown).
+// get returns webhook id (an error wrapping rswebhooks.ErrNotFound if unknown).
 func (c *webhookCache) get(ctx context.Context, id string) (*rswebhooks.Webhook, error) {
 	c.mu.Lock()
 	v := c.sync()

@@ -88,7 +88,7 @@ func TestWebhookCache(t *testing.T) {
 	if err := db.DeleteWebhook(ctx, "W1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := get("W1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := get("W1"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("after DeleteWebhook: %v, want ErrNotFound", err)
 	}
 
@@ -151,7 +151,7 @@ func TestLoadSkipsStaleRefs(t *testing.T) {
 	h := newHarness(t, nil)
 	w := h.addWebhook("http://127.0.0.1:1/", nil)
 	now := h.now().UTC()
-	put := func(id string, state string, next time.Time) store.DueRef {
+	put := func(id string, state string, next time.Time) rswebhooks.DueRef {
 		t.Helper()
 		d := &rswebhooks.Delivery{ID: id, WebhookID: w.ID, EventID: "E1", State: rswebhooks.DeliveryPending,
 			NextUTC: now, CreatedUTC: now, UpdatedUTC: now}
@@ -177,7 +177,7 @@ func TestLoadSkipsStaleRefs(t *testing.T) {
 	if d := h.e.load(ctx, put("D3", rswebhooks.DeliveryPending, now.Add(time.Hour))); d != nil {
 		t.Fatalf("load of a delivery moved to later = %+v, want nil", d)
 	}
-	if d := h.e.load(ctx, store.DueRef{ID: "nope", WebhookID: w.ID}); d != nil {
+	if d := h.e.load(ctx, rswebhooks.DueRef{ID: "nope", WebhookID: w.ID}); d != nil {
 		t.Fatalf("load of an unknown delivery = %+v, want nil", d)
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 func benchDetector(b *testing.B) *Detector {
@@ -25,7 +25,7 @@ func benchDetector(b *testing.B) *Detector {
 // appended to a real Badger store.
 func BenchmarkObserve(b *testing.B) {
 	d := benchDetector(b)
-	ex := &proxy.Exchange{
+	ex := &tap.Exchange{
 		Method:         "POST",
 		Path:           "/api/reportserver/v2/categories",
 		RequestHeader:  hdr("Authorization", "Bearer t", "Content-Type", "application/json"),
@@ -47,7 +47,7 @@ func BenchmarkObserve(b *testing.B) {
 func BenchmarkObserveUpload(b *testing.B) {
 	d := benchDetector(b)
 	file := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("<Report/>", 60_000)))
-	ex := &proxy.Exchange{
+	ex := &tap.Exchange{
 		Method:         "POST",
 		Path:           "/api/reportserver/reports",
 		RequestHeader:  http.Header{},

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // TestEventsRecordedWhenCaptureSkipped runs creates and an update through a
@@ -70,7 +71,7 @@ func TestEventsRecordedWhenCaptureSkipped(t *testing.T) {
 	for _, mf := range mfs {
 		if mf.GetName() == "rswebhooks_capture_skipped_total" {
 			for _, m := range mf.GetMetric() {
-				if m.GetLabel()[0].GetValue() == proxy.SkipBudget {
+				if m.GetLabel()[0].GetValue() == tap.SkipBudget {
 					skipped = m.GetCounter().GetValue()
 				}
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // EventStore is the part of the store the detector needs.
@@ -28,7 +28,7 @@ type Actors interface {
 
 // Defaults for Options.
 const (
-	DefaultBodyLimit     = 1 << 20
+	DefaultBodyLimit     = tap.DefaultBodyLimit
 	DefaultAppendTimeout = 5 * time.Second
 )
 
@@ -67,7 +67,7 @@ type Options struct {
 	AppendTimeout time.Duration
 }
 
-// Detector turns proxied exchanges into events. It implements proxy.Tap and
+// Detector turns proxied exchanges into events. It implements tap.Tap and
 // is safe for concurrent use.
 type Detector struct {
 	m             *matcher
@@ -82,8 +82,8 @@ type Detector struct {
 }
 
 var (
-	_ proxy.Tap      = (*Detector)(nil)
-	_ proxy.FieldTap = (*Detector)(nil)
+	_ tap.Tap      = (*Detector)(nil)
+	_ tap.FieldTap = (*Detector)(nil)
 )
 
 // bodyFieldNames are the only parts of a body the detector reads (see
@@ -156,7 +156,7 @@ func (d *Detector) Wants(method, path string) bool {
 	return ok && !m.rule.Ignore()
 }
 
-// Fields implements proxy.FieldTap: of a body, the detector reads only the
+// Fields implements tap.FieldTap: of a body, the detector reads only the
 // top-level Id, Name, ReportName and a grid answer's Data, and nothing at all for a rule that takes the id
 // from the path and has no name to learn (revisions, publish calls), so the
 // proxy scans bodies instead of copying them.
@@ -172,7 +172,7 @@ func (d *Detector) Fields(method, path string) []string {
 // exchanges and ignore rules produce nothing; a 2xx non-safe exchange no rule
 // matches is logged and counted. Store failures are logged and counted; the
 // response goes out unchanged either way.
-func (d *Detector) Observe(ctx context.Context, ex *proxy.Exchange) {
+func (d *Detector) Observe(ctx context.Context, ex *tap.Exchange) {
 	if ex == nil || ex.Status < 200 || ex.Status > 299 {
 		return
 	}
@@ -219,7 +219,7 @@ func (d *Detector) Observe(ctx context.Context, ex *proxy.Exchange) {
 }
 
 // event builds the event for a matched 2xx exchange.
-func (d *Detector) event(m match, ex *proxy.Exchange, method string) *rswebhooks.Event {
+func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.Event {
 	r := m.rule
 	now := d.now().UTC()
 	e := &rswebhooks.Event{
@@ -262,17 +262,17 @@ func (d *Detector) event(m match, ex *proxy.Exchange, method string) *rswebhooks
 
 // resource finds the resource id and name per the rule's id source. reason
 // explains an empty id.
-func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason string) {
+func (d *Detector) resource(m match, ex *tap.Exchange) (id, name, reason string) {
 	r := m.rule
 	var req, resp fields
 	var reqErr, respErr error
 	if r.readBodies {
-		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, encoding(ex.RequestHeader, ex.RequestDecoded), d.bodyLimit, false)
-		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, encoding(ex.ResponseHeader, ex.ResponseDecoded), d.bodyLimit, true)
-		if ex.RequestSkipped == proxy.SkipBudget {
+		req, reqErr = bodyFields(ex.RequestBody, ex.RequestTruncated, tap.Encoding(ex.RequestHeader, ex.RequestDecoded), d.bodyLimit, false)
+		resp, respErr = bodyFields(ex.ResponseBody, ex.ResponseTruncated, tap.Encoding(ex.ResponseHeader, ex.ResponseDecoded), d.bodyLimit, true)
+		if ex.RequestSkipped == tap.SkipBudget {
 			reqErr = errNotCaptured
 		}
-		if ex.ResponseSkipped == proxy.SkipBudget && resp.id == "" {
+		if ex.ResponseSkipped == tap.SkipBudget && resp.id == "" {
 			respErr = errNotCaptured
 		}
 	}
@@ -306,13 +306,6 @@ func (d *Detector) resource(m match, ex *proxy.Exchange) (id, name, reason strin
 }
 
 // encoding is a body's Content-Encoding, or "" once the proxy decoded it.
-func encoding(h http.Header, decoded bool) string {
-	if decoded {
-		return ""
-	}
-	return h.Get("Content-Encoding")
-}
-
 func first(a, b string) string {
 	if a != "" {
 		return a

@@ -15,8 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/store"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 func openStore(t testing.TB) *store.DB {
@@ -85,7 +85,7 @@ func newFixture(t testing.TB, mod func(*Options)) *fixture {
 
 func TestObserveStoresEvent(t *testing.T) {
 	f := newFixture(t, nil)
-	ex := &proxy.Exchange{
+	ex := &tap.Exchange{
 		Method:         "POST",
 		Path:           "/api/reportserver/v2/categories/",
 		Query:          "x=1",
@@ -131,7 +131,7 @@ func TestObserveStoresEvent(t *testing.T) {
 
 func TestObserveNoEvent(t *testing.T) {
 	f := newFixture(t, nil)
-	cases := []proxy.Exchange{
+	cases := []tap.Exchange{
 		{Method: "POST", Path: "/api/reportserver/v2/categories", Status: 400, ResponseBody: []byte(`{"Id":"c1"}`)},
 		{Method: "DELETE", Path: "/api/reportserver/v2/categories/c1", Status: 404},
 		{Method: "DELETE", Path: "/api/reportserver/v2/categories/c1", Status: 500},
@@ -171,7 +171,7 @@ func TestObserveNoEvent(t *testing.T) {
 
 func TestObserveUnmatched(t *testing.T) {
 	f := newFixture(t, nil)
-	for _, ex := range []proxy.Exchange{
+	for _, ex := range []tap.Exchange{
 		{Method: "POST", Path: "/Manager/Report/Save", Status: 200},
 		{Method: "post", Path: "/api/reportserver/v2/reports/r1/copy", Status: 201},
 		{Method: "PATCH", Path: "/api/reportserver/v2/reports/r1", Status: 204},
@@ -207,7 +207,7 @@ func TestObserveStoreDegraded(t *testing.T) {
 				&rswebhooks.StoreUnavailableError{Condition: rswebhooks.StoreDiskFull, Detail: "1 MiB free"})
 		})
 	})
-	ex := &proxy.Exchange{Method: "DELETE", Path: "/api/reportserver/v3/data-alerts/a1", Status: 204}
+	ex := &tap.Exchange{Method: "DELETE", Path: "/api/reportserver/v3/data-alerts/a1", Status: 204}
 	f.d.Observe(context.Background(), ex)
 	f.d.Observe(context.Background(), ex)
 	for reason, want := range map[string]float64{"disk_full": 2, "unwritable": 0, "unopened": 0, "error": 0} {
@@ -228,7 +228,7 @@ func TestObserveStoreFailure(t *testing.T) {
 	if err := f.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ex := &proxy.Exchange{Method: "DELETE", Path: "/api/reportserver/v3/data-alerts/a1", Status: 204,
+	ex := &tap.Exchange{Method: "DELETE", Path: "/api/reportserver/v3/data-alerts/a1", Status: 204,
 		RequestHeader: hdr("Authorization", "Bearer alice-token")}
 	f.d.Observe(context.Background(), ex)
 	if got := testutil.ToFloat64(f.d.metrics.Lost.WithLabelValues("error")); got != 1 {
@@ -253,7 +253,7 @@ func TestObserveCancelledClientStillStores(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	f.d.Observe(ctx, &proxy.Exchange{Method: "POST", Path: "/api/reportserver/v2/executions/scheduledtasks/t1", Status: 204})
+	f.d.Observe(ctx, &tap.Exchange{Method: "POST", Path: "/api/reportserver/v2/executions/scheduledtasks/t1", Status: 204})
 	es := storedEvents(t, f.db)
 	if len(es) != 1 || es[0].Type != "Executed" || es[0].Filter != "tasks" || es[0].ResourceID != "t1" {
 		t.Fatalf("events = %+v, want one tasks Executed t1", es)
@@ -262,7 +262,7 @@ func TestObserveCancelledClientStillStores(t *testing.T) {
 
 func TestObserveWithoutID(t *testing.T) {
 	f := newFixture(t, nil)
-	f.d.Observe(context.Background(), &proxy.Exchange{Method: "POST", Path: "/api/reportserver/v2/reports", Status: 200,
+	f.d.Observe(context.Background(), &tap.Exchange{Method: "POST", Path: "/api/reportserver/v2/reports", Status: 200,
 		ResponseBody: []byte(`{"Id":"r1"`), ResponseTruncated: true, ResponseHeader: http.Header{}})
 	es := storedEvents(t, f.db)
 	if len(es) != 1 || es[0].ResourceID != "" || es[0].Type != "Created" {
@@ -290,7 +290,7 @@ func TestObserveActors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		f := newFixture(t, nil)
-		f.d.Observe(context.Background(), &proxy.Exchange{Method: "DELETE", Path: "/api/reportserver/categories/c1",
+		f.d.Observe(context.Background(), &tap.Exchange{Method: "DELETE", Path: "/api/reportserver/categories/c1",
 			Status: 204, RequestHeader: hdr("Authorization", tt.auth)})
 		es := storedEvents(t, f.db)
 		if len(es) != 1 || es[0].UserName != tt.wantUser {
@@ -302,7 +302,7 @@ func TestObserveActors(t *testing.T) {
 	}
 	// No resolver at all.
 	f := newFixture(t, func(o *Options) { o.Actors = nil })
-	f.d.Observe(context.Background(), &proxy.Exchange{Method: "DELETE", Path: "/api/reportserver/categories/c1",
+	f.d.Observe(context.Background(), &tap.Exchange{Method: "DELETE", Path: "/api/reportserver/categories/c1",
 		Status: 204, RequestHeader: hdr("Authorization", "Bearer alice-token")})
 	if es := storedEvents(t, f.db); len(es) != 1 || es[0].UserID != "" {
 		t.Fatalf("events = %+v, want one without user", es)

@@ -2,23 +2,19 @@ package detect
 
 import (
 	"bytes"
-	"compress/gzip"
-	"compress/zlib"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // maxIDLen bounds an id taken from a body or a header.
 const maxIDLen = 256
-
-// errTooLarge means a (decoded) body exceeds the detector's body limit.
-var errTooLarge = errors.New("body exceeds the body limit")
 
 // errNotCaptured means the proxy's capture budget was spent: the body
 // streamed through unread.
@@ -35,53 +31,20 @@ type fields struct {
 // match case-insensitively. Non-string values never become an id or a name.
 // The body is decoded per contentEncoding (gzip, deflate, identity) with the
 // decoded size capped at limit; the proxy has usually done that already, as
-// it scanned the body (proxy.FieldTap), and then passes "". A truncated, too large, compressed-but-broken
+// it scanned the body (tap.FieldTap), and then passes "". A truncated, too large, compressed-but-broken
 // or non-JSON body yields an error and no fields.
 func bodyFields(body []byte, truncated bool, contentEncoding string, limit int64, bare bool) (fields, error) {
 	if truncated {
-		return fields{}, errTooLarge
+		return fields{}, tap.ErrTooLarge
 	}
 	if len(body) == 0 {
 		return fields{}, nil
 	}
-	b, err := decode(body, contentEncoding, limit)
+	b, err := tap.Decode(body, contentEncoding, limit)
 	if err != nil {
 		return fields{}, err
 	}
 	return parseFields(b, bare)
-}
-
-func decode(body []byte, encoding string, limit int64) ([]byte, error) {
-	var r io.Reader
-	switch strings.ToLower(strings.TrimSpace(encoding)) {
-	case "", "identity":
-		if int64(len(body)) > limit {
-			return nil, errTooLarge
-		}
-		return body, nil
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		r = zr
-	case "deflate":
-		zr, err := zlib.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		r = zr
-	default:
-		return nil, errors.New("unsupported Content-Encoding " + encoding)
-	}
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, errTooLarge
-	}
-	return b, nil
 }
 
 var errNotJSON = errors.New("body is neither a JSON object nor a JSON string")

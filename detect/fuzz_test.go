@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // FuzzMatch: arbitrary methods and paths never panic, and a match is
@@ -95,7 +95,7 @@ func FuzzExtract(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, resp []byte, encoding, location string, truncated bool, req []byte) {
 		for _, p := range paths {
-			ex := &proxy.Exchange{Method: p.method, Path: p.path, Status: 200,
+			ex := &tap.Exchange{Method: p.method, Path: p.path, Status: 200,
 				RequestHeader: http.Header{}, RequestBody: req,
 				ResponseHeader: http.Header{}, ResponseBody: resp, ResponseTruncated: truncated}
 			if encoding != "" {
@@ -129,7 +129,7 @@ func FuzzExtract(f *testing.F) {
 			}
 			var b []byte
 			if !truncated {
-				b, _ = decode(resp, encoding, d.bodyLimit)
+				b, _ = tap.Decode(resp, encoding, d.bodyLimit)
 			}
 			if !jsonHoldsID(b, id, true) {
 				t.Fatalf("%s %s: id %q is neither in the Location header nor a JSON string of a body", p.method, p.path, id)

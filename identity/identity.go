@@ -1,14 +1,12 @@
 // Package identity establishes who is calling the admin API. It learns the
 // access tokens the report server issues at POST /Token as they pass through
-// the proxy (Resolver is a proxy.Tap), and those issued by its own login
+// the proxy (Resolver is a tap.Tap), and those issued by its own login
 // endpoint, checks them against the report server, and maps the user name to
 // the report server's user id and administrator flag with the service
 // account. It also recognises the operator token. See docs/auth.md.
 package identity
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -16,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,8 +24,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // Sentinel errors.
@@ -124,7 +121,7 @@ type Resolver struct {
 	warming map[string]bool
 }
 
-var _ proxy.Tap = (*Resolver)(nil)
+var _ tap.Tap = (*Resolver)(nil)
 
 // New validates opts and returns a Resolver.
 func New(opts Options) (*Resolver, error) {
@@ -183,7 +180,7 @@ func Operator() *rswebhooks.Identity {
 	return &rswebhooks.Identity{User: rswebhooks.User{ID: OperatorID, Name: OperatorID}, Admin: true, Operator: true}
 }
 
-// Wants implements proxy.Tap: it asks for the bodies of POST …/Token.
+// Wants implements tap.Tap: it asks for the bodies of POST …/Token.
 func (r *Resolver) Wants(method, path string) bool {
 	return method == "POST" && isTokenPath(path)
 }
@@ -214,14 +211,14 @@ func isTokenPath(p string) bool {
 	return i >= 0 && strings.EqualFold(p[i+1:], "Token")
 }
 
-// Observe implements proxy.Tap: a 200 answer to POST /Token records the
+// Observe implements tap.Tap: a 200 answer to POST /Token records the
 // issued token (by its SHA-256) for the user name in the request form.
 //
 // A 2xx answer to the report server's logout route (POST
 // api/reportserver[/v1|/v2]/logout) forgets the caller's token at once, so
 // it stops authenticating at the admin API without waiting for the next
 // re-check.
-func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
+func (r *Resolver) Observe(_ context.Context, ex *tap.Exchange) {
 	if ex.Status >= 200 && ex.Status <= 299 && ex.Method == "POST" && isLogoutPath(ex.Path) {
 		if tok := bearerOf(ex.RequestHeader); tok != "" && !r.isOperator(tok) {
 			r.forget(sha256.Sum256([]byte(tok)))
@@ -241,18 +238,10 @@ func (r *Resolver) Observe(_ context.Context, ex *proxy.Exchange) {
 		r.log.Warn().Str("request_id", ex.RequestID).Msg("token request does not name exactly one user in a password grant form; token not learned (sign in through /api/webhooks/login)")
 		return
 	}
-	body := ex.ResponseBody
-	if strings.EqualFold(strings.TrimSpace(ex.ResponseHeader.Get("Content-Encoding")), "gzip") {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer: bad gzip")
-			return
-		}
-		body, err = io.ReadAll(io.LimitReader(zr, 1<<20))
-		if err != nil {
-			r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer: bad gzip")
-			return
-		}
+	body, err := tap.Decode(ex.ResponseBody, tap.Encoding(ex.ResponseHeader, ex.ResponseDecoded), tap.DefaultBodyLimit)
+	if err != nil {
+		r.log.Warn().Err(err).Str("request_id", ex.RequestID).Msg("token answer cannot be decoded; token not learned")
+		return
 	}
 	t, err := reportserver.ParseTokenResponse(body)
 	if err != nil {

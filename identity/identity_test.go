@@ -23,6 +23,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 const opToken = "operator-token-for-tests-0001"
@@ -106,7 +107,7 @@ func (f *fixture) observe(t *testing.T, user string, gz bool) string {
 		body = b.Bytes()
 		h.Set("Content-Encoding", "gzip")
 	}
-	f.res.Observe(t.Context(), &proxy.Exchange{
+	f.res.Observe(t.Context(), &tap.Exchange{
 		Method: "POST", Path: "/reporting/Token", Status: 200, Time: f.clk.Now(),
 		RequestHeader:  http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 		RequestBody:    []byte("grant_type=password&username=" + user + "&password=" + user),
@@ -154,7 +155,7 @@ func TestResolveLearnedTokens(t *testing.T) {
 		t.Error("Peek knows an unknown token")
 	}
 	// A non-200 answer or another path teaches nothing.
-	f.res.Observe(t.Context(), &proxy.Exchange{Method: "POST", Path: "/Token", Status: 400, RequestBody: []byte("username=bob"),
+	f.res.Observe(t.Context(), &tap.Exchange{Method: "POST", Path: "/Token", Status: 400, RequestBody: []byte("username=bob"),
 		ResponseBody: []byte(`{"access_token":"forged"}`), RequestHeader: http.Header{}, ResponseHeader: http.Header{}})
 	if _, err := f.res.Resolve(t.Context(), "forged"); !errors.Is(err, identity.ErrUnauthenticated) {
 		t.Errorf("token from a 400 answer accepted: %v", err)
@@ -327,7 +328,7 @@ func TestAmbiguousTokenRequestsAreNotLearned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.res.Observe(t.Context(), &proxy.Exchange{
+	f.res.Observe(t.Context(), &tap.Exchange{
 		Method: "POST", Path: "/Token", Status: 200, Time: f.clk.Now(),
 		RequestHeader:  http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 		RequestBody:    []byte("grant_type=password&username=admin&password=x"),
@@ -506,7 +507,7 @@ func TestTokenRequestReadAsTheServerReadsIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.res.Observe(t.Context(), &proxy.Exchange{
+		f.res.Observe(t.Context(), &tap.Exchange{
 			Method: "POST", Path: "/Token", Status: 200, Time: f.clk.Now(),
 			RequestHeader:  http.Header{"Content-Type": {"application/json"}},
 			RequestBody:    []byte(body),

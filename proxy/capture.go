@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -8,18 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reasons a body was not captured whole, in Exchange.RequestSkipped and
-// ResponseSkipped and in rswebhooks_capture_skipped_total{reason}.
-const (
-	// SkipBudget: every byte of the capture budget (Options.CaptureBudget)
-	// was held by other requests. The body streamed on uncaptured.
-	SkipBudget = "budget"
-	// SkipLimit: the body was longer than Options.CaptureLimit.
-	SkipLimit = "limit"
-)
-
 // skipReasons are the values of the reason label, pre-created at zero.
-var skipReasons = [...]string{SkipBudget, SkipLimit}
+var skipReasons = [...]string{tap.SkipBudget, tap.SkipLimit}
 
 // captureChunk is the smallest reservation a capture takes from the budget
 // (unless the body is known to be shorter), so small bodies cost one
@@ -133,7 +124,7 @@ func (c *captureBody) capture(p []byte) {
 			return
 		}
 		if !c.grant.grow(scanReserve) {
-			c.skip(SkipBudget, true)
+			c.skip(tap.SkipBudget, true)
 			return
 		}
 		c.scan.write(p)
@@ -143,7 +134,7 @@ func (c *captureBody) capture(p []byte) {
 	if int64(len(p)) > room {
 		p = p[:max(room, 0)]
 		c.truncated = true
-		c.skip(SkipLimit, false)
+		c.skip(tap.SkipLimit, false)
 	}
 	if len(p) == 0 {
 		return
@@ -155,7 +146,7 @@ func (c *captureBody) capture(p []byte) {
 			want = max(need, min(want, c.hint))
 		}
 		if !c.grant.grow(want) {
-			c.skip(SkipBudget, true)
+			c.skip(tap.SkipBudget, true)
 			return
 		}
 		nb := make([]byte, len(c.buf), want)

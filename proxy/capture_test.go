@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"net/http"
 	"runtime"
@@ -43,10 +44,10 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 
 	var maxInObserve atomic.Int64
 	var px *testProxy
-	tap := &recordingTap{}
-	gaugeTap := TapFunc{
-		WantsFn: tap.Wants,
-		ObserveFn: func(ctx context.Context, ex *Exchange) {
+	rt := &recordingTap{}
+	gaugeTap := tap.TapFunc{
+		WantsFn: rt.Wants,
+		ObserveFn: func(ctx context.Context, ex *tap.Exchange) {
 			g := int64(testutil.ToFloat64(px.p.metrics.captureBytes))
 			for {
 				m := maxInObserve.Load()
@@ -54,7 +55,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 					break
 				}
 			}
-			tap.Observe(ctx, ex)
+			rt.Observe(ctx, ex)
 		},
 	}
 	px = newTestProxy(t, up.url(t), func(o *Options) {
@@ -114,7 +115,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 	if maxInObserve.Load() == 0 {
 		t.Fatal("no capture held any byte: the flood did not exercise the budget")
 	}
-	exs := tap.exchanges()
+	exs := rt.exchanges()
 	if len(exs) != clients {
 		t.Fatalf("observed %d exchanges, want %d", len(exs), clients)
 	}
@@ -126,7 +127,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 			if len(ex.RequestBody) != size || ex.RequestTruncated {
 				t.Errorf("captured request body: %d bytes, truncated %v", len(ex.RequestBody), ex.RequestTruncated)
 			}
-		case SkipBudget:
+		case tap.SkipBudget:
 			skipped++
 			if len(ex.RequestBody) != 0 || !ex.RequestTruncated || ex.Status != 201 {
 				t.Errorf("skipped capture: body %d bytes, truncated %v, status %d", len(ex.RequestBody), ex.RequestTruncated, ex.Status)
@@ -154,7 +155,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 	all = make(chan struct{})
 	close(all)
 	resp, _ := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/reports?n=x", strings.NewReader("after")))
-	exs = tap.exchanges()
+	exs = rt.exchanges()
 	if last := exs[len(exs)-1]; resp.StatusCode != 201 || string(last.RequestBody) != "after" || last.RequestSkipped != "" ||
 		!strings.HasPrefix(string(last.ResponseBody), `{"Id":"x"`) {
 		t.Fatalf("after the flood: status %d, exchange %+v", resp.StatusCode, last)
@@ -172,14 +173,14 @@ func TestCaptureBudgetResponse(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, out)
 	}))
-	tap := &recordingTap{}
-	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap; o.CaptureBudget = 8 << 10 })
+	rt := &recordingTap{}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt; o.CaptureBudget = 8 << 10 })
 	resp, b := do(t, client(), newReq(t, http.MethodPut, px.URL+"/x", strings.NewReader("in")))
 	if string(b) != out || resp.ContentLength != int64(len(out)) {
 		t.Fatalf("client got %d bytes (Content-Length %d)", len(b), resp.ContentLength)
 	}
-	ex := tap.exchanges()[0]
-	if ex.ResponseSkipped != SkipBudget || !ex.ResponseTruncated || len(ex.ResponseBody) > 8<<10 ||
+	ex := rt.exchanges()[0]
+	if ex.ResponseSkipped != tap.SkipBudget || !ex.ResponseTruncated || len(ex.ResponseBody) > 8<<10 ||
 		string(ex.RequestBody) != "in" || ex.RequestSkipped != "" {
 		t.Fatalf("exchange: response %d bytes skipped %q truncated %v; request %q skipped %q",
 			len(ex.ResponseBody), ex.ResponseSkipped, ex.ResponseTruncated, ex.RequestBody, ex.RequestSkipped)

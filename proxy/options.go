@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"github.com/rswebhooks/rswebhooks/tap"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -63,7 +64,7 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 
 	// Tap is offered every non-safe exchange (see Tap). Nil: no tap.
-	Tap Tap
+	Tap tap.Tap
 
 	// CaptureLimit caps how many bytes of each tapped body are captured.
 	// 0 means DefaultCaptureLimit (1 MiB); negative is refused.

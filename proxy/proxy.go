@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"log"
 	"net/http"
@@ -46,7 +47,7 @@ type Proxy struct {
 	send       http.RoundTripper // transport, or a fastTransport in front of it
 	hostHeader string
 	trusted    []netip.Prefix
-	tap        Tap
+	tap        tap.Tap
 	capture    int64
 	budget     *budget
 	idle       time.Duration
@@ -84,7 +85,7 @@ type exchange struct {
 	requestID string
 	observe   bool     // non-safe method and a Tap is set
 	wants     bool     // the Tap wants bodies
-	fields    []string // FieldTap: the fields it wants; nil: whole bodies
+	fields    []string // tap.FieldTap: the fields it wants; nil: whole bodies
 	reqBody   *captureBody
 	err       error // no upstream response
 }
@@ -313,7 +314,7 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 // observe builds the Exchange, captures the response prefix of a wanted 2xx,
 // and calls the Tap synchronously. A panicking Tap is logged, not fatal.
 func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
-	x := &Exchange{
+	x := &tap.Exchange{
 		Method:         req.Method,
 		Path:           ex.path,
 		Query:          ex.query,
@@ -358,7 +359,7 @@ func (p *Proxy) observe(ex *exchange, req *http.Request, resp *http.Response) {
 // the budget) into x and puts it back in front of the rest of the body, so the
 // client gets every byte. The prefix's bytes go back to the budget once
 // replayed.
-func (p *Proxy) captureResponse(x *Exchange, resp *http.Response, scan *fieldScanner, sg *grant) {
+func (p *Proxy) captureResponse(x *tap.Exchange, resp *http.Response, scan *fieldScanner, sg *grant) {
 	pr := &prefixReader{grant: grant{b: p.budget}}
 	var buf []byte
 	var spent bool
@@ -379,14 +380,14 @@ func (p *Proxy) captureResponse(x *Exchange, resp *http.Response, scan *fieldSca
 	}
 	switch {
 	case spent:
-		x.ResponseTruncated, x.ResponseSkipped = true, SkipBudget
-		p.metrics.captureSkipped(SkipBudget)
+		x.ResponseTruncated, x.ResponseSkipped = true, tap.SkipBudget
+		p.metrics.captureSkipped(tap.SkipBudget)
 	case int64(len(buf)) > p.capture && scan != nil:
-		x.ResponseSkipped = SkipLimit
-		p.metrics.captureSkipped(SkipLimit)
+		x.ResponseSkipped = tap.SkipLimit
+		p.metrics.captureSkipped(tap.SkipLimit)
 	case int64(len(buf)) > p.capture:
-		x.ResponseBody, x.ResponseTruncated, x.ResponseSkipped = buf[:p.capture], true, SkipLimit
-		p.metrics.captureSkipped(SkipLimit)
+		x.ResponseBody, x.ResponseTruncated, x.ResponseSkipped = buf[:p.capture], true, tap.SkipLimit
+		p.metrics.captureSkipped(tap.SkipLimit)
 	}
 	rest := resp.Body
 	var tail io.Reader = rest
@@ -433,7 +434,7 @@ func (p *Proxy) tapWants(method, path, requestID string) (wants bool, fields []s
 	if !p.tap.Wants(method, path) {
 		return false, nil
 	}
-	if ft, ok := p.tap.(FieldTap); ok {
+	if ft, ok := p.tap.(tap.FieldTap); ok {
 		return true, ft.Fields(method, path)
 	}
 	return true, nil

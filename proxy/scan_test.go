@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -109,16 +110,16 @@ func TestFieldTapScansUploads(t *testing.T) {
 	var peak float64
 	var px *testProxy
 	rec := &recordingTap{}
-	tap := fieldTap{recordingTap: rec, fields: []string{"Id", "Name"}}
-	obs := TapFunc{WantsFn: tap.Wants, ObserveFn: func(ctx context.Context, ex *Exchange) {
+	rt := fieldTap{recordingTap: rec, fields: []string{"Id", "Name"}}
+	obs := tap.TapFunc{WantsFn: rt.Wants, ObserveFn: func(ctx context.Context, ex *tap.Exchange) {
 		peak = max(peak, metric(t, px.reg, "rswebhooks_capture_bytes", nil))
-		tap.Observe(ctx, ex)
+		rt.Observe(ctx, ex)
 	}}
 	px = newTestProxy(t, up.url(t), func(o *Options) {
 		o.Tap = struct {
-			TapFunc
+			tap.TapFunc
 			fieldTap
-		}{obs, tap}
+		}{obs, rt}
 		o.CaptureBudget = 64 << 10
 	})
 

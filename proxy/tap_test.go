@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"net/http"
 	"strconv"
@@ -17,7 +18,7 @@ type recordingTap struct {
 	wants    func(method, path string) bool
 	mu       sync.Mutex
 	asked    []string
-	seen     []Exchange
+	seen     []tap.Exchange
 	observed atomic.Int64
 	panicOn  string
 }
@@ -29,7 +30,7 @@ func (r *recordingTap) Wants(method, path string) bool {
 	return r.wants == nil || r.wants(method, path)
 }
 
-func (r *recordingTap) Observe(_ context.Context, ex *Exchange) {
+func (r *recordingTap) Observe(_ context.Context, ex *tap.Exchange) {
 	c := *ex
 	c.RequestBody = bytes.Clone(ex.RequestBody)
 	c.ResponseBody = bytes.Clone(ex.ResponseBody)
@@ -42,10 +43,10 @@ func (r *recordingTap) Observe(_ context.Context, ex *Exchange) {
 	}
 }
 
-func (r *recordingTap) exchanges() []Exchange {
+func (r *recordingTap) exchanges() []tap.Exchange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Exchange(nil), r.seen...)
+	return append([]tap.Exchange(nil), r.seen...)
 }
 
 func TestTap(t *testing.T) {
@@ -62,9 +63,9 @@ func TestTap(t *testing.T) {
 		w.WriteHeader(status)
 		_, _ = w.Write(out)
 	}))
-	tap := &recordingTap{wants: func(_, path string) bool { return strings.HasPrefix(path, "/api/reportserver/") }}
+	rt := &recordingTap{wants: func(_, path string) bool { return strings.HasPrefix(path, "/api/reportserver/") }}
 	var observedBeforeClient atomic.Bool
-	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap; o.CaptureLimit = 16 })
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt; o.CaptureLimit = 16 })
 	c := client()
 
 	t.Run("small bodies captured, Content-Length kept, observed before the client", func(t *testing.T) {
@@ -74,7 +75,7 @@ func TestTap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		observedBeforeClient.Store(tap.observed.Load() == 1) // response headers arrived: Observe must be done
+		observedBeforeClient.Store(rt.observed.Load() == 1) // response headers arrived: Observe must be done
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !observedBeforeClient.Load() {
@@ -83,7 +84,7 @@ func TestTap(t *testing.T) {
 		if string(b) != `{"Id":"r1","Echo":"hello"}` || resp.ContentLength != int64(len(b)) || len(resp.TransferEncoding) != 0 {
 			t.Fatalf("client got %q, Content-Length %d, TE %v", b, resp.ContentLength, resp.TransferEncoding)
 		}
-		ex := tap.exchanges()[0]
+		ex := rt.exchanges()[0]
 		if ex.Method != "POST" || ex.Path != "/api/reportserver/v2/reports" || ex.Query != "x=1" || ex.Status != 201 ||
 			string(ex.RequestBody) != "hello" || ex.RequestTruncated ||
 			string(ex.ResponseBody) != `{"Id":"r1","Echo"`[:16] || !ex.ResponseTruncated ||
@@ -100,7 +101,7 @@ func TestTap(t *testing.T) {
 		if string(b) != want || resp.ContentLength != int64(len(want)) {
 			t.Fatalf("client got %d bytes (Content-Length %d), want %d", len(b), resp.ContentLength, len(want))
 		}
-		ex := tap.exchanges()[1]
+		ex := rt.exchanges()[1]
 		if string(ex.RequestBody) != long[:16] || !ex.RequestTruncated || len(ex.ResponseBody) != 16 || !ex.ResponseTruncated {
 			t.Fatalf("exchange = %+v", ex)
 		}
@@ -108,7 +109,7 @@ func TestTap(t *testing.T) {
 
 	t.Run("non-2xx: observed, no response body", func(t *testing.T) {
 		resp, _ := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/bad", strings.NewReader("x")))
-		ex := tap.exchanges()[2]
+		ex := rt.exchanges()[2]
 		if resp.StatusCode != 400 || ex.Status != 400 || ex.ResponseBody != nil || string(ex.RequestBody) != "x" {
 			t.Fatalf("status %d, exchange = %+v", resp.StatusCode, ex)
 		}
@@ -116,24 +117,24 @@ func TestTap(t *testing.T) {
 
 	t.Run("unwanted mutation: observed without bodies", func(t *testing.T) {
 		do(t, c, newReq(t, http.MethodDelete, px.URL+"/api/reports/clients/abc", strings.NewReader("zz")))
-		ex := tap.exchanges()[3]
+		ex := rt.exchanges()[3]
 		if ex.Method != "DELETE" || ex.Status != 201 || ex.RequestBody != nil || ex.ResponseBody != nil {
 			t.Fatalf("exchange = %+v", ex)
 		}
 	})
 
 	t.Run("safe methods never touch the tap", func(t *testing.T) {
-		before := len(tap.asked)
+		before := len(rt.asked)
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodOptions} {
 			do(t, c, newReq(t, m, px.URL+"/api/reportserver/v2/reports", nil))
 		}
-		if len(tap.asked) != before || len(tap.exchanges()) != 4 {
-			t.Fatalf("tap asked %d times, observed %d", len(tap.asked)-before, len(tap.exchanges()))
+		if len(rt.asked) != before || len(rt.exchanges()) != 4 {
+			t.Fatalf("tap asked %d times, observed %d", len(rt.asked)-before, len(rt.exchanges()))
 		}
 	})
 
 	t.Run("a panicking tap does not break the response", func(t *testing.T) {
-		tap.panicOn = "/api/reportserver/v2/panic"
+		rt.panicOn = "/api/reportserver/v2/panic"
 		resp, b := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/panic", strings.NewReader("p")))
 		if resp.StatusCode != 201 || string(b) != `{"Id":"r1","Echo":"p"}` {
 			t.Fatalf("got %d %q", resp.StatusCode, b)
@@ -149,14 +150,14 @@ func TestTapLargeResponseStreams(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		_, _ = io.Copy(w, newPattern(size))
 	}))
-	tap := &recordingTap{}
-	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	rt := &recordingTap{}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt })
 	resp, b := do(t, client(), newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/documents", nil))
 	want, _ := io.ReadAll(newPattern(size))
 	if !bytes.Equal(b, want) || resp.ContentLength != size {
 		t.Fatalf("got %d bytes, Content-Length %d", len(b), resp.ContentLength)
 	}
-	ex := tap.exchanges()[0]
+	ex := rt.exchanges()[0]
 	if len(ex.ResponseBody) != DefaultCaptureLimit || !ex.ResponseTruncated || !bytes.Equal(ex.ResponseBody, want[:DefaultCaptureLimit]) {
 		t.Fatalf("captured %d bytes, truncated %v", len(ex.ResponseBody), ex.ResponseTruncated)
 	}
@@ -173,11 +174,11 @@ func TestTapSurvivesClientHangup(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	ctxErr := make(chan error, 1)
-	tap := TapFunc{
+	rt := tap.TapFunc{
 		WantsFn:   func(string, string) bool { return true },
-		ObserveFn: func(ctx context.Context, ex *Exchange) { ctxErr <- ctx.Err() },
+		ObserveFn: func(ctx context.Context, ex *tap.Exchange) { ctxErr <- ctx.Err() },
 	}
-	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt })
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, px.URL+"/api/reportserver/v2/reports", strings.NewReader("{}"))
 	done := make(chan struct{})
@@ -201,11 +202,11 @@ func TestTapWantsPanicIsContained(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	var observed atomic.Int64
-	tap := TapFunc{
+	rt := tap.TapFunc{
 		WantsFn:   func(string, string) bool { panic("wants bug") },
-		ObserveFn: func(context.Context, *Exchange) { observed.Add(1) },
+		ObserveFn: func(context.Context, *tap.Exchange) { observed.Add(1) },
 	}
-	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt })
 	resp, _ := do(t, client(), newReq(t, http.MethodPost, px.URL+"/x", strings.NewReader("{}")))
 	if resp.StatusCode != http.StatusCreated || observed.Load() != 1 {
 		t.Fatalf("status %d, observed %d", resp.StatusCode, observed.Load())
@@ -224,8 +225,8 @@ func TestUpgradeRequestsAreTapped(t *testing.T) {
 		mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 	}))
-	tap := &recordingTap{}
-	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = tap })
+	rt := &recordingTap{}
+	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt })
 	for i, h := range []map[string]string{
 		{"Connection": "Upgrade", "Upgrade": "foo"},
 		{"Connection": "keep-alive, Upgrade", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"},
@@ -239,7 +240,7 @@ func TestUpgradeRequestsAreTapped(t *testing.T) {
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("%v: status %d", h, resp.StatusCode)
 		}
-		ex := tap.exchanges()
+		ex := rt.exchanges()
 		if len(ex) != i+1 || ex[i].Method != "POST" || ex[i].Path != "/api/reportserver/v2/categories" || ex[i].Status != 201 {
 			t.Fatalf("%v: tap saw %+v, want the POST", h, ex)
 		}

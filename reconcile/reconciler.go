@@ -16,7 +16,6 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/poll"
 	"github.com/rswebhooks/rswebhooks/reportserver"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // Store meta keys: the snapshot (items of each collection, written when
@@ -71,10 +70,7 @@ type Store interface {
 	PutMeta(ctx context.Context, key string, v []byte) error
 }
 
-var (
-	_ ReportServer = (*reportserver.Client)(nil)
-	_ Store        = (*store.DB)(nil)
-)
+var _ ReportServer = (*reportserver.Client)(nil)
 
 // Options configure New. Client and Store are required.
 type Options struct {
@@ -337,7 +333,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 	for _, c := range emit {
 		e := r.event(c, prev[c.filter])
 		err := r.o.Store.AppendEvent(ctx, e)
-		if err != nil && !errors.Is(err, store.ErrConflict) {
+		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
 			if r.o.Gate != nil {
 				r.o.Gate.withdraw(changeKey(c), c.typ, readAt(reads, c.filter))
 			}
@@ -599,7 +595,7 @@ func (r *Reconciler) load(ctx context.Context) error {
 	}
 	raw, err := r.o.Store.GetMeta(ctx, metaSnapshot)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("reconcile: load snapshot: %w", err)
 	default:
@@ -616,7 +612,7 @@ func (r *Reconciler) load(ctx context.Context) error {
 	}
 	raw, err = r.o.Store.GetMeta(ctx, metaReads)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("reconcile: load read times: %w", err)
 	default:

@@ -236,7 +236,7 @@ func TestRefusesWithoutAdministrator(t *testing.T) {
 	if got := testutil.ToFloat64(e.r.m.Runs.WithLabelValues(ResultRefused)); got != 1 {
 		t.Errorf("runs_total{refused} = %v", got)
 	}
-	if _, err := e.db.GetMeta(context.Background(), metaSnapshot); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.db.GetMeta(context.Background(), metaSnapshot); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Errorf("a refused run saved a snapshot (err %v)", err)
 	}
 }

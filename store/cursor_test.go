@@ -193,12 +193,14 @@ func TestDueRefs(t *testing.T) {
 
 	got, err := db.DueRefs(ctx, t0.Add(time.Minute), 0)
 	mustNil(t, err)
-	want := []DueRef{
+	want := []rswebhooks.DueRef{
 		{ID: "D0", WebhookID: "W0", Due: t0.Add(-time.Second)},
 		{ID: "D1", WebhookID: "W1", Due: t0},
 		{ID: "D2", WebhookID: "W2", Due: t0.Add(time.Second)},
 	}
-	if !slices.EqualFunc(got, want, func(a, b DueRef) bool { return a.ID == b.ID && a.WebhookID == b.WebhookID && a.Due.Equal(b.Due) }) {
+	if !slices.EqualFunc(got, want, func(a, b rswebhooks.DueRef) bool {
+		return a.ID == b.ID && a.WebhookID == b.WebhookID && a.Due.Equal(b.Due)
+	}) {
 		t.Fatalf("DueRefs = %+v, want %+v", got, want)
 	}
 	if got, _ := db.DueRefs(ctx, t0.Add(time.Minute), 2); len(got) != 2 || got[1].ID != "D1" {

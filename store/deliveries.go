@@ -86,7 +86,7 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 			return err
 		}
 		if ok {
-			return fmt.Errorf("delivery %s: %w", d.ID, ErrConflict)
+			return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 		}
 		return db.putDelivery(txn, d, nil)
 	})
@@ -117,7 +117,7 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 			id := string(it.Item().Key()[len(prefix):])
 			var d rswebhooks.Delivery
 			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
-				if errors.Is(err, ErrNotFound) {
+				if errors.Is(err, rswebhooks.ErrNotFound) {
 					continue // expired between index and record
 				}
 				if err = db.skipUnreadable(err); err == nil {
@@ -152,7 +152,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 		for _, id := range ids {
 			var d rswebhooks.Delivery
 			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
-				if errors.Is(err, ErrNotFound) {
+				if errors.Is(err, rswebhooks.ErrNotFound) {
 					// Cannot happen with this package's writes; do not wedge the queue.
 					db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
 					continue
@@ -172,22 +172,15 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 	return out, nil
 }
 
-// DueRef is a pending delivery as the due queue lists it.
-type DueRef struct {
-	ID        string
-	WebhookID string
-	Due       time.Time
-}
-
 // DueRefs is Due without loading the deliveries: up to limit (<= 0: all)
 // pending deliveries with NextUTC <= now, in due order, read from the queue
 // keys alone. Callers load a delivery (GetDelivery) when they act on it and
 // must check it is still pending then. Deliveries found unreadable (by
 // GetDelivery or otherwise) are left out, here and in Due, NextDue and
 // QueueStats, so they neither wedge nor spin the queue.
-func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, error) {
-	var out []DueRef
-	err := db.ScanDue(ctx, now, 0, func(r DueRef) bool {
+func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]rswebhooks.DueRef, error) {
+	var out []rswebhooks.DueRef
+	err := db.ScanDue(ctx, now, 0, func(r rswebhooks.DueRef) bool {
 		out = append(out, r)
 		return limit <= 0 || len(out) < limit
 	})
@@ -200,7 +193,7 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]DueRef, 
 // ScanDue calls fn with each pending delivery due at or before now, in due
 // order, from the queue keys alone, until fn returns false or max (> 0)
 // keys were read.
-func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(DueRef) bool) error {
+func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error {
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	return db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
@@ -209,10 +202,10 @@ func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(DueRe
 			if due > dueNanos(now) {
 				return false, nil
 			}
-			if db.unreadable.has(KindDelivery, id) {
+			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 				return true, nil
 			}
-			r := DueRef{ID: id, Due: nanosTime(due)}
+			r := rswebhooks.DueRef{ID: id, Due: nanosTime(due)}
 			if err := item.Value(func(v []byte) error { r.WebhookID = string(v); return nil }); err != nil {
 				return false, err
 			}
@@ -220,11 +213,11 @@ func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(DueRe
 				// Queued before the key held the webhook id.
 				var ix deliveryIndex
 				if err := getJSON(txn, deliveryKey(id), &ix); err != nil {
-					if errors.Is(err, ErrNotFound) {
+					if errors.Is(err, rswebhooks.ErrNotFound) {
 						db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
 						return true, nil
 					}
-					return errors.Is(err, ErrUnreadable), db.skipUnreadable(err)
+					return errors.Is(err, rswebhooks.ErrUnreadable), db.skipUnreadable(err)
 				}
 				r.WebhookID = ix.WebhookID
 			}
@@ -241,7 +234,7 @@ func (db *DB) dueIDs(txn *badger.Txn, sc *mark[uint64], low, maxDue uint64, limi
 		if due > maxDue {
 			return false, nil
 		}
-		if db.unreadable.has(KindDelivery, id) {
+		if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 			return true, nil
 		}
 		ids = append(ids, id)
@@ -257,7 +250,7 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	defer db.queue.end(sc)
 	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
 		return db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
-			if db.unreadable.has(KindDelivery, id) {
+			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 				return true, nil
 			}
 			t, ok = nanosTime(due), true
@@ -274,7 +267,7 @@ func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, e
 	defer db.queue.end(sc)
 	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
 		return db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
-			if db.unreadable.has(KindDelivery, id) {
+			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 				return true, nil
 			}
 			if depth == 0 {

@@ -26,7 +26,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 			return err
 		}
 		if ok {
-			return fmt.Errorf("event %s: %w", e.ID, ErrConflict)
+			return fmt.Errorf("event %s: %w", e.ID, rswebhooks.ErrConflict)
 		}
 		if err := setJSON(txn, eventKey(e.ID), e, 0); err != nil {
 			return err
@@ -63,7 +63,7 @@ func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Even
 		return db.eachUnfanned(txn, sc, low, func(id string) (bool, error) {
 			var e rswebhooks.Event
 			if err := getJSON(txn, eventKey(id), &e); err != nil {
-				if errors.Is(err, ErrNotFound) {
+				if errors.Is(err, rswebhooks.ErrNotFound) {
 					db.log.Error().Str("event_id", id).Msg("fan-out marker without event; skipped")
 					return true, nil
 				}
@@ -98,7 +98,7 @@ func (db *DB) UnfannedStats(ctx context.Context) (n int, oldest time.Time, err e
 				Time time.Time `json:"TimestampUtc"`
 			}
 			if err := getJSON(txn, eventKey(id), &e); err != nil {
-				if errors.Is(err, ErrNotFound) {
+				if errors.Is(err, rswebhooks.ErrNotFound) {
 					continue
 				}
 				if err = db.skipUnreadable(err); err == nil {
@@ -186,13 +186,13 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 			}
 			err := getJSON(txn, deliveryKey(d.ID), &old)
 			switch {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, rswebhooks.ErrNotFound):
 			case err != nil:
 				return err
 			case keep && old.EventID == d.EventID && old.WebhookID == d.WebhookID:
 				continue // written by an earlier, interrupted fan-out
 			default:
-				return fmt.Errorf("delivery %s: %w", d.ID, ErrConflict)
+				return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 			}
 			if err := db.putDelivery(txn, d, nil); err != nil {
 				return err
@@ -206,7 +206,7 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 		}
 		ev, err := getRaw(txn, eventKey(eventID))
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, rswebhooks.ErrNotFound):
 		case err != nil:
 			return err
 		default:

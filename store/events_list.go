@@ -27,7 +27,7 @@ func (db *DB) ListEvents(ctx context.Context, afterID string, limit int) ([]*rsw
 			}
 			var e rswebhooks.Event
 			err := it.Item().Value(func(v []byte) error { return jsonUnmarshal(it.Item().Key(), v, &e) })
-			if errors.Is(err, ErrUnreadable) {
+			if errors.Is(err, rswebhooks.ErrUnreadable) {
 				db.noteUnreadable(err)
 				continue
 			}

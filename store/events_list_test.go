@@ -85,7 +85,7 @@ func TestPutMetaUntil(t *testing.T) {
 	if err := db.PutMetaUntil(ctx, "token/x", nil, now.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("after forgetting: %v", err)
 	}
 	if err := db.PutMetaUntil(ctx, "schema", nil, now.Add(time.Hour)); err == nil {
@@ -121,7 +121,7 @@ func TestTTLsHoldWhateverTheStoreClockSays(t *testing.T) {
 			if err := db.PutMetaUntil(ctx, "token/x", []byte("alice"), now.Add(-time.Millisecond)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, ErrNotFound) {
+			if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, rswebhooks.ErrNotFound) {
 				t.Fatalf("expired on the store's clock, still read: %v", err)
 			}
 		})

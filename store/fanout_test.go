@@ -79,7 +79,7 @@ func TestFanOutInterruptedRepeats(t *testing.T) {
 		d.ID = rswebhooks.DeliveryID(&rswebhooks.Event{ID: "X", Time: t0}, d.WebhookID)
 	}
 	mustNil(t, db.FanOut(ctx, ev.ID, other))
-	if _, err := db.GetDelivery(ctx, other[0].ID); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetDelivery(ctx, other[0].ID); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("fan-out of a done event wrote: %v", err)
 	}
 }
@@ -93,7 +93,7 @@ func TestDiscardDelivery(t *testing.T) {
 	d.Attempts = 1
 	mustNil(t, db.Complete(ctx, d, &rswebhooks.Attempt{N: 1, Error: "x"}))
 	mustNil(t, db.DiscardDelivery(ctx, "D1"))
-	if _, err := db.GetDelivery(ctx, "D1"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetDelivery(ctx, "D1"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("GetDelivery after discard = %v", err)
 	}
 	if ds, _ := db.ListDeliveries(ctx, "W1", 0); len(ds) != 0 {
@@ -105,7 +105,7 @@ func TestDiscardDelivery(t *testing.T) {
 	if depth, _, _ := db.QueueStats(ctx); depth != 0 {
 		t.Fatalf("queued after discard: %d", depth)
 	}
-	if err := db.DiscardDelivery(ctx, "D1"); !errors.Is(err, ErrNotFound) {
+	if err := db.DiscardDelivery(ctx, "D1"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("second discard = %v", err)
 	}
 }
@@ -125,7 +125,7 @@ func TestOwnerMissing(t *testing.T) {
 	}
 	c, err := db.CountWebhooks(ctx)
 	mustNil(t, err)
-	if c != (WebhookCounts{Active: 1, Paused: 1, OwnerMissing: 449}) {
+	if c != (rswebhooks.WebhookCounts{Active: 1, Paused: 1, OwnerMissing: 449}) {
 		t.Fatalf("counts = %+v", c)
 	}
 	if again, _ := db.SetOwnerMissing(ctx, "alice", true); len(again) != 0 {

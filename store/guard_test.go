@@ -42,7 +42,7 @@ func TestGuardDiskFull(t *testing.T) {
 	if !errors.Is(err, rswebhooks.ErrStoreUnavailable) || rswebhooks.StoreCondition(err) != rswebhooks.StoreDiskFull {
 		t.Fatalf("append below MinFree: %v, want a disk_full StoreUnavailableError", err)
 	}
-	if _, err := db.GetEvent(ctx, "E2"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetEvent(ctx, "E2"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Errorf("the refused event was written: %v", err)
 	}
 	if _, err := db.GetEvent(ctx, "E1"); err != nil {

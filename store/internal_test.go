@@ -120,7 +120,7 @@ func TestExpiredDataDisappears(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, err := db.GetEvent(ctx, "E1")
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, rswebhooks.ErrNotFound) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -128,7 +128,7 @@ func TestExpiredDataDisappears(t *testing.T) {
 		}
 		<-time.After(50 * time.Millisecond)
 	}
-	if _, err := db.GetDelivery(ctx, "D2"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetDelivery(ctx, "D2"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("expired finished delivery still readable: %v", err)
 	}
 	if seen, _ := db.SeenExecutions(ctx, []string{"X1"}); seen["X1"] {

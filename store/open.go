@@ -226,7 +226,7 @@ func isLockErr(err error) bool {
 func (db *DB) checkSchema(bdb *badger.DB) error {
 	return bdb.Update(func(txn *badger.Txn) error {
 		v, err := getRaw(txn, metaKey(metaSchema))
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, rswebhooks.ErrNotFound) {
 			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
 		}
 		if err != nil {

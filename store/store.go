@@ -21,12 +21,9 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-// Sentinel errors callers branch on with errors.Is.
+// Sentinel errors callers branch on with errors.Is (with rswebhooks.ErrNotFound
+// and rswebhooks.ErrConflict, which the store's methods return wrapped).
 var (
-	// ErrNotFound: the id or key does not exist (or has expired).
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: an object with that id already exists.
-	ErrConflict = errors.New("already exists")
 	// ErrSchemaTooNew: the data directory was written by a newer release.
 	ErrSchemaTooNew = errors.New("data directory schema is newer than this release supports")
 	// ErrLocked: another process holds the data directory.
@@ -544,7 +541,7 @@ func setRaw(txn *badger.Txn, key, v []byte, expires uint64) error {
 func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%s: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", key, rswebhooks.ErrNotFound)
 	}
 	if err != nil {
 		return nil, err
@@ -556,7 +553,7 @@ func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
 func getJSON(txn *badger.Txn, key []byte, v any) error {
 	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return fmt.Errorf("%s: %w", key, ErrNotFound)
+		return fmt.Errorf("%s: %w", key, rswebhooks.ErrNotFound)
 	}
 	if err != nil {
 		return err

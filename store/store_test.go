@@ -95,8 +95,8 @@ func TestWebhooks(t *testing.T) {
 	mustNil(t, db.CreateWebhook(ctx, webhook("W1", "alice", t0.Add(time.Second))))
 	mustNil(t, db.CreateWebhook(ctx, webhook("W3", "bob", t0.Add(3*time.Second))))
 
-	if err := db.CreateWebhook(ctx, webhook("W1", "bob", t0)); !errors.Is(err, ErrConflict) {
-		t.Fatalf("duplicate create: %v, want ErrConflict", err)
+	if err := db.CreateWebhook(ctx, webhook("W1", "bob", t0)); !errors.Is(err, rswebhooks.ErrConflict) {
+		t.Fatalf("duplicate create: %v, want rswebhooks.ErrConflict", err)
 	}
 	for _, bad := range []*rswebhooks.Webhook{nil, webhook("", "alice", t0), webhook("a/b", "alice", t0), webhook("W9", "", t0)} {
 		if err := db.CreateWebhook(ctx, bad); err == nil {
@@ -126,8 +126,8 @@ func TestWebhooks(t *testing.T) {
 	if got.User.ID != "alice" || got.Secret == "" || !got.CreatedUTC.Equal(t0.Add(time.Second)) {
 		t.Fatalf("GetWebhook = %+v", got)
 	}
-	if _, err := db.GetWebhook(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("GetWebhook(nope) = %v, want ErrNotFound", err)
+	if _, err := db.GetWebhook(ctx, "nope"); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("GetWebhook(nope) = %v, want rswebhooks.ErrNotFound", err)
 	}
 
 	// Update moves the owner index and keeps CreatedUTC when zero.
@@ -143,7 +143,7 @@ func TestWebhooks(t *testing.T) {
 	if !slices.Equal(ids(alice, whID), []string{"W2"}) || !slices.Equal(ids(bob, whID), []string{"W1", "W3"}) {
 		t.Fatalf("owner index after move: alice %v bob %v", ids(alice, whID), ids(bob, whID))
 	}
-	if err := db.UpdateWebhook(ctx, webhook("nope", "bob", t0)); !errors.Is(err, ErrNotFound) {
+	if err := db.UpdateWebhook(ctx, webhook("nope", "bob", t0)); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("UpdateWebhook(nope) = %v", err)
 	}
 
@@ -154,18 +154,18 @@ func TestWebhooks(t *testing.T) {
 	if !got.IsPaused || !got.UpdatedUTC.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("SetPaused: %+v", got)
 	}
-	if err := db.SetPaused(ctx, "nope", true); !errors.Is(err, ErrNotFound) {
+	if err := db.SetPaused(ctx, "nope", true); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("SetPaused(nope) = %v", err)
 	}
 	counts, err := db.CountWebhooks(ctx)
 	mustNil(t, err)
-	if counts != (WebhookCounts{Active: 2, Paused: 1}) {
+	if counts != (rswebhooks.WebhookCounts{Active: 2, Paused: 1}) {
 		t.Fatalf("CountWebhooks = %+v; want 2 active, 1 paused", counts)
 	}
 
 	// Delete.
 	mustNil(t, db.DeleteWebhook(ctx, "W2"))
-	if err := db.DeleteWebhook(ctx, "W2"); !errors.Is(err, ErrNotFound) {
+	if err := db.DeleteWebhook(ctx, "W2"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("second delete = %v", err)
 	}
 	alice, _ = db.ListWebhooks(ctx, "alice")
@@ -219,7 +219,7 @@ func TestEventsAndFanOut(t *testing.T) {
 	for _, id := range []string{"E1", "E2", "E3"} {
 		mustNil(t, db.AppendEvent(ctx, event(id)))
 	}
-	if err := db.AppendEvent(ctx, event("E1")); !errors.Is(err, ErrConflict) {
+	if err := db.AppendEvent(ctx, event("E1")); !errors.Is(err, rswebhooks.ErrConflict) {
 		t.Fatalf("duplicate append = %v", err)
 	}
 	if err := db.AppendEvent(ctx, event("")); err == nil {
@@ -230,7 +230,7 @@ func TestEventsAndFanOut(t *testing.T) {
 	if e.ResourceID != "r-E2" || !e.Time.Equal(t0) {
 		t.Fatalf("GetEvent = %+v", e)
 	}
-	if _, err := db.GetEvent(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetEvent(ctx, "nope"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("GetEvent(nope) = %v", err)
 	}
 	un, err := db.UnfannedEvents(ctx, 2)
@@ -246,7 +246,7 @@ func TestEventsAndFanOut(t *testing.T) {
 	mustNil(t, db.FanOut(ctx, "E1", ds))
 	// Idempotent: the second call writes nothing, even with other deliveries.
 	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{delivery("D9", "W1", "E1", rswebhooks.DeliveryPending, t0)}))
-	if _, err := db.GetDelivery(ctx, "D9"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetDelivery(ctx, "D9"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("second FanOut wrote D9: %v", err)
 	}
 	un, _ = db.UnfannedEvents(ctx, 0)
@@ -264,10 +264,10 @@ func TestEventsAndFanOut(t *testing.T) {
 		delivery("D3", "W1", "E2", rswebhooks.DeliveryPending, t0),
 		delivery("D1", "W1", "E2", rswebhooks.DeliveryPending, t0),
 	})
-	if !errors.Is(err, ErrConflict) {
-		t.Fatalf("FanOut with existing delivery id = %v, want ErrConflict", err)
+	if !errors.Is(err, rswebhooks.ErrConflict) {
+		t.Fatalf("FanOut with existing delivery id = %v, want rswebhooks.ErrConflict", err)
 	}
-	if _, err := db.GetDelivery(ctx, "D3"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetDelivery(ctx, "D3"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("failed FanOut left D3: %v", err)
 	}
 	un, _ = db.UnfannedEvents(ctx, 0)
@@ -330,7 +330,7 @@ func TestDueOrderAndQueue(t *testing.T) {
 	for _, d := range puts {
 		mustNil(t, db.PutDelivery(ctx, d))
 	}
-	if err := db.PutDelivery(ctx, puts[0]); !errors.Is(err, ErrConflict) {
+	if err := db.PutDelivery(ctx, puts[0]); !errors.Is(err, rswebhooks.ErrConflict) {
 		t.Fatalf("duplicate PutDelivery = %v", err)
 	}
 	cases := []struct {
@@ -430,7 +430,7 @@ func TestCompleteMovesQueueKey(t *testing.T) {
 		a    *rswebhooks.Attempt
 		want error
 	}{
-		{"unknown delivery", delivery("nope", "W1", "E1", rswebhooks.DeliveryFailed, t0), nil, ErrNotFound},
+		{"unknown delivery", delivery("nope", "W1", "E1", rswebhooks.DeliveryFailed, t0), nil, rswebhooks.ErrNotFound},
 		{"attempt of another delivery", d, &rswebhooks.Attempt{DeliveryID: "D2", N: 3}, nil},
 		{"attempt zero", d, &rswebhooks.Attempt{N: 0}, nil},
 		{"nil delivery", nil, nil, nil},
@@ -453,7 +453,7 @@ func TestRedeliver(t *testing.T) {
 	f.Attempts, f.Reason = 8, "retries exhausted"
 	mustNil(t, db.PutDelivery(ctx, f))
 
-	if _, err := db.Redeliver(ctx, "nope", t0); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Redeliver(ctx, "nope", t0); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("Redeliver(nope) = %v", err)
 	}
 	now := t0.Add(2 * time.Minute)
@@ -496,7 +496,7 @@ func TestSeenExecutionsAndMeta(t *testing.T) {
 		t.Fatal("empty execution id accepted")
 	}
 
-	if _, err := db.GetMeta(ctx, "cursor"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.GetMeta(ctx, "cursor"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("GetMeta missing = %v", err)
 	}
 	mustNil(t, db.PutMeta(ctx, "cursor", []byte("42")))

@@ -17,50 +17,6 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-// Kinds of stored records, the kind label of
-// rswebhooks_store_unreadable_records_total and UnreadableError.Kind.
-const (
-	KindWebhook  = "webhook"
-	KindEvent    = "event"
-	KindDelivery = "delivery"
-	KindAttempt  = "attempt"
-)
-
-// Kinds lists the record kinds.
-func Kinds() []string { return []string{KindWebhook, KindEvent, KindDelivery, KindAttempt} }
-
-// ErrUnreadable is matched (errors.Is) by every UnreadableError.
-var ErrUnreadable = errors.New("stored record cannot be decoded")
-
-// UnreadableError reports a stored record that cannot be decoded (written
-// by another release, by a bug, or damaged on disk). Listings skip such
-// records; reads of one by id return this error. DeleteUnreadable removes
-// one without decoding it.
-type UnreadableError struct {
-	Kind string // KindWebhook, KindEvent, KindDelivery or KindAttempt
-	// ID is the record's id; for an attempt "<deliveryID>.<n>".
-	ID string
-	// Owner is the owner index entry of an unreadable webhook ("" if none).
-	Owner string
-	Err   error
-}
-
-func (e *UnreadableError) Error() string {
-	return fmt.Sprintf("%s %s: %s: %v", e.Kind, e.ID, ErrUnreadable, e.Err)
-}
-
-// Is makes errors.Is(err, ErrUnreadable) true.
-func (e *UnreadableError) Is(target error) bool { return target == ErrUnreadable }
-
-func (e *UnreadableError) Unwrap() error { return e.Err }
-
-// Unreadable describes one unreadable record for administrators.
-type Unreadable struct {
-	Kind  string `json:"Kind"`
-	ID    string `json:"Id"`
-	Error string `json:"Error"`
-}
-
 // Metrics are the store's metrics.
 type Metrics struct {
 	// UnreadableRecords counts records found undecodable, each once per
@@ -78,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Stored records that cannot be decoded, by kind; each is counted and logged once per process, skipped by listings and delivery, and listed at GET /api/webhooks/unreadable.",
 		}, []string{"kind"}),
 	}
-	for _, k := range Kinds() {
+	for _, k := range rswebhooks.RecordKinds() {
 		m.UnreadableRecords.WithLabelValues(k)
 	}
 	return m
@@ -93,10 +49,10 @@ const maxUnreadableKept = 10000
 // counted once, and the due queue can skip them without decoding.
 type unreadableSet struct {
 	mu sync.Mutex
-	m  map[string]Unreadable // kind + "/" + id
+	m  map[string]rswebhooks.Unreadable // kind + "/" + id
 }
 
-func (s *unreadableSet) add(u Unreadable) (isNew bool) {
+func (s *unreadableSet) add(u rswebhooks.Unreadable) (isNew bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := u.Kind + "/" + u.ID
@@ -104,7 +60,7 @@ func (s *unreadableSet) add(u Unreadable) (isNew bool) {
 		return false
 	}
 	if s.m == nil {
-		s.m = map[string]Unreadable{}
+		s.m = map[string]rswebhooks.Unreadable{}
 	}
 	if len(s.m) < maxUnreadableKept {
 		s.m[k] = u
@@ -125,10 +81,10 @@ func (s *unreadableSet) remove(kind, id string) {
 	delete(s.m, kind+"/"+id)
 }
 
-func (s *unreadableSet) list() []Unreadable {
+func (s *unreadableSet) list() []rswebhooks.Unreadable {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Unreadable, 0, len(s.m))
+	out := make([]rswebhooks.Unreadable, 0, len(s.m))
 	for _, u := range s.m {
 		out = append(out, u)
 	}
@@ -140,36 +96,36 @@ func recordOf(key []byte) (kind, id string) {
 	k := string(key)
 	switch {
 	case strings.HasPrefix(k, pWebhook):
-		return KindWebhook, k[len(pWebhook):]
+		return rswebhooks.RecordWebhook, k[len(pWebhook):]
 	case strings.HasPrefix(k, pEvent):
-		return KindEvent, k[len(pEvent):]
+		return rswebhooks.RecordEvent, k[len(pEvent):]
 	case strings.HasPrefix(k, pDelivery):
-		return KindDelivery, k[len(pDelivery):]
+		return rswebhooks.RecordDelivery, k[len(pDelivery):]
 	case strings.HasPrefix(k, pAttempt):
 		rest := key[len(pAttempt):]
 		if i := bytes.LastIndexByte(rest, '/'); i >= 0 && len(rest)-i-1 == 4 {
 			n := uint32(rest[i+1])<<24 | uint32(rest[i+2])<<16 | uint32(rest[i+3])<<8 | uint32(rest[i+4])
-			return KindAttempt, string(rest[:i]) + "." + strconv.FormatUint(uint64(n), 10)
+			return rswebhooks.RecordAttempt, string(rest[:i]) + "." + strconv.FormatUint(uint64(n), 10)
 		}
-		return KindAttempt, string(rest)
+		return rswebhooks.RecordAttempt, string(rest)
 	}
 	return "record", k
 }
 
 // unreadableAt is the error for the undecodable value at key.
-func unreadableAt(key []byte, err error) *UnreadableError {
+func unreadableAt(key []byte, err error) *rswebhooks.UnreadableError {
 	kind, id := recordOf(key)
-	return &UnreadableError{Kind: kind, ID: id, Err: err}
+	return &rswebhooks.UnreadableError{Kind: kind, ID: id, Err: err}
 }
 
 // noteUnreadable logs and counts an unreadable record the first time this
 // process meets it. It returns err unchanged.
 func (db *DB) noteUnreadable(err error) error {
-	var ue *UnreadableError
+	var ue *rswebhooks.UnreadableError
 	if !errors.As(err, &ue) {
 		return err
 	}
-	if db.unreadable.add(Unreadable{Kind: ue.Kind, ID: ue.ID, Error: ue.Err.Error()}) {
+	if db.unreadable.add(rswebhooks.Unreadable{Kind: ue.Kind, ID: ue.ID, Error: ue.Err.Error()}) {
 		db.m.UnreadableRecords.WithLabelValues(ue.Kind).Inc()
 		db.log.Error().Str("kind", ue.Kind).Str("id", ue.ID).AnErr("decode_error", ue.Err).
 			Msg("stored record cannot be decoded; it is skipped (administrators: GET /api/webhooks/unreadable, then delete it by id)")
@@ -180,7 +136,7 @@ func (db *DB) noteUnreadable(err error) error {
 // skipUnreadable notes err and returns nil if it is an UnreadableError, so
 // a listing goes on without the record; other errors are returned.
 func (db *DB) skipUnreadable(err error) error {
-	if errors.Is(err, ErrUnreadable) {
+	if errors.Is(err, rswebhooks.ErrUnreadable) {
 		db.noteUnreadable(err)
 		return nil
 	}
@@ -190,7 +146,7 @@ func (db *DB) skipUnreadable(err error) error {
 // UnreadableRecords lists the unreadable records: every webhook (all are
 // checked now) and the events, deliveries and attempts met since the
 // process started (listings, fan-out and delivery meet them within a poll).
-func (db *DB) UnreadableRecords(ctx context.Context) ([]Unreadable, error) {
+func (db *DB) UnreadableRecords(ctx context.Context) ([]rswebhooks.Unreadable, error) {
 	err := db.view(ctx, "check webhooks", func(txn *badger.Txn) error {
 		return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
 			var w rswebhooks.Webhook
@@ -219,13 +175,13 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 	}
 	var err error
 	switch kind {
-	case KindWebhook:
+	case rswebhooks.RecordWebhook:
 		err = db.DeleteWebhook(ctx, id)
-	case KindEvent:
+	case rswebhooks.RecordEvent:
 		err = db.update(ctx, "delete event "+id, func(txn *badger.Txn) error {
 			if ok, err := exists(txn, eventKey(id)); err != nil || !ok {
 				if err == nil {
-					err = fmt.Errorf("event %s: %w", id, ErrNotFound)
+					err = fmt.Errorf("event %s: %w", id, rswebhooks.ErrNotFound)
 				}
 				return err
 			}
@@ -234,11 +190,11 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 			}
 			return txn.Delete(eventKey(id))
 		})
-	case KindDelivery:
+	case rswebhooks.RecordDelivery:
 		err = db.update(ctx, "delete delivery "+id, func(txn *badger.Txn) error {
 			return db.deleteDeliveryRaw(txn, id)
 		})
-	case KindAttempt:
+	case rswebhooks.RecordAttempt:
 		d, n, ok := strings.Cut(id, ".")
 		num, perr := strconv.ParseUint(n, 10, 32)
 		if !ok || perr != nil {
@@ -248,14 +204,14 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 			k := attemptKey(d, int(num))
 			if ok, err := exists(txn, k); err != nil || !ok {
 				if err == nil {
-					err = fmt.Errorf("attempt %s: %w", id, ErrNotFound)
+					err = fmt.Errorf("attempt %s: %w", id, rswebhooks.ErrNotFound)
 				}
 				return err
 			}
 			return txn.Delete(k)
 		})
 	default:
-		return fmt.Errorf("store: delete record: kind must be one of %s, got %q", strings.Join(Kinds(), ", "), kind)
+		return fmt.Errorf("store: delete record: kind must be one of %s, got %q", strings.Join(rswebhooks.RecordKinds(), ", "), kind)
 	}
 	if err == nil {
 		db.unreadable.remove(kind, id)
@@ -268,7 +224,7 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 func (db *DB) deleteDeliveryRaw(txn *badger.Txn, id string) error {
 	if ok, err := exists(txn, deliveryKey(id)); err != nil || !ok {
 		if err == nil {
-			err = fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+			err = fmt.Errorf("delivery %s: %w", id, rswebhooks.ErrNotFound)
 		}
 		return err
 	}

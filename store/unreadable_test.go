@@ -51,12 +51,12 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 			t.Fatalf("ListWebhooks(%q) = %v, %v; want GOOD only", owner, ws, err)
 		}
 	}
-	if c, err := db.CountWebhooks(ctx); err != nil || c != (WebhookCounts{Active: 1}) {
+	if c, err := db.CountWebhooks(ctx); err != nil || c != (rswebhooks.WebhookCounts{Active: 1}) {
 		t.Fatalf("CountWebhooks = %+v, %v", c, err)
 	}
-	var ue *UnreadableError
-	if _, err := db.GetWebhook(ctx, "BAD"); !errors.As(err, &ue) || ue.Kind != KindWebhook || ue.ID != "BAD" || ue.Owner != "u1" {
-		t.Fatalf("GetWebhook(BAD) = %v; want an UnreadableError owned by u1", err)
+	var ue *rswebhooks.UnreadableError
+	if _, err := db.GetWebhook(ctx, "BAD"); !errors.As(err, &ue) || ue.Kind != rswebhooks.RecordWebhook || ue.ID != "BAD" || ue.Owner != "u1" {
+		t.Fatalf("GetWebhook(BAD) = %v; want an rswebhooks.UnreadableError owned by u1", err)
 	}
 	evs, err := db.UnfannedEvents(ctx, bad/2) // fewer than the unreadable ones ahead of it
 	if err != nil || len(evs) != 1 {
@@ -72,8 +72,8 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 	if err != nil || len(refs) != 1 {
 		t.Fatalf("DueRefs = %v, %v", refs, err)
 	}
-	if _, err := db.GetDelivery(ctx, "DBAD"); !errors.Is(err, ErrUnreadable) {
-		t.Fatalf("GetDelivery(DBAD) = %v; want ErrUnreadable", err)
+	if _, err := db.GetDelivery(ctx, "DBAD"); !errors.Is(err, rswebhooks.ErrUnreadable) {
+		t.Fatalf("GetDelivery(DBAD) = %v; want rswebhooks.ErrUnreadable", err)
 	}
 	refs, _ = db.DueRefs(ctx, time.Now(), 0)
 	_, ok, _ := db.NextDue(ctx)
@@ -93,7 +93,7 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 	_, _ = db.UnfannedEvents(ctx, 0)
 	us, err := db.UnreadableRecords(ctx)
 	mustNil(t, err)
-	want := map[string]int{KindWebhook: 2, KindEvent: bad, KindDelivery: 1, KindAttempt: 1}
+	want := map[string]int{rswebhooks.RecordWebhook: 2, rswebhooks.RecordEvent: bad, rswebhooks.RecordDelivery: 1, rswebhooks.RecordAttempt: 1}
 	for kind, n := range want {
 		if got := testutil.ToFloat64(db.m.UnreadableRecords.WithLabelValues(kind)); got != float64(n) {
 			t.Errorf("unreadable %s counted %v times, want %d", kind, got, n)
@@ -105,18 +105,18 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 
 	// Deleted by id, with their index keys.
 	mustNil(t, db.DeleteWebhook(ctx, "BAD"))
-	mustNil(t, db.DeleteUnreadable(ctx, KindWebhook, "JUNK"))
-	mustNil(t, db.DeleteUnreadable(ctx, KindEvent, "00000000000000000000000000"))
-	mustNil(t, db.DeleteUnreadable(ctx, KindAttempt, "DBAD.1"))
-	mustNil(t, db.DeleteUnreadable(ctx, KindDelivery, "DBAD"))
+	mustNil(t, db.DeleteUnreadable(ctx, rswebhooks.RecordWebhook, "JUNK"))
+	mustNil(t, db.DeleteUnreadable(ctx, rswebhooks.RecordEvent, "00000000000000000000000000"))
+	mustNil(t, db.DeleteUnreadable(ctx, rswebhooks.RecordAttempt, "DBAD.1"))
+	mustNil(t, db.DeleteUnreadable(ctx, rswebhooks.RecordDelivery, "DBAD"))
 	for _, k := range []string{"w/BAD", "wo/u1/BAD", "w/JUNK", "e/00000000000000000000000000", "ef/00000000000000000000000000",
 		"d/DBAD", "dw/GOOD/DBAD", "q/" + string(make([]byte, 8)) + "/DBAD", "a/DBAD/\x00\x00\x00\x01"} {
 		if _, found := expiry(t, db, []byte(k)); found {
 			t.Errorf("%q survived its record's deletion", k)
 		}
 	}
-	if err := db.DeleteUnreadable(ctx, KindDelivery, "DBAD"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("deleting twice: %v, want ErrNotFound", err)
+	if err := db.DeleteUnreadable(ctx, rswebhooks.RecordDelivery, "DBAD"); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Errorf("deleting twice: %v, want rswebhooks.ErrNotFound", err)
 	}
 	us, _ = db.UnreadableRecords(ctx)
 	if len(us) != bad-1 {

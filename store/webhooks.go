@@ -37,7 +37,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 			return err
 		}
 		if ok {
-			return fmt.Errorf("webhook %s: %w", w.ID, ErrConflict)
+			return fmt.Errorf("webhook %s: %w", w.ID, rswebhooks.ErrConflict)
 		}
 		if err := setJSON(txn, webhookKey(w.ID), w, 0); err != nil {
 			return err
@@ -80,7 +80,7 @@ func (db *DB) GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, e
 	var w rswebhooks.Webhook
 	err := db.view(ctx, "get webhook "+id, func(txn *badger.Txn) error {
 		err := getJSON(txn, webhookKey(id), &w)
-		var ue *UnreadableError
+		var ue *rswebhooks.UnreadableError
 		if errors.As(err, &ue) {
 			ue.Owner, _ = ownerOf(txn, id)
 		}
@@ -144,7 +144,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
 	err := db.webhookUpdate(ctx, "delete webhook "+id, func(txn *badger.Txn) error {
 		if ok, err := exists(txn, webhookKey(id)); err != nil || !ok {
 			if err == nil {
-				err = fmt.Errorf("%s: %w", webhookKey(id), ErrNotFound)
+				err = fmt.Errorf("%s: %w", webhookKey(id), rswebhooks.ErrNotFound)
 			}
 			return err
 		}
@@ -156,7 +156,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
 		return txn.Delete(webhookKey(id))
 	})
 	if err == nil {
-		db.unreadable.remove(KindWebhook, id)
+		db.unreadable.remove(rswebhooks.RecordWebhook, id)
 	}
 	return err
 }
@@ -285,16 +285,9 @@ func (db *DB) SetOwnerMissing(ctx context.Context, ownerID string, missing bool)
 	}
 }
 
-// WebhookCounts is the number of webhooks in each state of the
-// rswebhooks_webhooks gauge. A paused webhook counts as paused whatever its
-// owner; owner_missing counts the others whose owner is missing.
-type WebhookCounts struct {
-	Active, Paused, OwnerMissing int
-}
-
 // CountWebhooks counts webhooks by state (for the webhooks gauge).
-func (db *DB) CountWebhooks(ctx context.Context) (WebhookCounts, error) {
-	var c WebhookCounts
+func (db *DB) CountWebhooks(ctx context.Context) (rswebhooks.WebhookCounts, error) {
+	var c rswebhooks.WebhookCounts
 	err := db.view(ctx, "count webhooks", func(txn *badger.Txn) error {
 		return eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
 			var w rswebhooks.Webhook

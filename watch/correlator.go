@@ -13,7 +13,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // metaCorrelator is the store meta key holding the correlator's state.
@@ -132,7 +131,7 @@ func NewCorrelator(ctx context.Context, opts CorrelatorOptions) (*Correlator, er
 	}
 	raw, err := c.store.GetMeta(ctx, metaCorrelator)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 	case errors.Is(err, rswebhooks.ErrStoreUnavailable):
 		// Degraded store: start empty; nothing can be stored meanwhile.
 		c.log.Warn().Err(err).Msg("correlator state not loaded: the store is unavailable")

@@ -16,7 +16,6 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/poll"
 	"github.com/rswebhooks/rswebhooks/reportserver"
-	"github.com/rswebhooks/rswebhooks/store"
 )
 
 // metaInitialized is the store meta key written once the first poll has
@@ -55,10 +54,7 @@ type Store interface {
 	PutMeta(ctx context.Context, key string, v []byte) error
 }
 
-var (
-	_ ReportServer = (*reportserver.Client)(nil)
-	_ Store        = (*store.DB)(nil)
-)
+var _ ReportServer = (*reportserver.Client)(nil)
 
 // Options configure New. Client and Store are required.
 type Options struct {
@@ -397,7 +393,7 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 	stored := 0
 	for i, e := range events {
 		err := w.o.Store.AppendEvent(ctx, e)
-		if err != nil && !errors.Is(err, store.ErrConflict) {
+		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("watch: append event for execution %s: %w", evKeys[i], err)
 			}
@@ -442,7 +438,7 @@ func (w *Watcher) load(ctx context.Context) error {
 	}
 	raw, err := w.o.Store.GetMeta(ctx, metaInitialized)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, rswebhooks.ErrNotFound):
 	case err != nil:
 		return fmt.Errorf("watch: load state: %w", err)
 	default:

@@ -1,4 +1,9 @@
-package proxy
+// Package tap is the contract between the proxy and what observes it: the
+// Exchange the proxy builds for each non-safe call, the Tap (and FieldTap)
+// interface the observers implement, and Decode, the one decoder of tapped
+// bodies. It depends on the standard library only, so the detector and the
+// identity resolver implement it without linking the proxy.
+package tap
 
 import (
 	"context"
@@ -82,6 +87,17 @@ func (f TapFunc) Observe(ctx context.Context, ex *Exchange) {
 }
 
 var _ Tap = TapFunc{}
+
+// Reasons a body was not captured whole, in Exchange.RequestSkipped and
+// ResponseSkipped and in rswebhooks_capture_skipped_total{reason}.
+const (
+	// SkipBudget: every byte of the capture budget (the proxy's
+	// Options.CaptureBudget) was held by other requests. The body streamed
+	// on uncaptured.
+	SkipBudget = "budget"
+	// SkipLimit: the body was longer than the proxy's Options.CaptureLimit.
+	SkipLimit = "limit"
+)
 
 // FieldTap is a Tap that needs only some top-level fields of the bodies it
 // wants (a resource's Id and Name, not the report file uploaded with them).

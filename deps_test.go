@@ -1,0 +1,56 @@
+package rswebhooks_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// goList runs `go list -deps` with format over pkgs and returns the lines.
+func goList(t *testing.T, format string, pkgs ...string) []string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	args := append([]string{"list", "-deps", "-f", format}, pkgs...)
+	out, err := exec.Command(gobin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestDependencyDirection pins which way dependencies point: the delivery
+// engine, the watcher and the registrations API do not link the store's
+// Badger; the detector and the identity resolver do not link the proxy's
+// goproxy; what receivers and observers import is standard library only.
+func TestDependencyDirection(t *testing.T) {
+	for _, tc := range []struct {
+		pkgs      []string
+		forbidden string
+	}{
+		{[]string{"./deliver", "./watch", "./admin", "./reconcile"}, "github.com/dgraph-io/badger"},
+		{[]string{"./detect", "./identity"}, "github.com/elazarl/goproxy"},
+	} {
+		deps := goList(t, "{{.ImportPath}}", tc.pkgs...)
+		if len(deps) < len(tc.pkgs) {
+			t.Fatalf("go list -deps %v listed %d packages", tc.pkgs, len(deps))
+		}
+		for _, d := range deps {
+			if strings.HasPrefix(d, tc.forbidden) {
+				t.Errorf("go list -deps %v names %s", tc.pkgs, d)
+			}
+		}
+	}
+	for _, pkg := range []string{"./signature", "./tap", "."} {
+		own := "github.com/rswebhooks/rswebhooks" + strings.TrimPrefix(pkg, ".")
+		for _, d := range goList(t, "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg) {
+			if d != own {
+				t.Errorf("go list -deps %s names %s, want the standard library only", pkg, d)
+			}
+		}
+	}
+}

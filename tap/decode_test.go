@@ -1,0 +1,60 @@
+package tap
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"net/http"
+	"testing"
+)
+
+func TestDecode(t *testing.T) {
+	plain := []byte(`{"Id":"r1","Name":"Sales"}`)
+	var gz, zl bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(plain)
+	gw.Close()
+	zw := zlib.NewWriter(&zl)
+	zw.Write(plain)
+	zw.Close()
+	for _, tc := range []struct {
+		name, enc string
+		body      []byte
+		limit     int64
+		want      []byte
+		err       error
+	}{
+		{"identity", "", plain, 1 << 10, plain, nil},
+		{"identity named", " Identity ", plain, 1 << 10, plain, nil},
+		{"gzip", "gzip", gz.Bytes(), 1 << 10, plain, nil},
+		{"x-gzip", "X-GZIP", gz.Bytes(), 1 << 10, plain, nil},
+		{"deflate", "deflate", zl.Bytes(), 1 << 10, plain, nil},
+		{"plain over the limit", "", plain, 4, nil, ErrTooLarge},
+		{"gzip decoded over the limit", "gzip", gz.Bytes(), 4, nil, ErrTooLarge},
+		{"deflate decoded over the limit", "deflate", zl.Bytes(), 4, nil, ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Decode(tc.body, tc.enc, tc.limit)
+			if !errors.Is(err, tc.err) || !bytes.Equal(got, tc.want) {
+				t.Fatalf("Decode = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+	if _, err := Decode(plain, "gzip", 1<<10); err == nil {
+		t.Error("a plain body labelled gzip decoded without error")
+	}
+	if _, err := Decode(plain, "br", 1<<10); err == nil {
+		t.Error("an unsupported encoding decoded without error")
+	}
+}
+
+func TestEncoding(t *testing.T) {
+	h := http.Header{"Content-Encoding": {"gzip"}}
+	if got := Encoding(h, false); got != "gzip" {
+		t.Errorf("Encoding(gzip, not decoded) = %q", got)
+	}
+	if got := Encoding(h, true); got != "" {
+		t.Errorf("Encoding(gzip, decoded) = %q, want empty", got)
+	}
+}
