@@ -36,12 +36,16 @@ import (
 // Run starts the daemon and blocks until ctx is cancelled (then shuts down
 // gracefully) or a part fails. Listeners are bound before anything is
 // reported ready, so Options.Ready sees real addresses (":0" works).
+//
+// Run assembles the named parts, each built by its own function (store,
+// report-server client and access, delivery, detection and watcher, HTTP
+// servers), then runs the lifecycle: start, wait, and a bounded shutdown
+// in reverse order.
 func Run(ctx context.Context, o Options) error {
 	o.setDefaults()
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	log := o.Logger
 	reg, gatherer := o.Registerer, o.Gatherer
 	if reg == nil {
 		r := prometheus.NewRegistry()
@@ -53,25 +57,80 @@ func Run(ctx context.Context, o Options) error {
 	}
 	upstream, _ := url.Parse(o.Upstream) // validated
 
-	db, err := openStore(o, reg)
+	st, err := buildStore(o, reg)
 	if err != nil {
 		return err
 	}
-	storeClosed := false
-	defer func() {
-		if !storeClosed {
-			if err := db.CloseWithin(ShutdownMargin); err != nil {
-				log.Error().Err(err).Msg("closing the store")
-			}
-		}
-	}()
-	registerStoreMetrics(reg, db)
+	defer st.closeOnce(o.Logger, ShutdownMargin)
 	buildinfo.Register(reg, o.Build)
 
-	// The service-account client gets its own pool with the proxy's TLS trust.
+	rs, err := buildReportServer(o, reg, upstream, st.db)
+	if err != nil {
+		return err
+	}
+	dl, err := buildDelivery(o, reg, st.db, rs)
+	if err != nil {
+		return err
+	}
+	dt, err := buildDetection(ctx, o, reg, upstream, st.db, rs, dl.engine)
+	if err != nil {
+		return err
+	}
+	bg := &background{log: o.Logger}
+	hs, err := buildServers(o, reg, gatherer, upstream, st, rs, dl, dt, bg)
+	if err != nil {
+		return err
+	}
+	return lifecycle(ctx, o, st, dl, dt, hs, bg)
+}
+
+// storePart is the store and its shutdown.
+type storePart struct {
+	db     *store.DB
+	closed bool
+}
+
+// buildStore opens the store (or an unopened one, degraded) and exports
+// its size and degraded-mode metrics.
+func buildStore(o Options, reg prometheus.Registerer) (*storePart, error) {
+	db, err := openStore(o, reg)
+	if err != nil {
+		return nil, err
+	}
+	registerStoreMetrics(reg, db)
+	return &storePart{db: db}, nil
+}
+
+// closeOnce closes the store within d unless it is closed already; the
+// error is logged and returned.
+func (s *storePart) closeOnce(log zerolog.Logger, d time.Duration) error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.db.CloseWithin(d)
+	if err != nil {
+		log.Error().Err(err).Msg("the store could not be closed cleanly; committed events are replayed from its log at the next start")
+	}
+	return err
+}
+
+// reportServerPart is the service-account client and what authenticates
+// and authorises callers with it.
+type reportServerPart struct {
+	client *reportserver.Client
+	ids    *identity.Resolver
+	admins *access.Admins
+}
+
+// buildReportServer makes the service-account client (its own pool with
+// the proxy's TLS trust), the identity resolver and the administrators'
+// memory.
+func buildReportServer(o Options, reg prometheus.Registerer, upstream *url.URL, db *store.DB) (*reportServerPart, error) {
+	log := o.Logger
 	rsTransport, err := proxyTransport(o)
 	if err != nil {
-		return fmt.Errorf("upstream transport: %w", err)
+		return nil, fmt.Errorf("upstream transport: %w", err)
 	}
 	rs, err := reportserver.New(reportserver.Options{
 		BaseURL:  upstream,
@@ -84,7 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		OnServiceLogin: newServiceLogins(reg, log).observe,
 	})
 	if err != nil {
-		return fmt.Errorf("report server client: %w", err)
+		return nil, fmt.Errorf("report server client: %w", err)
 	}
 	if !rs.Configured() {
 		log.Warn().Msg("no service account (--service-user/--service-password or --service-token): " +
@@ -97,7 +156,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:        log,
 	})
 	if err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
 	admins := &access.Admins{
 		Resolver:    ids,
@@ -106,15 +165,27 @@ func Run(ctx context.Context, o Options) error {
 		RememberFor: o.RememberAdminsFor,
 		Logger:      log.With().Str("component", "access").Logger(),
 	}
+	return &reportServerPart{client: rs, ids: ids, admins: admins}, nil
+}
 
+// deliveryPart is the delivery engine and the receivers' HTTP client.
+type deliveryPart struct {
+	engine *deliver.Engine
+	client *http.Client
+	deny   []netip.Prefix // refused target addresses, private ranges included with --deny-private
+}
+
+// buildDelivery makes the receivers' client (address policy, attempt
+// timeout), the access checks and the delivery engine.
+func buildDelivery(o Options, reg prometheus.Registerer, db *store.DB, rs *reportServerPart) (*deliveryPart, error) {
 	deny := o.DenyTargets
 	if o.DenyPrivate {
 		deny = append(append([]netip.Prefix(nil), deny...), deliver.PrivateRanges()...)
 	}
 	client := deliver.NewHTTPClient(deliver.ClientOptions{Allow: o.AllowTargets, Deny: deny, Timeout: o.AttemptTimeout})
 	var perms access.Permissions
-	if rs.Configured() {
-		perms = access.ReportServer{C: rs}
+	if rs.client.Configured() {
+		perms = access.ReportServer{C: rs.client}
 	}
 	policy := deliver.Policy{}
 	if o.RetryDelays != nil {
@@ -123,70 +194,75 @@ func Run(ctx context.Context, o Options) error {
 	}
 	engine, err := deliver.New(deliver.Options{
 		Store:                 db,
-		Access:                access.New(access.Options{Perms: perms, KnownAdmin: admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)}),
+		Access:                access.New(access.Options{Perms: perms, KnownAdmin: rs.admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)}),
 		Client:                client,
 		Policy:                policy,
 		MaxConcurrency:        o.MaxConcurrency,
 		PerWebhookConcurrency: o.PerWebhookConcurrency,
 		PerOwnerConcurrency:   o.PerOwnerConcurrency,
 		AttemptTimeout:        o.AttemptTimeout,
-		Logger:                log,
+		Logger:                o.Logger,
 		Registerer:            reg,
 		Version:               o.Version,
 	})
 	if err != nil {
-		return fmt.Errorf("delivery engine: %w", err)
+		return nil, fmt.Errorf("delivery engine: %w", err)
 	}
+	return &deliveryPart{engine: engine, client: client, deny: deny}, nil
+}
 
+// detectionPart turns what happens at the report server into events: the
+// detector behind the proxy, the execution watcher and the reconciler (the
+// last two nil without a service account or when turned off).
+type detectionPart struct {
+	det        *detect.Detector
+	watcher    *watch.Watcher
+	reconciler *reconcile.Reconciler
+}
+
+// buildDetection makes the event sources. The detector appends through the
+// decorators the others return: the watcher's correlator (an execute call
+// seen by the proxy and the record the watcher later finds make one event),
+// then the reconciler's gate (the proxy's late copy of a change the
+// reconciler already emitted is dropped).
+func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db *store.DB, rs *reportServerPart, engine *deliver.Engine) (*detectionPart, error) {
+	log := o.Logger
 	rules := detect.BuiltinRules()
 	if o.RulesFile != "" {
 		extra, err := detect.LoadRules(o.RulesFile)
 		if err != nil {
-			return fmt.Errorf("--rules: %w", err)
+			return nil, fmt.Errorf("--rules: %w", err)
 		}
 		rules = detect.MergeRules(rules, extra)
 	}
-	// With a service account, the execution watcher notices scheduled runs;
-	// the correlator between detect and the store keeps an execute call seen
-	// by the proxy and the record the watcher later finds to one event.
-	watchMetrics := watch.NewMetrics(reg)
+	var part detectionPart
 	var events detect.EventStore = db
-	var watcher *watch.Watcher
-	if rs.Configured() && o.WatchInterval > 0 {
-		corr, err := watch.NewCorrelator(ctx, watch.CorrelatorOptions{Store: db, Logger: log})
-		if err != nil {
-			return fmt.Errorf("execution watcher: %w", err)
-		}
-		events = corr
-		watcher, err = watch.New(watch.Options{
-			Client:     rs,
+	watchMetrics := watch.NewMetrics(reg)
+	if rs.client.Configured() && o.WatchInterval > 0 {
+		w, corr, err := watch.NewCorrelated(ctx, watch.Options{
+			Client:     rs.client,
 			Store:      db,
-			Correlator: corr,
 			APIVersion: strings.ToLower(o.APIVersion),
 			Interval:   o.WatchInterval,
-			Retention:  o.Retention,
+			Retention:  db.Retention(),
 			OnEvent:    engine.Wake,
 			Logger:     log,
 			Metrics:    watchMetrics,
 		})
 		if err != nil {
-			return fmt.Errorf("execution watcher: %w", err)
+			return nil, fmt.Errorf("execution watcher: %w", err)
 		}
+		part.watcher, events = w, corr
 	}
-
-	// With a service account, the reconciler reads the five collections and
-	// emits what the proxy did not see; the gate in front of the store
-	// drops the proxy's late copy of a change it already emitted.
 	reconcileMetrics := reconcile.NewMetrics(reg)
-	var reconciler *reconcile.Reconciler
-	if rs.Configured() && o.ReconcileInterval > 0 {
+	if rs.client.Configured() && o.ReconcileInterval > 0 {
 		gate, err := reconcile.NewGate(events, 0, log)
 		if err != nil {
-			return fmt.Errorf("reconciler: %w", err)
+			return nil, fmt.Errorf("reconciler: %w", err)
 		}
 		events = gate
-		reconciler, err = reconcile.New(reconcile.Options{
-			Client:     rs,
+		part.reconciler, err = reconcile.New(reconcile.Options{
+			Client:     rs.client,
 			Store:      db,
 			Gate:       gate,
 			APIVersion: strings.ToLower(o.APIVersion),
@@ -196,31 +272,46 @@ func Run(ctx context.Context, o Options) error {
 			Metrics:    reconcileMetrics,
 		})
 		if err != nil {
-			return fmt.Errorf("reconciler: %w", err)
+			return nil, fmt.Errorf("reconciler: %w", err)
 		}
 	}
-
 	det, err := detect.New(detect.Options{
 		Rules:      rules,
 		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
 		Store:      events,
-		Actors:     ids,
+		Actors:     rs.ids,
 		Logger:     log,
 		Registerer: reg,
 		OnEvent:    engine.Wake,
 		BodyLimit:  o.CaptureLimit,
 	})
 	if err != nil {
-		return fmt.Errorf("detect: %w", err)
+		return nil, fmt.Errorf("detect: %w", err)
 	}
+	part.det = det
+	return &part, nil
+}
 
+// serversPart is the two HTTP servers with their bound listeners: the
+// proxy (the report server's front door) and the admin listener (admin
+// API, web UI, health, metrics).
+type serversPart struct {
+	proxySrv, adminSrv *http.Server
+	proxyLn, adminLn   net.Listener
+}
+
+// buildServers makes the admin API, the proxy, the health checks and the
+// admin mux, and binds both listeners, each with its own limits.
+func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gatherer, upstream *url.URL,
+	st *storePart, rs *reportServerPart, dl *deliveryPart, dt *detectionPart, bg *background) (*serversPart, error) {
+	log := o.Logger
 	adminAPI, err := admin.New(admin.Options{
-		Store:      db,
-		Identity:   identities{ids, admins},
-		Deliveries: engineDeliveries{engine},
+		Store:      st.db,
+		Identity:   identities{rs.ids, rs.admins},
+		Deliveries: engineDeliveries{dl.engine},
 		Verifier: &admin.EchoVerifier{
-			HTTP:      client,
-			Policy:    deliver.NewAddressPolicy(o.AllowTargets, deny),
+			HTTP:      dl.client,
+			Policy:    deliver.NewAddressPolicy(o.AllowTargets, dl.deny),
 			UserAgent: "rswebhooks/" + o.Version,
 		},
 		Logger:             log,
@@ -229,12 +320,12 @@ func Run(ctx context.Context, o Options) error {
 		MaxWebhooksPerUser: o.MaxWebhooksPerUser,
 	})
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return nil, fmt.Errorf("admin API: %w", err)
 	}
 
 	tr, err := proxyTransport(o)
 	if err != nil {
-		return fmt.Errorf("upstream transport: %w", err)
+		return nil, fmt.Errorf("upstream transport: %w", err)
 	}
 	var routes []proxy.Route
 	if o.RegistrationsOnProxy {
@@ -249,7 +340,7 @@ func Run(ctx context.Context, o Options) error {
 		Transport:      tr,
 		HostHeader:     o.UpstreamHostHeader,
 		TrustedProxies: o.TrustedProxies,
-		Tap:            taps{ids, det},
+		Tap:            taps{rs.ids, dt.det},
 		CaptureLimit:   o.CaptureLimit,
 		CaptureBudget:  o.CaptureBudget,
 		Routes:         routes,
@@ -257,22 +348,21 @@ func Run(ctx context.Context, o Options) error {
 		Registerer:     reg,
 	})
 	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 
-	bg := &background{log: log}
 	hl := &health{now: time.Now, version: o.Version, checks: []check{
 		{name: "upstream", fn: px.CheckUpstream},
 		// The store never fails readiness: the proxy is the report
 		// server's front door, and it serves without the store (degraded).
-		{name: "store", fn: storeCheck(db), degrades: true},
+		{name: "store", fn: storeCheck(st.db), degrades: true},
 		{name: "background", fn: bg.check},
 	}}
-	if rs.Configured() {
+	if rs.client.Configured() {
 		// The service account logs in afresh on failure; until it can,
 		// access checks wait (only for webhooks that need one).
 		hl.checks = append(hl.checks, check{name: "service_account", soft: true, fn: func(ctx context.Context) error {
-			if _, err := rs.IsAdmin(ctx, o.ServiceUser); err != nil && o.ServiceUser != "" {
+			if _, err := rs.client.IsAdmin(ctx, o.ServiceUser); err != nil && o.ServiceUser != "" {
 				return fmt.Errorf("service account %q: %w", o.ServiceUser, err)
 			}
 			return nil
@@ -288,19 +378,29 @@ func Run(ctx context.Context, o Options) error {
 	// Each listener has its own limits (connections, header, body and idle
 	// time), so a flood on the proxy leaves the admin listener answerable.
 	errLog := zerologWriter{log.With().Str("component", "http").Logger()}
-	proxySrv := &http.Server{Handler: px, ErrorLog: errLog.stdLogger()}
-	adminSrv := &http.Server{Handler: mux, ErrorLog: errLog.stdLogger()}
-	proxyLn, err := listen(o.Listen, o.TLSCert, o.TLSKey, func(ln net.Listener) net.Listener { return o.ProxyLimits.Apply(proxySrv, ln) })
+	hs := &serversPart{
+		proxySrv: &http.Server{Handler: px, ErrorLog: errLog.stdLogger()},
+		adminSrv: &http.Server{Handler: mux, ErrorLog: errLog.stdLogger()},
+	}
+	hs.proxyLn, err = listen(o.Listen, o.TLSCert, o.TLSKey, func(ln net.Listener) net.Listener { return o.ProxyLimits.Apply(hs.proxySrv, ln) })
 	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
+		return nil, fmt.Errorf("--listen: %w", err)
 	}
 	adminLn, err := net.Listen("tcp", o.AdminListen)
 	if err != nil {
-		proxyLn.Close()
-		return fmt.Errorf("--admin-listen: %w", err)
+		hs.proxyLn.Close()
+		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
-	adminLn = o.AdminLimits.Apply(adminSrv, adminLn)
+	hs.adminLn = o.AdminLimits.Apply(hs.adminSrv, adminLn)
+	return hs, nil
+}
 
+// lifecycle starts the servers and the background parts, waits for ctx or
+// a failed server, and shuts down in reverse order: drain the HTTP servers
+// (Options.ShutdownTimeout), stop the background parts, close the store
+// (together at most ShutdownMargin).
+func lifecycle(ctx context.Context, o Options, st *storePart, dl *deliveryPart, dt *detectionPart, hs *serversPart, bg *background) error {
+	log := o.Logger
 	g, gctx := errgroup.WithContext(ctx)
 	var g2 sync.WaitGroup
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -313,35 +413,35 @@ func Run(ctx context.Context, o Options) error {
 			return nil
 		})
 	}
-	serve("proxy", proxySrv, proxyLn)
-	serve("admin", adminSrv, adminLn)
+	serve("proxy", hs.proxySrv, hs.proxyLn)
+	serve("admin", hs.adminSrv, hs.adminLn)
 	// Background parts never take the proxy down with them (traffic
 	// first): a part that stops is logged and reported by /readyz.
-	bg.start(&g2, workCtx, "store-gc", db.Run)
-	bg.start(&g2, workCtx, "delivery", engine.Run)
-	if watcher != nil {
-		bg.start(&g2, workCtx, "watcher", watcher.Run)
+	bg.start(&g2, workCtx, "store-gc", st.db.Run)
+	bg.start(&g2, workCtx, "delivery", dl.engine.Run)
+	if dt.watcher != nil {
+		bg.start(&g2, workCtx, "watcher", dt.watcher.Run)
 	}
-	if reconciler != nil {
-		bg.start(&g2, workCtx, "reconciler", reconciler.Run)
+	if dt.reconciler != nil {
+		bg.start(&g2, workCtx, "reconciler", dt.reconciler.Run)
 	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info().Msg("shutting down: draining in-flight requests")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
 		defer cancel()
-		perr := proxySrv.Shutdown(sctx)
-		aerr := adminSrv.Shutdown(sctx)
+		perr := hs.proxySrv.Shutdown(sctx)
+		aerr := hs.adminSrv.Shutdown(sctx)
 		stopWork()
 		return errors.Join(ignoreCanceled(perr), ignoreCanceled(aerr))
 	})
 
-	log.Info().Str("listen", proxyLn.Addr().String()).Str("admin_listen", adminLn.Addr().String()).
+	log.Info().Str("listen", hs.proxyLn.Addr().String()).Str("admin_listen", hs.adminLn.Addr().String()).
 		Str("upstream", admin.RedactURL(o.Upstream)).Str("version", o.Version).Msg("rswebhooks serving")
 	if o.Ready != nil {
-		o.Ready(proxyLn.Addr().String(), adminLn.Addr().String())
+		o.Ready(hs.proxyLn.Addr().String(), hs.adminLn.Addr().String())
 	}
-	err = g.Wait()
+	err := g.Wait()
 	// Whatever the store is doing (Badger can block for ever when it cannot
 	// flush), the rest of the shutdown takes at most ShutdownMargin.
 	stopWork()
@@ -349,9 +449,7 @@ func Run(ctx context.Context, o Options) error {
 	if !waitWithin(&g2, ShutdownMargin) {
 		log.Error().Dur("waited", ShutdownMargin).Msg("background parts did not stop in time (a store write is stuck?); closing the store anyway")
 	}
-	storeClosed = true
-	if cerr := db.CloseWithin(max(time.Until(deadline), 100*time.Millisecond)); cerr != nil {
-		log.Error().Err(cerr).Msg("the store could not be closed cleanly; committed events are replayed from its log at the next start")
+	if cerr := st.closeOnce(log, max(time.Until(deadline), 100*time.Millisecond)); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	log.Info().Msg("stopped")

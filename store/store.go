@@ -394,6 +394,12 @@ func (db *DB) gc(ctx context.Context) error {
 	return nil
 }
 
+// Retention is how long events, attempts, finished deliveries and seen
+// executions are kept (Options.Retention with its default applied). Parts
+// whose own bookkeeping depends on it (the execution watcher) take it
+// from here.
+func (db *DB) Retention() time.Duration { return db.opts.Retention }
+
 // Size returns the on-disk size of the LSM tree (table files) and of the
 // value log in bytes, read from the data directory, so it is right from the
 // start (Badger's own figure is refreshed only about every minute). Memtable

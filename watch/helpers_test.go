@@ -91,26 +91,24 @@ func (e *env) openStore() {
 	e.t.Cleanup(func() { _ = db.Close() })
 }
 
-// newWatcher builds a new Correlator and Watcher on the env's store, as a
-// restarted process would.
+// newWatcher builds a new Correlator and Watcher on the env's store with
+// NewCorrelated, as the daemon (and a restarted process) does.
 func (e *env) newWatcher(mod func(*Options)) {
 	e.t.Helper()
-	corr, err := NewCorrelator(context.Background(), CorrelatorOptions{Store: e.db, Now: e.clk.Now})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.corr = corr
 	e.reg = prometheus.NewRegistry()
-	opts := Options{Client: e.client, Store: e.db, Correlator: corr, Now: e.clk.Now, Registerer: e.reg,
+	opts := Options{Client: e.client, Store: e.db, Now: e.clk.Now, Registerer: e.reg,
 		OnEvent: func() { e.wakeMu.Lock(); e.wakes++; e.wakeMu.Unlock() }}
 	if mod != nil {
 		mod(&opts)
 	}
-	w, err := New(opts)
+	w, corr, err := NewCorrelated(context.Background(), opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.w = w
+	if w.o.Correlator != corr {
+		e.t.Fatal("NewCorrelated: the watcher does not use the returned Correlator")
+	}
+	e.w, e.corr = w, corr
 }
 
 func (e *env) poll() {

@@ -83,9 +83,10 @@ type Options struct {
 	MaxBackoff time.Duration
 	// PollTimeout bounds one poll cycle. Zero means 5 min.
 	PollTimeout time.Duration
-	// Retention must equal the store's: seen marks expire after it, so
-	// executions dated before (server now − Retention + 1 h) are never
-	// notified (their marks may be gone). Zero means 7 days.
+	// Retention is the store's retention (store.DB.Retention): seen marks
+	// expire after it, so executions dated before (server now − Retention
+	// + 1 h) are never notified (their marks may be gone). Zero means
+	// DefaultRetention (7 days, the store's default).
 	Retention time.Duration
 	// SkewTolerance absorbs the error of the server-clock estimate. Zero
 	// means 5 s.
@@ -130,6 +131,39 @@ type state struct {
 	// BaselineUTC is the server-clock time of the first poll: executions
 	// dated before it are history and never notified.
 	BaselineUTC time.Time `json:"BaselineUtc"`
+}
+
+// NewCorrelated is New with a Correlator over opts.Store (same logger,
+// clock and skew tolerance; its persisted state loaded with ctx), which
+// replaces opts.Correlator. The Correlator is the event store the proxy's
+// detector must append through, so an execute call seen by the proxy and
+// the execution record the watcher later finds make one event. On error
+// (ErrDisabled included) neither is returned.
+func NewCorrelated(ctx context.Context, opts Options) (*Watcher, *Correlator, error) {
+	if opts.Client == nil {
+		return nil, nil, errors.New("watch: Options.Client is required")
+	}
+	if c, ok := opts.Client.(interface{ Configured() bool }); ok && !c.Configured() {
+		return nil, nil, ErrDisabled
+	}
+	if opts.Store == nil {
+		return nil, nil, errors.New("watch: Options.Store is required")
+	}
+	corr, err := NewCorrelator(ctx, CorrelatorOptions{
+		Store:         opts.Store,
+		SkewTolerance: opts.SkewTolerance,
+		Logger:        opts.Logger,
+		Now:           opts.Now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Correlator = corr
+	w, err := New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, corr, nil
 }
 
 // New validates opts and returns a Watcher, or ErrDisabled.
