@@ -1,6 +1,14 @@
 package rswebhooks
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
+
+// DefaultRetention is how long the store keeps events, attempts, finished
+// deliveries and seen executions unless configured otherwise (--retention).
+// The store applies it; the execution watcher's bookkeeping follows it.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // Store conditions: why the store refuses writes for now (degraded mode).
 // They are the bounded values of the reason label of

@@ -81,7 +81,7 @@ type Options struct {
 	// administrator (the operator, or an identity the admin API verified),
 	// without asking the report server.
 	KnownAdmin func(rswebhooks.User) bool
-	// TTL is how long answers are cached (default 1 minute).
+	// TTL is how long answers are cached (default DefaultTTL, 1 minute).
 	TTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -108,10 +108,14 @@ type cached struct {
 	expires time.Time
 }
 
+// DefaultTTL is how long answers are cached unless Options.TTL says
+// otherwise (--access-cache-ttl).
+const DefaultTTL = time.Minute
+
 // New returns a checker; see Options.
 func New(opts Options) *Checker {
 	if opts.TTL <= 0 {
-		opts.TTL = time.Minute
+		opts.TTL = DefaultTTL
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

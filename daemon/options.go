@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/limits"
@@ -50,12 +51,15 @@ type Options struct {
 	// RetryDelays are the waits between delivery attempts; nil means the
 	// deliver package's default schedule.
 	RetryDelays []time.Duration
-	// AttemptTimeout bounds one delivery attempt. Default 15s.
+	// AttemptTimeout bounds one delivery attempt. Default
+	// deliver.DefaultAttemptTimeout (15s).
 	AttemptTimeout time.Duration
-	// MaxConcurrency bounds concurrent delivery attempts. Default 16.
+	// MaxConcurrency bounds concurrent delivery attempts. Default
+	// deliver.DefaultMaxConcurrency (16).
 	MaxConcurrency int
 	// PerWebhookConcurrency bounds concurrent attempts to one webhook, so a
-	// slow receiver cannot take every worker. Default 4.
+	// slow receiver cannot take every worker. Default
+	// deliver.DefaultPerWebhookConcurrency (4).
 	PerWebhookConcurrency int
 	// PerOwnerConcurrency bounds concurrent attempts to the webhooks of one
 	// owner, so one owner's many slow receivers cannot take every worker.
@@ -173,13 +177,13 @@ func (o *Options) setDefaults() {
 		o.DataDir = "./data"
 	}
 	if o.AttemptTimeout == 0 {
-		o.AttemptTimeout = 15 * time.Second
+		o.AttemptTimeout = deliver.DefaultAttemptTimeout
 	}
 	if o.MaxConcurrency == 0 {
-		o.MaxConcurrency = 16
+		o.MaxConcurrency = deliver.DefaultMaxConcurrency
 	}
 	if o.PerWebhookConcurrency == 0 {
-		o.PerWebhookConcurrency = 4
+		o.PerWebhookConcurrency = deliver.DefaultPerWebhookConcurrency
 	}
 	if o.PerOwnerConcurrency == 0 {
 		o.PerOwnerConcurrency = deliver.DefaultPerOwner(o.MaxConcurrency)
@@ -191,10 +195,10 @@ func (o *Options) setDefaults() {
 		o.RememberAdminsFor = 24 * time.Hour
 	}
 	if o.Retention == 0 {
-		o.Retention = 7 * 24 * time.Hour
+		o.Retention = rswebhooks.DefaultRetention
 	}
 	if o.CaptureLimit == 0 {
-		o.CaptureLimit = 1 << 20
+		o.CaptureLimit = proxy.DefaultCaptureLimit
 	}
 	if o.CaptureBudget == 0 {
 		o.CaptureBudget = proxy.DefaultCaptureBudget

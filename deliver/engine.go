@@ -67,7 +67,7 @@ type Options struct {
 	// Policy is the retry schedule. The zero Policy means DefaultPolicy();
 	// a zero MaxRetryAfter means 1 hour.
 	Policy Policy
-	// MaxConcurrency bounds attempts in flight (default 16).
+	// MaxConcurrency bounds attempts in flight (default DefaultMaxConcurrency, 16).
 	MaxConcurrency int
 	// PerWebhookConcurrency bounds attempts in flight to one webhook
 	// (default 2), so one slow receiver cannot take every worker.
@@ -78,7 +78,8 @@ type Options struct {
 	// whose attempts take a second or more (slow) hold at most half of
 	// MaxConcurrency together, whoever owns them.
 	PerOwnerConcurrency int
-	// AttemptTimeout bounds one attempt, body read included (default 15 s).
+	// AttemptTimeout bounds one attempt, body read included (default
+	// DefaultAttemptTimeout, 15 s).
 	AttemptTimeout time.Duration
 	// BatchSize is how many due deliveries are listed beyond those in flight
 	// (default 64). Memory holds at most MaxConcurrency deliveries and
@@ -101,6 +102,16 @@ type Options struct {
 	// Version goes into the User-Agent "rswebhooks/<Version>" (default "dev").
 	Version string
 }
+
+// Defaults for Options, also the defaults of the daemon's flags.
+const (
+	// DefaultMaxConcurrency bounds attempts in flight.
+	DefaultMaxConcurrency = 16
+	// DefaultPerWebhookConcurrency bounds attempts in flight to one webhook.
+	DefaultPerWebhookConcurrency = 4
+	// DefaultAttemptTimeout bounds one attempt, body read included.
+	DefaultAttemptTimeout = 15 * time.Second
+)
 
 // DefaultPerOwner is the default PerOwnerConcurrency for a pool of
 // maxConcurrency workers: all but a quarter (at least one kept free for
@@ -149,16 +160,16 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("deliver: Options.AttemptTimeout, PollInterval and StatsInterval must not be negative")
 	}
 	if opts.MaxConcurrency == 0 {
-		opts.MaxConcurrency = 16
+		opts.MaxConcurrency = DefaultMaxConcurrency
 	}
 	if opts.PerWebhookConcurrency == 0 {
-		opts.PerWebhookConcurrency = 2
+		opts.PerWebhookConcurrency = DefaultPerWebhookConcurrency
 	}
 	if opts.PerOwnerConcurrency == 0 {
 		opts.PerOwnerConcurrency = DefaultPerOwner(opts.MaxConcurrency)
 	}
 	if opts.AttemptTimeout == 0 {
-		opts.AttemptTimeout = 15 * time.Second
+		opts.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 64

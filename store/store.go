@@ -35,7 +35,6 @@ const SchemaVersion = 1
 
 // Defaults for Options.
 const (
-	DefaultRetention    = 7 * 24 * time.Hour
 	DefaultGCInterval   = 5 * time.Minute
 	DefaultMemTableSize = 8 << 20
 	// DefaultValueThreshold: values of this size and more go to the value log.
@@ -63,7 +62,7 @@ type Options struct {
 	// The zero value discards them.
 	Logger zerolog.Logger
 	// Retention is how long events, attempts, finished deliveries and seen
-	// executions are kept. Zero means DefaultRetention (7 days).
+	// executions are kept. Zero means rswebhooks.DefaultRetention (7 days).
 	Retention time.Duration
 	// GCInterval is the period of Run's value-log GC. Zero means 5 minutes.
 	GCInterval time.Duration
@@ -122,7 +121,7 @@ func (o *Options) validate() error {
 		return fmt.Errorf("store: Options.Retention must not be negative, got %s", o.Retention)
 	}
 	if o.Retention == 0 {
-		o.Retention = DefaultRetention
+		o.Retention = rswebhooks.DefaultRetention
 	}
 	if o.Retention < time.Second {
 		return fmt.Errorf("store: Options.Retention must be at least 1s, got %s", o.Retention)

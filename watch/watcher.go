@@ -28,7 +28,6 @@ const (
 	DefaultJitter      = 0.1
 	DefaultConcurrency = 8
 	DefaultPollTimeout = 5 * time.Minute
-	DefaultRetention   = 7 * 24 * time.Hour
 )
 
 // ErrDisabled is returned by New when the report-server client has no
@@ -86,7 +85,7 @@ type Options struct {
 	// Retention is the store's retention (store.DB.Retention): seen marks
 	// expire after it, so executions dated before (server now − Retention
 	// + 1 h) are never notified (their marks may be gone). Zero means
-	// DefaultRetention (7 days, the store's default).
+	// rswebhooks.DefaultRetention (7 days, the store's default).
 	Retention time.Duration
 	// SkewTolerance absorbs the error of the server-clock estimate. Zero
 	// means 5 s.
@@ -223,7 +222,7 @@ func New(opts Options) (*Watcher, error) {
 		o.PollTimeout = DefaultPollTimeout
 	}
 	if o.Retention == 0 {
-		o.Retention = DefaultRetention
+		o.Retention = rswebhooks.DefaultRetention
 	}
 	if o.SkewTolerance == 0 {
 		o.SkewTolerance = DefaultSkewTolerance

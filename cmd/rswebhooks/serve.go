@@ -14,8 +14,14 @@ import (
 	"github.com/urfave/cli/v2/altsrc"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/daemon"
+	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/limits"
+	"github.com/rswebhooks/rswebhooks/proxy"
+	"github.com/rswebhooks/rswebhooks/reconcile"
+	"github.com/rswebhooks/rswebhooks/watch"
 )
 
 func serveFlags() []cli.Flag {
@@ -45,21 +51,21 @@ func serveFlags() []cli.Flag {
 		boolean("registrations-on-proxy", "also serve /api/webhooks/registrations on the proxy listener, shadowing the server's own"),
 		str("rules", "YAML file of extra detection rules, added to (or overriding) the built-in table", ""),
 		str("retry-delays", "comma-separated Go durations between delivery attempts (default: 5s,5m,30m,2h,5h,10h,14h ±20% jitter)", ""),
-		dur("attempt-timeout", "timeout of one delivery attempt", 15*time.Second),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-concurrency", Usage: "concurrent delivery attempts", Value: 16, EnvVars: env("max-concurrency")}),
-		altsrc.NewIntFlag(&cli.IntFlag{Name: "per-webhook-concurrency", Usage: "concurrent delivery attempts to one webhook", Value: 4, EnvVars: env("per-webhook-concurrency")}),
+		dur("attempt-timeout", "timeout of one delivery attempt", deliver.DefaultAttemptTimeout),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-concurrency", Usage: "concurrent delivery attempts", Value: deliver.DefaultMaxConcurrency, EnvVars: env("max-concurrency")}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "per-webhook-concurrency", Usage: "concurrent delivery attempts to one webhook", Value: deliver.DefaultPerWebhookConcurrency, EnvVars: env("per-webhook-concurrency")}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "per-owner-concurrency", Usage: "concurrent delivery attempts to one owner's webhooks (0: three quarters of --max-concurrency)", Value: 0, EnvVars: env("per-owner-concurrency")}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-webhooks-per-user", Usage: "webhooks one user may register (administrators and the operator are exempt)", Value: 100, EnvVars: env("max-webhooks-per-user")}),
-		dur("access-cache-ttl", "how long the report server's answers to access checks (permissions, administrator, owner exists) are cached", time.Minute),
+		dur("access-cache-ttl", "how long the report server's answers to access checks (permissions, administrator, owner exists) are cached", access.DefaultTTL),
 		dur("remember-admins-for", "without a service account, how long a user verified as an administrator is remembered", 24*time.Hour),
 		list("allow-target", "CIDR deliveries may reach even if denied by default (repeatable), e.g. 10.0.0.0/8"),
 		list("deny-target", "CIDR deliveries may never reach (repeatable)"),
 		boolean("deny-private", "also refuse private receiver addresses: 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7 (--allow-target still overrides)"),
 		boolean("show-receiver-responses", "show every webhook owner the receiver's recorded answers (headers, body, error); by default only administrators see them"),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "user-rate-limit", Usage: "registrations, pings and redeliveries per minute per non-administrator user (-1: no limit)", Value: 30, EnvVars: env("user-rate-limit")}),
-		dur("retention", "how long events, attempts and finished deliveries are kept", 7*24*time.Hour),
-		dur("watch-interval", "execution watcher poll period (0 disables)", 30*time.Second),
-		dur("reconcile-interval", "reconciler period: reads the five collections with the service account (an administrator) and notifies the changes the proxy did not see (0 disables)", 60*time.Second),
+		dur("retention", "how long events, attempts and finished deliveries are kept", rswebhooks.DefaultRetention),
+		dur("watch-interval", "execution watcher poll period (0 disables)", watch.DefaultInterval),
+		dur("reconcile-interval", "reconciler period: reads the five collections with the service account (an administrator) and notifies the changes the proxy did not see (0 disables)", reconcile.DefaultInterval),
 		str("api-version", "report server API the watcher and the reconciler read: v2 or v3 (empty probes)", ""),
 		str("tls-cert", "certificate file for TLS on the proxy listener", ""),
 		str("tls-key", "key file for TLS on the proxy listener", ""),
@@ -67,9 +73,9 @@ func serveFlags() []cli.Flag {
 		str("upstream-host-header", "Host header sent upstream (default: the client's)", ""),
 		str("upstream-ca-file", "PEM CA bundle trusted for the upstream's certificate", ""),
 		boolean("upstream-insecure-skip-verify", "do not verify the upstream's TLS certificate (testing only)"),
-		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-limit", Usage: "bytes of a watched request or response body read for detection", Value: 1 << 20, EnvVars: env("capture-limit")}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-limit", Usage: "bytes of a watched request or response body read for detection", Value: proxy.DefaultCaptureLimit, EnvVars: env("capture-limit")}),
 		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "soft-memory-limit", Usage: "Go runtime soft memory limit in bytes, applied when the GOMEMLIMIT environment variable is unset (GOMEMLIMIT wins); garbage is collected more often near it instead of the heap doubling (0: no limit)", Value: defaultSoftMemoryLimit, EnvVars: env("soft-memory-limit")}),
-		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-budget", Usage: "bytes all captured bodies may hold at once; past it bodies stream through uncaptured", Value: 64 << 20, EnvVars: env("capture-budget")}),
+		altsrc.NewInt64Flag(&cli.Int64Flag{Name: "capture-budget", Usage: "bytes all captured bodies may hold at once; past it bodies stream through uncaptured", Value: proxy.DefaultCaptureBudget, EnvVars: env("capture-budget")}),
 		boolean("sync-writes", "fsync every store commit (survives power loss; much slower)"),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-connections", Usage: "connections open at once on the proxy listener (0: half the open-file limit less 256, 64..16384)", EnvVars: env("max-connections")}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "admin-max-connections", Usage: "connections open at once on the admin listener", Value: 64, EnvVars: env("admin-max-connections")}),
