@@ -108,8 +108,7 @@ func TestExecuteCallThroughProxyYieldsOneEvent(t *testing.T) {
 			e.runAlert(alert, false)
 			e.poll()
 			es = e.events()
-			if countExec(es, task)+countExec(es, strings.ToUpper(task)) != 2 ||
-				countExec(es, alert)+countExec(es, strings.ToUpper(alert)) != 2 {
+			if countExec(es, task) != 2 || countExec(es, alert) != 2 {
 				t.Fatalf("events = %+v, want two per resource", es)
 			}
 		})

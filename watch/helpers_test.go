@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ type clock struct {
 	t  time.Time
 }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
@@ -83,7 +84,7 @@ func newEnv(t testing.TB, mod func(*Options)) *env {
 
 func (e *env) openStore() {
 	e.t.Helper()
-	db, err := store.Open(store.Options{Dir: e.dir, Logger: zerolog.Nop()})
+	db, err := store.Open(store.Options{Dir: e.dir, Logger: zerolog.Nop(), Now: e.clk.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -164,11 +165,13 @@ func (e *env) runAlert(id string, triggered bool) simulator.Execution {
 	return x
 }
 
-// countExec returns how many events are Executed events of resource id.
+// countExec returns how many events are Executed events of resource id
+// (ids compared case-insensitively, as the report server does; an id of
+// digits only is its own upper case, so it must not be counted twice).
 func countExec(es []*rswebhooks.Event, id string) int {
 	n := 0
 	for _, e := range es {
-		if e.Type == rswebhooks.EventExecuted && e.ResourceID == id {
+		if e.Type == rswebhooks.EventExecuted && strings.EqualFold(e.ResourceID, id) {
 			n++
 		}
 	}
