@@ -89,16 +89,37 @@ type Event struct {
 	// Source is SourceProxy, SourceWatch or SourceReconcile. Events stored
 	// before it existed have none; see EventSource.
 	Source string `json:"Source,omitempty"`
-	// Missing names the fields (ResourceId, ResourceName) the event lacks
-	// because the body that held them was not read: the proxy's capture
-	// budget was spent, or the body exceeded the capture limit.
+	// Missing names the fields the event lacks: ResourceId, ResourceName
+	// when the body that held them was not read (the proxy's capture
+	// budget was spent, or the body exceeded the capture limit);
+	// ExecutionId, ExecutionDateUtc, DocumentIds (and AlertTriggered) when
+	// an execute call's run could not be read in time.
 	Missing []string `json:"Missing,omitempty"`
+	// Note says in words why fields are missing (no record in time, no
+	// service account, links not possible), for people reading a delivery.
+	Note string `json:"Note,omitempty"`
+	// Reports only, when the call or the answer revealed it: the report's
+	// category id and, when known, its name.
+	CategoryID   string `json:"CategoryId,omitempty"`
+	CategoryName string `json:"CategoryName,omitempty"`
 
 	// Executions only.
 	ExecutionID      string     `json:"ExecutionId,omitempty"`
 	ExecutionDateUTC *time.Time `json:"ExecutionDateUtc,omitempty"`
 	AlertTriggered   *bool      `json:"AlertTriggered,omitempty"`
 	DocumentIDs      []string   `json:"DocumentIds,omitempty"`
+	// Documents describes each document of the run (same order as
+	// DocumentIDs) when the report server told; the delivery side adds a
+	// download link per webhook.
+	Documents []Document `json:"Documents,omitempty"`
+}
+
+// Document is one document an execution produced.
+type Document struct {
+	ID       string `json:"Id"`
+	Name     string `json:"Name,omitempty"`
+	Format   string `json:"Format,omitempty"`
+	MimeType string `json:"MimeType,omitempty"`
 }
 
 // EventSource returns e.Source, or for an event stored before sources were

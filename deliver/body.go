@@ -30,46 +30,81 @@ type Body struct {
 // (proxy, watch or reconcile; none for a ping) and TimestampUtc are always
 // present.
 type Notification struct {
-	Action         string    `json:"Action"`
-	EventType      string    `json:"EventType"`
-	EventID        string    `json:"EventId"`
-	Source         string    `json:"Source,omitempty"`
-	ResourceID     string    `json:"ResourceId,omitempty"`
-	ResourceName   string    `json:"ResourceName,omitempty"`
-	UserID         string    `json:"UserId,omitempty"`
-	UserName       string    `json:"UserName,omitempty"`
-	TimestampUTC   time.Time `json:"TimestampUtc"`
-	APIVersion     string    `json:"ApiVersion,omitempty"`
-	Method         string    `json:"Method,omitempty"`
-	Path           string    `json:"Path,omitempty"`
-	ExecutionID    string    `json:"ExecutionId,omitempty"`
-	AlertTriggered *bool     `json:"AlertTriggered,omitempty"`
-	DocumentIDs    []string  `json:"DocumentIds,omitempty"`
-	// Missing names fields left empty because the body holding them was
-	// not read (see rswebhooks.Event.Missing).
+	Action       string    `json:"Action"`
+	EventType    string    `json:"EventType"`
+	EventID      string    `json:"EventId"`
+	Source       string    `json:"Source,omitempty"`
+	ResourceID   string    `json:"ResourceId,omitempty"`
+	ResourceName string    `json:"ResourceName,omitempty"`
+	UserID       string    `json:"UserId,omitempty"`
+	UserName     string    `json:"UserName,omitempty"`
+	TimestampUTC time.Time `json:"TimestampUtc"`
+	APIVersion   string    `json:"ApiVersion,omitempty"`
+	Method       string    `json:"Method,omitempty"`
+	Path         string    `json:"Path,omitempty"`
+	CategoryID   string    `json:"CategoryId,omitempty"`
+	CategoryName string    `json:"CategoryName,omitempty"`
+	ExecutionID  string    `json:"ExecutionId,omitempty"`
+	// ExecutionDateUTC is the run's date on the report server's clock.
+	ExecutionDateUTC *time.Time `json:"ExecutionDateUtc,omitempty"`
+	AlertTriggered   *bool      `json:"AlertTriggered,omitempty"`
+	DocumentIDs      []string   `json:"DocumentIds,omitempty"`
+	// Documents describes each document of the run, with a download link
+	// (Url) when links are configured.
+	Documents []Document `json:"Documents,omitempty"`
+	// Missing names fields left empty because what held them was not read
+	// (see rswebhooks.Event.Missing); Note says why in words.
 	Missing []string `json:"Missing,omitempty"`
+	Note    string   `json:"Note,omitempty"`
+}
+
+// Document is one entry of Notification.Documents.
+type Document struct {
+	ID       string `json:"Id"`
+	Name     string `json:"Name,omitempty"`
+	Format   string `json:"Format,omitempty"`
+	MimeType string `json:"MimeType,omitempty"`
+	// URL downloads the document through rswebhooks, for a limited time;
+	// absent without links (see Notification.Note).
+	URL string `json:"Url,omitempty"`
 }
 
 // NotificationFor maps an event to its notification.
 func NotificationFor(ev *rswebhooks.Event) Notification {
 	return Notification{
-		Action:         ev.Filter,
-		EventType:      ev.Type,
-		EventID:        ev.ID,
-		Source:         source(ev),
-		ResourceID:     ev.ResourceID,
-		ResourceName:   ev.ResourceName,
-		UserID:         ev.UserID,
-		UserName:       ev.UserName,
-		TimestampUTC:   ev.Time.UTC(),
-		APIVersion:     ev.APIVersion,
-		Method:         ev.Method,
-		Path:           ev.Path,
-		ExecutionID:    ev.ExecutionID,
-		AlertTriggered: ev.AlertTriggered,
-		DocumentIDs:    ev.DocumentIDs,
-		Missing:        ev.Missing,
+		Action:           ev.Filter,
+		EventType:        ev.Type,
+		EventID:          ev.ID,
+		Source:           source(ev),
+		ResourceID:       ev.ResourceID,
+		ResourceName:     ev.ResourceName,
+		UserID:           ev.UserID,
+		UserName:         ev.UserName,
+		TimestampUTC:     ev.Time.UTC(),
+		APIVersion:       ev.APIVersion,
+		Method:           ev.Method,
+		Path:             ev.Path,
+		CategoryID:       ev.CategoryID,
+		CategoryName:     ev.CategoryName,
+		ExecutionID:      ev.ExecutionID,
+		ExecutionDateUTC: ev.ExecutionDateUTC,
+		AlertTriggered:   ev.AlertTriggered,
+		DocumentIDs:      ev.DocumentIDs,
+		Documents:        documents(ev.Documents),
+		Missing:          ev.Missing,
+		Note:             ev.Note,
 	}
+}
+
+func documents(ds []rswebhooks.Document) []Document {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]Document, len(ds))
+	for i, d := range ds {
+		out[i] = Document{ID: d.ID, Name: d.Name, Format: d.Format, MimeType: d.MimeType}
+	}
+	return out
 }
 
 // source is the event's Source; pings have none.

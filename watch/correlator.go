@@ -58,8 +58,12 @@ type CorrelatorOptions struct {
 // store, except that
 //
 //   - an Executed event of a task or alert that the proxy saw (an execute
-//     call) is remembered as a claim; the watcher later marks the matching
-//     execution record seen without a second event;
+//     call) is held as a claim, on disk in store meta, instead of being
+//     appended: the watcher reads that task's or alert's history at once,
+//     attaches the run's record to the held event and appends it (one
+//     event, with the caller and the run); if no record appears within the
+//     watcher's RecordWait, the event is appended without, naming the
+//     fields it lacks in Missing;
 //   - in the rare race where the watcher already emitted the record of that
 //     very call (dated within SkewTolerance of it), the proxy's event is
 //     dropped instead.
@@ -72,6 +76,7 @@ type Correlator struct {
 	tol    time.Duration
 	log    zerolog.Logger
 	now    func() time.Time
+	wake   chan struct{}
 
 	mu sync.Mutex // guards st
 	st corrState
@@ -86,12 +91,23 @@ type corrState struct {
 	Emitted []emission    `json:"Emitted"`
 }
 
-// claim is an execute call seen by the proxy.
+// claim is an execute call seen by the proxy. Its event is held here (on
+// disk, in the correlator's meta key) until the watcher finds the run's
+// record or the wait bound passes; then it is appended once and Sent.
 type claim struct {
 	Res  string    `json:"R"`           // resource key
 	At   time.Time `json:"T"`           // local time of the call (event time)
 	Exec string    `json:"X,omitempty"` // execution key that consumed it
+	// Sent: the call's event is in the store. Claims persisted before
+	// events were held have no Event and count as sent.
+	Sent bool `json:"S,omitempty"`
+	// Event is the call's event, enriched with the record once matched;
+	// dropped once sent.
+	Event *rswebhooks.Event `json:"E,omitempty"`
 }
+
+// held reports whether the claim still holds an event to append.
+func (cl *claim) held() bool { return !cl.Sent && cl.Event != nil }
 
 // emission is an execution the watcher decided to notify.
 type emission struct {
@@ -119,6 +135,7 @@ func NewCorrelator(ctx context.Context, opts CorrelatorOptions) (*Correlator, er
 		tol:    opts.SkewTolerance,
 		log:    opts.Logger.With().Str("component", "watch").Logger(),
 		now:    opts.Now,
+		wake:   make(chan struct{}, 1),
 	}
 	if c.window == 0 {
 		c.window = DefaultWindow
@@ -140,6 +157,11 @@ func NewCorrelator(ctx context.Context, opts CorrelatorOptions) (*Correlator, er
 	default:
 		if err := json.Unmarshal(raw, &c.st); err != nil {
 			return nil, fmt.Errorf("watch: decode correlator state: %w", err)
+		}
+		for i := range c.st.Claims {
+			if c.st.Claims[i].Event == nil {
+				c.st.Claims[i].Sent = true // stored before events were held
+			}
 		}
 	}
 	return c, nil
@@ -185,20 +207,95 @@ func (c *Correlator) AppendEvent(ctx context.Context, e *rswebhooks.Event) error
 			return c.persist(ctx)
 		}
 	}
+	held := *e
+	held.Time = at
+	c.st.Claims = append(c.st.Claims, claim{Res: res, At: at.UTC(), Event: &held})
 	c.mu.Unlock()
-	// Append first, claim second: a crash in between gives a duplicate
-	// (at least once), never a lost execution.
-	if err := c.store.AppendEvent(ctx, e); err != nil {
+	// The held event is on disk once persist returns: that is the append
+	// the caller waits for before the client sees its 2xx.
+	if err := c.persist(ctx); err != nil {
+		c.drop(e.ID)
 		return err
 	}
-	c.mu.Lock()
-	c.st.Claims = append(c.st.Claims, claim{Res: res, At: at.UTC()})
-	c.mu.Unlock()
-	if err := c.persist(ctx); err != nil {
-		// The event is stored; only the claim may not survive a restart.
-		c.log.Warn().Err(err).Str("event_id", e.ID).Msg("execute claim not persisted")
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// drop forgets the claim holding event id (its persist failed).
+func (c *Correlator) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.st.Claims {
+		if ev := c.st.Claims[i].Event; ev != nil && ev.ID == id {
+			c.st.Claims = append(c.st.Claims[:i], c.st.Claims[i+1:]...)
+			return
+		}
+	}
+}
+
+// Woken is signalled (without blocking) after each execute call is held,
+// so the watcher can read that history at once.
+func (c *Correlator) Woken() <-chan struct{} { return c.wake }
+
+// heldResource is a task or alert with a held execute event.
+type heldResource struct{ filter, id string }
+
+// heldResources lists the tasks and alerts whose execute events wait for
+// their record (matched claims not yet sent excluded), once each.
+func (c *Correlator) heldResources() []heldResource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []heldResource
+	seen := map[string]bool{}
+	for _, cl := range c.st.Claims {
+		if !cl.held() || cl.Exec != "" || seen[cl.Res] {
+			continue
+		}
+		seen[cl.Res] = true
+		out = append(out, heldResource{cl.Event.Filter, cl.Event.ResourceID})
+	}
+	return out
+}
+
+// overdue returns copies of the held events whose claims are older than
+// wait (local clock), for appending as they are: unmatched ones name the
+// run's fields in Missing.
+func (c *Correlator) overdue(wait time.Duration) []*rswebhooks.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limit := c.now().Add(-wait)
+	var out []*rswebhooks.Event
+	for _, cl := range c.st.Claims {
+		if !cl.held() || cl.At.After(limit) {
+			continue
+		}
+		ev := *cl.Event
+		if cl.Exec == "" {
+			ev.Missing = append(append([]string(nil), ev.Missing...), "ExecutionId", "ExecutionDateUtc", "DocumentIds")
+			if ev.Filter == rswebhooks.FilterAlerts {
+				ev.Missing = append(ev.Missing, "AlertTriggered")
+			}
+			ev.Note = fmt.Sprintf("no execution record of this run appeared within %s of the call", wait)
+		}
+		out = append(out, &ev)
+	}
+	return out
+}
+
+// sent marks the claim holding event id as appended and drops its event.
+func (c *Correlator) sent(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.st.Claims {
+		cl := &c.st.Claims[i]
+		if cl.Event != nil && cl.Event.ID == id {
+			cl.Sent, cl.Event = true, nil
+			return
+		}
+	}
 }
 
 // setOffset records the current estimate of server clock minus local clock.
@@ -208,21 +305,34 @@ func (c *Correlator) setOffset(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// decide says whether the watcher should notify execution key (of resource
-// res, dated date on the server clock). It is atomic with AppendEvent, so a
-// proxy event and a watcher event can never both win for one execution.
-// record false (first start, history) only consumes a matching claim.
-func (c *Correlator) decide(res, key string, date time.Time, record bool) bool {
+// decide says what to do with execution key (of resource res, dated date
+// on the server clock), found new by the watcher. It is atomic with
+// AppendEvent, so a call and a record can never both be notified.
+//
+//   - held non-nil: the record is the run of an execute call whose event
+//     was held; enrich has been applied to it, and the caller appends it
+//     (its id is the call's, so appending twice is ErrConflict) and then
+//     calls sent.
+//   - notify true: the watcher notifies the record with an event of its
+//     own (record false, for history at first start, never notifies).
+//   - neither: the record belongs to a call already notified; mark it seen.
+func (c *Correlator) decide(res, key string, date time.Time, record bool, enrich func(*rswebhooks.Event)) (held *rswebhooks.Event, notify bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, cl := range c.st.Claims {
-		if cl.Exec == key {
-			return false // claimed before (a crash came before the seen mark)
+	for i := range c.st.Claims {
+		cl := &c.st.Claims[i]
+		if cl.Exec != key {
+			continue
 		}
+		if cl.held() {
+			ev := *cl.Event // matched before; the append did not finish
+			return &ev, false
+		}
+		return nil, false // claimed before (a crash came before the seen mark)
 	}
 	for _, em := range c.st.Emitted {
 		if em.Exec == key {
-			return record // ours already: notify again (idempotent event id)
+			return nil, record // ours already: notify again (idempotent event id)
 		}
 	}
 	best := -1
@@ -239,13 +349,19 @@ func (c *Correlator) decide(res, key string, date time.Time, record bool) bool {
 		}
 	}
 	if best >= 0 {
-		c.st.Claims[best].Exec = key
-		return false
+		cl := &c.st.Claims[best]
+		cl.Exec = key
+		if !cl.held() {
+			return nil, false // sent without its record (waited too long)
+		}
+		enrich(cl.Event)
+		ev := *cl.Event
+		return &ev, false
 	}
 	if record {
 		c.st.Emitted = append(c.st.Emitted, emission{Res: res, Exec: key, Date: date, At: c.now().UTC()})
 	}
-	return record
+	return nil, record
 }
 
 // persist prunes entries older than the window and writes the state.
@@ -256,7 +372,7 @@ func (c *Correlator) persist(ctx context.Context) error {
 	limit := c.now().Add(-c.window - c.tol)
 	claims := c.st.Claims[:0]
 	for _, cl := range c.st.Claims {
-		if cl.At.After(limit) {
+		if cl.held() || cl.At.After(limit) { // a held event is never pruned
 			claims = append(claims, cl)
 		}
 	}
@@ -279,7 +395,19 @@ func (c *Correlator) persist(ctx context.Context) error {
 	return nil
 }
 
-// pending returns the number of unconsumed claims (for tests and logs).
+// holding reports whether any execute event is still held.
+func (c *Correlator) holding() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.st.Claims {
+		if c.st.Claims[i].held() {
+			return true
+		}
+	}
+	return false
+}
+
+// pending returns the number of claims no record consumed (for tests).
 func (c *Correlator) pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -297,4 +425,28 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// Unwatched passes events to Store and, when no watcher runs (no service
+// account, or --watch-interval 0), marks each execute call's event as
+// lacking its run: Missing names the run's fields and Note is Reason.
+type Unwatched struct {
+	Store interface {
+		AppendEvent(ctx context.Context, e *rswebhooks.Event) error
+	}
+	Reason string
+}
+
+// AppendEvent implements the detector's event store.
+func (u Unwatched) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
+	if e != nil && isExecution(e) && e.ExecutionID == "" {
+		c := *e
+		c.Missing = append(append([]string(nil), e.Missing...), "ExecutionId", "ExecutionDateUtc", "DocumentIds")
+		if c.Filter == rswebhooks.FilterAlerts {
+			c.Missing = append(c.Missing, "AlertTriggered")
+		}
+		c.Note = u.Reason
+		e = &c
+	}
+	return u.Store.AppendEvent(ctx, e)
 }

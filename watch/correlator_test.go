@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +90,8 @@ func TestExecuteCallThroughProxyYieldsOneEvent(t *testing.T) {
 			tp, ap := tc.path(task, alert)
 			e.execute(ps, tp)
 			e.execute(ps, ap)
-			if n := len(e.events()); n != 2 {
-				t.Fatalf("proxy stored %d events, want 2", n)
+			if n := len(e.events()); n != 0 || !e.corr.holding() {
+				t.Fatalf("proxy stored %d events, want 0 (held for the run's record)", n)
 			}
 			e.clk.Add(5 * time.Second)
 			e.poll()
@@ -98,6 +99,21 @@ func TestExecuteCallThroughProxyYieldsOneEvent(t *testing.T) {
 			es := e.events()
 			if len(es) != 2 {
 				t.Fatalf("after polls: %d events, want 2 (one per execute call): %+v", len(es), es)
+			}
+			for _, ev := range es {
+				if ev.Source != rswebhooks.SourceProxy || ev.Method != http.MethodPost || ev.ExecutionID == "" ||
+					ev.ExecutionDateUTC == nil || len(ev.Missing) != 0 {
+					t.Errorf("event = %+v, want the call's (POST, proxy) carrying its run", *ev)
+				}
+				if ev.Filter == rswebhooks.FilterAlerts && (ev.AlertTriggered == nil || !*ev.AlertTriggered) {
+					t.Errorf("alert event AlertTriggered = %v, want true (run from the API)", ev.AlertTriggered)
+				}
+				if ev.Filter == rswebhooks.FilterTasks && len(ev.DocumentIDs) == 0 {
+					t.Errorf("task event has no DocumentIds: %+v", *ev)
+				}
+			}
+			if e.corr.holding() {
+				t.Error("an execute event is still held")
 			}
 			if e.corr.pending() != 0 {
 				t.Errorf("%d claims left unmatched", e.corr.pending())
@@ -125,8 +141,9 @@ func TestExecuteClaimSurvivesRestart(t *testing.T) {
 	e.execute(ps, "/api/reportserver/v2/executions/scheduledtasks/"+task)
 	e.newWatcher(nil)
 	e.poll()
-	if n := countExec(e.events(), task); n != 1 {
-		t.Fatalf("%d events after restart, want 1", n)
+	es := e.events()
+	if n := countExec(es, task); n != 1 || es[0].ExecutionID == "" || es[0].Method != http.MethodPost {
+		t.Fatalf("%d events after restart, want 1, the call's with its run: %+v", n, es)
 	}
 }
 
@@ -165,14 +182,27 @@ func TestWatcherFirstThenProxyEventIsDropped(t *testing.T) {
 	if len(es) != 1 || es[0].ExecutionID != x.Id {
 		t.Fatalf("events = %+v, want only the watcher's", es)
 	}
-	// Dropping consumed the emission: a second call gets its own event.
+	// Dropping consumed the emission: a second call gets its own event,
+	// held for its run; none appears, so after RecordWait it leaves
+	// without, saying what it lacks.
 	again := &rswebhooks.Event{ID: rswebhooks.NewID(e.clk.Now()), Filter: rswebhooks.FilterTasks, Type: rswebhooks.EventExecuted,
 		ResourceID: task, Time: e.clk.Now()}
 	if err := e.corr.AppendEvent(context.Background(), again); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.events()); n != 2 {
-		t.Fatalf("%d events, want 2", n)
+	e.poll()
+	if n := len(e.events()); n != 1 {
+		t.Fatalf("%d events before RecordWait, want 1", n)
+	}
+	e.clk.Add(2*DefaultInterval + time.Second)
+	e.poll()
+	es = e.events()
+	i := slices.IndexFunc(es, func(ev *rswebhooks.Event) bool { return ev.ID == again.ID })
+	if len(es) != 2 || i < 0 {
+		t.Fatalf("events = %+v, want the watcher's and the call's", es)
+	}
+	if want := []string{"ExecutionId", "ExecutionDateUtc", "DocumentIds"}; !slices.Equal(es[i].Missing, want) || es[i].Note == "" {
+		t.Errorf("Missing = %q, Note = %q; want %q and a reason", es[i].Missing, es[i].Note, want)
 	}
 }
 
@@ -214,5 +244,33 @@ func TestUnmatchedClaimExpires(t *testing.T) {
 	e.poll()
 	if n := countExec(e.events(), task); n != 2 {
 		t.Fatalf("%d events, want the call's and the later run's", n)
+	}
+}
+
+// Without a watcher an execute call is notified at once, saying why its run
+// is missing; other events pass unchanged.
+func TestUnwatchedMarksExecuteCalls(t *testing.T) {
+	e := newEnv(t, nil)
+	u := Unwatched{Store: e.db, Reason: "no service account: the run cannot be read"}
+	ex := &rswebhooks.Event{ID: rswebhooks.NewID(e.clk.Now()), Filter: rswebhooks.FilterAlerts, Type: rswebhooks.EventExecuted,
+		ResourceID: "a1", Time: e.clk.Now()}
+	cr := &rswebhooks.Event{ID: rswebhooks.NewID(e.clk.Now()), Filter: rswebhooks.FilterReports, Type: rswebhooks.EventCreated,
+		ResourceID: "r1", Time: e.clk.Now()}
+	for _, ev := range []*rswebhooks.Event{ex, cr} {
+		if err := u.AppendEvent(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ev := range e.events() {
+		switch ev.ID {
+		case ex.ID:
+			if strings.Join(ev.Missing, ",") != "ExecutionId,ExecutionDateUtc,DocumentIds,AlertTriggered" || ev.Note != u.Reason {
+				t.Errorf("execute event Missing %q Note %q", ev.Missing, ev.Note)
+			}
+		case cr.ID:
+			if ev.Missing != nil || ev.Note != "" {
+				t.Errorf("create event changed: %+v", *ev)
+			}
+		}
 	}
 }

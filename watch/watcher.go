@@ -28,7 +28,13 @@ const (
 	DefaultJitter      = 0.1
 	DefaultConcurrency = 8
 	DefaultPollTimeout = 5 * time.Minute
+	DefaultResolveStep = 250 * time.Millisecond
 )
+
+// DocumentReader describes one document of an execution.
+type DocumentReader interface {
+	DocumentInfo(ctx context.Context, version, filter, resourceID, executionID, documentID string) (rswebhooks.Document, error)
+}
 
 // ErrDisabled is returned by New when the report-server client has no
 // service account: the watcher is off and the proxy's execute calls notify
@@ -90,6 +96,17 @@ type Options struct {
 	// SkewTolerance absorbs the error of the server-clock estimate. Zero
 	// means 5 s.
 	SkewTolerance time.Duration
+	// RecordWait bounds how long an execute call's notification waits for
+	// the run's execution record before it leaves without (Missing names
+	// ExecutionId, ExecutionDateUtc, DocumentIds). Zero means 2 × Interval.
+	RecordWait time.Duration
+	// ResolveStep is the first pause between reads of a task's or alert's
+	// history after an execute call (doubling, up to 8 × ResolveStep).
+	// Zero means DefaultResolveStep (250 ms).
+	ResolveStep time.Duration
+	// Documents, when set, describes each document of a run (name,
+	// format, MIME type). Nil: documents are listed by id.
+	Documents DocumentReader
 	// OnEvent, when set, is called after a poll stored new events (to wake
 	// the delivery side). It must not block.
 	OnEvent func()
@@ -186,7 +203,8 @@ func New(opts Options) (*Watcher, error) {
 		name string
 		d    time.Duration
 	}{{"Interval", opts.Interval}, {"MaxBackoff", opts.MaxBackoff}, {"PollTimeout", opts.PollTimeout},
-		{"Retention", opts.Retention}, {"SkewTolerance", opts.SkewTolerance}} {
+		{"Retention", opts.Retention}, {"SkewTolerance", opts.SkewTolerance},
+		{"RecordWait", opts.RecordWait}, {"ResolveStep", opts.ResolveStep}} {
 		if f.d < 0 {
 			errs = append(errs, fmt.Errorf("watch: Options.%s must not be negative, got %s", f.name, f.d))
 		}
@@ -208,6 +226,12 @@ func New(opts Options) (*Watcher, error) {
 		o.Jitter = DefaultJitter
 	} else if o.Jitter < 0 {
 		o.Jitter = 0
+	}
+	if o.RecordWait == 0 {
+		o.RecordWait = 2 * o.Interval
+	}
+	if o.ResolveStep == 0 {
+		o.ResolveStep = DefaultResolveStep
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
@@ -253,6 +277,13 @@ func New(opts Options) (*Watcher, error) {
 // stretching the delay when a poll is slow. Poll errors are logged, not
 // returned; Run returns nil when ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
+	if w.o.Correlator != nil {
+		var wg sync.WaitGroup
+		rctx, stop := context.WithCancel(ctx)
+		wg.Add(1)
+		go func() { defer wg.Done(); w.runResolver(rctx) }()
+		defer func() { stop(); wg.Wait() }()
+	}
 	return poll.Loop{
 		Schedule: w.schedule(),
 		Once:     w.PollOnce,
@@ -311,6 +342,11 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 	if err := w.load(ctx); err != nil {
 		return err
 	}
+	// Execute calls that waited too long leave now, even if this poll
+	// cannot reach the report server.
+	if err := w.flushOverdue(ctx); err != nil {
+		w.log.Warn().Err(err).Msg("held execute events not appended")
+	}
 	if w.version == "" {
 		v, err := w.o.Client.ProbeExecutionsAPI(ctx)
 		if err != nil {
@@ -360,8 +396,47 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 	}
 
 	firstErr := w.readHistories(ctx, items)
+	stored, err := w.process(ctx, items, serverNow, initial)
+	if err != nil {
+		if initial {
+			w.st.BaselineUTC = time.Time{} // retry the first start next time
+		}
+		return err
+	}
+	if err := w.flushOverdue(ctx); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if stored.err != nil && firstErr == nil {
+		firstErr = stored.err
+	}
+	// The first start completes once the lists were read and the history
+	// marked; a history read that failed is covered by the baseline later.
+	if initial && stored.markErr == nil {
+		raw, _ := json.Marshal(&w.st) // a struct of one time.Time cannot fail
+		if err := w.o.Store.PutMeta(ctx, metaInitialized, raw); err != nil {
+			w.st.BaselineUTC = time.Time{}
+			return fmt.Errorf("watch: record first start: %w", err)
+		}
+		w.log.Info().Int("executions", stored.marked).Time("baseline", w.st.BaselineUTC).
+			Msg("execution watcher initialised; existing history recorded without notifying")
+	} else if initial {
+		w.st.BaselineUTC = time.Time{} // retry the first start next time
+	}
+	return firstErr
+}
 
-	// Which executions are new?
+// outcome is what process did: a non-fatal first error, the error of the
+// seen marks, and how many executions were marked.
+type outcome struct {
+	err, markErr error
+	marked       int
+}
+
+// process decides, for every execution read, whether it is new and who
+// notifies it, then appends the events and marks the executions seen. An
+// error is returned only when nothing could be decided (seen-set or
+// correlator state unreadable/unwritable).
+func (w *Watcher) process(ctx context.Context, items []*item, serverNow time.Time, initial bool) (outcome, error) {
 	var keys []string
 	for _, it := range items {
 		for _, ex := range it.execs {
@@ -372,13 +447,14 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 	}
 	seen, err := w.o.Store.SeenExecutions(ctx, keys)
 	if err != nil {
-		return fmt.Errorf("watch: read seen-set: %w", err)
+		return outcome{}, fmt.Errorf("watch: read seen-set: %w", err)
 	}
 	cutoff := serverNow.Add(-w.o.Retention + min(time.Hour, w.o.Retention/10))
 	var (
 		mark   []string
 		events []*rswebhooks.Event
 		evKeys []string
+		held   []bool // events[i] is an execute call's held event
 	)
 	for _, it := range items {
 		for _, ex := range it.execs {
@@ -393,42 +469,51 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 			if date.IsZero() {
 				date = serverNow // unknown date: treat as just now, never as history
 			}
-			switch {
-			case date.Before(cutoff):
+			if date.Before(cutoff) {
 				// Older than retention: its seen mark may have expired. Ignored.
 				continue
-			case initial || date.Before(w.st.BaselineUTC):
-				// History at first start or of an item first seen later.
-				if w.o.Correlator != nil {
-					w.o.Correlator.decide(it.resource, k, date, false)
-				}
-				mark = append(mark, k)
-				continue
 			}
-			if w.o.Correlator != nil && !w.o.Correlator.decide(it.resource, k, date, true) {
-				w.log.Debug().Str("execution", k).Msg("execution already notified by the proxy")
-				mark = append(mark, k)
-				continue
+			// History at first start or of an item first seen later is
+			// recorded without notifying (unless it is a held call's run).
+			record := !initial && !date.Before(w.st.BaselineUTC)
+			var docs []rswebhooks.Document
+			if record || w.o.Correlator != nil {
+				docs = w.documents(ctx, it, ex)
 			}
-			events = append(events, w.event(it, ex, date))
-			evKeys = append(evKeys, k)
+			notify := record
+			var h *rswebhooks.Event
+			if w.o.Correlator != nil {
+				h, notify = w.o.Correlator.decide(it.resource, k, date, record, func(ev *rswebhooks.Event) {
+					enrich(ev, it, ex, date, docs)
+				})
+			}
+			switch {
+			case h != nil:
+				w.log.Debug().Str("execution", k).Str("event_id", h.ID).Msg("execute call's run found; its event leaves with the record")
+				events, evKeys, held = append(events, h), append(evKeys, k), append(held, true)
+			case notify:
+				events, evKeys, held = append(events, w.event(it, ex, date, docs)), append(evKeys, k), append(held, false)
+			default:
+				mark = append(mark, k)
+			}
 		}
 	}
 
 	// Crash safety: correlator state first, then events (deterministic ids:
 	// re-appending after a crash is ErrConflict, i.e. already done), then
-	// the seen marks.
+	// the correlator's sent marks, then the seen marks.
 	if w.o.Correlator != nil {
 		if err := w.o.Correlator.persist(ctx); err != nil {
-			return err
+			return outcome{}, err
 		}
 	}
-	stored := 0
+	var out outcome
+	stored, sent := 0, 0
 	for i, e := range events {
 		err := w.o.Store.AppendEvent(ctx, e)
 		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("watch: append event for execution %s: %w", evKeys[i], err)
+			if out.err == nil {
+				out.err = fmt.Errorf("watch: append event for execution %s: %w", evKeys[i], err)
 			}
 			continue
 		}
@@ -437,31 +522,168 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 			w.log.Debug().Str("event_id", e.ID).Str("filter", e.Filter).Str("resource_id", e.ResourceID).
 				Str("execution_id", e.ExecutionID).Msg("execution event stored")
 		}
+		if held[i] {
+			w.o.Correlator.sent(e.ID)
+			sent++
+		}
 		mark = append(mark, evKeys[i])
 	}
-	var markErr error
-	if len(mark) > 0 {
-		if markErr = w.o.Store.MarkExecutionsSeen(ctx, mark); markErr != nil && firstErr == nil {
-			firstErr = fmt.Errorf("watch: mark executions seen: %w", markErr)
+	if sent > 0 {
+		if err := w.o.Correlator.persist(ctx); err != nil && out.err == nil {
+			// The events are stored; a restart re-appends them (ErrConflict).
+			out.err = err
 		}
+	}
+	if len(mark) > 0 {
+		if out.markErr = w.o.Store.MarkExecutionsSeen(ctx, mark); out.markErr != nil && out.err == nil {
+			out.err = fmt.Errorf("watch: mark executions seen: %w", out.markErr)
+		}
+	}
+	out.marked = len(mark)
+	if stored > 0 && w.o.OnEvent != nil {
+		w.o.OnEvent()
+	}
+	return out, nil
+}
+
+// flushOverdue appends the held events of execute calls whose run did not
+// show up within RecordWait, as they are (Missing names the run's fields).
+func (w *Watcher) flushOverdue(ctx context.Context) error {
+	if w.o.Correlator == nil {
+		return nil
+	}
+	evs := w.o.Correlator.overdue(w.o.RecordWait)
+	if len(evs) == 0 {
+		return nil
+	}
+	var firstErr error
+	stored := 0
+	for _, e := range evs {
+		err := w.o.Store.AppendEvent(ctx, e)
+		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("watch: append held event %s: %w", e.ID, err)
+			}
+			continue
+		}
+		if err == nil {
+			stored++
+			w.log.Info().Str("event_id", e.ID).Str("filter", e.Filter).Str("resource_id", e.ResourceID).
+				Strs("missing", e.Missing).Msg("execute call notified without its run: no record in time")
+		}
+		w.o.Correlator.sent(e.ID)
+	}
+	if err := w.o.Correlator.persist(ctx); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	if stored > 0 && w.o.OnEvent != nil {
 		w.o.OnEvent()
 	}
-	// The first start completes once the lists were read and the history
-	// marked; a history read that failed is covered by the baseline later.
-	if initial && markErr == nil {
-		raw, _ := json.Marshal(&w.st) // a struct of one time.Time cannot fail
-		if err := w.o.Store.PutMeta(ctx, metaInitialized, raw); err != nil {
-			w.st.BaselineUTC = time.Time{}
-			return fmt.Errorf("watch: record first start: %w", err)
+	return firstErr
+}
+
+// resolveOnce reads the history of every task and alert with a held
+// execute event (no ETag: the record is expected now) and processes it as a
+// poll would, then flushes what waited too long. It does nothing before the
+// first poll completed (no baseline, API version or clock estimate yet).
+func (w *Watcher) resolveOnce(ctx context.Context) error {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+	if w.st.BaselineUTC.IsZero() || w.version == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.o.PollTimeout)
+	defer cancel()
+	var items []*item
+	var firstErr error
+	for _, hr := range w.o.Correlator.heldResources() {
+		it := &item{filter: hr.filter, ScheduledItem: reportserver.ScheduledItem{ID: hr.id}, resource: resKey(hr.filter, hr.id)}
+		t0 := w.o.Now()
+		var st reportserver.Stamp
+		if hr.filter == rswebhooks.FilterTasks {
+			it.execs, st, it.err = w.o.Client.TaskExecutions(ctx, w.version, hr.id, "")
+		} else {
+			it.execs, st, it.err = w.o.Client.AlertExecutions(ctx, w.version, hr.id, "")
 		}
-		w.log.Info().Int("executions", len(mark)).Time("baseline", w.st.BaselineUTC).
-			Msg("execution watcher initialised; existing history recorded without notifying")
-	} else if initial {
-		w.st.BaselineUTC = time.Time{} // retry the first start next time
+		if it.err != nil {
+			if !errors.Is(it.err, reportserver.ErrNotFound) && firstErr == nil {
+				firstErr = fmt.Errorf("watch: read executions of %s: %w", it.resource, it.err)
+			}
+			continue
+		}
+		w.observeClock(st.Date, t0, w.o.Now())
+		items = append(items, it)
+	}
+	if len(items) > 0 {
+		res, err := w.process(ctx, items, w.o.Now().Add(w.offset), false)
+		if err != nil {
+			return err
+		}
+		if res.err != nil && firstErr == nil {
+			firstErr = res.err
+		}
+	}
+	if err := w.flushOverdue(ctx); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
+}
+
+// runResolver serves execute calls: when one is held it reads that task's or
+// alert's history at once, then again after ResolveStep, doubling up to
+// 8 × ResolveStep, until the run's record is found or RecordWait passed.
+func (w *Watcher) runResolver(ctx context.Context) {
+	var timer *time.Timer
+	var tick <-chan time.Time
+	step := w.o.ResolveStep
+	for {
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-w.o.Correlator.Woken():
+			step = w.o.ResolveStep
+		case <-tick:
+			step = min(2*step, 8*w.o.ResolveStep)
+		}
+		if err := w.resolveOnce(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn().Err(err).Msg("reading the run of an execute call failed; retrying")
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		tick = nil
+		if w.o.Correlator.holding() {
+			timer = time.NewTimer(step)
+			tick = timer.C
+		}
+	}
+}
+
+// documents describes ex's documents with the service account, when a
+// DocumentReader is configured; a document that cannot be described is
+// listed by id alone.
+func (w *Watcher) documents(ctx context.Context, it *item, ex reportserver.Execution) []rswebhooks.Document {
+	if len(ex.DocumentIDs) == 0 {
+		return nil
+	}
+	out := make([]rswebhooks.Document, 0, len(ex.DocumentIDs))
+	for _, id := range ex.DocumentIDs {
+		d := rswebhooks.Document{ID: id}
+		if w.o.Documents != nil {
+			info, err := w.o.Documents.DocumentInfo(ctx, w.version, it.filter, it.ID, ex.ID, id)
+			if err != nil {
+				w.log.Warn().Err(err).Str("document_id", id).Str("execution_id", ex.ID).Msg("document not described")
+			} else {
+				d = info
+				d.ID = id
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // load reads the persisted baseline once.
@@ -548,26 +770,36 @@ func (w *Watcher) readHistories(ctx context.Context, items []*item) error {
 }
 
 // event builds the Executed event of one execution.
-func (w *Watcher) event(it *item, ex reportserver.Execution, date time.Time) *rswebhooks.Event {
-	d := date.UTC()
+func (w *Watcher) event(it *item, ex reportserver.Execution, date time.Time, docs []rswebhooks.Document) *rswebhooks.Event {
 	e := &rswebhooks.Event{
-		ID:               EventID(it.filter, it.ID, ex.ID, d),
-		Filter:           it.filter,
-		Type:             rswebhooks.EventExecuted,
-		ResourceID:       it.ID,
-		ResourceName:     it.Name,
-		Time:             w.o.Now().UTC(),
-		APIVersion:       w.version,
-		ExecutionID:      ex.ID,
-		ExecutionDateUTC: &d,
-		DocumentIDs:      ex.DocumentIDs,
-		Source:           rswebhooks.SourceWatch,
+		ID:           EventID(it.filter, it.ID, ex.ID, date.UTC()),
+		Filter:       it.filter,
+		Type:         rswebhooks.EventExecuted,
+		ResourceID:   it.ID,
+		ResourceName: it.Name,
+		Time:         w.o.Now().UTC(),
+		APIVersion:   w.version,
+		Source:       rswebhooks.SourceWatch,
+	}
+	enrich(e, it, ex, date, docs)
+	return e
+}
+
+// enrich attaches an execution record to an Executed event: the run's id,
+// date, documents and, for alerts, whether it triggered.
+func enrich(e *rswebhooks.Event, it *item, ex reportserver.Execution, date time.Time, docs []rswebhooks.Document) {
+	d := date.UTC()
+	e.ExecutionID = ex.ID
+	e.ExecutionDateUTC = &d
+	e.DocumentIDs = ex.DocumentIDs
+	e.Documents = docs
+	if e.ResourceName == "" {
+		e.ResourceName = it.Name
 	}
 	if it.filter == rswebhooks.FilterAlerts {
 		t := ex.AlertTriggered
 		e.AlertTriggered = &t
 	}
-	return e
 }
 
 // EventID is the deterministic event id of one execution: a ULID whose time
