@@ -14,7 +14,8 @@
 // New returns a *Server, an http.Handler; Serve runs it on a listener. Its
 // exported methods are concurrency-safe hooks that change state without
 // HTTP: RunTask and RunAlert (an execution "on schedule"),
-// DeleteExecutionHistory, SetClockSkew, FailWith/FailNext/SetLatency,
+// DeleteExecutionHistory, SetDocumentSize (generated, never-held documents
+// of any size) and DocumentContent, SetClockSkew, FailWith/FailNext/SetLatency,
 // Requests/Count/ResetCounters, SeedTasks/SeedAlerts, CreateCategory,
 // CreateReport, CreateDataConnection, CreateTask, CreateAlert, Grant,
 // AddUser, DisableUser, IssueToken, RevokeToken, Users, Lookup. Routes
@@ -175,7 +176,7 @@
 // Documents (rendering; never a resource change):
 //
 //	POST   {v1,v2,v3}/documents                           201 + Location; v1/v2 id, v3 {Id, Status:"Completed"}; body {ReportId, Format}
-//	GET    {v1,v2,v3}/documents/{documentId}              200 the bytes (?content-disposition=attachment)
+//	GET    {v1,v2,v3}/documents/{documentId}              200 the bytes, streamed with Content-Length, Content-Type and Content-Disposition (?content-disposition=attachment); execution documents too [I]
 //	GET    {v1,v2,v3}/documents/{documentId}/large        200 ?size=N deterministic bytes (default 1 MiB), streamed with Content-Length; any id
 //
 // Reporting REST service (camelCase, no token needed [I]):

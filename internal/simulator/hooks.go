@@ -3,6 +3,7 @@ package simulator
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -143,6 +144,37 @@ func (s *Server) hookTask(id string, alert bool) (*task, error) {
 		return nil, fmt.Errorf("%s %q: %w", what, id, ErrNotFound)
 	}
 	return t, nil
+}
+
+// SetDocumentSize makes every later run of task or alert id produce
+// documents of n bytes (DeterministicBytes(n)), generated as they are
+// served and never held in memory, so a test can download a 256 MiB
+// document from a small process. n 0 returns to the small text documents.
+func (s *Server) SetDocumentSize(id string, n int64) error {
+	if n < 0 {
+		return fmt.Errorf("document size must not be negative, got %d", n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.st.tasks[strings.ToLower(id)]
+	if t == nil {
+		return fmt.Errorf("task or alert %q: %w", id, ErrNotFound)
+	}
+	s.st.docSizes[strings.ToLower(t.Id)] = n
+	return nil
+}
+
+// DocumentContent returns document id's bytes as a reader (generated for a
+// sized document), its length, name and MIME type, for tests to compare
+// what a download delivered.
+func (s *Server) DocumentContent(id string) (r io.Reader, n int64, name, mimeType string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.st.documents[strings.ToLower(id)]
+	if d == nil {
+		return nil, 0, "", "", fmt.Errorf("document %q: %w", id, ErrNotFound)
+	}
+	return d.content(), d.length(), d.DocumentName, d.MimeType, nil
 }
 
 // RunTask records an execution of scheduled task id as the agent would on

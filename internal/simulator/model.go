@@ -1,9 +1,11 @@
 package simulator
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -333,6 +335,24 @@ type execution struct {
 type document struct {
 	ExecutionDocument
 	executionID string
+	// size > 0: the content is DeterministicBytes(size), generated as it is
+	// served and never held (Data stays nil).
+	size int64
+}
+
+// length and content give the document's bytes, held or generated.
+func (d *document) length() int64 {
+	if d.size > 0 {
+		return d.size
+	}
+	return int64(len(d.Data))
+}
+
+func (d *document) content() io.Reader {
+	if d.size > 0 {
+		return DeterministicBytes(d.size)
+	}
+	return bytes.NewReader(d.Data)
 }
 
 type token struct {
@@ -352,6 +372,7 @@ type state struct {
 	tasks       map[string]*task // tasks and alerts
 	executions  map[string][]*execution
 	documents   map[string]*document
+	docSizes    map[string]int64           // task or alert id → size of generated documents
 	clients     map[string]map[string]bool // rendering clients → instances
 	order       map[string]int             // creation order of every id
 	seq         int
@@ -369,6 +390,7 @@ func newState() *state {
 		tasks:       map[string]*task{},
 		executions:  map[string][]*execution{},
 		documents:   map[string]*document{},
+		docSizes:    map[string]int64{},
 		clients:     map[string]map[string]bool{},
 		order:       map[string]int{},
 	}

@@ -175,12 +175,12 @@ func (s *Server) buildRoutes() []*route {
 		b.api([]base{v3}, get, k.v3Path+"/"+id+"/executions", s.listExecutions(k))
 		b.api([]base{v3}, del, k.v3Path+"/"+id+"/executions", s.deleteExecutions(k))
 		b.api([]base{v3}, del, k.v3Path+"/"+id+"/executions/{executionId}", s.deleteExecution(k))
-		b.api([]base{v3}, get, k.v3Path+"/"+id+"/executions/{executionId}/documents/{documentId}", s.executionDocument(k))
+		b.apiStream([]base{v3}, get, k.v3Path+"/"+id+"/executions/{executionId}/documents/{documentId}", s.executionDocument(k))
 	}
 
 	// Documents (rendering; not resource changes).
 	b.api(allVersions, post, "documents", s.createDocument)
-	b.api(allVersions, get, "documents/{documentId}", s.getDocument)
+	b.apiStream(allVersions, get, "documents/{documentId}", s.getDocument)
 	b.apiStream(allVersions, get, "documents/{documentId}/large", s.streamLarge)
 
 	// Reporting REST service (rendering noise).

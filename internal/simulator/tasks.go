@@ -1,10 +1,13 @@
 package simulator
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -346,7 +349,11 @@ func (s *Server) newDocument(reportID, format, taskID, executionID string) *docu
 	d := &document{ExecutionDocument: ExecutionDocument{Id: s.st.remember(newID()), TaskId: taskID,
 		DocumentName: name + ext, DocumentFormat: format, MimeType: mt,
 		DateCreated: now.In(s.loc).Format(localLayout), DateCreatedUtc: now, ReportId: reportID}, executionID: executionID}
-	d.Data = []byte(fmt.Sprintf("simulated %s document %s of report %s\n", format, d.Id, reportID))
+	if n := s.st.docSizes[strings.ToLower(taskID)]; taskID != "" && n > 0 {
+		d.size = n
+	} else {
+		d.Data = []byte(fmt.Sprintf("simulated %s document %s of report %s\n", format, d.Id, reportID))
+	}
 	s.st.documents[d.Id] = d
 	return d
 }
@@ -446,18 +453,46 @@ func (s *Server) removeExecution(taskID, execID string) bool {
 }
 
 // executionDocument: v3 GET scheduled-tasks|data-alerts/{id}/executions/{executionId}/documents/{documentId}
-// ([C] for data alerts, [I] for tasks): ExecutionDocument with base64 Data.
-func (s *Server) executionDocument(k kind) handler {
-	return func(c *call) *resp {
+// ([C] for data alerts, [I] for tasks): ExecutionDocument with base64 Data,
+// written as it is encoded (a generated document is never held).
+func (s *Server) executionDocument(k kind) streamer {
+	return func(c *call) {
+		s.mu.Lock()
 		t, res := s.findTask(c, k, c.param(k.param), 0)
+		var d *document
+		if res == nil {
+			d = s.st.documents[strings.ToLower(c.param("documentId"))]
+			if d == nil || d.TaskId != t.Id || !strings.EqualFold(d.executionID, c.param("executionId")) {
+				res = notFound("Document", c.param("documentId"))
+			}
+		}
+		var meta ExecutionDocument
+		var body io.Reader
+		if res == nil {
+			meta, body = d.ExecutionDocument, d.content()
+			meta.Data = nil
+		}
+		s.mu.Unlock()
 		if res != nil {
-			return res
+			s.write(c.w, c.r, res)
+			return
 		}
-		d := s.st.documents[strings.ToLower(c.param("documentId"))]
-		if d == nil || d.TaskId != t.Id || !strings.EqualFold(d.executionID, c.param("executionId")) {
-			return notFound("Document", c.param("documentId"))
+		head, _ := json.Marshal(meta) // a struct of strings and times
+		pre, post, _ := strings.Cut(string(head), `"Data":null`)
+		c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		c.w.WriteHeader(http.StatusOK)
+		if _, err := io.WriteString(c.w, pre+`"Data":"`); err != nil {
+			return
 		}
-		return ok(d.ExecutionDocument)
+		enc := base64.NewEncoder(base64.StdEncoding, onlyWriter{c.w})
+		buf := make([]byte, 48<<10)
+		if _, err := io.CopyBuffer(onlyWriter{enc}, body, buf); err != nil {
+			return
+		}
+		if enc.Close() != nil {
+			return
+		}
+		_, _ = io.WriteString(c.w, `"`+post)
 	}
 }
 
@@ -507,17 +542,36 @@ func (s *Server) createDocument(c *call) *resp {
 	return c.created(d.Id, base+"documents/"+d.Id)
 }
 
-// GET documents/{documentId}[?content-disposition=attachment]: the bytes.
-func (s *Server) getDocument(c *call) *resp {
+// GET documents/{documentId}[?content-disposition=attachment]: the bytes,
+// streamed with Content-Length, Content-Type (the document's MIME type) and
+// Content-Disposition naming the file. [C S1, S5] for rendered documents;
+// that an execution's document ids are served here too is [I] (ids of
+// both kinds share one namespace in the simulator).
+func (s *Server) getDocument(c *call) {
+	s.mu.Lock()
 	d := s.st.documents[strings.ToLower(c.param("documentId"))]
-	if d == nil {
-		return notFound("Document", c.param("documentId"))
+	var (
+		name, mime string
+		n          int64
+		body       io.Reader
+	)
+	if d != nil {
+		name, mime, n, body = d.DocumentName, d.MimeType, d.length(), d.content()
 	}
-	res := &resp{status: http.StatusOK, raw: d.Data, ctype: d.MimeType, header: http.Header{}}
+	s.mu.Unlock()
+	if d == nil {
+		s.write(c.w, c.r, notFound("Document", c.param("documentId")))
+		return
+	}
 	disp := c.r.URL.Query().Get("content-disposition")
 	if disp == "" {
 		disp = "inline"
 	}
-	res.header.Set("Content-Disposition", fmt.Sprintf("%s; filename=%q", disp, d.DocumentName))
-	return res
+	h := c.w.Header()
+	h.Set("Content-Type", mime)
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	h.Set("Content-Disposition", fmt.Sprintf("%s; filename=%q", disp, name))
+	c.w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 64<<10)
+	_, _ = io.CopyBuffer(onlyWriter{c.w}, body, buf) // a client gone away ends the copy
 }
