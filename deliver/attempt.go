@@ -42,7 +42,11 @@ var reservedHeaders = map[string]bool{
 // newRequest builds attempt n of d to w at time now: body, signatures and
 // headers. skipped lists the webhook headers that were not applied.
 func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, now time.Time) (req *http.Request, skipped []string, err error) {
-	body, err := MarshalBody(d, w, n)
+	off := e.linksOff
+	if off == "" {
+		off = "document links are off"
+	}
+	body, err := MarshalBodyLinks(d, w, n, e.links, off, now)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -115,14 +115,40 @@ func source(ev *rswebhooks.Event) string {
 	return rswebhooks.EventSource(ev)
 }
 
+// Links makes document download links (see package doclink).
+type Links interface {
+	// URL returns the link to document docID of ev's run for webhook
+	// webhookID, valid from now for the configured time.
+	URL(webhookID string, ev *rswebhooks.Event, docID string, now time.Time) string
+}
+
 // MarshalBody returns the exact body bytes of attempt n of delivery d to
-// webhook w: indented JSON (two spaces, LF), no trailing newline.
+// webhook w: indented JSON (two spaces, LF), no trailing newline. Documents
+// get no links (see MarshalBodyLinks).
 func MarshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) ([]byte, error) {
+	return MarshalBodyLinks(d, w, n, nil, "", time.Time{})
+}
+
+// MarshalBodyLinks is MarshalBody with a download link (made at now) for
+// each document of the run; with links nil, documents are listed without
+// and offNote (when not empty) becomes the notification's Note.
+func MarshalBodyLinks(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Links, offNote string, now time.Time) ([]byte, error) {
 	props := w.Properties
 	if props == nil {
 		props = map[string]json.RawMessage{}
 	}
-	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{NotificationFor(&d.Event)}}
+	nt := NotificationFor(&d.Event)
+	if len(nt.Documents) > 0 {
+		switch {
+		case links != nil:
+			for i := range nt.Documents {
+				nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
+			}
+		case offNote != "" && nt.Note == "":
+			nt.Note = offNote
+		}
+	}
+	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{nt}}
 	// No HTML escaping (as the report server's Newtonsoft sender), so
 	// Properties values are sent byte for byte as stored.
 	var buf bytes.Buffer

@@ -58,6 +58,13 @@ const (
 type Options struct {
 	// Store is the durable queue. Required.
 	Store Store
+	// Links, when set, gives each document of a run a download link per
+	// webhook (package doclink). Nil: documents are listed without Url and
+	// Note says why (LinksOffNote).
+	Links Links
+	// LinksOffNote is the Note of a notification that lists documents
+	// while Links is nil. Default: "document links are off".
+	LinksOffNote string
 	// Access decides whether a webhook's owner may see an event. Required:
 	// pass AllowAll{} only where every owner may see everything.
 	Access Access
@@ -136,6 +143,8 @@ type Engine struct {
 	slowAfter time.Duration
 	slowShare int // attempts in flight to slow webhooks at most
 	userAgent string
+	links     Links
+	linksOff  string
 
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
@@ -212,6 +221,8 @@ func New(opts Options) (*Engine, error) {
 		slowAfter: min(time.Second, opts.AttemptTimeout/2),
 		slowShare: max(1, opts.MaxConcurrency/2),
 		userAgent: "rswebhooks/" + opts.Version,
+		links:     opts.Links,
+		linksOff:  opts.LinksOffNote,
 		hooks:     newWebhookCache(opts.Store, opts.Now),
 	}
 	return e, nil

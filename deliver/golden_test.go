@@ -1,12 +1,14 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/signature"
 )
 
@@ -61,7 +64,13 @@ func TestGoldenWire(t *testing.T) {
 	got := make(chan received, 10)
 	srv := httptest.NewServer(receiver(got, nil))
 	defer srv.Close()
-	h := newHarness(t, func(o *Options) { o.Now = clock.Now })
+	base, _ := url.Parse("https://rswebhooks.example:8080")
+	links, err := doclink.New(doclink.Options{Key: bytes.Repeat([]byte{7}, doclink.KeySize), BaseURL: base,
+		Webhooks: noWebhooks{}, Access: AllowAll{}, Documents: noDocuments{}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(o *Options) { o.Now = clock.Now; o.Links = links })
 	w := &rswebhooks.Webhook{
 		ID: "01JDWEBHOOK000000000000000", URI: srv.URL + "/hook", Secret: testSecret,
 		Filters: []string{"*"}, User: rswebhooks.User{ID: "u-alice", Name: "alice"},
@@ -87,6 +96,8 @@ func TestGoldenWire(t *testing.T) {
 			ID: "01JDEVENT00000000000000002", Filter: "alerts", Type: "Executed", ResourceID: "a1",
 			ResourceName: "Low stock", Time: t0.Add(-time.Second), ExecutionID: "x-42",
 			ExecutionDateUTC: &execDate, AlertTriggered: &triggered, DocumentIDs: []string{"d1", "d2"},
+			Documents: []rswebhooks.Document{{ID: "d1", Name: "Low stock.pdf", Format: "PDF", MimeType: "application/pdf"},
+				{ID: "d2", Name: "Low stock.csv", Format: "CSV", MimeType: "text/csv"}},
 		}}},
 		{"ping", &rswebhooks.Delivery{ID: "01JDDELIVERY00000000000003", Ping: true, Event: rswebhooks.Event{
 			ID: "01JDEVENT00000000000000003", Filter: PingAction, Type: PingEventType, UserID: "u-admin",
@@ -118,6 +129,12 @@ func TestGoldenWire(t *testing.T) {
 		})
 	}
 }
+
+// The golden test makes links but never follows them.
+type (
+	noWebhooks  struct{ doclink.Webhooks }
+	noDocuments struct{ doclink.Documents }
+)
 
 func TestMarshalBodyEmptyProperties(t *testing.T) {
 	d := &rswebhooks.Delivery{ID: "d", Event: rswebhooks.Event{ID: "e", Filter: "tasks", Type: "Deleted", Time: time.Unix(0, 0)}}
