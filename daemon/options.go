@@ -18,6 +18,7 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/limits"
 	"github.com/rswebhooks/rswebhooks/proxy"
 )
@@ -96,6 +97,13 @@ type Options struct {
 	Retention time.Duration
 	// WatchInterval is the execution watcher's poll period; 0 disables it.
 	WatchInterval time.Duration
+	// DocumentLinkTTL is how long a document link in a notification stays
+	// valid. Default 24 h (doclink.DefaultTTL).
+	DocumentLinkTTL time.Duration
+	// PublicURL is the proxy listener's address as receivers reach it, the
+	// base of document links (e.g. https://reports.example.com). Default:
+	// http(s)://<listen host or this machine's name>:<listen port>.
+	PublicURL string
 	// ReconcileInterval is the reconciler's period (it reads the five
 	// collections and emits the changes the proxy did not see); 0 disables
 	// it. It needs a service account that is an administrator.
@@ -197,6 +205,9 @@ func (o *Options) setDefaults() {
 	if o.Retention == 0 {
 		o.Retention = rswebhooks.DefaultRetention
 	}
+	if o.DocumentLinkTTL == 0 {
+		o.DocumentLinkTTL = doclink.DefaultTTL
+	}
 	if o.CaptureLimit == 0 {
 		o.CaptureLimit = proxy.DefaultCaptureLimit
 	}
@@ -266,6 +277,14 @@ func (o *Options) Validate() error {
 	}
 	if o.Retention < time.Hour && o.Retention != 0 {
 		bad("retention", "must be at least 1h, got %s", o.Retention)
+	}
+	if o.DocumentLinkTTL < time.Minute && o.DocumentLinkTTL != 0 {
+		bad("document-link-ttl", "must be at least 1m, got %s", o.DocumentLinkTTL)
+	}
+	if o.PublicURL != "" {
+		if u, err := url.Parse(o.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			bad("public-url", "must be an absolute http or https URL without query, got %q", o.PublicURL)
+		}
 	}
 	if o.WatchInterval < 0 || (o.WatchInterval > 0 && o.WatchInterval < time.Second) {
 		bad("watch-interval", "must be 0 (off) or at least 1s, got %s", o.WatchInterval)

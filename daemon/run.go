@@ -19,11 +19,13 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
 	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/detect"
+	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reconcile"
@@ -68,7 +70,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	dl, err := buildDelivery(o, reg, st.db, rs)
+	dl, err := buildDelivery(ctx, o, reg, st.db, rs)
 	if err != nil {
 		return err
 	}
@@ -173,11 +175,72 @@ type deliveryPart struct {
 	engine *deliver.Engine
 	client *http.Client
 	deny   []netip.Prefix // refused target addresses, private ranges included with --deny-private
+	links  *linksPart
+}
+
+// linksPart is the document links: made by the engine, served on the proxy
+// listener once its address is known (see startLinks).
+type linksPart struct {
+	ref     *linkRef
+	key     []byte // nil: links are off
+	off     string // why they are off
+	perms   access.Permissions
+	metrics *doclink.Metrics
+}
+
+// buildLinks loads (or creates) the signing key in the store; without a
+// service account, or when the key cannot be read, links are off and the
+// notifications that list documents say why.
+func buildLinks(ctx context.Context, o Options, reg prometheus.Registerer, db *store.DB, rs *reportServerPart, perms access.Permissions) *linksPart {
+	l := &linksPart{ref: &linkRef{}, perms: perms, metrics: doclink.NewMetrics(reg)}
+	if !rs.client.Configured() {
+		l.off = "document links are off: no service account to download documents with"
+		return l
+	}
+	key, err := doclink.LoadKey(ctx, db, func(err error) bool { return errors.Is(err, rswebhooks.ErrNotFound) })
+	if err != nil {
+		l.off = "document links are off: their signing key could not be read from the store"
+		o.Logger.Error().Err(err).Msg("document links are off: the signing key could not be loaded")
+		return l
+	}
+	l.key = key
+	return l
+}
+
+// startLinks enables the links once the proxy listener is bound (its
+// address is their default base).
+func startLinks(o Options, l *linksPart, db *store.DB, rs *reportServerPart, proxyAddr net.Addr) error {
+	if l.key == nil {
+		return nil
+	}
+	base, err := publicURL(o, proxyAddr)
+	if err != nil {
+		return fmt.Errorf("--public-url: %w", err)
+	}
+	links, err := doclink.New(doclink.Options{
+		Key:      l.key,
+		BaseURL:  base,
+		TTL:      o.DocumentLinkTTL,
+		Webhooks: db,
+		// A fresh, briefly cached decision: a revoked owner's links stop
+		// within seconds.
+		Access:     access.New(access.Options{Perms: l.perms, KnownAdmin: rs.admins.Known, TTL: 5 * time.Second}),
+		Documents:  rs.client,
+		APIVersion: strings.ToLower(o.APIVersion),
+		Logger:     o.Logger,
+		Metrics:    l.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("document links: %w", err)
+	}
+	l.ref.set(links)
+	o.Logger.Info().Str("base", base.String()).Dur("ttl", o.DocumentLinkTTL).Msg("document links enabled")
+	return nil
 }
 
 // buildDelivery makes the receivers' client (address policy, attempt
 // timeout), the access checks and the delivery engine.
-func buildDelivery(o Options, reg prometheus.Registerer, db *store.DB, rs *reportServerPart) (*deliveryPart, error) {
+func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db *store.DB, rs *reportServerPart) (*deliveryPart, error) {
 	deny := o.DenyTargets
 	if o.DenyPrivate {
 		deny = append(append([]netip.Prefix(nil), deny...), deliver.PrivateRanges()...)
@@ -192,7 +255,14 @@ func buildDelivery(o Options, reg prometheus.Registerer, db *store.DB, rs *repor
 		policy = deliver.DefaultPolicy()
 		policy.Delays = o.RetryDelays
 	}
+	links := buildLinks(ctx, o, reg, db, rs, perms)
+	var engineLinks deliver.Links
+	if links.key != nil {
+		engineLinks = links.ref
+	}
 	engine, err := deliver.New(deliver.Options{
+		Links:                 engineLinks,
+		LinksOffNote:          links.off,
 		Store:                 db,
 		Access:                access.New(access.Options{Perms: perms, KnownAdmin: rs.admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)}),
 		Client:                client,
@@ -208,7 +278,7 @@ func buildDelivery(o Options, reg prometheus.Registerer, db *store.DB, rs *repor
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)
 	}
-	return &deliveryPart{engine: engine, client: client, deny: deny}, nil
+	return &deliveryPart{engine: engine, client: client, deny: deny, links: links}, nil
 }
 
 // detectionPart turns what happens at the report server into events: the
@@ -237,6 +307,12 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	}
 	var part detectionPart
 	var events detect.EventStore = db
+	switch {
+	case !rs.client.Configured():
+		events = watch.Unwatched{Store: db, Reason: "no service account: the run of an execute call cannot be read"}
+	case o.WatchInterval <= 0:
+		events = watch.Unwatched{Store: db, Reason: "the execution watcher is off (--watch-interval 0): the run of an execute call is not read"}
+	}
 	watchMetrics := watch.NewMetrics(reg)
 	if rs.client.Configured() && o.WatchInterval > 0 {
 		w, corr, err := watch.NewCorrelated(ctx, watch.Options{
@@ -245,6 +321,7 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 			APIVersion: strings.ToLower(o.APIVersion),
 			Interval:   o.WatchInterval,
 			Retention:  db.Retention(),
+			Documents:  rs.client,
 			OnEvent:    engine.Wake,
 			Logger:     log,
 			Metrics:    watchMetrics,
@@ -335,6 +412,9 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 			routes = append(routes, proxy.Route{Prefix: "/api/webhooks/" + p, Handler: adminAPI})
 		}
 	}
+	// Document links live in rswebhooks' "~" namespace on the proxy
+	// listener, always reserved (404 while links are off).
+	routes = append(routes, proxy.Route{Prefix: doclink.PathPrefix, Handler: dl.links.ref})
 	px, err := proxy.New(proxy.Options{
 		Upstream:       upstream,
 		Transport:      tr,
@@ -392,6 +472,11 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
 	hs.adminLn = o.AdminLimits.Apply(hs.adminSrv, adminLn)
+	if err := startLinks(o, dl.links, st.db, rs, hs.proxyLn.Addr()); err != nil {
+		hs.proxyLn.Close()
+		hs.adminLn.Close()
+		return nil, err
+	}
 	return hs, nil
 }
 

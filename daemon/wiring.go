@@ -3,13 +3,19 @@ package daemon
 import (
 	"context"
 	"log"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/store"
@@ -125,3 +131,51 @@ func proxyTransport(o Options) (*http.Transport, error) {
 }
 
 func (z zerologWriter) stdLogger() *log.Logger { return log.New(z, "", 0) }
+
+// linkRef serves and makes document links once the proxy listener's address
+// is known (set); until then, and when links are off, it answers 404.
+type linkRef struct{ p atomic.Pointer[doclink.Links] }
+
+func (r *linkRef) set(l *doclink.Links) { r.p.Store(l) }
+
+func (r *linkRef) URL(webhookID string, ev *rswebhooks.Event, docID string, now time.Time) string {
+	if l := r.p.Load(); l != nil {
+		return l.URL(webhookID, ev, docID, now)
+	}
+	return ""
+}
+
+func (r *linkRef) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if l := r.p.Load(); l != nil {
+		l.ServeHTTP(w, req)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte(`{"Message":"Not found."}`))
+}
+
+// publicURL is --public-url, or the proxy listener's own address: its IP
+// when bound to one, else this machine's name, with the bound port.
+func publicURL(o Options, addr net.Addr) (*url.URL, error) {
+	if o.PublicURL != "" {
+		return url.Parse(o.PublicURL)
+	}
+	scheme := "http"
+	if o.TLSCert != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "localhost"
+		}
+	}
+	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}, nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/daemon"
 	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/limits"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reconcile"
@@ -65,6 +66,8 @@ func serveFlags() []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "user-rate-limit", Usage: "registrations, pings and redeliveries per minute per non-administrator user (-1: no limit)", Value: 30, EnvVars: env("user-rate-limit")}),
 		dur("retention", "how long events, attempts and finished deliveries are kept", rswebhooks.DefaultRetention),
 		dur("watch-interval", "execution watcher poll period (0 disables)", watch.DefaultInterval),
+		dur("document-link-ttl", "how long the document links in Executed notifications stay valid", doclink.DefaultTTL),
+		str("public-url", "the proxy listener's address as receivers reach it, the base of document links (default: http(s)://<listen host or hostname>:<port>)", ""),
 		dur("reconcile-interval", "reconciler period: reads the five collections with the service account (an administrator) and notifies the changes the proxy did not see (0 disables)", reconcile.DefaultInterval),
 		str("api-version", "report server API the watcher and the reconciler read: v2 or v3 (empty probes)", ""),
 		str("tls-cert", "certificate file for TLS on the proxy listener", ""),
@@ -208,6 +211,8 @@ func serveOptions(c *cli.Context, logs io.Writer) (daemon.Options, error) {
 		AccessCacheTTL:             c.Duration("access-cache-ttl"),
 		Retention:                  c.Duration("retention"),
 		WatchInterval:              c.Duration("watch-interval"),
+		DocumentLinkTTL:            c.Duration("document-link-ttl"),
+		PublicURL:                  c.String("public-url"),
 		ReconcileInterval:          c.Duration("reconcile-interval"),
 		APIVersion:                 c.String("api-version"),
 		TLSCert:                    c.String("tls-cert"),
