@@ -88,7 +88,7 @@ var (
 
 // bodyFieldNames are the only parts of a body the detector reads (see
 // parseFields).
-var bodyFieldNames = []string{"Id", "Name", "ReportName", "Data"}
+var bodyFieldNames = []string{"Id", "Name", "ReportName", "CategoryId", "CategoryName", "Data"}
 
 // New validates opts and compiles the rule table.
 func New(opts Options) (*Detector, error) {
@@ -157,7 +157,7 @@ func (d *Detector) Wants(method, path string) bool {
 }
 
 // Fields implements tap.FieldTap: of a body, the detector reads only the
-// top-level Id, Name, ReportName and a grid answer's Data, and nothing at all for a rule that takes the id
+// top-level Id, Name, ReportName, CategoryId, CategoryName and a grid answer's Data, and nothing at all for a rule that takes the id
 // from the path and has no name to learn (revisions, publish calls), so the
 // proxy scans bodies instead of copying them.
 func (d *Detector) Fields(method, path string) []string {
@@ -233,8 +233,11 @@ func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.E
 		RequestID:  ex.RequestID,
 		Source:     rswebhooks.SourceProxy,
 	}
-	id, name, reason := d.resource(m, ex)
+	id, name, cat, reason := d.resource(m, ex)
 	e.ResourceID, e.ResourceName = id, name
+	if r.Filter == rswebhooks.FilterReports {
+		e.CategoryID, e.CategoryName = cat.categoryID, cat.categoryName
+	}
 	if r.readBodies && (ex.RequestSkipped != "" || ex.ResponseSkipped != "") {
 		// Recorded from what is known (path, headers); say what is not.
 		if id == "" {
@@ -262,7 +265,7 @@ func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.E
 
 // resource finds the resource id and name per the rule's id source. reason
 // explains an empty id.
-func (d *Detector) resource(m match, ex *tap.Exchange) (id, name, reason string) {
+func (d *Detector) resource(m match, ex *tap.Exchange) (id, name string, cat fields, reason string) {
 	r := m.rule
 	var req, resp fields
 	var reqErr, respErr error
@@ -280,9 +283,12 @@ func (d *Detector) resource(m match, ex *tap.Exchange) (id, name, reason string)
 	if name == "" {
 		name = resp.name
 	}
+	// The request names the category the caller set; an answer (ReportInfo)
+	// the one the report has.
+	cat.categoryID, cat.categoryName = first(req.categoryID, resp.categoryID), first(req.categoryName, resp.categoryName)
 	if p, ok := r.ID.PathParam(); ok {
 		id, _ = m.param(p)
-		return id, name, ""
+		return id, name, cat, ""
 	}
 	loc, _ := locationID(ex.ResponseHeader)
 	switch r.ID {
@@ -302,7 +308,7 @@ func (d *Detector) resource(m match, ex *tap.Exchange) (id, name, reason string)
 			reason = "response body: " + respErr.Error()
 		}
 	}
-	return id, name, reason
+	return id, name, cat, reason
 }
 
 // encoding is a body's Content-Encoding, or "" once the proxy decoded it.

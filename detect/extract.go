@@ -23,6 +23,9 @@ var errNotCaptured = errors.New("not captured: the capture budget was spent")
 // fields are what the detector reads from a JSON body.
 type fields struct {
 	id, name string
+	// categoryID and categoryName: a report's category, when the body
+	// names it (CategoryId; the manager's upload sends categoryName).
+	categoryID, categoryName string
 }
 
 // bodyFields reads the top-level Id and Name of a JSON body, or the body
@@ -73,8 +76,10 @@ func parseFields(b []byte, bare bool) (fields, error) {
 		var v struct {
 			ID         json.RawMessage   `json:"Id"`
 			Name       json.RawMessage   `json:"Name"`
-			ReportName json.RawMessage   `json:"ReportName"`
-			Data       []json.RawMessage `json:"Data"`
+			ReportName   json.RawMessage   `json:"ReportName"`
+			CategoryID   json.RawMessage   `json:"CategoryId"`
+			CategoryName json.RawMessage   `json:"CategoryName"`
+			Data         []json.RawMessage `json:"Data"`
 		}
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fields{}, err
@@ -87,6 +92,12 @@ func parseFields(b []byte, bare bool) (fields, error) {
 			f.name = s
 		} else if s, ok := jsonString(v.ReportName); ok && validName(s) {
 			f.name = s
+		}
+		if s, ok := jsonString(v.CategoryID); ok && validIDValue(s) {
+			f.categoryID = s
+		}
+		if s, ok := jsonString(v.CategoryName); ok && validName(s) {
+			f.categoryName = s
 		}
 		// A grid answer ({Data: [{Id, Name, …}], Total}) of one row: that
 		// row is the resource.

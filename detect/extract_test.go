@@ -129,7 +129,7 @@ func TestResourceExtraction(t *testing.T) {
 			if tt.ex.RequestHeader == nil {
 				tt.ex.RequestHeader = http.Header{}
 			}
-			id, name, reason := d.resource(m, &tt.ex)
+			id, name, _, reason := d.resource(m, &tt.ex)
 			if id != tt.id || name != tt.resName {
 				t.Fatalf("got id %q name %q (reason %q), want id %q name %q", id, name, reason, tt.id, tt.resName)
 			}

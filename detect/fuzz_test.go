@@ -108,7 +108,7 @@ func FuzzExtract(f *testing.F) {
 			if !ok {
 				t.Fatalf("%s %s: no rule", p.method, p.path)
 			}
-			id, name, reason := d.resource(m, ex)
+			id, name, _, reason := d.resource(m, ex)
 			if name != "" && !utf8.ValidString(name) {
 				t.Fatalf("invalid UTF-8 name %q", name)
 			}

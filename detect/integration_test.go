@@ -567,3 +567,46 @@ func TestStoreDownThroughProxy(t *testing.T) {
 		t.Errorf("events_lost_total = %v, want 1", got)
 	}
 }
+
+// TestReportCategoryThroughProxy: a report's create and update through the
+// real proxy carry ResourceName and the category the call names (CategoryId,
+// or the manager upload's categoryName); other resources never do.
+func TestReportCategoryThroughProxy(t *testing.T) {
+	s := newStack(t, "")
+	cat := s.category()
+	rep := s.report()
+	finance := s.must(s.sim.CreateCategory("Finance"))
+	seen := map[string]bool{}
+	newEvents(t, s.db, seen)
+	for _, tc := range []struct {
+		name, method, path  string
+		body                any
+		wantName, wantCat   string
+		wantCatName, filter string
+	}{
+		{"v2 upload", "POST", "/api/reportserver/v2/reports", map[string]any{"Name": "Ledger", "CategoryId": cat,
+			"ReportFile": map[string]any{"FileName": "a.trdp", "Buffer": []byte("<Report/>")}}, "Ledger", cat, "", "reports"},
+		{"v2 update", "PUT", "/api/reportserver/v2/reports", map[string]any{"Id": rep, "Name": "Ledger 2", "CategoryId": cat}, "Ledger 2", cat, "", "reports"},
+		{"v3 update", "PUT", "/api/reportserver/v3/reports/" + rep, map[string]any{"Name": "Ledger 3", "CategoryId": cat}, "Ledger 3", cat, "", "reports"},
+		{"manager upload", "POST", "/api/reportserver/report", map[string]any{"reportName": "Ledger 4", "categoryName": "Finance",
+			"description": "d", "reportContent": []byte("<Report/>"), "extension": "trdp"}, "Ledger 4", finance, "Finance", "reports"},
+		{"a category", "POST", "/api/reportserver/v2/categories", map[string]any{"Name": "Plain", "CategoryId": "x"}, "Plain", "", "", "categories"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := s.call(s.front.URL, tc.method, tc.path, tc.body); r.status/100 != 2 {
+				t.Fatalf("%s %s: %d %s", tc.method, tc.path, r.status, r.body)
+			}
+			es := newEvents(t, s.db, seen)
+			if len(es) != 1 {
+				t.Fatalf("%d events, want 1", len(es))
+			}
+			e := es[0]
+			if e.Filter != tc.filter || e.ResourceName != tc.wantName || e.CategoryID != tc.wantCat {
+				t.Errorf("event %s %q category %q, want %s %q category %q", e.Filter, e.ResourceName, e.CategoryID, tc.filter, tc.wantName, tc.wantCat)
+			}
+			if tc.wantCatName != "" && e.CategoryName != tc.wantCatName {
+				t.Errorf("CategoryName %q, want %q", e.CategoryName, tc.wantCatName)
+			}
+		})
+	}
+}
