@@ -74,8 +74,8 @@ func parseFields(b []byte, bare bool) (fields, error) {
 	case '{':
 		// encoding/json matches struct fields case-insensitively.
 		var v struct {
-			ID         json.RawMessage   `json:"Id"`
-			Name       json.RawMessage   `json:"Name"`
+			ID           json.RawMessage   `json:"Id"`
+			Name         json.RawMessage   `json:"Name"`
 			ReportName   json.RawMessage   `json:"ReportName"`
 			CategoryID   json.RawMessage   `json:"CategoryId"`
 			CategoryName json.RawMessage   `json:"CategoryName"`
