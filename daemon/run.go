@@ -19,7 +19,6 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
 	"github.com/rswebhooks/rswebhooks/buildinfo"
@@ -197,7 +196,7 @@ func buildLinks(ctx context.Context, o Options, reg prometheus.Registerer, db *s
 		l.off = "document links are off: no service account to download documents with"
 		return l
 	}
-	key, err := doclink.LoadKey(ctx, db, func(err error) bool { return errors.Is(err, rswebhooks.ErrNotFound) })
+	key, err := doclink.LoadKey(ctx, db)
 	if err != nil {
 		l.off = "document links are off: their signing key could not be read from the store"
 		o.Logger.Error().Err(err).Msg("document links are off: the signing key could not be loaded")

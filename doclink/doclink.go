@@ -340,16 +340,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) count(result string) { m.Downloads.WithLabelValues(result).Inc() }
 
 // LoadKey returns the signing key kept in meta under MetaKey, creating it
-// on first use. notFound tells the store's "no such key" error.
+// on first use (a missing key is rswebhooks.ErrNotFound).
 func LoadKey(ctx context.Context, meta interface {
 	GetMeta(ctx context.Context, key string) ([]byte, error)
 	PutMeta(ctx context.Context, key string, v []byte) error
-}, notFound func(error) bool) ([]byte, error) {
+}) ([]byte, error) {
 	k, err := meta.GetMeta(ctx, MetaKey)
 	switch {
 	case err == nil && len(k) >= KeySize:
 		return k, nil
-	case err != nil && !notFound(err):
+	case err != nil && !errors.Is(err, rswebhooks.ErrNotFound):
 		return nil, fmt.Errorf("doclink: read the signing key: %w", err)
 	}
 	k = NewKey()
