@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -100,10 +101,15 @@ func (c *Client) OpenDocument(ctx context.Context, version, id string) (*Documen
 	}
 }
 
+// documentInfoTimeout bounds DocumentInfo (it waits for headers only).
+const documentInfoTimeout = 30 * time.Second
+
 // DocumentInfo describes a document of an execution (name, format, MIME
 // type) from the headers of its download, which it then abandons. The
 // execution's task or alert do not matter for this route.
 func (c *Client) DocumentInfo(ctx context.Context, version, _, _, _, id string) (rswebhooks.Document, error) {
+	ctx, cancel := context.WithTimeout(ctx, documentInfoTimeout)
+	defer cancel()
 	d, err := c.OpenDocument(ctx, version, id)
 	if err != nil {
 		return rswebhooks.Document{}, err

@@ -395,6 +395,20 @@ func (c *Correlator) persist(ctx context.Context) error {
 	return nil
 }
 
+// mayTake reports whether a held execute event of resource res could take
+// execution key (so the record is worth describing).
+func (c *Correlator) mayTake(res, key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.st.Claims {
+		cl := &c.st.Claims[i]
+		if cl.held() && cl.Res == res && (cl.Exec == "" || cl.Exec == key) {
+			return true
+		}
+	}
+	return false
+}
+
 // holding reports whether any execute event is still held.
 func (c *Correlator) holding() bool {
 	c.mu.Lock()

@@ -476,8 +476,10 @@ func (w *Watcher) process(ctx context.Context, items []*item, serverNow time.Tim
 			// History at first start or of an item first seen later is
 			// recorded without notifying (unless it is a held call's run).
 			record := !initial && !date.Before(w.st.BaselineUTC)
+			// Documents are described only for a run that may be notified
+			// (never for history at first start).
 			var docs []rswebhooks.Document
-			if record || w.o.Correlator != nil {
+			if record || (w.o.Correlator != nil && w.o.Correlator.mayTake(it.resource, k)) {
 				docs = w.documents(ctx, it, ex)
 			}
 			notify := record
