@@ -67,6 +67,9 @@ func TestExecuteCallThroughProxyYieldsOneEvent(t *testing.T) {
 		path  func(task, alert string) (string, string)
 		upper bool
 	}{
+		{"v1", 0, func(tk, al string) (string, string) {
+			return "/api/reportserver/executions/scheduledtasks/" + tk, "/api/reportserver/v1/executions/dataalerts/" + al
+		}, false},
 		{"v2", 0, func(tk, al string) (string, string) {
 			return "/api/reportserver/v2/executions/scheduledtasks/" + tk, "/api/reportserver/v2/executions/dataalerts/" + al
 		}, false},
