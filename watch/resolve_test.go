@@ -145,3 +145,34 @@ func TestExecuteCallWithoutRecordLeavesAfterRecordWait(t *testing.T) {
 		t.Fatalf("%d events once the record showed up, want still 1", n)
 	}
 }
+
+// A process restarted while an execute event is held resumes reading that
+// history by itself (no new call wakes it), well before the next poll.
+func TestRestartedWatcherResumesHeldCall(t *testing.T) {
+	late := &lateClient{}
+	mod := func(o *Options) {
+		late.ReportServer = o.Client
+		o.Client = late
+		o.Interval = time.Hour
+		o.ResolveStep = 5 * time.Millisecond
+	}
+	e := newEnv(t, mod)
+	ps := e.proxied()
+	task := e.task("t")
+	e.poll()
+	late.hide.Store(1000)
+	e.execute(ps, "/api/reportserver/v3/scheduled-tasks/"+task+"/execute")
+	e.newWatcher(mod) // restart: the claim is read back from the store
+	if !e.corr.holding() {
+		t.Fatal("the restarted correlator holds nothing")
+	}
+	late.hide.Store(2) // the first poll and one read still miss the record
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	es := e.waitEvents("the held call's event", func(es []*rswebhooks.Event) bool { return len(es) == 1 })
+	if es[0].ExecutionID == "" || es[0].Method != http.MethodPost {
+		t.Fatalf("event %+v, want the call's with its run", *es[0])
+	}
+}

@@ -638,6 +638,11 @@ func (w *Watcher) runResolver(ctx context.Context) {
 	var timer *time.Timer
 	var tick <-chan time.Time
 	step := w.o.ResolveStep
+	if w.o.Correlator.holding() {
+		// Held by a previous process: resume reading (after the first poll).
+		timer = time.NewTimer(step)
+		tick = timer.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
