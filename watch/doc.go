@@ -13,6 +13,9 @@
 //
 // A Correlator sits between the proxy's detector and the store so that an
 // execute call seen by the proxy and the execution record the watcher finds
-// later produce one event, not two. See docs/events.md, "Scheduled
-// executions and de-duplication".
+// produce one event, not two: it holds the call's event (on disk) while the
+// running Watcher reads that task's or alert's history at once, with
+// backoff, and the event leaves carrying the run (ExecutionId, date,
+// documents) — or, after RecordWait, without it, naming what it lacks. See
+// docs/events.md, "Scheduled executions and de-duplication".
 package watch
