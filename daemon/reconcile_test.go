@@ -209,6 +209,10 @@ func TestReconcilerEndToEnd(t *testing.T) {
 	oneEach(t, in, kept, "reports", "Updated", "reconcile")
 	oneEach(t, in, cat, "categories", "Updated", "proxy")
 	oneEach(t, in, doomed, "reports", "Deleted", "proxy")
+	// The delete call names only the id; the name is the one last read.
+	if ns := in.about(doomed); len(ns) == 1 && ns[0]["ResourceName"] != "Doomed" {
+		t.Errorf("Deleted notification ResourceName = %v, want %q (from the reconciler's last read)", ns[0]["ResourceName"], "Doomed")
+	}
 	oneEach(t, in, onlyTask, "tasks", "Deleted", "reconcile")
 	oneEach(t, in, alert.Id, "alerts", "Updated", "reconcile")
 	if ns := in.about(keptTask); len(ns) != 0 {

@@ -351,7 +351,12 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 			return nil, fmt.Errorf("reconciler: %w", err)
 		}
 	}
+	var names detect.Names
+	if part.reconciler != nil {
+		names = part.reconciler
+	}
 	det, err := detect.New(detect.Options{
+		Names:      names,
 		Rules:      rules,
 		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
 		Store:      events,

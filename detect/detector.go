@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,10 @@ type Options struct {
 	Store EventStore
 	// Actors, when set, names the user behind the request's bearer token.
 	Actors Actors
+	// Names, when set, names resources the call did not (a Deleted whose
+	// path carries only the id) and a report's category, from what was
+	// last read of the report server. It must not block.
+	Names Names
 	// Logger is used for unmatched calls (info), events without id (warn)
 	// and lost events (error). The zero value logs nothing.
 	Logger zerolog.Logger
@@ -67,12 +72,19 @@ type Options struct {
 	AppendTimeout time.Duration
 }
 
+// Names knows the last-read name of a resource by filter and id (ids
+// case-insensitive).
+type Names interface {
+	Name(filter, id string) (string, bool)
+}
+
 // Detector turns proxied exchanges into events. It implements tap.Tap and
 // is safe for concurrent use.
 type Detector struct {
 	m             *matcher
 	store         EventStore
 	actors        Actors
+	names         Names
 	log           zerolog.Logger
 	metrics       *Metrics
 	now           func() time.Time
@@ -121,6 +133,7 @@ func New(opts Options) (*Detector, error) {
 		m:             m,
 		store:         opts.Store,
 		actors:        opts.Actors,
+		names:         opts.Names,
 		log:           opts.Logger.With().Str("component", "detect").Logger(),
 		metrics:       opts.Metrics,
 		now:           opts.Now,
@@ -252,6 +265,19 @@ func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.E
 			Str("method", method).Str("path", ex.Path).Str("id_source", string(r.ID)).
 			Str("reason", reason).Str("request_id", ex.RequestID).
 			Msg("event has no resource id: the body holding it was not usable")
+	}
+	if d.names != nil {
+		if e.ResourceName == "" && e.ResourceID != "" {
+			if n, ok := d.names.Name(e.Filter, e.ResourceID); ok {
+				e.ResourceName = n
+				e.Missing = slices.DeleteFunc(e.Missing, func(f string) bool { return f == "ResourceName" })
+			}
+		}
+		if e.CategoryID != "" && e.CategoryName == "" {
+			if n, ok := d.names.Name(rswebhooks.FilterCategories, e.CategoryID); ok {
+				e.CategoryName = n
+			}
+		}
 	}
 	if d.actors != nil {
 		if tok := bearer(ex.RequestHeader); tok != "" {

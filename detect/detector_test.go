@@ -346,3 +346,43 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("minimal options: %v", err)
 	}
 }
+
+type namesFn func(filter, id string) (string, bool)
+
+func (f namesFn) Name(filter, id string) (string, bool) { return f(filter, id) }
+
+// A resource the call does not name (a Deleted by path) is named from
+// Options.Names, and a report's category id gets its name.
+func TestNamesFillWhatTheCallDoesNotSay(t *testing.T) {
+	for _, tc := range []struct {
+		method, path, body    string
+		wantName, wantCatName string
+	}{
+		{"DELETE", "/api/reportserver/v2/reports/R1", "", "Ledger", ""},
+		{"PUT", "/api/reportserver/v2/reports", `{"Id":"R1","Name":"Ledger 2","CategoryId":"C1"}`, "Ledger 2", "Finance"},
+		{"DELETE", "/api/reportserver/v2/categories/C9", "", "", ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			db := openStore(t)
+			d, err := New(Options{Store: db, Names: namesFn(func(filter, id string) (string, bool) {
+				switch filter + "/" + id {
+				case "reports/R1":
+					return "Ledger", true
+				case "categories/C1":
+					return "Finance", true
+				}
+				return "", false
+			})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ex := &tap.Exchange{Method: tc.method, Path: tc.path, Status: 200, RequestBody: []byte(tc.body),
+				RequestHeader: http.Header{}, ResponseHeader: http.Header{}}
+			d.Observe(context.Background(), ex)
+			es := storedEvents(t, db)
+			if len(es) != 1 || es[0].ResourceName != tc.wantName || es[0].CategoryName != tc.wantCatName {
+				t.Fatalf("events %+v, want name %q category %q", es, tc.wantName, tc.wantCatName)
+			}
+		})
+	}
+}

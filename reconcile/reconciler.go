@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,6 +128,8 @@ type Reconciler struct {
 	log zerolog.Logger
 	m   *Metrics
 	rng func() float64
+
+	names atomic.Pointer[map[string]string] // "filter:lower id" → name, from the snapshot
 
 	mu        sync.Mutex // one run at a time; guards everything below
 	loaded    bool
@@ -405,6 +408,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 		return fmt.Errorf("reconcile: save read times: %w", err)
 	}
 	r.snap = next
+	r.publishNames()
 	if baselined > 0 {
 		r.log.Info().Int("collections", baselined).Msg("reconciler baseline recorded; existing resources not notified")
 	}
@@ -630,5 +634,31 @@ func (r *Reconciler) load(ctx context.Context) error {
 		}
 	}
 	r.loaded = true
+	r.publishNames()
 	return nil
+}
+
+// publishNames makes the snapshot's names readable by Name without r.mu
+// (a run holds it across its requests).
+func (r *Reconciler) publishNames() {
+	m := map[string]string{}
+	for f, c := range r.snap.Collections {
+		for k, e := range c.Items {
+			if e.Name != "" {
+				m[f+":"+k] = e.Name
+			}
+		}
+	}
+	r.names.Store(&m)
+}
+
+// Name returns the name a resource had when its collection was last read
+// (detect.Names): what a Deleted call's path does not say. It never blocks.
+func (r *Reconciler) Name(filter, id string) (string, bool) {
+	m := r.names.Load()
+	if m == nil {
+		return "", false
+	}
+	n, ok := (*m)[filter+":"+strings.ToLower(id)]
+	return n, ok
 }

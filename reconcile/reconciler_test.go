@@ -418,3 +418,35 @@ func TestIgnoredCallsChangeNoFingerprint(t *testing.T) {
 		t.Fatalf("ignored calls gave reconciled events: %+v", es)
 	}
 }
+
+// Name answers from the last read (case-insensitive ids), follows renames,
+// and survives a restart (read back with the snapshot).
+func TestNameFromLastRead(t *testing.T) {
+	e := newEnv(t, "admin")
+	rep := e.report()
+	if _, ok := e.r.Name("reports", rep); ok {
+		t.Fatal("a name before any read")
+	}
+	e.run()
+	first, ok := e.r.Name("reports", strings.ToUpper(rep))
+	if !ok || first == "" {
+		t.Fatalf("Name after a run = %q, %v", first, ok)
+	}
+	if err := e.sim.RenameResource("reports", rep, "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	if n, _ := e.r.Name("reports", rep); n != "renamed" {
+		t.Errorf("Name after a rename = %q, want %q", n, "renamed")
+	}
+	e.restart()
+	if err := e.r.load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.r.Name("reports", rep); n != "renamed" {
+		t.Errorf("Name after a restart = %q, want %q", n, "renamed")
+	}
+	if _, ok := e.r.Name("categories", rep); ok {
+		t.Error("a report's id named a category")
+	}
+}
