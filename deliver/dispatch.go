@@ -15,9 +15,17 @@ type flight struct {
 	started   time.Time
 }
 
-// maxDueScan bounds the queue keys one refill reads while it passes over
-// deliveries whose webhook or owner is at its concurrency limit.
-const maxDueScan = 20000
+// A refill reads at most headScan queue keys from the head of the due
+// queue and then, while the buffer has room, at most sweepScan more from
+// where the previous refill's sweep stopped, so one busy owner's backlog
+// costs each refill a bounded read and still cannot hide another's due
+// deliveries: a sweep passes over the whole due queue within
+// len(queue)/sweepScan refills, and the loop refills at once while a sweep
+// is under way and nothing is dispatchable.
+const (
+	defaultHeadScan  = 256
+	defaultSweepScan = 1024
+)
 
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
 type dispatcher struct {
@@ -29,6 +37,7 @@ type dispatcher struct {
 	slowNow  int                 // attempts in flight to slow webhooks, as of the last count
 	buf      []rswebhooks.DueRef // due, not in flight, in due order
 	full     bool                // the last read hit its limit: more may be due
+	sweep    *rswebhooks.DueRef  // where the next refill's sweep resumes; nil: after the head
 	done     chan string         // delivery ids of finished workers
 }
 
@@ -82,6 +91,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		if wait == 0 && !moved && len(st.inflight) > 0 && len(st.buf) == 0 {
 			// Everything due is in flight; wait for a worker.
 			wait = e.opts.PollInterval
+		}
+		if st.sweep != nil && len(st.inflight) < e.opts.MaxConcurrency && !e.anyDispatchable(st) {
+			// Nothing read so far can start: sweep on at once.
+			wait = 0
 		}
 		resetTimer(timer, wait)
 		refresh = false
@@ -171,6 +184,19 @@ func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, owne
 	return !st.slow[webhookID] || st.slowNow+slowPlanned < e.slowShare
 }
 
+// bufferable reports whether a refill may buffer one more delivery of the
+// webhook: up to twice its per-webhook and per-owner limits counting those
+// in flight, so the deliveries that start as workers finish are at hand
+// without a new read, while one webhook's or owner's backlog still cannot
+// fill the buffer. Slow webhooks get no more than their share of workers.
+func (e *Engine) bufferable(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
+	if st.perHook[webhookID]+hookPlanned >= 2*e.opts.PerWebhookConcurrency ||
+		st.perOwner[owner]+ownerPlanned >= 2*e.opts.PerOwnerConcurrency {
+		return false
+	}
+	return !st.slow[webhookID] || st.slowNow+slowPlanned < e.slowShare
+}
+
 // countSlow marks webhooks with an attempt running for slowAfter or more as
 // slow and counts the attempts in flight to slow webhooks.
 func (e *Engine) countSlow(st *dispatcher, now time.Time) {
@@ -190,7 +216,8 @@ func (e *Engine) countSlow(st *dispatcher, now time.Time) {
 // refill replaces the buffer with due deliveries not already in flight, in
 // due order, passing over those whose webhook or owner is at its limit so
 // one busy owner's backlog cannot hide another's due deliveries. It reads
-// queue keys only: a delivery is loaded by the worker that sends it.
+// queue keys only: a delivery is loaded by the worker that sends it. It
+// reads the head of the queue, then continues the sweep (see headScan).
 func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	limit := e.opts.MaxConcurrency + e.opts.BatchSize
 	hookPlanned := map[string]int{}
@@ -198,14 +225,19 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	slowPlanned := 0
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
-	scanned := 0
-	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d rswebhooks.DueRef) bool {
+	var (
+		last    rswebhooks.DueRef
+		scanned int
+		bufFull bool
+	)
+	take := func(d rswebhooks.DueRef) bool {
 		scanned++
+		last = d
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
 		}
 		owner := e.ownerOf(ctx, st, d.WebhookID)
-		if !e.room(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
+		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
 			return true
 		}
 		hookPlanned[d.WebhookID]++
@@ -214,16 +246,49 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 			slowPlanned++
 		}
 		st.buf = append(st.buf, d)
-		return len(st.buf) < limit
-	})
+		bufFull = len(st.buf) >= limit
+		return !bufFull
+	}
+	err := e.opts.Store.ScanDue(ctx, now, e.headScan, take)
+	switch {
+	case err != nil:
+	case bufFull:
+		// The sweep resumes where it was: the head is read every time.
+	case scanned < e.headScan:
+		st.sweep = nil // the whole due queue was read
+	default:
+		from := last
+		if st.sweep != nil && dueAfter(*st.sweep, last) {
+			from = *st.sweep
+		}
+		head := scanned
+		err = e.opts.Store.ScanDueAfter(ctx, now, from, e.sweepScan, take)
+		switch {
+		case err != nil:
+		case !bufFull && scanned-head < e.sweepScan:
+			st.sweep = nil // reached the end: the next sweep starts after the head
+		default:
+			r := last
+			st.sweep = &r
+		}
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full = st.buf[:0], false
+		st.buf, st.full, st.sweep = st.buf[:0], false, nil
 		return
 	}
-	st.full = len(st.buf) >= limit || scanned >= maxDueScan
+	st.full = bufFull || st.sweep != nil
+}
+
+// dueAfter reports whether a sorts after b in the queue's order (due time,
+// then id).
+func dueAfter(a, b rswebhooks.DueRef) bool {
+	if !a.Due.Equal(b.Due) {
+		return a.Due.After(b.Due)
+	}
+	return a.ID > b.ID
 }
 
 func (e *Engine) anyDispatchable(st *dispatcher) bool {
