@@ -22,9 +22,15 @@ type flight struct {
 // deliveries: a sweep passes over the whole due queue within
 // len(queue)/sweepScan refills, and the loop refills at once while a sweep
 // is under way and nothing is dispatchable.
+//
+// While every worker is busy or something read from the head can start, a
+// sweep step runs at most every sweepEvery: under load refills come with
+// every fan-out and every few finished attempts, and the sweep then finds
+// nothing the head did not.
 const (
 	defaultHeadScan  = 256
 	defaultSweepScan = 1024
+	sweepEvery       = 20 * time.Millisecond
 )
 
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
@@ -38,6 +44,7 @@ type dispatcher struct {
 	buf      []rswebhooks.DueRef // due, not in flight, in due order
 	full     bool                // the last read hit its limit: more may be due
 	sweep    *rswebhooks.DueRef  // where the next refill's sweep resumes; nil: after the head
+	swept    time.Time           // when the last sweep step ran
 	done     chan string         // delivery ids of finished workers
 }
 
@@ -256,7 +263,12 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		// The sweep resumes where it was: the head is read every time.
 	case scanned < e.headScan:
 		st.sweep = nil // the whole due queue was read
+	case now.Sub(st.swept) < sweepEvery && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)):
+		// Every worker is busy or work is at hand; sweep on later.
+		st.full = true
+		return
 	default:
+		st.swept = now
 		from := last
 		if st.sweep != nil && dueAfter(*st.sweep, last) {
 			from = *st.sweep
