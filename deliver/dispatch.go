@@ -19,18 +19,21 @@ type flight struct {
 // queue and then, while the buffer has room, at most sweepScan more from
 // where the previous refill's sweep stopped, so one busy owner's backlog
 // costs each refill a bounded read and still cannot hide another's due
-// deliveries: a sweep passes over the whole due queue within
-// len(queue)/sweepScan refills, and the loop refills at once while a sweep
-// is under way and nothing is dispatchable.
+// deliveries: a sweep passes over the whole due queue in steps, and the
+// loop takes the next step at once while nothing read so far can start.
 //
 // While every worker is busy or something read from the head can start, a
-// sweep step runs at most every sweepEvery: under load refills come with
-// every fan-out and every few finished attempts, and the sweep then finds
-// nothing the head did not.
+// step runs at most every sweepEvery (under load refills come with every
+// fan-out and every few finished attempts, and a step then finds nothing
+// the head did not), and a new pass starts at most passEvery after the
+// last one ended. So a due delivery is found within about passEvery plus
+// one pass, however long the backlog in front of it, and a backlog of n
+// due keys costs at most n/passEvery key reads a second.
 const (
 	defaultHeadScan  = 256
 	defaultSweepScan = 1024
 	sweepEvery       = 20 * time.Millisecond
+	passEvery        = 100 * time.Millisecond
 )
 
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
@@ -45,6 +48,7 @@ type dispatcher struct {
 	full     bool                // the last read hit its limit: more may be due
 	sweep    *rswebhooks.DueRef  // where the next refill's sweep resumes; nil: after the head
 	swept    time.Time           // when the last sweep step ran
+	passed   time.Time           // when the last sweep pass ended
 	done     chan string         // delivery ids of finished workers
 }
 
@@ -99,9 +103,14 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			// Everything due is in flight; wait for a worker.
 			wait = e.opts.PollInterval
 		}
-		if st.sweep != nil && len(st.inflight) < e.opts.MaxConcurrency && !e.anyDispatchable(st) {
-			// Nothing read so far can start: sweep on at once.
-			wait = 0
+		if len(st.inflight) < e.opts.MaxConcurrency && st.full && !e.anyDispatchable(st) {
+			// Nothing read so far can start: sweep on at once, or start
+			// the next pass when it is due.
+			next := time.Duration(0)
+			if st.sweep == nil {
+				next = max(0, st.passed.Add(passEvery).Sub(e.opts.Now()))
+			}
+			wait = min(wait, next)
 		}
 		resetTimer(timer, wait)
 		refresh = false
@@ -263,8 +272,10 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		// The sweep resumes where it was: the head is read every time.
 	case scanned < e.headScan:
 		st.sweep = nil // the whole due queue was read
-	case now.Sub(st.swept) < sweepEvery && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)):
-		// Every worker is busy or work is at hand; sweep on later.
+	case st.sweep == nil && now.Sub(st.passed) < passEvery,
+		now.Sub(st.swept) < sweepEvery && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)):
+		// The next pass is not due yet, or every worker is busy or work
+		// is at hand: sweep on later.
 		st.full = true
 		return
 	default:
@@ -278,7 +289,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		switch {
 		case err != nil:
 		case !bufFull && scanned-head < e.sweepScan:
-			st.sweep = nil // reached the end: the next sweep starts after the head
+			st.sweep, st.passed = nil, now // reached the end: the next pass starts after the head
 		default:
 			r := last
 			st.sweep = &r

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command e2e-bench measures end-to-end delivery throughput of a real
 // `rswebhooks serve` process: clients POST creates through the proxy to a
 // fast upstream that answers like the report server, the daemon detects
