@@ -272,8 +272,8 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		// The sweep resumes where it was: the head is read every time.
 	case scanned < e.headScan:
 		st.sweep = nil // the whole due queue was read
-	case st.sweep == nil && now.Sub(st.passed) < passEvery,
-		now.Sub(st.swept) < sweepEvery && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)):
+	case st.sweep == nil && within(now, st.passed, passEvery),
+		within(now, st.swept, sweepEvery) && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)):
 		// The next pass is not due yet, or every worker is busy or work
 		// is at hand: sweep on later.
 		st.full = true
@@ -303,6 +303,13 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		return
 	}
 	st.full = bufFull || st.sweep != nil
+}
+
+// within reports whether now is less than d after t (a clock that went
+// back counts as d passed, so nothing waits on it).
+func within(now, t time.Time, d time.Duration) bool {
+	since := now.Sub(t)
+	return since >= 0 && since < d
 }
 
 // dueAfter reports whether a sorts after b in the queue's order (due time,
