@@ -22,13 +22,16 @@ type flight struct {
 // deliveries: a sweep passes over the whole due queue in steps, and the
 // loop takes the next step at once while nothing read so far can start.
 //
-// While every worker is busy or something read from the head can start, a
-// step runs at most every sweepEvery (under load refills come with every
-// fan-out and every few finished attempts, and a step then finds nothing
-// the head did not), and a new pass starts at most passEvery after the
-// last one ended. So a due delivery is found within about passEvery plus
-// one pass, however long the backlog in front of it, and a backlog of n
-// due keys costs at most n/passEvery key reads a second.
+// Once a pass reaches the end of the due queue the sweep stays there and
+// reads only the keys added behind it (new deliveries are due now, so they
+// sort last), and a new pass from the head starts passEvery later. While
+// every worker is busy or something read from the head can start, a step
+// runs at most every sweepEvery (under load refills come with every fan-out
+// and every few finished attempts, and a step then finds nothing the head
+// did not). So a new delivery is found at its first refill, any other due
+// one within about passEvery plus one pass however long the backlog in
+// front of it, and a backlog of n due keys costs at most about n/passEvery
+// key reads a second.
 const (
 	defaultHeadScan  = 256
 	defaultSweepScan = 1024
@@ -47,8 +50,9 @@ type dispatcher struct {
 	buf      []rswebhooks.DueRef // due, not in flight, in due order
 	full     bool                // the last read hit its limit: more may be due
 	sweep    *rswebhooks.DueRef  // where the next refill's sweep resumes; nil: after the head
+	atEnd    bool                // the sweep reached the end of the due queue and follows what is added
 	swept    time.Time           // when the last sweep step ran
-	passed   time.Time           // when the last sweep pass ended
+	passed   time.Time           // when the sweep reached the end
 	done     chan string         // delivery ids of finished workers
 }
 
@@ -107,7 +111,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			// Nothing read so far can start: sweep on at once, or start
 			// the next pass when it is due.
 			next := time.Duration(0)
-			if st.sweep == nil {
+			if st.atEnd {
 				next = max(0, st.passed.Add(passEvery).Sub(e.opts.Now()))
 			}
 			wait = min(wait, next)
@@ -266,43 +270,56 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		return !bufFull
 	}
 	err := e.opts.Store.ScanDue(ctx, now, e.headScan, take)
-	switch {
-	case err != nil:
-	case bufFull:
-		// The sweep resumes where it was: the head is read every time.
-	case scanned < e.headScan:
-		st.sweep = nil // the whole due queue was read
-	case st.sweep == nil && within(now, st.passed, passEvery),
-		within(now, st.swept, sweepEvery) && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)):
-		// The next pass is not due yet, or every worker is busy or work
-		// is at hand: sweep on later.
-		st.full = true
-		return
-	default:
-		st.swept = now
-		from := last
-		if st.sweep != nil && dueAfter(*st.sweep, last) {
-			from = *st.sweep
-		}
-		head := scanned
-		err = e.opts.Store.ScanDueAfter(ctx, now, from, e.sweepScan, take)
-		switch {
-		case err != nil:
-		case !bufFull && scanned-head < e.sweepScan:
-			st.sweep, st.passed = nil, now // reached the end: the next pass starts after the head
-		default:
-			r := last
-			st.sweep = &r
-		}
+	if err == nil && scanned < e.headScan {
+		st.sweep, st.atEnd = nil, false // the whole due queue was read
+	}
+	if err == nil && !bufFull && scanned >= e.headScan {
+		err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full, st.sweep = st.buf[:0], false, nil
+		st.buf, st.full, st.sweep, st.atEnd = st.buf[:0], false, nil, false
 		return
 	}
-	st.full = bufFull || st.sweep != nil
+	st.full = bufFull || scanned >= e.headScan
+}
+
+// sweepStep reads the next step of the sweep past the head, whose last key
+// was headEnd (see headScan), unless it is not due yet.
+func (e *Engine) sweepStep(ctx context.Context, st *dispatcher, now time.Time, headEnd rswebhooks.DueRef,
+	scanned *int, bufFull *bool, take func(rswebhooks.DueRef) bool) error {
+	if st.atEnd && !within(now, st.passed, passEvery) {
+		st.sweep, st.atEnd = nil, false // a new pass, from the end of the head
+	}
+	if within(now, st.swept, sweepEvery) && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)) {
+		return nil // every worker is busy or work is at hand: sweep on later
+	}
+	st.swept = now
+	from := headEnd
+	if st.sweep != nil && dueAfter(*st.sweep, headEnd) {
+		from = *st.sweep
+	}
+	head := *scanned
+	var last rswebhooks.DueRef
+	err := e.opts.Store.ScanDueAfter(ctx, now, from, e.sweepScan, func(d rswebhooks.DueRef) bool {
+		last = d
+		return take(d)
+	})
+	if err != nil {
+		return err
+	}
+	if *scanned > head {
+		from = last
+	}
+	st.sweep = &from
+	if !*bufFull && *scanned-head < e.sweepScan && !st.atEnd {
+		// The end of the due queue: from now on the sweep follows the keys
+		// added behind it until the next pass.
+		st.atEnd, st.passed = true, now
+	}
+	return nil
 }
 
 // within reports whether now is less than d after t (a clock that went
