@@ -15,9 +15,29 @@ type flight struct {
 	started   time.Time
 }
 
-// maxDueScan bounds the queue keys one refill reads while it passes over
-// deliveries whose webhook or owner is at its concurrency limit.
-const maxDueScan = 20000
+// A refill reads at most headScan queue keys from the head of the due
+// queue and then, while the buffer has room, at most sweepScan more from
+// where the previous refill's sweep stopped, so one busy owner's backlog
+// costs each refill a bounded read and still cannot hide another's due
+// deliveries: a sweep passes over the whole due queue in steps, and the
+// loop takes the next step at once while nothing read so far can start.
+//
+// Once a pass reaches the end of the due queue the sweep stays there and
+// reads only the keys added behind it (new deliveries are due now, so they
+// sort last), and a new pass from the head starts passEvery later. While
+// every worker is busy or something read from the head can start, a step
+// runs at most every sweepEvery (under load refills come with every fan-out
+// and every few finished attempts, and a step then finds nothing the head
+// did not). So a new delivery is found at its first refill, any other due
+// one within about passEvery plus one pass however long the backlog in
+// front of it, and a backlog of n due keys costs at most about n/passEvery
+// key reads a second.
+const (
+	defaultHeadScan  = 256
+	defaultSweepScan = 1024
+	sweepEvery       = 20 * time.Millisecond
+	passEvery        = 100 * time.Millisecond
+)
 
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
 type dispatcher struct {
@@ -29,6 +49,10 @@ type dispatcher struct {
 	slowNow  int                 // attempts in flight to slow webhooks, as of the last count
 	buf      []rswebhooks.DueRef // due, not in flight, in due order
 	full     bool                // the last read hit its limit: more may be due
+	sweep    *rswebhooks.DueRef  // where the next refill's sweep resumes; nil: after the head
+	atEnd    bool                // the sweep reached the end of the due queue and follows what is added
+	swept    time.Time           // when the last sweep step ran
+	passed   time.Time           // when the sweep reached the end
 	done     chan string         // delivery ids of finished workers
 }
 
@@ -82,6 +106,15 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		if wait == 0 && !moved && len(st.inflight) > 0 && len(st.buf) == 0 {
 			// Everything due is in flight; wait for a worker.
 			wait = e.opts.PollInterval
+		}
+		if len(st.inflight) < e.opts.MaxConcurrency && st.full && !e.anyDispatchable(st) {
+			// Nothing read so far can start: sweep on at once, or start
+			// the next pass when it is due.
+			next := time.Duration(0)
+			if st.atEnd {
+				next = max(0, st.passed.Add(passEvery).Sub(e.opts.Now()))
+			}
+			wait = min(wait, next)
 		}
 		resetTimer(timer, wait)
 		refresh = false
@@ -171,6 +204,19 @@ func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, owne
 	return !st.slow[webhookID] || st.slowNow+slowPlanned < e.slowShare
 }
 
+// bufferable reports whether a refill may buffer one more delivery of the
+// webhook: up to twice its per-webhook and per-owner limits counting those
+// in flight, so the deliveries that start as workers finish are at hand
+// without a new read, while one webhook's or owner's backlog still cannot
+// fill the buffer. Slow webhooks get no more than their share of workers.
+func (e *Engine) bufferable(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
+	if st.perHook[webhookID]+hookPlanned >= 2*e.opts.PerWebhookConcurrency ||
+		st.perOwner[owner]+ownerPlanned >= 2*e.opts.PerOwnerConcurrency {
+		return false
+	}
+	return !st.slow[webhookID] || st.slowNow+slowPlanned < e.slowShare
+}
+
 // countSlow marks webhooks with an attempt running for slowAfter or more as
 // slow and counts the attempts in flight to slow webhooks.
 func (e *Engine) countSlow(st *dispatcher, now time.Time) {
@@ -190,7 +236,8 @@ func (e *Engine) countSlow(st *dispatcher, now time.Time) {
 // refill replaces the buffer with due deliveries not already in flight, in
 // due order, passing over those whose webhook or owner is at its limit so
 // one busy owner's backlog cannot hide another's due deliveries. It reads
-// queue keys only: a delivery is loaded by the worker that sends it.
+// queue keys only: a delivery is loaded by the worker that sends it. It
+// reads the head of the queue, then continues the sweep (see headScan).
 func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	limit := e.opts.MaxConcurrency + e.opts.BatchSize
 	hookPlanned := map[string]int{}
@@ -198,14 +245,19 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	slowPlanned := 0
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
-	scanned := 0
-	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d rswebhooks.DueRef) bool {
+	var (
+		last    rswebhooks.DueRef
+		scanned int
+		bufFull bool
+	)
+	take := func(d rswebhooks.DueRef) bool {
 		scanned++
+		last = d
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
 		}
 		owner := e.ownerOf(ctx, st, d.WebhookID)
-		if !e.room(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
+		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
 			return true
 		}
 		hookPlanned[d.WebhookID]++
@@ -214,16 +266,76 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 			slowPlanned++
 		}
 		st.buf = append(st.buf, d)
-		return len(st.buf) < limit
-	})
+		bufFull = len(st.buf) >= limit
+		return !bufFull
+	}
+	err := e.opts.Store.ScanDue(ctx, now, e.headScan, take)
+	if err == nil && scanned < e.headScan {
+		st.sweep, st.atEnd = nil, false // the whole due queue was read
+	}
+	if err == nil && !bufFull && scanned >= e.headScan {
+		err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full = st.buf[:0], false
+		st.buf, st.full, st.sweep, st.atEnd = st.buf[:0], false, nil, false
 		return
 	}
-	st.full = len(st.buf) >= limit || scanned >= maxDueScan
+	st.full = bufFull || scanned >= e.headScan
+}
+
+// sweepStep reads the next step of the sweep past the head, whose last key
+// was headEnd (see headScan), unless it is not due yet.
+func (e *Engine) sweepStep(ctx context.Context, st *dispatcher, now time.Time, headEnd rswebhooks.DueRef,
+	scanned *int, bufFull *bool, take func(rswebhooks.DueRef) bool) error {
+	if st.atEnd && !within(now, st.passed, passEvery) {
+		st.sweep, st.atEnd = nil, false // a new pass, from the end of the head
+	}
+	if within(now, st.swept, sweepEvery) && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)) {
+		return nil // every worker is busy or work is at hand: sweep on later
+	}
+	st.swept = now
+	from := headEnd
+	if st.sweep != nil && dueAfter(*st.sweep, headEnd) {
+		from = *st.sweep
+	}
+	head := *scanned
+	var last rswebhooks.DueRef
+	err := e.opts.Store.ScanDueAfter(ctx, now, from, e.sweepScan, func(d rswebhooks.DueRef) bool {
+		last = d
+		return take(d)
+	})
+	if err != nil {
+		return err
+	}
+	if *scanned > head {
+		from = last
+	}
+	st.sweep = &from
+	if !*bufFull && *scanned-head < e.sweepScan && !st.atEnd {
+		// The end of the due queue: from now on the sweep follows the keys
+		// added behind it until the next pass.
+		st.atEnd, st.passed = true, now
+	}
+	return nil
+}
+
+// within reports whether now is less than d after t (a clock that went
+// back counts as d passed, so nothing waits on it).
+func within(now, t time.Time, d time.Duration) bool {
+	since := now.Sub(t)
+	return since >= 0 && since < d
+}
+
+// dueAfter reports whether a sorts after b in the queue's order (due time,
+// then id).
+func dueAfter(a, b rswebhooks.DueRef) bool {
+	if !a.Due.Equal(b.Due) {
+		return a.Due.After(b.Due)
+	}
+	return a.ID > b.ID
 }
 
 func (e *Engine) anyDispatchable(st *dispatcher) bool {

@@ -32,6 +32,7 @@ type Store interface {
 	DiscardDelivery(ctx context.Context, id string) error
 	UnfannedStats(ctx context.Context) (n int, oldest time.Time, err error)
 	ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error
+	ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error
 	GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error)
 	NextDue(ctx context.Context) (time.Time, bool, error)
 	Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error
@@ -142,6 +143,8 @@ type Engine struct {
 	fanWake   chan struct{}
 	slowAfter time.Duration
 	slowShare int // attempts in flight to slow webhooks at most
+	headScan  int // queue keys a refill reads from the head (see dispatch.go)
+	sweepScan int // queue keys a refill reads past the head, resuming its sweep
 	userAgent string
 	links     Links
 	linksOff  string
@@ -220,6 +223,8 @@ func New(opts Options) (*Engine, error) {
 		fanWake:   make(chan struct{}, 1),
 		slowAfter: min(time.Second, opts.AttemptTimeout/2),
 		slowShare: max(1, opts.MaxConcurrency/2),
+		headScan:  defaultHeadScan,
+		sweepScan: defaultSweepScan,
 		userAgent: "rswebhooks/" + opts.Version,
 		links:     opts.Links,
 		linksOff:  opts.LinksOffNote,

@@ -590,3 +590,65 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("defaults: %v, %+v", err, e.Policy())
 	}
 }
+
+// A refill reads a bounded part of the queue; the sweep over the rest still
+// finds another webhook's delivery behind a long backlog of a webhook at its
+// limit.
+func TestSweepFindsDeliveryBehindBacklog(t *testing.T) {
+	release := make(chan struct{})
+	hung := make(chan received, 100)
+	slow := httptest.NewServer(receiver(hung, func(w http.ResponseWriter, r *http.Request, n int) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	got := make(chan received, 10)
+	fast := httptest.NewServer(receiver(got, nil))
+	defer fast.Close()
+	h := newHarness(t, func(o *Options) {
+		o.MaxConcurrency = 4
+		o.PerWebhookConcurrency = 2
+		o.BatchSize = 2
+		o.AttemptTimeout = 5 * time.Second
+		o.Policy = Policy{Delays: []time.Duration{}}
+	})
+	h.e.headScan, h.e.sweepScan = 3, 4 // 60 hung deliveries ahead: many refills to sweep past
+	hw := h.addWebhook(slow.URL, func(w *rswebhooks.Webhook) { w.Filters = []string{"reports"} })
+	h.addWebhook(fast.URL, func(w *rswebhooks.Webhook) { w.Filters = []string{"tasks"} })
+	for i := 0; i < 60; i++ {
+		h.addEvent(rswebhooks.FilterReports, "r")
+	}
+	if _, _, err := h.e.fanOutOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.addEvent(rswebhooks.FilterTasks, "t")
+	h.start()
+	recv(t, hung, "first request to the hung receiver")
+	recv(t, hung, "second request to the hung receiver")
+	r := recv(t, got, "the other webhook's notification")
+	if b := decodeBody(t, r.Body); b.Notifications[0].Action != "tasks" {
+		t.Fatalf("fast receiver got %+v", b)
+	}
+	if len(hung) != 0 {
+		t.Fatalf("hung receiver has %d more concurrent requests, want the limit of 2", len(hung))
+	}
+	// Found by the sweep, not because the slow webhook's deliveries were
+	// moved back in the queue (which happens once an attempt is slow).
+	ds, err := h.db.ListDeliveries(context.Background(), hw.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.NextUTC.After(d.CreatedUTC) {
+			t.Fatalf("delivery %s was postponed to %s", d.ID, d.NextUTC)
+		}
+	}
+	if len(ds) != 60 {
+		t.Fatalf("%d deliveries of the hung webhook, want 60", len(ds))
+	}
+	h.stop()
+	h.stop = nil
+}

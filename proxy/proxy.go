@@ -2,12 +2,23 @@
 // server. It passes every method, path, header and body through unchanged
 // (streamed, byte-identical, hop-by-hop headers handled as RFC 9110 says),
 // and offers each non-safe exchange to a Tap (the detect side) before the
-// client sees the response. It is built on github.com/elazarl/goproxy used
-// as a reverse proxy through its NonproxyHandler, with goproxy's forward-proxy
-// defaults closed: CONNECT and absolute-URI requests to other hosts are
-// refused, the transport is tuned, compression passes through, streams are
-// flushed, and Upgrade requests (WebSocket, SignalR) are tunnelled by
-// net/http/httputil, which closes both sides.
+// client sees the response.
+//
+// What github.com/elazarl/goproxy does for us, behind one boundary
+// (forwarder, in goproxy.go, the only file that imports it): it runs the
+// request through its handler pipeline, in which our round trip sends it
+// upstream, and writes the response back (status, headers copied as they
+// are, the body copied as it streams, trailers), dropping the Proxy-*
+// request headers on the way. Everything a reverse proxy needs beyond that
+// is ours, because goproxy is a forward proxy and its defaults are wrong
+// here: absolute-URI requests to other hosts and CONNECT are refused, the
+// upstream transport is tuned (NewTransport), compression passes through,
+// hop-by-hop headers are stripped and X-Forwarded-* set, streams are flushed
+// (the responseWriter), a missing upstream answer is a logged 502, the tap
+// runs inside the round trip so the response keeps its framing, and Upgrade
+// requests (WebSocket, SignalR) are tunnelled by net/http/httputil, which
+// closes both sides. The conformance test runs the same cases through
+// httputil.ReverseProxy to keep the two in step.
 //
 // A client that hangs up cancels its upstream request, except for non-safe
 // requests the Tap wants: those run to the end so their outcome is observed.
@@ -29,7 +40,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/elazarl/goproxy"
 	"github.com/rs/zerolog"
 )
 
@@ -44,7 +54,6 @@ const statusClientClosed = 499
 type Proxy struct {
 	upstream   *url.URL
 	transport  http.RoundTripper
-	send       http.RoundTripper // transport, or a fastTransport in front of it
 	hostHeader string
 	trusted    []netip.Prefix
 	tap        tap.Tap
@@ -56,24 +65,22 @@ type Proxy struct {
 	metrics    *Metrics
 	now        func() time.Time
 
-	gp       *goproxy.ProxyHttpServer
-	rt       goproxy.RoundTripper // p.roundTrip, bound once
+	fwd      *forwarder // goproxy, the only use of it
 	upgrader *httputil.ReverseProxy
 	bufs     *sync.Pool
 }
 
 var _ http.Handler = (*Proxy)(nil)
 
-// exchangeKey marks requests that came through Proxy.ServeHTTP; goproxy
-// refuses any request without it, so it can never act as a forward proxy.
+// exchangeKey is the context key of a request's exchange. Requests that
+// came through Proxy.ServeHTTP carry one; the forwarder refuses any request
+// without it, so goproxy can never act as a forward proxy.
 type exchangeKey struct{}
 
-// exchange is the per-request state shared by ServeHTTP, goproxy's
-// handlers and the round trip. It is also the request's context (carrying
-// itself under exchangeKey) and holds the per-request objects the hot path
-// would otherwise allocate one by one.
+// exchange is the per-request state shared by ServeHTTP, the forwarder and
+// the round trip (which reaches it through the request's context), holding
+// the per-request objects the hot path would otherwise allocate one by one.
 type exchange struct {
-	context.Context
 	start     time.Time
 	w         *responseWriter
 	rw        responseWriter
@@ -85,18 +92,13 @@ type exchange struct {
 	requestID string
 	observe   bool     // non-safe method and a Tap is set
 	wants     bool     // the Tap wants bodies
-	fields    []string // tap.FieldTap: the fields it wants; nil: whole bodies
+	fields    []string // FieldTap: the fields it wants; nil: whole bodies
 	reqBody   *captureBody
 	err       error // no upstream response
 }
 
-// Value implements context.Context: the exchange under exchangeKey, the
-// parent's values otherwise.
-func (ex *exchange) Value(key any) any {
-	if key == (exchangeKey{}) {
-		return ex
-	}
-	return ex.Context.Value(key)
+func withExchange(ctx context.Context, ex *exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, ex)
 }
 
 func exchangeOf(ctx context.Context) *exchange {
@@ -126,33 +128,9 @@ func New(opts Options) (*Proxy, error) {
 		bufs:       newBufPool(),
 	}
 
-	// Bodiless GET and HEAD to a plain-HTTP upstream take a synchronous
-	// connection pool (see fastTransport); the rest goes to the transport.
-	// The upgrader and the readiness check keep the transport itself.
-	p.send = p.transport
-	if tr, ok := p.transport.(*http.Transport); ok && up.Scheme == "http" {
-		if ft := newFastTransport(tr, up.Host); ft != nil {
-			p.send = ft
-		}
-	}
-
-	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
-	gp := goproxy.NewProxyHttpServer()
-	gp.Verbose = false
-	gp.Logger = goproxyLogger{log: p.log.With().Str("lib", "goproxy").Logger()}
-	gp.KeepAcceptEncoding = true // gzip passes through untouched
-	// goproxy's own transport is never used (onRequest installs roundTrip);
-	// replace its default (environment proxy, 2 idle connections) anyway.
-	if tr, ok := p.transport.(*http.Transport); ok {
-		gp.Tr = tr
-	} else {
-		gp.Tr = &http.Transport{}
-	}
-	gp.ConnectDial = nil
-	gp.OnRequest().HandleConnect(goproxy.AlwaysReject)
-	gp.OnRequest().DoFunc(p.onRequest)
-	gp.NonproxyHandler = http.HandlerFunc(p.refuseNonproxy)
-	p.gp = gp
+	p.fwd = newForwarder(p.log, p.transport,
+		func(r *http.Request) bool { return exchangeOf(r.Context()) != nil }, p.roundTrip,
+		`{"Message":"requests for other hosts are refused: this is a reverse proxy"}`, p.refuseNonproxy)
 
 	p.upgrader = &httputil.ReverseProxy{
 		Rewrite:      p.rewriteUpgrade,
@@ -214,8 +192,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if isWebSocketHandshake(r) {
-		ex.Context = r.Context()
-		p.upgrader.ServeHTTP(rw, r.WithContext(ex))
+		p.upgrader.ServeHTTP(rw, r.WithContext(withExchange(r.Context(), ex)))
 		return
 	}
 
@@ -231,8 +208,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ex.trace.Got1xxResponse = ex.got1xx
-	ex.Context = httptrace.WithClientTrace(ctx, &ex.trace)
-	out := r.WithContext(ex)
+	out := r.WithContext(withExchange(httptrace.WithClientTrace(ctx, &ex.trace), ex))
 	// The request goes to goproxy in absolute form, so its pipeline
 	// (onRequest, roundTrip) runs on the first pass. The path goes upstream
 	// as sent: the upstream URL's path is the virtual directory the server
@@ -250,34 +226,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Header.Set("Te", "trailers")
 	}
 	p.setForwarded(out.Header, r, ex.fwd[:3])
-	p.gp.ServeHTTP(rw, out)
+	p.fwd.ServeHTTP(rw, out)
 }
 
-// refuseNonproxy is goproxy's NonproxyHandler. ServeHTTP hands goproxy only
-// absolute-form requests for the upstream, so an origin-form request here did
-// not come through it and is refused.
+// refuseNonproxy answers origin-form requests that reach the forwarder.
+// ServeHTTP hands it only absolute-form requests for the upstream, so such a
+// request did not come through it and is refused.
 func (p *Proxy) refuseNonproxy(w http.ResponseWriter, _ *http.Request) {
 	p.writeJSON(w, http.StatusForbidden, `{"Message":"not a proxied request"}`)
 }
 
-// onRequest refuses requests that did not come through ServeHTTP (absolute-URI
-// forward-proxy requests) and installs the tapping round tripper.
-func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	if exchangeOf(r.Context()) == nil {
-		return r, goproxy.NewResponse(r, "application/json; charset=utf-8", http.StatusForbidden,
-			`{"Message":"requests for other hosts are refused: this is a reverse proxy"}`)
-	}
-	ctx.RoundTripper = p.rt
-	return r, nil
-}
-
 // roundTrip sends the request upstream. It never returns an error: a missing
 // upstream answer becomes a 502 response. The tap runs here, inside the round
-// trip, so goproxy sees the body it gets back as the original one and keeps
-// the response's framing (Content-Length) as the upstream sent it.
-func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+// trip, so the forwarder sees the body it gets back as the original one and
+// keeps the response's framing (Content-Length) as the upstream sent it.
+func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	ex := exchangeOf(req.Context())
-	if ex == nil { // cannot happen: onRequest refuses such requests
+	if ex == nil { // cannot happen: the forwarder admits only requests with one
 		return nil, errors.New("proxy: request without exchange state")
 	}
 	if ex.wants && req.Body != nil && req.Body != http.NoBody && (ex.fields == nil || len(ex.fields) > 0) {
@@ -290,7 +255,7 @@ func (p *Proxy) roundTrip(req *http.Request, _ *goproxy.ProxyCtx) (*http.Respons
 		defer ex.reqBody.release()
 	}
 
-	resp, err := p.send.RoundTrip(req)
+	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
 		ex.err = err
 		if req.Context().Err() == nil {

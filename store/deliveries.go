@@ -194,11 +194,23 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]rswebhoo
 // order, from the queue keys alone, until fn returns false or max (> 0)
 // keys were read.
 func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error {
+	return db.scanDue(ctx, now, nil, max, fn)
+}
+
+// ScanDueAfter is ScanDue resumed past after, a ref an earlier scan passed
+// to fn: it calls fn with the pending deliveries due at or before now that
+// sort after it in due order (due time, then id). A caller that walks a
+// long queue in bounded steps resumes with the last ref it saw.
+func (db *DB) ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
+	return db.scanDue(ctx, now, queueKey(after.Due, after.ID), max, fn)
+}
+
+func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int, fn func(rswebhooks.DueRef) bool) error {
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	return db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
 		n := 0
-		return db.scanQueue(txn, sc, low, func(due uint64, id string, item *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, after, func(due uint64, id string, item *badger.Item) (bool, error) {
 			if due > dueNanos(now) {
 				return false, nil
 			}
@@ -230,7 +242,7 @@ func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(rsweb
 // dueIDs returns the ids in q/ due at or before maxDue, in order.
 func (db *DB) dueIDs(txn *badger.Txn, sc *mark[uint64], low, maxDue uint64, limit int) ([]string, error) {
 	var ids []string
-	err := db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
+	err := db.scanQueue(txn, sc, low, nil, func(due uint64, id string, _ *badger.Item) (bool, error) {
 		if due > maxDue {
 			return false, nil
 		}
@@ -249,7 +261,7 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	err = db.view(ctx, "next due", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, nil, func(due uint64, id string, _ *badger.Item) (bool, error) {
 			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 				return true, nil
 			}
@@ -266,7 +278,7 @@ func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, e
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	err = db.view(ctx, "queue stats", func(txn *badger.Txn) error {
-		return db.scanQueue(txn, sc, low, func(due uint64, id string, _ *badger.Item) (bool, error) {
+		return db.scanQueue(txn, sc, low, nil, func(due uint64, id string, _ *badger.Item) (bool, error) {
 			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 				return true, nil
 			}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -147,13 +148,23 @@ func (db *DB) queueUpdate(ctx context.Context, op string, fn func(txn *badger.Tx
 // order, until fn returns false. The item gives access to the key's value
 // (the webhook id, or empty for keys written before it was stored there).
 // It maintains the cursor.
-func (db *DB) scanQueue(txn *badger.Txn, sc *mark[uint64], low uint64, fn func(due uint64, id string, item *badger.Item) (bool, error)) error {
+//
+// With after (a queue key an earlier scan returned), the scan resumes past
+// that key and leaves the cursor alone: the keys it skips are not known to
+// be dead.
+func (db *DB) scanQueue(txn *badger.Txn, sc *mark[uint64], low uint64, after []byte, fn func(due uint64, id string, item *badger.Item) (bool, error)) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pQueue)})
 	defer it.Close()
 	seek := binary.BigEndian.AppendUint64([]byte(pQueue), low)
-	first := true
+	first := after == nil
+	if after != nil && bytes.Compare(after, seek) > 0 {
+		seek = after
+	}
 	for it.Seek(seek); it.Valid(); it.Next() {
 		item := it.Item()
+		if after != nil && bytes.Equal(item.Key(), after) {
+			continue
+		}
 		due, id, err := parseQueueKey(item.Key())
 		if err != nil {
 			return err

@@ -517,3 +517,42 @@ func TestSeenExecutionsAndMeta(t *testing.T) {
 		t.Fatalf("Ping(cancelled) = %v", err)
 	}
 }
+
+func TestScanDueAfterResumes(t *testing.T) {
+	db, _ := newDB(t)
+	ctx := context.Background()
+	// D2 and D3 share a due time: the order within it is by id.
+	for _, d := range []*rswebhooks.Delivery{
+		delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(1*time.Second)),
+		delivery("D2", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(2*time.Second)),
+		delivery("D3", "W2", "E1", rswebhooks.DeliveryPending, t0.Add(2*time.Second)),
+		delivery("D4", "W2", "E1", rswebhooks.DeliveryPending, t0.Add(3*time.Second)),
+		delivery("D5", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(4*time.Second)),
+		delivery("D6", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(time.Hour)),
+	} {
+		mustNil(t, db.PutDelivery(ctx, d))
+	}
+	now := t0.Add(time.Minute)
+	var head []rswebhooks.DueRef
+	mustNil(t, db.ScanDue(ctx, now, 2, func(r rswebhooks.DueRef) bool { head = append(head, r); return true }))
+	if g := []string{head[0].ID, head[1].ID}; len(head) != 2 || !slices.Equal(g, []string{"D1", "D2"}) {
+		t.Fatalf("ScanDue max 2 = %+v", head)
+	}
+	scan := func(after rswebhooks.DueRef, max int) (out []string) {
+		t.Helper()
+		mustNil(t, db.ScanDueAfter(ctx, now, after, max, func(r rswebhooks.DueRef) bool { out = append(out, r.ID+"/"+r.WebhookID); return true }))
+		return out
+	}
+	if g := scan(head[1], 2); !slices.Equal(g, []string{"D3/W2", "D4/W2"}) {
+		t.Fatalf("ScanDueAfter(D2, 2) = %v, want D3 (same due time, later id) and D4", g)
+	}
+	// The ref's delivery finished meanwhile: the scan still resumes after its place.
+	d2 := delivery("D2", "W1", "E1", rswebhooks.DeliverySucceeded, t0.Add(2*time.Second))
+	mustNil(t, db.Complete(ctx, d2, nil))
+	if g := scan(head[1], 0); !slices.Equal(g, []string{"D3/W2", "D4/W2", "D5/W1"}) {
+		t.Fatalf("ScanDueAfter(finished D2) = %v, want D3 D4 D5 (D6 not due)", g)
+	}
+	if g := scan(rswebhooks.DueRef{ID: "D5", Due: t0.Add(4 * time.Second)}, 0); len(g) != 0 {
+		t.Fatalf("ScanDueAfter(last due) = %v, want none", g)
+	}
+}

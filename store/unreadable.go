@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,7 @@ const maxUnreadableKept = 10000
 type unreadableSet struct {
 	mu sync.Mutex
 	m  map[string]rswebhooks.Unreadable // kind + "/" + id
+	n  atomic.Int64                     // len(m), so has on the queue's hot path skips the lock while the set is empty
 }
 
 func (s *unreadableSet) add(u rswebhooks.Unreadable) (isNew bool) {
@@ -64,11 +66,15 @@ func (s *unreadableSet) add(u rswebhooks.Unreadable) (isNew bool) {
 	}
 	if len(s.m) < maxUnreadableKept {
 		s.m[k] = u
+		s.n.Store(int64(len(s.m)))
 	}
 	return true
 }
 
 func (s *unreadableSet) has(kind, id string) bool {
+	if s.n.Load() == 0 {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.m[kind+"/"+id]
@@ -79,6 +85,7 @@ func (s *unreadableSet) remove(kind, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, kind+"/"+id)
+	s.n.Store(int64(len(s.m)))
 }
 
 func (s *unreadableSet) list() []rswebhooks.Unreadable {

@@ -183,25 +183,6 @@ func TestClosedRequestsAndCancelledParentStop(t *testing.T) {
 	})
 }
 
-func TestLineLevel(t *testing.T) {
-	for line, want := range map[string]Level{
-		`{"level":"error","message":"x"}`:            LevelError,
-		`{"level":"fatal"}`:                          LevelError,
-		`{"level":"panic"}`:                          LevelError,
-		`{"level":"warn","message":"slow receiver"}`: LevelWarning,
-		`{"level":"info"}`:                           LevelInfo,
-		`{"level":"debug"}`:                          LevelInfo,
-		`12:00:00 ERR store failed`:                  LevelError,
-		`12:00:00 WRN slow`:                          LevelWarning,
-		`rswebhooks: --upstream: required`:           LevelError,
-		`plain text`:                                 LevelInfo,
-	} {
-		if got := LineLevel([]byte(line)); got != want {
-			t.Errorf("LineLevel(%q) = %v, want %v", line, got, want)
-		}
-	}
-}
-
 func TestStateStrings(t *testing.T) {
 	for s, want := range map[State]string{Stopped: "stopped", StartPending: "start pending", Running: "running", StopPending: "stop pending", 0: "unknown"} {
 		if s.String() != want {

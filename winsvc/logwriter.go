@@ -2,116 +2,92 @@ package winsvc
 
 import (
 	"bytes"
-	"encoding/json"
-	"sync"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
 )
 
-// Level is the severity of an event-log entry.
-type Level int
+// EventLog is where a LevelWriter writes: the Windows event log
+// (*eventlog.Log from golang.org/x/sys/windows/svc/eventlog satisfies it;
+// OpenEventLog returns one) or, in tests, a fake.
+type EventLog interface {
+	Info(eventID uint32, msg string) error
+	Warning(eventID uint32, msg string) error
+	Error(eventID uint32, msg string) error
+}
 
-// Event-log severities.
+// Event IDs written to the event log, one per severity.
 const (
-	LevelInfo Level = iota
-	LevelWarning
-	LevelError
+	EventInfo    = 1
+	EventWarning = 2
+	EventError   = 3
 )
 
-func (l Level) String() string {
-	switch l {
-	case LevelWarning:
-		return "warning"
-	case LevelError:
-		return "error"
-	}
-	return "info"
+// maxEntry bounds one event-log entry in bytes (the event log takes up to
+// 31,839 characters); a longer message is split into several entries.
+const maxEntry = 16 << 10
+
+// LevelWriter writes each log entry to an EventLog with the severity of the
+// entry's zerolog level: error, fatal and panic as errors, warn as a
+// warning, everything else as information. It implements zerolog's
+// LevelWriter, so a logger built on it hands over the level it already
+// knows; nothing is parsed back out of the text. Plain Write calls (no
+// level: a CLI error message, a help text) are entries of Default's
+// severity. A LevelWriter holds no buffer and is safe for concurrent use as
+// far as its EventLog is.
+type LevelWriter struct {
+	Log EventLog
+	// Default is the level of an entry written with Write or with
+	// zerolog.NoLevel (e.g. InfoLevel for what would go to stdout,
+	// ErrorLevel for stderr).
+	Default zerolog.Level
 }
 
-// LineLevel picks the event-log severity of one log line: the "level" field
-// of a zerolog JSON line, the ERR/WRN/FTL/PNC mark of a console line, and
-// error for the "rswebhooks: …" line main prints when it exits with an error.
-func LineLevel(line []byte) Level {
-	line = bytes.TrimSpace(line)
-	if len(line) > 0 && line[0] == '{' {
-		var v struct {
-			Level string `json:"level"`
-		}
-		if json.Unmarshal(line, &v) == nil {
-			switch v.Level {
-			case "error", "fatal", "panic":
-				return LevelError
-			case "warn", "warning":
-				return LevelWarning
-			}
-			return LevelInfo
-		}
-	}
-	if bytes.HasPrefix(line, []byte("rswebhooks: ")) {
-		return LevelError
-	}
-	for _, f := range bytes.Fields(line) {
-		switch string(f) {
-		case "ERR", "FTL", "PNC":
-			return LevelError
-		case "WRN":
-			return LevelWarning
-		}
-	}
-	return LevelInfo
+var _ zerolog.LevelWriter = (*LevelWriter)(nil)
+
+// NewLevelWriter returns a LevelWriter on l whose plain writes have level def.
+func NewLevelWriter(l EventLog, def zerolog.Level) *LevelWriter {
+	return &LevelWriter{Log: l, Default: def}
 }
 
-// maxLine bounds one event-log entry; longer lines are split.
-const maxLine = 16 << 10
-
-// LineWriter turns a byte stream (the daemon's log output) into one Emit
-// call per line, with the line's level. It is safe for concurrent use.
-type LineWriter struct {
-	// Emit receives each complete line without its newline.
-	Emit func(Level, string) error
-
-	mu  sync.Mutex
-	buf []byte
+// Write writes p as one entry (split if longer than the event log takes)
+// with the Default level.
+func (w *LevelWriter) Write(p []byte) (int, error) {
+	return w.WriteLevel(zerolog.NoLevel, p)
 }
 
-// Write buffers p and emits every complete line. It always consumes all of
-// p; the first Emit error is returned.
-func (w *LineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
+// WriteLevel writes p, one log line, as one entry (split if longer than
+// the event log takes) with the severity of level. It always reports all
+// of p written; the first EventLog error is returned.
+func (w *LevelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level == zerolog.NoLevel {
+		level = w.Default
+	}
+	if level == zerolog.Disabled {
+		return len(p), nil
+	}
+	emit := w.Log.Info
+	id := uint32(EventInfo)
+	switch level {
+	case zerolog.ErrorLevel, zerolog.FatalLevel, zerolog.PanicLevel:
+		emit, id = w.Log.Error, EventError
+	case zerolog.WarnLevel:
+		emit, id = w.Log.Warning, EventWarning
+	}
+	msg := bytes.TrimRight(p, "\r\n")
 	var first error
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 && len(w.buf) < maxLine {
-			break
+	for len(bytes.TrimSpace(msg)) > 0 {
+		n := min(len(msg), maxEntry)
+		for n < len(msg) && n > 0 && !utf8.RuneStart(msg[n]) {
+			n-- // do not split a character
 		}
-		if i < 0 || i > maxLine {
-			i = maxLine
+		if n == 0 {
+			n = min(len(msg), maxEntry) // not UTF-8: split anywhere
 		}
-		line := bytes.TrimRight(w.buf[:i], "\r")
-		if len(bytes.TrimSpace(line)) > 0 {
-			if err := w.Emit(LineLevel(line), string(line)); err != nil && first == nil {
-				first = err
-			}
+		if err := emit(id, string(msg[:n])); err != nil && first == nil {
+			first = err
 		}
-		if i < len(w.buf) && w.buf[i] == '\n' {
-			i++
-		}
-		w.buf = w.buf[i:]
-	}
-	if len(w.buf) == 0 {
-		w.buf = nil
+		msg = msg[n:]
 	}
 	return len(p), first
-}
-
-// Flush emits a trailing partial line, if any.
-func (w *LineWriter) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	line := bytes.TrimSpace(w.buf)
-	w.buf = nil
-	if len(line) == 0 {
-		return nil
-	}
-	return w.Emit(LineLevel(line), string(line))
 }

@@ -2,65 +2,125 @@ package winsvc
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
 )
 
+// entry is one event-log entry as the fake sink received it.
 type entry struct {
-	level Level
-	text  string
+	severity string
+	id       uint32
+	msg      string
 }
 
-func TestLineWriter(t *testing.T) {
-	var got []entry
-	w := &LineWriter{Emit: func(l Level, s string) error { got = append(got, entry{l, s}); return nil }}
-	writes := []string{
-		`{"level":"info","message":"start`, "ed\"}\r\n",
-		"\n",
-		`{"level":"error","message":"x"}` + "\n" + `{"level":"warn"}` + "\npartial",
+// fakeEventLog records entries; err, when set, is returned by every call.
+type fakeEventLog struct {
+	mu  sync.Mutex
+	got []entry
+	err error
+}
+
+func (f *fakeEventLog) add(sev string, id uint32, msg string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, entry{sev, id, msg})
+	return f.err
+}
+
+func (f *fakeEventLog) Info(id uint32, msg string) error    { return f.add("info", id, msg) }
+func (f *fakeEventLog) Warning(id uint32, msg string) error { return f.add("warning", id, msg) }
+func (f *fakeEventLog) Error(id uint32, msg string) error   { return f.add("error", id, msg) }
+
+var _ EventLog = (*fakeEventLog)(nil)
+
+func TestLevelWriterMapsZerologLevels(t *testing.T) {
+	sink := &fakeEventLog{}
+	log := zerolog.New(NewLevelWriter(sink, zerolog.InfoLevel)).Level(zerolog.TraceLevel)
+	log.Trace().Msg("t")
+	log.Debug().Msg("d")
+	log.Info().Msg("i")
+	log.Warn().Str("receiver", "slow").Msg("w")
+	log.Error().Msg("e")
+	log.WithLevel(zerolog.FatalLevel).Msg("f") // WithLevel does not exit
+	log.WithLevel(zerolog.PanicLevel).Msg("p") // nor panic
+	log.Log().Msg("no level")
+	want := []entry{
+		{"info", EventInfo, `{"level":"trace","message":"t"}`},
+		{"info", EventInfo, `{"level":"debug","message":"d"}`},
+		{"info", EventInfo, `{"level":"info","message":"i"}`},
+		{"warning", EventWarning, `{"level":"warn","receiver":"slow","message":"w"}`},
+		{"error", EventError, `{"level":"error","message":"e"}`},
+		{"error", EventError, `{"level":"fatal","message":"f"}`},
+		{"error", EventError, `{"level":"panic","message":"p"}`},
+		{"info", EventInfo, `{"message":"no level"}`},
 	}
-	for _, s := range writes {
-		if n, err := w.Write([]byte(s)); err != nil || n != len(s) {
-			t.Fatalf("Write = %d, %v", n, err)
-		}
+	if fmt.Sprint(sink.got) != fmt.Sprint(want) {
+		t.Fatalf("entries:\n%+v\nwant\n%+v", sink.got, want)
 	}
-	if err := w.Flush(); err != nil {
+}
+
+// The severity comes from the level zerolog passes, not from the text: a
+// console line and a message that looks like another level's keep theirs.
+func TestLevelWriterTrustsTheLevelNotTheText(t *testing.T) {
+	sink := &fakeEventLog{}
+	w := NewLevelWriter(sink, zerolog.InfoLevel)
+	if _, err := w.WriteLevel(zerolog.InfoLevel, []byte(`{"level":"error","message":"user typed this"}`+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteLevel(zerolog.WarnLevel, []byte("12:00:00 INF looks like info\n")); err != nil {
 		t.Fatal(err)
 	}
 	want := []entry{
-		{LevelInfo, `{"level":"info","message":"started"}`},
-		{LevelError, `{"level":"error","message":"x"}`},
-		{LevelWarning, `{"level":"warn"}`},
-		{LevelInfo, "partial"},
+		{"info", EventInfo, `{"level":"error","message":"user typed this"}`},
+		{"warning", EventWarning, "12:00:00 INF looks like info"},
 	}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	if err := w.Flush(); err != nil || len(got) != 4 {
-		t.Fatalf("second Flush emitted again: %v %v", got, err)
+	if fmt.Sprint(sink.got) != fmt.Sprint(want) {
+		t.Fatalf("entries %+v, want %+v", sink.got, want)
 	}
 }
 
-func TestLineWriterSplitsLongLinesAndReportsErrors(t *testing.T) {
-	var n int
-	boom := errors.New("event log full")
-	w := &LineWriter{Emit: func(l Level, s string) error {
-		n++
-		if len(s) > maxLine {
-			t.Errorf("entry of %d bytes exceeds %d", len(s), maxLine)
-		}
-		return boom
-	}}
-	long := strings.Repeat("x", maxLine*2+10) + "\n"
-	if _, err := w.Write([]byte(long)); !errors.Is(err, boom) {
-		t.Fatalf("err = %v", err)
+func TestLevelWriterPlainWritesUseTheDefault(t *testing.T) {
+	sink := &fakeEventLog{}
+	stderr := NewLevelWriter(sink, zerolog.ErrorLevel)
+	stdout := NewLevelWriter(sink, zerolog.InfoLevel)
+	fmt.Fprintln(stderr, "rswebhooks: --upstream: is required")
+	fmt.Fprint(stdout, "rswebhooks version 1.2.3\r\n")
+	fmt.Fprint(stdout, "\n  \n") // nothing to say: no entry
+	if _, err := stdout.WriteLevel(zerolog.Disabled, []byte("dropped\n")); err != nil {
+		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Fatalf("emitted %d entries, want 3", n)
+	want := []entry{
+		{"error", EventError, "rswebhooks: --upstream: is required"},
+		{"info", EventInfo, "rswebhooks version 1.2.3"},
+	}
+	if fmt.Sprint(sink.got) != fmt.Sprint(want) {
+		t.Fatalf("entries %+v, want %+v", sink.got, want)
+	}
+}
+
+func TestLevelWriterSplitsLongEntriesAndReportsErrors(t *testing.T) {
+	boom := errors.New("event log full")
+	sink := &fakeEventLog{err: boom}
+	w := NewLevelWriter(sink, zerolog.InfoLevel)
+	// ä is two bytes; an odd prefix puts a character across every boundary.
+	long := "x" + strings.Repeat("ä", maxEntry) + "\n"
+	n, err := w.WriteLevel(zerolog.WarnLevel, []byte(long))
+	if n != len(long) || !errors.Is(err, boom) {
+		t.Fatalf("WriteLevel = %d, %v; want %d, %v", n, err, len(long), boom)
+	}
+	var joined strings.Builder
+	for _, e := range sink.got {
+		if e.severity != "warning" || len(e.msg) > maxEntry || !utf8.ValidString(e.msg) {
+			t.Fatalf("entry of %d bytes, severity %s, valid UTF-8 %v", len(e.msg), e.severity, utf8.ValidString(e.msg))
+		}
+		joined.WriteString(e.msg)
+	}
+	if len(sink.got) != 3 || joined.String() != strings.TrimSuffix(long, "\n") {
+		t.Fatalf("%d entries that join to %d bytes, want 3 joining to the message", len(sink.got), joined.Len())
 	}
 }

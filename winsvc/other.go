@@ -13,9 +13,8 @@ func Run(cfg Config, run func(ctx context.Context, name string) error) (Result, 
 	return Result{}, ErrNotWindows
 }
 
-// OpenEventLog returns a LineWriter that writes to the Windows event log
-// under source; it needs Windows.
-func OpenEventLog(source string) (*LineWriter, func() error, error) {
+// OpenEventLog opens the Windows event log under source; it needs Windows.
+func OpenEventLog(source string) (EventLog, func() error, error) {
 	return nil, nil, ErrNotWindows
 }
 

@@ -96,34 +96,12 @@ func toSvcStatus(st Status) svc.Status {
 	return out
 }
 
-// Event IDs written to the event log.
-const (
-	eventInfo    = 1
-	eventWarning = 2
-	eventError   = 3
-)
-
-// OpenEventLog returns a LineWriter that writes each line to the Windows
-// event log under source (registered by Install), and a close function.
-func OpenEventLog(source string) (*LineWriter, func() error, error) {
+// OpenEventLog opens the Windows event log under source (registered by
+// Install) for a LevelWriter, and returns its close function.
+func OpenEventLog(source string) (EventLog, func() error, error) {
 	l, err := eventlog.Open(source)
 	if err != nil {
 		return nil, nil, fmt.Errorf("event log source %s: %w", source, err)
 	}
-	w := &LineWriter{Emit: func(level Level, line string) error {
-		switch level {
-		case LevelError:
-			return l.Error(eventError, line)
-		case LevelWarning:
-			return l.Warning(eventWarning, line)
-		}
-		return l.Info(eventInfo, line)
-	}}
-	return w, func() error {
-		ferr := w.Flush()
-		if err := l.Close(); err != nil {
-			return err
-		}
-		return ferr
-	}, nil
+	return l, l.Close, nil
 }

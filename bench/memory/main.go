@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command memory-bench measures the peak RSS of a real `rswebhooks serve`
 // process (default settings) under load, while it keeps polling the admin
 // /healthz and a GET through the proxy (the front door) to show both keep

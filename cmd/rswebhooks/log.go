@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,11 +22,51 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
+		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
+		if lw, ok := w.(zerolog.LevelWriter); ok {
+			w = consoleLevels{cw: cw, out: lw}
+		} else {
+			w = cw
+		}
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format: %q is not json or console", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// consoleLevels formats entries like zerolog.ConsoleWriter and hands them
+// on with their level (ConsoleWriter alone drops it).
+type consoleLevels struct {
+	cw  zerolog.ConsoleWriter
+	out zerolog.LevelWriter
+}
+
+func (c consoleLevels) Write(p []byte) (int, error) { return c.WriteLevel(zerolog.NoLevel, p) }
+
+func (c consoleLevels) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	var buf bytes.Buffer
+	cw := c.cw
+	cw.Out = &buf
+	if _, err := cw.Write(p); err != nil {
+		return 0, err
+	}
+	if _, err := c.out.WriteLevel(l, buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// serveLogs returns the writer serve logs to and the loop that flushes it.
+// A zerolog.LevelWriter (the Windows event log, see runAsServiceIfNeeded)
+// gets each entry with its level as it is logged. Any other gets buffered lines: the access log
+// is one line per proxied request, so the daemon makes a write(2) per
+// batch, not per request.
+func serveLogs(w io.Writer) (io.Writer, func(ctx context.Context) error) {
+	if lw, ok := w.(zerolog.LevelWriter); ok {
+		return lw, func(ctx context.Context) error { <-ctx.Done(); return nil }
+	}
+	b := newBufferedLog(w)
+	return b, b.Run
 }
 
 // isTerminal reports whether w is a character device (a terminal), so that

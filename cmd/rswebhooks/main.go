@@ -21,8 +21,8 @@ import (
 func main() {
 	// Under the Windows service control manager, the SCM's stop request
 	// cancels the context instead of a signal.
-	ran, err := runAsServiceIfNeeded(func(ctx context.Context) error {
-		return newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args)
+	ran, err := runAsServiceIfNeeded(func(ctx context.Context, stdout, stderr io.Writer) error {
+		return newApp(stdout, stderr).RunContext(ctx, os.Args)
 	})
 	if !ran {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -116,9 +116,7 @@ func serveCommand() *cli.Command {
 			return nil
 		},
 		Action: func(c *cli.Context) error {
-			// The access log is one line per proxied request: buffer it, so
-			// the daemon makes a write(2) per batch, not per request.
-			logs := newBufferedLog(c.App.ErrWriter)
+			logs, runLogs := serveLogs(c.App.ErrWriter)
 			opts, err := serveOptions(c, logs)
 			if err != nil {
 				return cli.Exit(err, 2)
@@ -131,7 +129,7 @@ func serveCommand() *cli.Command {
 			}
 			flushCtx, stopFlush := context.WithCancel(context.WithoutCancel(c.Context))
 			flushed := make(chan error, 1)
-			go func() { flushed <- logs.Run(flushCtx) }()
+			go func() { flushed <- runLogs(flushCtx) }()
 			stopped := make(chan struct{})
 			go watchdog(c.Context, stopped, opts.ShutdownTimeout+daemon.ShutdownMargin+watchdogSlack, c.App.ErrWriter)
 			err = daemon.Run(c.Context, opts)

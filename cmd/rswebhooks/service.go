@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/rswebhooks/rswebhooks/winsvc"
@@ -122,13 +123,14 @@ func serviceExit(sub string, err error) error {
 }
 
 // runAsServiceIfNeeded runs run under the Windows service control manager
-// when the process was started by it, and reports whether it did. Before run
-// is called, os.Stdout and os.Stderr are redirected to the Windows event log
-// (source: the service name), so run must build its writers from them at
-// call time, e.g. func(ctx) error { return newApp(os.Stdout, os.Stderr).RunContext(ctx, os.Args) }.
-// The context is cancelled when the SCM asks the service to stop. Outside a
-// Windows service it returns false at once and does nothing.
-func runAsServiceIfNeeded(run func(ctx context.Context) error) (bool, error) {
+// when the process was started by it, and reports whether it did. run gets
+// the writers to use for stdout and stderr: under the SCM both write to the
+// Windows event log (source: the service name) as zerolog.LevelWriters, so
+// a logger built on them hands each entry's level to the event log; plain
+// writes are information (stdout) or errors (stderr). The context is
+// cancelled when the SCM asks the service to stop. Outside a Windows
+// service it returns false at once and does nothing.
+func runAsServiceIfNeeded(run func(ctx context.Context, stdout, stderr io.Writer) error) (bool, error) {
 	is, err := winsvc.IsService()
 	if err != nil {
 		return false, fmt.Errorf("detecting whether this is a Windows service: %w", err)
@@ -137,20 +139,7 @@ func runAsServiceIfNeeded(run func(ctx context.Context) error) (bool, error) {
 		return false, nil
 	}
 	res, err := winsvc.Run(winsvc.Config{}, func(ctx context.Context, name string) error {
-		w, closeLog, err := winsvc.OpenEventLog(name)
-		if err != nil {
-			// Without the event log, keep running: stderr goes nowhere, but
-			// the daemon still works and /metrics still tells.
-			return run(ctx)
-		}
-		defer closeLog()
-		restore, err := redirectOutput(w)
-		if err != nil {
-			_, _ = fmt.Fprintf(w, "rswebhooks: redirecting output to the event log: %v\n", err)
-			return run(ctx)
-		}
-		defer restore()
-		return run(ctx)
+		return runWithEventLog(ctx, name, winsvc.OpenEventLog, run)
 	})
 	if err != nil {
 		return true, err
@@ -158,33 +147,25 @@ func runAsServiceIfNeeded(run func(ctx context.Context) error) (bool, error) {
 	return true, res.Err
 }
 
-// redirectOutput points os.Stdout and os.Stderr at a pipe whose lines are
-// copied to w, and returns the function that restores them and drains the
-// pipe.
-func redirectOutput(w io.Writer) (restore func() error, err error) {
-	r, pw, err := os.Pipe()
+// runWithEventLog runs run with stdout and stderr writing to the event log
+// open opens under source, and logs run's error there too (main's own
+// message goes to a stderr nobody reads under the SCM). Without the event
+// log it still runs: the daemon works and /metrics still tells.
+func runWithEventLog(ctx context.Context, source string, open func(string) (winsvc.EventLog, func() error, error),
+	run func(ctx context.Context, stdout, stderr io.Writer) error) error {
+	l, closeLog, err := open(source)
 	if err != nil {
-		return nil, err
+		return run(ctx, io.Discard, io.Discard)
 	}
-	oldOut, oldErr := os.Stdout, os.Stderr
-	os.Stdout, os.Stderr = pw, pw
-	done := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(w, r)
-		done <- err
-	}()
-	return func() error {
-		os.Stdout, os.Stderr = oldOut, oldErr
-		cerr := pw.Close()
-		copyErr := <-done
-		_ = r.Close()
-		if f, ok := w.(interface{ Flush() error }); ok {
-			if err := f.Flush(); err != nil && copyErr == nil {
-				copyErr = err
-			}
+	defer closeLog()
+	stderr := winsvc.NewLevelWriter(l, zerolog.ErrorLevel)
+	err = run(ctx, winsvc.NewLevelWriter(l, zerolog.InfoLevel), stderr)
+	if err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, "rswebhooks:", msg)
 		}
-		return errors.Join(cerr, copyErr)
-	}, nil
+	}
+	return err
 }
 
 // healthcheckCommand is `rswebhooks healthcheck`: a probe for images without

@@ -2,16 +2,17 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks/winsvc"
 )
@@ -32,7 +33,7 @@ func TestServiceCommandsOutsideWindows(t *testing.T) {
 			t.Errorf("%v: code %d stderr %q", args, r.code, r.stderr)
 		}
 	}
-	ran, err := runAsServiceIfNeeded(func(context.Context) error {
+	ran, err := runAsServiceIfNeeded(func(context.Context, io.Writer, io.Writer) error {
 		t.Error("run must not be called outside a Windows service")
 		return nil
 	})
@@ -58,43 +59,114 @@ func TestServiceArgs(t *testing.T) {
 	}
 }
 
-// TestRedirectOutput checks the event-log plumbing of runAsServiceIfNeeded:
-// everything written to os.Stdout and os.Stderr while redirected arrives, one
-// entry per line with its level, and the originals come back.
-func TestRedirectOutput(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	w := &winsvc.LineWriter{Emit: func(l winsvc.Level, s string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, l.String()+" "+s)
-		return nil
-	}}
-	oldOut, oldErr := os.Stdout, os.Stderr
-	restore, err := redirectOutput(w)
-	if err != nil {
-		t.Fatal(err)
+// eventLogSink is a fake Windows event log: it records entries and sends
+// each on ch.
+type eventLogSink struct {
+	mu  sync.Mutex
+	got []string // "severity message"
+	ch  chan string
+}
+
+func (s *eventLogSink) add(sev, msg string) error {
+	s.mu.Lock()
+	s.got = append(s.got, sev+" "+msg)
+	s.mu.Unlock()
+	select {
+	case s.ch <- sev + " " + msg:
+	default:
 	}
-	if os.Stdout == oldOut || os.Stderr == oldErr {
-		restore()
-		t.Fatal("os.Stdout/os.Stderr were not redirected")
+	return nil
+}
+
+func (s *eventLogSink) Info(_ uint32, msg string) error    { return s.add("info", msg) }
+func (s *eventLogSink) Warning(_ uint32, msg string) error { return s.add("warning", msg) }
+func (s *eventLogSink) Error(_ uint32, msg string) error   { return s.add("error", msg) }
+
+func (s *eventLogSink) entries() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+// TestServeLogsToEventLogWithLevels runs the real serve command the way the
+// Windows service does (runWithEventLog, with a fake event log): every
+// entry arrives at once (no buffering) with the severity of the level the
+// logger gave it, in JSON and in console format.
+func TestServeLogsToEventLogWithLevels(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		t.Run(format, func(t *testing.T) {
+			sink := &eventLogSink{ch: make(chan string, 100)}
+			open := func(source string) (winsvc.EventLog, func() error, error) {
+				if source != "rswebhooks-test" {
+					t.Errorf("event log source %q", source)
+				}
+				return sink, func() error { return nil }, nil
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				done <- runWithEventLog(ctx, "rswebhooks-test", open, func(ctx context.Context, stdout, stderr io.Writer) error {
+					return newApp(stdout, stderr).RunContext(ctx, []string{"rswebhooks", "serve",
+						"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+						"--data-dir", t.TempDir(), "--log-format", format, "--watch-interval", "0", "--reconcile-interval", "0"})
+				})
+			}()
+			// Serving is logged at info after the no-service-account warning.
+			for {
+				e := recvWithin(t, sink.ch, "the serving entry")
+				if strings.Contains(e, "rswebhooks serving") {
+					break
+				}
+			}
+			cancel()
+			if err := recvWithin(t, done, "serve to stop"); err != nil {
+				t.Fatal(err)
+			}
+			got := sink.entries()
+			want := map[string]string{"info": `"level":"info"`, "warning": `"level":"warn"`, "error": `"level":"error"`}
+			if format == "console" {
+				want = map[string]string{"info": " INF ", "warning": " WRN ", "error": " ERR "}
+			}
+			seen := map[string]bool{}
+			for _, e := range got {
+				sev, msg, _ := strings.Cut(e, " ")
+				seen[sev] = true
+				if !strings.Contains(msg, want[sev]) {
+					t.Errorf("%s entry does not carry its level mark %q: %s", sev, want[sev], msg)
+				}
+			}
+			if !seen["info"] || !seen["warning"] {
+				t.Fatalf("want info and warning entries, got %q", got)
+			}
+		})
 	}
-	fmt.Fprintln(os.Stderr, `{"level":"warn","message":"slow receiver"}`)
-	fmt.Fprintln(os.Stdout, `{"level":"info","message":"listening"}`)
-	fmt.Fprint(os.Stderr, "rswebhooks: --upstream: is required")
-	if err := restore(); err != nil {
-		t.Fatal(err)
+}
+
+// An error that ends the run (a bad flag here) is logged as an error entry.
+func TestServiceRunErrorGoesToEventLog(t *testing.T) {
+	sink := &eventLogSink{ch: make(chan string, 10)}
+	open := func(string) (winsvc.EventLog, func() error, error) { return sink, func() error { return nil }, nil }
+	err := runWithEventLog(context.Background(), "rswebhooks", open, func(ctx context.Context, stdout, stderr io.Writer) error {
+		return newApp(stdout, stderr).RunContext(ctx, []string{"rswebhooks", "serve", "--upstream", "http://127.0.0.1:1", "--log-level", "loud"})
+	})
+	if err == nil {
+		t.Fatal("serve with --log-level loud succeeded")
 	}
-	if os.Stdout != oldOut || os.Stderr != oldErr {
-		t.Fatal("os.Stdout/os.Stderr were not restored")
+	got := sink.entries()
+	if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "error rswebhooks: --log-level") {
+		t.Fatalf("event log entries %q, want the error last", got)
 	}
-	want := []string{
-		`warning {"level":"warn","message":"slow receiver"}`,
-		`info {"level":"info","message":"listening"}`,
-		`error rswebhooks: --upstream: is required`,
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("event log got %q\nwant %q", got, want)
+}
+
+// Without an event log the run still happens.
+func TestServiceRunsWithoutEventLog(t *testing.T) {
+	ran := false
+	err := runWithEventLog(context.Background(), "x", func(string) (winsvc.EventLog, func() error, error) {
+		return nil, nil, errors.New("no such source")
+	}, func(context.Context, io.Writer, io.Writer) error { ran = true; return nil })
+	if err != nil || !ran {
+		t.Fatalf("ran %v, err %v", ran, err)
 	}
 }
 
@@ -153,5 +225,17 @@ func TestHealthcheckFollowsAdminListen(t *testing.T) {
 	t.Setenv("RSWEBHOOKS_ADMIN_LISTEN", "127.0.0.1:1")
 	if r := a.run(t, "", "healthcheck", "--url", healthy.URL+"/healthz"); r.code != 0 {
 		t.Errorf("--url with RSWEBHOOKS_ADMIN_LISTEN set: code %d stderr %q", r.code, r.stderr)
+	}
+}
+
+// recvWithin waits for a value on ch for at most 30 s.
+func recvWithin[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out after 30s waiting for %s", what)
+		panic("unreachable")
 	}
 }
