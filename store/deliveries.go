@@ -42,10 +42,10 @@ func indexOf(d *rswebhooks.Delivery) *deliveryIndex {
 	return &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC}
 }
 
-// ordered reports whether the delivery has a key in the order index: a
-// pending delivery of an event (pings stand outside the order).
+// ordered reports whether the delivery has a key in the order index: every
+// pending delivery (a ping too: its event id is the time it was asked for).
 func (ix *deliveryIndex) ordered() bool {
-	return ix.State == rswebhooks.DeliveryPending && !ix.Ping && ix.EventID != ""
+	return ix.State == rswebhooks.DeliveryPending && ix.EventID != ""
 }
 
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
@@ -81,7 +81,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
 		return err
 	}
-	if ix.ordered() && (old == nil || !old.ordered() || old.WebhookID != ix.WebhookID || old.EventID != ix.EventID) {
+	if ix.ordered() { // set again on a retry: repairs an index an older release left without it
 		if err := txn.Set(orderKey(d.WebhookID, d.EventID, d.ID), nil); err != nil {
 			return err
 		}

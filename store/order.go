@@ -17,8 +17,9 @@ import (
 const maxStaleOrderKeys = 1000
 
 // OrderHead returns the first pending delivery of the webhook in event
-// order (event id, then delivery id), pings left out: the one an ordered
-// webhook must send before any other. ok is false when none is pending.
+// order (event id, then delivery id; a ping's event id is the time it was
+// asked for): the one an ordered webhook must send before any other. ok is
+// false when none is pending.
 func (db *DB) OrderHead(ctx context.Context, webhookID string) (r DueRef, ok bool, err error) {
 	err = db.view(ctx, "order head of "+webhookID, func(txn *badger.Txn) error {
 		prefix := orderPrefix(webhookID)

@@ -23,8 +23,8 @@ func headOf(t *testing.T, db *DB, wh string) string {
 }
 
 // The order index follows event order, not delivery ids or due times, and
-// keeps to pending deliveries of events: finishing, discarding and
-// redelivering move the head, pings never are one.
+// keeps to pending deliveries: finishing, discarding and redelivering move
+// the head; a ping takes its turn by the time it was asked for.
 func TestOrderHead(t *testing.T) {
 	db, _ := newDB(t)
 	ctx := context.Background()
@@ -33,7 +33,7 @@ func TestOrderHead(t *testing.T) {
 	mustNil(t, db.PutDelivery(ctx, delivery("D5", "W1", "E2", rswebhooks.DeliveryPending, t0)))
 	mustNil(t, db.PutDelivery(ctx, delivery("D1", "W1", "E3", rswebhooks.DeliveryPending, t0.Add(-time.Hour))))
 	mustNil(t, db.PutDelivery(ctx, delivery("D0", "W2", "E0", rswebhooks.DeliveryPending, t0)))
-	ping := delivery("P0", "W1", "E00", rswebhooks.DeliveryPending, t0)
+	ping := delivery("P0", "W1", "E4", rswebhooks.DeliveryPending, t0)
 	ping.Ping = true
 	mustNil(t, db.PutDelivery(ctx, ping))
 	if h := headOf(t, db, "W1"); h != "D9" {
@@ -66,6 +66,17 @@ func TestOrderHead(t *testing.T) {
 	if h := headOf(t, db, "W1"); h != "D9" {
 		t.Fatalf("head after redelivering D9 = %q, want D9", h)
 	}
+	for _, id := range []string{"D9", "D1"} {
+		d, err := db.GetDelivery(ctx, id)
+		mustNil(t, err)
+		d.State = rswebhooks.DeliverySucceeded
+		mustNil(t, db.Complete(ctx, d, nil))
+	}
+	if h := headOf(t, db, "W1"); h != "P0" {
+		t.Fatalf("head after the events = %q, want the ping P0", h)
+	}
+	_, err = db.Redeliver(ctx, "D1", t0.Add(-time.Hour))
+	mustNil(t, err)
 
 	// Hold moves only later, release only what hold moved.
 	moved, err := db.HoldDelivery(ctx, "D1", t0.Add(time.Minute), "held")
