@@ -13,6 +13,7 @@ type flight struct {
 	webhookID string
 	owner     string
 	started   time.Time
+	ordered   bool
 }
 
 // maxDueScan bounds the queue keys one refill reads while it passes over
@@ -30,6 +31,11 @@ type dispatcher struct {
 	buf      []rswebhooks.DueRef // due, not in flight, in due order
 	full     bool                // the last read hit its limit: more may be due
 	done     chan string         // delivery ids of finished workers
+
+	throttled map[string]time.Time // delivery id → when a rate limit first held it
+	paceWait  time.Duration        // until a held delivery's webhook has a token (0: none held)
+	recheck   map[string]bool      // ordered webhooks whose head may have to be released
+	ordered   map[string]bool      // webhooks seen Ordered by the last refill
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -42,6 +48,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		owners:   map[string]string{},
 		slow:     map[string]bool{},
 		done:     make(chan string, e.opts.MaxConcurrency),
+
+		throttled: map[string]time.Time{},
+		recheck:   map[string]bool{},
+		ordered:   map[string]bool{},
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -51,6 +61,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		now := e.opts.Now()
 		if now.Sub(lastStats) >= e.opts.StatsInterval || lastStats.IsZero() {
 			e.updateStats(ctx)
+			e.recheckOrdered(ctx, st)
 			lastStats = now
 		}
 		if refresh {
@@ -82,6 +93,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		if wait == 0 && !moved && len(st.inflight) > 0 && len(st.buf) == 0 {
 			// Everything due is in flight; wait for a worker.
 			wait = e.opts.PollInterval
+		}
+		if st.paceWait > 0 && !moved {
+			// A rate limit holds deliveries: look again when it allows one.
+			wait = min(wait, st.paceWait)
 		}
 		resetTimer(timer, wait)
 		refresh = false
@@ -125,6 +140,9 @@ func (e *Engine) finish(st *dispatcher, id string) {
 		return
 	}
 	delete(st.inflight, id)
+	if f.ordered {
+		st.recheck[f.webhookID] = true
+	}
 	if e.opts.Now().Sub(f.started) >= e.slowAfter {
 		if len(st.slow) >= 100000 {
 			clear(st.slow)
@@ -164,7 +182,11 @@ func (e *Engine) ownerOf(ctx context.Context, st *dispatcher, webhookID string) 
 // per-webhook and per-owner limits and, for a slow webhook, the share of
 // workers slow webhooks may hold (half), given extra planned ones.
 func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
-	if st.perHook[webhookID]+hookPlanned >= e.opts.PerWebhookConcurrency ||
+	limit := e.opts.PerWebhookConcurrency
+	if st.ordered[webhookID] {
+		limit = 1
+	}
+	if st.perHook[webhookID]+hookPlanned >= limit ||
 		st.perOwner[owner]+ownerPlanned >= e.opts.PerOwnerConcurrency {
 		return false
 	}
@@ -198,14 +220,42 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	slowPlanned := 0
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
+	st.paceWait = 0
 	scanned := 0
+	heads := map[string]orderHead{}
+	var holds []hold
 	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d rswebhooks.DueRef) bool {
 		scanned++
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
 		}
+		w := e.settings(ctx, d.WebhookID)
+		if w.Ordered {
+			st.ordered[d.WebhookID] = true
+		} else {
+			delete(st.ordered, d.WebhookID)
+		}
+		if w.Ordered {
+			h, ok := heads[d.WebhookID]
+			if !ok {
+				h = e.orderHead(ctx, d.WebhookID)
+				heads[d.WebhookID] = h
+			}
+			if h.ok && h.ref.ID != d.ID {
+				// Not its turn. While the one before it waits for a
+				// retry, move it out of the due part of the queue.
+				if h.ref.Due.After(now) && len(holds) < maxHolds {
+					holds = append(holds, hold{id: d.ID, until: h.ref.Due})
+				}
+				return true
+			}
+		}
 		owner := e.ownerOf(ctx, st, d.WebhookID)
 		if !e.room(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
+			return true
+		}
+		if n, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now); n >= 0 && hookPlanned[d.WebhookID] >= n {
+			e.heldByPace(st, d.ID, wait, reason, now)
 			return true
 		}
 		hookPlanned[d.WebhookID]++
@@ -224,6 +274,8 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		return
 	}
 	st.full = len(st.buf) >= limit || scanned >= maxDueScan
+	e.holdOrdered(ctx, holds)
+	e.releaseHeads(ctx, st, now)
 }
 
 func (e *Engine) anyDispatchable(st *dispatcher) bool {
@@ -249,10 +301,22 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 			kept = append(kept, d)
 			continue
 		}
+		w := e.settings(ctx, d.WebhookID)
+		now := e.opts.Now()
+		if !e.pace.take(d.WebhookID, w.MaxPerSecond, now) {
+			_, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now)
+			e.heldByPace(st, d.ID, wait, reason, now)
+			kept = append(kept, d)
+			continue
+		}
+		if at, ok := st.throttled[d.ID]; ok {
+			e.m.ThrottleDelay.Observe(max(0, now.Sub(at).Seconds()))
+			delete(st.throttled, d.ID)
+		}
 		if st.slow[d.WebhookID] {
 			st.slowNow++
 		}
-		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: e.opts.Now()}
+		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: now, ordered: w.Ordered}
 		st.perHook[d.WebhookID]++
 		st.perOwner[owner]++
 		go func(r rswebhooks.DueRef) {

@@ -20,7 +20,7 @@ const maxStaleOrderKeys = 1000
 // order (event id, then delivery id; a ping's event id is the time it was
 // asked for): the one an ordered webhook must send before any other. ok is
 // false when none is pending.
-func (db *DB) OrderHead(ctx context.Context, webhookID string) (r DueRef, ok bool, err error) {
+func (db *DB) OrderHead(ctx context.Context, webhookID string) (r rswebhooks.DueRef, ok bool, err error) {
 	err = db.view(ctx, "order head of "+webhookID, func(txn *badger.Txn) error {
 		prefix := orderPrefix(webhookID)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -30,13 +30,13 @@ func (db *DB) OrderHead(ctx context.Context, webhookID string) (r DueRef, ok boo
 			k := it.Item().Key()
 			i := bytes.LastIndexByte(k, '/')
 			id := string(k[i+1:])
-			if db.unreadable.has(KindDelivery, id) {
+			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
 				stale++
 				continue
 			}
 			var ix deliveryIndex
 			if err := getJSON(txn, deliveryKey(id), &ix); err != nil {
-				if errors.Is(err, ErrNotFound) {
+				if errors.Is(err, rswebhooks.ErrNotFound) {
 					stale++
 					continue
 				}
@@ -50,7 +50,7 @@ func (db *DB) OrderHead(ctx context.Context, webhookID string) (r DueRef, ok boo
 				stale++
 				continue
 			}
-			r, ok = DueRef{ID: id, WebhookID: webhookID, Due: ix.NextUTC}, true
+			r, ok = rswebhooks.DueRef{ID: id, WebhookID: webhookID, Due: ix.NextUTC}, true
 			return nil
 		}
 		return nil
