@@ -77,7 +77,12 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			wait = 0
 		case len(st.buf) == 0 && len(st.inflight) < e.opts.MaxConcurrency:
 			if next, ok, err := e.opts.Store.NextDue(ctx); err == nil && ok {
-				if d := next.Sub(e.opts.Now()); d < wait {
+				d := next.Sub(e.opts.Now())
+				if d <= 0 && st.paceWait > 0 {
+					// What is due waits for a webhook's rate.
+					d = st.paceWait
+				}
+				if d < wait {
 					wait = max(d, 0)
 				}
 			}

@@ -156,7 +156,7 @@ func (pc *pacer) forget(now time.Time) {
 }
 
 // available returns how many attempts the webhook may start now (-1: no
-// bound) and, when none, how long until the next and why.
+// bound), how long until it may start one more, and what bounds it.
 func (pc *pacer) available(id string, maxPS float64, now time.Time) (n int, wait time.Duration, reason string) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
@@ -172,7 +172,8 @@ func (pc *pacer) available(id string, maxPS float64, now time.Time) (n int, wait
 		return -1, 0, ""
 	}
 	if p.tokens >= 1 {
-		return int(p.tokens), 0, ""
+		// After these, the next token is 1/rate away.
+		return int(p.tokens), time.Duration(math.Ceil(float64(time.Second) / rate)), why
 	}
 	return 0, time.Duration(math.Ceil((1 - p.tokens) / rate * float64(time.Second))), why
 }
