@@ -100,7 +100,9 @@ func failSecondTwice(res string, n int, _ func(string) bool) int {
 // succeeds.
 func TestOrderedDeliveryWaitsForTheFailingOne(t *testing.T) {
 	a, srv := newArrivals(t, failSecondTwice)
-	h := newHarness(t, func(o *Options) { o.Policy = Policy{Delays: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}} })
+	h := newHarness(t, func(o *Options) {
+		o.Policy = Policy{Delays: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}}
+	})
 	h.addWebhook(srv.URL+"/hook", func(w *rswebhooks.Webhook) { w.Ordered = true })
 	h.start()
 	orderedEvents(t, h, 10)
@@ -137,7 +139,9 @@ func TestConcurrentDeliveryCanReorder(t *testing.T) {
 		}
 		return failSecondTwice(res, n, seen)
 	}
-	h := newHarness(t, func(o *Options) { o.Policy = Policy{Delays: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}} })
+	h := newHarness(t, func(o *Options) {
+		o.Policy = Policy{Delays: []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}}
+	})
 	h.addWebhook(srv.URL+"/hook", nil)
 	h.start()
 	orderedEvents(t, h, 10)
