@@ -184,6 +184,16 @@ type Webhook struct {
 	MaxPerSecond float64 `json:"MaxPerSecond,omitempty"`
 }
 
+// Bounds of Webhook.MaxPerSecond: 0 (no limit) or within
+// [MinPerSecond, MaxPerSecondLimit].
+const (
+	// MinPerSecond is the smallest positive MaxPerSecond: one notification
+	// per 100 s. It is also the floor of a rate lowered after 429 answers.
+	MinPerSecond = 0.01
+	// MaxPerSecondLimit is the largest MaxPerSecond.
+	MaxPerSecondLimit = 1000
+)
+
 // Matches reports whether the webhook subscribes to the filter name. It does
 // not look at IsPaused or at access rights.
 func (w *Webhook) Matches(filter string) bool {

@@ -5,15 +5,12 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // Rate limits per webhook (see pacer).
 const (
-	// MaxPerSecondLimit is the largest MaxPerSecond a webhook may ask for.
-	MaxPerSecondLimit = 1000
-	// MinPerSecond is the smallest positive MaxPerSecond (one notification
-	// per 100 s) and the floor of the adaptive rate.
-	MinPerSecond = 0.01
 	// slowdownEvery: a webhook's rate is cut at most once per this period,
 	// however many of its attempts in flight come back 429 or 503.
 	slowdownEvery = time.Second
@@ -48,7 +45,7 @@ func Burst(rate float64) float64 { return max(1, math.Floor(rate/10)) }
 //   - an adaptive rate: a 429 or 503 answer halves it (at most once per
 //     second; a webhook without MaxPerSecond starts from the rate it was
 //     being sent at, PerWebhookConcurrency over the attempt's duration),
-//     down to MinPerSecond, and every second without one raises it by a
+//     down to rswebhooks.MinPerSecond, and every second without one raises it by a
 //     tenth of its ceiling (MaxPerSecond, or the rate it started from) until
 //     it reaches the ceiling and is dropped: multiplicative decrease,
 //     additive increase;
@@ -225,7 +222,7 @@ func (pc *pacer) slowdown(id string, maxPS float64, observed float64, after time
 	}
 	cur, _ := p.effective()
 	if cur == 0 {
-		cur = min(max(observed, MinPerSecond), MaxPerSecondLimit)
+		cur = min(max(observed, rswebhooks.MinPerSecond), rswebhooks.MaxPerSecondLimit)
 	}
 	if p.rate == 0 {
 		p.ceiling = cur
@@ -233,7 +230,7 @@ func (pc *pacer) slowdown(id string, maxPS float64, observed float64, after time
 			p.ceiling = p.maxPS
 		}
 	}
-	p.rate = max(cur/2, MinPerSecond)
+	p.rate = max(cur/2, rswebhooks.MinPerSecond)
 	p.tokens = min(p.tokens, Burst(p.rate))
 	p.cut, p.step = now, now
 	return true

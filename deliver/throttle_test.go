@@ -72,7 +72,7 @@ func TestPacerCurve(t *testing.T) {
 	t.Run("floor", func(t *testing.T) {
 		p := newPacer(time.Now)
 		// 0.05 → 0.025 → (0.03) 0.015 → (0.02) 0.01 → (0.015) 0.0075, floored.
-		for i, want := range []float64{0.025, 0.015, 0.01, MinPerSecond} {
+		for i, want := range []float64{0.025, 0.015, 0.01, rswebhooks.MinPerSecond} {
 			p.slowdown("W", 0.05, 1, 0, at(float64(i)*1.01))
 			if got := p.rate("W", 0.05, at(float64(i)*1.01)); math.Abs(got-want) > 1e-9 {
 				t.Fatalf("rate after %d slowdowns = %g, want %g", i+1, got, want)
