@@ -177,11 +177,11 @@ type Webhook struct {
 	// its retries run out. False (the default) sends up to the per-webhook
 	// concurrency at once, so a retried notification can arrive after later
 	// ones.
-	Ordered bool `json:"Ordered,omitempty"`
+	Ordered bool `json:"Ordered"`
 	// MaxPerSecond bounds how many notifications per second go to the
 	// webhook (a token bucket; see package deliver). 0 (the default) sets
 	// no bound beyond the per-webhook concurrency.
-	MaxPerSecond float64 `json:"MaxPerSecond,omitempty"`
+	MaxPerSecond float64 `json:"MaxPerSecond"`
 }
 
 // Bounds of Webhook.MaxPerSecond: 0 (no limit) or within

@@ -126,8 +126,8 @@ func TestValidation(t *testing.T) {
 		var w rswebhooks.Webhook
 		res.json(t, &w)
 		sensitive.add(w.Secret)
-		if res.status != 201 || w.Ordered || w.MaxPerSecond != 0 || strings.Contains(string(res.body), "Ordered") || strings.Contains(string(res.body), "MaxPerSecond") {
-			t.Fatalf("without the extensions: %d %s; want neither set nor shown", res.status, res.body)
+		if res.status != 201 || w.Ordered || w.MaxPerSecond != 0 || !strings.Contains(string(res.body), `"Ordered":false`) || !strings.Contains(string(res.body), `"MaxPerSecond":0`) {
+			t.Fatalf("without the extensions: %d %s; want Ordered false and MaxPerSecond 0", res.status, res.body)
 		}
 		path := "/api/webhooks/registrations/" + w.ID
 		res = e.do("PUT", path, tok, map[string]any{"Id": w.ID, "WebHookUri": ok, "Ordered": true, "MaxPerSecond": 2.5})
