@@ -20,6 +20,10 @@ type flight struct {
 // deliveries whose webhook or owner is at its concurrency limit.
 const maxDueScan = 20000
 
+// blockedPoll is how soon the dispatcher reads the queue again when due
+// deliveries are held by their webhook's order and nothing is in flight.
+const blockedPoll = 100 * time.Millisecond
+
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
 type dispatcher struct {
 	inflight map[string]flight // by delivery id
@@ -35,6 +39,7 @@ type dispatcher struct {
 	throttled map[string]time.Time // delivery id → when a rate limit first held it
 	paceWait  time.Duration        // until a held delivery's webhook has a token (0: none held)
 	recheck   map[string]bool      // ordered webhooks whose head may have to be released
+	spilled   bool                 // the last refill moved waiting deliveries back: read again
 	ordered   map[string]bool      // webhooks seen Ordered by the last refill
 }
 
@@ -68,7 +73,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			e.refill(ctx, st, now)
 		}
 		e.dispatch(ctx, st)
-		moved := e.postponeSlow(ctx, st, now)
+		moved := e.postponeSlow(ctx, st, now) || st.spilled
 
 		// Decide how long to sleep when nothing else happens.
 		wait := e.opts.PollInterval
@@ -78,9 +83,14 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		case len(st.buf) == 0 && len(st.inflight) < e.opts.MaxConcurrency:
 			if next, ok, err := e.opts.Store.NextDue(ctx); err == nil && ok {
 				d := next.Sub(e.opts.Now())
-				if d <= 0 && st.paceWait > 0 {
-					// What is due waits for a webhook's rate.
-					d = st.paceWait
+				if d <= 0 {
+					// Due, yet nothing could go: a webhook's rate or order
+					// holds it. Look again when the rate allows one, or
+					// soon (a hold that failed is tried again).
+					d = min(blockedPoll, e.opts.PollInterval)
+					if st.paceWait > 0 {
+						d = st.paceWait
+					}
 				}
 				if d < wait {
 					wait = max(d, 0)
@@ -229,7 +239,12 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	scanned := 0
 	heads := map[string]orderHead{}
 	var holds []hold
-	err := e.opts.Store.ScanDue(ctx, now, maxDueScan, func(d rswebhooks.DueRef) bool {
+	// Deliveries passed over because their webhook's order or rate holds
+	// them: moved back in the queue if the read was full, so a long
+	// backlog of one webhook cannot hide others' due deliveries.
+	var spill []hold
+	spillN := map[string]int{}
+	err := e.opts.Store.ScanDue(ctx, now, e.maxDueScan, func(d rswebhooks.DueRef) bool {
 		scanned++
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
@@ -249,8 +264,14 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 			if h.ok && h.ref.ID != d.ID {
 				// Not its turn. While the one before it waits for a
 				// retry, move it out of the due part of the queue.
-				if h.ref.Due.After(now) && len(holds) < maxHolds {
-					holds = append(holds, hold{id: d.ID, until: h.ref.Due})
+				if h.ref.Due.After(now) {
+					if len(holds) < maxHolds {
+						holds = append(holds, hold{id: d.ID, until: h.ref.Due, reason: ReasonOrderedWait})
+					}
+				} else if len(spill) < maxHolds && h.ref.ID != "" {
+					// Its turn comes after the head's attempt at the
+					// earliest; releaseHeads brings the next one forward.
+					spill = append(spill, hold{id: d.ID, until: now.Add(e.opts.AttemptTimeout), reason: ReasonOrderedWait})
 				}
 				return true
 			}
@@ -261,6 +282,16 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		}
 		if n, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now); n >= 0 && hookPlanned[d.WebhookID] >= n {
 			e.heldByPace(st, d.ID, wait, reason, now)
+			if len(spill) < maxHolds {
+				// The k-th one waiting gets a token about k/rate later.
+				k := spillN[d.WebhookID]
+				spillN[d.WebhookID]++
+				until := now.Add(wait)
+				if r := e.pace.rate(d.WebhookID, w.MaxPerSecond, now); r > 0 {
+					until = until.Add(time.Duration(float64(k) / r * float64(time.Second)))
+				}
+				spill = append(spill, hold{id: d.ID, until: until, reason: ReasonThrottled})
+			}
 			return true
 		}
 		hookPlanned[d.WebhookID]++
@@ -278,8 +309,15 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		st.buf, st.full = st.buf[:0], false
 		return
 	}
-	st.full = len(st.buf) >= limit || scanned >= maxDueScan
-	e.holdOrdered(ctx, holds)
+	st.full = len(st.buf) >= limit || scanned >= e.maxDueScan
+	st.spilled = false
+	if st.full && len(spill) > 0 {
+		holds = append(holds, spill...)
+		st.spilled = true
+	}
+	if e.holdOrdered(ctx, holds) == 0 {
+		st.spilled = false // nothing moved: do not read again at once
+	}
 	e.releaseHeads(ctx, st, now)
 }
 

@@ -152,6 +152,9 @@ type Engine struct {
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
 	pace   *pacer
+	// maxDueScan bounds the queue keys one refill reads (maxDueScan; tests
+	// lower it).
+	maxDueScan int
 
 	// onComplete, when set (tests), sees a copy of each delivery after its
 	// new state was stored.
@@ -229,6 +232,8 @@ func New(opts Options) (*Engine, error) {
 		linksOff:  opts.LinksOffNote,
 		hooks:     newWebhookCache(opts.Store, opts.Now),
 		pace:      newPacer(opts.Now),
+
+		maxDueScan: maxDueScan,
 	}
 	return e, nil
 }

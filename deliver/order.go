@@ -11,9 +11,16 @@ import (
 // webhook moved back in the queue while an earlier one waits for a retry.
 const ReasonOrderedWait = "waiting for an earlier notification to this ordered webhook"
 
-// maxHolds bounds the deliveries one refill moves behind the head of their
-// ordered webhook; more wait for the next refill.
-const maxHolds = 256
+// ReasonThrottled is the Reason of a pending delivery moved back in the
+// queue because its webhook's rate (MaxPerSecond, or a slowdown after 429
+// or 503 answers) holds it and more were due than one read of the queue
+// covers.
+const ReasonThrottled = "waiting for the webhook's rate limit"
+
+// maxHolds bounds the deliveries one refill moves back in the queue (behind
+// the head of their ordered webhook, or after their webhook's rate); more
+// wait for the next refill.
+const maxHolds = 1024
 
 // Ordered delivery
 //
@@ -62,17 +69,28 @@ func (e *Engine) orderHead(ctx context.Context, webhookID string) orderHead {
 }
 
 type hold struct {
-	id    string
-	until time.Time
+	id     string
+	until  time.Time
+	reason string
 }
 
-// holdOrdered moves deliveries behind the head of their ordered webhook.
-func (e *Engine) holdOrdered(ctx context.Context, holds []hold) {
+// holdOrdered moves waiting deliveries back in the queue and returns how
+// many it moved.
+func (e *Engine) holdOrdered(ctx context.Context, holds []hold) int {
+	n := 0
 	for _, h := range holds {
-		if _, err := e.opts.Store.HoldDelivery(ctx, h.id, h.until, ReasonOrderedWait); err != nil && ctx.Err() == nil {
-			e.storeLog(err).Str("delivery_id", h.id).Msg("hold a delivery behind an earlier one")
+		moved, err := e.opts.Store.HoldDelivery(ctx, h.id, h.until, h.reason)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.storeLog(err).Str("delivery_id", h.id).Msg("move a waiting delivery back in the queue")
+			}
+			continue
+		}
+		if moved {
+			n++
 		}
 	}
+	return n
 }
 
 // releaseHeads brings forward the head of each ordered webhook whose

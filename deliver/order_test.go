@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -249,4 +250,45 @@ func TestOrderedSurvivesRestart(t *testing.T) {
 	if got := a.sequence(); !slices.Equal(got, want) {
 		t.Fatalf("arrivals %v, want %v", got, want)
 	}
+}
+
+// A long backlog of an ordered webhook with a slow receiver, due before
+// another webhook's notifications, does not hide them, and stays in order.
+func TestOrderedBacklogDoesNotHideOthers(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, dir, nil)
+		b.e.maxDueScan = 40
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(100 * time.Millisecond) })
+		b.addWebhook("ordered", slow, func(w *rswebhooks.Webhook) { w.Ordered = true })
+		b.addEvents(300)
+		time.Sleep(time.Second)
+		b.addWebhook("free", nil, nil)
+		since := time.Now()
+		b.addEvents(10)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		free := b.got("free")
+		if len(free) != 10 {
+			t.Fatalf("other webhook got %d of 10 notifications within 2 s behind a 300-long ordered backlog", len(free))
+		}
+		if last := free[len(free)-1].at - since.Sub(b.start); last > time.Second {
+			t.Errorf("its last notification came %s after the events, want within a second", last)
+		}
+		time.Sleep(40 * time.Second)
+		synctest.Wait()
+		got := b.got("ordered")
+		if len(got) != 310 {
+			t.Fatalf("ordered webhook got %d of 310 notifications", len(got))
+		}
+		for i, h := range got {
+			want := itoa(i + 1)
+			if i >= 300 {
+				want = itoa(i - 299)
+			}
+			if h.resource != want {
+				t.Fatalf("ordered webhook: notification %d is resource %s, want %s", i+1, h.resource, want)
+			}
+		}
+	})
 }

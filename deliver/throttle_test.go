@@ -250,3 +250,32 @@ func TestRetryAfterPausesThatWebhookOnly(t *testing.T) {
 		}
 	})
 }
+
+// A long backlog of a rate-limited webhook, due before another webhook's
+// notifications, does not hide them: when one read of the queue is full
+// of deliveries the rate holds, those are moved back (spread by the rate).
+func TestRateLimitedBacklogDoesNotHideOthers(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, dir, nil)
+		b.e.maxDueScan = 40
+		b.addWebhook("limited", nil, func(w *rswebhooks.Webhook) { w.MaxPerSecond = 1 })
+		b.addEvents(300)
+		time.Sleep(time.Second)
+		b.addWebhook("free", nil, nil)
+		since := time.Now()
+		b.addEvents(10)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		free := b.got("free")
+		if len(free) != 10 {
+			t.Fatalf("webhook without a limit got %d of 10 notifications within 2 s behind a 300-long rate-limited backlog", len(free))
+		}
+		if last := free[len(free)-1].at - since.Sub(b.start); last > time.Second {
+			t.Errorf("its last notification came %s after the events, want within a second", last)
+		}
+		if n := len(b.got("limited")); n > 5 {
+			t.Errorf("rate-limited webhook got %d notifications in 3 s at MaxPerSecond 1", n)
+		}
+	})
+}
