@@ -41,8 +41,9 @@ type hit struct {
 }
 
 // newBubble must be called inside synctest.Test; dir is a t.TempDir() made
-// outside the bubble. The engine runs until the bubble's test returns.
-func newBubble(t *testing.T, dir string, mod func(*Options)) *bubble {
+// outside the bubble. The engine runs until the bubble's test returns;
+// tune changes it before it starts.
+func newBubble(t *testing.T, dir string, mod func(*Options), tune ...func(*Engine)) *bubble {
 	db, err := store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,9 @@ func newBubble(t *testing.T, dir string, mod func(*Options)) *bubble {
 	}
 	if b.e, err = New(opts); err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range tune {
+		f(b.e)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -257,8 +257,7 @@ func TestOrderedSurvivesRestart(t *testing.T) {
 func TestOrderedBacklogDoesNotHideOthers(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, dir, nil)
-		b.e.maxDueScan = 40
+		b := newBubble(t, dir, nil, func(e *Engine) { e.maxDueScan = 40 })
 		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(100 * time.Millisecond) })
 		b.addWebhook("ordered", slow, func(w *rswebhooks.Webhook) { w.Ordered = true })
 		b.addEvents(300)
