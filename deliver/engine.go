@@ -80,7 +80,8 @@ type Options struct {
 	// MaxConcurrency bounds attempts in flight (default DefaultMaxConcurrency, 16).
 	MaxConcurrency int
 	// PerWebhookConcurrency bounds attempts in flight to one webhook
-	// (default 2), so one slow receiver cannot take every worker.
+	// (default DefaultPerWebhookConcurrency), so one slow receiver cannot
+	// take every worker. A webhook with Ordered gets one at a time.
 	PerWebhookConcurrency int
 	// PerOwnerConcurrency bounds attempts in flight to the webhooks of one
 	// owner (default three quarters of MaxConcurrency, at least 1), so one
