@@ -3,6 +3,7 @@ package deliver
 import (
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -277,4 +278,42 @@ func TestRateLimitedBacklogDoesNotHideOthers(t *testing.T) {
 			t.Errorf("rate-limited webhook got %d notifications in 3 s at MaxPerSecond 1", n)
 		}
 	})
+}
+
+// The same on real loopback sockets and the real clock: a receiver that
+// answers 429 with Retry-After: 30 gets no further attempt while another
+// webhook receives all of its notifications.
+func TestTooManyRequestsOnLoopback(t *testing.T) {
+	var busyHits, calmHits atomic.Int64
+	calmDone := make(chan struct{})
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		busyHits.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer busy.Close()
+	calm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calmHits.Add(1) == 40 {
+			close(calmDone)
+		}
+	}))
+	defer calm.Close()
+	h := newHarness(t, func(o *Options) { o.Policy = Policy{Delays: []time.Duration{time.Hour}} })
+	h.addWebhook(busy.URL+"/hook", nil)
+	h.addWebhook(calm.URL+"/hook", nil)
+	h.start()
+	for i := range 40 {
+		h.addEvent(rswebhooks.FilterReports, itoa(i))
+	}
+	recv(t, calmDone, "all 40 notifications to the other webhook")
+	waitUntil(t, "the paused webhook's due deliveries to be held", func() bool {
+		return testutil.ToFloat64(h.e.m.Throttled.WithLabelValues(ThrottleRetryAfter)) >= 1
+	})
+	// Attempts in flight with the first 429 may still arrive; none after.
+	if n := busyHits.Load(); n > int64(h.e.opts.PerWebhookConcurrency) {
+		t.Errorf("%d attempts to the webhook paused by Retry-After: 30, want at most the %d in flight with the first", n, h.e.opts.PerWebhookConcurrency)
+	}
+	if got := testutil.ToFloat64(h.e.m.Slowdowns.WithLabelValues("429")); got < 1 {
+		t.Errorf("rswebhooks_throttle_slowdowns_total{status=429} = %g, want a cut", got)
+	}
 }
