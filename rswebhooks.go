@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -171,7 +172,27 @@ type Webhook struct {
 	OwnerMissing bool      `json:"OwnerMissing,omitempty"`
 	CreatedUTC   time.Time `json:"CreatedUtc"`
 	UpdatedUTC   time.Time `json:"UpdatedUtc"`
+	// Ordered sends the webhook's notifications one at a time in event
+	// order: one that fails holds the ones behind it until it succeeds or
+	// its retries run out. False (the default) sends up to the per-webhook
+	// concurrency at once, so a retried notification can arrive after later
+	// ones.
+	Ordered bool `json:"Ordered"`
+	// MaxPerSecond bounds how many notifications per second go to the
+	// webhook (a token bucket; see package deliver). 0 (the default) sets
+	// no bound beyond the per-webhook concurrency.
+	MaxPerSecond float64 `json:"MaxPerSecond"`
 }
+
+// Bounds of Webhook.MaxPerSecond: 0 (no limit) or within
+// [MinPerSecond, MaxPerSecondLimit].
+const (
+	// MinPerSecond is the smallest positive MaxPerSecond: one notification
+	// per 100 s. It is also the floor of a rate lowered after 429 answers.
+	MinPerSecond = 0.01
+	// MaxPerSecondLimit is the largest MaxPerSecond.
+	MaxPerSecondLimit = 1000
+)
 
 // Matches reports whether the webhook subscribes to the filter name. It does
 // not look at IsPaused or at access rights.
@@ -253,6 +274,39 @@ func IDFrom(t time.Time, entropy [10]byte) string {
 	ms := max(t.UnixMilli(), 0)
 	binary.BigEndian.PutUint64(b[0:8], uint64(ms)<<16)
 	copy(b[6:], entropy[:])
+	return encodeULID(b)
+}
+
+// IDSource hands out ULIDs that sort in the order they were handed out,
+// also within one millisecond and when the clock steps back: an id in the
+// same (or an earlier) millisecond as the previous one is the previous one
+// plus one. Event order, which ordered webhooks keep, is id order. The
+// zero value is ready; it is safe for concurrent use.
+type IDSource struct {
+	mu   sync.Mutex
+	last [16]byte
+	set  bool
+}
+
+// Next returns an id for an event at time t, greater than every id this
+// source returned before.
+func (s *IDSource) Next(t time.Time) string {
+	var b [16]byte
+	ms := max(t.UnixMilli(), 0)
+	binary.BigEndian.PutUint64(b[0:8], uint64(ms)<<16)
+	_, _ = rand.Read(b[6:])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set && binary.BigEndian.Uint64(b[0:8])>>16 <= binary.BigEndian.Uint64(s.last[0:8])>>16 {
+		b = s.last
+		for i := 15; i >= 0; i-- { // add one; an overflow carries into the time
+			b[i]++
+			if b[i] != 0 {
+				break
+			}
+		}
+	}
+	s.last, s.set = b, true
 	return encodeULID(b)
 }
 

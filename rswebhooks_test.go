@@ -53,3 +53,22 @@ func TestIDFromIsDeterministic(t *testing.T) {
 		t.Fatalf("a time before 1970 encodes as %q, want time bits 0", got)
 	}
 }
+
+func TestIDSourceMonotonic(t *testing.T) {
+	var s IDSource
+	base := time.Now()
+	times := []time.Time{base, base, base, base.Add(-time.Second), base.Add(time.Millisecond), base.Add(time.Millisecond)}
+	prev := ""
+	for i, at := range times {
+		id := s.Next(at)
+		if len(id) != 26 || id <= prev {
+			t.Fatalf("id %d = %q, not after %q", i, id, prev)
+		}
+		prev = id
+	}
+	// A later millisecond starts from that millisecond's time.
+	later := base.Add(time.Hour)
+	if id := s.Next(later); id[:10] != IDFrom(later, [10]byte{})[:10] {
+		t.Fatalf("id %q does not carry the time of %s", id, later)
+	}
+}

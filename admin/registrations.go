@@ -221,6 +221,12 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return
 	}
 	wh.ID, wh.User, wh.CreatedUTC = cur.ID, cur.User, cur.CreatedUTC // ownership is kept
+	if in.Ordered == nil {
+		wh.Ordered = cur.Ordered
+	}
+	if in.MaxPerSecond == nil {
+		wh.MaxPerSecond = cur.MaxPerSecond
+	}
 	if who.Admin && in.User != nil && in.User.ID != "" && !strings.EqualFold(in.User.ID, cur.User.ID) {
 		// An administrator gives the webhook to another user (for example
 		// when its owner left); access is checked for the new owner.

@@ -176,6 +176,18 @@ func (g *gen) value(s map[string]any, depth int) any {
 		return g.n(2) == 0
 	case "integer":
 		return json.Number(fmt.Sprint(g.n(100)))
+	case "number":
+		if e, ok := s["enum"].([]any); ok {
+			return e[g.n(len(e))]
+		}
+		lo, hi := 0.0, 100.0
+		if v, ok := s["minimum"]; ok {
+			lo, _ = strconv.ParseFloat(fmt.Sprint(v), 64)
+		}
+		if v, ok := s["maximum"]; ok {
+			hi, _ = strconv.ParseFloat(fmt.Sprint(v), 64)
+		}
+		return json.Number(strconv.FormatFloat(lo+g.r.Float64()*(hi-lo), 'g', -1, 64))
 	case "string":
 		return g.str(s)
 	case "array":
@@ -396,7 +408,11 @@ func asList(v any) []any {
 // mutate breaks a valid body in one of the ways the document forbids (or,
 // for a few, in ways it allows: the server must agree either way).
 func (g *gen) mutate(m map[string]any) {
-	switch g.n(16) {
+	switch g.n(18) {
+	case 16:
+		m["MaxPerSecond"] = []any{-1, 0.001, 1000.5, "5", true, 1e300, 0, 0.01, 1000}[g.n(9)]
+	case 17:
+		m["Ordered"] = []any{"true", 1, nil, true, false}[g.n(5)]
 	case 0:
 		m["IsPaused"] = nil
 	case 1:

@@ -51,20 +51,27 @@ type webhookIn struct {
 	Headers     map[string]string
 	Properties  map[string]json.RawMessage
 	User        *rswebhooks.User
+	// Extensions; nil when absent (or null): false and 0 on POST, the
+	// stored value on PUT, so a client that does not know them never
+	// changes them.
+	Ordered      *bool
+	MaxPerSecond *float64
 }
 
 // webhookRaw holds each member undecoded, so null, invalid text and
 // duplicate names are caught and the message can name the member.
 type webhookRaw struct {
-	ID          json.RawMessage `json:"Id"`
-	WebHookURI  json.RawMessage `json:"WebHookUri"`
-	Secret      json.RawMessage `json:"Secret"`
-	Description json.RawMessage `json:"Description"`
-	IsPaused    json.RawMessage `json:"IsPaused"`
-	Filters     json.RawMessage `json:"Filters"`
-	Headers     json.RawMessage `json:"Headers"`
-	Properties  json.RawMessage `json:"Properties"`
-	User        json.RawMessage `json:"User"`
+	ID           json.RawMessage `json:"Id"`
+	WebHookURI   json.RawMessage `json:"WebHookUri"`
+	Secret       json.RawMessage `json:"Secret"`
+	Description  json.RawMessage `json:"Description"`
+	IsPaused     json.RawMessage `json:"IsPaused"`
+	Filters      json.RawMessage `json:"Filters"`
+	Headers      json.RawMessage `json:"Headers"`
+	Properties   json.RawMessage `json:"Properties"`
+	User         json.RawMessage `json:"User"`
+	Ordered      json.RawMessage `json:"Ordered"`
+	MaxPerSecond json.RawMessage `json:"MaxPerSecond"`
 }
 
 // inputError is a refusal with a message naming the field and the rule.
@@ -106,6 +113,8 @@ func decodeWebhook(body []byte) (*webhookIn, error) {
 		{"Description", raw.Description, true, &in.Description},
 		{"IsPaused", raw.IsPaused, false, &in.IsPaused},
 		{"Filters", raw.Filters, true, &in.Filters},
+		{"Ordered", raw.Ordered, true, &in.Ordered},
+		{"MaxPerSecond", raw.MaxPerSecond, true, &in.MaxPerSecond},
 	}
 	for _, f := range fields {
 		if len(f.raw) == 0 {
@@ -269,6 +278,8 @@ func jsonKind(k string) string {
 		return "a string"
 	case "bool":
 		return "a boolean"
+	case "float64":
+		return "a number"
 	case "slice":
 		return "an array"
 	case "map", "struct":
@@ -312,6 +323,17 @@ func (h *Handler) buildWebhook(in *webhookIn, keepSecret string) (*rswebhooks.We
 	}
 	if w.Properties, err = checkProperties(in.Properties); err != nil {
 		return nil, err
+	}
+	if in.Ordered != nil {
+		w.Ordered = *in.Ordered
+	}
+	if in.MaxPerSecond != nil {
+		v := *in.MaxPerSecond
+		if v != 0 && (v < rswebhooks.MinPerSecond || v > rswebhooks.MaxPerSecondLimit) {
+			return nil, bad("MaxPerSecond: must be 0 (no limit) or between %g and %d notifications per second, got %g",
+				rswebhooks.MinPerSecond, rswebhooks.MaxPerSecondLimit, v)
+		}
+		w.MaxPerSecond = v
 	}
 	return w, nil
 }

@@ -94,6 +94,12 @@ func TestValidation(t *testing.T) {
 		{"secret lone surrogate", `{"WebHookUri":"` + ok + `","Secret":"` + long(40) + `\ud800"}`, "Secret: must not contain a lone UTF-16 surrogate"},
 		{"description lone surrogate", `{"WebHookUri":"` + ok + `","Description":"\udc00x"}`, "Description: must not contain a lone UTF-16 surrogate"},
 		{"property invalid utf-8", "{\"WebHookUri\":\"" + ok + "\",\"Properties\":{\"a\":\"\xff\"}}", "Properties: must be valid UTF-8"},
+		{"ordered not boolean", `{"WebHookUri":"` + ok + `","Ordered":"yes"}`, "Ordered: must be a boolean"},
+		{"max per second negative", map[string]any{"WebHookUri": ok, "MaxPerSecond": -1}, "MaxPerSecond: must be 0 (no limit) or between 0.01 and 1000"},
+		{"max per second too small", map[string]any{"WebHookUri": ok, "MaxPerSecond": 0.001}, "MaxPerSecond: must be 0 (no limit) or between 0.01 and 1000"},
+		{"max per second too large", map[string]any{"WebHookUri": ok, "MaxPerSecond": 1001}, "MaxPerSecond: must be 0 (no limit) or between 0.01 and 1000"},
+		{"max per second not number", `{"WebHookUri":"` + ok + `","MaxPerSecond":"5"}`, "MaxPerSecond: must be a number"},
+		{"max per second overflow", `{"WebHookUri":"` + ok + `","MaxPerSecond":1e400}`, "MaxPerSecond"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,6 +121,47 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
+	t.Run("Ordered and MaxPerSecond", func(t *testing.T) {
+		res := e.do("POST", "/api/webhooks/registrations", tok, map[string]any{"WebHookUri": ok})
+		var w rswebhooks.Webhook
+		res.json(t, &w)
+		sensitive.add(w.Secret)
+		if res.status != 201 || w.Ordered || w.MaxPerSecond != 0 || !strings.Contains(string(res.body), `"Ordered":false`) || !strings.Contains(string(res.body), `"MaxPerSecond":0`) {
+			t.Fatalf("without the extensions: %d %s; want Ordered false and MaxPerSecond 0", res.status, res.body)
+		}
+		path := "/api/webhooks/registrations/" + w.ID
+		res = e.do("PUT", path, tok, map[string]any{"Id": w.ID, "WebHookUri": ok, "Ordered": true, "MaxPerSecond": 2.5})
+		if res.status != 200 {
+			t.Fatalf("PUT with the extensions: %d %s", res.status, res.body)
+		}
+		res = e.do("GET", path, tok, nil)
+		res.json(t, &w)
+		if !w.Ordered || w.MaxPerSecond != 2.5 {
+			t.Fatalf("after PUT: Ordered %v MaxPerSecond %g, want true 2.5", w.Ordered, w.MaxPerSecond)
+		}
+		// A client of the report server's own API does not know them: a
+		// PUT without them (or with null) keeps them.
+		for _, body := range []string{`{"Id":"` + w.ID + `","WebHookUri":"` + ok + `","Description":"kept"}`,
+			`{"Id":"` + w.ID + `","WebHookUri":"` + ok + `","Ordered":null,"MaxPerSecond":null}`} {
+			if res = e.send("PUT", path, tok, "application/json", body); res.status != 200 {
+				t.Fatalf("PUT %s: %d %s", body, res.status, res.body)
+			}
+			res = e.do("GET", path, tok, nil)
+			res.json(t, &w)
+			if !w.Ordered || w.MaxPerSecond != 2.5 {
+				t.Fatalf("after PUT %s: Ordered %v MaxPerSecond %g, want them kept", body, w.Ordered, w.MaxPerSecond)
+			}
+		}
+		if res = e.do("PUT", path, tok, map[string]any{"Id": w.ID, "WebHookUri": ok, "Ordered": false, "MaxPerSecond": 0}); res.status != 200 {
+			t.Fatalf("PUT turning them off: %d %s", res.status, res.body)
+		}
+		res = e.do("GET", path, tok, nil)
+		var off rswebhooks.Webhook
+		res.json(t, &off)
+		if res.status != 200 || off.Ordered || off.MaxPerSecond != 0 {
+			t.Fatalf("after turning them off: Ordered %v MaxPerSecond %g", off.Ordered, off.MaxPerSecond)
+		}
+	})
 	t.Run("accepted and normalised", func(t *testing.T) {
 		res := e.do("POST", "/api/webhooks/registrations", tok, map[string]any{
 			"webhookuri": ok, "FILTERS": []string{"Tasks", "reports", "TASKS"}, "Unknown": 1, "User": map[string]string{"Id": "forged", "Name": "forged"},

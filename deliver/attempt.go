@@ -192,6 +192,18 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		e.m.Attempts.WithLabelValues(statusClass(status, err)).Inc()
 		e.m.AttemptDuration.Observe(a.Duration.Seconds())
 		dec = e.policy.Classify(status, err, header, now)
+		if throttles(status) {
+			observed := float64(e.opts.PerWebhookConcurrency) / max(a.Duration.Seconds(), 0.001)
+			if w.Ordered {
+				observed = 1 / max(a.Duration.Seconds(), 0.001)
+			}
+			if e.pace.slowdown(w.ID, w.MaxPerSecond, observed, dec.After, e.opts.Now()) {
+				e.m.Slowdowns.WithLabelValues(strconv.Itoa(status)).Inc()
+				log.Info().Int("status", status).Float64("rate", e.pace.rate(w.ID, w.MaxPerSecond, e.opts.Now())).
+					Msg("receiver asked to slow down; webhook rate lowered")
+			}
+			e.wakeDispatcher()
+		}
 	}
 
 	d.Attempts = n

@@ -13,6 +13,7 @@ type flight struct {
 	webhookID string
 	owner     string
 	started   time.Time
+	ordered   bool
 }
 
 // A refill reads at most headScan queue keys from the head of the due
@@ -39,6 +40,10 @@ const (
 	passEvery        = 100 * time.Millisecond
 )
 
+// blockedPoll is how soon the dispatcher reads the queue again when due
+// deliveries are held by their webhook's order and nothing is in flight.
+const blockedPoll = 100 * time.Millisecond
+
 // dispatcher is the state of the dispatch loop; only its goroutine touches it.
 type dispatcher struct {
 	inflight map[string]flight // by delivery id
@@ -54,6 +59,12 @@ type dispatcher struct {
 	swept    time.Time           // when the last sweep step ran
 	passed   time.Time           // when the sweep reached the end
 	done     chan string         // delivery ids of finished workers
+
+	throttled map[string]time.Time // delivery id → when a rate limit first held it
+	paceWait  time.Duration        // until a held delivery's webhook has a token (0: none held)
+	recheck   map[string]bool      // ordered webhooks whose head may have to be released
+	spilled   bool                 // the last refill moved waiting deliveries back: read again
+	ordered   map[string]bool      // webhooks seen Ordered by the last refill
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -66,6 +77,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		owners:   map[string]string{},
 		slow:     map[string]bool{},
 		done:     make(chan string, e.opts.MaxConcurrency),
+
+		throttled: map[string]time.Time{},
+		recheck:   map[string]bool{},
+		ordered:   map[string]bool{},
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -75,13 +90,14 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		now := e.opts.Now()
 		if now.Sub(lastStats) >= e.opts.StatsInterval || lastStats.IsZero() {
 			e.updateStats(ctx)
+			e.recheckOrdered(ctx, st)
 			lastStats = now
 		}
 		if refresh {
 			e.refill(ctx, st, now)
 		}
 		e.dispatch(ctx, st)
-		moved := e.postponeSlow(ctx, st, now)
+		moved := e.postponeSlow(ctx, st, now) || st.spilled
 
 		// Decide how long to sleep when nothing else happens.
 		wait := e.opts.PollInterval
@@ -90,7 +106,17 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			wait = 0
 		case len(st.buf) == 0 && len(st.inflight) < e.opts.MaxConcurrency:
 			if next, ok, err := e.opts.Store.NextDue(ctx); err == nil && ok {
-				if d := next.Sub(e.opts.Now()); d < wait {
+				d := next.Sub(e.opts.Now())
+				if d <= 0 {
+					// Due, yet nothing could go: a webhook's rate or order
+					// holds it. Look again when the rate allows one, or
+					// soon (a hold that failed is tried again).
+					d = min(blockedPoll, e.opts.PollInterval)
+					if st.paceWait > 0 {
+						d = st.paceWait
+					}
+				}
+				if d < wait {
 					wait = max(d, 0)
 				}
 			}
@@ -115,6 +141,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 				next = max(0, st.passed.Add(passEvery).Sub(e.opts.Now()))
 			}
 			wait = min(wait, next)
+		}
+		if st.paceWait > 0 && !moved {
+			// A rate limit holds deliveries: look again when it allows one.
+			wait = min(wait, st.paceWait)
 		}
 		resetTimer(timer, wait)
 		refresh = false
@@ -158,6 +188,9 @@ func (e *Engine) finish(st *dispatcher, id string) {
 		return
 	}
 	delete(st.inflight, id)
+	if f.ordered {
+		st.recheck[f.webhookID] = true
+	}
 	if e.opts.Now().Sub(f.started) >= e.slowAfter {
 		if len(st.slow) >= 100000 {
 			clear(st.slow)
@@ -197,7 +230,11 @@ func (e *Engine) ownerOf(ctx context.Context, st *dispatcher, webhookID string) 
 // per-webhook and per-owner limits and, for a slow webhook, the share of
 // workers slow webhooks may hold (half), given extra planned ones.
 func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
-	if st.perHook[webhookID]+hookPlanned >= e.opts.PerWebhookConcurrency ||
+	limit := e.opts.PerWebhookConcurrency
+	if st.ordered[webhookID] {
+		limit = 1
+	}
+	if st.perHook[webhookID]+hookPlanned >= limit ||
 		st.perOwner[owner]+ownerPlanned >= e.opts.PerOwnerConcurrency {
 		return false
 	}
@@ -245,19 +282,68 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	slowPlanned := 0
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
+	st.paceWait = 0
 	var (
 		last    rswebhooks.DueRef
 		scanned int
 		bufFull bool
 	)
+	heads := map[string]orderHead{}
+	var holds []hold
+	// Deliveries passed over because their webhook's order or rate holds
+	// them: moved back in the queue if the read was full, so a long
+	// backlog of one webhook cannot hide others' due deliveries.
+	var spill []hold
+	spillN := map[string]int{}
 	take := func(d rswebhooks.DueRef) bool {
 		scanned++
 		last = d
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
 		}
+		w := e.settings(ctx, d.WebhookID)
+		if w.Ordered {
+			st.ordered[d.WebhookID] = true
+		} else {
+			delete(st.ordered, d.WebhookID)
+		}
+		if w.Ordered {
+			h, ok := heads[d.WebhookID]
+			if !ok {
+				h = e.orderHead(ctx, d.WebhookID)
+				heads[d.WebhookID] = h
+			}
+			if h.ok && h.ref.ID != d.ID {
+				// Not its turn. While the one before it waits for a
+				// retry, move it out of the due part of the queue.
+				if h.ref.Due.After(now) {
+					if len(holds) < maxHolds {
+						holds = append(holds, hold{id: d.ID, until: h.ref.Due, reason: ReasonOrderedWait})
+					}
+				} else if len(spill) < maxHolds && h.ref.ID != "" {
+					// Its turn comes after the head's attempt at the
+					// earliest; releaseHeads brings the next one forward.
+					spill = append(spill, hold{id: d.ID, until: now.Add(e.opts.AttemptTimeout), reason: ReasonOrderedWait})
+				}
+				return true
+			}
+		}
 		owner := e.ownerOf(ctx, st, d.WebhookID)
 		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
+			return true
+		}
+		if n, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now); n >= 0 && hookPlanned[d.WebhookID] >= n {
+			e.heldByPace(st, d.ID, wait, reason, now)
+			if len(spill) < maxHolds {
+				// The k-th one waiting gets a token about k/rate later.
+				k := spillN[d.WebhookID]
+				spillN[d.WebhookID]++
+				until := now.Add(wait)
+				if r := e.pace.rate(d.WebhookID, w.MaxPerSecond, now); r > 0 {
+					until = until.Add(time.Duration(float64(k) / r * float64(time.Second)))
+				}
+				spill = append(spill, hold{id: d.ID, until: until, reason: ReasonThrottled})
+			}
 			return true
 		}
 		hookPlanned[d.WebhookID]++
@@ -284,6 +370,15 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		return
 	}
 	st.full = bufFull || scanned >= e.headScan
+	st.spilled = false
+	if st.full && len(spill) > 0 {
+		holds = append(holds, spill...)
+		st.spilled = true
+	}
+	if e.holdOrdered(ctx, holds) == 0 {
+		st.spilled = false // nothing moved: do not read again at once
+	}
+	e.releaseHeads(ctx, st, now)
 }
 
 // sweepStep reads the next step of the sweep past the head, whose last key
@@ -361,10 +456,22 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 			kept = append(kept, d)
 			continue
 		}
+		w := e.settings(ctx, d.WebhookID)
+		now := e.opts.Now()
+		if !e.pace.take(d.WebhookID, w.MaxPerSecond, now) {
+			_, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now)
+			e.heldByPace(st, d.ID, wait, reason, now)
+			kept = append(kept, d)
+			continue
+		}
+		if at, ok := st.throttled[d.ID]; ok {
+			e.m.ThrottleDelay.Observe(max(0, now.Sub(at).Seconds()))
+			delete(st.throttled, d.ID)
+		}
 		if st.slow[d.WebhookID] {
 			st.slowNow++
 		}
-		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: e.opts.Now()}
+		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: now, ordered: w.Ordered}
 		st.perHook[d.WebhookID]++
 		st.perOwner[owner]++
 		go func(r rswebhooks.DueRef) {

@@ -29,4 +29,15 @@
 //
 // See Policy for the retry schedule and the classification of answers, and
 // ClientOptions for the receiver address policy.
+//
+// # Order and rate
+//
+// A webhook with Ordered gets one attempt at a time, for the first of its
+// pending deliveries in event order as the store's order index says (see
+// order.go); the ones behind a delivery waiting for a retry are moved in
+// the queue to its retry time. A webhook's MaxPerSecond and the 429/503
+// slowdowns are kept by a per-webhook token bucket with an adaptive rate
+// (see pacer in throttle.go and Burst). Deliveries held by either stay
+// pending; when one read of the queue is full of them they are moved back,
+// so they never hide other webhooks' due deliveries.
 package deliver

@@ -39,6 +39,9 @@ type Store interface {
 	PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error
 	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
 	QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error)
+	OrderHead(ctx context.Context, webhookID string) (rswebhooks.DueRef, bool, error)
+	HoldDelivery(ctx context.Context, id string, until time.Time, reason string) (bool, error)
+	ReleaseDelivery(ctx context.Context, id string, now time.Time, reason string) (bool, error)
 }
 
 // Reasons recorded on finished deliveries.
@@ -78,7 +81,8 @@ type Options struct {
 	// MaxConcurrency bounds attempts in flight (default DefaultMaxConcurrency, 16).
 	MaxConcurrency int
 	// PerWebhookConcurrency bounds attempts in flight to one webhook
-	// (default 2), so one slow receiver cannot take every worker.
+	// (default DefaultPerWebhookConcurrency), so one slow receiver cannot
+	// take every worker. A webhook with Ordered gets one at a time.
 	PerWebhookConcurrency int
 	// PerOwnerConcurrency bounds attempts in flight to the webhooks of one
 	// owner (default three quarters of MaxConcurrency, at least 1), so one
@@ -151,6 +155,7 @@ type Engine struct {
 
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
+	pace   *pacer
 
 	// onComplete, when set (tests), sees a copy of each delivery after its
 	// new state was stored.
@@ -229,6 +234,7 @@ func New(opts Options) (*Engine, error) {
 		links:     opts.Links,
 		linksOff:  opts.LinksOffNote,
 		hooks:     newWebhookCache(opts.Store, opts.Now),
+		pace:      newPacer(opts.Now),
 	}
 	return e, nil
 }
@@ -349,6 +355,7 @@ func (e *Engine) updateStats(ctx context.Context) {
 		e.storeLog(err).Msg("count webhooks")
 		return
 	}
+	e.m.Throttling.Set(float64(e.pace.slowed(e.opts.Now())))
 	e.m.Webhooks.WithLabelValues("active").Set(float64(c.Active))
 	e.m.Webhooks.WithLabelValues("paused").Set(float64(c.Paused))
 	e.m.Webhooks.WithLabelValues("owner_missing").Set(float64(c.OwnerMissing))

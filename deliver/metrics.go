@@ -18,6 +18,10 @@ type Metrics struct {
 	Denied          prometheus.Counter
 	Unfanned        prometheus.Gauge
 	UnfannedAge     prometheus.Gauge
+	Throttled       *prometheus.CounterVec // reason: max_per_second|adaptive|retry_after
+	ThrottleDelay   prometheus.Histogram
+	Slowdowns       *prometheus.CounterVec // status: 429|503
+	Throttling      prometheus.Gauge
 }
 
 // Outcome label values of rswebhooks_deliveries_total.
@@ -74,7 +78,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rswebhooks_events_unfanned_oldest_age_seconds",
 			Help: "Age of the oldest event not yet turned into deliveries (0 when none waits).",
 		}),
+		Throttled: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rswebhooks_throttled_total",
+			Help: "Deliveries a webhook's rate held back when they were due, by reason (max_per_second: its MaxPerSecond; adaptive: its rate lowered after 429/503 answers; retry_after: a receiver's Retry-After pause). Each delivery counts once.",
+		}, []string{"reason"}),
+		ThrottleDelay: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "rswebhooks_throttle_delay_seconds",
+			Help:    "Delay a webhook's rate added to a held delivery: from when it was first held to its attempt.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}),
+		Slowdowns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rswebhooks_throttle_slowdowns_total",
+			Help: "Times a webhook's rate was halved because its receiver answered 429 or 503, by status.",
+		}, []string{"status"}),
+		Throttling: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rswebhooks_throttled_webhooks",
+			Help: "Webhooks whose rate is lowered after 429/503 answers or paused by a Retry-After.",
+		}),
 	}
+	for _, r := range []string{ThrottleMaxPerSecond, ThrottleAdaptive, ThrottleRetryAfter} {
+		m.Throttled.WithLabelValues(r)
+	}
+	m.Slowdowns.WithLabelValues("429")
+	m.Slowdowns.WithLabelValues("503")
 	for _, o := range []string{OutcomeSucceeded, OutcomeFailed, OutcomeGone, OutcomeSkipped} {
 		m.Deliveries.WithLabelValues(o)
 	}

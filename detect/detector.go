@@ -88,6 +88,7 @@ type Detector struct {
 	log           zerolog.Logger
 	metrics       *Metrics
 	now           func() time.Time
+	ids           rswebhooks.IDSource // event ids in the order events are made
 	onEvent       func()
 	bodyLimit     int64
 	appendTimeout time.Duration
@@ -236,7 +237,7 @@ func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.E
 	r := m.rule
 	now := d.now().UTC()
 	e := &rswebhooks.Event{
-		ID:         rswebhooks.NewID(now),
+		ID:         d.ids.Next(now),
 		Filter:     r.Filter,
 		Type:       r.Event,
 		Time:       now,

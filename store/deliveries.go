@@ -32,21 +32,35 @@ func checkDelivery(d *rswebhooks.Delivery) error {
 // from; decoding only these fields skips the event snapshot's maps.
 type deliveryIndex struct {
 	WebhookID string    `json:"WebhookId"`
+	EventID   string    `json:"EventId"`
+	Ping      bool      `json:"Ping,omitempty"`
 	State     string    `json:"State"`
 	NextUTC   time.Time `json:"NextAttemptUtc"`
 }
 
 func indexOf(d *rswebhooks.Delivery) *deliveryIndex {
-	return &deliveryIndex{WebhookID: d.WebhookID, State: d.State, NextUTC: d.NextUTC}
+	return &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC}
+}
+
+// ordered reports whether the delivery has a key in the order index: every
+// pending delivery (a ping too: its event id is the time it was asked for).
+func (ix *deliveryIndex) ordered() bool {
+	return ix.State == rswebhooks.DeliveryPending && ix.EventID != ""
 }
 
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
 // the queue key (whose value is the webhook id) follows the state and
 // NextUTC, and finished deliveries get the retention TTL.
 func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex) error {
+	ix := indexOf(d)
 	if old != nil {
 		if old.State == rswebhooks.DeliveryPending {
 			if err := txn.Delete(queueKey(old.NextUTC, d.ID)); err != nil {
+				return err
+			}
+		}
+		if old.ordered() && (!ix.ordered() || old.WebhookID != ix.WebhookID || old.EventID != ix.EventID) {
+			if err := txn.Delete(orderKey(old.WebhookID, old.EventID, d.ID)); err != nil {
 				return err
 			}
 		}
@@ -66,6 +80,11 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	}
 	if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
 		return err
+	}
+	if ix.ordered() { // set again on a retry: repairs an index an older release left without it
+		if err := txn.Set(orderKey(d.WebhookID, d.EventID, d.ID), nil); err != nil {
+			return err
+		}
 	}
 	if pending {
 		db.queue.lower(txn, dueNanos(d.NextUTC))
@@ -341,6 +360,11 @@ func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
 		}
 		if old.State == rswebhooks.DeliveryPending {
 			if err := txn.Delete(queueKey(old.NextUTC, id)); err != nil {
+				return err
+			}
+		}
+		if old.ordered() {
+			if err := txn.Delete(orderKey(old.WebhookID, old.EventID, id)); err != nil {
 				return err
 			}
 		}

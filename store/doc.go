@@ -17,9 +17,10 @@
 //	d/<deliveryID>                        Delivery
 //	dw/<webhookID>/<deliveryID>           empty: by-webhook index (reverse scan = newest first)
 //	q/<due: 8 bytes BE unix ns>/<deliveryID>  webhook id (empty in older stores): due queue, pending deliveries only
+//	dp/<webhookID>/<eventID>/<deliveryID> empty: order index, pending deliveries of events (not pings) in event order
 //	a/<deliveryID>/<n: 4 bytes BE>        Attempt number n
 //	x/<executionID>                       empty: execution already seen by the watcher
-//	m/<key>                               raw bytes: metadata (m/schema, m/ping reserved)
+//	m/<key>                               raw bytes: metadata (m/schema, m/ping, m/order-index reserved)
 //
 // Queue scans (Due, DueRefs, NextDue, QueueStats) read keys only and seek
 // to an in-memory lower bound of the live q/ keys, so the tombstones that
@@ -44,7 +45,7 @@
 //
 // # Retention
 //
-// Webhooks and pending deliveries (with their dw/ and q/ keys) never expire.
+// Webhooks and pending deliveries (with their dw/, q/ and dp/ keys) never expire.
 // Everything else is written with a Badger TTL of Options.Retention computed
 // from Options.Now: events once fanned out (an event waiting for fan-out
 // keeps no TTL, so a stalled delivery side cannot lose it), attempts,

@@ -14,11 +14,13 @@ const (
 	pDelivery   = "d/"
 	pByWebhook  = "dw/"
 	pQueue      = "q/"
+	pOrder      = "dp/"
 	pAttempt    = "a/"
 	pExecution  = "x/"
 	pMeta       = "m/"
 	metaSchema  = "schema"
 	metaPing    = "ping"
+	metaOrder   = "order-index"
 	queueKeyLen = len(pQueue) + 8 + 1
 )
 
@@ -42,6 +44,8 @@ func unfannedKey(id string) []byte         { return key(pUnfanned, id) }
 func deliveryKey(id string) []byte         { return key(pDelivery, id) }
 func byWebhookKey(wh, id string) []byte    { return key(pByWebhook, wh, "/", id) }
 func byWebhookPrefix(wh string) []byte     { return key(pByWebhook, wh, "/") }
+func orderPrefix(wh string) []byte         { return key(pOrder, wh, "/") }
+func orderKey(wh, ev, id string) []byte    { return key(pOrder, wh, "/", ev, "/", id) }
 func attemptPrefix(delivery string) []byte { return key(pAttempt, delivery, "/") }
 func executionKey(id string) []byte        { return key(pExecution, id) }
 func metaKey(k string) []byte              { return key(pMeta, k) }

@@ -71,11 +71,11 @@ func (db *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// PutMeta stores a small value under key. The keys "schema" and "ping" are
-// reserved by the store.
+// PutMeta stores a small value under key. The keys "schema", "ping" and
+// "order-index" are reserved by the store.
 func (db *DB) PutMeta(ctx context.Context, key string, v []byte) error {
-	if key == "" || key == metaSchema || key == metaPing {
-		return fmt.Errorf("store: put meta: key must be non-empty and not %q or %q, got %q", metaSchema, metaPing, key)
+	if key == "" || key == metaSchema || key == metaPing || key == metaOrder {
+		return fmt.Errorf("store: put meta: key must be non-empty and not %q, %q or %q, got %q", metaSchema, metaPing, metaOrder, key)
 	}
 	return db.update(ctx, "put meta "+key, func(txn *badger.Txn) error {
 		return txn.Set(metaKey(key), v)
@@ -85,8 +85,8 @@ func (db *DB) PutMeta(ctx context.Context, key string, v []byte) error {
 // PutMetaUntil stores a small value under key that disappears at expires
 // (second resolution); an expiry in the past removes it.
 func (db *DB) PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error {
-	if key == "" || key == metaSchema || key == metaPing {
-		return fmt.Errorf("store: put meta: key must be non-empty and not %q or %q, got %q", metaSchema, metaPing, key)
+	if key == "" || key == metaSchema || key == metaPing || key == metaOrder {
+		return fmt.Errorf("store: put meta: key must be non-empty and not %q, %q or %q, got %q", metaSchema, metaPing, metaOrder, key)
 	}
 	if !expires.After(db.now()) {
 		return db.update(ctx, "delete meta "+key, func(txn *badger.Txn) error {

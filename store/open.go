@@ -98,6 +98,10 @@ func Open(opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, err
 	}
+	if err := db.buildOrderIndex(bdb); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
 	// Registered only on success: a caller may fall back to Unopened with
 	// the same Registerer.
 	db.m = NewMetrics(opts.Registerer)
@@ -131,7 +135,10 @@ func (db *DB) reopen() {
 	o.LockWait = -1 // no waiting inside the monitor
 	bdb, err := openDir(o, db.log)
 	if err == nil {
-		if err = db.checkSchema(bdb); err != nil {
+		if err = db.checkSchema(bdb); err == nil {
+			err = db.buildOrderIndex(bdb)
+		}
+		if err != nil {
 			_ = bdb.Close()
 		}
 	}

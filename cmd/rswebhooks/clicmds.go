@@ -52,6 +52,8 @@ func webhookFlags(add bool) []cli.Flag {
 		&cli.StringSliceFlag{Name: "header", Usage: "K=V header sent with each notification (repeatable; on update K= removes K)"},
 		&cli.StringSliceFlag{Name: "property", Usage: "K=V copied into each notification's Properties; V is JSON if it parses, else a string (repeatable; on update K= removes K)"},
 		&cli.BoolFlag{Name: "paused", Usage: "store the webhook paused (--paused=false resumes)"},
+		&cli.BoolFlag{Name: "ordered", Usage: "send its notifications one at a time in event order; a failing one holds the rest until it succeeds or gives up (--ordered=false: concurrent, the default)" + keep},
+		&cli.Float64Flag{Name: "max-per-second", Usage: "at most this many notifications per second (0.01–1000; 0: no limit, the default)" + keep},
 		&cli.BoolFlag{Name: "show-secret", Usage: "show the secret in table output instead of " + secretMask},
 	}
 }
@@ -91,7 +93,7 @@ Example:
 		Subcommands: []*cli.Command{
 			{Name: "list", Usage: "list webhooks (all of them for the operator or an administrator)", Flags: with(), Action: cliAction(webhooksList)},
 			{Name: "get", Usage: "show one webhook", ArgsUsage: "ID", Flags: with(showSecretFlag()), Action: cliAction(webhooksGet)},
-			{Name: "add", Usage: "register a webhook (the receiver must answer the echo check)", Flags: with(webhookFlags(true)...), Action: cliAction(webhooksAdd)},
+			{Name: "add", Aliases: []string{"create"}, Usage: "register a webhook (the receiver must answer the echo check)", Flags: with(webhookFlags(true)...), Action: cliAction(webhooksAdd)},
 			{Name: "update", Usage: "change the given fields of a webhook (read, modify, write)", ArgsUsage: "ID", Flags: with(webhookFlags(false)...), Action: cliAction(webhooksUpdate)},
 			{Name: "rm", Aliases: []string{"delete"}, Usage: "remove webhooks", ArgsUsage: "ID...", Flags: with(), Action: cliAction(webhooksRemove)},
 			{Name: "pause", Usage: "pause webhooks: no notifications until resumed", ArgsUsage: "ID...", Flags: with(), Action: cliAction(pauseAction(true))},
@@ -393,6 +395,16 @@ func (s *session) printWebhookSecret(w *rswebhooks.Webhook, showSecret bool) err
 	row("Description", oneLine(w.Description, 200))
 	row("State", webhookState(w))
 	row("Filters", strings.Join(w.Filters, ", "))
+	if w.Ordered {
+		row("Delivery", "ordered (one at a time, in event order)")
+	} else {
+		row("Delivery", "concurrent (may arrive out of order)")
+	}
+	if w.MaxPerSecond > 0 {
+		row("MaxPerSecond", strconv.FormatFloat(w.MaxPerSecond, 'g', -1, 64))
+	} else {
+		row("MaxPerSecond", "no limit")
+	}
 	for _, k := range slices.Sorted(maps.Keys(w.Headers)) {
 		row("Header", k+": "+w.Headers[k])
 	}
@@ -480,6 +492,12 @@ func applyWebhookFlags(c *cli.Context, w *rswebhooks.Webhook) error {
 	}
 	if c.IsSet("paused") {
 		w.IsPaused = c.Bool("paused")
+	}
+	if c.IsSet("ordered") {
+		w.Ordered = c.Bool("ordered")
+	}
+	if c.IsSet("max-per-second") {
+		w.MaxPerSecond = c.Float64("max-per-second")
 	}
 	if c.IsSet("filter") {
 		w.Filters = nil

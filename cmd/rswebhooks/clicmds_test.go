@@ -199,6 +199,20 @@ func TestWebhooksCommands(t *testing.T) {
 		t.Fatalf("store has %+v, %v", stored, err)
 	}
 
+	// --ordered and --max-per-second set the extensions; other updates keep them.
+	out = a.ok(t, "webhooks", "update", "--ordered", "--max-per-second", "2.5", w.ID)
+	if !strings.Contains(out, "ordered (one at a time, in event order)") || !strings.Contains(out, "MaxPerSecond:  2.5") {
+		t.Fatalf("update --ordered --max-per-second table:\n%s", out)
+	}
+	u = decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "update", "-o", "json", "--description", "again", w.ID))
+	if !u.Ordered || u.MaxPerSecond != 2.5 {
+		t.Fatalf("an update of another field changed Ordered/MaxPerSecond: %+v", u)
+	}
+	u = decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "update", "-o", "json", "--ordered=false", "--max-per-second", "0", w.ID))
+	if u.Ordered || u.MaxPerSecond != 0 {
+		t.Fatalf("--ordered=false --max-per-second 0 left %+v", u)
+	}
+
 	// resume, pause: the store follows.
 	if out = a.ok(t, "webhooks", "resume", w.ID); !strings.Contains(out, w.ID+" active") {
 		t.Fatalf("resume output: %q", out)
@@ -315,6 +329,7 @@ func TestClientCommandErrors(t *testing.T) {
 		{"401 with a wrong token", "not-the-operator-token", []string{"deliveries", "get", "x"}, 1, []string{"HTTP 401"}},
 		{"400 names the field", operatorToken, []string{"webhooks", "add", "--url", "ftp://example.invalid/"}, 1, []string{"HTTP 400", "WebHookUri"}},
 		{"400 bad secret", operatorToken, []string{"webhooks", "add", "--url", a.receiver + "/?noecho=1", "--secret", "short"}, 1, []string{"HTTP 400", "Secret"}},
+		{"400 max per second", operatorToken, []string{"webhooks", "add", "--url", a.receiver + "/?noecho=1", "--max-per-second", "5000"}, 1, []string{"HTTP 400", "MaxPerSecond"}},
 		{"400 unknown filter", operatorToken, []string{"webhooks", "add", "--url", a.receiver + "/?noecho=1", "--filter", "nope"}, 1, []string{"HTTP 400", "nope"}},
 		{"400 failed echo check", operatorToken, []string{"webhooks", "add", "--url", "http://127.0.0.1:1/dead"}, 1, []string{"HTTP 400"}},
 		{"404 get", operatorToken, []string{"webhooks", "get", "0123456789abcdef0123456789abcdef"}, 1, []string{"HTTP 404", "not found"}},

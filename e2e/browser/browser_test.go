@@ -221,7 +221,9 @@ type webhook struct {
 	IsPaused    bool     `json:"IsPaused"`
 	Filters     []string `json:"Filters"`
 	// Properties as stored, number text and all.
-	Properties map[string]json.RawMessage `json:"Properties"`
+	Properties   map[string]json.RawMessage `json:"Properties"`
+	Ordered      bool                       `json:"Ordered"`
+	MaxPerSecond float64                    `json:"MaxPerSecond"`
 }
 
 func (e *env) webhooks(t *testing.T, token string) map[string]webhook {
@@ -562,6 +564,41 @@ func TestWebhooksPage(t *testing.T) {
 	}
 	if pings != 1 || ok200 != 3 {
 		t.Fatalf("receiver: %d pings, %d answered 200; want 1 and 3 (Sales, Finance redelivered, ping)", pings, ok200)
+	}
+
+	// Delivery options: Ordered and a rate limit, the server's rule for a
+	// bad rate next to its field, and chips in the row once saved.
+	p.do("edit the delivery options",
+		chromedp.Click(chromedp.CSS(row+" button.edit")),
+		chromedp.WaitVisible(chromedp.ID("edit-dialog")),
+		chromedp.Click(chromedp.ID("f-ordered")),
+		chromedp.SetValue(chromedp.ID("f-max-per-second"), "5000"),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitVisible(chromedp.ID("f-max-per-second-error")),
+	)
+	if got := p.text(`document.getElementById('f-max-per-second-error').textContent`); !strings.Contains(got, "between 0.01 and 1000") {
+		t.Fatalf("rate error = %q, want the range", got)
+	}
+	p.do("a valid rate",
+		chromedp.SetValue(chromedp.ID("f-max-per-second"), "2.5"),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit-dialog")),
+	)
+	p.wait("the delivery chips", fmt.Sprintf(`(() => { const r = document.querySelector(%s); return r && r.querySelector('.chip.ordered') && r.querySelector('.chip.max-per-second').textContent === '≤ 2.5/s' })()`, js(row)))
+	if w := e.webhooks(t, alice)["Orders integration"]; !w.Ordered || w.MaxPerSecond != 2.5 {
+		t.Fatalf("stored Ordered %v MaxPerSecond %g, want true 2.5", w.Ordered, w.MaxPerSecond)
+	}
+	p.do("turn them off again",
+		chromedp.Click(chromedp.CSS(row+" button.edit")),
+		chromedp.WaitVisible(chromedp.ID("edit-dialog")),
+		chromedp.Click(chromedp.ID("f-ordered")),
+		chromedp.SetValue(chromedp.ID("f-max-per-second"), "0"),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit-dialog")),
+	)
+	p.wait("no delivery chips", fmt.Sprintf(`(() => { const r = document.querySelector(%s); return r && !r.querySelector('.delivery-mode') })()`, js(row)))
+	if w := e.webhooks(t, alice)["Orders integration"]; w.Ordered || w.MaxPerSecond != 0 {
+		t.Fatalf("stored Ordered %v MaxPerSecond %g after turning them off", w.Ordered, w.MaxPerSecond)
 	}
 
 	// Phone width: rows become cards.

@@ -35,6 +35,8 @@
     filters: 'f-filters',
     description: 'f-description',
     ispaused: 'f-paused',
+    ordered: 'f-ordered',
+    maxpersecond: 'f-max-per-second',
   };
 
   const $ = (id) => document.getElementById(id);
@@ -397,6 +399,8 @@
       Filters: filters,
       Headers: w.Headers || {},
       Properties: w.Properties || {},
+      Ordered: Boolean(w.Ordered),
+      MaxPerSecond: Number(w.MaxPerSecond) || 0,
     }, changes);
   }
 
@@ -464,7 +468,7 @@
     cells.push(cell('Filters', 'col-filters', filterChips(w.Filters)));
     cells.push(cell('Description', 'col-desc', w.Description
       ? h('span', { class: 'desc', text: w.Description })
-      : h('span', { class: 'muted', text: '—' })));
+      : h('span', { class: 'muted', text: '—' }), deliveryChips(w)));
     const paused = pauseSwitch(w, label);
     cells.push(cell('Paused', 'col-paused', w.OwnerMissing
       ? h('span', { class: 'state-stack' }, paused, h('span', {
@@ -531,6 +535,18 @@
     const fs = (filters || []).filter((f) => f !== '*');
     if (!fs.length) return h('span', { class: 'chip chip-all', text: 'All events' });
     return h('span', { class: 'chips' }, fs.map((f) => h('span', { class: 'chip', text: f })));
+  }
+
+  /** deliveryChips shows the delivery extensions that are on. */
+  function deliveryChips(w) {
+    const chips = [];
+    if (w.Ordered) {
+      chips.push(h('span', { class: 'chip chip-mode ordered', title: 'Sent one at a time in event order; a failing notification holds the ones behind it until it succeeds or gives up.', text: 'Ordered' }));
+    }
+    if (w.MaxPerSecond > 0) {
+      chips.push(h('span', { class: 'chip chip-mode max-per-second', title: 'At most this many notifications per second; 429 and 503 answers slow it down further for a while.', text: '≤ ' + w.MaxPerSecond + '/s' }));
+    }
+    return chips.length ? h('span', { class: 'chips delivery-mode' }, chips) : null;
   }
 
   function pauseSwitch(w, label) {
@@ -626,6 +642,8 @@
     setSecretVisible(false);
     $('f-description').value = w ? (w.Description || '') : '';
     $('f-paused').checked = Boolean(w && w.IsPaused);
+    $('f-ordered').checked = Boolean(w && w.Ordered);
+    $('f-max-per-second').value = w && w.MaxPerSecond > 0 ? String(w.MaxPerSecond) : '';
     const selected = new Set(((w && w.Filters) || []).map((f) => f.toLowerCase()));
     $('f-filter-list').replaceChildren(...state.filters.map((f) => {
       const id = 'f-filter-' + f.Name;
@@ -666,6 +684,8 @@
       Description: $('f-description').value,
       IsPaused: $('f-paused').checked,
       Filters: filters,
+      Ordered: $('f-ordered').checked,
+      MaxPerSecond: maxPerSecond(),
     });
     const save = $('edit-save');
     const label = save.textContent;
@@ -691,6 +711,15 @@
       save.disabled = false;
       save.textContent = label;
     }
+  }
+
+  /** maxPerSecond reads the rate field: empty is 0 (no limit); text that is
+   *  not a number is sent as is, so the server names the rule. */
+  function maxPerSecond() {
+    const v = $('f-max-per-second').value.trim();
+    if (v === '') return 0;
+    const n = Number(v);
+    return Number.isFinite(n) ? n : v;
   }
 
   function focusRow(id) {
