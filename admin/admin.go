@@ -36,6 +36,9 @@ type Store interface {
 	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
 	UnreadableRecords(ctx context.Context) ([]rswebhooks.Unreadable, error)
 	DeleteUnreadable(ctx context.Context, kind, id string) error
+	ScanEvents(ctx context.Context, from, to string, newestFirst bool, fn func(*rswebhooks.Event) (bool, error)) error
+	EventDeliveries(ctx context.Context, eventID string) ([]*rswebhooks.Delivery, error)
+	PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int, error)
 }
 
 // Identities authenticates callers (implemented by *identity.Resolver).
@@ -62,6 +65,10 @@ type Options struct {
 	Identity Identities
 	// Deliveries, when set, handles redeliver and ping (see Deliveries).
 	Deliveries Deliveries
+	// Access decides which events a non-administrator sees in the events
+	// feed and which ones a replay sends to a webhook's owner. Nil: none
+	// (administrators and the operator see every event).
+	Access Access
 	// Verifier checks a receiver before a webhook is stored (the echo
 	// check). Required; use &EchoVerifier{HTTP: client} with the delivery
 	// client, so the same address policy applies.
@@ -117,6 +124,7 @@ type Handler struct {
 	store      Store
 	ids        Identities
 	deliveries Deliveries
+	access     Access
 	verifier   Verifier
 	log        zerolog.Logger
 	now        func() time.Time
@@ -158,6 +166,7 @@ func New(opts Options) (*Handler, error) {
 		store:      opts.Store,
 		ids:        opts.Identity,
 		deliveries: opts.Deliveries,
+		access:     opts.Access,
 		verifier:   opts.Verifier,
 		log:        opts.Logger.With().Str("component", "admin").Logger(),
 		now:        opts.Now,
@@ -196,6 +205,7 @@ func New(opts Options) (*Handler, error) {
 		{"POST", reg + "/{id}/ping", false, h.ping},
 		{"GET", "/api/webhooks/deliveries/{id}", false, h.getDelivery},
 		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
+		{"GET", "/api/webhooks/events", false, h.listEvents},
 		{"GET", "/api/webhooks/filters", false, h.listFilters},
 		{"GET", "/api/webhooks/me", false, h.me},
 		{"GET", "/api/webhooks/unreadable", false, h.listUnreadable},

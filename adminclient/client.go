@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -179,6 +180,7 @@ const (
 	registrationsPath = "/api/webhooks/registrations"
 	deliveriesPath    = "/api/webhooks/deliveries"
 	filtersPath       = "/api/webhooks/filters"
+	eventsPath        = "/api/webhooks/events"
 )
 
 // ListWebhooks returns the caller's webhooks (all of them for an
@@ -402,4 +404,49 @@ func serverMessage(b []byte) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// EventsQuery selects events from the feed; zero fields select everything.
+type EventsQuery struct {
+	Since, Until time.Time // [Since, Until)
+	Filters      []string  // filter names
+	Types        []string  // event types
+	Limit        int       // 0: the server's default (50)
+	Cursor       string    // NextCursor of the previous page
+}
+
+// Events returns one page of the events feed, newest first. Follow
+// NextCursor (set it as q.Cursor) for older events.
+func (c *Client) Events(ctx context.Context, q EventsQuery) (*rswebhooks.EventPage, error) {
+	if q.Limit < 0 {
+		return nil, fmt.Errorf("limit: must not be negative")
+	}
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if len(q.Filters) > 0 {
+		v.Set("filter", strings.Join(q.Filters, ","))
+	}
+	if len(q.Types) > 0 {
+		v.Set("type", strings.Join(q.Types, ","))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	path := eventsPath
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out rswebhooks.EventPage
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -32,12 +32,13 @@ func checkDelivery(d *rswebhooks.Delivery) error {
 // from; decoding only these fields skips the event snapshot's maps.
 type deliveryIndex struct {
 	WebhookID string    `json:"WebhookId"`
+	EventID   string    `json:"EventId"`
 	State     string    `json:"State"`
 	NextUTC   time.Time `json:"NextAttemptUtc"`
 }
 
 func indexOf(d *rswebhooks.Delivery) *deliveryIndex {
-	return &deliveryIndex{WebhookID: d.WebhookID, State: d.State, NextUTC: d.NextUTC}
+	return &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, State: d.State, NextUTC: d.NextUTC}
 }
 
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
@@ -66,6 +67,13 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	}
 	if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
 		return err
+	}
+	if old == nil && d.EventID != "" && checkID("", d.EventID) == nil {
+		// The event's deliveries (see EventDeliveries) are found by this
+		// key; it expires with the event, so it needs no upkeep.
+		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, db.expiresAt()); err != nil {
+			return err
+		}
 	}
 	if pending {
 		db.queue.lower(txn, dueNanos(d.NextUTC))
@@ -334,6 +342,11 @@ func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
 		}
 		if err := txn.Delete(byWebhookKey(old.WebhookID, id)); err != nil {
 			return err
+		}
+		if old.EventID != "" {
+			if err := txn.Delete(byEventKey(old.EventID, id)); err != nil {
+				return err
+			}
 		}
 		keys, err := keySuffixes(txn, attemptPrefix(id), 0)
 		if err != nil {

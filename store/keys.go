@@ -13,6 +13,7 @@ const (
 	pUnfanned   = "ef/"
 	pDelivery   = "d/"
 	pByWebhook  = "dw/"
+	pByEvent    = "de/"
 	pQueue      = "q/"
 	pAttempt    = "a/"
 	pExecution  = "x/"
@@ -42,6 +43,8 @@ func unfannedKey(id string) []byte         { return key(pUnfanned, id) }
 func deliveryKey(id string) []byte         { return key(pDelivery, id) }
 func byWebhookKey(wh, id string) []byte    { return key(pByWebhook, wh, "/", id) }
 func byWebhookPrefix(wh string) []byte     { return key(pByWebhook, wh, "/") }
+func byEventKey(ev, id string) []byte      { return key(pByEvent, ev, "/", id) }
+func byEventPrefix(ev string) []byte       { return key(pByEvent, ev, "/") }
 func attemptPrefix(delivery string) []byte { return key(pAttempt, delivery, "/") }
 func executionKey(id string) []byte        { return key(pExecution, id) }
 func metaKey(k string) []byte              { return key(pMeta, k) }

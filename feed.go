@@ -1,0 +1,34 @@
+package rswebhooks
+
+import "time"
+
+// FeedEvent is one entry of the admin API's events feed
+// (GET /api/webhooks/events): a stored event with the deliveries it
+// produced that the caller may see.
+type FeedEvent struct {
+	Event
+	Deliveries []EventDelivery `json:"Deliveries"`
+}
+
+// EventDelivery is a delivery as listed with its event, without the event
+// snapshot (GET /api/webhooks/deliveries/{id} has the rest).
+type EventDelivery struct {
+	ID         string     `json:"Id"`
+	WebhookID  string     `json:"WebhookId"`
+	State      string     `json:"State"`
+	Reason     string     `json:"Reason,omitempty"`
+	Attempts   int        `json:"Attempts"`
+	NextUTC    *time.Time `json:"NextAttemptUtc,omitempty"` // pending only
+	LastStatus int        `json:"LastStatusCode,omitempty"`
+	LastError  string     `json:"LastError,omitempty"`
+	CreatedUTC time.Time  `json:"CreatedUtc"`
+	UpdatedUTC time.Time  `json:"UpdatedUtc"`
+}
+
+// EventPage is one page of the events feed, newest first.
+type EventPage struct {
+	Events []FeedEvent `json:"Events"`
+	// NextCursor, when set, gets the next (older) page: pass it as cursor
+	// with the same since, until, filter and type.
+	NextCursor string `json:"NextCursor,omitempty"`
+}
