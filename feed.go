@@ -32,3 +32,28 @@ type EventPage struct {
 	// with the same since, until, filter and type.
 	NextCursor string `json:"NextCursor,omitempty"`
 }
+
+// ReplayRequest is the body of POST /api/webhooks/registrations/{id}/replay:
+// the stored events in [Since, Until) are queued again for the webhook.
+type ReplayRequest struct {
+	Since time.Time `json:"Since"`
+	// Until defaults to now.
+	Until time.Time `json:"Until"`
+	// After, when set, continues a replay after this event id (the Next of
+	// an earlier answer).
+	After string `json:"After,omitempty"`
+}
+
+// ReplayResult is the answer of a replay.
+type ReplayResult struct {
+	// Queued counts the new deliveries (new ids: receivers that dedupe on
+	// the delivery Id see them as new notifications).
+	Queued int `json:"Queued"`
+	// Matched counts the events in range the webhook's filters match,
+	// before the owner's access check.
+	Matched int `json:"Matched"`
+	// Done is false when the per-call bound stopped the replay; send Next
+	// as the next call's body to continue.
+	Done bool           `json:"Done"`
+	Next *ReplayRequest `json:"Next,omitempty"`
+}

@@ -100,6 +100,9 @@ type Options struct {
 	// MaxWebhooksPerUser is how many webhooks a non-administrator may
 	// register (POST past it is refused with 400). Zero means no limit.
 	MaxWebhooksPerUser int
+	// MaxReplay is how many matching events one replay call takes at most;
+	// the answer then says how to continue. Default DefaultMaxReplay.
+	MaxReplay int
 }
 
 // Filter is one entry of GET /api/webhooks/filters.
@@ -134,6 +137,7 @@ type Handler struct {
 	showResp   bool
 	limiter    *userLimiter
 	maxPerUser int
+	maxReplay  int
 	routes     []route
 	mux        *http.ServeMux
 }
@@ -159,6 +163,8 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("admin: Options.Verifier is required (use &admin.EchoVerifier{HTTP: deliveryClient})")
 	case opts.MaxBodyBytes < 0:
 		return nil, errors.New("admin: Options.MaxBodyBytes must not be negative")
+	case opts.MaxReplay < 0:
+		return nil, errors.New("admin: Options.MaxReplay must not be negative")
 	case opts.UserRatePerMinute < 0 || opts.UserRateBurst < 0:
 		return nil, errors.New("admin: Options.UserRatePerMinute and UserRateBurst must not be negative")
 	}
@@ -174,6 +180,7 @@ func New(opts Options) (*Handler, error) {
 		maxBody:    opts.MaxBodyBytes,
 		showResp:   opts.ShowResponses,
 		maxPerUser: opts.MaxWebhooksPerUser,
+		maxReplay:  opts.MaxReplay,
 		known:      make(map[string]string),
 		mux:        http.NewServeMux(),
 	}
@@ -189,6 +196,9 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.known[f.Name] = f.Name
 	}
+	if h.maxReplay == 0 {
+		h.maxReplay = DefaultMaxReplay
+	}
 	if h.maxBody == 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -203,6 +213,7 @@ func New(opts Options) (*Handler, error) {
 		{"DELETE", reg + "/{id}", false, h.delete},
 		{"GET", reg + "/{id}/deliveries", false, h.listDeliveries},
 		{"POST", reg + "/{id}/ping", false, h.ping},
+		{"POST", reg + "/{id}/replay", false, h.replay},
 		{"GET", "/api/webhooks/deliveries/{id}", false, h.getDelivery},
 		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
 		{"GET", "/api/webhooks/events", false, h.listEvents},

@@ -68,6 +68,7 @@ type envOptions struct {
 	showResponses    bool // admin.Options.ShowResponses
 	maxPerUser       int
 	deliveries       admin.Deliveries
+	maxReplay        int
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -114,6 +115,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now,
 		Access:            access.New(access.Options{Perms: perms, Now: e.clock.Now}),
 		Deliveries:        o.deliveries,
+		MaxReplay:         o.maxReplay,
 		UserRatePerMinute: o.userRate, ShowResponses: o.showResponses, MaxWebhooksPerUser: o.maxPerUser,
 		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})

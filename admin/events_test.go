@@ -21,9 +21,13 @@ type feedFixture struct {
 	events             []*rswebhooks.Event // oldest first
 }
 
-func newFeedFixture(t *testing.T) *feedFixture {
+func newFeedFixture(t *testing.T, opts ...envOptions) *feedFixture {
 	t.Helper()
-	e := newEnv(t, envOptions{})
+	o := envOptions{}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	e := newEnv(t, o)
 	f := &feedFixture{e: e, alice: e.token("alice"), bob: e.token("bob")}
 	const reg = "/api/webhooks/registrations"
 	for _, who := range []struct {

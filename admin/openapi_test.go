@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/admin"
@@ -193,6 +194,8 @@ func TestOpenAPIResponseShapes(t *testing.T) {
 	check("POST", reg+"/{id}/ping", ping)
 	var dl rswebhooks.Delivery
 	ping.json(t, &dl)
+	check("POST", reg+"/{id}/replay", e.do("POST", reg+"/"+w.ID+"/replay", tok, map[string]any{"Since": time.Now().Add(-time.Hour)}))
+	check("POST", reg+"/{id}/replay", e.do("POST", reg+"/"+w.ID+"/replay", tok, map[string]any{}))
 	check("GET", reg+"/{id}/deliveries", e.do("GET", reg+"/"+w.ID+"/deliveries", tok, nil))
 	check("GET", "/api/webhooks/deliveries/{id}", e.do("GET", "/api/webhooks/deliveries/"+dl.ID, tok, nil))
 	check("POST", "/api/webhooks/deliveries/{id}/redeliver", e.do("POST", "/api/webhooks/deliveries/"+dl.ID+"/redeliver", tok, nil))

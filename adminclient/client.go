@@ -450,3 +450,28 @@ func (c *Client) Events(ctx context.Context, q EventsQuery) (*rswebhooks.EventPa
 	}
 	return &out, nil
 }
+
+// Replay queues the stored events in [req.Since, req.Until) that the
+// webhook's filters match and its owner may read, as new deliveries. One
+// call is bounded by the server; while the answer's Done is false, call
+// again with its Next.
+func (c *Client) Replay(ctx context.Context, webhookID string, req rswebhooks.ReplayRequest) (*rswebhooks.ReplayResult, error) {
+	if err := checkID("webhook id", webhookID); err != nil {
+		return nil, err
+	}
+	if req.Since.IsZero() {
+		return nil, fmt.Errorf("since: required")
+	}
+	body := map[string]any{"Since": req.Since.UTC()}
+	if !req.Until.IsZero() {
+		body["Until"] = req.Until.UTC()
+	}
+	if req.After != "" {
+		body["After"] = req.After
+	}
+	var out rswebhooks.ReplayResult
+	if err := c.do(ctx, http.MethodPost, registrationsPath+"/"+url.PathEscape(webhookID)+"/replay", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
