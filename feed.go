@@ -57,3 +57,34 @@ type ReplayResult struct {
 	Done bool           `json:"Done"`
 	Next *ReplayRequest `json:"Next,omitempty"`
 }
+
+// UnmatchedRoute is one entry of GET /api/webhooks/unmatched: successful
+// mutating calls that no detection rule matched, grouped by method and path
+// template (ids replaced by placeholders). It holds no bodies and no query
+// strings.
+type UnmatchedRoute struct {
+	Method string `json:"Method"`
+	// Path is relative to the report server's virtual directory, as rule
+	// templates are.
+	Path         string    `json:"Path"`
+	Status       int       `json:"Status"` // the last status seen (2xx)
+	Count        int64     `json:"Count"`
+	FirstSeenUTC time.Time `json:"FirstSeenUtc"`
+	LastSeenUTC  time.Time `json:"LastSeenUtc"`
+	// Rule is a suggested detection rule for the route, in the field names
+	// of a --rules file; Snippet is the same as a --rules YAML file.
+	Rule    SuggestedRule `json:"Rule"`
+	Snippet string        `json:"Snippet"`
+}
+
+// SuggestedRule is a detection rule in the field names of a --rules file.
+type SuggestedRule struct {
+	Method     string `json:"method"`
+	Path       string `json:"path"`
+	Filter     string `json:"filter,omitempty"`
+	Event      string `json:"event"`
+	ID         string `json:"id,omitempty"`
+	APIVersion string `json:"apiVersion,omitempty"`
+	// Note says what was guessed and what to check (a comment in a file).
+	Note string `json:"note,omitempty"`
+}

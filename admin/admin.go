@@ -69,6 +69,9 @@ type Options struct {
 	// feed and which ones a replay sends to a webhook's owner. Nil: none
 	// (administrators and the operator see every event).
 	Access Access
+	// Unmatched lists what the detection rules missed, for
+	// GET /api/webhooks/unmatched. Nil: an empty list.
+	Unmatched Unmatched
 	// Verifier checks a receiver before a webhook is stored (the echo
 	// check). Required; use &EchoVerifier{HTTP: client} with the delivery
 	// client, so the same address policy applies.
@@ -128,6 +131,7 @@ type Handler struct {
 	ids        Identities
 	deliveries Deliveries
 	access     Access
+	unmatched  Unmatched
 	verifier   Verifier
 	log        zerolog.Logger
 	now        func() time.Time
@@ -173,6 +177,7 @@ func New(opts Options) (*Handler, error) {
 		ids:        opts.Identity,
 		deliveries: opts.Deliveries,
 		access:     opts.Access,
+		unmatched:  opts.Unmatched,
 		verifier:   opts.Verifier,
 		log:        opts.Logger.With().Str("component", "admin").Logger(),
 		now:        opts.Now,
@@ -220,6 +225,7 @@ func New(opts Options) (*Handler, error) {
 		{"GET", "/api/webhooks/filters", false, h.listFilters},
 		{"GET", "/api/webhooks/me", false, h.me},
 		{"GET", "/api/webhooks/unreadable", false, h.listUnreadable},
+		{"GET", "/api/webhooks/unmatched", false, h.listUnmatched},
 		{"DELETE", "/api/webhooks/unreadable/{kind}/{id}", false, h.deleteUnreadable},
 		{"POST", "/api/webhooks/login", true, h.login},
 		{"GET", "/api/webhooks/openapi.json", true, h.openAPI},

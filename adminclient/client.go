@@ -181,6 +181,7 @@ const (
 	deliveriesPath    = "/api/webhooks/deliveries"
 	filtersPath       = "/api/webhooks/filters"
 	eventsPath        = "/api/webhooks/events"
+	unmatchedPath     = "/api/webhooks/unmatched"
 )
 
 // ListWebhooks returns the caller's webhooks (all of them for an
@@ -474,4 +475,13 @@ func (c *Client) Replay(ctx context.Context, webhookID string, req rswebhooks.Re
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Unmatched lists the successful mutating calls no detection rule matched,
+// most recently seen first, each with a suggested rule (administrators and
+// the operator only).
+func (c *Client) Unmatched(ctx context.Context) ([]rswebhooks.UnmatchedRoute, error) {
+	var out []rswebhooks.UnmatchedRoute
+	err := c.do(ctx, http.MethodGet, unmatchedPath, nil, &out)
+	return out, err
 }

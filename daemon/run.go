@@ -287,6 +287,7 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 // last two nil without a service account or when turned off).
 type detectionPart struct {
 	det        *detect.Detector
+	unmatched  *detect.Unmatched // what the rules miss, for the admin API
 	watcher    *watch.Watcher
 	reconciler *reconcile.Reconciler
 }
@@ -357,9 +358,11 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	if part.reconciler != nil {
 		names = part.reconciler
 	}
+	unmatched := detect.NewUnmatched(detect.DefaultUnmatchedSize, nil)
 	det, err := detect.New(detect.Options{
 		Names:      names,
 		Rules:      rules,
+		Unmatched:  unmatched,
 		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
 		Store:      events,
 		Actors:     rs.ids,
@@ -371,7 +374,7 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	if err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
 	}
-	part.det = det
+	part.det, part.unmatched = det, unmatched
 	return &part, nil
 }
 
@@ -393,6 +396,7 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		Identity:   identities{rs.ids, rs.admins},
 		Deliveries: engineDeliveries{dl.engine},
 		Access:     dl.access,
+		Unmatched:  dt.unmatched,
 		Verifier: &admin.EchoVerifier{
 			HTTP:      dl.client,
 			Policy:    deliver.NewAddressPolicy(o.AllowTargets, dl.deny),

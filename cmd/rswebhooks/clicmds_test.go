@@ -92,7 +92,7 @@ func (a *liveAdmin) run(t *testing.T, token string, args ...string) result {
 		Writer:         &out,
 		ErrWriter:      &errOut,
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       []*cli.Command{webhooksCommand(), deliveriesCommand(), serviceCommand(), healthcheckCommand()},
+		Commands:       []*cli.Command{webhooksCommand(), deliveriesCommand(), rulesCommand(), serviceCommand(), healthcheckCommand()},
 	}
 	t.Setenv("RSWEBHOOKS_ADMIN_URL", a.url)
 	t.Setenv("RSWEBHOOKS_ADMIN_TOKEN", token)
