@@ -42,6 +42,8 @@ type ReplayRequest struct {
 	// After, when set, continues a replay after this event id (the Next of
 	// an earlier answer).
 	After string `json:"After,omitempty"`
+	// DryRun counts what would be queued and queues nothing.
+	DryRun bool `json:"DryRun,omitempty"`
 }
 
 // ReplayResult is the answer of a replay.

@@ -51,13 +51,18 @@ func decodeReplay(body []byte, now time.Time) (*ReplayRequest, error) {
 			err = json.Unmarshal(v, &in.Until)
 		case "After":
 			err = json.Unmarshal(v, &in.After)
+		case "DryRun":
+			err = json.Unmarshal(v, &in.DryRun)
 		default:
-			return nil, bad("%s: unknown field; a replay takes Since, Until and After", k)
+			return nil, bad("%s: unknown field; a replay takes Since, Until, After and DryRun", k)
 		}
 		if err != nil {
 			what := "an RFC 3339 time such as 2026-11-27T10:00:00Z"
-			if k == "After" {
+			switch k {
+			case "After":
 				what = "an event id (the After of an earlier answer's Next)"
+			case "DryRun":
+				what = "true or false"
 			}
 			return nil, bad("%s: must be %s", k, what)
 		}
@@ -144,6 +149,14 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	})
 	if err != nil {
 		storeError(w, r, err, "events")
+		return
+	}
+	if in.DryRun {
+		res.Queued, res.Done = len(ds), res.Next == nil
+		if res.Next != nil {
+			res.Next.DryRun = true
+		}
+		writeJSON(w, http.StatusOK, res)
 		return
 	}
 	res.Queued, err = h.store.PutDeliveries(ctx, ds)

@@ -24,7 +24,17 @@ func TestReplayQueuesWhatTheOwnerMayReadAsNewDeliveries(t *testing.T) {
 	f := newFeedFixture(t, envOptions{deliveries: wake})
 	path := "/api/webhooks/registrations/" + f.aliceHook.ID + "/replay"
 	since := f.events[0].Time.Add(-time.Second)
-	res := f.e.do("POST", path, f.alice, map[string]any{"Since": since})
+	// A dry run counts and queues nothing.
+	res := f.e.do("POST", path, f.alice, map[string]any{"Since": since, "DryRun": true})
+	var dry admin.ReplayResult
+	res.json(t, &dry)
+	if res.status != 200 || dry.Queued != 3 || dry.Matched != 5 || !dry.Done {
+		t.Fatalf("dry run: %d %+v, want 200 with Queued 3, Matched 5", res.status, dry)
+	}
+	if ds, err := f.e.db.ListDeliveries(context.Background(), f.aliceHook.ID, 0); err != nil || len(ds) != len(f.events) {
+		t.Fatalf("after a dry run alice's webhook has %d deliveries (%v), want the %d of the fixture", len(ds), err, len(f.events))
+	}
+	res = f.e.do("POST", path, f.alice, map[string]any{"Since": since})
 	if res.status != 202 {
 		t.Fatalf("replay: %d %s", res.status, res.body)
 	}
@@ -125,6 +135,7 @@ func TestReplayRefusesBadInput(t *testing.T) {
 		{map[string]any{"Since": now.Add(-time.Hour), "Until": now.Add(-2 * time.Hour)}, "Until: must be after Since"},
 		{map[string]any{"Since": now.Add(-time.Hour), "After": "nope"}, "After: must be an event id"},
 		{map[string]any{"Since": now.Add(-time.Hour), "From": 1}, "From: unknown field"},
+		{map[string]any{"Since": now.Add(-time.Hour), "DryRun": "yes"}, "DryRun: must be true or false"},
 	} {
 		res := f.e.do("POST", path, f.alice, c.body)
 		var m struct{ Message string }
