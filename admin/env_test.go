@@ -69,6 +69,7 @@ type envOptions struct {
 	maxPerUser       int
 	deliveries       admin.Deliveries
 	maxReplay        int
+	unmatched        admin.Unmatched
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -116,6 +117,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Access:            access.New(access.Options{Perms: perms, Now: e.clock.Now}),
 		Deliveries:        o.deliveries,
 		MaxReplay:         o.maxReplay,
+		Unmatched:         o.unmatched,
 		UserRatePerMinute: o.userRate, ShowResponses: o.showResponses, MaxWebhooksPerUser: o.maxPerUser,
 		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})
