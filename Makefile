@@ -33,4 +33,4 @@ demo: build ## run the demo: simulator, proxy, receiver, a webhook and a few cal
 	./bin/rswebhooks demo
 
 screenshots: ## refresh docs/screenshots/ from the browser tests (tests write them to a temp dir otherwise)
-	RSWEBHOOKS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestWebhooksPage|TestLongValuesFitTheGrid|TestRetryingDeliveryByKeyboard' ./e2e/browser/
+	RSWEBHOOKS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestWebhooksPage|TestLongValuesFitTheGrid|TestRetryingDeliveryByKeyboard|TestEventsViewAndReplay' ./e2e/browser/

@@ -36,6 +36,9 @@ type Store interface {
 	Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error)
 	UnreadableRecords(ctx context.Context) ([]rswebhooks.Unreadable, error)
 	DeleteUnreadable(ctx context.Context, kind, id string) error
+	ScanEvents(ctx context.Context, from, to string, newestFirst bool, fn func(*rswebhooks.Event) (bool, error)) error
+	EventDeliveries(ctx context.Context, eventID string) ([]*rswebhooks.Delivery, error)
+	PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int, error)
 }
 
 // Identities authenticates callers (implemented by *identity.Resolver).
@@ -62,6 +65,13 @@ type Options struct {
 	Identity Identities
 	// Deliveries, when set, handles redeliver and ping (see Deliveries).
 	Deliveries Deliveries
+	// Access decides which events a non-administrator sees in the events
+	// feed and which ones a replay sends to a webhook's owner. Nil: none
+	// (administrators and the operator see every event).
+	Access Access
+	// Unmatched lists what the detection rules missed, for
+	// GET /api/webhooks/unmatched. Nil: an empty list.
+	Unmatched Unmatched
 	// Verifier checks a receiver before a webhook is stored (the echo
 	// check). Required; use &EchoVerifier{HTTP: client} with the delivery
 	// client, so the same address policy applies.
@@ -93,6 +103,9 @@ type Options struct {
 	// MaxWebhooksPerUser is how many webhooks a non-administrator may
 	// register (POST past it is refused with 400). Zero means no limit.
 	MaxWebhooksPerUser int
+	// MaxReplay is how many matching events one replay call takes at most;
+	// the answer then says how to continue. Default DefaultMaxReplay.
+	MaxReplay int
 }
 
 // Filter is one entry of GET /api/webhooks/filters.
@@ -117,6 +130,8 @@ type Handler struct {
 	store      Store
 	ids        Identities
 	deliveries Deliveries
+	access     Access
+	unmatched  Unmatched
 	verifier   Verifier
 	log        zerolog.Logger
 	now        func() time.Time
@@ -126,6 +141,7 @@ type Handler struct {
 	showResp   bool
 	limiter    *userLimiter
 	maxPerUser int
+	maxReplay  int
 	routes     []route
 	mux        *http.ServeMux
 }
@@ -151,6 +167,8 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("admin: Options.Verifier is required (use &admin.EchoVerifier{HTTP: deliveryClient})")
 	case opts.MaxBodyBytes < 0:
 		return nil, errors.New("admin: Options.MaxBodyBytes must not be negative")
+	case opts.MaxReplay < 0:
+		return nil, errors.New("admin: Options.MaxReplay must not be negative")
 	case opts.UserRatePerMinute < 0 || opts.UserRateBurst < 0:
 		return nil, errors.New("admin: Options.UserRatePerMinute and UserRateBurst must not be negative")
 	}
@@ -158,6 +176,8 @@ func New(opts Options) (*Handler, error) {
 		store:      opts.Store,
 		ids:        opts.Identity,
 		deliveries: opts.Deliveries,
+		access:     opts.Access,
+		unmatched:  opts.Unmatched,
 		verifier:   opts.Verifier,
 		log:        opts.Logger.With().Str("component", "admin").Logger(),
 		now:        opts.Now,
@@ -165,6 +185,7 @@ func New(opts Options) (*Handler, error) {
 		maxBody:    opts.MaxBodyBytes,
 		showResp:   opts.ShowResponses,
 		maxPerUser: opts.MaxWebhooksPerUser,
+		maxReplay:  opts.MaxReplay,
 		known:      make(map[string]string),
 		mux:        http.NewServeMux(),
 	}
@@ -180,6 +201,9 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.known[f.Name] = f.Name
 	}
+	if h.maxReplay == 0 {
+		h.maxReplay = DefaultMaxReplay
+	}
 	if h.maxBody == 0 {
 		h.maxBody = DefaultMaxBodyBytes
 	}
@@ -194,11 +218,14 @@ func New(opts Options) (*Handler, error) {
 		{"DELETE", reg + "/{id}", false, h.delete},
 		{"GET", reg + "/{id}/deliveries", false, h.listDeliveries},
 		{"POST", reg + "/{id}/ping", false, h.ping},
+		{"POST", reg + "/{id}/replay", false, h.replay},
 		{"GET", "/api/webhooks/deliveries/{id}", false, h.getDelivery},
 		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
+		{"GET", "/api/webhooks/events", false, h.listEvents},
 		{"GET", "/api/webhooks/filters", false, h.listFilters},
 		{"GET", "/api/webhooks/me", false, h.me},
 		{"GET", "/api/webhooks/unreadable", false, h.listUnreadable},
+		{"GET", "/api/webhooks/unmatched", false, h.listUnmatched},
 		{"DELETE", "/api/webhooks/unreadable/{kind}/{id}", false, h.deleteUnreadable},
 		{"POST", "/api/webhooks/login", true, h.login},
 		{"GET", "/api/webhooks/openapi.json", true, h.openAPI},

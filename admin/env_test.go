@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/identity"
@@ -66,6 +67,9 @@ type envOptions struct {
 	userRate         int  // admin.Options.UserRatePerMinute
 	showResponses    bool // admin.Options.ShowResponses
 	maxPerUser       int
+	deliveries       admin.Deliveries
+	maxReplay        int
+	unmatched        admin.Unmatched
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -104,8 +108,16 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if !o.denyLoopback {
 		copt.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
+	var perms access.Permissions
+	if !o.noServiceAccount {
+		perms = access.ReportServer{C: client}
+	}
 	h, err := admin.New(admin.Options{
 		Store: e.db, Identity: e.resolver, Logger: log, Now: e.clock.Now,
+		Access:            access.New(access.Options{Perms: perms, Now: e.clock.Now}),
+		Deliveries:        o.deliveries,
+		MaxReplay:         o.maxReplay,
+		Unmatched:         o.unmatched,
 		UserRatePerMinute: o.userRate, ShowResponses: o.showResponses, MaxWebhooksPerUser: o.maxPerUser,
 		Verifier: &admin.EchoVerifier{HTTP: deliver.NewHTTPClient(copt), Timeout: 5 * time.Second, Policy: deliver.NewAddressPolicy(copt.Allow, copt.Deny)},
 	})

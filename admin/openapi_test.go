@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/admin"
@@ -193,10 +194,14 @@ func TestOpenAPIResponseShapes(t *testing.T) {
 	check("POST", reg+"/{id}/ping", ping)
 	var dl rswebhooks.Delivery
 	ping.json(t, &dl)
+	check("POST", reg+"/{id}/replay", e.do("POST", reg+"/"+w.ID+"/replay", tok, map[string]any{"Since": time.Now().Add(-time.Hour)}))
+	check("POST", reg+"/{id}/replay", e.do("POST", reg+"/"+w.ID+"/replay", tok, map[string]any{}))
 	check("GET", reg+"/{id}/deliveries", e.do("GET", reg+"/"+w.ID+"/deliveries", tok, nil))
 	check("GET", "/api/webhooks/deliveries/{id}", e.do("GET", "/api/webhooks/deliveries/"+dl.ID, tok, nil))
 	check("POST", "/api/webhooks/deliveries/{id}/redeliver", e.do("POST", "/api/webhooks/deliveries/"+dl.ID+"/redeliver", tok, nil))
 	check("GET", "/api/webhooks/filters", e.do("GET", "/api/webhooks/filters", tok, nil))
+	check("GET", "/api/webhooks/events", e.do("GET", "/api/webhooks/events", tok, nil))
+	check("GET", "/api/webhooks/events", e.do("GET", "/api/webhooks/events?limit=x", tok, nil))
 	check("POST", "/api/webhooks/login", e.do("POST", "/api/webhooks/login", "", map[string]string{"username": "bob", "password": "bob"}))
 	check("POST", "/api/webhooks/login", e.do("POST", "/api/webhooks/login", "", map[string]string{"username": "bob", "password": "nope"}))
 	check("POST", reg, e.send("POST", reg, tok, "text/plain", `{"WebHookUri":"http://x.example/?noecho=1"}`))

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -77,6 +78,24 @@ func TestAgainstRealAdmin(t *testing.T) {
 	}
 	if ds, err := c.Deliveries(ctx, w.ID, 1); err != nil || len(ds) != 1 {
 		t.Fatalf("Deliveries = %v, %v", ds, err)
+	}
+	now := time.Now().UTC()
+	for i := 0; i < 3; i++ {
+		at := now.Add(time.Duration(i-3) * time.Minute)
+		if err := db.AppendEvent(ctx, &rswebhooks.Event{ID: rswebhooks.NewID(at), Filter: "reports", Type: "Created", Time: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := c.Events(ctx, adminclient.EventsQuery{Limit: 2, Filters: []string{"reports"}, Since: now.Add(-time.Hour)})
+	if err != nil || len(page.Events) != 2 || page.NextCursor == "" {
+		t.Fatalf("Events page 1 = %+v, %v", page, err)
+	}
+	page, err = c.Events(ctx, adminclient.EventsQuery{Limit: 2, Filters: []string{"reports"}, Since: now.Add(-time.Hour), Cursor: page.NextCursor})
+	if err != nil || len(page.Events) != 1 || page.NextCursor != "" {
+		t.Fatalf("Events page 2 = %+v, %v", page, err)
+	}
+	if _, err := c.Events(ctx, adminclient.EventsQuery{Types: []string{"Pinged"}}); adminclient.StatusCode(err) != 400 {
+		t.Fatalf("Events with a bad type: %v", err)
 	}
 	if err := c.DeleteAllWebhooks(ctx); err != nil {
 		t.Fatal(err)

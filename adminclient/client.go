@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -179,6 +180,8 @@ const (
 	registrationsPath = "/api/webhooks/registrations"
 	deliveriesPath    = "/api/webhooks/deliveries"
 	filtersPath       = "/api/webhooks/filters"
+	eventsPath        = "/api/webhooks/events"
+	unmatchedPath     = "/api/webhooks/unmatched"
 )
 
 // ListWebhooks returns the caller's webhooks (all of them for an
@@ -402,4 +405,83 @@ func serverMessage(b []byte) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// EventsQuery selects events from the feed; zero fields select everything.
+type EventsQuery struct {
+	Since, Until time.Time // [Since, Until)
+	Filters      []string  // filter names
+	Types        []string  // event types
+	Limit        int       // 0: the server's default (50)
+	Cursor       string    // NextCursor of the previous page
+}
+
+// Events returns one page of the events feed, newest first. Follow
+// NextCursor (set it as q.Cursor) for older events.
+func (c *Client) Events(ctx context.Context, q EventsQuery) (*rswebhooks.EventPage, error) {
+	if q.Limit < 0 {
+		return nil, fmt.Errorf("limit: must not be negative")
+	}
+	v := url.Values{}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if len(q.Filters) > 0 {
+		v.Set("filter", strings.Join(q.Filters, ","))
+	}
+	if len(q.Types) > 0 {
+		v.Set("type", strings.Join(q.Types, ","))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	path := eventsPath
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var out rswebhooks.EventPage
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Replay queues the stored events in [req.Since, req.Until) that the
+// webhook's filters match and its owner may read, as new deliveries. One
+// call is bounded by the server; while the answer's Done is false, call
+// again with its Next.
+func (c *Client) Replay(ctx context.Context, webhookID string, req rswebhooks.ReplayRequest) (*rswebhooks.ReplayResult, error) {
+	if err := checkID("webhook id", webhookID); err != nil {
+		return nil, err
+	}
+	if req.Since.IsZero() {
+		return nil, fmt.Errorf("since: required")
+	}
+	body := map[string]any{"Since": req.Since.UTC()}
+	if !req.Until.IsZero() {
+		body["Until"] = req.Until.UTC()
+	}
+	if req.After != "" {
+		body["After"] = req.After
+	}
+	var out rswebhooks.ReplayResult
+	if err := c.do(ctx, http.MethodPost, registrationsPath+"/"+url.PathEscape(webhookID)+"/replay", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Unmatched lists the successful mutating calls no detection rule matched,
+// most recently seen first, each with a suggested rule (administrators and
+// the operator only).
+func (c *Client) Unmatched(ctx context.Context) ([]rswebhooks.UnmatchedRoute, error) {
+	var out []rswebhooks.UnmatchedRoute
+	err := c.do(ctx, http.MethodGet, unmatchedPath, nil, &out)
+	return out, err
 }

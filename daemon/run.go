@@ -175,6 +175,7 @@ type deliveryPart struct {
 	client *http.Client
 	deny   []netip.Prefix // refused target addresses, private ranges included with --deny-private
 	links  *linksPart
+	access *access.Checker // also decides what the events feed and replays show
 }
 
 // linksPart is the document links: made by the engine, served on the proxy
@@ -259,11 +260,12 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 	if links.key != nil {
 		engineLinks = links.ref
 	}
+	checker := access.New(access.Options{Perms: perms, KnownAdmin: rs.admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)})
 	engine, err := deliver.New(deliver.Options{
 		Links:                 engineLinks,
 		LinksOffNote:          links.off,
 		Store:                 db,
-		Access:                access.New(access.Options{Perms: perms, KnownAdmin: rs.admins.Known, TTL: o.AccessCacheTTL, Metrics: access.NewMetrics(reg)}),
+		Access:                checker,
 		Client:                client,
 		Policy:                policy,
 		MaxConcurrency:        o.MaxConcurrency,
@@ -277,7 +279,7 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)
 	}
-	return &deliveryPart{engine: engine, client: client, deny: deny, links: links}, nil
+	return &deliveryPart{engine: engine, client: client, deny: deny, links: links, access: checker}, nil
 }
 
 // detectionPart turns what happens at the report server into events: the
@@ -285,6 +287,7 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 // last two nil without a service account or when turned off).
 type detectionPart struct {
 	det        *detect.Detector
+	unmatched  *detect.Unmatched // what the rules miss, for the admin API
 	watcher    *watch.Watcher
 	reconciler *reconcile.Reconciler
 }
@@ -355,9 +358,11 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	if part.reconciler != nil {
 		names = part.reconciler
 	}
+	unmatched := detect.NewUnmatched(detect.DefaultUnmatchedSize, nil)
 	det, err := detect.New(detect.Options{
 		Names:      names,
 		Rules:      rules,
+		Unmatched:  unmatched,
 		Prefix:     strings.TrimSuffix(upstream.Path, "/"),
 		Store:      events,
 		Actors:     rs.ids,
@@ -369,7 +374,7 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	if err != nil {
 		return nil, fmt.Errorf("detect: %w", err)
 	}
-	part.det = det
+	part.det, part.unmatched = det, unmatched
 	return &part, nil
 }
 
@@ -390,6 +395,8 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		Store:      st.db,
 		Identity:   identities{rs.ids, rs.admins},
 		Deliveries: engineDeliveries{dl.engine},
+		Access:     dl.access,
+		Unmatched:  dt.unmatched,
 		Verifier: &admin.EchoVerifier{
 			HTTP:      dl.client,
 			Policy:    deliver.NewAddressPolicy(o.AllowTargets, dl.deny),
@@ -412,7 +419,7 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 	if o.RegistrationsOnProxy {
 		// The registrations API and its companions; the rest of the
 		// report server's /api/webhooks (if any) still goes upstream.
-		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "unreadable", "openapi.json"} {
+		for _, p := range []string{"registrations", "filters", "deliveries", "login", "me", "unreadable", "events", "unmatched", "openapi.json"} {
 			routes = append(routes, proxy.Route{Prefix: "/api/webhooks/" + p, Handler: adminAPI})
 		}
 	}

@@ -81,6 +81,9 @@ func (d engineDeliveries) Redeliver(ctx context.Context, id string) (*rswebhooks
 	return d.e.Redeliver(ctx, id)
 }
 
+// Wake tells the engine that replayed deliveries wait.
+func (d engineDeliveries) Wake() { d.e.Wake() }
+
 func (d engineDeliveries) Ping(ctx context.Context, w *rswebhooks.Webhook) (*rswebhooks.Delivery, error) {
 	return d.e.Ping(ctx, w.ID, w.User)
 }

@@ -66,6 +66,9 @@ type Options struct {
 	// Bodies the proxy truncated or that decode beyond the cap are not parsed.
 	// Default DefaultBodyLimit (1 MiB).
 	BodyLimit int64
+	// Unmatched, when set, keeps the successful mutating calls no rule
+	// matched (below Prefix), for GET /api/webhooks/unmatched.
+	Unmatched *Unmatched
 	// AppendTimeout bounds one AppendEvent. The store call does not inherit
 	// the client's cancellation: the change already happened upstream.
 	// Default DefaultAppendTimeout.
@@ -92,6 +95,7 @@ type Detector struct {
 	onEvent       func()
 	bodyLimit     int64
 	appendTimeout time.Duration
+	unmatched     *Unmatched
 }
 
 var (
@@ -141,6 +145,7 @@ func New(opts Options) (*Detector, error) {
 		onEvent:       opts.OnEvent,
 		bodyLimit:     opts.BodyLimit,
 		appendTimeout: opts.AppendTimeout,
+		unmatched:     opts.Unmatched,
 	}
 	if d.metrics == nil {
 		reg := opts.Registerer
@@ -197,6 +202,11 @@ func (d *Detector) Observe(ctx context.Context, ex *tap.Exchange) {
 			return
 		}
 		d.metrics.Unmatched.WithLabelValues(methodLabel(method)).Inc()
+		if d.unmatched != nil {
+			if segs, ok := d.m.relative(ex.Path); ok {
+				d.unmatched.record(method, segs, ex.Status)
+			}
+		}
 		d.log.Info().Str("method", method).Str("path", ex.Path).Int("status", ex.Status).
 			Str("request_id", ex.RequestID).Msg("successful call matched no detection rule; add one with --rules if it changes a resource")
 		return

@@ -38,8 +38,17 @@ type stack struct {
 
 func newStack(t *testing.T, prefix string) *stack {
 	t.Helper()
-	s := &stack{t: t, prefix: prefix}
-	s.sim = simulator.New(simulator.Options{Prefix: prefix})
+	return newStackWith(t, prefix, nil, nil)
+}
+
+// newStackWith is newStack on sim (nil: a new simulator) with the
+// detector's options changed by tweak.
+func newStackWith(t *testing.T, prefix string, sim *simulator.Server, tweak func(*Options)) *stack {
+	t.Helper()
+	s := &stack{t: t, prefix: prefix, sim: sim}
+	if s.sim == nil {
+		s.sim = simulator.New(simulator.Options{Prefix: prefix})
+	}
 	s.up = httptest.NewServer(s.sim)
 	t.Cleanup(s.up.Close)
 	tok, err := s.sim.IssueToken("admin")
@@ -48,7 +57,7 @@ func newStack(t *testing.T, prefix string) *stack {
 	}
 	s.token = tok
 	s.db = openStore(t)
-	s.d, err = New(Options{
+	opts := Options{
 		Store:      s.db,
 		Prefix:     prefix,
 		Registerer: prometheus.NewRegistry(),
@@ -58,7 +67,11 @@ func newStack(t *testing.T, prefix string) *stack {
 			}
 			return nil, false
 		}),
-	})
+	}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	s.d, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 // read afterwards, so it is safe for concurrent use.
 type matcher struct {
 	root *node
+	pre  []string // the virtual directory's segments, lower-cased
 }
 
 type node struct {
@@ -75,7 +76,7 @@ func newMatcher(prefix string, rules []Rule) (*matcher, error) {
 			pre = append(pre, strings.ToLower(s))
 		}
 	}
-	m := &matcher{root: &node{}}
+	m := &matcher{root: &node{}, pre: pre}
 	for i, r := range rules {
 		if err := m.insert(pre, r); err != nil {
 			return nil, fmt.Errorf("Rules[%d] (%s): %w", i, r, err)
@@ -166,6 +167,22 @@ func (m *matcher) lookup(method, path string) (match, bool) {
 		return match{}, false
 	}
 	return match{rule: c, segs: segs}, true
+}
+
+// relative returns the segments of an escaped path below the virtual
+// directory, as rule templates see them; false for a path outside it (or
+// one that does not unescape).
+func (m *matcher) relative(path string) ([]string, bool) {
+	segs, ok := splitPath(path)
+	if !ok || len(segs) < len(m.pre) {
+		return nil, false
+	}
+	for i, p := range m.pre {
+		if !strings.EqualFold(segs[i], p) {
+			return nil, false
+		}
+	}
+	return segs[len(m.pre):], true
 }
 
 // splitPath returns the segments the report server routes an escaped path

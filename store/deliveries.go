@@ -86,6 +86,13 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 			return err
 		}
 	}
+	if old == nil && d.EventID != "" && checkID("", d.EventID) == nil {
+		// The event's deliveries (see EventDeliveries) are found by this
+		// key; it expires with the event, so it needs no upkeep.
+		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, db.expiresAt()); err != nil {
+			return err
+		}
+	}
 	if pending {
 		db.queue.lower(txn, dueNanos(d.NextUTC))
 		return txn.Set(queueKey(d.NextUTC, d.ID), []byte(d.WebhookID))
@@ -370,6 +377,11 @@ func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
 		}
 		if err := txn.Delete(byWebhookKey(old.WebhookID, id)); err != nil {
 			return err
+		}
+		if old.EventID != "" {
+			if err := txn.Delete(byEventKey(old.EventID, id)); err != nil {
+				return err
+			}
 		}
 		keys, err := keySuffixes(txn, attemptPrefix(id), 0)
 		if err != nil {

@@ -13,6 +13,7 @@ const (
 	pUnfanned   = "ef/"
 	pDelivery   = "d/"
 	pByWebhook  = "dw/"
+	pByEvent    = "de/"
 	pQueue      = "q/"
 	pOrder      = "dp/"
 	pAttempt    = "a/"
@@ -46,6 +47,8 @@ func byWebhookKey(wh, id string) []byte    { return key(pByWebhook, wh, "/", id)
 func byWebhookPrefix(wh string) []byte     { return key(pByWebhook, wh, "/") }
 func orderPrefix(wh string) []byte         { return key(pOrder, wh, "/") }
 func orderKey(wh, ev, id string) []byte    { return key(pOrder, wh, "/", ev, "/", id) }
+func byEventKey(ev, id string) []byte      { return key(pByEvent, ev, "/", id) }
+func byEventPrefix(ev string) []byte       { return key(pByEvent, ev, "/") }
 func attemptPrefix(delivery string) []byte { return key(pAttempt, delivery, "/") }
 func executionKey(id string) []byte        { return key(pExecution, id) }
 func metaKey(k string) []byte              { return key(pMeta, k) }

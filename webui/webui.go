@@ -1,5 +1,7 @@
-// Package webui serves the Webhooks grid: a single-page web app on the admin
-// listener over the registrations API (/api/webhooks/...). Its assets are
+// Package webui serves the Webhooks grid and the Events view: a single-page
+// web app on the admin listener over the registrations API and its
+// extensions (/api/webhooks/...: registrations, deliveries, replay, the
+// events feed and the unmatched calls). Its assets are
 // embedded with go:embed, written in plain JavaScript and CSS with no build
 // step, and make no request outside their own origin.
 //

@@ -83,7 +83,7 @@ func webhooksCommand() *cli.Command {
 	with := func(extra ...cli.Flag) []cli.Flag { return append(clientFlags(), extra...) }
 	return &cli.Command{
 		Name:  "webhooks",
-		Usage: "list, show, add, change, pause, resume, ping and remove webhook registrations (admin API client)",
+		Usage: "list, show, add, change, pause, resume, ping, replay and remove webhook registrations (admin API client)",
 		Description: clientHelp + `
 
 Example:
@@ -101,6 +101,8 @@ Example:
 			{Name: "ping", Usage: "send a test notification (and, with --wait, print its outcome)", ArgsUsage: "ID", Flags: with(
 				&cli.BoolFlag{Name: "wait", Usage: "wait for the first attempt and print its outcome (default: on when the output is a terminal)"},
 			), Action: cliAction(webhooksPing)},
+			{Name: "replay", Usage: "queue the stored events of a time range to a webhook again, as new deliveries", ArgsUsage: "ID",
+				Flags: with(replayFlags()...), Action: cliAction(webhooksReplay)},
 		},
 	}
 }

@@ -36,6 +36,12 @@ type liveAdmin struct {
 
 func startAdmin(t *testing.T) *liveAdmin {
 	t.Helper()
+	return startAdminWith(t, nil)
+}
+
+// startAdminWith is startAdmin with options changed by tweak.
+func startAdminWith(t *testing.T, tweak func(*admin.Options)) *liveAdmin {
+	t.Helper()
 	db, err := store.Open(store.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +63,11 @@ func startAdmin(t *testing.T) *liveAdmin {
 		_, _ = w.Write([]byte(r.URL.Query().Get("echo")))
 	}))
 	t.Cleanup(receiver.Close)
-	h, err := admin.New(admin.Options{Store: db, Identity: ids, Verifier: &admin.EchoVerifier{HTTP: receiver.Client()}, Logger: zerolog.Nop()})
+	opts := admin.Options{Store: db, Identity: ids, Verifier: &admin.EchoVerifier{HTTP: receiver.Client()}, Logger: zerolog.Nop()}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	h, err := admin.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +92,7 @@ func (a *liveAdmin) run(t *testing.T, token string, args ...string) result {
 		Writer:         &out,
 		ErrWriter:      &errOut,
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       []*cli.Command{webhooksCommand(), deliveriesCommand(), serviceCommand(), healthcheckCommand()},
+		Commands:       []*cli.Command{webhooksCommand(), deliveriesCommand(), rulesCommand(), serviceCommand(), healthcheckCommand()},
 	}
 	t.Setenv("RSWEBHOOKS_ADMIN_URL", a.url)
 	t.Setenv("RSWEBHOOKS_ADMIN_TOKEN", token)

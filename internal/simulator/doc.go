@@ -194,6 +194,7 @@
 //
 //	POST   /Category/Create                               200 {Data: [{Id, Name, CanModify, CanDelete, ReportsCount}], Total: 1, Errors: null}; body a grid row {Name, …}
 //	POST   /api/reportserver/report                       200 ReportInfo; body {reportName, categoryName, description, reportContent (base64), extension}
+//	POST   /Category/Rename/{categoryId}                  200 {Data: [{Id, Name, …}], Total: 1, Errors: null}; body {Name} [I: no public evidence; a manager-style route outside the built-in rules, for tests of rule suggestions]
 //
 // Simulator helpers (no token; never failed by FailWith/FailNext nor delayed by SetLatency):
 //

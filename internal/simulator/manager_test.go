@@ -33,6 +33,31 @@ func TestManagerCategoryCreate(t *testing.T) {
 	want(t, e.do("", http.MethodPost, "/Category/Create", map[string]any{"Name": "anon"}), http.StatusUnauthorized)
 }
 
+func TestManagerCategoryRename(t *testing.T) {
+	e := newEnv(t, simulator.Options{})
+	admin, alice := e.token("admin"), e.token("alice")
+	id, err := e.sim.CreateCategory("Old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sim.CreateCategory("Taken"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(admin, http.MethodPost, "/Category/Rename/"+id, map[string]any{"Name": "New"})
+	want(t, r, http.StatusOK)
+	got := e.do(admin, http.MethodGet, "/api/reportserver/v2/categories/"+id, nil)
+	want(t, got, http.StatusOK)
+	var c struct{ Name string }
+	got.decode(t, &c)
+	if c.Name != "New" {
+		t.Fatalf("after rename: %s", got.body)
+	}
+	want(t, e.do(admin, http.MethodPost, "/Category/Rename/"+id, map[string]any{"Name": "Taken"}), http.StatusBadRequest)
+	want(t, e.do(admin, http.MethodPost, "/Category/Rename/"+id, map[string]any{"Name": " "}), http.StatusBadRequest)
+	want(t, e.do(admin, http.MethodPost, "/Category/Rename/nope", map[string]any{"Name": "X"}), http.StatusNotFound)
+	want(t, e.do(alice, http.MethodPost, "/Category/Rename/"+id, map[string]any{"Name": "X"}), http.StatusForbidden)
+}
+
 func TestManagerReportUpload(t *testing.T) {
 	e := newEnv(t, simulator.Options{})
 	admin := e.token("admin")

@@ -68,6 +68,7 @@
     editing: null, // webhook being edited, or null for a new one
     opener: null, // element to focus when a dialog closes
     focusAfterRender: null, // id of a webhook just created
+    view: 'grid', // 'grid' (Webhooks) or 'events'
   };
 
   // ---------------------------------------------------------------- API
@@ -246,8 +247,14 @@
   function show(view) {
     $('loading').hidden = true;
     $('signin-view').hidden = view !== 'signin';
-    $('grid-view').hidden = view !== 'grid';
     $('session').hidden = view !== 'grid';
+    $('views').hidden = view !== 'grid';
+    if (view === 'grid') setView(state.view || 'grid');
+    else {
+      $('grid-view').hidden = true;
+      $('events-view').hidden = true;
+      stopEvents();
+    }
   }
 
   function showSignIn(notice) {
@@ -307,8 +314,15 @@
     state.webhooks = [];
     state.revealed.clear();
     state.admin = false;
+    state.view = 'grid';
+    stopEvents();
+    events.list = [];
+    events.byId = new Map();
+    events.unmatched = [];
+    events.types.clear();
+    events.families.clear();
     saveSession(null);
-    for (const d of [$('edit-dialog'), $('confirm-dialog')]) if (d.open) d.close();
+    for (const d of [$('edit-dialog'), $('confirm-dialog'), $('replay-dialog')]) if (d.open) d.close();
     $('grid-body').replaceChildren();
     showSignIn(notice);
   }
@@ -484,6 +498,7 @@
         onclick: (ev) => togglePanel(w, ev.currentTarget),
       }, h('span', { class: 'chevron', 'aria-hidden': 'true' }), 'Deliveries'),
       h('button', { type: 'button', class: 'btn btn-small edit', 'aria-label': 'Edit ' + label, onclick: (ev) => openEditor(w, ev.currentTarget) }, 'Edit'),
+      h('button', { type: 'button', class: 'btn btn-small replay', 'aria-label': 'Replay events to ' + label, onclick: (ev) => openReplay(w, ev.currentTarget) }, 'Replay'),
       h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost delete', 'aria-label': 'Delete ' + label, onclick: (ev) => remove(w, ev.currentTarget) }, 'Delete'))));
     return h('tr', { class: 'webhook' + (w.IsPaused ? ' is-paused' : '') + (w.OwnerMissing ? ' is-owner-missing' : ''), 'data-id': w.Id }, cells);
   }
@@ -1049,6 +1064,281 @@
     btn.setAttribute('aria-expanded', String(p.open));
   }
 
+  // ---------------------------------------------------------------- events
+
+  const EVENT_TYPES = ['Created', 'Updated', 'Deleted', 'Executed'];
+  const EVENTS_PAGE = 50;
+  const EVENTS_POLL_MS = 2000;
+
+  const events = {
+    list: [], // newest first
+    byId: new Map(),
+    cursor: '', // NextCursor of the oldest page loaded
+    types: new Set(),
+    families: new Set(),
+    timer: 0,
+    loading: false,
+    unmatched: [],
+  };
+
+  function setView(view) {
+    state.view = view;
+    $('grid-view').hidden = view !== 'grid';
+    $('events-view').hidden = view !== 'events';
+    $('tab-webhooks').toggleAttribute('aria-current', false);
+    $('tab-events').toggleAttribute('aria-current', false);
+    (view === 'events' ? $('tab-events') : $('tab-webhooks')).setAttribute('aria-current', 'page');
+    stopEvents();
+    if (view === 'events') {
+      renderChips();
+      loadEvents(true);
+    }
+  }
+
+  function stopEvents() {
+    clearTimeout(events.timer);
+    events.timer = 0;
+  }
+
+  function schedulePoll() {
+    stopEvents();
+    if (state.view !== 'events' || !state.session) return;
+    events.timer = setTimeout(() => { events.timer = 0; if (!document.hidden) loadEvents(false); else schedulePoll(); }, EVENTS_POLL_MS);
+  }
+
+  function chip(label, set, value) {
+    return h('button', {
+      type: 'button', class: 'chip-toggle', 'aria-pressed': String(set.has(value)), 'data-value': value,
+      onclick: (ev) => {
+        if (set.has(value)) set.delete(value); else set.add(value);
+        ev.currentTarget.setAttribute('aria-pressed', String(set.has(value)));
+        loadEvents(true);
+      },
+    }, label);
+  }
+
+  function renderChips() {
+    $('type-chips').replaceChildren(...EVENT_TYPES.map((t) => chip(t, events.types, t)));
+    $('family-chips').replaceChildren(...state.filters.map((f) => chip(f.Name, events.families, f.Name)));
+  }
+
+  function eventsQuery(cursor) {
+    const q = new URLSearchParams({ limit: String(EVENTS_PAGE) });
+    if (events.types.size) q.set('type', [...events.types].join(','));
+    if (events.families.size) q.set('filter', [...events.families].join(','));
+    if (cursor) q.set('cursor', cursor);
+    return '/events?' + q.toString();
+  }
+
+  /**
+   * loadEvents reads the newest page: with reset it replaces the list (a
+   * new filter, the view opened); otherwise it merges (new events on top,
+   * deliveries of known ones updated) and keeps older pages loaded.
+   */
+  async function loadEvents(reset) {
+    stopEvents();
+    const gen = (events.gen = (events.gen || 0) + 1);
+    try {
+      const [page, unmatched] = await Promise.all([
+        api('GET', eventsQuery('')),
+        state.admin ? api('GET', '/unmatched').catch(() => null) : Promise.resolve(null),
+      ]);
+      if (gen !== events.gen || state.view !== 'events') return; // superseded
+      const got = (page && page.Events) || [];
+      if (reset) {
+        events.list = got;
+        events.byId = new Map(got.map((e) => [e.Id, e]));
+        events.cursor = page.NextCursor || '';
+        events.fresh = new Set();
+      } else {
+        const fresh = [];
+        for (const e of got) {
+          const known = events.byId.get(e.Id);
+          if (known) known.Deliveries = e.Deliveries;
+          else fresh.push(e);
+        }
+        for (const e of fresh) events.byId.set(e.Id, e);
+        events.list = fresh.concat(events.list).sort((a, b) => (a.Id < b.Id ? 1 : a.Id > b.Id ? -1 : 0));
+        events.fresh = new Set(fresh.map((e) => e.Id));
+        if (fresh.length) $('status-region').textContent = fresh.length === 1 ? '1 new event.' : `${fresh.length} new events.`;
+      }
+      if (unmatched) events.unmatched = unmatched;
+      renderEvents();
+    } catch (e) {
+      if (state.session && gen === events.gen) announce(e.message, 'error', e.detail);
+    }
+    if (gen === events.gen) schedulePoll();
+  }
+
+  async function loadOlder() {
+    if (!events.cursor) return;
+    const btn = $('events-more');
+    btn.disabled = true;
+    try {
+      const page = await api('GET', eventsQuery(events.cursor));
+      for (const e of page.Events || []) {
+        if (!events.byId.has(e.Id)) {
+          events.byId.set(e.Id, e);
+          events.list.push(e);
+        }
+      }
+      events.cursor = page.NextCursor || '';
+      events.fresh = new Set();
+      renderEvents();
+    } catch (e) {
+      announce(e.message, 'error', e.detail);
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  function pad(n) { return String(n).padStart(2, '0'); }
+
+  /** when is a local date and time, YYYY-MM-DD HH:MM:SS. */
+  function when(s) {
+    const d = new Date(s);
+    if (isNaN(d)) return String(s || '');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function hookLabel(id) {
+    const w = state.webhooks.find((x) => x.Id === id);
+    if (!w) return 'webhook ' + id.slice(0, 8);
+    if (w.Description) return w.Description;
+    try { return new URL(w.WebHookUri).host; } catch (e) { return w.WebHookUri; }
+  }
+
+  function deliveryChip(d) {
+    let text = d.State;
+    if (d.LastStatusCode) text += ' (' + d.LastStatusCode + ')';
+    const title = [d.Reason, d.LastError, d.Attempts ? d.Attempts + ' attempt' + (d.Attempts === 1 ? '' : 's') : ''].filter(Boolean).join(' · ');
+    return h('span', { class: 'dl', 'data-delivery-id': d.Id, 'data-state': d.State, title: title || null },
+      h('span', { class: 'badge badge-' + d.State, text }),
+      h('span', { class: 'dl-hook', text: hookLabel(d.WebhookId) }));
+  }
+
+  function eventRow(e) {
+    const resource = e.ResourceName || e.ResourceId || '—';
+    const by = e.UserName || (e.Source === 'watch' ? 'schedule' : e.Source === 'reconcile' ? 'found by the reconciler' : '—');
+    const ds = e.Deliveries || [];
+    return h('tr', {
+      class: 'event' + (events.fresh && events.fresh.has(e.Id) ? ' is-new' : ''),
+      'data-event-id': e.Id, 'data-type': e.EventType, 'data-filter': e.Action,
+    },
+    h('td', { class: 'ev-time', 'data-label': 'Time' }, h('time', { datetime: e.TimestampUtc, text: when(e.TimestampUtc) })),
+    h('td', { class: 'ev-what', 'data-label': 'Event' }, h('span', { class: 'chip', text: e.Action }), ' ', h('strong', { text: e.EventType })),
+    h('td', { class: 'ev-resource', 'data-label': 'Resource' }, h('span', { text: resource }),
+      e.ResourceName && e.ResourceId ? h('span', { class: 'ev-id', text: e.ResourceId }) : null),
+    h('td', { class: 'ev-by', 'data-label': 'By' }, by),
+    h('td', { class: 'ev-deliveries-cell', 'data-label': 'Deliveries' }, ds.length
+      ? h('div', { class: 'ev-deliveries' }, ds.map(deliveryChip))
+      : h('span', { class: 'muted', text: 'none' })));
+  }
+
+  function renderEvents() {
+    const n = events.list.length;
+    $('events').hidden = n === 0;
+    $('events-empty').hidden = n !== 0;
+    $('events-body').replaceChildren(...events.list.map(eventRow));
+    $('events-more').hidden = !events.cursor;
+    const sec = $('unmatched-section');
+    sec.hidden = !state.admin;
+    if (state.admin) {
+      $('unmatched-empty').hidden = events.unmatched.length !== 0;
+      $('unmatched-list').replaceChildren(...events.unmatched.map(unmatchedCard));
+    }
+  }
+
+  function unmatchedCard(u) {
+    const snippet = h('pre', { class: 'snippet' }, h('code', { text: u.Snippet }));
+    return h('div', { class: 'card rule-card', 'data-route': u.Method + ' ' + u.Path },
+      h('div', { class: 'rule-head' },
+        h('span', { class: 'rule-route', text: u.Method + ' ' + u.Path }),
+        h('span', { class: 'muted', text: `${u.Count} ${u.Count === 1 ? 'call' : 'calls'}, last ${when(u.LastSeenUtc)}` }),
+        h('button', {
+          type: 'button', class: 'btn btn-small copy-rule', 'aria-label': 'Copy the suggested rule for ' + u.Method + ' ' + u.Path,
+          onclick: () => copyText(u.Snippet, snippet, 'Rule copied to the clipboard.'),
+        }, 'Copy')),
+      snippet);
+  }
+
+  async function copyText(text, el, done) {
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(text);
+      announce(done);
+    } catch (e) {
+      // Without clipboard access: select the text so Ctrl+C works.
+      const r = document.createRange();
+      r.selectNodeContents(el);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(r);
+      announce('Selected: press Ctrl+C (or ⌘C) to copy.');
+    }
+  }
+
+  // ---------------------------------------------------------------- replay
+
+  const replay = { w: null, opener: null, since: '', gen: 0 };
+
+  function replayLabel(w) { return w.Description || w.WebHookUri; }
+
+  async function openReplay(w, opener) {
+    replay.w = w;
+    replay.opener = opener;
+    $('replay-target').textContent = 'Send stored events again to ' + replayLabel(w) + '.';
+    showError('replay-error', '');
+    $('replay-dialog').showModal();
+    $('replay-since').focus();
+    await countReplay();
+  }
+
+  async function countReplay() {
+    const gen = ++replay.gen;
+    const ok = $('replay-ok');
+    ok.disabled = true;
+    ok.textContent = 'Replay';
+    $('replay-count').textContent = 'Counting…';
+    replay.since = new Date(Date.now() - Number($('replay-since').value) * 3600e3).toISOString();
+    try {
+      const res = await api('POST', '/registrations/' + encodeURIComponent(replay.w.Id) + '/replay', { Since: replay.since, DryRun: true });
+      if (gen !== replay.gen) return;
+      const n = res.Queued;
+      const more = res.Done ? '' : ' (the first batch; replay again for the rest)';
+      $('replay-count').textContent = n === 0
+        ? 'No stored event of this period matches this webhook.'
+        : `${n} ${n === 1 ? 'event' : 'events'} will be sent again${more}.`;
+      $('replay-count').dataset.count = String(n);
+      ok.textContent = n === 0 ? 'Replay' : `Replay ${n} ${n === 1 ? 'event' : 'events'}`;
+      ok.disabled = n === 0;
+    } catch (e) {
+      if (gen !== replay.gen) return;
+      $('replay-count').textContent = '';
+      showError('replay-error', e.message, e.detail);
+    }
+  }
+
+  function closeReplay() {
+    replay.gen++;
+    if ($('replay-dialog').open) $('replay-dialog').close();
+  }
+
+  async function onReplay(ev) {
+    ev.preventDefault();
+    const ok = $('replay-ok');
+    if (ok.disabled) return;
+    ok.disabled = true;
+    try {
+      const res = await api('POST', '/registrations/' + encodeURIComponent(replay.w.Id) + '/replay', { Since: replay.since });
+      closeReplay();
+      announce(`${res.Queued} ${res.Queued === 1 ? 'event' : 'events'} queued again to ${replayLabel(replay.w)}.`);
+    } catch (e) {
+      showError('replay-error', e.message, e.detail);
+      ok.disabled = false;
+    }
+  }
+
   // ---------------------------------------------------------------- start
 
   function start() {
@@ -1070,6 +1360,19 @@
       $('f-secret').removeAttribute('aria-invalid');
     });
     $('f-secret-show').addEventListener('click', () => setSecretVisible($('f-secret').type === 'password'));
+    $('tab-webhooks').addEventListener('click', () => { setView('grid'); refresh(); });
+    $('tab-events').addEventListener('click', () => setView('events'));
+    $('events-more').addEventListener('click', loadOlder);
+    $('replay-form').addEventListener('submit', onReplay);
+    $('replay-cancel').addEventListener('click', closeReplay);
+    $('replay-since').addEventListener('change', countReplay);
+    $('replay-dialog').addEventListener('close', () => {
+      replay.gen++;
+      // The grid may have been drawn again meanwhile: find the row's button.
+      const again = replay.w && document.querySelector(`tr.webhook[data-id="${CSS.escape(replay.w.Id)}"] button.replay`);
+      const back = replay.opener && document.contains(replay.opener) ? replay.opener : again;
+      if (back) back.focus();
+    });
     document.addEventListener('visibilitychange', () => {
       if (document.hidden) return;
       for (const p of state.panels.values()) if (p.open && !p.timer) p.load();
