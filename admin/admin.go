@@ -328,17 +328,8 @@ func (h *Handler) wrap(rt route) http.Handler {
 	})
 }
 
-func bearer(r *http.Request) string {
-	a := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(a, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
-
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*rswebhooks.Identity, bool) {
-	tok := bearer(r)
+	tok := rswebhooks.BearerToken(r.Header)
 	if tok == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rswebhooks"`)
 		writeError(w, http.StatusUnauthorized, "Authorization: a bearer token is required (a report-server access token, or the operator token)")

@@ -141,7 +141,7 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		return false
 	}
 	if err := h.verifier.Verify(r.Context(), wh); err != nil {
-		zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Str("reason", err.Error()).Msg("receiver verification failed")
+		zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", rswebhooks.RedactURL(wh.URI)).Str("reason", err.Error()).Msg("receiver verification failed")
 		var refusal interface{ AddressRefused() bool }
 		if !who.Admin && !(errors.As(err, &refusal) && refusal.AddressRefused()) {
 			// One answer whatever failed, so the echo check is no port scanner.
@@ -181,7 +181,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		storeError(w, r, err, "webhook")
 		return
 	}
-	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Strs("filters", wh.Filters).Msg("webhook registered")
+	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", rswebhooks.RedactURL(wh.URI)).Strs("filters", wh.Filters).Msg("webhook registered")
 	w.Header().Set("Location", location(r, wh.ID))
 	writeJSON(w, http.StatusCreated, out(wh))
 }
@@ -245,7 +245,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		storeError(w, r, err, "webhook")
 		return
 	}
-	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", RedactURL(wh.URI)).Strs("filters", wh.Filters).Bool("paused", wh.IsPaused).Msg("webhook updated")
+	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", rswebhooks.RedactURL(wh.URI)).Strs("filters", wh.Filters).Bool("paused", wh.IsPaused).Msg("webhook updated")
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -298,17 +298,4 @@ type Me struct {
 
 func (h *Handler) me(w http.ResponseWriter, _ *http.Request, id *rswebhooks.Identity) {
 	writeJSON(w, http.StatusOK, Me{ID: id.ID, Name: id.Name, IsAdministrator: id.Admin, IsOperator: id.Operator})
-}
-
-// RedactURL returns u without user info, query and fragment, for logs.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	p.User, p.RawQuery, p.Fragment, p.RawFragment = nil, "", "", ""
-	if p.ForceQuery {
-		p.ForceQuery = false
-	}
-	return p.String()
 }

@@ -416,12 +416,12 @@ func goPattern(p string) string {
 // ECMA-262, which has no inline flags) the header names a webhook's
 // Headers may not use.
 func ReservedHeaderPattern() string {
-	names := make([]string, 0, len(reservedHeaders)+1)
-	for n := range reservedHeaders {
+	var names []string
+	for _, n := range rswebhooks.ReservedHeaders() {
 		names = append(names, caseless(n))
 	}
 	sort.Strings(names)
-	names = append(names, caseless("webhook-")+".*")
+	names = append(names, caseless(rswebhooks.ReservedHeaderPrefix)+".*")
 	return "^(" + strings.Join(names, "|") + ")$"
 }
 
@@ -541,16 +541,6 @@ func (h *Handler) normaliseFilters(in []string) ([]string, error) {
 	return out, nil
 }
 
-// reservedHeaders are set by the sender (signature, framing); a webhook's
-// Headers may not name them.
-var reservedHeaders = map[string]bool{
-	"ms-signature": true, "content-type": true, "content-length": true, "host": true,
-	"user-agent": true, "transfer-encoding": true, "connection": true, "keep-alive": true,
-	"te": true, "trailer": true, "upgrade": true, "proxy-connection": true,
-	"content-encoding": true, // the body is sent as is; a coding would break its signature check
-	"expect":           true, // 100-continue is the sender's business
-}
-
 func checkHeaders(in map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(in))
 	if len(in) > MaxHeaders {
@@ -568,7 +558,7 @@ func checkHeaders(in map[string]string) (map[string]string, error) {
 			return nil, bad("Headers: %q is not a valid HTTP header name (1–%d token characters)", k, MaxHeaderNameLength)
 		}
 		l := strings.ToLower(k)
-		if reservedHeaders[l] || strings.HasPrefix(l, "webhook-") {
+		if rswebhooks.ReservedHeader(l) {
 			return nil, bad("Headers: %q is set by the sender and cannot be overridden", k)
 		}
 		if prev, dup := lower[l]; dup {

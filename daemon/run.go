@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/access"
 	"github.com/rswebhooks/rswebhooks/admin"
 	"github.com/rswebhooks/rswebhooks/buildinfo"
@@ -533,7 +534,7 @@ func lifecycle(ctx context.Context, o Options, st *storePart, dl *deliveryPart, 
 	})
 
 	log.Info().Str("listen", hs.proxyLn.Addr().String()).Str("admin_listen", hs.adminLn.Addr().String()).
-		Str("upstream", admin.RedactURL(o.Upstream)).Str("version", o.Version).Msg("rswebhooks serving")
+		Str("upstream", rswebhooks.RedactURL(o.Upstream)).Str("version", o.Version).Msg("rswebhooks serving")
 	if o.Ready != nil {
 		o.Ready(hs.proxyLn.Addr().String(), hs.adminLn.Addr().String())
 	}

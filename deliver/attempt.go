@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,20 +23,6 @@ const (
 	maxResponseBody = 16 << 10 // recorded
 	maxDrain        = 64 << 10 // read and dropped so the connection can be reused
 )
-
-// reservedHeaders cannot be set by a webhook's own Headers.
-var reservedHeaders = map[string]bool{
-	"Content-Type":      true,
-	"Ms-Signature":      true,
-	"Webhook-Id":        true,
-	"Webhook-Timestamp": true,
-	"Webhook-Signature": true,
-	"User-Agent":        true,
-	"Host":              true,
-	"Content-Length":    true,
-	"Transfer-Encoding": true,
-	"Connection":        true,
-}
 
 // newRequest builds attempt n of d to w at time now: body, signatures and
 // headers. skipped lists the webhook headers that were not applied.
@@ -72,7 +57,7 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	for _, k := range names {
 		v := w.Headers[k]
 		ck := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k))
-		if reservedHeaders[ck] || !validHeaderName(ck) || strings.ContainsAny(v, "\r\n\x00") {
+		if rswebhooks.ReservedHeader(ck) || !validHeaderName(ck) || strings.ContainsAny(v, "\r\n\x00") {
 			skipped = append(skipped, k)
 			continue
 		}
@@ -94,27 +79,13 @@ func validHeaderName(k string) bool {
 	return true
 }
 
-// redactURL keeps scheme, host and path: user info and query may hold secrets.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return r.String()
-}
-
 // describeErr turns a client error into text fit for logs and the attempt
 // record: URL redacted, timeouts named.
 func describeErr(err error, timedOut bool, timeout time.Duration) string {
 	if timedOut {
 		return fmt.Sprintf("no answer within the attempt timeout of %s", timeout)
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + " " + redactURL(ue.URL) + ": " + ue.Err.Error()
-	}
-	return err.Error()
+	return rswebhooks.RedactError(err)
 }
 
 // attempt makes one attempt of d and records it. When ctx ends (shutdown)
@@ -245,7 +216,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		ev = log.Warn()
 	}
 	ev.Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
-		Str("url", redactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
+		Str("url", rswebhooks.RedactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
 	if outcome != "" {
 		e.m.Deliveries.WithLabelValues(outcome).Inc()
 	}

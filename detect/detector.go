@@ -291,7 +291,7 @@ func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.E
 		}
 	}
 	if d.actors != nil {
-		if tok := bearer(ex.RequestHeader); tok != "" {
+		if tok := rswebhooks.BearerToken(ex.RequestHeader); tok != "" {
 			if who, ok := d.actors.Peek(tok); ok && who != nil {
 				e.UserID, e.UserName = who.ID, who.Name
 			}
@@ -354,15 +354,6 @@ func first(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func bearer(h http.Header) string {
-	v := h.Get("Authorization")
-	scheme, tok, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }
 
 func upper(m string) string {

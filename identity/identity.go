@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -191,15 +190,6 @@ func isLogoutPath(p string) bool {
 	return strings.HasSuffix(p, "/logout") && strings.Contains(p, "/api/reportserver/")
 }
 
-// bearerOf returns the bearer token of an Authorization header, or "".
-func bearerOf(h http.Header) string {
-	scheme, tok, ok := strings.Cut(h.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
-
 func (r *Resolver) isOperator(tok string) bool {
 	k := sha256.Sum256([]byte(tok))
 	return r.hasOp && subtle.ConstantTimeCompare(k[:], r.operator[:]) == 1
@@ -220,7 +210,7 @@ func isTokenPath(p string) bool {
 // re-check.
 func (r *Resolver) Observe(_ context.Context, ex *tap.Exchange) {
 	if ex.Status >= 200 && ex.Status <= 299 && ex.Method == "POST" && isLogoutPath(ex.Path) {
-		if tok := bearerOf(ex.RequestHeader); tok != "" && !r.isOperator(tok) {
+		if tok := rswebhooks.BearerToken(ex.RequestHeader); tok != "" && !r.isOperator(tok) {
 			r.forget(sha256.Sum256([]byte(tok)))
 			r.log.Debug().Str("request_id", ex.RequestID).Msg("forgot a token signed out through the proxy")
 		}

@@ -28,7 +28,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"log"
 	"net/http"
@@ -41,6 +40,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // badGatewayBody is the body of the 502 answered when the upstream gives no response.
@@ -440,18 +442,9 @@ func (p *Proxy) finish(ex *exchange, r *http.Request) {
 		Str("request_id", ex.requestID).
 		Str("remote", r.RemoteAddr)
 	if ex.err != nil {
-		ev = ev.Str("error", redactError(ex.err))
+		ev = ev.Str("error", rswebhooks.RedactError(ex.err))
 	}
 	ev.Msg("request")
-}
-
-// redactError drops the URL (with its query) that net/http puts in errors.
-func redactError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + ": " + ue.Err.Error()
-	}
-	return err.Error()
 }
 
 func (p *Proxy) writeJSON(w http.ResponseWriter, code int, body string) {
@@ -504,7 +497,7 @@ func (p *Proxy) CheckUpstream(ctx context.Context) error {
 	}
 	resp, err := p.transport.RoundTrip(req)
 	if err != nil {
-		return fmt.Errorf("proxy: upstream %s unreachable: %s", p.upstream.Redacted(), redactError(err))
+		return fmt.Errorf("proxy: upstream %s unreachable: %s", rswebhooks.RedactURL(p.upstream.String()), rswebhooks.RedactError(err))
 	}
 	_ = resp.Body.Close()
 	return nil

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // Sentinel errors callers branch on.
@@ -157,7 +159,7 @@ func New(opts Options) (*Client, error) {
 		return nil, errors.New("reportserver: Options.BaseURL is required")
 	}
 	if s := strings.ToLower(opts.BaseURL.Scheme); (s != "http" && s != "https") || opts.BaseURL.Host == "" {
-		return nil, fmt.Errorf("reportserver: Options.BaseURL must be an absolute http or https URL with a host, got %q", redact(opts.BaseURL))
+		return nil, fmt.Errorf("reportserver: Options.BaseURL must be an absolute http or https URL with a host, got %q", rswebhooks.RedactURL(opts.BaseURL.String()))
 	}
 	if (opts.User == "") != (opts.Password == "") {
 		return nil, errors.New("reportserver: Options.User and Options.Password must be given together")
@@ -563,11 +565,4 @@ func snippet(b []byte) string {
 		b = b[:256]
 	}
 	return strings.TrimSpace(string(b))
-}
-
-func redact(u *url.URL) string {
-	v := *u
-	v.User = nil
-	v.RawQuery = ""
-	return v.String()
 }
