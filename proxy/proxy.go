@@ -379,7 +379,7 @@ func (p *Proxy) scanCompressed(ex *exchange, b []byte, h http.Header, s bodyScan
 	}
 	complete, err := decodeScan(b, h.Get("Content-Encoding"), s, p.capture)
 	switch {
-	case errors.Is(err, errUnsupportedEncoding):
+	case errors.Is(err, tap.ErrUnsupportedEncoding):
 		return b, false, false
 	case err != nil:
 		p.log.Debug().Err(err).Str("request_id", ex.requestID).Msg("compressed body not scanned")

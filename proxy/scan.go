@@ -2,15 +2,14 @@ package proxy
 
 import (
 	"bytes"
-	"compress/gzip"
-	"compress/zlib"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // Bounds of a field scan: what one scanner may hold, whatever the body.
@@ -50,9 +49,7 @@ const (
 // string (v1 create answers), that string. A body that is not JSON yields
 // nothing.
 type fieldScanner struct {
-	want  []string
-	found []bool
-	left  int
+	fields
 
 	state    scanState
 	esc      bool // the previous byte in a string was a backslash
@@ -62,16 +59,52 @@ type fieldScanner struct {
 	key      []byte
 	keyLong  bool
 	capture  int // index of the wanted field whose value is being read, or -1
-	val      []byte
-	valLong  bool
-	out      []byte
 	bare     bool
 	complete bool // the top-level value ended or everything wanted was found
 }
 
 func newFieldScanner(want []string) *fieldScanner {
-	return &fieldScanner{want: want, found: make([]bool, len(want)), left: len(want), capture: -1,
-		key: make([]byte, 0, scanMaxKey)}
+	return &fieldScanner{fields: newFields(want), capture: -1, key: make([]byte, 0, scanMaxKey)}
+}
+
+// fields is what the field and form scanners share: the wanted fields, the
+// value being captured, and the found fields as a JSON object.
+type fields struct {
+	want    []string
+	found   []bool
+	left    int    // wanted fields not found yet
+	val     []byte // the value being captured
+	valLong bool   // it grew past scanMaxValue and is dropped
+	out     []byte // the found fields, `{"Name":"Sales"` (result closes it)
+}
+
+func newFields(want []string) fields {
+	return fields{want: want, found: make([]bool, len(want)), left: len(want)}
+}
+
+// appendVal appends c to the value being captured, dropping a value that
+// grows past scanMaxValue.
+func (f *fields) appendVal(c byte) {
+	if f.valLong {
+		return
+	}
+	if len(f.val) >= scanMaxValue {
+		f.valLong, f.val = true, f.val[:0]
+		return
+	}
+	f.val = append(f.val, c)
+}
+
+// record marks wanted field i found and opens its member in out: the
+// caller appends the JSON key, ':' and the value.
+func (f *fields) record(i int) {
+	f.found[i] = true
+	f.left--
+	if len(f.out) == 0 {
+		f.out = append(f.out, '{')
+	} else {
+		f.out = append(f.out, ',')
+	}
 }
 
 // done reports whether the scanner needs no more bytes.
@@ -245,14 +278,9 @@ func (s *fieldScanner) wanted() int {
 // keep appends c to the value being captured, dropping a value that grows
 // past scanMaxValue.
 func (s *fieldScanner) keep(c byte) {
-	if s.capture < 0 && !s.bare || s.valLong {
-		return
+	if s.capture >= 0 || s.bare {
+		s.appendVal(c)
 	}
-	if len(s.val) >= scanMaxValue {
-		s.valLong, s.val = true, s.val[:0]
-		return
-	}
-	s.val = append(s.val, c)
 }
 
 // endValue closes a top-level value and records it when wanted.
@@ -263,13 +291,7 @@ func (s *fieldScanner) endValue() {
 	if i < 0 || s.valLong {
 		return
 	}
-	s.found[i] = true
-	s.left--
-	if len(s.out) == 0 {
-		s.out = append(s.out, '{')
-	} else {
-		s.out = append(s.out, ',')
-	}
+	s.record(i)
 	s.out = append(s.out, '"')
 	s.out = append(s.out, s.key...)
 	s.out = append(s.out, '"', ':')
@@ -341,24 +363,18 @@ const (
 type formScanner struct {
 	delim []byte // CRLF "--" boundary
 	m     int    // bytes of delim matched so far
-	want  []string
-	found []bool
-	left  int
+	fields
 
 	state    formState
 	line     []byte
 	lineLong bool
-	capture  int // wanted field of the current part, or -1
-	val      []byte
-	valLong  bool
-	out      []byte
+	capture  int  // wanted field of the current part, or -1
 	ended    bool // the closing delimiter was seen
 }
 
 func newFormScanner(boundary string, want []string) *formScanner {
 	// The body starts with the first delimiter, without the CRLF in front.
-	return &formScanner{delim: []byte("\r\n--" + boundary), m: 2, want: want, found: make([]bool, len(want)),
-		left: len(want), capture: -1}
+	return &formScanner{delim: []byte("\r\n--" + boundary), m: 2, fields: newFields(want), capture: -1}
 }
 
 func (s *formScanner) done() bool { return s.state == formDone }
@@ -454,14 +470,9 @@ func (s *formScanner) header(line []byte) {
 }
 
 func (s *formScanner) keep(c byte) {
-	if s.capture < 0 || s.valLong {
-		return
+	if s.capture >= 0 {
+		s.appendVal(c)
 	}
-	if len(s.val) >= scanMaxValue {
-		s.valLong, s.val = true, s.val[:0]
-		return
-	}
-	s.val = append(s.val, c)
 }
 
 func (s *formScanner) endPart() {
@@ -470,13 +481,7 @@ func (s *formScanner) endPart() {
 	if i < 0 || s.valLong {
 		return
 	}
-	s.found[i] = true
-	s.left--
-	if len(s.out) == 0 {
-		s.out = append(s.out, '{')
-	} else {
-		s.out = append(s.out, ',')
-	}
+	s.record(i)
 	k, _ := json.Marshal(s.want[i])
 	v, _ := json.Marshal(string(s.val))
 	s.out = append(append(append(s.out, k...), ':'), v...)
@@ -496,9 +501,6 @@ func (s *formScanner) result() ([]byte, bool) {
 	return append(s.out, '}'), complete
 }
 
-// errUnsupportedEncoding: a Content-Encoding decodeScan does not inflate.
-var errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
-
 // errDecodedTooLarge means a compressed body decodes past the capture limit.
 var errDecodedTooLarge = errors.New("decoded body exceeds the capture limit")
 
@@ -507,16 +509,7 @@ var errDecodedTooLarge = errors.New("decoded body exceeds the capture limit")
 // decoded body is never held, and its size is capped at limit, so a
 // compression bomb stops there. It reports whether s saw what it needed.
 func decodeScan(b []byte, encoding string, s bodyScanner, limit int64) (bool, error) {
-	var r io.Reader
-	var err error
-	switch strings.ToLower(strings.TrimSpace(encoding)) {
-	case "gzip", "x-gzip":
-		r, err = gzip.NewReader(bytes.NewReader(b))
-	case "deflate":
-		r, err = zlib.NewReader(bytes.NewReader(b))
-	default:
-		return false, fmt.Errorf("%w %q", errUnsupportedEncoding, encoding)
-	}
+	r, err := tap.NewReader(b, encoding)
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 )
@@ -56,5 +57,30 @@ func TestEncoding(t *testing.T) {
 	}
 	if got := Encoding(h, true); got != "" {
 		t.Errorf("Encoding(gzip, decoded) = %q, want empty", got)
+	}
+}
+
+func TestNewReader(t *testing.T) {
+	plain := []byte(`{"Id":"r1"}`)
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(plain)
+	gw.Close()
+	for _, enc := range []string{"", "identity", "gzip"} {
+		body := plain
+		if enc == "gzip" {
+			body = gz.Bytes()
+		}
+		r, err := NewReader(body, enc)
+		if err != nil {
+			t.Fatalf("NewReader(%q): %v", enc, err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Errorf("NewReader(%q) read %q, %v; want %q", enc, got, err, plain)
+		}
+	}
+	if _, err := NewReader(plain, "br"); !errors.Is(err, ErrUnsupportedEncoding) {
+		t.Errorf("NewReader(br) error = %v, want ErrUnsupportedEncoding", err)
 	}
 }
