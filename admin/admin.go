@@ -360,10 +360,13 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, errorBody{Message: msg})
+	WriteJSON(w, status, errorBody{Message: msg})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers status with v as JSON, not cached, the way every JSON
+// answer of the admin listener (this API and the health endpoints) is
+// written. A v that does not encode is a 500 with a Message.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	// No HTML escaping: URIs read back as sent (a=1&b=2), as the report
 	// server's serializer writes them.
 	var buf bytes.Buffer

@@ -51,7 +51,7 @@ func (h *Handler) listDeliveries(w http.ResponseWriter, r *http.Request, who *rs
 			out = append(out, d)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // visible reports whether the caller may see d: a delivery whose access is
@@ -97,7 +97,7 @@ func (h *Handler) getDelivery(w http.ResponseWriter, r *http.Request, who *rsweb
 	if as == nil {
 		as = []*rswebhooks.Attempt{}
 	}
-	writeJSON(w, http.StatusOK, DeliveryDetail{Delivery: *d, AttemptCount: d.Attempts, Attempts: forCaller(as, who, h.showResp)})
+	WriteJSON(w, http.StatusOK, DeliveryDetail{Delivery: *d, AttemptCount: d.Attempts, Attempts: forCaller(as, who, h.showResp)})
 }
 
 func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
@@ -122,7 +122,7 @@ func (h *Handler) redeliver(w http.ResponseWriter, r *http.Request, who *rswebho
 		storeError(w, r, err, "delivery")
 		return
 	}
-	writeJSON(w, http.StatusAccepted, d)
+	WriteJSON(w, http.StatusAccepted, d)
 }
 
 // Ping notifications carry these values in Action and EventType (as deliver does).
@@ -152,5 +152,5 @@ func (h *Handler) ping(w http.ResponseWriter, r *http.Request, who *rswebhooks.I
 		storeError(w, r, err, "ping delivery")
 		return
 	}
-	writeJSON(w, http.StatusAccepted, d)
+	WriteJSON(w, http.StatusAccepted, d)
 }

@@ -81,7 +81,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ *rswebhooks.Id
 		return
 	}
 	zerolog.Ctx(r.Context()).Info().Str("user", res.UserName).Msg("login")
-	writeJSON(w, http.StatusOK, LoginResponse{
+	WriteJSON(w, http.StatusOK, LoginResponse{
 		AccessToken: res.AccessToken, TokenType: res.TokenType,
 		ExpiresIn: int64(res.ExpiresIn.Seconds()), UserName: res.UserName,
 	})

@@ -79,12 +79,12 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, who *rswebhooks.I
 			res = append(res, out(wh))
 		}
 	}
-	writeJSON(w, http.StatusOK, res)
+	WriteJSON(w, http.StatusOK, res)
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
 	if wh, ok := h.lookup(w, r, who, r.PathValue("id")); ok {
-		writeJSON(w, http.StatusOK, out(wh))
+		WriteJSON(w, http.StatusOK, out(wh))
 	}
 }
 
@@ -183,7 +183,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	}
 	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", rswebhooks.RedactURL(wh.URI)).Strs("filters", wh.Filters).Msg("webhook registered")
 	w.Header().Set("Location", location(r, wh.ID))
-	writeJSON(w, http.StatusCreated, out(wh))
+	WriteJSON(w, http.StatusCreated, out(wh))
 }
 
 // location is the absolute URL of a registration, like the stock
@@ -285,7 +285,7 @@ func (h *Handler) deleteAll(w http.ResponseWriter, r *http.Request, who *rswebho
 }
 
 func (h *Handler) listFilters(w http.ResponseWriter, _ *http.Request, _ *rswebhooks.Identity) {
-	writeJSON(w, http.StatusOK, h.filters)
+	WriteJSON(w, http.StatusOK, h.filters)
 }
 
 // Me is the answer of GET /api/webhooks/me: who the caller is.
@@ -297,5 +297,5 @@ type Me struct {
 }
 
 func (h *Handler) me(w http.ResponseWriter, _ *http.Request, id *rswebhooks.Identity) {
-	writeJSON(w, http.StatusOK, Me{ID: id.ID, Name: id.Name, IsAdministrator: id.Admin, IsOperator: id.Operator})
+	WriteJSON(w, http.StatusOK, Me{ID: id.ID, Name: id.Name, IsAdministrator: id.Admin, IsOperator: id.Operator})
 }

@@ -30,7 +30,7 @@ func (h *Handler) listUnreadable(w http.ResponseWriter, r *http.Request, who *rs
 	if us == nil {
 		us = []rswebhooks.Unreadable{}
 	}
-	writeJSON(w, http.StatusOK, us)
+	WriteJSON(w, http.StatusOK, us)
 }
 
 // deleteUnreadable answers DELETE /api/webhooks/unreadable/{kind}/{id}:

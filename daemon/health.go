@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/admin"
 )
 
 // check is one readiness condition: nil means fine. A soft check is
@@ -53,7 +54,7 @@ type health struct {
 }
 
 func (h *health) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.version})
+	admin.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": h.version})
 }
 
 // readyz answers 200 {"status":"ready"} or 503 {"status":"unavailable",
@@ -87,10 +88,10 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(reasons) > 0 {
 		body["status"], body["reasons"] = "unavailable", reasons
-		writeJSON(w, http.StatusServiceUnavailable, body)
+		admin.WriteJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	writeJSON(w, http.StatusOK, body)
+	admin.WriteJSON(w, http.StatusOK, body)
 }
 
 func (h *health) evaluate(ctx context.Context) []checkResult {
@@ -115,19 +116,12 @@ func getOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{
+			admin.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{
 				"Message": "method " + r.Method + " is not supported here; allowed: GET, HEAD"})
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // background runs the daemon's long-running parts (delivery engine, store
