@@ -8,27 +8,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 // permsFn is a func-field fake of the report server's permission model.
 type permsFn struct {
@@ -119,7 +103,7 @@ func TestPermissionChecker(t *testing.T) {
 
 func TestPermissionCheckerCacheAndErrors(t *testing.T) {
 	t0 := time.Now().UTC().Truncate(time.Second)
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	perms := &permsFn{perms: map[string][]Permission{"u-carol/3": {{Access: 1, Scope: scopeAnyScheduledTask}}}}
 	pc := New(Options{Perms: perms, TTL: time.Minute, Now: clock.Now})
 	carol := rswebhooks.User{ID: "u-carol", Name: "carol"}
@@ -157,7 +141,7 @@ func TestPermissionCheckerCacheAndErrors(t *testing.T) {
 // seen after the TTL.
 func TestOwnerMissingIsADecision(t *testing.T) {
 	t0 := time.Now()
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	perms := &permsFn{
 		missing: map[string]bool{"u-alice": true},
 		perms:   map[string][]Permission{"u-alice/0": {{Access: 1, Scope: scopeAnyReport}}},
@@ -191,7 +175,7 @@ func TestOwnerMissingIsADecision(t *testing.T) {
 		t.Fatalf("CanRead for bob = %v, %v; want denied", ok, err)
 	}
 	for result, want := range map[string]float64{ResultOwnerMissing: 2, ResultAllowed: 1, ResultError: 1, ResultDenied: 1, ResultUnknown: 0} {
-		if got := testutil.ToFloat64(m.Checks.WithLabelValues(result)); got != want {
+		if got := promtest.ToFloat64(m.Checks.WithLabelValues(result)); got != want {
 			t.Errorf("access_checks_total{result=%q} = %v, want %v", result, got, want)
 		}
 	}
@@ -239,7 +223,7 @@ func (f resolverFn) Resolve(_ context.Context, bearer string) (*rswebhooks.Ident
 // the admin API counts at once.
 func TestAdminsRememberedForAWhile(t *testing.T) {
 	t0 := time.Now()
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	isAdmin := true
 	res := resolverFn(func(string) *rswebhooks.Identity {
 		return &rswebhooks.Identity{User: rswebhooks.User{ID: "u-ann", Name: "ann"}, Admin: isAdmin}

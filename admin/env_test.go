@@ -1,8 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
@@ -27,31 +25,12 @@ import (
 
 const operatorToken = "operator-token-0123456789abcdef"
 
-// clock is a settable time shared by the simulator, the resolver and the
-// handler, so token expiry and cache TTLs are driven without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // env is the whole registrations stack on loopback: the simulator as the
 // report server, the real proxy in front of it (tapped by the resolver), a
 // real Badger store, the admin handler and an echo receiver.
 type env struct {
 	t        testing.TB
-	clock    *clock
+	clock    *testutil.Clock
 	upstream *httptest.Server // simulator
 	proxy    *httptest.Server
 	admin    *httptest.Server
@@ -74,7 +53,7 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}}
+	e := &env{t: t, clock: testutil.NewClock(time.Now().UTC().Truncate(time.Second))}
 	log := testLogger()
 	sim := simulator.New(simulator.Options{Logger: log, Now: e.clock.Now, TokenTTL: time.Hour})
 	e.sim = sim
@@ -215,39 +194,8 @@ func (r response) json(t *testing.T, v any) {
 
 func (e *env) do(method, path, token string, body any) response {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, e.admin.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := e.admin.Client().Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	req := testutil.NewRequest(e.t, method, e.admin.URL+path, token, body)
+	res, b := testutil.Do(e.t, e.admin.Client(), req)
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 

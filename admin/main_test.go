@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strings"
@@ -9,32 +8,17 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
 // logSink collects every log line written by this package's tests, and
 // sensitive remembers every secret, token and password they used; TestMain
 // fails the run if any of them appears in any log line.
 var (
-	logSink   = &syncBuffer{}
+	logSink   = &testutil.SyncBuffer{}
 	sensitive = &secretSet{m: map[string]bool{}}
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type secretSet struct {
 	mu sync.Mutex

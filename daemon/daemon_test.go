@@ -21,6 +21,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks/buildinfo"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
@@ -338,31 +339,13 @@ func TestRegistrationObeysTheAddressPolicy(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log lines written concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLogLinesHaveNoDuplicateKeys: each part adds its own component field
 // once; log pipelines reject objects with repeated keys.
 func TestLogLinesHaveNoDuplicateKeys(t *testing.T) {
 	sim := simulator.New(simulator.Options{})
 	up := httptest.NewServer(sim)
 	defer up.Close()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	r := start(t, Options{Upstream: up.URL, ServiceUser: "admin", ServicePassword: "admin", WatchInterval: time.Hour,
 		Logger: zerolog.New(&logs).Level(zerolog.DebugLevel)})
 	tok, _ := sim.IssueToken("admin")

@@ -11,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/signature"
 )
 
@@ -30,9 +31,9 @@ func counter(t *testing.T, h *harness, name, label string) float64 {
 	t.Helper()
 	switch name {
 	case "deliveries":
-		return testutil.ToFloat64(h.e.m.Deliveries.WithLabelValues(label))
+		return promtest.ToFloat64(h.e.m.Deliveries.WithLabelValues(label))
 	case "attempts":
-		return testutil.ToFloat64(h.e.m.Attempts.WithLabelValues(label))
+		return promtest.ToFloat64(h.e.m.Attempts.WithLabelValues(label))
 	}
 	t.Fatalf("unknown counter %s", name)
 	return 0
@@ -87,7 +88,7 @@ func TestDeliverSuccess(t *testing.T) {
 	if v := counter(t, h, "attempts", "2xx"); v != 1 {
 		t.Errorf("attempts_total{2xx} = %v, want 1", v)
 	}
-	if n := testutil.CollectAndCount(h.e.m.Lag); n != 1 {
+	if n := promtest.CollectAndCount(h.e.m.Lag); n != 1 {
 		t.Errorf("lag histogram series = %d, want 1", n)
 	}
 	checkHistogramCount(t, h, "rswebhooks_delivery_lag_seconds", 1)
@@ -295,7 +296,7 @@ func TestGonePausesWebhook(t *testing.T) {
 
 func TestRetryAfterHonoured(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	got := make(chan received, 10)
 	srv := httptest.NewServer(receiver(got, func(w http.ResponseWriter, r *http.Request, n int) {
 		if n == 1 {
@@ -540,7 +541,7 @@ func TestAddressPolicyInEngine(t *testing.T) {
 
 func TestGauges(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	h := newHarness(t, func(o *Options) { o.Now = clock.Now })
 	h.addWebhook("http://127.0.0.1:1/", nil)
 	h.addWebhook("http://127.0.0.1:1/", func(w *rswebhooks.Webhook) { w.IsPaused = true })
@@ -556,20 +557,20 @@ func TestGauges(t *testing.T) {
 		got  float64
 		want float64
 	}{
-		{"queue depth", testutil.ToFloat64(h.e.m.QueueDepth), 2},
-		{"oldest pending age", testutil.ToFloat64(h.e.m.OldestPending), 90},
-		{"webhooks active", testutil.ToFloat64(h.e.m.Webhooks.WithLabelValues("active")), 1},
-		{"webhooks paused", testutil.ToFloat64(h.e.m.Webhooks.WithLabelValues("paused")), 1},
+		{"queue depth", promtest.ToFloat64(h.e.m.QueueDepth), 2},
+		{"oldest pending age", promtest.ToFloat64(h.e.m.OldestPending), 90},
+		{"webhooks active", promtest.ToFloat64(h.e.m.Webhooks.WithLabelValues("active")), 1},
+		{"webhooks paused", promtest.ToFloat64(h.e.m.Webhooks.WithLabelValues("paused")), 1},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
 	// Every bounded label value exists from the start.
-	if n := testutil.CollectAndCount(h.e.m.Deliveries); n != 4 {
+	if n := promtest.CollectAndCount(h.e.m.Deliveries); n != 4 {
 		t.Errorf("deliveries_total has %d series, want 4", n)
 	}
-	if n := testutil.CollectAndCount(h.e.m.Attempts); n != 5 {
+	if n := promtest.CollectAndCount(h.e.m.Attempts); n != 5 {
 		t.Errorf("delivery_attempts_total has %d series, want 5", n)
 	}
 }

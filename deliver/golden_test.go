@@ -18,6 +18,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/doclink"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/signature"
 )
 
@@ -60,7 +61,7 @@ func headerDump(h http.Header) []byte {
 // receiver with a fixed clock and fixed ids.
 func TestGoldenWire(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	got := make(chan received, 10)
 	srv := httptest.NewServer(receiver(got, nil))
 	defer srv.Close()

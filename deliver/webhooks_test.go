@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
@@ -44,7 +45,7 @@ func TestWebhookCache(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	t0 := time.Now().UTC().Truncate(time.Second)
-	clock := &fakeClock{t: t0}
+	clock := testutil.NewClock(t0)
 	s := &countingStore{DB: db}
 	c := newWebhookCache(s, clock.Now)
 	hook := func(id string) *rswebhooks.Webhook {

@@ -1,11 +1,8 @@
 package detect
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,8 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
+
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
@@ -98,44 +97,13 @@ type reply struct {
 // detector see the compressed upstream body.
 func (s *stack) call(base, method, path string, body any) reply {
 	s.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, base+s.prefix+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token)
+	req := testutil.NewRequest(s.t, method, base+s.prefix+path, s.token, body)
 	req.Header.Set("Accept-Encoding", "gzip")
 	res, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer res.Body.Close()
-	var r io.Reader = res.Body
-	if res.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(res.Body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		r = zr
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	b := testutil.ReadBody(s.t, res, true)
 	return reply{status: res.StatusCode, header: res.Header, body: b}
 }
 
@@ -462,7 +430,7 @@ func TestEveryRouteThroughProxy(t *testing.T) {
 					t.Errorf("rule %s has no route case", r)
 				}
 			}
-			if got := testutil.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 0 {
+			if got := promtest.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 0 {
 				t.Errorf("events_lost_total = %v", got)
 			}
 		})
@@ -523,7 +491,7 @@ func TestNoEventsThroughProxy(t *testing.T) {
 		t.Fatalf("%d events, want none: first %+v", len(es), es[0])
 	}
 	for _, m := range unmatchedMethods {
-		if got := testutil.ToFloat64(s.d.metrics.Unmatched.WithLabelValues(m)); got != 0 {
+		if got := promtest.ToFloat64(s.d.metrics.Unmatched.WithLabelValues(m)); got != 0 {
 			t.Errorf("unmatched{%s} = %v before the unmatched calls", m, got)
 		}
 	}
@@ -535,7 +503,7 @@ func TestNoEventsThroughProxy(t *testing.T) {
 		}
 	}
 	for _, m := range []string{"POST", "PUT", "PATCH", "DELETE"} {
-		if got := testutil.ToFloat64(s.d.metrics.Unmatched.WithLabelValues(m)); got != 1 {
+		if got := promtest.ToFloat64(s.d.metrics.Unmatched.WithLabelValues(m)); got != 1 {
 			t.Errorf("unmatched{%s} = %v, want 1", m, got)
 		}
 	}
@@ -556,7 +524,7 @@ func TestNoEventsThroughProxy(t *testing.T) {
 	if es := newEvents(t, s.db, seen); len(es) != 0 {
 		t.Fatalf("logout produced %d events", len(es))
 	}
-	if got := testutil.ToFloat64(s.d.metrics.Unmatched.WithLabelValues("POST")); got != 1 {
+	if got := promtest.ToFloat64(s.d.metrics.Unmatched.WithLabelValues("POST")); got != 1 {
 		t.Errorf("unmatched{POST} = %v after logout, want 1", got)
 	}
 }
@@ -576,7 +544,7 @@ func TestStoreDownThroughProxy(t *testing.T) {
 	if err := json.Unmarshal(r.body, &c); err != nil || c.Id == "" || c.Name != "while down" {
 		t.Fatalf("body %s changed or unreadable: %v", r.body, err)
 	}
-	if got := testutil.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 1 {
+	if got := promtest.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 1 {
 		t.Errorf("events_lost_total = %v, want 1", got)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks/identity"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
@@ -28,29 +28,17 @@ import (
 
 const opToken = "operator-token-for-tests-0001"
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	sim    *simulator.Server
 	client *reportserver.Client
 	res    *identity.Resolver
-	clk    *clock
-	logs   *lockedWriter
+	clk    *testutil.Clock
+	logs   *testutil.SyncBuffer
 }
 
 func setup(t *testing.T, serviceAccount bool) *fixture {
 	t.Helper()
-	f := &fixture{clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, logs: &lockedWriter{w: &bytes.Buffer{}}}
+	f := &fixture{clk: testutil.NewClock(time.Now().UTC().Truncate(time.Second)), logs: &testutil.SyncBuffer{}}
 	log := zerolog.New(f.logs).Level(zerolog.DebugLevel)
 	f.sim = simulator.New(simulator.Options{Now: f.clk.Now, TokenTTL: time.Hour})
 	srv := httptest.NewServer(f.sim)
@@ -68,25 +56,6 @@ func setup(t *testing.T, serviceAccount bool) *fixture {
 		t.Fatal(err)
 	}
 	return f
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// String returns what was logged so far; the resolver's background look-ups
-// may still be writing.
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
 
 // observe feeds the resolver a /Token exchange as the proxy would, with the

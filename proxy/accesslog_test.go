@@ -1,32 +1,15 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestAccessLogLine: one line per request with the escaped path (never the
 // query), status, bytes, a duration in milliseconds and the request id.
@@ -34,11 +17,11 @@ func TestAccessLogLine(t *testing.T) {
 	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("hello"))
 	}))
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	px := newTestProxy(t, up.url(t), func(o *Options) { o.Logger = zerolog.New(&logs) })
 	req := newReq(t, "GET", px.URL+"/api/a%2Fb?access_token=secret-in-query", nil)
 	req.Header.Set("X-Request-Id", "rid-1")
-	do(t, client(), req)
+	testutil.Do(t, client(), req)
 
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	if len(lines) != 1 {

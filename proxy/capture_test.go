@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"net/http"
 	"runtime"
@@ -13,7 +12,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
+	"github.com/rswebhooks/rswebhooks/tap"
+
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestCaptureBudgetUnderFlood floods the proxy with concurrent watched
@@ -48,7 +50,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 	gaugeTap := tap.TapFunc{
 		WantsFn: rt.Wants,
 		ObserveFn: func(ctx context.Context, ex *tap.Exchange) {
-			g := int64(testutil.ToFloat64(px.p.metrics.captureBytes))
+			g := int64(promtest.ToFloat64(px.p.metrics.captureBytes))
 			for {
 				m := maxInObserve.Load()
 				if g <= m || maxInObserve.CompareAndSwap(m, g) {
@@ -75,7 +77,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 				return
 			default:
 			}
-			hi = max(hi, testutil.ToFloat64(px.p.metrics.captureBytes))
+			hi = max(hi, promtest.ToFloat64(px.p.metrics.captureBytes))
 			runtime.Gosched()
 		}
 	}()
@@ -154,7 +156,7 @@ func TestCaptureBudgetUnderFlood(t *testing.T) {
 	arrived.Store(0)
 	all = make(chan struct{})
 	close(all)
-	resp, _ := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/reports?n=x", strings.NewReader("after")))
+	resp, _ := testutil.Do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/reports?n=x", strings.NewReader("after")))
 	exs = rt.exchanges()
 	if last := exs[len(exs)-1]; resp.StatusCode != 201 || string(last.RequestBody) != "after" || last.RequestSkipped != "" ||
 		!strings.HasPrefix(string(last.ResponseBody), `{"Id":"x"`) {
@@ -175,7 +177,7 @@ func TestCaptureBudgetResponse(t *testing.T) {
 	}))
 	rt := &recordingTap{}
 	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt; o.CaptureBudget = 8 << 10 })
-	resp, b := do(t, client(), newReq(t, http.MethodPut, px.URL+"/x", strings.NewReader("in")))
+	resp, b := testutil.Do(t, client(), newReq(t, http.MethodPut, px.URL+"/x", strings.NewReader("in")))
 	if string(b) != out || resp.ContentLength != int64(len(out)) {
 		t.Fatalf("client got %d bytes (Content-Length %d)", len(b), resp.ContentLength)
 	}

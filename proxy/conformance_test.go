@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
 // conformanceUpstream serves every case of TestConformanceWithHTTPUtil.
@@ -173,7 +175,7 @@ func TestConformanceWithHTTPUtil(t *testing.T) {
 			req.Header[k] = v
 		}
 		req.Host = "reports.example"
-		resp, b := do(t, client(), req)
+		resp, b := testutil.Do(t, client(), req)
 		resp.Header.Del("Date")
 		return seenResponse{resp.StatusCode, resp.Header, b, resp.ContentLength, resp.TransferEncoding, resp.Trailer}
 	}

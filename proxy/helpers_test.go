@@ -82,20 +82,6 @@ func client() *http.Client {
 	}
 }
 
-func do(t *testing.T, c *http.Client, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read body: %v", err)
-	}
-	return resp, b
-}
-
 func newReq(t *testing.T, method, u string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, u, body)

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -93,7 +95,7 @@ func TestBodiesByteIdentical(t *testing.T) {
 		t.Run(fmt.Sprintf("upload %d", size), func(t *testing.T) {
 			req := newReq(t, http.MethodPost, px.URL+"/upload", newPattern(size))
 			req.ContentLength = size
-			resp, b := do(t, c, req)
+			resp, b := testutil.Do(t, c, req)
 			if got := string(b); resp.StatusCode != 200 || got != fmt.Sprintf("%d %s", size, wantSum) {
 				t.Fatalf("upstream saw %q (status %d), want %d bytes with sha256 %s", got, resp.StatusCode, size, wantSum)
 			}
@@ -147,13 +149,13 @@ func TestGzipPassesThroughByteIdentical(t *testing.T) {
 	px := newTestProxy(t, up.url(t), nil)
 	req := newReq(t, http.MethodGet, px.URL+"/api/reportserver/v2/reports", nil)
 	req.Header.Set("Accept-Encoding", "gzip, deflate")
-	resp, b := do(t, client(), req)
+	resp, b := testutil.Do(t, client(), req)
 	if !bytes.Equal(b, zipped.Bytes()) || resp.Header.Get("Content-Encoding") != "gzip" || resp.ContentLength != int64(zipped.Len()) {
 		t.Fatalf("got %d bytes, Content-Encoding %q, Content-Length %d; want the %d gzip bytes untouched",
 			len(b), resp.Header.Get("Content-Encoding"), resp.ContentLength, zipped.Len())
 	}
 	// A client that asks for no compression gets none: the proxy adds no Accept-Encoding.
-	_, b = do(t, client(), newReq(t, http.MethodGet, px.URL+"/", nil))
+	_, b = testutil.Do(t, client(), newReq(t, http.MethodGet, px.URL+"/", nil))
 	if string(b) != "plain" {
 		t.Fatalf("client without Accept-Encoding got %q", b)
 	}
@@ -181,7 +183,7 @@ func TestHeadersCookiesLocationAndRedirectNotFollowed(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	px := newTestProxy(t, up.url(t), nil)
-	resp, _ := do(t, client(), newReq(t, http.MethodPost, px.URL+"/login", strings.NewReader("u=1")))
+	resp, _ := testutil.Do(t, client(), newReq(t, http.MethodPost, px.URL+"/login", strings.NewReader("u=1")))
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://rs.example/Report/Index?x=1" {
 		t.Fatalf("status %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -224,7 +226,7 @@ func TestHopByHopForwardedAndRequestID(t *testing.T) {
 	req.Header.Set("X-Forwarded-For", "10.0.0.1")
 	req.Header.Set("Authorization", "Bearer tok")
 	req.Header.Set("Cookie", "a=1; b=2")
-	resp, _ := do(t, client(), req)
+	resp, _ := testutil.Do(t, client(), req)
 	h := recv(t, got, "upstream request")
 	for _, k := range []string{"Connection", "X-Hop", "Keep-Alive", "Proxy-Authorization", "Upgrade"} {
 		if v := h.Get(k); v != "" {
@@ -258,7 +260,7 @@ func TestHopByHopForwardedAndRequestID(t *testing.T) {
 
 	req = newReq(t, http.MethodGet, px.URL+"/x", nil)
 	req.Header.Set("X-Request-Id", "client-id-1")
-	do(t, client(), req)
+	testutil.Do(t, client(), req)
 	if id := recv(t, got, "upstream request").Get("X-Request-Id"); id != "client-id-1" {
 		t.Errorf("client X-Request-Id not passed on: %q", id)
 	}
@@ -274,7 +276,7 @@ func TestHostPassthroughOverrideAndBasePath(t *testing.T) {
 		px := newTestProxy(t, up.url(t), nil)
 		req := newReq(t, http.MethodGet, px.URL+"/reporting/api/x%2Fy?a=1&b=%20", nil)
 		req.Host = "reports.example.com"
-		do(t, client(), req)
+		testutil.Do(t, client(), req)
 		s := recv(t, got, "upstream request")
 		if s.host != "reports.example.com" || s.path != "/reporting/api/x%2Fy" || s.rawQuery != "a=1&b=%20" {
 			t.Fatalf("upstream saw %+v", s)
@@ -288,7 +290,7 @@ func TestHostPassthroughOverrideAndBasePath(t *testing.T) {
 		// paths go upstream exactly as the client sent them.
 		for _, path := range []string{"/reporting/api/x%2Fy", "/other/app"} {
 			req := newReq(t, http.MethodGet, px.URL+path+"?q", nil)
-			do(t, client(), req)
+			testutil.Do(t, client(), req)
 			s := recv(t, got, "upstream request")
 			if s.host != "rs.internal:83" || s.path != path || s.rawQuery != "q" {
 				t.Fatalf("GET %s: upstream saw %+v", path, s)
@@ -316,12 +318,12 @@ func TestVirtualDirectoryLocationWorksThroughProxy(t *testing.T) {
 	base := up.url(t)
 	base.Path = "/reporting"
 	px := newTestProxy(t, base, nil)
-	resp, _ := do(t, client(), newReq(t, http.MethodPost, px.URL+"/reporting/api/items", strings.NewReader("{}")))
+	resp, _ := testutil.Do(t, client(), newReq(t, http.MethodPost, px.URL+"/reporting/api/items", strings.NewReader("{}")))
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, px.URL+"/reporting/") {
 		t.Fatalf("POST: %d, Location %q", resp.StatusCode, loc)
 	}
-	resp, b := do(t, client(), newReq(t, http.MethodGet, loc, nil))
+	resp, b := testutil.Do(t, client(), newReq(t, http.MethodGet, loc, nil))
 	if resp.StatusCode != http.StatusOK || string(b) != "item 1" {
 		t.Fatalf("GET Location %s through the proxy: %d %q", loc, resp.StatusCode, b)
 	}
@@ -335,7 +337,7 @@ func TestDeadUpstreamAnswers502(t *testing.T) {
 	dead := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 	_ = ln.Close()
 	px := newTestProxy(t, dead, nil)
-	resp, b := do(t, client(), newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/reports", strings.NewReader("{}")))
+	resp, b := testutil.Do(t, client(), newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/reports", strings.NewReader("{}")))
 	if resp.StatusCode != http.StatusBadGateway || string(b) != `{"Message":"upstream unavailable"}` ||
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("got %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
@@ -405,14 +407,14 @@ func TestNotAnOpenForwardProxy(t *testing.T) {
 	pu, _ := url.Parse(px.URL)
 	fwd := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}} // curl -x
 
-	resp, _ := do(t, fwd, newReq(t, http.MethodGet, other.URL+"/latest/meta-data", nil))
+	resp, _ := testutil.Do(t, fwd, newReq(t, http.MethodGet, other.URL+"/latest/meta-data", nil))
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("absolute-URI to another host: status %d, want 403", resp.StatusCode)
 	}
 	if _, ok := hits.Load("other"); ok {
 		t.Fatal("the request reached the other host")
 	}
-	resp, b := do(t, fwd, newReq(t, http.MethodGet, up.URL+"/same", nil))
+	resp, b := testutil.Do(t, fwd, newReq(t, http.MethodGet, up.URL+"/same", nil))
 	if resp.StatusCode != 200 || string(b) != "upstream" {
 		t.Fatalf("absolute-URI to the upstream itself: %d %q", resp.StatusCode, b)
 	}
@@ -446,7 +448,7 @@ func TestUpstreamConnectionsAreReused(t *testing.T) {
 	for i := range sequential {
 		req := newReq(t, http.MethodPost, px.URL+"/api", strings.NewReader("{}"))
 		req.Close = i%2 == 0 // Connection: close from the client must not close upstream connections
-		do(t, c, req)
+		testutil.Do(t, c, req)
 	}
 	var wg sync.WaitGroup
 	for range workers {
@@ -493,7 +495,7 @@ func TestRoutesServedLocally(t *testing.T) {
 		"/api/webhooks/registrationsX":    "upstream",
 		"/api/webhooks/filters":           "upstream",
 	} {
-		_, b := do(t, client(), newReq(t, http.MethodGet, px.URL+path, nil))
+		_, b := testutil.Do(t, client(), newReq(t, http.MethodGet, px.URL+path, nil))
 		if string(b) != want {
 			t.Errorf("%s: got %q, want %q", path, b, want)
 		}
@@ -526,7 +528,7 @@ func TestForwardedHeadersFromUntrustedClients(t *testing.T) {
 			req.Header.Set("X-Forwarded-For", "203.0.113.9")
 			req.Header.Set("X-Real-IP", "203.0.113.9")
 			req.Header.Set("Forwarded", "for=203.0.113.9")
-			do(t, client(), req)
+			testutil.Do(t, client(), req)
 			h := recv(t, got, "the upstream request")
 			if h.Get("X-Forwarded-For") != tc.xff {
 				t.Errorf("X-Forwarded-For = %q, want %q", h.Get("X-Forwarded-For"), tc.xff)

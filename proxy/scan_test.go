@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // feed writes body to a scanner in chunks of n bytes (every split point is
@@ -137,7 +139,7 @@ func TestFieldTapScansUploads(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := newReq(t, http.MethodPost, px.URL+"/api/reportserver/v3/reports", strings.NewReader(tc.body))
 			req.Header.Set("Content-Type", tc.ct)
-			resp, b := do(t, client(), req)
+			resp, b := testutil.Do(t, client(), req)
 			if resp.StatusCode != 200 || !strings.HasPrefix(string(b), `{"Id":"r1","Name":"Big"`) || len(b) < len(tc.body)/1000 {
 				t.Fatalf("client got %d, %d bytes", resp.StatusCode, len(b))
 			}
@@ -209,7 +211,7 @@ func TestFieldTapInflatesCompressedBodies(t *testing.T) {
 
 	req := newReq(t, http.MethodPost, px.URL+"/ok", bytes.NewReader(gzipped(t, `{"Name":"Req"}`)))
 	req.Header.Set("Content-Encoding", "gzip")
-	do(t, c, req)
+	testutil.Do(t, c, req)
 	ex := rec.exchanges()[0]
 	if string(ex.RequestBody) != `{"Name":"Req"}` || !ex.RequestDecoded || ex.RequestTruncated ||
 		string(ex.ResponseBody) != `{"Id":"r9","Name":"Zipped"}` || !ex.ResponseDecoded || ex.ResponseTruncated {
@@ -217,13 +219,13 @@ func TestFieldTapInflatesCompressedBodies(t *testing.T) {
 			ex.RequestBody, ex.RequestDecoded, ex.ResponseBody, ex.ResponseDecoded, ex.ResponseTruncated)
 	}
 
-	resp, b := do(t, c, newReq(t, http.MethodPost, px.URL+"/bomb", strings.NewReader("x")))
+	resp, b := testutil.Do(t, c, newReq(t, http.MethodPost, px.URL+"/bomb", strings.NewReader("x")))
 	ex = rec.exchanges()[1]
 	if !bytes.Equal(b, bomb) || resp.StatusCode != 200 || ex.ResponseBody != nil || !ex.ResponseTruncated {
 		t.Fatalf("bomb: client got %d bytes (want %d), exchange body %q truncated %v", len(b), len(bomb), ex.ResponseBody, ex.ResponseTruncated)
 	}
 
-	do(t, c, newReq(t, http.MethodPost, px.URL+"/br", strings.NewReader("x")))
+	testutil.Do(t, c, newReq(t, http.MethodPost, px.URL+"/br", strings.NewReader("x")))
 	ex = rec.exchanges()[2]
 	if string(ex.ResponseBody) != "not really brotli" || ex.ResponseDecoded {
 		t.Fatalf("br: exchange body %q decoded %v", ex.ResponseBody, ex.ResponseDecoded)

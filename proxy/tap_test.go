@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"github.com/rswebhooks/rswebhooks/tap"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
+	"github.com/rswebhooks/rswebhooks/tap"
 )
 
 // recordingTap copies every Exchange it observes (Observe must not retain slices).
@@ -96,7 +98,7 @@ func TestTap(t *testing.T) {
 
 	t.Run("request body over the cap is truncated, client still gets every byte", func(t *testing.T) {
 		long := strings.Repeat("abcdefghij", 100)
-		resp, b := do(t, c, newReq(t, http.MethodPut, px.URL+"/api/reportserver/v2/reports/r1", strings.NewReader(long)))
+		resp, b := testutil.Do(t, c, newReq(t, http.MethodPut, px.URL+"/api/reportserver/v2/reports/r1", strings.NewReader(long)))
 		want := `{"Id":"r1","Echo":"` + long + `"}`
 		if string(b) != want || resp.ContentLength != int64(len(want)) {
 			t.Fatalf("client got %d bytes (Content-Length %d), want %d", len(b), resp.ContentLength, len(want))
@@ -108,7 +110,7 @@ func TestTap(t *testing.T) {
 	})
 
 	t.Run("non-2xx: observed, no response body", func(t *testing.T) {
-		resp, _ := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/bad", strings.NewReader("x")))
+		resp, _ := testutil.Do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/bad", strings.NewReader("x")))
 		ex := rt.exchanges()[2]
 		if resp.StatusCode != 400 || ex.Status != 400 || ex.ResponseBody != nil || string(ex.RequestBody) != "x" {
 			t.Fatalf("status %d, exchange = %+v", resp.StatusCode, ex)
@@ -116,7 +118,7 @@ func TestTap(t *testing.T) {
 	})
 
 	t.Run("unwanted mutation: observed without bodies", func(t *testing.T) {
-		do(t, c, newReq(t, http.MethodDelete, px.URL+"/api/reports/clients/abc", strings.NewReader("zz")))
+		testutil.Do(t, c, newReq(t, http.MethodDelete, px.URL+"/api/reports/clients/abc", strings.NewReader("zz")))
 		ex := rt.exchanges()[3]
 		if ex.Method != "DELETE" || ex.Status != 201 || ex.RequestBody != nil || ex.ResponseBody != nil {
 			t.Fatalf("exchange = %+v", ex)
@@ -126,7 +128,7 @@ func TestTap(t *testing.T) {
 	t.Run("safe methods never touch the tap", func(t *testing.T) {
 		before := len(rt.asked)
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodOptions} {
-			do(t, c, newReq(t, m, px.URL+"/api/reportserver/v2/reports", nil))
+			testutil.Do(t, c, newReq(t, m, px.URL+"/api/reportserver/v2/reports", nil))
 		}
 		if len(rt.asked) != before || len(rt.exchanges()) != 4 {
 			t.Fatalf("tap asked %d times, observed %d", len(rt.asked)-before, len(rt.exchanges()))
@@ -135,7 +137,7 @@ func TestTap(t *testing.T) {
 
 	t.Run("a panicking tap does not break the response", func(t *testing.T) {
 		rt.panicOn = "/api/reportserver/v2/panic"
-		resp, b := do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/panic", strings.NewReader("p")))
+		resp, b := testutil.Do(t, c, newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/panic", strings.NewReader("p")))
 		if resp.StatusCode != 201 || string(b) != `{"Id":"r1","Echo":"p"}` {
 			t.Fatalf("got %d %q", resp.StatusCode, b)
 		}
@@ -152,7 +154,7 @@ func TestTapLargeResponseStreams(t *testing.T) {
 	}))
 	rt := &recordingTap{}
 	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt })
-	resp, b := do(t, client(), newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/documents", nil))
+	resp, b := testutil.Do(t, client(), newReq(t, http.MethodPost, px.URL+"/api/reportserver/v2/documents", nil))
 	want, _ := io.ReadAll(newPattern(size))
 	if !bytes.Equal(b, want) || resp.ContentLength != size {
 		t.Fatalf("got %d bytes, Content-Length %d", len(b), resp.ContentLength)
@@ -207,7 +209,7 @@ func TestTapWantsPanicIsContained(t *testing.T) {
 		ObserveFn: func(context.Context, *tap.Exchange) { observed.Add(1) },
 	}
 	px := newTestProxy(t, up.url(t), func(o *Options) { o.Tap = rt })
-	resp, _ := do(t, client(), newReq(t, http.MethodPost, px.URL+"/x", strings.NewReader("{}")))
+	resp, _ := testutil.Do(t, client(), newReq(t, http.MethodPost, px.URL+"/x", strings.NewReader("{}")))
 	if resp.StatusCode != http.StatusCreated || observed.Load() != 1 {
 		t.Fatalf("status %d, observed %d", resp.StatusCode, observed.Load())
 	}
@@ -236,7 +238,7 @@ func TestUpgradeRequestsAreTapped(t *testing.T) {
 		for k, v := range h {
 			req.Header.Set(k, v)
 		}
-		resp, _ := do(t, client(), req)
+		resp, _ := testutil.Do(t, client(), req)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("%v: status %d", h, resp.StatusCode)
 		}

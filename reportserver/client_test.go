@@ -5,29 +5,17 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T, o reportserver.Options) (*simulator.Server, *reportserver.Client, *clock, *url.URL) {
+func setup(t *testing.T, o reportserver.Options) (*simulator.Server, *reportserver.Client, *testutil.Clock, *url.URL) {
 	t.Helper()
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := testutil.NewClock(time.Now().UTC().Truncate(time.Second))
 	sim := simulator.New(simulator.Options{Now: clk.Now, TokenTTL: time.Hour})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)

@@ -15,34 +15,15 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
-// clock is a manual clock shared by the simulator and the watcher.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // env is a simulator on loopback, a real store, a client and a watcher.
 type env struct {
 	t      testing.TB
-	clk    *clock
+	clk    *testutil.Clock
 	sim    *simulator.Server
 	srv    *httptest.Server
 	client *reportserver.Client
@@ -67,7 +48,7 @@ func dateHeader(sim *simulator.Server) http.Handler {
 
 func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, clk: newClock(), dir: t.TempDir()}
+	e := &env{t: t, clk: testutil.NewClock(time.Now().UTC().Truncate(time.Second)), dir: t.TempDir()}
 	e.sim = simulator.New(simulator.Options{Now: e.clk.Now, DisableGzip: false})
 	e.srv = httptest.NewServer(dateHeader(e.sim))
 	t.Cleanup(e.srv.Close)

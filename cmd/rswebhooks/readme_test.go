@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,10 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
 // readmeRecipe returns the shell lines of the README block that follows the
@@ -57,24 +57,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// lockedBuffer collects a background process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestReadmeRecipe runs the README's local recipe as written — the binary
 // swapped for the one under test and the fixed ports for free ones — then
 // makes a change through the proxy and waits for the receiver to print the
@@ -91,7 +73,7 @@ func TestReadmeRecipe(t *testing.T) {
 		"RSWEBHOOKS_LISTEN="+proxyAddr, "RSWEBHOOKS_ADMIN_LISTEN="+adminAddr, "RSWEBHOOKS_ADMIN_URL=http://"+adminAddr,
 		"RSWEBHOOKS_DATA_DIR="+filepath.Join(dir, "data"))
 
-	outputs := map[string]*lockedBuffer{}
+	outputs := map[string]*testutil.SyncBuffer{}
 	for _, line := range lines {
 		cmdLine := fix.Replace(line)
 		background := strings.HasSuffix(cmdLine, "&")
@@ -99,7 +81,7 @@ func TestReadmeRecipe(t *testing.T) {
 		cmd := exec.Command("bash", "-c", cmdLine)
 		cmd.Dir, cmd.Env = dir, env
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		out := &lockedBuffer{}
+		out := &testutil.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if !background {
 			// The foreground lines follow what a user waits for: the
@@ -130,7 +112,7 @@ func TestReadmeRecipe(t *testing.T) {
 			}
 		})
 	}
-	var rcvOut *lockedBuffer
+	var rcvOut *testutil.SyncBuffer
 	for line, out := range outputs {
 		if strings.Contains(line, " receiver ") {
 			rcvOut = out

@@ -6,34 +6,16 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the receiver's and the script's
-// concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestDemoDeliversVerifiedNotifications(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	var metrics string
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -112,7 +94,7 @@ func grepLines(s, prefix string) string {
 // TestDemoSaysWhatStops: after the script the demo keeps serving; Ctrl-C
 // (the context ending) prints what stops, and the data directory is gone.
 func TestDemoSaysWhatStops(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

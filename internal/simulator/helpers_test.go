@@ -1,10 +1,7 @@
 package simulator_test
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
 )
@@ -101,30 +100,7 @@ func (e *env) form(path string, v url.Values) result {
 // none) and the bearer token (if any).
 func (e *env) do(token, method, path string, body any, hdr ...string) result {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	req := testutil.NewRequest(e.t, method, e.srv.URL+path, token, body)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
@@ -137,19 +113,7 @@ func (e *env) do(token, method, path string, body any, hdr ...string) result {
 
 func readResult(t *testing.T, res *http.Response) result {
 	t.Helper()
-	defer res.Body.Close()
-	var rd io.Reader = res.Body
-	if res.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(res.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = zr
-	}
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := testutil.ReadBody(t, res, true)
 	return result{status: res.StatusCode, header: res.Header, body: b}
 }
 
