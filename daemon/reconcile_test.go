@@ -144,8 +144,8 @@ func TestReconcilerEndToEnd(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("create alert: %d %s", st, b)
 	}
-	var alert struct{ Id string } //nolint:revive // wire name
-	if err := json.Unmarshal(b, &alert); err != nil || alert.Id == "" {
+	var alert struct{ ID string }
+	if err := json.Unmarshal(b, &alert); err != nil || alert.ID == "" {
 		t.Fatalf("alert answer %s", b)
 	}
 	const operator = "operator-token-for-the-reconciler"
@@ -169,20 +169,20 @@ func TestReconcilerEndToEnd(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("Category/Create: %d %s", st, b)
 	}
-	var grid struct{ Data []struct{ Id string } } //nolint:revive // wire name
+	var grid struct{ Data []struct{ ID string } }
 	if err := json.Unmarshal(b, &grid); err != nil || len(grid.Data) != 1 {
 		t.Fatalf("grid answer %s", b)
 	}
-	gridCat := grid.Data[0].Id
+	gridCat := grid.Data[0].ID
 
 	// Changes in the server's storage (no API call at all).
 	st, b = call(t, "POST", up.URL+"/_sim/storage/connections", "", `{"Name":"warehouse"}`)
 	if st != 200 {
 		t.Fatalf("storage create: %d %s", st, b)
 	}
-	var created struct{ Id string } //nolint:revive // wire name
+	var created struct{ ID string }
 	_ = json.Unmarshal(b, &created)
-	conn := created.Id
+	conn := created.ID
 	if st, b := call(t, "PUT", up.URL+"/_sim/storage/reports/"+kept, "", `{"Name":"Kept, renamed"}`); st != 204 {
 		t.Fatalf("storage rename: %d %s", st, b)
 	}
@@ -202,7 +202,7 @@ func TestReconcilerEndToEnd(t *testing.T) {
 	waitFor(t, "every notification", func() bool {
 		return len(in.about(gridCat)) > 0 && len(in.about(conn)) > 0 && len(in.about(kept)) > 0 &&
 			len(in.about(cat)) > 0 && len(in.about(doomed)) > 0 && len(in.about(onlyTask)) > 0 &&
-			len(in.about(alert.Id)) > 0
+			len(in.about(alert.ID)) > 0
 	})
 	oneEach(t, in, gridCat, "categories", "Created", "proxy")
 	oneEach(t, in, conn, "connections", "Created", "reconcile")
@@ -214,7 +214,7 @@ func TestReconcilerEndToEnd(t *testing.T) {
 		t.Errorf("Deleted notification ResourceName = %v, want %q (from the reconciler's last read)", ns[0]["ResourceName"], "Doomed")
 	}
 	oneEach(t, in, onlyTask, "tasks", "Deleted", "reconcile")
-	oneEach(t, in, alert.Id, "alerts", "Updated", "reconcile")
+	oneEach(t, in, alert.ID, "alerts", "Updated", "reconcile")
 	if ns := in.about(keptTask); len(ns) != 0 {
 		t.Errorf("the task on the kept report was notified: %v", ns)
 	}

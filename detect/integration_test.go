@@ -135,11 +135,11 @@ func (s *stack) reportWithRevisions(api string) (string, string) {
 		s.t.Fatalf("add revision: %d %s", r.status, r.body)
 	}
 	r := s.call(s.up.URL, "GET", api+"/reports/"+id+"/revisions", nil)
-	var revs []struct{ Id string } //nolint:revive // wire name
+	var revs []struct{ ID string }
 	if err := json.Unmarshal(r.body, &revs); err != nil || len(revs) < 2 {
 		s.t.Fatalf("revisions: %v %s", err, r.body)
 	}
-	return id, revs[0].Id
+	return id, revs[0].ID
 }
 
 func revision() any {
@@ -154,16 +154,16 @@ func responseID(t *testing.T, r reply) string {
 		return s
 	}
 	var o struct {
-		Id   string                //nolint:revive // wire name
-		Data []struct{ Id string } //nolint:revive // wire name
+		ID   string
+		Data []struct{ ID string }
 	}
-	if json.Unmarshal(r.body, &o) == nil && o.Id == "" && len(o.Data) == 1 {
-		o.Id = o.Data[0].Id // a grid answer
+	if json.Unmarshal(r.body, &o) == nil && o.ID == "" && len(o.Data) == 1 {
+		o.ID = o.Data[0].ID // a grid answer
 	}
-	if o.Id == "" {
+	if o.ID == "" {
 		t.Fatalf("no id in response %s", r.body)
 	}
-	return o.Id
+	return o.ID
 }
 
 // routeCase is one call through the proxy and the event it must produce.
@@ -540,8 +540,8 @@ func TestStoreDownThroughProxy(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("status %d %s", r.status, r.body)
 	}
-	var c struct{ Id, Name string } //nolint:revive // wire name
-	if err := json.Unmarshal(r.body, &c); err != nil || c.Id == "" || c.Name != "while down" {
+	var c struct{ ID, Name string }
+	if err := json.Unmarshal(r.body, &c); err != nil || c.ID == "" || c.Name != "while down" {
 		t.Fatalf("body %s changed or unreadable: %v", r.body, err)
 	}
 	if got := promtest.ToFloat64(s.d.metrics.Lost.WithLabelValues("error")); got != 1 {

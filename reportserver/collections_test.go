@@ -24,8 +24,8 @@ func TestCollectionEveryFilterAndVersion(t *testing.T) {
 			if len(items) == 0 || st.Date.IsZero() {
 				t.Fatalf("%s %s: %d items, date %v", v, f, len(items), st.Date)
 			}
-			var first struct{ Id string } //nolint:revive // wire name
-			if err := json.Unmarshal(items[0], &first); err != nil || first.Id == "" {
+			var first struct{ ID string }
+			if err := json.Unmarshal(items[0], &first); err != nil || first.ID == "" {
 				t.Fatalf("%s %s: first item %s", v, f, items[0])
 			}
 		}

@@ -198,9 +198,9 @@ func run(cfg config) error {
 		s.service = time.Since(start)
 		s.status, s.err = resp.StatusCode, err
 		if kind == postProxy && err == nil && resp.StatusCode/100 == 2 {
-			var c struct{ Id string } //nolint:revive // the wire name
+			var c struct{ ID string }
 			if json.Unmarshal(body, &c) == nil {
-				s.postedID = c.Id
+				s.postedID = c.ID
 			}
 		}
 		return s

@@ -56,8 +56,8 @@ func TestReconcilerThroughTheBinary(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("storage create: %d %s", st, body)
 	}
-	var conn struct{ Id string } //nolint:revive // wire name
-	if err := json.Unmarshal(body, &conn); err != nil || conn.Id == "" {
+	var conn struct{ ID string }
+	if err := json.Unmarshal(body, &conn); err != nil || conn.ID == "" {
 		t.Fatalf("storage answer %s", body)
 	}
 	st, body = doJSON(t, http.DefaultClient, "POST", p.proxyURL+"/Category/Create", tok, `{"Name":"Grid","CanModify":true,"CanDelete":true,"ReportsCount":0}`)
@@ -65,7 +65,7 @@ func TestReconcilerThroughTheBinary(t *testing.T) {
 		t.Fatalf("Category/Create: %d %s", st, body)
 	}
 	waitFor(t, "the reconciled connection in the log", 60*time.Second, func() bool {
-		return strings.Contains(p.logText(), conn.Id)
+		return strings.Contains(p.logText(), conn.ID)
 	})
 	base := reconcileRuns(t, p)
 	waitFor(t, "two more reconcile runs", 60*time.Second, func() bool { return reconcileRuns(t, p) >= base+2 })
@@ -90,7 +90,7 @@ func TestReconcilerThroughTheBinary(t *testing.T) {
 	}
 	for _, e := range events {
 		switch {
-		case e.Filter == rswebhooks.FilterConnections && e.Type == rswebhooks.EventCreated && e.ResourceID == conn.Id && e.Source == rswebhooks.SourceReconcile:
+		case e.Filter == rswebhooks.FilterConnections && e.Type == rswebhooks.EventCreated && e.ResourceID == conn.ID && e.Source == rswebhooks.SourceReconcile:
 		case e.Filter == rswebhooks.FilterCategories && e.Type == rswebhooks.EventCreated && e.ResourceName == "Grid" && e.Source == rswebhooks.SourceProxy:
 		default:
 			t.Errorf("unexpected event %+v", e)

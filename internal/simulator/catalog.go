@@ -82,7 +82,7 @@ func (s *Server) categoriesByReportAccess(c *call) *resp {
 // categoryBody is Category / CreateCategoryData (2016 v1 sent an Id on
 // create too; it is ignored).
 type categoryBody struct {
-	Id   string `json:"Id"` //nolint:revive // wire name
+	Id   string `json:"Id"`
 	Name string `json:"Name"`
 }
 

@@ -79,12 +79,12 @@ func (r result) id(t *testing.T) string {
 	if json.Unmarshal(r.body, &s) == nil {
 		return s
 	}
-	var o struct{ Id string } //nolint:revive // wire name
+	var o struct{ ID string }
 	r.decode(t, &o)
-	if o.Id == "" {
+	if o.ID == "" {
 		t.Fatalf("no Id in %s", r.body)
 	}
-	return o.Id
+	return o.ID
 }
 
 func (e *env) form(path string, v url.Values) result {

@@ -57,7 +57,7 @@ func (s *Server) managerRenameCategory(c *call) *resp {
 
 // categoryRow is one row of the manager's category grid.
 type categoryRow struct {
-	Id           string `json:"Id"` //nolint:revive // wire name
+	Id           string `json:"Id"`
 	Name         string `json:"Name"`
 	CanModify    bool   `json:"CanModify"`
 	CanDelete    bool   `json:"CanDelete"`

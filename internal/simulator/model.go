@@ -90,7 +90,7 @@ func newToken() string {
 
 // User is the report server's User model.
 type User struct {
-	Id        string `json:"Id"` //nolint:revive // wire name
+	Id        string `json:"Id"`
 	Username  string `json:"Username"`
 	FirstName string `json:"FirstName"`
 	LastName  string `json:"LastName"`
@@ -100,31 +100,31 @@ type User struct {
 
 // UserRole is the report server's UserRole model.
 type UserRole struct {
-	Id           string   `json:"Id"` //nolint:revive // wire name
+	Id           string   `json:"Id"`
 	Name         string   `json:"Name"`
 	Description  string   `json:"Description"`
 	IsSystemRole bool     `json:"IsSystemRole"`
-	UserIds      []string `json:"UserIds"` //nolint:revive // wire name
+	UserIds      []string `json:"UserIds"`
 }
 
 // Permission is the report server's Permission model.
 type Permission struct {
-	Id                 string `json:"Id"` //nolint:revive // wire name
+	Id                 string `json:"Id"`
 	PermissionCategory int    `json:"PermissionCategory"`
 	Access             int    `json:"Access"`
-	ResourceId         string `json:"ResourceId"` //nolint:revive // wire name
+	ResourceId         string `json:"ResourceId"`
 	Scope              int    `json:"Scope"`
 }
 
 // Category is the report server's Category model.
 type Category struct {
-	Id   string `json:"Id"` //nolint:revive // wire name
+	Id   string `json:"Id"`
 	Name string `json:"Name"`
 }
 
 // DataConnection is the report server's DataConnection model.
 type DataConnection struct {
-	Id               string `json:"Id"` //nolint:revive // wire name
+	Id               string `json:"Id"`
 	Name             string `json:"Name"`
 	Description      string `json:"Description"`
 	Provider         string `json:"Provider"`
@@ -133,8 +133,8 @@ type DataConnection struct {
 
 // ReportInfo is the report server's ReportInfo model.
 type ReportInfo struct {
-	Id                  string    `json:"Id"`         //nolint:revive // wire name
-	CategoryId          string    `json:"CategoryId"` //nolint:revive // wire name
+	Id                  string    `json:"Id"`
+	CategoryId          string    `json:"CategoryId"`
 	Description         string    `json:"Description"`
 	Name                string    `json:"Name"`
 	CreatedBy           string    `json:"CreatedBy"`
@@ -142,7 +142,7 @@ type ReportInfo struct {
 	Extension           string    `json:"Extension"`
 	IsDraft             bool      `json:"IsDraft"`
 	IsFavorite          bool      `json:"IsFavorite"`
-	LastRevisionId      string    `json:"LastRevisionId"` //nolint:revive // wire name
+	LastRevisionId      string    `json:"LastRevisionId"`
 	CreatedByName       string    `json:"CreatedByName"`
 	LockedByName        string    `json:"LockedByName"`
 	LastModifiedDate    string    `json:"LastModifiedDate"` // server-local time
@@ -154,8 +154,8 @@ type ReportInfo struct {
 // RevisionInfo describes one report revision in a revisions list. [U] The
 // list model is not in the reference; these fields are a plausible guess.
 type RevisionInfo struct {
-	Id             string    `json:"Id"`       //nolint:revive // wire name
-	ReportId       string    `json:"ReportId"` //nolint:revive // wire name
+	Id             string    `json:"Id"`
+	ReportId       string    `json:"ReportId"`
 	Comment        string    `json:"Comment"`
 	CreatedBy      string    `json:"CreatedBy"`
 	CreatedByName  string    `json:"CreatedByName"`
@@ -164,7 +164,7 @@ type RevisionInfo struct {
 
 // ReportRevisionContent is GET reports/{id}/revisions/{revisionId}.
 type ReportRevisionContent struct {
-	Id      string `json:"Id"` //nolint:revive // wire name
+	Id      string `json:"Id"`
 	Content []byte `json:"Content"`
 }
 
@@ -175,7 +175,7 @@ type Shelve struct {
 }
 
 // HttpFile is the v1/v2 upload model; only FileName and Buffer matter.
-type HttpFile struct { //nolint:revive // wire name
+type HttpFile struct {
 	Name      string `json:"Name"`
 	FileName  string `json:"FileName"`
 	MediaType string `json:"MediaType"`
@@ -184,7 +184,7 @@ type HttpFile struct { //nolint:revive // wire name
 
 // TaskReport is one report of a v2/v3 scheduled task or data alert.
 type TaskReport struct {
-	ReportId       string         `json:"ReportId"` //nolint:revive // wire name
+	ReportId       string         `json:"ReportId"`
 	DocumentFormat string         `json:"DocumentFormat"`
 	Parameters     map[string]any `json:"Parameters"`
 }
@@ -211,8 +211,8 @@ type AlertClause struct {
 
 // ScheduledTask is the v2/v3 task model.
 type ScheduledTask struct {
-	Id                        string          `json:"Id"`     //nolint:revive // wire name
-	UserId                    string          `json:"UserId"` //nolint:revive // wire name
+	Id                        string          `json:"Id"`
+	UserId                    string          `json:"UserId"`
 	Name                      string          `json:"Name"`
 	Enabled                   bool            `json:"Enabled"`
 	Reports                   []TaskReport    `json:"Reports"`
@@ -223,7 +223,7 @@ type ScheduledTask struct {
 	LocalUsersMailTemplate    *MailTemplate   `json:"LocalUsersMailTemplate"`
 	ExternalUsersMailTemplate *MailTemplate   `json:"ExternalUsersMailTemplate"`
 	ExternalEmails            []string        `json:"ExternalEmails"`
-	SubscriberIds             []string        `json:"SubscriberIds"` //nolint:revive // wire name
+	SubscriberIds             []string        `json:"SubscriberIds"`
 }
 
 // DataAlert is the v2/v3 alert model: a task plus rules.
@@ -234,11 +234,11 @@ type DataAlert struct {
 
 // ScheduledTaskV1 is the v1 task model (one report per task).
 type ScheduledTaskV1 struct {
-	Id             string          `json:"Id"`     //nolint:revive // wire name
-	UserId         string          `json:"UserId"` //nolint:revive // wire name
+	Id             string          `json:"Id"`
+	UserId         string          `json:"UserId"`
 	Name           string          `json:"Name"`
 	Enabled        bool            `json:"Enabled"`
-	ReportId       string          `json:"ReportId"` //nolint:revive // wire name
+	ReportId       string          `json:"ReportId"`
 	DocumentFormat string          `json:"DocumentFormat"`
 	Parameters     map[string]any  `json:"Parameters"`
 	StartDate      json.RawMessage `json:"StartDate"`
@@ -246,7 +246,7 @@ type ScheduledTaskV1 struct {
 	MailSubject    string          `json:"MailSubject"`
 	MailBody       string          `json:"MailBody"`
 	ExternalEmails []string        `json:"ExternalEmails"`
-	SubscriberIds  []string        `json:"SubscriberIds"` //nolint:revive // wire name
+	SubscriberIds  []string        `json:"SubscriberIds"`
 }
 
 // AlertRuleV1 is the v1 rule model (no Index).
@@ -263,8 +263,8 @@ type DataAlertV1 struct {
 
 // Execution is the SchedulingExecution model.
 type Execution struct {
-	Id               string    `json:"Id"`          //nolint:revive // wire name
-	DocumentIds      []string  `json:"DocumentIds"` //nolint:revive // wire name
+	Id               string    `json:"Id"`
+	DocumentIds      []string  `json:"DocumentIds"`
 	AlertTriggered   bool      `json:"AlertTriggered"`
 	ExecutionDate    string    `json:"ExecutionDate"` // obsolete, server-local time
 	ExecutionDateUtc time.Time `json:"ExecutionDateUtc"`
@@ -272,15 +272,15 @@ type Execution struct {
 
 // ExecutionDocument is the v3 execution document model.
 type ExecutionDocument struct {
-	Id             string    `json:"Id"`     //nolint:revive // wire name
-	TaskId         string    `json:"TaskId"` //nolint:revive // wire name
+	Id             string    `json:"Id"`
+	TaskId         string    `json:"TaskId"`
 	DocumentName   string    `json:"DocumentName"`
 	DocumentFormat string    `json:"DocumentFormat"`
 	Data           []byte    `json:"Data"`
 	MimeType       string    `json:"MimeType"`
 	DateCreated    string    `json:"DateCreated"`
 	DateCreatedUtc time.Time `json:"DateCreatedUtc"`
-	ReportId       string    `json:"ReportId"` //nolint:revive // wire name
+	ReportId       string    `json:"ReportId"`
 	Error          *string   `json:"Error"`
 }
 

@@ -93,7 +93,7 @@ func (s *Server) getReport(c *call) *resp {
 type uploadReport struct {
 	Name        string    `json:"Name"`
 	Description string    `json:"Description"`
-	CategoryId  string    `json:"CategoryId"` //nolint:revive // wire name
+	CategoryId  string    `json:"CategoryId"`
 	ReportFile  *HttpFile `json:"ReportFile"`
 }
 
@@ -158,10 +158,10 @@ func (s *Server) newReport(name, desc, categoryID, ext, userID string, content [
 // updateReportInfo is UpdateReportInfo (v2 carries Id; v1/v3 take it from
 // the path).
 type updateReportInfo struct {
-	Id          string `json:"Id"` //nolint:revive // wire name
+	Id          string `json:"Id"`
 	Name        string `json:"Name"`
 	Description string `json:"Description"`
-	CategoryId  string `json:"CategoryId"` //nolint:revive // wire name
+	CategoryId  string `json:"CategoryId"`
 }
 
 // PUT reports/{reportId} (v1, v3) and PUT reports (v2, body Id): 200 ReportInfo.

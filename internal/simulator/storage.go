@@ -26,8 +26,8 @@ func (s *Server) storageRoutes(b *routeBuilder) {
 // storageBody is the body of POST and PUT /_sim/storage/….
 type storageBody struct {
 	Name       string `json:"Name"`
-	CategoryId string `json:"CategoryId"` //nolint:revive // wire name
-	ReportId   string `json:"ReportId"`   //nolint:revive // wire name
+	CategoryId string `json:"CategoryId"`
+	ReportId   string `json:"ReportId"`
 }
 
 func storageResp(err error) *resp {

@@ -40,11 +40,11 @@ func (k kind) specificScope() int {
 // MailTemplateSubject/MailTemplateBody) and v2/v3 (Reports[], mail
 // templates, StartDateUtc, BaseUtcOffset).
 type taskBody struct {
-	Id                        string          `json:"Id"` //nolint:revive // wire name
+	Id                        string          `json:"Id"`
 	Name                      string          `json:"Name"`
 	Enabled                   bool            `json:"Enabled"`
 	Reports                   []TaskReport    `json:"Reports"`
-	ReportId                  string          `json:"ReportId"` //nolint:revive // wire name
+	ReportId                  string          `json:"ReportId"`
 	DocumentFormat            string          `json:"DocumentFormat"`
 	Parameters                map[string]any  `json:"Parameters"`
 	StartDate                 json.RawMessage `json:"StartDate"`
@@ -58,7 +58,7 @@ type taskBody struct {
 	MailTemplateSubject       string          `json:"MailTemplateSubject"`
 	MailTemplateBody          string          `json:"MailTemplateBody"`
 	ExternalEmails            []string        `json:"ExternalEmails"`
-	SubscriberIds             []string        `json:"SubscriberIds"` //nolint:revive // wire name
+	SubscriberIds             []string        `json:"SubscriberIds"`
 	Rules                     []AlertRule     `json:"Rules"`
 }
 
@@ -501,7 +501,7 @@ func (s *Server) executionDocument(k kind) streamer {
 
 // createDocumentData is CreateDocumentData.
 type createDocumentData struct {
-	ReportId        string         `json:"ReportId"` //nolint:revive // wire name
+	ReportId        string         `json:"ReportId"`
 	Format          string         `json:"Format"`
 	DeviceInfo      map[string]any `json:"DeviceInfo"`
 	ParameterValues map[string]any `json:"ParameterValues"`
@@ -509,7 +509,7 @@ type createDocumentData struct {
 
 // DocumentProcessingStatus is the v3 answer to POST documents.
 type DocumentProcessingStatus struct {
-	Id     string `json:"Id"` //nolint:revive // wire name
+	Id     string `json:"Id"`
 	Status string `json:"Status"`
 }
 

@@ -224,7 +224,7 @@ func (s *Server) listPermissions(c *call) *resp {
 // createPermissionModel is CreatePermissionModel.
 type createPermissionModel struct {
 	Access     *int   `json:"Access"`
-	ResourceId string `json:"ResourceId"` //nolint:revive // wire name
+	ResourceId string `json:"ResourceId"`
 	Scope      *int   `json:"Scope"`
 }
 
@@ -308,7 +308,7 @@ type createLocalUserData struct {
 	FirstName       string   `json:"FirstName"`
 	LastName        string   `json:"LastName"`
 	Enabled         *bool    `json:"Enabled"`
-	RoleIds         []string `json:"RoleIds"` //nolint:revive // wire name
+	RoleIds         []string `json:"RoleIds"`
 }
 
 // POST users/local (v1/v2: id string), v3 POST users (201 User). Admin only.
