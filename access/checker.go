@@ -25,7 +25,7 @@ var ErrAccessUnknown = rswebhooks.ErrAccessUnknown
 // does not exist or is disabled.
 var ErrOwnerMissing = rswebhooks.ErrOwnerMissing
 
-// Report-server permission model (report-server-api.md §1.3).
+// Report-server permission model (docs/report-server-api.md §3).
 const (
 	accessRead = 1
 

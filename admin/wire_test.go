@@ -239,7 +239,7 @@ func TestRevokedTokenMessagePointsAtLogin(t *testing.T) {
 }
 
 // TestEchoRequestIdentifiesItself: the echo request says who sends it, like
-// the notifications (design.md §5), and carries only echo in its query.
+// the notifications (deliver package doc, "Wire format"), and carries only echo in its query.
 func TestEchoRequestIdentifiesItself(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	res := e.do("POST", "/api/webhooks/registrations", e.token("alice"), hookBody(e.recv.URL+"/in?a=1&b=2", map[string]any{"Headers": map[string]string{"X-Api-Key": "k2"}}))

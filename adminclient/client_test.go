@@ -17,7 +17,7 @@ import (
 
 const token = "operator-token-0123456789"
 
-// fakeAdmin is a minimal stand-in for the admin API contract (design.md §4):
+// fakeAdmin is a minimal stand-in for the admin API contract (README "Manage webhooks"; admin/openapi.json):
 // enough state to exercise every client call and its error paths.
 type fakeAdmin struct {
 	mu         sync.Mutex

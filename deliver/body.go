@@ -15,7 +15,7 @@ const (
 	PingEventType = "Ping"
 )
 
-// Body is the notification body of design.md §5: the report server's
+// Body is the notification body (package doc, "Wire format"): the report server's
 // WebHookWorkItem shape. Properties is always present ({} when empty).
 type Body struct {
 	ID            string                     `json:"Id"`

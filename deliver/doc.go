@@ -19,8 +19,10 @@
 //	User-Agent: rswebhooks/<version>
 //
 // followed by the webhook's own Headers, which cannot replace any of the
-// above (nor Host, Content-Length, Transfer-Encoding or Connection); such a
-// header is skipped and logged once per webhook.
+// above, nor name any other header rswebhooks.ReservedHeader reserves (Host,
+// framing, hop-by-hop, Content-Encoding, Expect, every webhook-*): the
+// registrations API refuses them, and one stored anyway (by an older
+// version, say) is not sent and is logged once per webhook.
 //
 // A ping (Engine.Ping) is a notification with Action "ping" and EventType
 // "Ping", sent even to a paused webhook.

@@ -5,7 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// Metrics are the delivery side's series of design.md §6. Label values are
+// Metrics are the delivery side's series (listed in deploy/metrics.txt). Label values are
 // bounded and pre-created, so every series starts at 0.
 type Metrics struct {
 	Deliveries      *prometheus.CounterVec // outcome: succeeded|failed|gone|skipped

@@ -21,7 +21,7 @@ func methodIndex(m string) int {
 	return len(methodLabels) - 1
 }
 
-// Metrics are the proxy's Prometheus metrics (design.md §6):
+// Metrics are the proxy's Prometheus metrics (listed in deploy/metrics.txt):
 // rswebhooks_proxy_requests_total{method,code},
 // rswebhooks_proxy_request_duration_seconds{method} and
 // rswebhooks_upstream_errors_total; and the capture budget's

@@ -5,7 +5,7 @@
 // executions, documents), the api/reports rendering service, and a few
 // /_sim/ streaming routes for proxy tests.
 //
-// It follows the team's reference (shared/reference/report-server-api.md).
+// It follows docs/report-server-api.md.
 // Behaviour the reference only infers is marked [I] in comments; behaviour
 // it could not confirm at all is marked [U]. In particular the status codes
 // are [I]: Web API 2 answers 200 for actions returning a value and 204 for

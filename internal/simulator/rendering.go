@@ -30,7 +30,7 @@ type renderInfo struct {
 }
 
 func goneClient(id string) *resp {
-	// Expired client ids answer 410 (reference §5).
+	// Expired client ids answer 410 (docs/report-server-api.md §7).
 	return jsonResp(http.StatusGone, map[string]string{"message": fmt.Sprintf("Invalid clientID '%s'.", id),
 		"error": "The client has expired."})
 }
