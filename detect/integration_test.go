@@ -93,10 +93,18 @@ type reply struct {
 }
 
 // call sends a request to base (the proxy or the simulator) with the admin
-// token, asking for gzip and decompressing by hand so the proxy and the
+// token (a string body sent as a JSON string), asking for gzip and decoding
+// the answer itself so the proxy and the
 // detector see the compressed upstream body.
 func (s *stack) call(base, method, path string, body any) reply {
 	s.t.Helper()
+	if str, ok := body.(string); ok { // a JSON string body, such as a revision comment
+		b, err := json.Marshal(str)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		body = b
+	}
 	req := testutil.NewRequest(s.t, method, base+s.prefix+path, s.token, body)
 	req.Header.Set("Accept-Encoding", "gzip")
 	res, err := http.DefaultTransport.RoundTrip(req)
