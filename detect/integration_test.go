@@ -94,8 +94,8 @@ type reply struct {
 
 // call sends a request to base (the proxy or the simulator) with the admin
 // token (a string body sent as a JSON string), asking for gzip and decoding
-// the answer itself so the proxy and the
-// detector see the compressed upstream body.
+// the answer itself so the proxy and the detector see the compressed
+// upstream body.
 func (s *stack) call(base, method, path string, body any) reply {
 	s.t.Helper()
 	if str, ok := body.(string); ok { // a JSON string body, such as a revision comment
