@@ -77,14 +77,16 @@ func TestExecuteCallsCarryRunAndDocumentLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tok struct{ Access_token string } //nolint:revive // wire name
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
 	decode(t, resp, &tok)
-	if st, b := call(t, "POST", r.adminURL+"/api/webhooks/registrations", tok.Access_token,
+	if st, b := call(t, "POST", r.adminURL+"/api/webhooks/registrations", tok.AccessToken,
 		fmt.Sprintf(`{"WebHookUri":%q,"Filters":["tasks","alerts"]}`, in.srv.URL+"/?noecho=1")); st != http.StatusCreated {
 		t.Fatalf("register: %d %s", st, b)
 	}
 	for _, p := range []string{"/api/reportserver/v3/scheduled-tasks/" + task + "/execute", "/api/reportserver/v2/executions/dataalerts/" + alert} {
-		if st, b := call(t, "POST", r.proxyURL+p, tok.Access_token, ""); st/100 != 2 {
+		if st, b := call(t, "POST", r.proxyURL+p, tok.AccessToken, ""); st/100 != 2 {
 			t.Fatalf("POST %s: %d %s", p, st, b)
 		}
 	}
