@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -78,5 +79,26 @@ func TestStoredReservedHeadersNeverSent(t *testing.T) {
 	}
 	if _, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head))); err != nil {
 		t.Errorf("the request head does not parse: %v\n%s", err, head)
+	}
+}
+
+// TestSenderHeadersAreReserved: every header the sender sets on an attempt
+// is one a webhook's own Headers may not name, so the registrations API and
+// delivery keep agreeing when a sender header is added.
+func TestSenderHeadersAreReserved(t *testing.T) {
+	h := newHarness(t, nil)
+	w := &rswebhooks.Webhook{ID: "w1", URI: "http://127.0.0.1:1/hook", Secret: testSecret}
+	d := &rswebhooks.Delivery{ID: "d1", WebhookID: "w1", Event: rswebhooks.Event{ID: "e1", Filter: rswebhooks.FilterReports, Type: rswebhooks.EventCreated}}
+	req, _, err := h.e.newRequest(t.Context(), d, w, 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Header) < 6 {
+		t.Fatalf("the attempt carries only %v", req.Header)
+	}
+	for name := range req.Header {
+		if !rswebhooks.ReservedHeader(name) {
+			t.Errorf("the sender sets %s, which rswebhooks.ReservedHeader does not reserve: a webhook could register it", name)
+		}
 	}
 }
