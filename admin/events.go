@@ -246,7 +246,7 @@ func (h *Handler) listEvents(w http.ResponseWriter, r *http.Request, who *rswebh
 		}
 		page.Events = append(page.Events, fe)
 	}
-	writeJSON(w, http.StatusOK, page)
+	WriteJSON(w, http.StatusOK, page)
 }
 
 func summary(d *rswebhooks.Delivery) EventDelivery {

@@ -156,7 +156,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, who *rswebhooks
 		if res.Next != nil {
 			res.Next.DryRun = true
 		}
-		writeJSON(w, http.StatusOK, res)
+		WriteJSON(w, http.StatusOK, res)
 		return
 	}
 	res.Queued, err = h.store.PutDeliveries(ctx, ds)
@@ -171,7 +171,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	res.Done = res.Next == nil
 	log.Info().Str("webhook_id", wh.ID).Time("since", in.Since).Time("until", in.Until).
 		Int("matched", res.Matched).Int("queued", res.Queued).Bool("done", res.Done).Msg("replay queued")
-	writeJSON(w, http.StatusAccepted, res)
+	WriteJSON(w, http.StatusAccepted, res)
 }
 
 // ownerMayRead decides, for a replay, whether the webhook's owner may read

@@ -21,5 +21,5 @@ func (h *Handler) listUnmatched(w http.ResponseWriter, r *http.Request, who *rsw
 	if h.unmatched != nil {
 		out = append(out, h.unmatched.Routes()...)
 	}
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
