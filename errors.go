@@ -67,6 +67,10 @@ type DueRef struct {
 	ID        string
 	WebhookID string
 	Due       time.Time
+	// Leased is how many deliveries of the webhook were leased (attempts in
+	// flight, on any node) when the queue was read; dispatchers use it to
+	// keep the per-webhook concurrency across a cluster.
+	Leased int
 }
 
 // WebhookCounts is the number of webhooks in each state of the

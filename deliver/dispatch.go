@@ -58,6 +58,7 @@ type dispatcher struct {
 	atEnd    bool                // the sweep reached the end of the due queue and follows what is added
 	swept    time.Time           // when the last sweep step ran
 	passed   time.Time           // when the sweep reached the end
+	blocked  bool                // the last read passed over due deliveries for limits
 	done     chan string         // delivery ids of finished workers
 
 	throttled map[string]time.Time // delivery id → when a rate limit first held it
@@ -104,7 +105,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		switch {
 		case moved:
 			wait = 0
-		case len(st.buf) == 0 && len(st.inflight) < e.opts.MaxConcurrency:
+		case len(st.buf) == 0 && len(st.inflight) < e.opts.MaxConcurrency && !st.blocked:
+			// (Blocked: what is due waits for attempts in flight, here or
+			// on other nodes; a finishing worker, a DueSignal or the poll
+			// wakes us.)
 			if next, ok, err := e.opts.Store.NextDue(ctx); err == nil && ok {
 				d := next.Sub(e.opts.Now())
 				if d <= 0 {
@@ -162,6 +166,8 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
 		case <-e.wake:
+			refresh = true
+		case <-e.opts.Store.DueSignal():
 			refresh = true
 		case <-timer.C:
 			refresh = true
@@ -283,6 +289,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
 	st.paceWait = 0
+	st.blocked = false
 	var (
 		last    rswebhooks.DueRef
 		scanned int
@@ -329,7 +336,11 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 			}
 		}
 		owner := e.ownerOf(ctx, st, d.WebhookID)
-		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID], ownerPlanned[owner], slowPlanned) {
+		// Leased counts attempts in flight on every node (ours too), so
+		// the per-webhook limit holds across a cluster.
+		elsewhere := max(d.Leased-st.perHook[d.WebhookID], 0)
+		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID]+elsewhere, ownerPlanned[owner], slowPlanned) {
+			st.blocked = true
 			return true
 		}
 		if n, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now); n >= 0 && hookPlanned[d.WebhookID] >= n {
@@ -476,13 +487,39 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 		st.perOwner[owner]++
 		go func(r rswebhooks.DueRef) {
 			defer func() { st.done <- r.ID }()
-			if d := e.load(ctx, r); d != nil {
+			if d := e.lease(ctx, r); d != nil {
 				e.attempt(ctx, d)
+				if ctx.Err() != nil {
+					// Shutting down: the attempt was not recorded; let
+					// another node (or the next start) send it at once.
+					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+					_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
+					cancel()
+				}
 			}
 		}(d)
 	}
 	clear(st.buf[len(kept):])
 	st.buf = kept
+}
+
+// lease leases a listed delivery for an attempt; nil if it is gone, no
+// longer pending or due, leased by another node, or its webhook is at its
+// concurrency limit across the cluster.
+func (e *Engine) lease(ctx context.Context, r rswebhooks.DueRef) *rswebhooks.Delivery {
+	d, err := e.opts.Store.Lease(ctx, r.ID, e.opts.Now(), rswebhooks.LeaseRequest{
+		Holder: e.opts.LeaseHolder, For: e.opts.LeaseFor, PerWebhook: e.opts.PerWebhookConcurrency,
+	})
+	switch {
+	case errors.Is(err, rswebhooks.ErrNotFound), errors.Is(err, rswebhooks.ErrLeaseRefused):
+		return nil
+	case err != nil:
+		if ctx.Err() == nil {
+			e.storeLog(err).Str("delivery_id", r.ID).Msg("lease due delivery; it stays pending")
+		}
+		return nil
+	}
+	return d
 }
 
 // load reads a listed delivery; nil if it is gone, no longer pending or no

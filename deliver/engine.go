@@ -2,10 +2,12 @@ package deliver
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -42,6 +44,9 @@ type Store interface {
 	OrderHead(ctx context.Context, webhookID string) (rswebhooks.DueRef, bool, error)
 	HoldDelivery(ctx context.Context, id string, until time.Time, reason string) (bool, error)
 	ReleaseDelivery(ctx context.Context, id string, now time.Time, reason string) (bool, error)
+	Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error)
+	Release(ctx context.Context, id, holder string) error
+	DueSignal() <-chan struct{}
 }
 
 // Reasons recorded on finished deliveries.
@@ -113,6 +118,23 @@ type Options struct {
 	Rand func() float64
 	// Version goes into the User-Agent "rswebhooks/<Version>" (default "dev").
 	Version string
+	// LeaseHolder names this engine in the leases it takes (see
+	// rswebhooks.LeaseRequest); it must differ between the nodes sharing a
+	// store. Default: the host name, process id and a random suffix.
+	LeaseHolder string
+	// LeaseFor is how long a delivery stays leased to an attempt: a node
+	// that dies mid-attempt leaves it for this long before another node
+	// sends it. It must cover an access check and an attempt (default
+	// 2 × AttemptTimeout + 10 s).
+	LeaseFor time.Duration
+}
+
+// defaultLeaseHolder is unique per process: host name, pid and 32 random bits.
+func defaultLeaseHolder() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = crand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
 // Defaults for Options, also the defaults of the daemon's flags.
@@ -205,6 +227,15 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Version == "" {
 		opts.Version = "dev"
+	}
+	if opts.LeaseFor < 0 {
+		return nil, errors.New("deliver: Options.LeaseFor must not be negative")
+	}
+	if opts.LeaseFor == 0 {
+		opts.LeaseFor = 2*opts.AttemptTimeout + 10*time.Second
+	}
+	if opts.LeaseHolder == "" {
+		opts.LeaseHolder = defaultLeaseHolder()
 	}
 	if opts.Client == nil {
 		opts.Client = NewHTTPClient(ClientOptions{Timeout: opts.AttemptTimeout})

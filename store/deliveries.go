@@ -106,7 +106,7 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 	if err := checkDelivery(d); err != nil {
 		return fmt.Errorf("store: put delivery: %w", err)
 	}
-	return db.queueUpdate(ctx, "put delivery "+d.ID, func(txn *badger.Txn) error {
+	err := db.queueUpdate(ctx, "put delivery "+d.ID, func(txn *badger.Txn) error {
 		ok, err := exists(txn, deliveryKey(d.ID))
 		if err != nil {
 			return err
@@ -116,6 +116,10 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 		}
 		return db.putDelivery(txn, d, nil)
 	})
+	if err == nil {
+		db.signalDue(d)
+	}
+	return err
 }
 
 // GetDelivery returns the delivery, ErrNotFound, or an *UnreadableError if
@@ -216,9 +220,9 @@ func (db *DB) DueRefs(ctx context.Context, now time.Time, limit int) ([]rswebhoo
 	return out, nil
 }
 
-// ScanDue calls fn with each pending delivery due at or before now, in due
-// order, from the queue keys alone, until fn returns false or max (> 0)
-// keys were read.
+// ScanDue calls fn with each pending delivery due at or before now and not
+// leased, in due order, from the queue keys alone, until fn returns false
+// or max (> 0) keys were read.
 func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error {
 	return db.scanDue(ctx, now, nil, max, fn)
 }
@@ -232,6 +236,7 @@ func (db *DB) ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.
 }
 
 func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int, fn func(rswebhooks.DueRef) bool) error {
+	leased, perHook := db.leasedNow(now)
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
 	return db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
@@ -240,7 +245,7 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int,
 			if due > dueNanos(now) {
 				return false, nil
 			}
-			if db.unreadable.has(rswebhooks.RecordDelivery, id) {
+			if db.unreadable.has(rswebhooks.RecordDelivery, id) || leased[id] {
 				return true, nil
 			}
 			r := rswebhooks.DueRef{ID: id, Due: nanosTime(due)}
@@ -259,6 +264,7 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int,
 				}
 				r.WebhookID = ix.WebhookID
 			}
+			r.Leased = perHook[r.WebhookID]
 			n++
 			return fn(r) && (max <= 0 || n < max), nil
 		})
@@ -343,7 +349,7 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 	if d.State == rswebhooks.DeliveryPending {
 		update = db.queueUpdate
 	}
-	return update(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
+	err := update(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
 		var old deliveryIndex
 		if err := getJSON(txn, deliveryKey(d.ID), &old); err != nil {
 			return err
@@ -355,11 +361,17 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 		}
 		return db.putDelivery(txn, d, &old)
 	})
+	if err == nil {
+		db.leases.drop(d.ID)
+		db.signalDue(d)
+	}
+	return err
 }
 
 // DiscardDelivery removes a delivery that must not be kept (its owner may
 // not see the event), with its indexes and attempts. ErrNotFound if absent.
 func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
+	defer db.leases.drop(id)
 	return db.update(ctx, "discard delivery "+id, func(txn *badger.Txn) error {
 		var old deliveryIndex
 		if err := getJSON(txn, deliveryKey(id), &old); err != nil {
@@ -440,5 +452,6 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 	if err != nil {
 		return nil, err
 	}
+	db.signalDue(&d)
 	return &d, nil
 }

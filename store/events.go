@@ -139,6 +139,7 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 			return fmt.Errorf("store: fan out %s: delivery %d: %w", eventID, i, err)
 		}
 	}
+	defer db.signalDue(ds...)
 	if len(ds) <= FanOutChunk {
 		return db.fanOutTxn(ctx, eventID, ds, true, false)
 	}

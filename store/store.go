@@ -189,7 +189,16 @@ type DB struct {
 	openDelay time.Duration
 	// webhooksVersion counts committed webhook writes (see WebhooksVersion).
 	webhooksVersion atomic.Uint64
+	// leases are the deliveries leased to attempts in flight (lease.go).
+	leases leaseTable
+	// due signals dispatchers that deliveries became due (DueSignal).
+	due chan struct{}
 }
+
+var _ rswebhooks.Store = (*DB)(nil)
+
+// Backend names the engine: "badger".
+func (db *DB) Backend() string { return "badger" }
 
 // badgerOptions is the sidecar profile described in the package doc.
 func badgerOptions(o Options, memTableSize int64, log zerolog.Logger) badger.Options {

@@ -1,0 +1,194 @@
+package rswebhooks
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrLeaseRefused: Store.Lease did not lease the delivery because it is
+// not pending, not due yet, leased by someone else, or its webhook already
+// has the allowed number of leased deliveries. Nothing was changed.
+var ErrLeaseRefused = errors.New("delivery not leased")
+
+// LeaseRequest says who leases a delivery and for how long (Store.Lease).
+type LeaseRequest struct {
+	// Holder names the leaseholder (node and process); required. Release
+	// only releases a lease its holder took.
+	Holder string
+	// For is how long the lease lasts; after that any dispatcher may lease
+	// the delivery again (a node that died mid-attempt releases it so).
+	// It must cover an attempt with its access check. Required (> 0).
+	For time.Duration
+	// PerWebhook, when positive, refuses the lease while the delivery's
+	// webhook already has that many unexpired leases, on any node: the
+	// per-webhook concurrency, held across a cluster.
+	PerWebhook int
+}
+
+// Store is the storage contract: everything the product keeps (webhooks,
+// events, deliveries and attempts, the execution watcher's state, learned
+// tokens, remembered administrators, correlator and reconciler state) and
+// the behaviour the other packages rely on. Package store implements it
+// with Badger (one node) and package pgstore with PostgreSQL (a cluster of
+// nodes sharing one database); the conformance suite in store/storetest
+// runs unchanged against both, and a new engine is one package plus that
+// suite. Consumers declare the few methods they call; this is the union.
+//
+// Ids are ULIDs (NewID), so id order is creation order. Errors for an
+// unknown id wrap ErrNotFound; for an existing one, ErrConflict. A store in
+// degraded mode returns errors matching ErrStoreUnavailable and wrote
+// nothing.
+type Store interface {
+	WebhookStore
+	EventStore
+	DeliveryStore
+	StateStore
+
+	// Backend names the engine ("badger", "postgres") for /readyz and logs.
+	Backend() string
+	// Ping proves the store can write and read back.
+	Ping(ctx context.Context) error
+	// Unavailable returns the degraded-mode condition as an error (a
+	// *StoreUnavailableError), or nil when the store accepts writes.
+	Unavailable() error
+	// Run does the store's upkeep (retention, GC, health) until ctx is
+	// done, then returns nil.
+	Run(ctx context.Context) error
+	// Close releases the store; it is called once, after Run returned.
+	Close() error
+}
+
+// WebhookStore keeps webhook registrations. Webhooks never expire.
+type WebhookStore interface {
+	// CreateWebhook stores a new webhook; ErrConflict if the id exists.
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	// UpdateWebhook replaces a stored webhook (ErrNotFound if absent). A
+	// zero CreatedUTC keeps the stored one; OwnerMissing is kept while the
+	// owner stays the same and cleared when it changes.
+	UpdateWebhook(ctx context.Context, w *Webhook) error
+	GetWebhook(ctx context.Context, id string) (*Webhook, error)
+	// ListWebhooks returns the webhooks of ownerID ("" = everyone's),
+	// oldest first (CreatedUTC, then id).
+	ListWebhooks(ctx context.Context, ownerID string) ([]*Webhook, error)
+	// DeleteWebhook removes one (ErrNotFound if absent); its deliveries
+	// stay until they finish and expire.
+	DeleteWebhook(ctx context.Context, id string) error
+	// DeleteWebhooksOf removes every webhook of ownerID and says how many.
+	DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error)
+	// SetPaused sets IsPaused (and UpdatedUTC when it changes).
+	SetPaused(ctx context.Context, id string, paused bool) error
+	// SetOwnerMissing sets OwnerMissing on every webhook of ownerID and
+	// returns the ids of those it changed.
+	SetOwnerMissing(ctx context.Context, ownerID string, missing bool) ([]string, error)
+	CountWebhooks(ctx context.Context) (WebhookCounts, error)
+	// WebhooksVersion changes after every webhook write that has returned
+	// in this process and, in a shared store, soon after one on any node;
+	// caches re-read webhooks when it moves.
+	WebhooksVersion() uint64
+}
+
+// EventStore keeps events and fans them out into deliveries.
+type EventStore interface {
+	// AppendEvent stores a new event, waiting for fan-out; ErrConflict if
+	// the id exists (deterministic ids make a repeated append harmless).
+	// An event waiting for fan-out never expires.
+	AppendEvent(ctx context.Context, e *Event) error
+	GetEvent(ctx context.Context, id string) (*Event, error)
+	// ListEvents returns up to limit (<= 0: all) events with ids after
+	// afterID ("" = from the first), in id order: afterID is a cursor.
+	ListEvents(ctx context.Context, afterID string, limit int) ([]*Event, error)
+	// UnfannedEvents returns up to limit (<= 0: all) events waiting for
+	// fan-out, oldest (lowest id) first.
+	UnfannedEvents(ctx context.Context, limit int) ([]*Event, error)
+	// UnfannedStats counts the events waiting for fan-out and gives the
+	// time of the oldest (zero when none).
+	UnfannedStats(ctx context.Context) (n int, oldest time.Time, err error)
+	// FanOut stores an event's deliveries and marks it fanned out, from
+	// when it expires after the retention. It is idempotent: for an event
+	// already fanned out (by any node) or unknown it writes nothing and
+	// returns nil; a delivery id stored for another event or webhook is
+	// ErrConflict. Pending deliveries enter the due queue and wake the
+	// dispatchers (DueSignal).
+	FanOut(ctx context.Context, eventID string, ds []*Delivery) error
+}
+
+// DeliveryStore keeps deliveries, their due queue, leases and attempts.
+// Pending deliveries never expire; finished ones and attempts expire after
+// the retention.
+type DeliveryStore interface {
+	// PutDelivery stores a new delivery (a ping); ErrConflict if the id
+	// exists. A pending one enters the due queue and wakes dispatchers.
+	PutDelivery(ctx context.Context, d *Delivery) error
+	GetDelivery(ctx context.Context, id string) (*Delivery, error)
+	// ListDeliveries returns up to limit (<= 0: all) deliveries of a
+	// webhook, newest (highest id) first.
+	ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*Delivery, error)
+	// ScanDue calls fn with each pending delivery due at or before now and
+	// not under an unexpired lease, in due order (then id), until fn
+	// returns false or max (> 0) were read.
+	ScanDue(ctx context.Context, now time.Time, max int, fn func(DueRef) bool) error
+	// NextDue returns the earliest time a pending delivery is due; ok is
+	// false when none is pending. A shared store may report when a leased
+	// one's lease ends instead of its (past) due time.
+	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
+	// QueueStats counts pending deliveries (leased or not) and gives the
+	// earliest due time (zero when none).
+	QueueStats(ctx context.Context) (depth int, oldestDue time.Time, err error)
+	// Lease leases a pending delivery due at or before now to
+	// req.Holder until now+req.For and returns it: while the lease lasts
+	// no other Lease of it succeeds, on any node. ErrNotFound if absent;
+	// ErrLeaseRefused (nothing changed) if not pending, not due, leased by
+	// someone else, or its webhook holds req.PerWebhook leases.
+	Lease(ctx context.Context, id string, now time.Time, req LeaseRequest) (*Delivery, error)
+	// Release ends holder's lease of the delivery (an attempt interrupted
+	// before it was recorded); a lease held by another or none is left
+	// alone and is not an error.
+	Release(ctx context.Context, id, holder string) error
+	// Complete records attempt a (if non-nil, as number a.N) and d's new
+	// state atomically, and ends any lease of d: d replaces the stored
+	// delivery (ErrNotFound if absent), staying in the due queue at
+	// d.NextUTC while pending.
+	Complete(ctx context.Context, d *Delivery, a *Attempt) error
+	// DiscardDelivery removes a delivery with its attempts (ErrNotFound if
+	// absent).
+	DiscardDelivery(ctx context.Context, id string) error
+	// Attempts returns a delivery's attempts in attempt order.
+	Attempts(ctx context.Context, deliveryID string) ([]*Attempt, error)
+	// Redeliver queues a finished delivery again, due at now, keeping its
+	// attempt count and history; a pending one waiting for a later retry is
+	// brought forward to now and one already due is returned unchanged.
+	Redeliver(ctx context.Context, id string, now time.Time) (*Delivery, error)
+	// DueSignal receives a value soon after deliveries became due through
+	// a write of this store or, in a shared store, of any node (within
+	// milliseconds), so dispatchers need not wait for their next poll.
+	// Signals coalesce; the channel is never closed.
+	DueSignal() <-chan struct{}
+}
+
+// StateStore keeps the small state of the other parts: the execution
+// watcher's seen executions, and metadata (learned tokens under a hash of
+// the token, remembered administrators, the correlator's claims, the
+// watcher's and reconciler's state).
+type StateStore interface {
+	// SeenExecutions reports which ids were marked seen (and have not
+	// expired); the map holds only those.
+	SeenExecutions(ctx context.Context, ids []string) (map[string]bool, error)
+	// MarkExecutionsSeen records ids as seen; they expire after the
+	// retention.
+	MarkExecutionsSeen(ctx context.Context, ids []string) error
+	// GetMeta returns the value under key, or ErrNotFound (also once it
+	// has expired).
+	GetMeta(ctx context.Context, key string) ([]byte, error)
+	// PutMeta stores a small value under key, for good. The keys "schema"
+	// and "ping" are reserved.
+	PutMeta(ctx context.Context, key string, v []byte) error
+	// PutMetaUntil stores a value that disappears at expires (second
+	// resolution); an expiry in the past removes it.
+	PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error
+	// UnreadableRecords lists stored records that cannot be decoded.
+	UnreadableRecords(ctx context.Context) ([]Unreadable, error)
+	// DeleteUnreadable removes one record by kind and id without decoding
+	// it (ErrNotFound if absent).
+	DeleteUnreadable(ctx context.Context, kind, id string) error
+}

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// lease is one delivery leased to an attempt in flight.
+type lease struct {
+	holder  string
+	webhook string
+	until   time.Time
+}
+
+// leaseTable holds the leases in memory: a Badger store belongs to one
+// process, so a lease needs no durability (after a restart nothing is in
+// flight).
+type leaseTable struct {
+	mu sync.Mutex
+	m  map[string]lease // by delivery id
+}
+
+// live returns the unexpired lease of id.
+func (t *leaseTable) live(id string, now time.Time) (lease, bool) {
+	l, ok := t.m[id]
+	return l, ok && l.until.After(now)
+}
+
+// perWebhook counts unexpired leases by webhook, dropping expired ones.
+// t.mu is held.
+func (t *leaseTable) perWebhook(now time.Time) map[string]int {
+	n := map[string]int{}
+	for id, l := range t.m {
+		if !l.until.After(now) {
+			delete(t.m, id)
+			continue
+		}
+		n[l.webhook]++
+	}
+	return n
+}
+
+func (t *leaseTable) drop(id string) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}
+
+func checkLease(req rswebhooks.LeaseRequest) error {
+	if req.Holder == "" {
+		return errors.New("LeaseRequest.Holder is required")
+	}
+	if req.For <= 0 {
+		return fmt.Errorf("LeaseRequest.For must be positive, got %s", req.For)
+	}
+	if req.PerWebhook < 0 {
+		return fmt.Errorf("LeaseRequest.PerWebhook must not be negative, got %d", req.PerWebhook)
+	}
+	return nil
+}
+
+// Lease leases a pending, due delivery to req.Holder (see
+// rswebhooks.DeliveryStore.Lease).
+func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
+	if err := checkLease(req); err != nil {
+		return nil, fmt.Errorf("store: lease delivery %s: %w", id, err)
+	}
+	t := &db.leases
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.live(id, now); ok {
+		return nil, fmt.Errorf("store: lease delivery %s: leased by %s until %s: %w", id, l.holder, l.until.Format(time.RFC3339Nano), rswebhooks.ErrLeaseRefused)
+	}
+	d, err := db.GetDelivery(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case d.State != rswebhooks.DeliveryPending:
+		return nil, fmt.Errorf("store: lease delivery %s: state is %s: %w", id, d.State, rswebhooks.ErrLeaseRefused)
+	case d.NextUTC.After(now):
+		return nil, fmt.Errorf("store: lease delivery %s: due at %s: %w", id, d.NextUTC.Format(time.RFC3339Nano), rswebhooks.ErrLeaseRefused)
+	}
+	if req.PerWebhook > 0 {
+		if n := t.perWebhook(now)[d.WebhookID]; n >= req.PerWebhook {
+			return nil, fmt.Errorf("store: lease delivery %s: webhook %s has %d leased: %w", id, d.WebhookID, n, rswebhooks.ErrLeaseRefused)
+		}
+	}
+	if t.m == nil {
+		t.m = map[string]lease{}
+	}
+	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For)}
+	return d, nil
+}
+
+// Release ends holder's lease of the delivery, if it holds one.
+func (db *DB) Release(_ context.Context, id, holder string) error {
+	t := &db.leases
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l, ok := t.m[id]; ok && l.holder == holder {
+		delete(t.m, id)
+	}
+	return nil
+}
+
+// leasedNow returns the leased delivery ids and the leases per webhook, for
+// a queue scan.
+func (db *DB) leasedNow(now time.Time) (map[string]bool, map[string]int) {
+	t := &db.leases
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.m) == 0 {
+		return nil, nil
+	}
+	n := t.perWebhook(now)
+	ids := make(map[string]bool, len(t.m))
+	for id := range t.m {
+		ids[id] = true
+	}
+	return ids, n
+}
+
+// DueSignal receives a value after a write of this store made deliveries
+// due (see rswebhooks.DeliveryStore.DueSignal).
+func (db *DB) DueSignal() <-chan struct{} { return db.due }
+
+// signalDue wakes a dispatcher when one of ds is pending and due by now.
+func (db *DB) signalDue(ds ...*rswebhooks.Delivery) {
+	now := db.now()
+	for _, d := range ds {
+		if d != nil && d.State == rswebhooks.DeliveryPending && !d.NextUTC.After(now) {
+			select {
+			case db.due <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+}
