@@ -1,0 +1,54 @@
+// Package pgstore keeps rswebhooks' state in PostgreSQL (15 or newer), so
+// several nodes (sidecars of a report-server cluster) share one set of
+// webhooks, events and deliveries. It implements rswebhooks.Store, the
+// contract package store implements with Badger, and passes the same
+// conformance suite (store/storetest).
+//
+// # Schema and migrations
+//
+// The schema is versioned SQL embedded in the binary (migrations/). Open
+// applies what is missing under a session advisory lock, so nodes starting
+// together migrate once, and refuses a database whose schema is newer than
+// this release knows (ErrSchemaTooNew). Give rswebhooks a database of its
+// own: it creates its tables in the connection's default schema.
+//
+// # A cluster delivers each notification once
+//
+// Fan-out marks the event fanned out and inserts its deliveries in one
+// statement whose UPDATE … WHERE NOT fanned serialises nodes racing for
+// the same event, and delivery ids derive from the event and webhook
+// (rswebhooks.DeliveryID) under a primary key: a fan-out repeated by any
+// node writes nothing twice. Event ids are primary keys too, so an event
+// appended twice (two watchers for a moment) is stored once.
+//
+// A dispatcher leases a delivery (rswebhooks_lease: FOR UPDATE SKIP LOCKED,
+// then lease_holder and lease_until) before its attempt, and Complete ends
+// the lease. A node that dies mid-attempt leaves its lease to expire, after
+// which any node sends the delivery: at-least-once, duplicates only for the
+// attempts in flight at the death. The per-webhook concurrency is counted
+// over unexpired leases of all nodes under a transaction advisory lock per
+// webhook. Lease times come from the nodes' clocks, which must be kept in
+// step (NTP); a skew adds to the takeover delay.
+//
+// # Wake-ups
+//
+// Writes that make deliveries due NOTIFY rswebhooks_due and webhook writes
+// NOTIFY rswebhooks_webhooks; every node LISTENs on a connection of its
+// own, so a new event wakes the dispatchers of all nodes within
+// milliseconds (DueSignal) and webhook caches everywhere re-read
+// (WebhooksVersion). The listener reconnects by itself; while it is down
+// dispatchers fall back on their poll.
+//
+// # Retention
+//
+// Rows that expire carry expires_at, computed from Options.Now like
+// Badger's TTLs: reads ignore expired rows at once and Run deletes them
+// every Options.RetentionInterval in bounded batches.
+//
+// # Secrets
+//
+// The connection URL follows libpq (URL or key=value, TLS with sslmode and
+// friends, password in the URL, PGPASSWORD or ~/.pgpass); its password is
+// never logged: RedactURL hides it wherever the URL is shown. Learned
+// report-server tokens reach the store only as hashes (meta keys).
+package pgstore

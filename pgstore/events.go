@@ -1,0 +1,225 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// AppendEvent stores a new event waiting for fan-out; ErrConflict if the
+// id exists (on any node).
+func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
+	if e == nil {
+		return errors.New("pgstore: append event: event is nil")
+	}
+	if err := checkID("event Id", e.ID); err != nil {
+		return fmt.Errorf("pgstore: append event: %w", err)
+	}
+	body, err := encode(e)
+	if err != nil {
+		return fmt.Errorf("pgstore: append event %s: %w", e.ID, err)
+	}
+	tag, err := db.pool.Exec(ctx, `INSERT INTO events (id, at, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.Time, body)
+	if err != nil {
+		return fmt.Errorf("pgstore: append event %s: %w", e.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("pgstore: append event: event %s: %w", e.ID, rswebhooks.ErrConflict)
+	}
+	return nil
+}
+
+// GetEvent returns the event or ErrNotFound (also once it has expired).
+func (db *DB) GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error) {
+	var body []byte
+	err := db.pool.QueryRow(ctx, `SELECT body FROM events WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
+		id, db.now()).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("pgstore: %w", notFound("event", id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: get event %s: %w", id, err)
+	}
+	e := new(rswebhooks.Event)
+	if err := json.Unmarshal(body, e); err != nil {
+		return nil, fmt.Errorf("pgstore: decode event %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// scanEvents decodes rows of (id, body), skipping undecodable ones.
+func (db *DB) scanEvents(rows pgx.Rows) ([]*rswebhooks.Event, error) {
+	defer rows.Close()
+	var out []*rswebhooks.Event
+	for rows.Next() {
+		var id string
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, err
+		}
+		e := new(rswebhooks.Event)
+		if err := json.Unmarshal(body, e); err != nil {
+			db.log.Error().Err(err).Str("event_id", id).Msg("stored event cannot be decoded; skipped")
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// limitArg maps "<= 0: all" to SQL's LIMIT NULL.
+func limitArg(limit int) any {
+	if limit <= 0 {
+		return nil
+	}
+	return limit
+}
+
+// ListEvents returns up to limit events with ids after afterID, in id order.
+func (db *DB) ListEvents(ctx context.Context, afterID string, limit int) ([]*rswebhooks.Event, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, body FROM events
+		WHERE id > $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id LIMIT $3`,
+		afterID, db.now(), limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list events: %w", err)
+	}
+	out, err := db.scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list events: %w", err)
+	}
+	return out, nil
+}
+
+// UnfannedEvents returns up to limit events waiting for fan-out, oldest first.
+func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
+	rows, err := db.pool.Query(ctx, `SELECT id, body FROM events WHERE NOT fanned ORDER BY id LIMIT $1`, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
+	}
+	out, err := db.scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
+	}
+	return out, nil
+}
+
+// UnfannedStats counts the events waiting for fan-out and gives the
+// oldest one's time.
+func (db *DB) UnfannedStats(ctx context.Context) (n int, oldest time.Time, err error) {
+	var at *time.Time
+	err = db.pool.QueryRow(ctx, `SELECT count(*), min(at) FROM events WHERE NOT fanned`).Scan(&n, &at)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("pgstore: unfanned stats: %w", err)
+	}
+	if at != nil {
+		oldest = at.UTC()
+	}
+	return n, oldest, nil
+}
+
+func checkDelivery(d *rswebhooks.Delivery) error {
+	if d == nil {
+		return errors.New("delivery is nil")
+	}
+	if err := checkID("delivery Id", d.ID); err != nil {
+		return err
+	}
+	if err := checkID("delivery WebhookId", d.WebhookID); err != nil {
+		return err
+	}
+	switch d.State {
+	case rswebhooks.DeliveryPending, rswebhooks.DeliverySucceeded, rswebhooks.DeliveryFailed,
+		rswebhooks.DeliveryGone, rswebhooks.DeliverySkipped:
+		return nil
+	}
+	return fmt.Errorf("delivery State must be pending, succeeded, failed, gone or skipped, got %q", d.State)
+}
+
+// deliveryRow is a delivery's columns.
+type deliveryRow struct {
+	id, webhook, event, state string
+	next                      time.Time
+	expires                   *time.Time
+	body                      []byte
+}
+
+// rowOf encodes d; finished deliveries expire after the retention.
+func (db *DB) rowOf(d *rswebhooks.Delivery) (deliveryRow, error) {
+	body, err := encode(d)
+	if err != nil {
+		return deliveryRow{}, fmt.Errorf("encode delivery %s: %w", d.ID, err)
+	}
+	r := deliveryRow{id: d.ID, webhook: d.WebhookID, event: d.EventID, state: d.State, next: d.NextUTC, body: body}
+	if d.State != rswebhooks.DeliveryPending {
+		exp := db.expiry()
+		r.expires = &exp
+	}
+	return r, nil
+}
+
+// dueNow reports whether one of ds is pending and due at now.
+func dueNow(now time.Time, ds ...*rswebhooks.Delivery) bool {
+	for _, d := range ds {
+		if d.State == rswebhooks.DeliveryPending && !d.NextUTC.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// FanOut stores an event's deliveries and marks it fanned out, in one
+// statement (see the package doc).
+func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Delivery) error {
+	n := len(ds)
+	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	nexts, exps, bodies := make([]time.Time, n), make([]*time.Time, n), make([][]byte, n)
+	for i, d := range ds {
+		if err := checkDelivery(d); err != nil {
+			return fmt.Errorf("pgstore: fan out %s: delivery %d: %w", eventID, i, err)
+		}
+		r, err := db.rowOf(d)
+		if err != nil {
+			return fmt.Errorf("pgstore: fan out %s: %w", eventID, err)
+		}
+		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], bodies[i] = r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body
+	}
+	notify := dueNow(db.now(), ds...)
+	var fanned, inserted, clashes int
+	err := db.pool.QueryRow(ctx, `
+WITH u AS (
+	SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bytea[])
+		AS u(id, webhook_id, event_id, state, next_at, expires_at, body)
+), clash AS (
+	SELECT 1 FROM deliveries x JOIN u ON x.id = u.id
+	 WHERE x.event_id <> u.event_id OR x.webhook_id <> u.webhook_id LIMIT 1
+), ev AS (
+	UPDATE events SET fanned = true, expires_at = $2
+	 WHERE id = $1 AND NOT fanned AND NOT EXISTS (SELECT 1 FROM clash) RETURNING id
+), ins AS (
+	INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, body)
+	SELECT id, webhook_id, event_id, state, next_at, expires_at, body FROM u WHERE EXISTS (SELECT 1 FROM ev)
+	ON CONFLICT (id) DO NOTHING RETURNING id
+), note AS (
+	SELECT pg_notify($11, '') FROM ins WHERE $10 LIMIT 1
+)
+SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ins),
+	(SELECT count(*) FROM clash WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND NOT fanned)), (SELECT count(*) FROM note)`,
+		eventID, db.expiry(), ids, hooks, evs, states, nexts, exps, bodies, notify, chanDue).Scan(&fanned, &inserted, &clashes, new(int))
+	if err != nil {
+		return fmt.Errorf("pgstore: fan out %s: %w", eventID, err)
+	}
+	if clashes > 0 {
+		return fmt.Errorf("pgstore: fan out %s: a delivery id is stored for another event or webhook: %w", eventID, rswebhooks.ErrConflict)
+	}
+	if fanned > 0 && inserted > 0 && notify {
+		db.signalDue()
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// SeenExecutions reports which of the execution ids were marked seen.
+func (db *DB) SeenExecutions(ctx context.Context, ids []string) (map[string]bool, error) {
+	seen := map[string]bool{}
+	if len(ids) == 0 {
+		return seen, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT id FROM executions WHERE id = ANY($1) AND expires_at > $2`, ids, db.now())
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: seen executions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("pgstore: seen executions: %w", err)
+		}
+		seen[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: seen executions: %w", err)
+	}
+	return seen, nil
+}
+
+// MarkExecutionsSeen records execution ids as seen until the retention ends.
+func (db *DB) MarkExecutionsSeen(ctx context.Context, ids []string) error {
+	for i, id := range ids {
+		if err := checkID(fmt.Sprintf("execution id [%d]", i), id); err != nil {
+			return fmt.Errorf("pgstore: mark executions seen: %w", err)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO executions (id, expires_at) SELECT DISTINCT unnest($1::text[]), $2::timestamptz
+		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`, ids, db.expiry())
+	if err != nil {
+		return fmt.Errorf("pgstore: mark executions seen: %w", err)
+	}
+	return nil
+}
+
+// Reserved meta keys.
+const (
+	metaSchema = "schema"
+	metaPing   = "ping"
+)
+
+func checkMetaKey(key string) error {
+	if key == "" || key == metaSchema || key == metaPing {
+		return fmt.Errorf("pgstore: put meta: key must be non-empty and not %q or %q, got %q", metaSchema, metaPing, key)
+	}
+	return nil
+}
+
+// GetMeta returns the value stored under key, or ErrNotFound.
+func (db *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := db.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)`,
+		key, db.now()).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("pgstore: meta %s: %w", key, rswebhooks.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: get meta %s: %w", key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// PutMeta stores a small value under key for good.
+func (db *DB) PutMeta(ctx context.Context, key string, v []byte) error {
+	if err := checkMetaKey(key); err != nil {
+		return err
+	}
+	return db.putMeta(ctx, key, v, nil)
+}
+
+// PutMetaUntil stores a value that disappears at expires; an expiry in the
+// past removes it.
+func (db *DB) PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error {
+	if err := checkMetaKey(key); err != nil {
+		return err
+	}
+	if !expires.After(db.now()) {
+		if _, err := db.pool.Exec(ctx, "DELETE FROM meta WHERE key = $1", key); err != nil {
+			return fmt.Errorf("pgstore: delete meta %s: %w", key, err)
+		}
+		return nil
+	}
+	return db.putMeta(ctx, key, v, &expires)
+}
+
+func (db *DB) putMeta(ctx context.Context, key string, v []byte, expires *time.Time) error {
+	if v == nil {
+		v = []byte{}
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO meta (key, value, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`, key, v, expires)
+	if err != nil {
+		return fmt.Errorf("pgstore: put meta %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,468 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// ErrSchemaTooNew: the database was migrated by a newer release.
+var ErrSchemaTooNew = errors.New("database schema is newer than this release supports")
+
+// Defaults for Options.
+const (
+	DefaultRetention         = 7 * 24 * time.Hour
+	DefaultRetentionInterval = time.Minute
+	DefaultMaxConns          = 16
+	// retentionBatch bounds the rows one retention DELETE removes.
+	retentionBatch = 5000
+)
+
+// Notification channels.
+const (
+	chanDue      = "rswebhooks_due"
+	chanWebhooks = "rswebhooks_webhooks"
+)
+
+// migrationLock is the advisory lock key held while migrating.
+const migrationLock = 1920467280
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options configure Open. Only URL is required.
+type Options struct {
+	// URL is the PostgreSQL connection string (URL or key=value, libpq
+	// conventions). Required. Its password is never logged.
+	URL string
+	// Logger receives the store's logs. The zero value discards them.
+	Logger zerolog.Logger
+	// Retention is how long events, attempts, finished deliveries and seen
+	// executions are kept. Zero means DefaultRetention (7 days).
+	Retention time.Duration
+	// RetentionInterval is the period of Run's deletion of expired rows.
+	// Zero means one minute.
+	RetentionInterval time.Duration
+	// Now is the clock for timestamps and expiry. Nil means time.Now.
+	Now func() time.Time
+	// MaxConns bounds the connection pool (zero: 16), besides the one
+	// connection that listens for notifications.
+	MaxConns int32
+}
+
+func (o *Options) validate() error {
+	if o.URL == "" {
+		return errors.New("pgstore: Options.URL is required")
+	}
+	if o.Retention < 0 || o.RetentionInterval < 0 || o.MaxConns < 0 {
+		return errors.New("pgstore: Options.Retention, RetentionInterval and MaxConns must not be negative")
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Retention < time.Second {
+		return fmt.Errorf("pgstore: Options.Retention must be at least 1s, got %s", o.Retention)
+	}
+	if o.RetentionInterval == 0 {
+		o.RetentionInterval = DefaultRetentionInterval
+	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// DB is the PostgreSQL store. Its methods are safe for concurrent use.
+type DB struct {
+	pool *pgxpool.Pool
+	opts Options
+	log  zerolog.Logger
+	now  func() time.Time
+
+	webhooksVersion atomic.Uint64
+	due             chan struct{}
+
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+	closeOnce  sync.Once
+}
+
+var _ rswebhooks.Store = (*DB)(nil)
+
+// Open connects, applies missing migrations and starts listening for
+// notifications. It fails if the database cannot be reached or its schema
+// is newer than this release.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: --postgres-url %s: %w", RedactURL(o.URL), scrub(err, o.URL))
+	}
+	cfg.MaxConns = o.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: connect to %s: %w", RedactURL(o.URL), scrub(err, o.URL))
+	}
+	db := &DB{
+		pool: pool,
+		opts: o,
+		log:  o.Logger.With().Str("component", "store").Str("backend", "postgres").Logger(),
+		now:  o.Now,
+		due:  make(chan struct{}, 1),
+	}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgstore: %s: %w", RedactURL(o.URL), scrub(err, o.URL))
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	db.stopListen, db.listenDone = cancel, make(chan struct{})
+	ready := make(chan struct{})
+	go db.listen(lctx, cfg.ConnConfig.Copy(), ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+	}
+	return db, nil
+}
+
+// Backend names the engine: "postgres".
+func (db *DB) Backend() string { return "postgres" }
+
+// Close stops listening and closes the pool.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.stopListen()
+		<-db.listenDone
+		db.pool.Close()
+	})
+	return nil
+}
+
+// Unavailable is nil: PostgreSQL has no degraded mode of ours; a failing
+// database fails the calls, and Ping says so.
+func (db *DB) Unavailable() error { return nil }
+
+// Condition is "" (see Unavailable).
+func (db *DB) Condition() string { return "" }
+
+// migrations returns the embedded migrations in version order.
+func migrations() (map[int]string, []int, error) {
+	ents, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, nil, err
+	}
+	byVersion := map[int]string{}
+	var versions []int
+	for _, e := range ents {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, nil, fmt.Errorf("migration file %s: name must start with a positive version and '_'", e.Name())
+		}
+		b, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, dup := byVersion[v]; dup {
+			return nil, nil, fmt.Errorf("migration version %d twice", v)
+		}
+		byVersion[v] = string(b)
+		versions = append(versions, v)
+	}
+	sort.Ints(versions)
+	return byVersion, versions, nil
+}
+
+// SchemaVersion is the newest schema version this release knows.
+func SchemaVersion() int {
+	_, vs, err := migrations()
+	if err != nil || len(vs) == 0 {
+		return 0
+	}
+	return vs[len(vs)-1]
+}
+
+// migrate applies missing migrations under an advisory lock, one
+// transaction each.
+func (db *DB) migrate(ctx context.Context) error {
+	byVersion, versions, err := migrations()
+	if err != nil {
+		return err
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLock)); err != nil {
+		return fmt.Errorf("take the migration lock: %w", err)
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock))
+	}()
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS rswebhooks_schema (
+		version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("create the schema version table: %w", err)
+	}
+	var cur int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM rswebhooks_schema").Scan(&cur); err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	latest := versions[len(versions)-1]
+	if cur > latest {
+		return fmt.Errorf("%w: the database is at version %d, this release knows up to %d; run the newer release or restore a backup",
+			ErrSchemaTooNew, cur, latest)
+	}
+	for _, v := range versions {
+		if v <= cur {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, byVersion[v]); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO rswebhooks_schema (version) VALUES ($1)", v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", v, err)
+		}
+		db.log.Info().Int("version", v).Msg("database schema migrated")
+	}
+	return nil
+}
+
+// listen keeps a connection that LISTENs for due deliveries and webhook
+// changes, reconnecting with a backoff, until ctx is done. ready is closed
+// after the first LISTEN (or the first failure).
+func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, ready chan struct{}) {
+	defer close(db.listenDone)
+	var once sync.Once
+	signalReady := func() { once.Do(func() { close(ready) }) }
+	defer signalReady()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := db.listenOnce(ctx, cfg, func() {
+			signalReady()
+			backoff = 100 * time.Millisecond
+		})
+		signalReady()
+		if ctx.Err() != nil {
+			return
+		}
+		db.log.Warn().Err(scrub(err, db.opts.URL)).Dur("retry_in", backoff).
+			Msg("listening for notifications failed; dispatchers poll until it is back")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening func()) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+chanDue+"; LISTEN "+chanWebhooks); err != nil {
+		return err
+	}
+	listening()
+	// Whatever was written while we were not listening.
+	db.webhooksVersion.Add(1)
+	db.signalDue()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		switch n.Channel {
+		case chanDue:
+			db.signalDue()
+		case chanWebhooks:
+			db.webhooksVersion.Add(1)
+		}
+	}
+}
+
+// DueSignal receives a value soon after deliveries became due by a write
+// of any node sharing the database.
+func (db *DB) DueSignal() <-chan struct{} { return db.due }
+
+func (db *DB) signalDue() {
+	select {
+	case db.due <- struct{}{}:
+	default:
+	}
+}
+
+// WebhooksVersion changes after every webhook write of this process and
+// when any node's webhook write is notified.
+func (db *DB) WebhooksVersion() uint64 { return db.webhooksVersion.Load() }
+
+// Ping writes the meta key "ping" and reads it back.
+func (db *DB) Ping(ctx context.Context) error {
+	v := []byte(strconv.FormatInt(db.now().UnixNano(), 10))
+	var got []byte
+	err := db.pool.QueryRow(ctx, `INSERT INTO meta (key, value) VALUES ('ping', $1)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING value`, v).Scan(&got)
+	if err != nil {
+		return fmt.Errorf("pgstore: ping: %w", err)
+	}
+	if !bytes.Equal(got, v) {
+		return fmt.Errorf("pgstore: ping: read back %q, wrote %q", got, v)
+	}
+	return nil
+}
+
+// Run deletes expired rows every RetentionInterval until ctx is done.
+func (db *DB) Run(ctx context.Context) error {
+	t := time.NewTicker(db.opts.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := db.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
+				db.log.Error().Err(err).Msg("deleting expired rows failed; retried next time")
+			}
+		}
+	}
+}
+
+// DeleteExpired deletes every expired row now, in batches, and returns
+// the first error. Pending deliveries never expire.
+func (db *DB) DeleteExpired(ctx context.Context) error {
+	now := db.now()
+	for _, q := range []string{
+		`DELETE FROM attempts WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempts WHERE expires_at <= $1 LIMIT $2))`,
+		`DELETE FROM deliveries WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries WHERE expires_at <= $1 AND state <> 'pending' LIMIT $2))`,
+		`DELETE FROM events WHERE ctid = ANY (ARRAY(SELECT ctid FROM events WHERE expires_at <= $1 AND fanned LIMIT $2))`,
+		`DELETE FROM executions WHERE ctid = ANY (ARRAY(SELECT ctid FROM executions WHERE expires_at <= $1 LIMIT $2))`,
+		`DELETE FROM meta WHERE ctid = ANY (ARRAY(SELECT ctid FROM meta WHERE expires_at <= $1 LIMIT $2))`,
+	} {
+		for ctx.Err() == nil {
+			tag, err := db.pool.Exec(ctx, q, now, retentionBatch)
+			if err != nil {
+				return fmt.Errorf("pgstore: delete expired rows: %w", err)
+			}
+			if tag.RowsAffected() < retentionBatch {
+				break
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// expiry is the expires_at of data retained from now.
+func (db *DB) expiry() time.Time { return db.now().Add(db.opts.Retention) }
+
+// encode is encoding/json without HTML escaping, so raw JSON values are
+// stored byte for byte.
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+func checkID(field, id string) error {
+	if id == "" {
+		return fmt.Errorf("%s is required", field)
+	}
+	if len(id) > 256 {
+		return fmt.Errorf("%s must be at most 256 bytes, got %d", field, len(id))
+	}
+	return nil
+}
+
+func notFound(kind, id string) error {
+	return fmt.Errorf("%s %s: %w", kind, id, rswebhooks.ErrNotFound)
+}
+
+// RedactURL returns the connection string with its password replaced by
+// "xxxxx" (URL user info, a password query parameter, or key=value).
+func RedactURL(conn string) string {
+	if u, err := url.Parse(conn); err == nil && u.Scheme != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(conn, "${1}xxxxx")
+}
+
+var kvPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// scrub removes the connection string's password from an error's text,
+// should a driver error quote it.
+func scrub(err error, conn string) error {
+	if err == nil {
+		return nil
+	}
+	pw := password(conn)
+	if pw == "" || !strings.Contains(err.Error(), pw) {
+		return err
+	}
+	return &scrubbed{msg: strings.ReplaceAll(err.Error(), pw, "xxxxx"), err: err}
+}
+
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (s *scrubbed) Error() string { return s.msg }
+
+// Unwrap keeps errors.Is working (the text is what is scrubbed).
+func (s *scrubbed) Unwrap() error { return s.err }
+
+func password(conn string) string {
+	if u, err := url.Parse(conn); err == nil && u.Scheme != "" {
+		if p, ok := u.User.Password(); ok {
+			return p
+		}
+		return u.Query().Get("password")
+	}
+	if m := kvPassword.FindStringSubmatch(conn); m != nil {
+		return strings.Trim(m[2], "'")
+	}
+	return ""
+}
