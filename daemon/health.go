@@ -47,6 +47,8 @@ type health struct {
 	checks  []check
 	now     func() time.Time
 	version string
+	// backend names the store's engine ("badger", "postgres").
+	backend string
 
 	mu      sync.Mutex
 	at      time.Time
@@ -80,6 +82,9 @@ func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := map[string]any{"status": "ready", "checks": checks, "version": h.version}
+	if h.backend != "" {
+		body["store_backend"] = h.backend
+	}
 	if len(warnings) > 0 {
 		body["warnings"] = warnings
 	}

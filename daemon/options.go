@@ -35,6 +35,10 @@ type Options struct {
 	AdminListen string
 	// DataDir is the Badger directory. Default "./data".
 	DataDir string
+	// PostgresURL, when set, keeps the store in PostgreSQL (package
+	// pgstore) instead of Badger, shared by every node of a cluster. A
+	// libpq URL or key=value string; its password is never logged.
+	PostgresURL string
 
 	// AdminToken acts as a system administrator on the admin API. Empty
 	// disables operator access.

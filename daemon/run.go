@@ -27,6 +27,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/detect"
 	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reconcile"
 	"github.com/rswebhooks/rswebhooks/reportserver"
@@ -59,7 +60,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	upstream, _ := url.Parse(o.Upstream) // validated
 
-	st, err := buildStore(o, reg)
+	st, err := buildStore(ctx, o, reg)
 	if err != nil {
 		return err
 	}
@@ -88,14 +89,14 @@ func Run(ctx context.Context, o Options) error {
 
 // storePart is the store and its shutdown.
 type storePart struct {
-	db     *store.DB
+	db     backend
 	closed bool
 }
 
 // buildStore opens the store (or an unopened one, degraded) and exports
 // its size and degraded-mode metrics.
-func buildStore(o Options, reg prometheus.Registerer) (*storePart, error) {
-	db, err := openStore(o, reg)
+func buildStore(ctx context.Context, o Options, reg prometheus.Registerer) (*storePart, error) {
+	db, err := openStore(ctx, o, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +129,7 @@ type reportServerPart struct {
 // buildReportServer makes the service-account client (its own pool with
 // the proxy's TLS trust), the identity resolver and the administrators'
 // memory.
-func buildReportServer(o Options, reg prometheus.Registerer, upstream *url.URL, db *store.DB) (*reportServerPart, error) {
+func buildReportServer(o Options, reg prometheus.Registerer, upstream *url.URL, db backend) (*reportServerPart, error) {
 	log := o.Logger
 	rsTransport, err := proxyTransport(o)
 	if err != nil {
@@ -192,7 +193,7 @@ type linksPart struct {
 // buildLinks loads (or creates) the signing key in the store; without a
 // service account, or when the key cannot be read, links are off and the
 // notifications that list documents say why.
-func buildLinks(ctx context.Context, o Options, reg prometheus.Registerer, db *store.DB, rs *reportServerPart, perms access.Permissions) *linksPart {
+func buildLinks(ctx context.Context, o Options, reg prometheus.Registerer, db backend, rs *reportServerPart, perms access.Permissions) *linksPart {
 	l := &linksPart{ref: &linkRef{}, perms: perms, metrics: doclink.NewMetrics(reg)}
 	if !rs.client.Configured() {
 		l.off = "document links are off: no service account to download documents with"
@@ -210,7 +211,7 @@ func buildLinks(ctx context.Context, o Options, reg prometheus.Registerer, db *s
 
 // startLinks enables the links once the proxy listener is bound (its
 // address is their default base).
-func startLinks(o Options, l *linksPart, db *store.DB, rs *reportServerPart, proxyAddr net.Addr) error {
+func startLinks(o Options, l *linksPart, db backend, rs *reportServerPart, proxyAddr net.Addr) error {
 	if l.key == nil {
 		return nil
 	}
@@ -241,7 +242,7 @@ func startLinks(o Options, l *linksPart, db *store.DB, rs *reportServerPart, pro
 
 // buildDelivery makes the receivers' client (address policy, attempt
 // timeout), the access checks and the delivery engine.
-func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db *store.DB, rs *reportServerPart) (*deliveryPart, error) {
+func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db backend, rs *reportServerPart) (*deliveryPart, error) {
 	deny := o.DenyTargets
 	if o.DenyPrivate {
 		deny = append(append([]netip.Prefix(nil), deny...), deliver.PrivateRanges()...)
@@ -298,7 +299,7 @@ type detectionPart struct {
 // seen by the proxy and the record the watcher later finds make one event),
 // then the reconciler's gate (the proxy's late copy of a change the
 // reconciler already emitted is dropped).
-func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db *store.DB, rs *reportServerPart, engine *deliver.Engine) (*detectionPart, error) {
+func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db backend, rs *reportServerPart, engine *deliver.Engine) (*detectionPart, error) {
 	log := o.Logger
 	rules := detect.BuiltinRules()
 	if o.RulesFile != "" {
@@ -443,7 +444,7 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 
-	hl := &health{now: time.Now, version: o.Version, checks: []check{
+	hl := &health{now: time.Now, version: o.Version, backend: st.db.Backend(), checks: []check{
 		{name: "upstream", fn: px.CheckUpstream},
 		// The store never fails readiness: the proxy is the report
 		// server's front door, and it serves without the store (degraded).
@@ -572,9 +573,57 @@ func waitWithin(wg *sync.WaitGroup, d time.Duration) bool {
 	}
 }
 
-// openStore opens the store; when it cannot be opened, the daemon serves
+// backend is the store the daemon runs on: the storage contract plus what
+// the daemon itself needs (the degraded-mode gauge, a bounded close).
+type backend interface {
+	rswebhooks.Store
+	// Condition is the degraded-mode condition, or "" (see
+	// rswebhooks.StoreConditions).
+	Condition() string
+	// CloseWithin is Close bounded by d.
+	CloseWithin(d time.Duration) error
+	// Retention is how long retained data is kept.
+	Retention() time.Duration
+}
+
+var (
+	_ backend = (*store.DB)(nil)
+	_ backend = (*pgstore.DB)(nil)
+)
+
+// openStore opens the store: PostgreSQL when Options.PostgresURL is set,
+// else Badger in Options.DataDir.
+//
+// This is where every part gets its store, so a layer in front of the
+// shared store (for example a local spool that keeps events while
+// PostgreSQL is unreachable) wraps what this returns.
+func openStore(ctx context.Context, o Options, reg prometheus.Registerer) (backend, error) {
+	if o.PostgresURL != "" {
+		return openPostgres(ctx, o)
+	}
+	return openBadger(o, reg)
+}
+
+// openPostgres opens the shared store; the daemon does not start without
+// it (a mistaken URL must not look like an empty cluster).
+func openPostgres(ctx context.Context, o Options) (backend, error) {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db, err := pgstore.Open(octx, pgstore.Options{
+		URL:       o.PostgresURL,
+		Logger:    o.Logger,
+		Retention: o.Retention,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store (--postgres-url): %w", err)
+	}
+	o.Logger.Info().Str("postgres", pgstore.RedactURL(o.PostgresURL)).Msg("store: PostgreSQL (shared by every node)")
+	return db, nil
+}
+
+// openBadger opens the store; when it cannot be opened, the daemon serves
 // with an unopened store (degraded) unless Options.StoreRequired.
-func openStore(o Options, reg prometheus.Registerer) (*store.DB, error) {
+func openBadger(o Options, reg prometheus.Registerer) (backend, error) {
 	so := store.Options{
 		Dir:           o.DataDir,
 		Registerer:    reg,
@@ -602,7 +651,7 @@ func openStore(o Options, reg prometheus.Registerer) (*store.DB, error) {
 }
 
 // storeCheck reports the store's degraded mode, or proves it writable.
-func storeCheck(db *store.DB) func(ctx context.Context) error {
+func storeCheck(db backend) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		if err := db.Unavailable(); err != nil {
 			return err

@@ -88,9 +88,14 @@ func (d engineDeliveries) Ping(ctx context.Context, w *rswebhooks.Webhook) (*rsw
 	return d.e.Ping(ctx, w.ID, w.User)
 }
 
-// registerStoreMetrics exports the store's on-disk size and degraded mode.
-func registerStoreMetrics(reg prometheus.Registerer, db *store.DB) {
-	registerDegradedMetric(reg, db)
+// registerStoreMetrics exports the store's degraded mode and, for Badger,
+// its on-disk size.
+func registerStoreMetrics(reg prometheus.Registerer, st backend) {
+	registerDegradedMetric(reg, st)
+	db, ok := st.(*store.DB)
+	if !ok {
+		return
+	}
 	for _, part := range []string{"lsm", "vlog"} {
 		part := part
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -109,7 +114,7 @@ func registerStoreMetrics(reg prometheus.Registerer, db *store.DB) {
 
 // registerDegradedMetric exports the store's degraded-mode condition: 1 for
 // the current one, 0 for the others (all pre-created).
-func registerDegradedMetric(reg prometheus.Registerer, db *store.DB) {
+func registerDegradedMetric(reg prometheus.Registerer, db backend) {
 	for _, c := range rswebhooks.StoreConditions() {
 		c := c
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

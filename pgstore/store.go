@@ -466,3 +466,21 @@ func password(conn string) string {
 	}
 	return ""
 }
+
+// CloseWithin is Close bounded by d; after d it gives up waiting and the
+// connections close with the process.
+func (db *DB) CloseWithin(d time.Duration) error {
+	done := make(chan struct{})
+	go func() { _ = db.Close(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("pgstore: close: connections still closing after %s", d)
+	}
+}
+
+// Retention is how long retained data is kept.
+func (db *DB) Retention() time.Duration { return db.opts.Retention }
