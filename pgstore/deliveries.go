@@ -17,7 +17,7 @@ import (
 // notifyDue tells every node that deliveries are due, and this one at once.
 func (db *DB) notifyDue(ctx context.Context) {
 	db.signalDue()
-	if _, err := db.pool.Exec(ctx, "SELECT pg_notify($1, '')", chanDue); err != nil && ctx.Err() == nil {
+	if _, err := db.pool.Exec(ctx, "SELECT pg_notify($1, $2)", chanDue, db.self); err != nil && ctx.Err() == nil {
 		db.log.Warn().Err(err).Msg("notifying other nodes of due deliveries failed; they find them on their next poll")
 	}
 }
@@ -297,10 +297,10 @@ WITH upd AS (
 	ON CONFLICT (delivery_id, n) DO UPDATE SET expires_at = excluded.expires_at, body = excluded.body
 	RETURNING 1
 ), note AS (
-	SELECT pg_notify($12, '') FROM upd WHERE $11 LIMIT 1
+	SELECT pg_notify($12, $13) FROM upd WHERE $11 LIMIT 1
 )
 SELECT (SELECT count(*) FROM upd) + 0 * (SELECT count(*) FROM att) + 0 * (SELECT count(*) FROM note)`,
-		r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body, attemptN(a), db.expiry(), abody, notify, chanDue).Scan(&updated)
+		r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body, attemptN(a), db.expiry(), abody, notify, chanDue, db.self).Scan(&updated)
 	if err != nil {
 		return fmt.Errorf("pgstore: complete delivery %s: %w", d.ID, err)
 	}

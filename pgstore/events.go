@@ -207,11 +207,11 @@ WITH u AS (
 	SELECT id, webhook_id, event_id, state, next_at, expires_at, body FROM u WHERE EXISTS (SELECT 1 FROM ev)
 	ON CONFLICT (id) DO NOTHING RETURNING id
 ), note AS (
-	SELECT pg_notify($11, '') FROM ins WHERE $10 LIMIT 1
+	SELECT pg_notify($11, $12) FROM ins WHERE $10 LIMIT 1
 )
 SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ins),
 	(SELECT count(*) FROM clash WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND NOT fanned)), (SELECT count(*) FROM note)`,
-		eventID, db.expiry(), ids, hooks, evs, states, nexts, exps, bodies, notify, chanDue).Scan(&fanned, &inserted, &clashes, new(int))
+		eventID, db.expiry(), ids, hooks, evs, states, nexts, exps, bodies, notify, chanDue, db.self).Scan(&fanned, &inserted, &clashes, new(int))
 	if err != nil {
 		return fmt.Errorf("pgstore: fan out %s: %w", eventID, err)
 	}

@@ -102,6 +102,9 @@ type DB struct {
 
 	webhooksVersion atomic.Uint64
 	due             chan struct{}
+	// self tags this store's notifications, which it acts on at once
+	// and so ignores when they come back.
+	self string
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -132,6 +135,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		log:  o.Logger.With().Str("component", "store").Str("backend", "postgres").Logger(),
 		now:  o.Now,
 		due:  make(chan struct{}, 1),
+		self: rswebhooks.NewID(time.Now()),
 	}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
@@ -303,6 +307,9 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening fun
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if n.Payload == db.self {
+			continue // acted on when it was sent
 		}
 		switch n.Channel {
 		case chanDue:

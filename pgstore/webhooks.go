@@ -31,7 +31,7 @@ func (db *DB) webhookWrite(ctx context.Context, fn func(tx pgx.Tx) error) error 
 		if err := fn(tx); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", chanWebhooks)
+		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", chanWebhooks, db.self)
 		return err
 	})
 }

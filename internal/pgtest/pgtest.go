@@ -102,6 +102,17 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// Launch starts a throw-away cluster outside a test (benchmarks); Close
+// stops and removes it.
+func Launch() (*Cluster, error) { return start() }
+
+// Close stops the server and removes its directory.
+func (c *Cluster) Close() error {
+	err := c.Stop()
+	c.remove()
+	return err
+}
+
 // Start starts a private throw-away cluster for t (one that t may stop and
 // restart), removed when t ends. It needs PostgreSQL's binaries.
 func Start(t testing.TB) *Cluster {
@@ -304,8 +315,9 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	name = "t_" + name + "_" + hex.EncodeToString(b[:])
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
+	dbURL, err := c.CreateDatabase(ctx, name)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -314,12 +326,20 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 			t.Logf("pgtest: drop database %s: %v", name, err)
 		}
 	})
+	return dbURL
+}
+
+// CreateDatabase creates an empty database and returns its URL.
+func (c *Cluster) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := c.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		t.Fatalf("pgtest: cluster URL: %v", err)
+		return "", fmt.Errorf("cluster URL: %w", err)
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), nil
 }
 
 func (c *Cluster) exec(ctx context.Context, sql string) error {

@@ -1,0 +1,233 @@
+// Command cluster-bench compares the storage engines under the delivery
+// engine, in one run on one machine: Badger (one node) and PostgreSQL
+// (-nodes engines sharing one database, each with its own connection pool
+// and listener, events appended round-robin), with real signing and a fast
+// loopback receiver.
+//
+//	throughput: -events events as fast as they can be appended; deliveries/s.
+//	latency:    events at -rate per second; event → first attempt p50/p99.
+//
+// PostgreSQL is the server at -postgres-url or, without it, a throw-away
+// cluster started from the local binaries (internal/pgtest). The figures
+// are printed as ratios against Badger's, measured in the same run.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+	"github.com/rswebhooks/rswebhooks/pgstore"
+	"github.com/rswebhooks/rswebhooks/store"
+)
+
+func main() {
+	events := flag.Int("events", 10000, "events per row")
+	rate := flag.Int("rate", 1000, "events/s in the latency rows")
+	hooks := flag.Int("webhooks", 1, "webhooks (all matching every event)")
+	nodes := flag.Int("nodes", 1, "PostgreSQL nodes (delivery engines sharing the database)")
+	pgURL := flag.String("postgres-url", "", "PostgreSQL server whose role may create databases (default: a throw-away cluster)")
+	flag.Parse()
+	if err := run(*events, *rate, *hooks, *nodes, *pgURL); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	perSec   float64
+	p50, p99 time.Duration
+}
+
+func run(events, rate, hooks, nodes int, pgURL string) error {
+	var cluster *pgtest.Cluster
+	if pgURL == "" {
+		c, err := pgtest.Launch()
+		if err != nil {
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		defer c.Close()
+		cluster = c
+	} else {
+		cluster = &pgtest.Cluster{URL: pgURL}
+	}
+	n := 0
+	newPG := func() ([]rswebhooks.Store, func(), error) {
+		n++
+		url, err := cluster.CreateDatabase(context.Background(), fmt.Sprintf("bench_%d_%d", os.Getpid(), n))
+		if err != nil {
+			return nil, nil, err
+		}
+		var ss []rswebhooks.Store
+		for range nodes {
+			db, err := pgstore.Open(context.Background(), pgstore.Options{URL: url, Logger: zerolog.Nop()})
+			if err != nil {
+				return nil, nil, err
+			}
+			ss = append(ss, db)
+		}
+		return ss, func() {
+			for _, s := range ss {
+				s.Close()
+			}
+		}, nil
+	}
+	newBadger := func() ([]rswebhooks.Store, func(), error) {
+		dir, err := os.MkdirTemp("", "cluster-bench-")
+		if err != nil {
+			return nil, nil, err
+		}
+		db, err := store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
+		if err != nil {
+			return nil, nil, err
+		}
+		return []rswebhooks.Store{db}, func() { db.Close(); os.RemoveAll(dir) }, nil
+	}
+	fmt.Printf("# events=%d webhooks=%d rate=%d/s postgres-nodes=%d\n", events, hooks, rate, nodes)
+	rows := []struct {
+		name string
+		open func() ([]rswebhooks.Store, func(), error)
+	}{
+		{"badger", newBadger},
+		{fmt.Sprintf("postgres x%d", nodes), newPG},
+	}
+	res := map[string][2]result{}
+	for _, r := range rows {
+		var pair [2]result
+		for i, rateOrZero := range []int{0, rate} {
+			ss, closeAll, err := r.open()
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+			pair[i], err = measure(ss, events, hooks, rateOrZero)
+			closeAll()
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
+		res[r.name] = pair
+		fmt.Printf("%-12s throughput %6.0f deliveries/s   at %d events/s: event->first attempt p50 %-8s p99 %s\n",
+			r.name, pair[0].perSec, rate, pair[1].p50.Round(100*time.Microsecond), pair[1].p99.Round(100*time.Microsecond))
+	}
+	b, p := res[rows[0].name], res[rows[1].name]
+	fmt.Printf("ratio %s/badger: throughput %.2fx, p99 latency %.2fx\n", rows[1].name, p[0].perSec/b[0].perSec,
+		float64(p[1].p99)/float64(b[1].p99))
+	return nil
+}
+
+// measure runs one delivery engine per store on events (at rate per
+// second, or as fast as possible when rate is 0) and waits for every
+// delivery.
+func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
+	total := events * hooks
+	var got atomic.Int64
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var lat []time.Duration
+	srv := httptest.NewServer(receiver(total, &got, done, &mu, &lat))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	now := time.Now().UTC()
+	pad := strings.Repeat("x", 560) // a body of about 1 KB
+	for i := 0; i < hooks; i++ {
+		w := &rswebhooks.Webhook{
+			ID: rswebhooks.NewID(now), URI: srv.URL + "/hook", Secret: "0123456789abcdef0123456789abcdef",
+			Filters: []string{"*"}, User: rswebhooks.User{ID: "u1", Name: "bench"},
+			Properties: map[string]json.RawMessage{"pad": json.RawMessage(strconv.Quote(pad))}, CreatedUTC: now, UpdatedUTC: now,
+		}
+		if err := ss[0].CreateWebhook(ctx, w); err != nil {
+			return result{}, err
+		}
+	}
+	var engines []*deliver.Engine
+	var wg sync.WaitGroup
+	for _, s := range ss {
+		eng, err := deliver.New(deliver.Options{
+			Store: s, Access: deliver.AllowAll{}, MaxConcurrency: 16, PerWebhookConcurrency: 4,
+			Client: deliver.NewHTTPClient(deliver.ClientOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}),
+			Logger: zerolog.Nop(), Version: "bench",
+		})
+		if err != nil {
+			return result{}, err
+		}
+		engines = append(engines, eng)
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = eng.Run(ctx) }()
+	}
+	defer wg.Wait()
+	defer cancel()
+	start := time.Now()
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Second / time.Duration(rate)
+	}
+	for i := 0; i < events; i++ {
+		if interval > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d) // pacing the load generator, not synchronisation
+			}
+		}
+		t := time.Now().UTC()
+		ev := &rswebhooks.Event{ID: rswebhooks.NewID(t), Filter: "reports", Type: "Created", ResourceID: fmt.Sprint(i),
+			ResourceName: "Report", UserID: "u1", UserName: "bench", Time: t, APIVersion: "v2", Method: "POST",
+			Path: "/api/reportserver/v2/reports"}
+		node := i % len(ss)
+		if err := ss[node].AppendEvent(ctx, ev); err != nil {
+			return result{}, err
+		}
+		engines[node].Wake()
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Minute):
+		return result{}, fmt.Errorf("only %d of %d deliveries after 10 minutes", got.Load(), total)
+	}
+	r := result{perSec: float64(total) / time.Since(start).Seconds()}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		r.p50, r.p99 = lat[len(lat)/2], lat[int(0.99*float64(len(lat)-1))]
+	}
+	return r, nil
+}
+
+// receiver answers 204 at once and records arrival time minus the event's
+// TimestampUtc of first attempts.
+func receiver(total int, got *atomic.Int64, done chan struct{}, mu *sync.Mutex, lat *[]time.Duration) http.Handler {
+	const key = `"TimestampUtc": "`
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		arrived := time.Now()
+		if i := strings.Index(string(body), key); i >= 0 && strings.Contains(string(body), `"Attempt": 1,`) {
+			s := string(body[i+len(key):])
+			if t, err := time.Parse(time.RFC3339Nano, s[:strings.IndexByte(s, '"')]); err == nil {
+				mu.Lock()
+				*lat = append(*lat, arrived.Sub(t))
+				mu.Unlock()
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+		if got.Add(1) == int64(total) {
+			close(done)
+		}
+	})
+}
