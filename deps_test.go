@@ -34,6 +34,10 @@ func TestDependencyDirection(t *testing.T) {
 	}{
 		{[]string{"./deliver", "./watch", "./admin", "./reconcile"}, "github.com/dgraph-io/badger"},
 		{[]string{"./detect", "./identity"}, "github.com/elazarl/goproxy"},
+		// The PostgreSQL engine and the storage conformance suite stand
+		// beside Badger's package, not on it.
+		{[]string{"./pgstore", "./store/storetest"}, "github.com/dgraph-io/badger"},
+		{[]string{"./store", "./store/storetest"}, "github.com/jackc/pgx"},
 	} {
 		deps := goList(t, "{{.ImportPath}}", tc.pkgs...)
 		if len(deps) < len(tc.pkgs) {

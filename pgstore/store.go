@@ -29,7 +29,6 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this release sup
 
 // Defaults for Options.
 const (
-	DefaultRetention         = 7 * 24 * time.Hour
 	DefaultRetentionInterval = time.Minute
 	DefaultMaxConns          = 16
 	// retentionBatch bounds the rows one retention DELETE removes.
@@ -56,7 +55,7 @@ type Options struct {
 	// Logger receives the store's logs. The zero value discards them.
 	Logger zerolog.Logger
 	// Retention is how long events, attempts, finished deliveries and seen
-	// executions are kept. Zero means DefaultRetention (7 days).
+	// executions are kept. Zero means rswebhooks.DefaultRetention.
 	Retention time.Duration
 	// RetentionInterval is the period of Run's deletion of expired rows.
 	// Zero means one minute.
@@ -76,7 +75,7 @@ func (o *Options) validate() error {
 		return errors.New("pgstore: Options.Retention, RetentionInterval and MaxConns must not be negative")
 	}
 	if o.Retention == 0 {
-		o.Retention = DefaultRetention
+		o.Retention = rswebhooks.DefaultRetention
 	}
 	if o.Retention < time.Second {
 		return fmt.Errorf("pgstore: Options.Retention must be at least 1s, got %s", o.Retention)
