@@ -218,6 +218,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{Options{Upstream: "http://rs", APIVersion: "v9"}, `--api-version: must be v2 or v3`},
 		{Options{Upstream: "http://rs", AdminToken: "short"}, "--admin-token: must be at least 16 characters"},
 		{Options{Upstream: "http://rs", Listen: ":9000", AdminListen: ":9000"}, "--admin-listen: must differ from --listen"},
+		{Options{Upstream: "http://rs", PostgresURL: "postgres://rs:pw@db/rsw?sslmode=sometimes"}, "--postgres-url: cannot be parsed"},
 	} {
 		err := tc.o.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -20,6 +20,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/limits"
+	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/proxy"
 )
 
@@ -246,6 +247,11 @@ func (o *Options) Validate() error {
 		bad("upstream", "must be an absolute http or https URL, got %q", o.Upstream)
 	} else if u.RawQuery != "" || u.Fragment != "" {
 		bad("upstream", "must not carry a query or fragment, got %q", o.Upstream)
+	}
+	if o.PostgresURL != "" {
+		if err := pgstore.CheckURL(o.PostgresURL); err != nil {
+			bad("postgres-url", "%v", err)
+		}
 	}
 	if o.AdminToken != "" && len(o.AdminToken) < 16 {
 		bad("admin-token", "must be at least 16 characters (it acts as a system administrator), got %d", len(o.AdminToken))

@@ -214,3 +214,13 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckURL(t *testing.T) {
+	if err := pgstore.CheckURL("postgres://rs:s3cret@db:5432/rsw?sslmode=verify-full"); err != nil {
+		t.Fatalf("a good URL: %v", err)
+	}
+	err := pgstore.CheckURL("postgres://rs:s3cret@db/rsw?sslmode=sometimes")
+	if err == nil || !strings.Contains(err.Error(), "sslmode") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("CheckURL(bad sslmode) = %v, want an error naming sslmode without the password", err)
+	}
+}

@@ -490,3 +490,12 @@ func (db *DB) CloseWithin(d time.Duration) error {
 
 // Retention is how long retained data is kept.
 func (db *DB) Retention() time.Duration { return db.opts.Retention }
+
+// CheckURL reports whether conn is a connection string the store can use,
+// without connecting; the error never shows the password.
+func CheckURL(conn string) error {
+	if _, err := pgxpool.ParseConfig(conn); err != nil {
+		return fmt.Errorf("cannot be parsed as a PostgreSQL URL or key=value string (%s): %w", RedactURL(conn), scrub(err, conn))
+	}
+	return nil
+}
