@@ -489,13 +489,13 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 			defer func() { st.done <- r.ID }()
 			if d := e.lease(ctx, r); d != nil {
 				e.attempt(ctx, d)
-				if ctx.Err() != nil {
-					// Shutting down: the attempt was not recorded; let
-					// another node (or the next start) send it at once.
-					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-					_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
-					cancel()
-				}
+				// Recording the attempt ended the lease; an attempt that
+				// was not recorded (shutdown, a store error) leaves the
+				// delivery to the next dispatcher at once, not at the
+				// lease's end.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
+				cancel()
 			}
 		}(d)
 	}
