@@ -128,6 +128,9 @@ type DeliveryStore interface {
 	// not under an unexpired lease, in due order (then id), until fn
 	// returns false or max (> 0) were read.
 	ScanDue(ctx context.Context, now time.Time, max int, fn func(DueRef) bool) error
+	// ScanDueAfter is ScanDue resumed past after, a ref an earlier scan
+	// passed to fn (due time, then id), for walking a long queue in steps.
+	ScanDueAfter(ctx context.Context, now time.Time, after DueRef, max int, fn func(DueRef) bool) error
 	// NextDue returns the earliest time a pending delivery is due; ok is
 	// false when none is pending. A shared store may report when a leased
 	// one's lease ends instead of its (past) due time.

@@ -107,10 +107,22 @@ const scanPage = 256
 // ScanDue calls fn with each pending, unleased delivery due at or before
 // now, in due order, with the number of leases its webhook holds.
 func (db *DB) ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error {
+	return db.scanDue(ctx, now, nil, max, fn)
+}
+
+// ScanDueAfter is ScanDue resumed past after (due time, then id).
+func (db *DB) ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
+	return db.scanDue(ctx, now, &after, max, fn)
+}
+
+func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
 	n := 0
 	var afterAt time.Time
 	afterID := ""
-	first := true
+	first := after == nil
+	if after != nil {
+		afterAt, afterID = after.Due, after.ID
+	}
 	for {
 		page := scanPage
 		if max > 0 {

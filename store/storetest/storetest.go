@@ -537,6 +537,14 @@ func testDueOrder(t *testing.T, open Opener) {
 	if refs[1].WebhookID != "W1" || !refs[1].Due.Equal(t0.Add(time.Second)) || refs[2].WebhookID != "W2" {
 		t.Fatalf("ScanDue refs = %+v", refs)
 	}
+	var rest []rswebhooks.DueRef
+	must(t, s.ScanDueAfter(ctx, t0.Add(24*time.Hour), refs[1], 2, func(r rswebhooks.DueRef) bool {
+		rest = append(rest, r)
+		return true
+	}))
+	if g := refIDs(rest); !slices.Equal(g, []string{"D3", "D1"}) {
+		t.Errorf("ScanDueAfter(D2, max 2) = %v, want D3 D1", g)
+	}
 	next, ok, err := s.NextDue(ctx)
 	must(t, err)
 	if !ok || !next.Equal(t0.Add(-time.Hour)) {
