@@ -98,6 +98,10 @@ type EventStore interface {
 	// ListEvents returns up to limit (<= 0: all) events with ids after
 	// afterID ("" = from the first), in id order: afterID is a cursor.
 	ListEvents(ctx context.Context, afterID string, limit int) ([]*Event, error)
+	// ScanEvents calls fn with the events whose ids lie in [from, to) ("" =
+	// open), newest first when newestFirst is set, until fn returns false
+	// or an error (returned as is).
+	ScanEvents(ctx context.Context, from, to string, newestFirst bool, fn func(*Event) (bool, error)) error
 	// UnfannedEvents returns up to limit (<= 0: all) events waiting for
 	// fan-out, oldest (lowest id) first.
 	UnfannedEvents(ctx context.Context, limit int) ([]*Event, error)
@@ -162,6 +166,22 @@ type DeliveryStore interface {
 	// attempt count and history; a pending one waiting for a later retry is
 	// brought forward to now and one already due is returned unchanged.
 	Redeliver(ctx context.Context, id string, now time.Time) (*Delivery, error)
+	// OrderHead returns the first pending delivery of a webhook in event
+	// order (ordered webhooks send it before any other); ok is false when
+	// none is pending.
+	OrderHead(ctx context.Context, webhookID string) (r DueRef, ok bool, err error)
+	// HoldDelivery moves a pending delivery due before until to until,
+	// with reason, and reports whether it moved it.
+	HoldDelivery(ctx context.Context, id string, until time.Time, reason string) (bool, error)
+	// ReleaseDelivery brings a pending delivery held with reason and due
+	// after now forward to now, clearing the reason; it reports whether it
+	// did.
+	ReleaseDelivery(ctx context.Context, id string, now time.Time, reason string) (bool, error)
+	// PutDeliveries stores new deliveries (a replay) and returns how many
+	// it wrote; an existing id is ErrConflict.
+	PutDeliveries(ctx context.Context, ds []*Delivery) (int, error)
+	// EventDeliveries returns the deliveries made for an event, oldest first.
+	EventDeliveries(ctx context.Context, eventID string) ([]*Delivery, error)
 	// DueSignal receives a value soon after deliveries became due through
 	// a write of this store or, in a shared store, of any node (within
 	// milliseconds), so dispatchers need not wait for their next poll.
