@@ -18,6 +18,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
 	"github.com/rswebhooks/rswebhooks/internal/simulator"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -51,7 +52,7 @@ func TestPostgresStore(t *testing.T) {
 	cat, _ := sim.CreateCategory("Ops")
 	rep, _ := sim.CreateReport(cat, "Nightly", "")
 	task, _ := sim.CreateTask(rep, "Nightly run", "")
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	const operator = "operator-token-for-postgres"
 	r := start(t, Options{Upstream: up.URL, AdminToken: operator, ServiceUser: "admin", ServicePassword: "admin",
 		PostgresURL: u.String(), Logger: zerolog.New(logs).Level(zerolog.DebugLevel),
