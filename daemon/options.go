@@ -40,6 +40,10 @@ type Options struct {
 	// pgstore) instead of Badger, shared by every node of a cluster. A
 	// libpq URL or key=value string; its password is never logged.
 	PostgresURL string
+	// NodeName names this node in every log line (field "node") and in the
+	// metric rswebhooks_node_info{node}. In cluster mode each node needs its
+	// own. Default: the hostname.
+	NodeName string
 
 	// AdminToken acts as a system administrator on the admin API. Empty
 	// disables operator access.
@@ -189,6 +193,9 @@ func (o *Options) setDefaults() {
 	if o.DataDir == "" {
 		o.DataDir = "./data"
 	}
+	if o.NodeName == "" {
+		o.NodeName = DefaultNodeName()
+	}
 	if o.AttemptTimeout == 0 {
 		o.AttemptTimeout = deliver.DefaultAttemptTimeout
 	}
@@ -251,6 +258,11 @@ func (o *Options) Validate() error {
 	if o.PostgresURL != "" {
 		if err := pgstore.CheckURL(o.PostgresURL); err != nil {
 			bad("postgres-url", "%v", err)
+		}
+	}
+	if o.NodeName != "" { // empty: the hostname (setDefaults)
+		if err := validNodeName(o.NodeName); err != nil {
+			bad("node-name", "%v", err)
 		}
 	}
 	if o.AdminToken != "" && len(o.AdminToken) < 16 {

@@ -49,6 +49,8 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	// Every line names the node, so a cluster's merged logs stay readable.
+	o.Logger = o.Logger.With().Str("node", o.NodeName).Logger()
 	reg, gatherer := o.Registerer, o.Gatherer
 	if reg == nil {
 		r := prometheus.NewRegistry()
@@ -66,6 +68,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer st.closeOnce(o.Logger, ShutdownMargin)
 	buildinfo.Register(reg, o.Build)
+	registerNodeInfo(reg, o.NodeName)
 
 	rs, err := buildReportServer(o, reg, upstream, st.db)
 	if err != nil {

@@ -29,6 +29,8 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{"bad delay", []string{"serve", "--upstream", "http://127.0.0.1:1", "--retry-delays", "1s,soon"}, nil, `--retry-delays: entry 2 "soon" is not a Go duration`},
 		{"bad cidr", []string{"serve", "--upstream", "http://127.0.0.1:1", "--allow-target", "ten"}, nil, `--allow-target: "ten" is not a CIDR`},
 		{"tls half", []string{"serve", "--upstream", "http://127.0.0.1:1", "--tls-cert", "c.pem"}, nil, "--tls-cert: and --tls-key must be given together"},
+		{"bad node name", []string{"serve", "--upstream", "http://127.0.0.1:1", "--node-name", "node one"}, nil, `--node-name: may hold only letters, digits`},
+		{"node name from env", []string{"serve", "--upstream", "http://127.0.0.1:1"}, []string{"RSWEBHOOKS_NODE_NAME=node/1"}, `--node-name: may hold only letters, digits`},
 		{"env is read", []string{"serve"}, []string{"RSWEBHOOKS_UPSTREAM=ftp://x"}, "--upstream: must be an absolute http or https URL"},
 		{"int flag that does not parse", []string{"serve", "--upstream", "http://127.0.0.1:1", "--capture-limit", "1x"}, nil, `invalid value "1x" for flag -capture-limit`},
 		{"bad log level", []string{"serve", "--upstream", "http://127.0.0.1:1", "--log-level", "loud"}, nil, `--log-level: "loud" is not one of`},
