@@ -27,6 +27,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/detect"
 	"github.com/rswebhooks/rswebhooks/doclink"
 	"github.com/rswebhooks/rswebhooks/identity"
+	"github.com/rswebhooks/rswebhooks/leader"
 	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reconcile"
@@ -293,7 +294,7 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 type detectionPart struct {
 	det        *detect.Detector
 	unmatched  *detect.Unmatched // what the rules miss, for the admin API
-	watcher    *watch.Watcher
+	watcher    *leader.Runner // the execution watcher, on the node elected to run it
 	reconciler *reconcile.Reconciler
 }
 
@@ -321,6 +322,7 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		events = watch.Unwatched{Store: db, Reason: "the execution watcher is off (--watch-interval 0): the run of an execute call is not read"}
 	}
 	watchMetrics := watch.NewMetrics(reg)
+	leaderMetrics := leader.NewMetrics(reg)
 	if rs.client.Configured() && o.WatchInterval > 0 {
 		w, corr, err := watch.NewCorrelated(ctx, watch.Options{
 			Client:     rs.client,
@@ -336,7 +338,14 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		if err != nil {
 			return nil, fmt.Errorf("execution watcher: %w", err)
 		}
-		part.watcher, events = w, corr
+		events = corr
+		part.watcher = &leader.Runner{
+			Name:    "execution watcher",
+			Elector: watcherElector(o),
+			Job:     w.Run,
+			Logger:  log,
+			Metrics: leaderMetrics,
+		}
 	}
 	reconcileMetrics := reconcile.NewMetrics(reg)
 	if rs.client.Configured() && o.ReconcileInterval > 0 {
@@ -521,6 +530,7 @@ func lifecycle(ctx context.Context, o Options, st *storePart, dl *deliveryPart, 
 	bg.start(&g2, workCtx, "store-gc", st.db.Run)
 	bg.start(&g2, workCtx, "delivery", dl.engine.Run)
 	if dt.watcher != nil {
+		// One node of a cluster polls executions; a node alone always does.
 		bg.start(&g2, workCtx, "watcher", dt.watcher.Run)
 	}
 	if dt.reconciler != nil {
