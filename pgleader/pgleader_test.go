@@ -7,7 +7,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
+
+	"github.com/rswebhooks/rswebhooks/internal/pgtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type campaign struct {
 	lead    context.Context
@@ -70,7 +74,7 @@ func wait[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
 // backend) the leader sees its lead context end and the other node leads
 // within two intervals; a release hands over as well.
 func TestOneLeaderAndTakeoverWhenTheLeaderDies(t *testing.T) {
-	url := startPostgres(t)
+	url := pgtest.NewDatabase(t)
 	ctx := t.Context()
 	const interval = time.Second
 	n1, n2 := newLock(t, url, "n1", interval), newLock(t, url, "n2", interval)
