@@ -32,6 +32,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/proxy"
 	"github.com/rswebhooks/rswebhooks/reconcile"
 	"github.com/rswebhooks/rswebhooks/reportserver"
+	"github.com/rswebhooks/rswebhooks/spool"
 	"github.com/rswebhooks/rswebhooks/store"
 	"github.com/rswebhooks/rswebhooks/watch"
 	"github.com/rswebhooks/rswebhooks/webui"
@@ -323,6 +324,8 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	}
 	watchMetrics := watch.NewMetrics(reg)
 	leaderMetrics := leader.NewMetrics(reg)
+	spoolMetrics := spool.NewMetrics(reg)
+	_ = spoolMetrics
 	if rs.client.Configured() && o.WatchInterval > 0 {
 		w, corr, err := watch.NewCorrelated(ctx, watch.Options{
 			Client:     rs.client,

@@ -150,7 +150,8 @@ func TestAlertRules(t *testing.T) {
 	want := []string{"RswebhooksTargetDown", "RswebhooksStoreDegraded", "RswebhooksDeliveriesFailing", "RswebhooksAttemptErrorRatioHigh", "RswebhooksQueueGrowing",
 		"RswebhooksOldestPendingTooOld", "RswebhooksEventsLost", "RswebhooksUpstreamErrors", "RswebhooksWatcherFailing", "RswebhooksReconcileFailing", "RswebhooksWebhookAutoPaused",
 		"RswebhooksUnreadableRecords",
-		"RswebhooksWebhookOwnerMissing", "RswebhooksAccessCheckErrorRatioHigh", "RswebhooksEventsNotFannedOut"}
+		"RswebhooksWebhookOwnerMissing", "RswebhooksAccessCheckErrorRatioHigh", "RswebhooksEventsNotFannedOut",
+		"RswebhooksDatabaseOutage"}
 	var got []string
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
