@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -46,4 +47,13 @@ func registerNodeInfo(reg prometheus.Registerer, node string) {
 		Name: "rswebhooks_node_info",
 		Help: "Always 1; the node label is this node's --node-name (default the hostname). Join it onto other series by instance.",
 	}, []string{"node"}).WithLabelValues(node).Set(1)
+}
+
+// leaseHolder names this process in the delivery leases it takes: the node
+// name, the process id and 32 random bits, so leases name the node that
+// holds them and two processes never share a name.
+func leaseHolder(node string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", node, os.Getpid(), b)
 }

@@ -84,6 +84,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	defer dt.closeSpool(o.Logger)
 	bg := &background{log: o.Logger}
 	hs, err := buildServers(o, reg, gatherer, upstream, st, rs, dl, dt, bg)
 	if err != nil {
@@ -282,6 +283,7 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 		Logger:                o.Logger,
 		Registerer:            reg,
 		Version:               o.Version,
+		LeaseHolder:           leaseHolder(o.NodeName),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)
@@ -293,10 +295,25 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 // detector behind the proxy, the execution watcher and the reconciler (the
 // last two nil without a service account or when turned off).
 type detectionPart struct {
-	det        *detect.Detector
-	unmatched  *detect.Unmatched // what the rules miss, for the admin API
-	watcher    *leader.Runner // the execution watcher, on the node elected to run it
-	reconciler *reconcile.Reconciler
+	det       *detect.Detector
+	unmatched *detect.Unmatched // what the rules miss, for the admin API
+	// watcher and reconciler run on the node elected to run each (every
+	// node alone); nil when off.
+	watcher, reconciler *leader.Runner
+	// spool keeps what the proxy acknowledges during a database outage
+	// (cluster mode only; nil otherwise).
+	spool *spool.Spool
+}
+
+// closeSpool closes the spool, if any, once.
+func (d *detectionPart) closeSpool(log zerolog.Logger) {
+	if d == nil || d.spool == nil {
+		return
+	}
+	if err := d.spool.Close(); err != nil {
+		log.Error().Err(err).Msg("the spool could not be closed cleanly; spooled events are forwarded at the next start")
+	}
+	d.spool = nil
 }
 
 // buildDetection makes the event sources. The detector appends through the
@@ -325,7 +342,6 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	watchMetrics := watch.NewMetrics(reg)
 	leaderMetrics := leader.NewMetrics(reg)
 	spoolMetrics := spool.NewMetrics(reg)
-	_ = spoolMetrics
 	if rs.client.Configured() && o.WatchInterval > 0 {
 		w, corr, err := watch.NewCorrelated(ctx, watch.Options{
 			Client:     rs.client,
@@ -341,23 +357,23 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		if err != nil {
 			return nil, fmt.Errorf("execution watcher: %w", err)
 		}
-		events = corr
-		part.watcher = &leader.Runner{
-			Name:    "execution watcher",
-			Elector: watcherElector(o),
-			Job:     w.Run,
-			Logger:  log,
-			Metrics: leaderMetrics,
+		el, err := elector(o, watcherLock, o.WatchInterval)
+		if err != nil {
+			return nil, fmt.Errorf("execution watcher: %w", err)
 		}
+		events = corr
+		part.watcher = &leader.Runner{Name: "execution watcher", Elector: el, Job: w.Run, Logger: log, Metrics: leaderMetrics}
 	}
 	reconcileMetrics := reconcile.NewMetrics(reg)
+	// The reconciler's last read names what a call does not (nil without it).
+	var names detect.Names
 	if rs.client.Configured() && o.ReconcileInterval > 0 {
 		gate, err := reconcile.NewGate(events, 0, log)
 		if err != nil {
 			return nil, fmt.Errorf("reconciler: %w", err)
 		}
 		events = gate
-		part.reconciler, err = reconcile.New(reconcile.Options{
+		rec, err := reconcile.New(reconcile.Options{
 			Client:     rs.client,
 			Store:      db,
 			Gate:       gate,
@@ -370,10 +386,21 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		if err != nil {
 			return nil, fmt.Errorf("reconciler: %w", err)
 		}
+		// Likewise one node of a cluster reconciles.
+		el, err := elector(o, reconcilerLock, o.ReconcileInterval)
+		if err != nil {
+			return nil, fmt.Errorf("reconciler: %w", err)
+		}
+		part.reconciler = &leader.Runner{Name: "reconciler", Elector: el, Job: rec.Run, Logger: log}
+		names = rec
 	}
-	var names detect.Names
-	if part.reconciler != nil {
-		names = part.reconciler
+	// Cluster mode: what the proxy acknowledges survives a database outage.
+	sp, err := openSpool(o, events, spoolMetrics, engine.Wake)
+	if err != nil {
+		return nil, err
+	}
+	if sp != nil {
+		part.spool, events = sp, sp
 	}
 	unmatched := detect.NewUnmatched(detect.DefaultUnmatchedSize, nil)
 	det, err := detect.New(detect.Options{
@@ -389,6 +416,7 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		BodyLimit:  o.CaptureLimit,
 	})
 	if err != nil {
+		part.closeSpool(log)
 		return nil, fmt.Errorf("detect: %w", err)
 	}
 	part.det, part.unmatched = det, unmatched
@@ -466,6 +494,11 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		{name: "store", fn: storeCheck(st.db), degrades: true},
 		{name: "background", fn: bg.check},
 	}}
+	if dt.spool != nil {
+		// A database outage: the proxy serves and the spool keeps what it
+		// acknowledges; /readyz names the outage and what waits.
+		hl.checks = append(hl.checks, check{name: "spool", fn: dt.spool.Check, degrades: true})
+	}
 	if rs.client.Configured() {
 		// The service account logs in afresh on failure; until it can,
 		// access checks wait (only for webhooks that need one).
@@ -532,6 +565,9 @@ func lifecycle(ctx context.Context, o Options, st *storePart, dl *deliveryPart, 
 	// first): a part that stops is logged and reported by /readyz.
 	bg.start(&g2, workCtx, "store-gc", st.db.Run)
 	bg.start(&g2, workCtx, "delivery", dl.engine.Run)
+	if dt.spool != nil {
+		bg.start(&g2, workCtx, "spool", dt.spool.Run)
+	}
 	if dt.watcher != nil {
 		// One node of a cluster polls executions; a node alone always does.
 		bg.start(&g2, workCtx, "watcher", dt.watcher.Run)
@@ -563,6 +599,7 @@ func lifecycle(ctx context.Context, o Options, st *storePart, dl *deliveryPart, 
 	if !waitWithin(&g2, ShutdownMargin) {
 		log.Error().Dur("waited", ShutdownMargin).Msg("background parts did not stop in time (a store write is stuck?); closing the store anyway")
 	}
+	dt.closeSpool(log)
 	if cerr := st.closeOnce(log, max(time.Until(deadline), 100*time.Millisecond)); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
