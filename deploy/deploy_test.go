@@ -412,6 +412,9 @@ type container struct {
 				Name string `yaml:"name"`
 				Key  string `yaml:"key"`
 			} `yaml:"secretKeyRef"`
+			FieldRef *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	Ports []struct {
@@ -455,6 +458,7 @@ type deploymentSpec struct {
 				PersistentVolumeClaim *struct {
 					ClaimName string `yaml:"claimName"`
 				} `yaml:"persistentVolumeClaim"`
+				EmptyDir *struct{} `yaml:"emptyDir"`
 			} `yaml:"volumes"`
 		} `yaml:"spec"`
 	} `yaml:"template"`

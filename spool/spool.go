@@ -447,6 +447,10 @@ func (s *Spool) Check(context.Context) error {
 // Close closes the spool's Badger (call it after Run returned). Spooled
 // events stay for the next start.
 func (s *Spool) Close() error {
+	if n, oldest := s.Stats(); n > 0 {
+		s.log.Warn().Int("events", n).Time("oldest", oldest).Str("dir", s.o.Dir).
+			Msg("stopping with events in the spool: they are forwarded at the next start with this --data-dir; do not delete it")
+	}
 	s.m.attach(nil)
 	return s.db.Close()
 }
