@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 func TestNodeNameInLogsAndMetrics(t *testing.T) {
 	up := httptest.NewServer(simulator.New(simulator.Options{}))
 	defer up.Close()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	r := start(t, Options{Upstream: up.URL, NodeName: "rs-node-7", Logger: zerolog.New(&logs)})
 	_, body := get(t, r.adminURL+"/metrics")
 	if !strings.Contains(string(body), `rswebhooks_node_info{node="rs-node-7"} 1`) {
