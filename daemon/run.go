@@ -321,6 +321,9 @@ func (d *detectionPart) closeSpool(log zerolog.Logger) {
 // seen by the proxy and the record the watcher later finds make one event),
 // then the reconciler's gate (the proxy's late copy of a change the
 // reconciler already emitted is dropped).
+// clusterExecuteNote is the Note of an execute call's event in cluster mode.
+const clusterExecuteNote = "cluster mode: the run is notified separately, as an Executed event from the watching node"
+
 func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db backend, rs *reportServerPart, engine *deliver.Engine) (*detectionPart, error) {
 	log := o.Logger
 	rules := detect.BuiltinRules()
@@ -362,6 +365,13 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 			return nil, fmt.Errorf("execution watcher: %w", err)
 		}
 		events = corr
+		if o.PostgresURL != "" {
+			// In a cluster the call may reach any node while one node
+			// watches, and a held call waits for its own node's watcher:
+			// so nothing is held there. The call is notified at once and
+			// the run, found by the watching node, as its own event.
+			events = watch.Unwatched{Store: db, Reason: clusterExecuteNote}
+		}
 		part.watcher = &leader.Runner{Name: "execution watcher", Elector: el, Job: w.Run, Logger: log, Metrics: leaderMetrics}
 	}
 	reconcileMetrics := reconcile.NewMetrics(reg)
