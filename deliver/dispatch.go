@@ -40,6 +40,10 @@ const (
 	passEvery        = 100 * time.Millisecond
 )
 
+// spillAhead bounds how far past its wait a rate-held delivery is moved back
+// in the queue.
+const spillAhead = time.Second
+
 // blockedPoll is how soon the dispatcher reads the queue again when due
 // deliveries are held by their webhook's order and nothing is in flight.
 const blockedPoll = 100 * time.Millisecond
@@ -349,9 +353,12 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 				// The k-th one waiting gets a token about k/rate later.
 				k := spillN[d.WebhookID]
 				spillN[d.WebhookID]++
+				// At most spillAhead beyond its wait: the rate may recover
+				// before a turn computed at today's rate comes, and the
+				// next read spills it again at the rate of then.
 				until := now.Add(wait)
 				if r := e.pace.rate(d.WebhookID, w.MaxPerSecond, now); r > 0 {
-					until = until.Add(time.Duration(float64(k) / r * float64(time.Second)))
+					until = until.Add(min(spillAhead, time.Duration(float64(k)/r*float64(time.Second))))
 				}
 				spill = append(spill, hold{id: d.ID, until: until, reason: ReasonThrottled})
 			}
