@@ -28,6 +28,16 @@ var (
 	ErrOwnerMissing = errors.New("owner missing: the report server does not know the user or has disabled it")
 )
 
+// Secret rotation conditions the store reports (wrapped) and the API turns
+// into 409 answers.
+var (
+	// ErrRotationInProgress: a rotation with a grace period was asked for
+	// while another one still runs.
+	ErrRotationInProgress = errors.New("a secret rotation is already in its grace period")
+	// ErrNoRotation: a promotion was asked for with no rotation running.
+	ErrNoRotation = errors.New("no secret rotation is in its grace period")
+)
+
 // Filter names: the resource families a webhook can subscribe to. They are
 // also the Action of every notification, so filters and receivers agree.
 const (
@@ -169,9 +179,13 @@ type Webhook struct {
 	// the owner does not exist or is disabled: notifications are skipped
 	// with reason owner_missing. It clears by itself when the owner is back
 	// and when an administrator gives the webhook another owner.
-	OwnerMissing bool      `json:"OwnerMissing,omitempty"`
-	CreatedUTC   time.Time `json:"CreatedUtc"`
-	UpdatedUTC   time.Time `json:"UpdatedUtc"`
+	OwnerMissing bool `json:"OwnerMissing,omitempty"`
+	// Rotation is set (read-only) while a secret rotation is in its grace
+	// period: Secret is already the new secret and the replaced one still
+	// signs alongside it (see SigningSecrets). Absent otherwise.
+	Rotation   *Rotation `json:"Rotation,omitempty"`
+	CreatedUTC time.Time `json:"CreatedUtc"`
+	UpdatedUTC time.Time `json:"UpdatedUtc"`
 	// Ordered sends the webhook's notifications one at a time in event
 	// order: one that fails holds the ones behind it until it succeeds or
 	// its retries run out. False (the default) sends up to the per-webhook
@@ -182,6 +196,53 @@ type Webhook struct {
 	// webhook (a token bucket; see package deliver). 0 (the default) sets
 	// no bound beyond the per-webhook concurrency.
 	MaxPerSecond float64 `json:"MaxPerSecond"`
+}
+
+// Secret rotation limits: the grace period a rotation gets when it names
+// none, and the longest one it may ask for.
+const (
+	DefaultRotationGrace = 24 * time.Hour
+	MaxRotationGrace     = 7 * 24 * time.Hour
+)
+
+// Rotation is a secret rotation in progress. During the grace period the
+// Standard Webhooks webhook-signature carries a signature with the new
+// secret and one with the previous secret; ms-signature, which holds one
+// signature, keeps using the previous secret until the rotation is promoted
+// or the grace period ends. The store erases the previous secret once the
+// grace period is over.
+type Rotation struct {
+	// PreviousSecret is the secret Secret replaced. It is stored, but never
+	// shown by the API.
+	PreviousSecret string `json:"PreviousSecret,omitempty"`
+	// StartedUTC is when the rotation began.
+	StartedUTC time.Time `json:"StartedUtc"`
+	// GraceUntilUTC is when the previous secret stops signing.
+	GraceUntilUTC time.Time `json:"GraceUntilUtc"`
+	// Promoted is true once ms-signature uses the new secret (before the
+	// grace period ends, on the operator's word).
+	Promoted bool `json:"Promoted"`
+}
+
+// Active reports whether the rotation's grace period still runs at now.
+func (r *Rotation) Active(now time.Time) bool {
+	return r != nil && r.PreviousSecret != "" && now.Before(r.GraceUntilUTC)
+}
+
+// SigningSecrets returns the secrets a notification sent at now is signed
+// with: standard for webhook-signature (the current secret first, then the
+// previous one during a rotation's grace period) and ms for ms-signature
+// (the previous secret during the grace period until the rotation is
+// promoted, else the current one).
+func (w *Webhook) SigningSecrets(now time.Time) (standard []string, ms string) {
+	if !w.Rotation.Active(now) {
+		return []string{w.Secret}, w.Secret
+	}
+	ms = w.Rotation.PreviousSecret
+	if w.Rotation.Promoted {
+		ms = w.Secret
+	}
+	return []string{w.Secret, w.Rotation.PreviousSecret}, ms
 }
 
 // Bounds of Webhook.MaxPerSecond: 0 (no limit) or within

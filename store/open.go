@@ -92,6 +92,7 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{opts: opts, log: log, now: opts.Now, memTableSize: opts.MemTableSize, due: make(chan struct{}, 1)}
+	db.rotationEnd.Store(1)
 	db.bdb.Store(bdb)
 	db.guard = newGuard(opts.Dir, opts, opts.MemTableSize, log)
 	if err := db.checkSchema(bdb); err != nil {
@@ -120,6 +121,7 @@ func Unopened(opts Options, cause error) (*DB, error) {
 	}
 	log := opts.Logger.With().Str("component", "store").Logger()
 	db := &DB{opts: opts, log: log, now: opts.Now, memTableSize: opts.MemTableSize, m: NewMetrics(opts.Registerer), due: make(chan struct{}, 1)}
+	db.rotationEnd.Store(1)
 	db.guard = newGuard(opts.Dir, opts, opts.MemTableSize, log)
 	db.guard.set(&rswebhooks.StoreUnavailableError{Condition: rswebhooks.StoreUnopened,
 		Detail: fmt.Sprintf("the store in %s could not be opened: %v; see \"rswebhooks store check\"", opts.Dir, cause)})

@@ -193,6 +193,10 @@ type DB struct {
 	leases leaseTable
 	// due signals dispatchers that deliveries became due (DueSignal).
 	due chan struct{}
+	// rotationEnd is when the earliest known secret-rotation grace period
+	// ends (unix ns on the store's clock; 0: none known). Open sets it to 1
+	// so Run's first check looks for rotations that ended while stopped.
+	rotationEnd atomic.Int64
 }
 
 var _ rswebhooks.Store = (*DB)(nil)
@@ -345,7 +349,9 @@ func (db *DB) Condition() string { return db.guard.condition() }
 func (db *DB) Unavailable() error { return db.guard.err() }
 
 // Run runs the degraded-mode monitor every CheckInterval and value-log GC
-// every GCInterval until ctx is done, then returns nil. Each GC pass calls
+// every GCInterval until ctx is done, then returns nil. It erases the
+// previous secrets of rotations whose grace period ended (EndRotations)
+// within a CheckInterval of the end, and on every GC tick. Each GC pass calls
 // RunValueLogGC(0.5) until nothing is rewritten; none runs while degraded.
 // Expired keys (retention) are dropped by Badger's compactions.
 func (db *DB) Run(ctx context.Context) error {
@@ -363,10 +369,15 @@ func (db *DB) Run(ctx context.Context) error {
 			return nil
 		case <-check.C:
 			db.monitor()
+			if db.rotationsDue() && db.guard.err() == nil {
+				db.endRotations(ctx)
+			}
 		case <-tick:
 			if db.guard.err() != nil {
 				continue
 			}
+			// Also on the GC period, in case a rotation's end was missed.
+			db.endRotations(ctx)
 			err := db.gc(ctx)
 			if err != nil {
 				db.log.Error().Err(err).Msg("value-log GC failed")
@@ -375,6 +386,13 @@ func (db *DB) Run(ctx context.Context) error {
 				db.opts.afterGC(err)
 			}
 		}
+	}
+}
+
+// endRotations runs EndRotations and logs a failure (the next tick retries).
+func (db *DB) endRotations(ctx context.Context) {
+	if _, err := db.EndRotations(ctx); err != nil && ctx.Err() == nil {
+		db.log.Error().Err(err).Msg("end secret rotations")
 	}
 }
 

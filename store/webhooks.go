@@ -47,7 +47,9 @@ func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 }
 
 // UpdateWebhook replaces a stored webhook (ErrNotFound if absent), moving the
-// owner index entry if the owner changed. A zero CreatedUTC keeps the stored one.
+// owner index entry if the owner changed. A zero CreatedUTC keeps the stored
+// one. w.Rotation is ignored: a rotation in progress is kept while the
+// secret stays the same and ends when it changes.
 func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 	if err := checkWebhook(w); err != nil {
 		return fmt.Errorf("store: update webhook: %w", err)
@@ -62,6 +64,12 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		}
 		// OwnerMissing is the engine's to set; a new owner starts afresh.
 		w.OwnerMissing = old.OwnerMissing && old.User.ID == w.User.ID
+		// Rotation is RotateSecret's to set: it lasts while the secret is
+		// unchanged; a new secret written here replaces both at once.
+		w.Rotation = nil
+		if w.Secret == old.Secret {
+			w.Rotation = old.Rotation
+		}
 		if old.User.ID != w.User.ID {
 			if err := txn.Delete(ownerKey(old.User.ID, w.ID)); err != nil {
 				return err
