@@ -2,6 +2,7 @@ package rswebhooks
 
 import (
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,5 +71,32 @@ func TestIDSourceMonotonic(t *testing.T) {
 	later := base.Add(time.Hour)
 	if id := s.Next(later); id[:10] != IDFrom(later, [10]byte{})[:10] {
 		t.Fatalf("id %q does not carry the time of %s", id, later)
+	}
+}
+
+func TestSigningSecrets(t *testing.T) {
+	now := time.Now()
+	rot := func(until time.Time, promoted bool) *Rotation {
+		return &Rotation{PreviousSecret: "old", StartedUTC: now.Add(-time.Hour), GraceUntilUTC: until, Promoted: promoted}
+	}
+	for _, tc := range []struct {
+		name     string
+		rotation *Rotation
+		standard []string
+		ms       string
+	}{
+		{"no rotation", nil, []string{"new"}, "new"},
+		{"grace, not promoted", rot(now.Add(time.Minute), false), []string{"new", "old"}, "old"},
+		{"grace, promoted", rot(now.Add(time.Minute), true), []string{"new", "old"}, "new"},
+		{"grace over, not yet erased", rot(now, false), []string{"new"}, "new"},
+		{"erased previous secret", &Rotation{GraceUntilUTC: now.Add(time.Hour)}, []string{"new"}, "new"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &Webhook{Secret: "new", Rotation: tc.rotation}
+			std, ms := w.SigningSecrets(now)
+			if strings.Join(std, " ") != strings.Join(tc.standard, " ") || ms != tc.ms {
+				t.Fatalf("SigningSecrets = %q, %q; want %q, %q", std, ms, tc.standard, tc.ms)
+			}
+		})
 	}
 }

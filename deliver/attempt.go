@@ -44,10 +44,18 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set(signature.HeaderSignature, signature.Sign(w.Secret, body))
+	// During a secret rotation webhook-signature carries the new and the
+	// previous secret's signatures, and ms-signature (one signature) the
+	// one the rotation's stage calls for (see rswebhooks.Webhook.SigningSecrets).
+	standard, ms := w.SigningSecrets(now)
+	sigs := make([]string, len(standard))
+	for i, s := range standard {
+		sigs[i] = signature.SignStandard(s, d.ID, now, body)
+	}
+	h.Set(signature.HeaderSignature, signature.Sign(ms, body))
 	h.Set(signature.HeaderWebhookID, d.ID)
 	h.Set(signature.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	h.Set(signature.HeaderWebhookSignature, signature.SignStandard(w.Secret, d.ID, now, body))
+	h.Set(signature.HeaderWebhookSignature, strings.Join(sigs, " "))
 	h.Set("User-Agent", e.userAgent)
 	names := make([]string, 0, len(w.Headers))
 	for k := range w.Headers {
