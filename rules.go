@@ -20,6 +20,8 @@ var reservedHeaders = map[string]bool{
 	"te": true, "trailer": true, "upgrade": true, "proxy-connection": true,
 	"content-encoding": true, // the body is sent as is; a coding would break its signature check
 	"expect":           true, // 100-continue is the sender's business
+	// W3C trace context: each attempt continues the event's trace.
+	"traceparent": true, "tracestate": true,
 }
 
 // ReservedHeaderPrefix starts the Standard Webhooks headers (webhook-id,

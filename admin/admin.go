@@ -29,6 +29,8 @@ type Store interface {
 	ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.Webhook, error)
 	DeleteWebhook(ctx context.Context, id string) error
 	DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error)
+	RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (*rswebhooks.Webhook, error)
+	PromoteRotation(ctx context.Context, id, uri string) (*rswebhooks.Webhook, error)
 	GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error)
 	ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*rswebhooks.Delivery, error)
 	Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error)
@@ -219,6 +221,8 @@ func New(opts Options) (*Handler, error) {
 		{"GET", reg + "/{id}/deliveries", false, h.listDeliveries},
 		{"POST", reg + "/{id}/ping", false, h.ping},
 		{"POST", reg + "/{id}/replay", false, h.replay},
+		{"POST", reg + "/{id}/rotate", false, h.rotate},
+		{"POST", reg + "/{id}/rotate/promote", false, h.promote},
 		{"GET", "/api/webhooks/deliveries/{id}", false, h.getDelivery},
 		{"POST", "/api/webhooks/deliveries/{id}/redeliver", false, h.redeliver},
 		{"GET", "/api/webhooks/events", false, h.listEvents},

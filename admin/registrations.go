@@ -48,9 +48,17 @@ func (h *Handler) getWebhook(ctx context.Context, id string) (*rswebhooks.Webhoo
 	return wh, err
 }
 
-// out makes a stored webhook ready for the wire (empty maps, not null).
-func out(wh *rswebhooks.Webhook) *rswebhooks.Webhook {
+// out makes a stored webhook ready for the wire (empty maps, not null; a
+// rotation without its previous secret, and none once its grace period is
+// over).
+func (h *Handler) out(wh *rswebhooks.Webhook) *rswebhooks.Webhook {
 	c := *wh
+	c.Rotation = nil
+	if wh.Rotation.Active(h.now()) {
+		r := *wh.Rotation
+		r.PreviousSecret = ""
+		c.Rotation = &r
+	}
 	if c.Headers == nil {
 		c.Headers = map[string]string{}
 	}
@@ -76,7 +84,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, who *rswebhooks.I
 	res := make([]*rswebhooks.Webhook, 0, len(whs))
 	for _, wh := range whs {
 		if owns(who, wh) {
-			res = append(res, out(wh))
+			res = append(res, h.out(wh))
 		}
 	}
 	WriteJSON(w, http.StatusOK, res)
@@ -84,7 +92,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, who *rswebhooks.I
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, who *rswebhooks.Identity) {
 	if wh, ok := h.lookup(w, r, who, r.PathValue("id")); ok {
-		WriteJSON(w, http.StatusOK, out(wh))
+		WriteJSON(w, http.StatusOK, h.out(wh))
 	}
 }
 
@@ -183,7 +191,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, who *rswebhooks
 	}
 	zerolog.Ctx(r.Context()).Info().Str("webhook_id", wh.ID).Str("uri", rswebhooks.RedactURL(wh.URI)).Strs("filters", wh.Filters).Msg("webhook registered")
 	w.Header().Set("Location", location(r, wh.ID))
-	WriteJSON(w, http.StatusCreated, out(wh))
+	WriteJSON(w, http.StatusCreated, h.out(wh))
 }
 
 // location is the absolute URL of a registration, like the stock

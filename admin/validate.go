@@ -297,18 +297,15 @@ func (h *Handler) buildWebhook(in *webhookIn, keepSecret string) (*rswebhooks.We
 	if w.URI, err = checkURI(in.WebHookURI); err != nil {
 		return nil, err
 	}
-	switch n := utf8.RuneCountInString(in.Secret); {
+	switch {
 	case in.Secret == "" && keepSecret != "":
 		w.Secret = keepSecret
 	case in.Secret == "":
 		w.Secret = randomHex(GeneratedSecretBytes)
-	case n < SecretMinLength || n > SecretMaxLength:
-		return nil, bad("Secret: must be between %d and %d characters long, got %d (leave it empty to have one generated)", SecretMinLength, SecretMaxLength, n)
-	case !utf8.ValidString(in.Secret):
-		return nil, bad("Secret: must be valid UTF-8")
-	case strings.IndexFunc(in.Secret, unicode.IsControl) >= 0:
-		return nil, secretControlError()
 	default:
+		if err := checkSecret(in.Secret); err != nil {
+			return nil, err
+		}
 		w.Secret = in.Secret
 	}
 	if n := utf8.RuneCountInString(in.Description); n > MaxDescriptionLength {
@@ -336,6 +333,19 @@ func (h *Handler) buildWebhook(in *webhookIn, keepSecret string) (*rswebhooks.We
 		w.MaxPerSecond = v
 	}
 	return w, nil
+}
+
+// checkSecret applies the rules of a given (not generated) Secret.
+func checkSecret(s string) error {
+	switch n := utf8.RuneCountInString(s); {
+	case n < SecretMinLength || n > SecretMaxLength:
+		return bad("Secret: must be between %d and %d characters long, got %d (leave it empty to have one generated)", SecretMinLength, SecretMaxLength, n)
+	case !utf8.ValidString(s):
+		return bad("Secret: must be valid UTF-8")
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return secretControlError()
+	}
+	return nil
 }
 
 // secretControlError refuses control characters in a Secret: they cannot
