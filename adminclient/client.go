@@ -255,6 +255,62 @@ func (c *Client) SetPaused(ctx context.Context, id string, paused bool) (*rswebh
 	return c.UpdateWebhook(ctx, w)
 }
 
+// Rotate is the body of POST …/registrations/{id}/rotate. Zero values
+// leave the choice to the server: a generated secret, a 24 h grace period.
+type Rotate struct {
+	// Secret is the new secret (32–128 characters); empty: generated.
+	Secret string `json:"Secret,omitempty"`
+	// Grace is how long the previous secret keeps signing (whole seconds,
+	// at most 7 days); nil: the server's default of 24 h; 0: none.
+	Grace *time.Duration `json:"-"`
+}
+
+// MarshalJSON writes Grace as GraceSeconds.
+func (r Rotate) MarshalJSON() ([]byte, error) {
+	type body struct {
+		Secret       string `json:"Secret,omitempty"`
+		GraceSeconds *int64 `json:"GraceSeconds,omitempty"`
+	}
+	b := body{Secret: r.Secret}
+	if r.Grace != nil {
+		s := int64(*r.Grace / time.Second)
+		b.GraceSeconds = &s
+	}
+	return json.Marshal(b)
+}
+
+// RotateSecret starts a secret rotation and returns the webhook with its
+// new Secret (shown once) and Rotation.
+func (c *Client) RotateSecret(ctx context.Context, id string, r Rotate) (*rswebhooks.Webhook, error) {
+	if err := checkID("webhook id", id); err != nil {
+		return nil, err
+	}
+	if r.Grace != nil && (*r.Grace < 0 || *r.Grace%time.Second != 0) {
+		return nil, fmt.Errorf("grace: must be whole seconds, 0 or more, got %s", *r.Grace)
+	}
+	var out rswebhooks.Webhook
+	if err := c.do(ctx, http.MethodPost, registrationsPath+"/"+url.PathEscape(id)+"/rotate", r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PromoteRotation makes ms-signature use the new secret of a running
+// rotation, moving the webhook to uri in the same write when uri is set.
+func (c *Client) PromoteRotation(ctx context.Context, id, uri string) (*rswebhooks.Webhook, error) {
+	if err := checkID("webhook id", id); err != nil {
+		return nil, err
+	}
+	body := struct {
+		WebHookURI string `json:"WebHookUri,omitempty"`
+	}{uri}
+	var out rswebhooks.Webhook
+	if err := c.do(ctx, http.MethodPost, registrationsPath+"/"+url.PathEscape(id)+"/rotate/promote", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Filters lists the filter names a webhook may subscribe to.
 func (c *Client) Filters(ctx context.Context) ([]Filter, error) {
 	var out []Filter

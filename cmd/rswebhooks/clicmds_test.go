@@ -577,3 +577,48 @@ func completePing(ctx context.Context, db *store.DB, webhookID string, a rswebho
 		}
 	}
 }
+
+func TestWebhooksRotateAndPromote(t *testing.T) {
+	a := startAdmin(t)
+	w := decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "add", "-o", "json", "--url", a.receiver+"/a", "--secret", secret))
+
+	// rotate, table: the new secret is shown this once, with the grace
+	// period and the way to promote.
+	out := a.ok(t, "webhooks", "rotate", w.ID, "--grace", "48h")
+	stored, err := a.db.GetWebhook(t.Context(), w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Secret == secret || !strings.Contains(out, stored.Secret) || strings.Contains(out, secret) ||
+		!strings.Contains(out, "rswebhooks webhooks promote "+w.ID) || !strings.Contains(out, "Rotation:") {
+		t.Fatalf("rotate output (new secret %q):\n%s", stored.Secret, out)
+	}
+	if stored.Rotation == nil || stored.Rotation.PreviousSecret != secret || stored.Rotation.GraceUntilUTC.Sub(stored.Rotation.StartedUTC) != 48*time.Hour {
+		t.Fatalf("stored rotation = %+v", stored.Rotation)
+	}
+	// get masks the secret but tells of the rotation.
+	if out = a.ok(t, "webhooks", "get", w.ID); strings.Contains(out, stored.Secret) || !strings.Contains(out, "ms-signature: previous secret") {
+		t.Fatalf("get during a rotation:\n%s", out)
+	}
+	// A second rotation is refused by the server with its reason.
+	r := a.run(t, operatorToken, "webhooks", "rotate", w.ID)
+	if r.code != 1 || !strings.Contains(r.stderr, "already in its grace period") {
+		t.Fatalf("second rotate: code %d stderr %q", r.code, r.stderr)
+	}
+	// promote --url moves the webhook in the same change.
+	p := decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "promote", "-o", "json", "--url", a.receiver+"/b", w.ID))
+	if p.Rotation == nil || !p.Rotation.Promoted || p.URI != a.receiver+"/b" {
+		t.Fatalf("promote JSON = %+v", p)
+	}
+	// --grace 0 with a given secret: replaced at once.
+	const third = "third-secret-third-secret-third-secret"
+	p = decode[rswebhooks.Webhook](t, a.ok(t, "webhooks", "rotate", "-o", "json", "--grace", "0", "--secret", third, w.ID))
+	if p.Secret != third || p.Rotation != nil {
+		t.Fatalf("rotate --grace 0 = %+v", p)
+	}
+	for _, c := range []struct{ grace, want string }{{"200h", "--grace: must be whole seconds from 0 to 168h0m0s"}, {"1.5s", "--grace: must be whole seconds"}} {
+		if r := a.run(t, operatorToken, "webhooks", "rotate", "--grace", c.grace, w.ID); r.code != 2 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("rotate --grace %s: code %d stderr %q", c.grace, r.code, r.stderr)
+		}
+	}
+}
