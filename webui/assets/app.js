@@ -64,6 +64,7 @@
     filters: DEFAULT_FILTERS,
     webhooks: [],
     revealed: new Set(), // webhook ids whose secret is shown
+    rotating: null, // the rotate dialog: {w, opener, mode, result}
     panels: new Map(), // webhook id → Panel
     editing: null, // webhook being edited, or null for a new one
     opener: null, // element to focus when a dialog closes
@@ -499,14 +500,27 @@
       }, h('span', { class: 'chevron', 'aria-hidden': 'true' }), 'Deliveries'),
       h('button', { type: 'button', class: 'btn btn-small edit', 'aria-label': 'Edit ' + label, onclick: (ev) => openEditor(w, ev.currentTarget) }, 'Edit'),
       h('button', { type: 'button', class: 'btn btn-small replay', 'aria-label': 'Replay events to ' + label, onclick: (ev) => openReplay(w, ev.currentTarget) }, 'Replay'),
+      h('button', { type: 'button', class: 'btn btn-small rotate', 'aria-label': 'Rotate the secret of ' + label, onclick: (ev) => openRotate(w, ev.currentTarget) }, 'Rotate'),
       h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost delete', 'aria-label': 'Delete ' + label, onclick: (ev) => remove(w, ev.currentTarget) }, 'Delete'))));
     return h('tr', { class: 'webhook' + (w.IsPaused ? ' is-paused' : '') + (w.OwnerMissing ? ' is-owner-missing' : ''), 'data-id': w.Id }, cells);
+  }
+
+  /** rotating tells whether w's secret rotation is in its grace period. */
+  function rotating(w) {
+    return Boolean(w.Rotation && Date.parse(w.Rotation.GraceUntilUtc) > Date.now());
   }
 
   function secretCell(w, label) {
     const shown = state.revealed.has(w.Id);
     const code = h('code', { class: 'secret' + (shown ? ' revealed' : ''), text: shown ? w.Secret : '••••••••' });
-    return h('div', { class: 'secret-cell' }, code,
+    const chip = rotating(w)
+      ? h('span', {
+        class: 'chip chip-warn rotating',
+        title: 'The old secret signs too until ' + fmtTime.format(new Date(w.Rotation.GraceUntilUtc)) + '; ms-signature uses the ' + (w.Rotation.Promoted ? 'new' : 'old') + ' secret.',
+        text: w.Rotation.Promoted ? 'Rotating (promoted)' : 'Rotating',
+      })
+      : null;
+    return h('div', { class: 'secret-cell' }, code, chip,
       h('button', {
         type: 'button', class: 'btn btn-icon reveal', 'aria-pressed': String(shown),
         'aria-label': (shown ? 'Hide' : 'Show') + ' secret of ' + label,
@@ -741,6 +755,130 @@
     if (!id) return;
     const btn = document.querySelector(`tr[data-id="${CSS.escape(id)}"] button.edit`);
     if (btn) btn.focus();
+  }
+
+  // ---------------------------------------------------------------- rotate
+
+  /**
+   * openRotate starts a secret rotation, or, while one runs, offers to
+   * promote it (ms-signature switches to the new secret, optionally with a
+   * new URL). The new secret is shown once, in the dialog.
+   */
+  function openRotate(w, opener) {
+    state.rotating = { w, opener, mode: rotating(w) ? 'promote' : 'start' };
+    showError('rotate-error', '');
+    showError('rotate-grace-error', '');
+    $('rotate-grace').removeAttribute('aria-invalid');
+    $('rotate-grace').value = '24';
+    $('rotate-url').value = '';
+    $('rotate-secret').value = '';
+    renderRotate();
+    $('rotate-dialog').showModal();
+    (state.rotating.mode === 'promote' ? $('rotate-url') : $('rotate-grace')).focus();
+  }
+
+  function renderRotate() {
+    const { w, mode } = state.rotating;
+    const what = w.Description || w.WebHookUri;
+    $('rotate-start').hidden = mode !== 'start';
+    $('rotate-promote').hidden = mode !== 'promote';
+    $('rotate-done').hidden = mode !== 'done';
+    $('rotate-cancel').textContent = mode === 'done' ? 'Close' : 'Cancel';
+    $('rotate-ok').hidden = mode === 'done';
+    if (mode === 'start') {
+      $('rotate-title').textContent = 'Rotate secret';
+      $('rotate-ok').textContent = 'Rotate';
+      $('rotate-intro').textContent = `A new secret is made for “${what}” and shown here once. During the grace period every ` +
+        'notification is signed with both secrets in webhook-signature, so a Standard Webhooks receiver can switch whenever it likes; ' +
+        'ms-signature (ASP.NET receivers) stays on the old secret until you promote the new one here or the grace period ends.';
+    } else if (mode === 'promote') {
+      const r = w.Rotation;
+      $('rotate-title').textContent = 'Secret rotation in progress';
+      $('rotate-ok').textContent = 'Promote new secret';
+      $('rotate-intro').textContent = `The old secret of “${what}” signs next to the new one until ${fmtTime.format(new Date(r.GraceUntilUtc))}. ` +
+        (r.Promoted
+          ? 'ms-signature already uses the new secret.'
+          : 'ms-signature still uses the old secret: promote the new one once your receiver holds it.');
+    } else {
+      const r = state.rotating.result.Rotation;
+      $('rotate-title').textContent = 'New secret';
+      $('rotate-intro').textContent = r
+        ? `Give this secret to your receiver. Until ${fmtTime.format(new Date(r.GraceUntilUtc))} the old secret signs too, so nothing is rejected meanwhile; ` +
+          'for an ASP.NET receiver, come back here to promote the new secret once the receiver holds it.'
+        : 'Give this secret to your receiver: the old one no longer signs anything.';
+    }
+  }
+
+  async function onRotate(ev) {
+    ev.preventDefault();
+    const st = state.rotating;
+    if (!st) return;
+    showError('rotate-error', '');
+    showError('rotate-grace-error', '');
+    const ok = $('rotate-ok');
+    const path = '/registrations/' + encodeURIComponent(st.w.Id) + '/rotate';
+    try {
+      ok.disabled = true;
+      if (st.mode === 'start') {
+        const text = $('rotate-grace').value.trim();
+        const hours = Number(text);
+        if (text === '' || !Number.isInteger(hours) || hours < 0 || hours > 168) {
+          $('rotate-grace').setAttribute('aria-invalid', 'true');
+          showError('rotate-grace-error', 'Grace period: enter whole hours from 0 to 168.');
+          $('rotate-grace').focus();
+          return;
+        }
+        $('rotate-grace').removeAttribute('aria-invalid');
+        st.result = await api('POST', path, { GraceSeconds: hours * 3600 });
+        st.mode = 'done';
+        $('rotate-secret').value = st.result.Secret;
+        renderRotate();
+        $('rotate-secret').focus();
+        $('rotate-secret').select();
+        announce('Secret rotated.');
+      } else {
+        const url = $('rotate-url').value.trim();
+        ok.textContent = url ? 'Checking the receiver…' : ok.textContent;
+        await api('POST', path + '/promote', url ? { WebHookUri: url } : {});
+        closeRotate();
+        announce('The new secret now signs ms-signature too.');
+      }
+      await refresh();
+    } catch (e) {
+      if (state.session) showError('rotate-error', e.message, e.detail);
+    } finally {
+      ok.disabled = false;
+      if (state.rotating && state.rotating.mode === 'promote') ok.textContent = 'Promote new secret';
+    }
+  }
+
+  function closeRotate() {
+    const d = $('rotate-dialog');
+    if (d.open) d.close();
+  }
+
+  function rotateClosed() {
+    if ($('rotate-dialog').open) return;
+    const st = state.rotating;
+    state.rotating = null;
+    $('rotate-secret').value = ''; // shown once
+    const o = st && st.opener;
+    const btn = st && document.querySelector(`tr[data-id="${CSS.escape(st.w.Id)}"] button.rotate`);
+    if (btn) btn.focus();
+    else if (o && o.isConnected) o.focus();
+  }
+
+  async function copyRotated() {
+    const input = $('rotate-secret');
+    try {
+      if (!navigator.clipboard || !window.isSecureContext) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(input.value);
+      announce('Secret copied to the clipboard.');
+    } catch (e) {
+      input.focus();
+      input.select();
+      announce('The secret is selected; press Ctrl+C (⌘C) to copy it.');
+    }
   }
 
   // ---------------------------------------------------------------- delete
@@ -1351,6 +1489,10 @@
     $('edit-form').addEventListener('submit', onSave);
     $('edit-cancel').addEventListener('click', closeEditor);
     $('edit-dialog').addEventListener('close', restoreFocus);
+    $('rotate-form').addEventListener('submit', onRotate);
+    $('rotate-cancel').addEventListener('click', closeRotate);
+    $('rotate-copy').addEventListener('click', copyRotated);
+    $('rotate-dialog').addEventListener('close', rotateClosed);
     $('f-secret-generate').addEventListener('click', () => {
       $('f-secret').value = generateSecret();
       setSecretVisible(true);
