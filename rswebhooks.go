@@ -97,6 +97,10 @@ type Event struct {
 	Method       string    `json:"Method,omitempty"`
 	Path         string    `json:"Path,omitempty"`
 	RequestID    string    `json:"RequestId,omitempty"`
+	// TraceParent is the W3C traceparent the event's deliveries continue:
+	// the one of the report-server call that caused it (or of rswebhooks'
+	// own span for it when spans are exported). Empty: a trace of its own.
+	TraceParent string `json:"TraceParent,omitempty"`
 	// Source is SourceProxy, SourceWatch or SourceReconcile. Events stored
 	// before it existed have none; see EventSource.
 	Source string `json:"Source,omitempty"`

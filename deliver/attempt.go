@@ -143,6 +143,8 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		a.Error = err.Error()
 		dec = Decision{Kind: Fail, Reason: err.Error()}
 	} else {
+		span := e.traceAttempt(req, d, w, n)
+		defer func() { endAttemptSpan(span, status, a.Error) }()
 		start := time.Now()
 		resp, err := e.opts.Client.Do(req)
 		if err == nil {

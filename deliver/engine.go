@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -127,6 +128,10 @@ type Options struct {
 	// sends it. It must cover an access check and an attempt (default
 	// 2 × AttemptTimeout + 10 s).
 	LeaseFor time.Duration
+	// Tracer, when set, records a span per event fan-out and per attempt
+	// (see package tracing). Nil: no spans; attempts still send a
+	// traceparent continuing the event's trace.
+	Tracer trace.Tracer
 }
 
 // defaultLeaseHolder is unique per process: host name, pid and 32 random bits.

@@ -61,7 +61,10 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	var firstErr error
 	for _, ev := range evs {
 		ds := e.deliveriesFor(ev, hooks)
-		if err := e.opts.Store.FanOut(ctx, ev.ID, ds); err != nil {
+		span := e.startFanOutSpan(ctx, ev, len(ds))
+		err := e.opts.Store.FanOut(ctx, ev.ID, ds)
+		endSpan(span, err)
+		if err != nil {
 			if ctx.Err() != nil {
 				return n, false, ctx.Err()
 			}

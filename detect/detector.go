@@ -11,9 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/tap"
+	"github.com/rswebhooks/rswebhooks/tracing"
 )
 
 // EventStore is the part of the store the detector needs.
@@ -73,6 +77,10 @@ type Options struct {
 	// the client's cancellation: the change already happened upstream.
 	// Default DefaultAppendTimeout.
 	AppendTimeout time.Duration
+	// Tracer, when set, records an "event append" span, a child of the
+	// proxy's span in Observe's context, and the event continues it. Nil:
+	// the event continues the call's own traceparent header, if valid.
+	Tracer trace.Tracer
 }
 
 // Names knows the last-read name of a resource by filter and id (ids
@@ -96,6 +104,7 @@ type Detector struct {
 	bodyLimit     int64
 	appendTimeout time.Duration
 	unmatched     *Unmatched
+	tracer        trace.Tracer
 }
 
 var (
@@ -146,6 +155,7 @@ func New(opts Options) (*Detector, error) {
 		bodyLimit:     opts.BodyLimit,
 		appendTimeout: opts.AppendTimeout,
 		unmatched:     opts.Unmatched,
+		tracer:        opts.Tracer,
 	}
 	if d.metrics == nil {
 		reg := opts.Registerer
@@ -220,7 +230,23 @@ func (d *Detector) Observe(ctx context.Context, ex *tap.Exchange) {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.appendTimeout)
 	defer cancel()
-	if err := d.store.AppendEvent(actx, e); err != nil {
+	var span trace.Span
+	if d.tracer != nil {
+		actx, span = d.tracer.Start(actx, "event append", trace.WithAttributes(
+			attribute.String("rswebhooks.event_id", e.ID), attribute.String("rswebhooks.filter", e.Filter),
+			attribute.String("rswebhooks.event_type", e.Type)))
+		e.TraceParent = tracing.Format(span.SpanContext())
+	} else {
+		e.TraceParent = tracing.FromHeader(ex.RequestHeader)
+	}
+	err := d.store.AppendEvent(actx, e)
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	if err != nil {
 		reason := lostReason(err)
 		d.metrics.Lost.WithLabelValues(reason).Inc()
 		lvl := d.log.Error()

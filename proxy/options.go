@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultCaptureLimit is the default Options.CaptureLimit: at most this many
@@ -65,6 +66,12 @@ type Options struct {
 
 	// Tap is offered every non-safe exchange (see Tap). Nil: no tap.
 	Tap tap.Tap
+
+	// Tracer, when set, records a server span per request, continuing the
+	// client's W3C traceparent; the Tap sees it in Observe's context. Nil
+	// (the default): no spans and no cost. The request goes upstream
+	// unchanged either way.
+	Tracer trace.Tracer
 
 	// CaptureLimit caps how many bytes of each tapped body are captured.
 	// 0 means DefaultCaptureLimit (1 MiB); negative is refused.

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/tap"
@@ -59,6 +60,7 @@ type Proxy struct {
 	hostHeader string
 	trusted    []netip.Prefix
 	tap        tap.Tap
+	tracer     trace.Tracer
 	capture    int64
 	budget     *budget
 	idle       time.Duration
@@ -96,7 +98,8 @@ type exchange struct {
 	wants     bool     // the Tap wants bodies
 	fields    []string // FieldTap: the fields it wants; nil: whole bodies
 	reqBody   *captureBody
-	err       error // no upstream response
+	err       error      // no upstream response
+	span      trace.Span // with a Tracer only
 }
 
 func withExchange(ctx context.Context, ex *exchange) context.Context {
@@ -120,6 +123,7 @@ func New(opts Options) (*Proxy, error) {
 		hostHeader: opts.HostHeader,
 		trusted:    append([]netip.Prefix(nil), opts.TrustedProxies...),
 		tap:        opts.Tap,
+		tracer:     opts.Tracer,
 		capture:    opts.CaptureLimit,
 		budget:     &budget{limit: opts.CaptureBudget, gauge: opts.Metrics.captureBytes},
 		idle:       max(opts.UpgradeIdleTimeout, 0),
@@ -183,6 +187,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.requestID = newRequestID(ex.start)
 		ex.fwd[3] = ex.requestID
 		r.Header["X-Request-Id"] = ex.fwd[3:4:4]
+	}
+
+	if p.tracer != nil {
+		r = p.startSpan(ex, r)
 	}
 
 	for _, rt := range p.routes {
@@ -426,6 +434,9 @@ func (p *Proxy) finish(ex *exchange, r *http.Request) {
 		status = statusClientClosed
 	}
 	p.metrics.observe(r.Method, status, d.Seconds())
+	if ex.span != nil {
+		endSpan(ex.span, status)
+	}
 
 	ev := p.log.Info()
 	if ex.err != nil && !clientGone {
