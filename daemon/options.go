@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/buildinfo"
@@ -96,6 +97,15 @@ type Options struct {
 	// ShowReceiverResponses shows every webhook owner the receiver answers
 	// recorded with attempts; by default only administrators see them.
 	ShowReceiverResponses bool
+	// OTel turns on OpenTelemetry span export (proxy request, event
+	// append, fan-out, attempt) over OTLP/HTTP, configured by the standard
+	// OTEL_EXPORTER_OTLP_* variables; OTEL_TRACES_EXPORTER=otlp turns it on
+	// too (see tracing.Enabled). Off: no spans, no cost; attempts send a
+	// traceparent either way.
+	OTel bool
+	// SpanExporter replaces the OTLP exporter when export is on (tests use
+	// tracetest's in-memory exporter).
+	SpanExporter sdktrace.SpanExporter
 	// UserRatePerMinute bounds, per non-administrator user, registrations,
 	// pings and redeliveries (each makes rswebhooks call out). Default 30;
 	// negative disables the limit.

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rswebhooks/rswebhooks"
@@ -34,6 +35,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/spool"
 	"github.com/rswebhooks/rswebhooks/store"
+	"github.com/rswebhooks/rswebhooks/tracing"
 	"github.com/rswebhooks/rswebhooks/watch"
 	"github.com/rswebhooks/rswebhooks/webui"
 )
@@ -72,25 +74,55 @@ func Run(ctx context.Context, o Options) error {
 	buildinfo.Register(reg, o.Build)
 	registerNodeInfo(reg, o.NodeName)
 
+	spans, err := buildTracing(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer spans.flush(ctx, o.Logger)
 	rs, err := buildReportServer(o, reg, upstream, st.db)
 	if err != nil {
 		return err
 	}
-	dl, err := buildDelivery(ctx, o, reg, st.db, rs)
+	dl, err := buildDelivery(ctx, o, reg, st.db, rs, spans.tracer)
 	if err != nil {
 		return err
 	}
-	dt, err := buildDetection(ctx, o, reg, upstream, st.db, rs, dl.engine)
+	dt, err := buildDetection(ctx, o, reg, upstream, st.db, rs, dl.engine, spans.tracer)
 	if err != nil {
 		return err
 	}
 	defer dt.closeSpool(o.Logger)
 	bg := &background{log: o.Logger}
-	hs, err := buildServers(o, reg, gatherer, upstream, st, rs, dl, dt, bg)
+	hs, err := buildServers(o, reg, gatherer, upstream, st, rs, dl, dt, bg, spans.tracer)
 	if err != nil {
 		return err
 	}
 	return lifecycle(ctx, o, st, dl, dt, hs, bg)
+}
+
+// tracingPart is the optional span export: tracer is nil when it is off
+// (see tracing.Enabled), and every part then skips its spans.
+type tracingPart struct {
+	provider *tracing.Provider
+	tracer   trace.Tracer
+}
+
+// buildTracing makes the span export (--otel, OTEL_TRACES_EXPORTER=otlp).
+func buildTracing(ctx context.Context, o Options) (*tracingPart, error) {
+	p, err := tracing.NewProvider(ctx, tracing.Options{Enabled: o.OTel, Version: o.Version, Logger: o.Logger, Exporter: o.SpanExporter})
+	if err != nil {
+		return nil, err
+	}
+	return &tracingPart{provider: p, tracer: p.Tracer()}, nil
+}
+
+// flush sends the spans still buffered, for at most 2 s.
+func (t *tracingPart) flush(ctx context.Context, log zerolog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := t.provider.Shutdown(sctx); err != nil {
+		log.Warn().Err(err).Msg("flushing spans at shutdown")
+	}
 }
 
 // storePart is the store and its shutdown.
@@ -248,7 +280,7 @@ func startLinks(o Options, l *linksPart, db backend, rs *reportServerPart, proxy
 
 // buildDelivery makes the receivers' client (address policy, attempt
 // timeout), the access checks and the delivery engine.
-func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db backend, rs *reportServerPart) (*deliveryPart, error) {
+func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db backend, rs *reportServerPart, tracer trace.Tracer) (*deliveryPart, error) {
 	deny := o.DenyTargets
 	if o.DenyPrivate {
 		deny = append(append([]netip.Prefix(nil), deny...), deliver.PrivateRanges()...)
@@ -284,6 +316,7 @@ func buildDelivery(ctx context.Context, o Options, reg prometheus.Registerer, db
 		Registerer:            reg,
 		Version:               o.Version,
 		LeaseHolder:           leaseHolder(o.NodeName),
+		Tracer:                tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery engine: %w", err)
@@ -324,7 +357,7 @@ func (d *detectionPart) closeSpool(log zerolog.Logger) {
 // clusterExecuteNote is the Note of an execute call's event in cluster mode.
 const clusterExecuteNote = "cluster mode: the run is notified separately, as an Executed event from the watching node"
 
-func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db backend, rs *reportServerPart, engine *deliver.Engine) (*detectionPart, error) {
+func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db backend, rs *reportServerPart, engine *deliver.Engine, tracer trace.Tracer) (*detectionPart, error) {
 	log := o.Logger
 	rules := detect.BuiltinRules()
 	if o.RulesFile != "" {
@@ -424,6 +457,7 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		Registerer: reg,
 		OnEvent:    engine.Wake,
 		BodyLimit:  o.CaptureLimit,
+		Tracer:     tracer,
 	})
 	if err != nil {
 		part.closeSpool(log)
@@ -444,7 +478,7 @@ type serversPart struct {
 // buildServers makes the admin API, the proxy, the health checks and the
 // admin mux, and binds both listeners, each with its own limits.
 func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gatherer, upstream *url.URL,
-	st *storePart, rs *reportServerPart, dl *deliveryPart, dt *detectionPart, bg *background) (*serversPart, error) {
+	st *storePart, rs *reportServerPart, dl *deliveryPart, dt *detectionPart, bg *background, tracer trace.Tracer) (*serversPart, error) {
 	log := o.Logger
 	adminAPI, err := admin.New(admin.Options{
 		Store:      st.db,
@@ -490,6 +524,7 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		CaptureLimit:   o.CaptureLimit,
 		CaptureBudget:  o.CaptureBudget,
 		Routes:         routes,
+		Tracer:         tracer,
 		Logger:         log.With().Str("component", "proxy").Logger(),
 		Registerer:     reg,
 	})
