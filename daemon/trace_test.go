@@ -29,10 +29,10 @@ const (
 // receiver fails the first attempt of each notification and records the
 // traceparent of every attempt.
 type traceRig struct {
-	r     *running
-	sim   *simulator.Server
-	got   chan string // traceparent of each attempt
-	n     int         // categories created
+	r   *running
+	sim *simulator.Server
+	got chan string // traceparent of each attempt
+	n   int         // categories created
 }
 
 func newTraceRig(t *testing.T, o Options) *traceRig {
@@ -47,7 +47,9 @@ func newTraceRig(t *testing.T, o Options) *traceRig {
 			_, _ = io.WriteString(w, e)
 			return
 		}
-		var b struct{ ID string `json:"Id"` }
+		var b struct {
+			ID string `json:"Id"`
+		}
 		_ = json.NewDecoder(r.Body).Decode(&b)
 		rig.got <- r.Header.Get("traceparent")
 		mu.Lock()
