@@ -38,6 +38,10 @@ func TestDependencyDirection(t *testing.T) {
 		// beside Badger's package, not on it.
 		{[]string{"./pgstore", "./store/storetest"}, "github.com/dgraph-io/badger"},
 		{[]string{"./store", "./store/storetest"}, "github.com/jackc/pgx"},
+		// Trace context needs only OpenTelemetry's API; the SDK and its
+		// exporter (with gRPC) are linked by the daemon alone.
+		{[]string{"./deliver", "./detect", "./proxy", "./tracing"}, "go.opentelemetry.io/otel/sdk"},
+		{[]string{"./deliver", "./detect", "./proxy", "./tracing"}, "google.golang.org/grpc"},
 	} {
 		deps := goList(t, "{{.ImportPath}}", tc.pkgs...)
 		if len(deps) < len(tc.pkgs) {

@@ -100,7 +100,7 @@ type Options struct {
 	// OTel turns on OpenTelemetry span export (proxy request, event
 	// append, fan-out, attempt) over OTLP/HTTP, configured by the standard
 	// OTEL_EXPORTER_OTLP_* variables; OTEL_TRACES_EXPORTER=otlp turns it on
-	// too (see tracing.Enabled). Off: no spans, no cost; attempts send a
+	// too (see spanexport.Enabled). Off: no spans, no cost; attempts send a
 	// traceparent either way.
 	OTel bool
 	// SpanExporter replaces the OTLP exporter when export is on (tests use

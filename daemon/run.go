@@ -35,7 +35,7 @@ import (
 	"github.com/rswebhooks/rswebhooks/reportserver"
 	"github.com/rswebhooks/rswebhooks/spool"
 	"github.com/rswebhooks/rswebhooks/store"
-	"github.com/rswebhooks/rswebhooks/tracing"
+	"github.com/rswebhooks/rswebhooks/tracing/spanexport"
 	"github.com/rswebhooks/rswebhooks/watch"
 	"github.com/rswebhooks/rswebhooks/webui"
 )
@@ -101,15 +101,15 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // tracingPart is the optional span export: tracer is nil when it is off
-// (see tracing.Enabled), and every part then skips its spans.
+// (see spanexport.Enabled), and every part then skips its spans.
 type tracingPart struct {
-	provider *tracing.Provider
+	provider *spanexport.Provider
 	tracer   trace.Tracer
 }
 
 // buildTracing makes the span export (--otel, OTEL_TRACES_EXPORTER=otlp).
 func buildTracing(ctx context.Context, o Options) (*tracingPart, error) {
-	p, err := tracing.NewProvider(ctx, tracing.Options{Enabled: o.OTel, Version: o.Version, Logger: o.Logger, Exporter: o.SpanExporter})
+	p, err := spanexport.NewProvider(ctx, spanexport.Options{Enabled: o.OTel, Version: o.Version, Logger: o.Logger, Exporter: o.SpanExporter})
 	if err != nil {
 		return nil, err
 	}

@@ -123,7 +123,7 @@ func TestRotateSecretWithoutGraceAndPutEndRotation(t *testing.T) {
 	if got.Rotation != nil || got.Secret != oldSecret {
 		t.Fatalf("PUT with another secret: secret %q rotation %+v", got.Secret, got.Rotation)
 	}
-	if _, err := db.RotateSecret(ctx, "nope", newSecret, time.Hour); !errors.Is(err, ErrNotFound) {
+	if _, err := db.RotateSecret(ctx, "nope", newSecret, time.Hour); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("rotate unknown: %v", err)
 	}
 }

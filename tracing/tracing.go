@@ -9,7 +9,8 @@
 // a trace of its own, derived from its id, so all its attempts share it.
 //
 // Export is off by default and then costs nothing: components take a nil
-// trace.Tracer and skip every span. NewProvider builds the SDK when enabled.
+// trace.Tracer and skip every span. Package spanexport builds the SDK when
+// it is enabled.
 package tracing
 
 import (

@@ -1,7 +1,6 @@
 package tracing
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -50,32 +49,5 @@ func TestEventParent(t *testing.T) {
 	c1, c2 := ChildOf(a), ChildOf(a)
 	if c1.TraceID() != a.TraceID() || c1.SpanID() == a.SpanID() || c1.SpanID() == c2.SpanID() {
 		t.Fatalf("children %v %v of %v", c1, c2, a)
-	}
-}
-
-func TestEnabledAndProtocol(t *testing.T) {
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	for _, c := range []struct {
-		flag bool
-		env  map[string]string
-		want bool
-	}{
-		{false, nil, false},
-		{true, nil, true},
-		{false, map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
-		{true, map[string]string{"OTEL_TRACES_EXPORTER": "none"}, false},
-		{true, map[string]string{"OTEL_SDK_DISABLED": "true"}, false},
-	} {
-		if got := Enabled(Options{Enabled: c.flag, Getenv: env(c.env)}); got != c.want {
-			t.Errorf("Enabled(flag %v, env %v) = %v, want %v", c.flag, c.env, got, c.want)
-		}
-	}
-	p, err := NewProvider(context.Background(), Options{Getenv: env(nil)})
-	if p != nil || err != nil || p.Tracer() != nil || p.Shutdown(context.Background()) != nil {
-		t.Fatalf("off: provider %v, %v; want nil and a nil tracer", p, err)
-	}
-	_, err = NewProvider(context.Background(), Options{Enabled: true, Getenv: env(map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})})
-	if err == nil || !strings.Contains(err.Error(), `OTEL_EXPORTER_OTLP_PROTOCOL="grpc" is not supported`) {
-		t.Fatalf("grpc protocol: %v", err)
 	}
 }

@@ -1,4 +1,9 @@
-package tracing
+// Package spanexport builds the optional OpenTelemetry span export of
+// rswebhooks: the SDK's tracer provider with an OTLP/HTTP exporter,
+// configured by the standard OTEL_* environment variables. It is apart from
+// package tracing so the parts that only carry trace context do not link
+// the SDK and its exporter.
+package spanexport
 
 import (
 	"context"
@@ -78,20 +83,20 @@ func NewProvider(ctx context.Context, opts Options) (*Provider, error) {
 		for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 			if p := strings.TrimSpace(env(k)); p != "" {
 				if p != "http/protobuf" {
-					return nil, fmt.Errorf("tracing: %s=%q is not supported: rswebhooks exports OTLP over HTTP (http/protobuf, port 4318)", k, p)
+					return nil, fmt.Errorf("span export: %s=%q is not supported: rswebhooks exports OTLP over HTTP (http/protobuf, port 4318)", k, p)
 				}
 				break
 			}
 		}
 		var err error
 		if exp, err = otlptracehttp.New(ctx); err != nil {
-			return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+			return nil, fmt.Errorf("span export: OTLP exporter: %w", err)
 		}
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
 		attribute.String("service.version", opts.Version)))
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
-		return nil, fmt.Errorf("tracing: resource: %w", err)
+		return nil, fmt.Errorf("span export: resource: %w", err)
 	}
 	if env("OTEL_SERVICE_NAME") == "" && !strings.Contains(env("OTEL_RESOURCE_ATTRIBUTES"), "service.name=") {
 		res, _ = resource.Merge(res, resource.NewSchemaless(attribute.String("service.name", "rswebhooks")))
