@@ -143,3 +143,14 @@ func TestRotateRefusesBadInput(t *testing.T) {
 		t.Fatalf("refused rotations changed the webhook: %+v", s)
 	}
 }
+
+func TestTraceHeadersAreReserved(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	alice := e.token("alice")
+	for _, name := range []string{"traceparent", "TraceParent", "tracestate"} {
+		res := e.do("POST", "/api/webhooks/registrations", alice, hookBody(e.recv.URL+"/h", map[string]any{"Headers": map[string]string{name: "00-x"}}))
+		if res.status != 400 || !strings.Contains(string(res.body), "is set by the sender and cannot be overridden") {
+			t.Errorf("Headers %q: %d %s, want 400", name, res.status, res.body)
+		}
+	}
+}
