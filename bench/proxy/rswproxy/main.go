@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"log"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/rswebhooks/rswebhooks/proxy"
 )
@@ -27,6 +29,7 @@ func main() {
 	up := flag.String("upstream", "http://127.0.0.1:18080", "upstream URL")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address")
 	quiet := flag.Bool("quiet", false, "no access log (warn level), to measure what logging costs")
+	traced := flag.Bool("trace", false, "record a span per request (OpenTelemetry SDK, every span sampled, exported in batches to a discarding exporter), to measure what span export costs")
 	flag.Parse()
 	logs := &bufferedLog{w: bufio.NewWriterSize(os.Stdout, 64<<10)}
 	go func() {
@@ -42,11 +45,16 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	p, err := proxy.New(proxy.Options{
+	opts := proxy.Options{
 		Upstream:   target,
 		Logger:     logger,
 		Registerer: prometheus.NewRegistry(),
-	})
+	}
+	if *traced {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+		opts.Tracer = tp.Tracer("bench")
+	}
+	p, err := proxy.New(opts)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -59,6 +67,12 @@ func main() {
 	}
 	log.Fatal((&http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}).Serve(ln))
 }
+
+// discard is a span exporter that drops what it gets.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // bufferedLog is cmd/rswebhooks' log buffer in short: whole lines, written
 // in batches.
