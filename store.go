@@ -82,6 +82,22 @@ type WebhookStore interface {
 	// returns the ids of those it changed.
 	SetOwnerMissing(ctx context.Context, ownerID string, missing bool) ([]string, error)
 	CountWebhooks(ctx context.Context) (WebhookCounts, error)
+	// RotateSecret makes secret the webhook's secret. With a positive grace
+	// the current secret is kept as Rotation.PreviousSecret until now+grace
+	// (an error wrapping ErrRotationInProgress while another grace period
+	// runs); a grace of 0 replaces it at once and ends any rotation. It
+	// returns the stored webhook, or ErrNotFound.
+	RotateSecret(ctx context.Context, id, secret string, grace time.Duration) (*Webhook, error)
+	// PromoteRotation makes ms-signature use the new secret before the
+	// grace period ends, and when uri is not empty also makes it the
+	// webhook's URI in the same write; an error wrapping ErrNoRotation when
+	// no grace period runs.
+	PromoteRotation(ctx context.Context, id, uri string) (*Webhook, error)
+	// EndRotations erases the previous secret of every webhook whose grace
+	// period is over and returns their ids. The store's Run calls it; it is
+	// safe to call at any time. UpdateWebhook keeps Rotation while the
+	// secret is unchanged and drops it when a new secret is written.
+	EndRotations(ctx context.Context) ([]string, error)
 	// WebhooksVersion changes after every webhook write that has returned
 	// in this process and, in a shared store, soon after one on any node;
 	// caches re-read webhooks when it moves.

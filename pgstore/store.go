@@ -349,7 +349,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Run deletes expired rows every RetentionInterval until ctx is done.
+// Run deletes expired rows and erases the previous secrets of rotations
+// whose grace period ended (EndRotations) every RetentionInterval until ctx
+// is done.
 func (db *DB) Run(ctx context.Context) error {
 	t := time.NewTicker(db.opts.RetentionInterval)
 	defer t.Stop()
@@ -360,6 +362,9 @@ func (db *DB) Run(ctx context.Context) error {
 		case <-t.C:
 			if err := db.DeleteExpired(ctx); err != nil && ctx.Err() == nil {
 				db.log.Error().Err(err).Msg("deleting expired rows failed; retried next time")
+			}
+			if _, err := db.EndRotations(ctx); err != nil && ctx.Err() == nil {
+				db.log.Error().Err(err).Msg("end secret rotations failed; retried next time")
 			}
 		}
 	}

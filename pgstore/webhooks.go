@@ -112,6 +112,12 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		}
 		// OwnerMissing is the engine's to set; a new owner starts afresh.
 		w.OwnerMissing = old.OwnerMissing && old.User.ID == w.User.ID
+		// Rotation is RotateSecret's to set: it lasts while the secret is
+		// unchanged; a new secret written here replaces both at once.
+		w.Rotation = nil
+		if w.Secret == old.Secret {
+			w.Rotation = old.Rotation
+		}
 		return updateWebhook(ctx, tx, w)
 	})
 	if err != nil {

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"Webhooks", testWebhooks},
 		{"WebhookPropertiesExact", testWebhookProperties},
 		{"OwnerMissing", testOwnerMissing},
+		{"SecretRotation", testSecretRotation},
 		{"EventsAndFanOut", testEventsAndFanOut},
 		{"FanOutConcurrentOnce", testFanOutConcurrentOnce},
 		{"FanOutRepeatedKeepsIDs", testFanOutRepeated},
@@ -1020,5 +1021,98 @@ func testRetention(t *testing.T, open Opener) {
 	}
 	if l, _ := s.ListDeliveries(ctx, "W1", 0); len(l) != 0 {
 		t.Fatalf("expired delivery still listed: %v", ids(l, dID))
+	}
+}
+
+// testSecretRotation: a rotation keeps the previous secret through its
+// grace period (another rotation with a grace is refused meanwhile, one
+// without ends it), promotion flips ms-signature and may move the URI,
+// UpdateWebhook keeps the rotation only while the secret is unchanged, and
+// EndRotations erases the previous secret once the grace period is over.
+func testSecretRotation(t *testing.T, open Opener) {
+	s, c, t0 := openClocked(t, open)
+	ctx := context.Background()
+	const oldSecret, newSecret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t", "n3w-s3cr3t-n3w-s3cr3t-n3w-s3cr3t"
+	must(t, s.CreateWebhook(ctx, webhook("w1", "u1", t0)))
+	must(t, s.CreateWebhook(ctx, webhook("w2", "u1", t0)))
+
+	if _, err := s.PromoteRotation(ctx, "w1", ""); !errors.Is(err, rswebhooks.ErrNoRotation) {
+		t.Fatalf("PromoteRotation without a rotation = %v, want ErrNoRotation", err)
+	}
+	if _, err := s.RotateSecret(ctx, "nope", newSecret, time.Hour); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("RotateSecret of a missing webhook = %v, want ErrNotFound", err)
+	}
+	w, err := s.RotateSecret(ctx, "w1", newSecret, time.Hour)
+	must(t, err)
+	if w.Secret != newSecret || w.Rotation == nil || w.Rotation.PreviousSecret != oldSecret ||
+		!w.Rotation.GraceUntilUTC.Equal(t0.Add(time.Hour)) || w.Rotation.Promoted {
+		t.Fatalf("RotateSecret returned %+v (rotation %+v)", w, w.Rotation)
+	}
+	got, err := s.GetWebhook(ctx, "w1")
+	must(t, err)
+	if std, ms := got.SigningSecrets(t0); !slices.Equal(std, []string{newSecret, oldSecret}) || ms != oldSecret {
+		t.Fatalf("stored rotation signs with %v and %q", std, ms)
+	}
+	if _, err := s.RotateSecret(ctx, "w1", "another-secret-another-secret", time.Hour); !errors.Is(err, rswebhooks.ErrRotationInProgress) {
+		t.Fatalf("second RotateSecret with a grace = %v, want ErrRotationInProgress", err)
+	}
+
+	w, err = s.PromoteRotation(ctx, "w1", "http://127.0.0.1/hook2")
+	must(t, err)
+	if !w.Rotation.Promoted || w.URI != "http://127.0.0.1/hook2" {
+		t.Fatalf("PromoteRotation returned %+v (rotation %+v)", w, w.Rotation)
+	}
+	// An update that keeps the secret keeps the rotation.
+	got, err = s.GetWebhook(ctx, "w1")
+	must(t, err)
+	got.IsPaused = true
+	must(t, s.UpdateWebhook(ctx, got))
+	got, err = s.GetWebhook(ctx, "w1")
+	must(t, err)
+	if got.Rotation == nil || got.Rotation.PreviousSecret != oldSecret || !got.Rotation.Promoted {
+		t.Fatalf("UpdateWebhook with the same secret lost the rotation: %+v", got.Rotation)
+	}
+
+	// Nothing ends before the grace period is over.
+	c.Set(t0.Add(30 * time.Minute))
+	ended, err := s.EndRotations(ctx)
+	must(t, err)
+	if len(ended) != 0 {
+		t.Fatalf("EndRotations during the grace period ended %v", ended)
+	}
+	c.Set(t0.Add(time.Hour))
+	ended, err = s.EndRotations(ctx)
+	must(t, err)
+	if !slices.Equal(ended, []string{"w1"}) {
+		t.Fatalf("EndRotations after the grace period = %v, want [w1]", ended)
+	}
+	got, err = s.GetWebhook(ctx, "w1")
+	must(t, err)
+	if got.Rotation != nil || got.Secret != newSecret {
+		t.Fatalf("after EndRotations: secret %q, rotation %+v", got.Secret, got.Rotation)
+	}
+	if std, ms := got.SigningSecrets(c.Now()); !slices.Equal(std, []string{newSecret}) || ms != newSecret {
+		t.Fatalf("after EndRotations signs with %v and %q", std, ms)
+	}
+
+	// A new secret written by UpdateWebhook ends a rotation; so does a
+	// rotation without a grace period.
+	_, err = s.RotateSecret(ctx, "w2", newSecret, time.Hour)
+	must(t, err)
+	got, err = s.GetWebhook(ctx, "w2")
+	must(t, err)
+	got.Secret = "written-secret-written-secret"
+	must(t, s.UpdateWebhook(ctx, got))
+	got, err = s.GetWebhook(ctx, "w2")
+	must(t, err)
+	if got.Rotation != nil {
+		t.Fatalf("UpdateWebhook with a new secret kept the rotation: %+v", got.Rotation)
+	}
+	_, err = s.RotateSecret(ctx, "w2", newSecret, time.Hour)
+	must(t, err)
+	w, err = s.RotateSecret(ctx, "w2", "leaked-so-replaced-leaked-so-replaced", 0)
+	must(t, err)
+	if w.Rotation != nil || w.Secret != "leaked-so-replaced-leaked-so-replaced" {
+		t.Fatalf("RotateSecret without grace returned secret %q, rotation %+v", w.Secret, w.Rotation)
 	}
 }
