@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
 
 // Config is what a test asks of the store it opens.
@@ -63,30 +64,12 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
-// clock is a manually advanced clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 // base is a time near now, whole milliseconds (every engine keeps them).
 func base() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
-func openClocked(t *testing.T, open Opener) (rswebhooks.Store, *clock, time.Time) {
+func openClocked(t *testing.T, open Opener) (rswebhooks.Store, *testutil.Clock, time.Time) {
 	t0 := base()
-	c := &clock{t: t0}
+	c := testutil.NewClock(t0)
 	return open(t, Config{Now: c.Now}), c, t0
 }
 
