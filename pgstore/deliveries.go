@@ -80,22 +80,8 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: list deliveries of %s: %w", webhookID, err)
 	}
-	defer rows.Close()
-	var out []*rswebhooks.Delivery
-	for rows.Next() {
-		var id string
-		var body []byte
-		if err := rows.Scan(&id, &body); err != nil {
-			return nil, fmt.Errorf("pgstore: list deliveries of %s: %w", webhookID, err)
-		}
-		d, err := decodeDelivery(id, body)
-		if err != nil {
-			db.log.Error().Err(err).Msg("stored delivery cannot be decoded; skipped")
-			continue
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := readDeliveries(rows, db.log)
+	if err != nil {
 		return nil, fmt.Errorf("pgstore: list deliveries of %s: %w", webhookID, err)
 	}
 	return out, nil

@@ -88,22 +88,11 @@ func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhook
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: deliveries of event %s: %w", eventID, err)
 	}
-	defer rows.Close()
-	var out []*rswebhooks.Delivery
-	for rows.Next() {
-		var id string
-		var body []byte
-		if err := rows.Scan(&id, &body); err != nil {
-			return nil, fmt.Errorf("pgstore: deliveries of event %s: %w", eventID, err)
-		}
-		d, err := decodeDelivery(id, body)
-		if err != nil {
-			db.log.Error().Err(err).Msg("stored delivery cannot be decoded; skipped")
-			continue
-		}
-		out = append(out, d)
+	out, err := readDeliveries(rows, db.log)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: deliveries of event %s: %w", eventID, err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PutDeliveries stores new deliveries (a replay) in one statement and

@@ -92,26 +92,16 @@ func (db *DB) EndRotations(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		ws, err := readWebhooks(rows, db.log)
+		if err != nil {
+			return err
+		}
 		now := db.now()
 		var due []*rswebhooks.Webhook
-		for rows.Next() {
-			var id string
-			var body []byte
-			if err := rows.Scan(&id, &body); err != nil {
-				rows.Close()
-				return err
-			}
-			w := new(rswebhooks.Webhook)
-			if err := json.Unmarshal(body, w); err != nil {
-				db.log.Error().Err(err).Str("webhook_id", id).Msg("stored webhook cannot be decoded; skipped")
-				continue
-			}
+		for _, w := range ws {
 			if w.Rotation != nil && !w.Rotation.Active(now) {
 				due = append(due, w)
 			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		for _, w := range due {
 			w.Rotation = nil

@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -80,11 +79,7 @@ func lockWebhook(ctx context.Context, tx pgx.Tx, id string) (*rswebhooks.Webhook
 	if err != nil {
 		return nil, err
 	}
-	w := new(rswebhooks.Webhook)
-	if err := json.Unmarshal(body, w); err != nil {
-		return nil, fmt.Errorf("decode webhook %s: %w", id, err)
-	}
-	return w, nil
+	return decodeWebhook(id, body)
 }
 
 func updateWebhook(ctx context.Context, tx pgx.Tx, w *rswebhooks.Webhook) error {
@@ -136,9 +131,9 @@ func (db *DB) GetWebhook(ctx context.Context, id string) (*rswebhooks.Webhook, e
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: get webhook %s: %w", id, err)
 	}
-	w := new(rswebhooks.Webhook)
-	if err := json.Unmarshal(body, w); err != nil {
-		return nil, fmt.Errorf("pgstore: decode webhook %s: %w", id, err)
+	w, err := decodeWebhook(id, body)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	return w, nil
 }
@@ -156,22 +151,8 @@ func (db *DB) ListWebhooks(ctx context.Context, ownerID string) ([]*rswebhooks.W
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: list webhooks: %w", err)
 	}
-	var out []*rswebhooks.Webhook
-	for rows.Next() {
-		var id string
-		var body []byte
-		if err := rows.Scan(&id, &body); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("pgstore: list webhooks: %w", err)
-		}
-		w := new(rswebhooks.Webhook)
-		if err := json.Unmarshal(body, w); err != nil {
-			db.log.Error().Err(err).Str("webhook_id", id).Msg("stored webhook cannot be decoded; skipped")
-			continue
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := readWebhooks(rows, db.log)
+	if err != nil {
 		return nil, fmt.Errorf("pgstore: list webhooks: %w", err)
 	}
 	return out, nil
@@ -241,22 +222,8 @@ func (db *DB) SetOwnerMissing(ctx context.Context, ownerID string, missing bool)
 		if err != nil {
 			return err
 		}
-		var ws []*rswebhooks.Webhook
-		for rows.Next() {
-			var id string
-			var body []byte
-			if err := rows.Scan(&id, &body); err != nil {
-				rows.Close()
-				return err
-			}
-			w := new(rswebhooks.Webhook)
-			if err := json.Unmarshal(body, w); err != nil {
-				db.log.Error().Err(err).Str("webhook_id", id).Msg("stored webhook cannot be decoded; skipped")
-				continue
-			}
-			ws = append(ws, w)
-		}
-		if err := rows.Err(); err != nil {
+		ws, err := readWebhooks(rows, db.log)
+		if err != nil {
 			return err
 		}
 		for _, w := range ws {
