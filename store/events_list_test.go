@@ -9,22 +9,30 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-func TestListEventsPagesInCreationOrder(t *testing.T) {
+// openWithEvents opens a store holding n events a second apart, starting
+// now, and returns the first one's time and their ids, oldest first.
+func openWithEvents(t *testing.T, n int) (*DB, time.Time, []string) {
+	t.Helper()
 	db, err := Open(Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	ctx := context.Background()
+	t.Cleanup(func() { db.Close() })
 	base := time.Now().UTC().Truncate(time.Second)
-	var want []string
-	for i := 0; i < 5; i++ {
+	var ids []string
+	for i := 0; i < n; i++ {
 		e := &rswebhooks.Event{ID: rswebhooks.NewID(base.Add(time.Duration(i) * time.Second)), Filter: "reports", Type: "Created"}
-		if err := db.AppendEvent(ctx, e); err != nil {
+		if err := db.AppendEvent(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, e.ID)
+		ids = append(ids, e.ID)
 	}
+	return db, base, ids
+}
+
+func TestListEventsPagesInCreationOrder(t *testing.T) {
+	db, _, want := openWithEvents(t, 5)
+	ctx := context.Background()
 	first, err := db.ListEvents(ctx, "", 3)
 	if err != nil || len(first) != 3 {
 		t.Fatalf("first page: %d events, err %v", len(first), err)

@@ -10,21 +10,8 @@ import (
 )
 
 func TestScanEventsBothWaysWithinBounds(t *testing.T) {
-	db, err := Open(Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, base, ids := openWithEvents(t, 6)
 	ctx := context.Background()
-	base := time.Now().UTC().Truncate(time.Second)
-	var ids []string
-	for i := 0; i < 6; i++ {
-		e := &rswebhooks.Event{ID: rswebhooks.NewID(base.Add(time.Duration(i) * time.Second)), Filter: "reports", Type: "Created"}
-		if err := db.AppendEvent(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, e.ID)
-	}
 	scan := func(from, to string, newest bool, max int) []string {
 		t.Helper()
 		var got []string
