@@ -53,6 +53,10 @@ type testProxy struct {
 	*httptest.Server
 	p   *Proxy
 	reg *prometheus.Registry
+	// served receives once each time the proxy's ServeHTTP has returned
+	// (its metrics and access log are written by then), so a test can wait
+	// for a request's bookkeeping instead of guessing when it is done.
+	served chan struct{}
 }
 
 func newTestProxy(t *testing.T, up *url.URL, mod func(*Options)) *testProxy {
@@ -66,9 +70,28 @@ func newTestProxy(t *testing.T, up *url.URL, mod func(*Options)) *testProxy {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	s := httptest.NewServer(p)
+	served := make(chan struct{}, 4096)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			select {
+			case served <- struct{}{}:
+			default:
+			}
+		}()
+		p.ServeHTTP(w, r)
+	}))
 	t.Cleanup(s.Close)
-	return &testProxy{Server: s, p: p, reg: reg}
+	return &testProxy{Server: s, p: p, reg: reg, served: served}
+}
+
+// waitServed waits until n more requests have been fully handled by the
+// proxy: the client can read a whole answer before the handler returns and
+// records the request's metrics.
+func (px *testProxy) waitServed(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		recv(t, px.served, "the proxy's handler to return")
+	}
 }
 
 // client returns a client that neither follows redirects nor decompresses.

@@ -342,6 +342,7 @@ func TestDeadUpstreamAnswers502(t *testing.T) {
 		!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Fatalf("got %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
+	px.waitServed(t, 1)
 	if v := metric(t, px.reg, "rswebhooks_upstream_errors_total", nil); v != 1 {
 		t.Fatalf("upstream errors = %v, want 1", v)
 	}
@@ -389,6 +390,7 @@ func TestClientCancelReachesUpstream(t *testing.T) {
 	if err := recv(t, errc, "client to return"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("client error = %v", err)
 	}
+	px.waitServed(t, 1)
 	if v := metric(t, px.reg, "rswebhooks_upstream_errors_total", nil); v != 0 {
 		t.Fatalf("a client cancel counted as upstream error: %v", v)
 	}
@@ -468,6 +470,7 @@ func TestUpstreamConnectionsAreReused(t *testing.T) {
 	}
 	wg.Wait()
 	total := sequential + workers*perWorker
+	px.waitServed(t, total)
 	if n := up.newConns.Load(); n > 2*workers {
 		t.Fatalf("%d upstream connections for %d requests at concurrency %d", n, total, workers)
 	}

@@ -112,6 +112,9 @@ func TestWebSocketThroughProxy(t *testing.T) {
 	if err := websocket.Message.Receive(ws, &got); err != io.EOF {
 		t.Fatalf("after the upstream closed, client read = %q, %v; want io.EOF", got, err)
 	}
+	// The client may see the close before the handler has returned and
+	// counted the request: wait for the handshake's handler to finish.
+	px.waitServed(t, 1)
 	if v := metric(t, px.reg, "rswebhooks_proxy_requests_total", map[string]string{"method": "GET", "code": "101"}); v != 1 {
 		t.Fatalf("requests{GET,101} = %v", v)
 	}
