@@ -101,6 +101,9 @@ type Event struct {
 	// the one of the report-server call that caused it (or of rswebhooks'
 	// own span for it when spans are exported). Empty: a trace of its own.
 	TraceParent string `json:"TraceParent,omitempty"`
+	// TraceState is the W3C tracestate that came with TraceParent (vendor
+	// data the caller's tracing system put there); attempts send it on.
+	TraceState string `json:"TraceState,omitempty"`
 	// Source is SourceProxy, SourceWatch or SourceReconcile. Events stored
 	// before it existed have none; see EventSource.
 	Source string `json:"Source,omitempty"`

@@ -31,13 +31,13 @@ const (
 type traceRig struct {
 	r   *running
 	sim *simulator.Server
-	got chan string // traceparent of each attempt
+	got chan [2]string // traceparent and tracestate of each attempt
 	n   int         // categories created
 }
 
 func newTraceRig(t *testing.T, o Options) *traceRig {
 	t.Helper()
-	rig := &traceRig{sim: simulator.New(simulator.Options{}), got: make(chan string, 100)}
+	rig := &traceRig{sim: simulator.New(simulator.Options{}), got: make(chan [2]string, 100)}
 	up := httptest.NewServer(rig.sim)
 	t.Cleanup(up.Close)
 	var mu sync.Mutex
@@ -51,7 +51,7 @@ func newTraceRig(t *testing.T, o Options) *traceRig {
 			ID string `json:"Id"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&b)
-		rig.got <- r.Header.Get("traceparent")
+		rig.got <- [2]string{r.Header.Get("traceparent"), r.Header.Get("tracestate")}
 		mu.Lock()
 		seen[b.ID]++
 		first := seen[b.ID] == 1
@@ -77,8 +77,9 @@ func newTraceRig(t *testing.T, o Options) *traceRig {
 	return rig
 }
 
-// change creates a category through the proxy, with traceparent when given.
-func (rig *traceRig) change(t *testing.T, traceparent string) {
+// change creates a category through the proxy, with traceparent (and
+// tracestate) when given.
+func (rig *traceRig) change(t *testing.T, traceparent string, tracestate ...string) {
 	t.Helper()
 	tok, err := rig.sim.IssueToken("admin")
 	if err != nil {
@@ -90,6 +91,9 @@ func (rig *traceRig) change(t *testing.T, traceparent string) {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if traceparent != "" {
 		req.Header.Set("traceparent", traceparent)
+	}
+	for _, v := range tracestate {
+		req.Header.Add("tracestate", v)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != http.StatusOK {
@@ -104,10 +108,13 @@ func (rig *traceRig) attempts(t *testing.T, n int) []trace.SpanContext {
 	var out []trace.SpanContext
 	for len(out) < n {
 		select {
-		case tp := <-rig.got:
-			sc := tracing.Parse(tp)
+		case h := <-rig.got:
+			sc := tracing.ParseWithState(h[0], h[1])
 			if !sc.IsValid() {
-				t.Fatalf("attempt sent traceparent %q, not a valid one", tp)
+				t.Fatalf("attempt sent traceparent %q, not a valid one", h[0])
+			}
+			if sc.TraceState().String() != h[1] {
+				t.Fatalf("attempt sent tracestate %q, not a valid one", h[1])
 			}
 			out = append(out, sc)
 		case <-time.After(20 * time.Second):
@@ -119,11 +126,14 @@ func (rig *traceRig) attempts(t *testing.T, n int) []trace.SpanContext {
 
 func TestAttemptsContinueTheCallersTrace(t *testing.T) {
 	rig := newTraceRig(t, Options{})
-	rig.change(t, "00-"+incomingTraceID+"-"+incomingSpanID+"-01")
+	rig.change(t, "00-"+incomingTraceID+"-"+incomingSpanID+"-01", "congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7")
 	scs := rig.attempts(t, 2)
 	for i, sc := range scs {
 		if sc.TraceID().String() != incomingTraceID || sc.SpanID().String() == incomingSpanID || !sc.IsSampled() {
 			t.Errorf("attempt %d traceparent: trace %s span %s sampled %v; want the caller's trace, a span of its own", i+1, sc.TraceID(), sc.SpanID(), sc.IsSampled())
+		}
+		if got := sc.TraceState().String(); got != "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7" {
+			t.Errorf("attempt %d tracestate %q, want the caller's", i+1, got)
 		}
 	}
 	if scs[0].SpanID() == scs[1].SpanID() {
@@ -134,6 +144,9 @@ func TestAttemptsContinueTheCallersTrace(t *testing.T) {
 	// attempts, not the previous one's.
 	rig.change(t, "")
 	scs2 := rig.attempts(t, 2)
+	if st := scs2[0].TraceState().String(); st != "" {
+		t.Errorf("untraced call: attempt sent tracestate %q, want none", st)
+	}
 	if scs2[0].TraceID() != scs2[1].TraceID() || scs2[0].TraceID().String() == incomingTraceID || scs2[0].SpanID() == scs2[1].SpanID() {
 		t.Errorf("untraced call: attempts sent %s/%s and %s/%s; want one new trace, a span each",
 			scs2[0].TraceID(), scs2[0].SpanID(), scs2[1].TraceID(), scs2[1].SpanID())
@@ -148,8 +161,13 @@ func TestAttemptsContinueTheCallersTrace(t *testing.T) {
 func TestSpansFormOneTraceFromProxyToAttempt(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	rig := newTraceRig(t, Options{OTel: true, SpanExporter: exp})
-	rig.change(t, "00-"+incomingTraceID+"-"+incomingSpanID+"-01")
+	rig.change(t, "00-"+incomingTraceID+"-"+incomingSpanID+"-01", "congo=t61rcWkgMzE")
 	sent := rig.attempts(t, 2)
+	for i, sc := range sent {
+		if got := sc.TraceState().String(); got != "congo=t61rcWkgMzE" {
+			t.Errorf("attempt %d tracestate %q, want the caller's through the exported spans", i+1, got)
+		}
+	}
 
 	byName := func() map[string][]tracetest.SpanStub {
 		m := map[string][]tracetest.SpanStub{}

@@ -13,13 +13,14 @@ import (
 	"github.com/rswebhooks/rswebhooks/tracing"
 )
 
-// traceAttempt sets the attempt's traceparent: a new span in the event's
+// traceAttempt sets the attempt's traceparent (and the event's tracestate,
+// when the call had one): a new span in the event's
 // trace (see tracing.EventParent). With a Tracer it is the span it starts
 // and returns (the caller ends it); without, a span id of its own and nil.
 func (e *Engine) traceAttempt(req *http.Request, d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) trace.Span {
 	parent := tracing.EventParent(&d.Event)
 	if e.opts.Tracer == nil {
-		req.Header.Set(tracing.Header, tracing.Format(tracing.ChildOf(parent)))
+		tracing.Inject(req.Header, tracing.ChildOf(parent))
 		return nil
 	}
 	ctx := trace.ContextWithRemoteSpanContext(req.Context(), parent)
@@ -32,7 +33,7 @@ func (e *Engine) traceAttempt(req *http.Request, d *rswebhooks.Delivery, w *rswe
 			attribute.String("http.request.method", http.MethodPost),
 			attribute.String("server.address", req.URL.Hostname()),
 		))
-	req.Header.Set(tracing.Header, tracing.Format(span.SpanContext()))
+	tracing.Inject(req.Header, span.SpanContext())
 	return span
 }
 

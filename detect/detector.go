@@ -235,9 +235,10 @@ func (d *Detector) Observe(ctx context.Context, ex *tap.Exchange) {
 		actx, span = d.tracer.Start(actx, "event append", trace.WithAttributes(
 			attribute.String("rswebhooks.event_id", e.ID), attribute.String("rswebhooks.filter", e.Filter),
 			attribute.String("rswebhooks.event_type", e.Type)))
-		e.TraceParent = tracing.Format(span.SpanContext())
+		sc := span.SpanContext()
+		e.TraceParent, e.TraceState = tracing.Format(sc), tracing.State(sc)
 	} else {
-		e.TraceParent = tracing.FromHeader(ex.RequestHeader)
+		e.TraceParent, e.TraceState = tracing.FromHeader(ex.RequestHeader)
 	}
 	err := d.store.AppendEvent(actx, e)
 	if span != nil {

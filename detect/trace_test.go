@@ -43,6 +43,37 @@ func TestEventRemembersTheCallsTraceParent(t *testing.T) {
 	}
 }
 
+// The call's tracestate travels with its traceparent (lines joined, as W3C
+// allows); without a valid traceparent, or when malformed, it is not kept.
+func TestEventRemembersTheCallsTraceState(t *testing.T) {
+	for _, c := range []struct {
+		name, parent string
+		states       []string
+		want         string
+	}{
+		{"one line", callerTraceParent, []string{"congo=t61rcWkgMzE"}, "congo=t61rcWkgMzE"},
+		{"two lines", callerTraceParent, []string{"congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7"}, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"},
+		{"malformed", callerTraceParent, []string{"not a list member"}, ""},
+		{"without traceparent", "", []string{"congo=t61rcWkgMzE"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			h := http.Header{}
+			if c.parent != "" {
+				h.Set("Traceparent", c.parent)
+			}
+			for _, v := range c.states {
+				h.Add("Tracestate", v)
+			}
+			f.d.Observe(context.Background(), categoryCreate(h))
+			es := storedEvents(t, f.db)
+			if len(es) != 1 || es[0].TraceState != c.want || es[0].TraceParent != c.parent {
+				t.Fatalf("stored %d events, TraceParent %q TraceState %q; want %q, %q", len(es), es[0].TraceParent, es[0].TraceState, c.parent, c.want)
+			}
+		})
+	}
+}
+
 // With a tracer the event continues an "event append" span, a child of the
 // span in Observe's context (the proxy's).
 func TestEventAppendSpan(t *testing.T) {

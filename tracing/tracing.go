@@ -18,6 +18,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"net/http"
+	"strings"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -28,26 +29,55 @@ import (
 // Header is the W3C trace context request header.
 const Header = "traceparent"
 
+// StateHeader is the W3C header carrying vendor trace state alongside
+// Header; it travels with the traceparent it belongs to and never alone.
+const StateHeader = "tracestate"
+
 var propagator = propagation.TraceContext{}
 
 // Parse reads a traceparent value. It returns an invalid SpanContext when v
 // is not a valid version-00 (or later, read as 00) traceparent.
 func Parse(v string) trace.SpanContext {
-	if v == "" {
-		return trace.SpanContext{}
-	}
-	ctx := propagator.Extract(context.Background(), propagation.MapCarrier{Header: v})
-	return trace.SpanContextFromContext(ctx)
+	return ParseWithState(v, "")
 }
 
-// FromHeader returns the request's traceparent, normalised, or "" when it
-// has none or an invalid one.
-func FromHeader(h http.Header) string {
+// ParseWithState reads a traceparent and the tracestate that came with it.
+// An invalid tracestate is dropped (the traceparent still counts), as W3C
+// asks of a participant that cannot parse it.
+func ParseWithState(traceparent, tracestate string) trace.SpanContext {
+	if traceparent == "" {
+		return trace.SpanContext{}
+	}
+	c := propagation.MapCarrier{Header: traceparent}
+	if tracestate != "" {
+		c[StateHeader] = tracestate
+	}
+	return trace.SpanContextFromContext(propagator.Extract(context.Background(), c))
+}
+
+// FromHeader returns the request's traceparent, normalised, and its
+// tracestate (several header lines joined, as W3C allows; "" when absent or
+// invalid), or two empty strings when it has no valid traceparent.
+func FromHeader(h http.Header) (traceparent, tracestate string) {
 	vs := h.Values(Header)
 	if len(vs) != 1 {
-		return "" // absent, or ambiguous: W3C says ignore
+		return "", "" // absent, or ambiguous: W3C says ignore
 	}
-	return Format(Parse(vs[0]))
+	sc := ParseWithState(vs[0], strings.Join(h.Values(StateHeader), ","))
+	return Format(sc), State(sc.WithTraceState(trimState(sc.TraceState())))
+}
+
+// MaxStateLen bounds a kept tracestate: longer ones lose list members from
+// the end until they fit (W3C's 512-character propagation guarantee).
+const MaxStateLen = 512
+
+func trimState(ts trace.TraceState) trace.TraceState {
+	for ts.Len() > 0 && len(ts.String()) > MaxStateLen {
+		var last string
+		ts.Walk(func(k, _ string) bool { last = k; return true })
+		ts = ts.Delete(last)
+	}
+	return ts
 }
 
 // Format returns the traceparent value of sc ("" when sc is invalid).
@@ -60,12 +90,32 @@ func Format(sc trace.SpanContext) string {
 	return c[Header]
 }
 
+// State returns sc's tracestate value ("" when it has none).
+func State(sc trace.SpanContext) string {
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.TraceState().String()
+}
+
+// Inject sets h's traceparent to sc, and its tracestate to sc's when it has
+// one (removing any other).
+func Inject(h http.Header, sc trace.SpanContext) {
+	h.Del(StateHeader)
+	if v := Format(sc); v != "" {
+		h.Set(Header, v)
+	}
+	if v := State(sc); v != "" {
+		h.Set(StateHeader, v)
+	}
+}
+
 // EventParent is the span context an event's work continues: its stored
-// TraceParent, or for an event without a valid one, a trace derived from
+// TraceParent (with its TraceState), or for an event without a valid one, a trace derived from
 // the event id (the same for every attempt; sampled, so receivers that
 // trace record it).
 func EventParent(ev *rswebhooks.Event) trace.SpanContext {
-	if sc := Parse(ev.TraceParent); sc.IsValid() {
+	if sc := ParseWithState(ev.TraceParent, ev.TraceState); sc.IsValid() {
 		return sc.WithRemote(true)
 	}
 	h := sha256.Sum256([]byte("rswebhooks-event/" + ev.ID))

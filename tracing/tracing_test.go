@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,10 +29,28 @@ func TestFromHeader(t *testing.T) {
 			for _, v := range c.vals {
 				h.Add("Traceparent", v)
 			}
-			if got := FromHeader(h); got != c.want {
-				t.Fatalf("FromHeader = %q, want %q", got, c.want)
+			h.Set("Tracestate", "congo=t61rcWkgMzE")
+			got, state := FromHeader(h)
+			wantState := ""
+			if c.want != "" {
+				wantState = "congo=t61rcWkgMzE"
+			}
+			if got != c.want || state != wantState {
+				t.Fatalf("FromHeader = %q, %q; want %q, %q", got, state, c.want, wantState)
 			}
 		})
+	}
+}
+
+// A tracestate over 512 characters loses members from the end until it fits.
+func TestLongTraceStateTrimmed(t *testing.T) {
+	h := http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+	for i := range 30 {
+		h.Add("Tracestate", fmt.Sprintf("k%02d=%s", i, strings.Repeat("v", 40)))
+	}
+	_, state := FromHeader(h)
+	if len(state) > MaxStateLen || !strings.HasPrefix(state, "k00=") || strings.Contains(state, "k29=") || strings.Count(state, "=") != 11 {
+		t.Fatalf("trimmed tracestate (%d chars) %q", len(state), state)
 	}
 }
 
@@ -47,6 +66,17 @@ func TestEventParent(t *testing.T) {
 		t.Fatalf("derived parents: %v %v %v", a, b, other)
 	}
 	c1, c2 := ChildOf(a), ChildOf(a)
+	// The stored tracestate goes with the stored traceparent to every child.
+	ev.TraceParent, ev.TraceState = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "congo=t61rcWkgMzE,rojo=1"
+	h := http.Header{"Tracestate": {"stale=1"}}
+	Inject(h, ChildOf(EventParent(ev)))
+	if h.Get("Tracestate") != ev.TraceState || !strings.HasPrefix(h.Get("Traceparent"), "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
+		t.Fatalf("injected %v, want the event's trace and its tracestate", h)
+	}
+	Inject(h, a)
+	if _, ok := h["Tracestate"]; ok {
+		t.Fatalf("a parent without tracestate left %v", h)
+	}
 	if c1.TraceID() != a.TraceID() || c1.SpanID() == a.SpanID() || c1.SpanID() == c2.SpanID() {
 		t.Fatalf("children %v %v of %v", c1, c2, a)
 	}
