@@ -32,7 +32,7 @@ type traceRig struct {
 	r   *running
 	sim *simulator.Server
 	got chan [2]string // traceparent and tracestate of each attempt
-	n   int         // categories created
+	n   int            // categories created
 }
 
 func newTraceRig(t *testing.T, o Options) *traceRig {
