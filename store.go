@@ -225,6 +225,14 @@ type StateStore interface {
 	// PutMetaUntil stores a value that disappears at expires (second
 	// resolution); an expiry in the past removes it.
 	PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error
+	// PutMetaIfAbsent stores v under key for good unless a value is stored
+	// there already (an expired one does not count), atomically for every
+	// process sharing the store, and returns the value now stored: v with
+	// created true when this call stored it, else the existing value. Of
+	// several calls racing on one key exactly one creates and all return
+	// the same value: a key made once by whichever node starts first. The
+	// reserved keys are refused as by PutMeta.
+	PutMetaIfAbsent(ctx context.Context, key string, v []byte) (stored []byte, created bool, err error)
 	// UnreadableRecords lists stored records that cannot be decoded.
 	UnreadableRecords(ctx context.Context) ([]Unreadable, error)
 	// DeleteUnreadable removes one record by kind and id without decoding

@@ -117,3 +117,41 @@ func (db *DB) putMeta(ctx context.Context, key string, v []byte, expires *time.T
 	}
 	return nil
 }
+
+// PutMetaIfAbsent stores v under key for good unless a value that has not
+// expired is stored there, and returns the value now stored (v when it
+// created it). One statement decides: the insert, or on a conflict the
+// replacement of an expired row (Run deletes those only now and then), so
+// of several nodes racing exactly one creates. When a live row is there
+// the statement returns nothing and the row is read; should it vanish in
+// between (deleted, or expired just then), the whole is tried again.
+func (db *DB) PutMetaIfAbsent(ctx context.Context, key string, v []byte) (stored []byte, created bool, err error) {
+	if err := checkMetaKey(key); err != nil {
+		return nil, false, err
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	for range 8 {
+		now := db.now()
+		var got []byte
+		err := db.pool.QueryRow(ctx, `INSERT INTO meta (key, value, expires_at) VALUES ($1, $2, NULL)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = NULL
+				WHERE meta.expires_at IS NOT NULL AND meta.expires_at <= $3
+			RETURNING value`, key, v, now).Scan(&got)
+		switch {
+		case err == nil:
+			return v, true, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return nil, false, fmt.Errorf("pgstore: put meta if absent %s: %w", key, err)
+		}
+		cur, err := db.GetMeta(ctx, key)
+		switch {
+		case err == nil:
+			return cur, false, nil
+		case !errors.Is(err, rswebhooks.ErrNotFound):
+			return nil, false, err
+		}
+	}
+	return nil, false, fmt.Errorf("pgstore: put meta if absent %s: the key kept changing; try again", key)
+}

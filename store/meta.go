@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // SeenExecutions reports which of the execution ids were marked seen (and
@@ -74,8 +77,8 @@ func (db *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
 // PutMeta stores a small value under key. The keys "schema", "ping" and
 // "order-index" are reserved by the store.
 func (db *DB) PutMeta(ctx context.Context, key string, v []byte) error {
-	if key == "" || key == metaSchema || key == metaPing || key == metaOrder {
-		return fmt.Errorf("store: put meta: key must be non-empty and not %q, %q or %q, got %q", metaSchema, metaPing, metaOrder, key)
+	if err := checkMetaKey(key); err != nil {
+		return err
 	}
 	return db.update(ctx, "put meta "+key, func(txn *badger.Txn) error {
 		return txn.Set(metaKey(key), v)
@@ -85,8 +88,8 @@ func (db *DB) PutMeta(ctx context.Context, key string, v []byte) error {
 // PutMetaUntil stores a small value under key that disappears at expires
 // (second resolution); an expiry in the past removes it.
 func (db *DB) PutMetaUntil(ctx context.Context, key string, v []byte, expires time.Time) error {
-	if key == "" || key == metaSchema || key == metaPing || key == metaOrder {
-		return fmt.Errorf("store: put meta: key must be non-empty and not %q, %q or %q, got %q", metaSchema, metaPing, metaOrder, key)
+	if err := checkMetaKey(key); err != nil {
+		return err
 	}
 	if !expires.After(db.now()) {
 		return db.update(ctx, "delete meta "+key, func(txn *badger.Txn) error {
@@ -98,4 +101,45 @@ func (db *DB) PutMetaUntil(ctx context.Context, key string, v []byte, expires ti
 		e.ExpiresAt = db.badgerExpiry(expires)
 		return txn.SetEntry(e)
 	})
+}
+
+// PutMetaIfAbsent stores v under key for good unless a value that has not
+// expired is stored there, and returns the value now stored (v when it
+// created it). The read and the write are one transaction: when another
+// writes the key in between, Badger refuses the commit as a conflict and
+// update runs it again, and then it finds that value.
+func (db *DB) PutMetaIfAbsent(ctx context.Context, key string, v []byte) (stored []byte, created bool, err error) {
+	if err := checkMetaKey(key); err != nil {
+		return nil, false, err
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	err = db.update(ctx, "put meta if absent "+key, func(txn *badger.Txn) error {
+		cur, err := getRaw(txn, metaKey(key))
+		switch {
+		case err == nil:
+			if cur == nil {
+				cur = []byte{}
+			}
+			stored, created = cur, false
+			return nil
+		case !errors.Is(err, rswebhooks.ErrNotFound):
+			return err
+		}
+		stored, created = v, true
+		return txn.Set(metaKey(key), v)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return stored, created, nil
+}
+
+// checkMetaKey refuses the empty key and the store's reserved ones.
+func checkMetaKey(key string) error {
+	if key == "" || key == metaSchema || key == metaPing || key == metaOrder {
+		return fmt.Errorf("store: put meta: key must be non-empty and not %q, %q or %q, got %q", metaSchema, metaPing, metaOrder, key)
+	}
+	return nil
 }

@@ -57,6 +57,8 @@ func Run(t *testing.T, open Opener) {
 		{"WebhooksVersion", testWebhooksVersion},
 		{"SeenExecutionsAndMeta", testSeenAndMeta},
 		{"MetaUntil", testMetaUntil},
+		{"MetaIfAbsent", testMetaIfAbsent},
+		{"MetaIfAbsentRace", testMetaIfAbsentRace},
 		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
@@ -967,6 +969,115 @@ func testMetaUntil(t *testing.T, open Opener) {
 		_, err := s.GetMeta(ctx, "admin/u1")
 		return errors.Is(err, rswebhooks.ErrNotFound)
 	})
+}
+
+// PutMetaIfAbsent creates a value once and then returns the stored one; an
+// expired or removed value counts as absent, and what it creates is kept
+// for good.
+func testMetaIfAbsent(t *testing.T, open Opener) {
+	s := open(t, Config{})
+	ctx := context.Background()
+	v, created, err := s.PutMetaIfAbsent(ctx, "doclink/key", []byte("first"))
+	must(t, err)
+	if !created || string(v) != "first" {
+		t.Fatalf("PutMetaIfAbsent on an absent key = %q, created %v; want \"first\", true", v, created)
+	}
+	v, created, err = s.PutMetaIfAbsent(ctx, "doclink/key", []byte("second"))
+	must(t, err)
+	if created || string(v) != "first" {
+		t.Fatalf("PutMetaIfAbsent on a stored key = %q, created %v; want \"first\", false", v, created)
+	}
+	if got, err := s.GetMeta(ctx, "doclink/key"); err != nil || string(got) != "first" {
+		t.Fatalf("GetMeta = %q, %v; want the first value", got, err)
+	}
+	// A value PutMeta wrote counts too.
+	must(t, s.PutMeta(ctx, "cursor", []byte("42")))
+	if v, created, err := s.PutMetaIfAbsent(ctx, "cursor", []byte("0")); err != nil || created || string(v) != "42" {
+		t.Fatalf("PutMetaIfAbsent over PutMeta = %q, %v, %v; want \"42\", false", v, created, err)
+	}
+	for _, k := range []string{"", "schema", "ping"} {
+		if _, _, err := s.PutMetaIfAbsent(ctx, k, []byte("x")); err == nil {
+			t.Fatalf("PutMetaIfAbsent(%q) accepted", k)
+		}
+	}
+	// A removed value is absent.
+	must(t, s.PutMetaUntil(ctx, "claim/a", []byte("old"), time.Now().Add(time.Hour)))
+	must(t, s.PutMetaUntil(ctx, "claim/a", nil, time.Time{}))
+	if v, created, err := s.PutMetaIfAbsent(ctx, "claim/a", []byte("new")); err != nil || !created || string(v) != "new" {
+		t.Fatalf("PutMetaIfAbsent after removal = %q, %v, %v; want \"new\", true", v, created, err)
+	}
+	// A live value with an expiry is present; once expired it is absent,
+	// and the value created then does not inherit the old expiry.
+	until := time.Now().Add(1500 * time.Millisecond)
+	must(t, s.PutMetaUntil(ctx, "claim/b", []byte("old"), until))
+	if v, created, err := s.PutMetaIfAbsent(ctx, "claim/b", []byte("new")); err != nil || created || string(v) != "old" {
+		t.Fatalf("PutMetaIfAbsent before expiry = %q, %v, %v; want \"old\", false", v, created, err)
+	}
+	eventually(t, 10*time.Second, "claim/b did not expire", func() bool {
+		_, err := s.GetMeta(ctx, "claim/b")
+		return errors.Is(err, rswebhooks.ErrNotFound)
+	})
+	if v, created, err := s.PutMetaIfAbsent(ctx, "claim/b", []byte("new")); err != nil || !created || string(v) != "new" {
+		t.Fatalf("PutMetaIfAbsent after expiry = %q, %v, %v; want \"new\", true", v, created, err)
+	}
+	// Past the old expiry (and a second for its rounding) it is still there.
+	time.Sleep(time.Until(until.Add(time.Second)))
+	if got, err := s.GetMeta(ctx, "claim/b"); err != nil || string(got) != "new" {
+		t.Fatalf("GetMeta of a value created over an expired one = %q, %v; want it kept", got, err)
+	}
+}
+
+// Of many callers racing on one key (nodes starting at once), exactly one
+// creates and every one gets the value it created.
+func testMetaIfAbsentRace(t *testing.T, open Opener) {
+	s := open(t, Config{})
+	ctx := context.Background()
+	const racers = 16
+	type result struct {
+		mine, got string
+		created   bool
+		err       error
+	}
+	results := make(chan result, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			mine := fmt.Sprintf("key-of-racer-%d", r)
+			v, created, err := s.PutMetaIfAbsent(ctx, "doclink/key", []byte(mine))
+			results <- result{mine, string(v), created, err}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	var winner string
+	values := map[string]int{}
+	for r := range results {
+		must(t, r.err)
+		values[r.got]++
+		if r.created {
+			if winner != "" {
+				t.Fatalf("two racers created the key: %q and %q", winner, r.mine)
+			}
+			if r.got != r.mine {
+				t.Fatalf("the creator got %q back, want its own %q", r.got, r.mine)
+			}
+			winner = r.mine
+		}
+	}
+	if winner == "" {
+		t.Fatal("no racer created the key")
+	}
+	if len(values) != 1 || values[winner] != racers {
+		t.Fatalf("racers got %v, want all %d to get %q", values, racers, winner)
+	}
+	if got, err := s.GetMeta(ctx, "doclink/key"); err != nil || string(got) != winner {
+		t.Fatalf("GetMeta = %q, %v; want %q", got, err, winner)
+	}
 }
 
 // Events once fanned out, finished deliveries, attempts and seen
