@@ -339,22 +339,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) count(result string) { m.Downloads.WithLabelValues(result).Inc() }
 
-// LoadKey returns the signing key kept in meta under MetaKey, creating it
-// on first use (a missing key is rswebhooks.ErrNotFound).
-func LoadKey(ctx context.Context, meta interface {
-	GetMeta(ctx context.Context, key string) ([]byte, error)
-	PutMeta(ctx context.Context, key string, v []byte) error
-}) ([]byte, error) {
-	k, err := meta.GetMeta(ctx, MetaKey)
-	switch {
-	case err == nil && len(k) >= KeySize:
-		return k, nil
-	case err != nil && !errors.Is(err, rswebhooks.ErrNotFound):
-		return nil, fmt.Errorf("doclink: read the signing key: %w", err)
+// KeyStore keeps the signing key: the store's create-if-absent.
+type KeyStore interface {
+	PutMetaIfAbsent(ctx context.Context, key string, v []byte) (stored []byte, created bool, err error)
+}
+
+// LoadKey returns the signing key kept in the store under MetaKey,
+// creating it on first use. Creation is the store's create-if-absent, so
+// nodes of a cluster starting at once all end up with the key the first of
+// them stored (a node that wrote its own would sign links the others
+// refuse, and overwrite the key of links already handed out).
+func LoadKey(ctx context.Context, meta KeyStore) ([]byte, error) {
+	k, _, err := meta.PutMetaIfAbsent(ctx, MetaKey, NewKey())
+	if err != nil {
+		return nil, fmt.Errorf("doclink: read or create the signing key: %w", err)
 	}
-	k = NewKey()
-	if err := meta.PutMeta(ctx, MetaKey, k); err != nil {
-		return nil, fmt.Errorf("doclink: store the signing key: %w", err)
+	if len(k) < KeySize {
+		// Replacing it here would race other nodes doing the same; a key
+		// this short was not written by LoadKey.
+		return nil, fmt.Errorf("doclink: the signing key in the store (meta key %q) is %d bytes, want at least %d; remove that key and restart to make a new one", MetaKey, len(k), KeySize)
 	}
 	return k, nil
 }

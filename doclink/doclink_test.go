@@ -196,28 +196,3 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
-
-type metaMap map[string][]byte
-
-func (m metaMap) GetMeta(_ context.Context, k string) ([]byte, error) {
-	if v, ok := m[k]; ok {
-		return v, nil
-	}
-	return nil, rswebhooks.ErrNotFound
-}
-
-func (m metaMap) PutMeta(_ context.Context, k string, v []byte) error { m[k] = v; return nil }
-
-// The signing key is made once and then read back, so links survive a
-// restart.
-func TestLoadKeyKeepsTheKey(t *testing.T) {
-	m := metaMap{}
-	k1, err := doclink.LoadKey(context.Background(), m)
-	if err != nil || len(k1) != doclink.KeySize {
-		t.Fatalf("LoadKey = %x, %v", k1, err)
-	}
-	k2, err := doclink.LoadKey(context.Background(), m)
-	if err != nil || !bytes.Equal(k1, k2) {
-		t.Fatalf("second LoadKey = %x, %v; want the stored key", k2, err)
-	}
-}
