@@ -25,11 +25,21 @@ type EventStore interface {
 // read landed between the report server's write and the proxy's append);
 // that one is dropped, so each change is notified once. It is safe for
 // concurrent use.
+//
+// On one node (NewGate) the reconciler's emissions are kept in memory and
+// a lock orders each append against them. In a cluster (NewSharedGate) the
+// reconciler runs on one node while every node's proxy appends, so the
+// emissions are kept in the shared store instead, and each claimable proxy
+// event costs two store round trips: see NewSharedGate.
 type Gate struct {
 	next EventStore
 	tol  time.Duration
 	log  zerolog.Logger
 	now  func() time.Time
+
+	// shared, when set, keeps the emissions in the store for every node's
+	// Gate (cluster mode); nil keeps them in memory (below).
+	shared Shared
 
 	// appendMu is held for reading across each claimable append and for
 	// writing while the reconciler records emissions, so an append is
@@ -43,13 +53,14 @@ type Gate struct {
 // emission is a change the reconciler decided to notify.
 type emission struct {
 	res, typ string
+	id       string    // the reconciler's event id (cluster mode: the decision's key)
 	read     time.Time // local time of the list read that showed it
 	at       time.Time // local time of the decision (for pruning)
 	used     bool
 }
 
-// NewGate returns a Gate passing events to next. tol is the skew tolerance
-// (Options.Tolerance; zero means DefaultTolerance).
+// NewGate returns a Gate passing events to next, for one node. tol is the
+// skew tolerance (Options.Tolerance; zero means DefaultTolerance).
 func NewGate(next EventStore, tol time.Duration, log zerolog.Logger) (*Gate, error) {
 	if next == nil {
 		return nil, errors.New("reconcile: NewGate: next store is required")
@@ -94,6 +105,9 @@ func (g *Gate) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	if key == "" {
 		return g.next.AppendEvent(ctx, e)
 	}
+	if g.shared != nil {
+		return g.appendShared(ctx, key, e)
+	}
 	g.appendMu.RLock()
 	defer g.appendMu.RUnlock()
 	if g.takeEmission(key, e) {
@@ -117,14 +131,18 @@ func (g *Gate) takeEmission(key string, e *rswebhooks.Event) bool {
 	return false
 }
 
-// record adds emissions and prunes old ones; while it runs no claimable
-// append is in flight.
-func (g *Gate) record(ems []emission) {
+// record adds emissions (pruning old ones) before the reconciler looks
+// for claims once more. On one node no claimable append is in flight
+// meanwhile; in a cluster each is written to the shared store.
+func (g *Gate) record(ctx context.Context, ems []emission) error {
+	if g.shared != nil {
+		return g.recordShared(ctx, ems)
+	}
 	g.appendMu.Lock()
 	defer g.appendMu.Unlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	limit := g.now().Add(-time.Minute - 2*g.tol)
+	limit := g.now().Add(-g.life())
 	kept := g.emitted[:0]
 	for _, em := range g.emitted {
 		if em.at.After(limit) {
@@ -132,15 +150,26 @@ func (g *Gate) record(ems []emission) {
 		}
 	}
 	g.emitted = append(kept, ems...)
+	return nil
 }
 
-// withdraw removes emissions again (an event that could not be stored).
-func (g *Gate) withdraw(res, typ string, read time.Time) {
+// life is how long an emission can still absorb the proxy's late copy: a
+// copy is absorbed only when its time is within the tolerance of the read,
+// and a minute covers its way from the detector to the gate.
+func (g *Gate) life() time.Duration { return time.Minute + 2*g.tol }
+
+// withdraw removes an emission again (its change was claimed after all, or
+// its event could not be stored).
+func (g *Gate) withdraw(ctx context.Context, w emission) {
+	if g.shared != nil {
+		g.withdrawShared(ctx, w)
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := range g.emitted {
 		em := &g.emitted[i]
-		if em.res == res && em.typ == typ && em.read.Equal(read) {
+		if em.res == w.res && em.typ == w.typ && em.read.Equal(w.read) {
 			em.used = true
 		}
 	}

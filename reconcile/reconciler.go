@@ -208,6 +208,14 @@ func New(opts Options) (*Reconciler, error) {
 // done, backing off exponentially (up to MaxBackoff) while runs fail.
 // Errors are logged, not returned; Run returns nil when ctx is done.
 func (r *Reconciler) Run(ctx context.Context) error {
+	// In a cluster Run starts each time this node is elected, and another
+	// node may have reconciled meanwhile: read the snapshot again rather
+	// than diff against the one in memory (which would notify its changes
+	// a second time).
+	r.mu.Lock()
+	r.loaded = false
+	r.suspect = map[string]int{}
+	r.mu.Unlock()
 	return poll.Loop{
 		Schedule: r.schedule(),
 		Once:     r.RunOnce,
@@ -338,7 +346,7 @@ func (r *Reconciler) RunOnce(ctx context.Context) (err error) {
 		err := r.o.Store.AppendEvent(ctx, e)
 		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
 			if r.o.Gate != nil {
-				r.o.Gate.withdraw(changeKey(c), c.typ, readAt(reads, c.filter))
+				r.o.Gate.withdraw(ctx, emission{res: changeKey(c), typ: c.typ, id: e.ID, read: readAt(reads, c.filter)})
 			}
 			failed[c.filter] = true
 			if firstErr == nil {
@@ -465,7 +473,8 @@ func changeKey(c change) string { return resKey(c.filter, c.cur.ID) }
 // type for the resource (by id, or by name for Created) stored between the
 // collection's previous read (minus the tolerance) and this read (plus the
 // tolerance). The rest are recorded as emissions at the gate, then the
-// store is searched once more for claims that raced in.
+// store is searched once more for claims that raced in (in a cluster, also
+// the proxy events other nodes' gates announced but had not stored yet).
 func (r *Reconciler) decide(ctx context.Context, changes []change, prev map[string]time.Time, reads []*read, used map[string]time.Time) ([]change, error) {
 	if len(changes) == 0 {
 		return nil, nil
@@ -498,36 +507,44 @@ func (r *Reconciler) decide(ctx context.Context, changes []change, prev map[stri
 			cursor = es[len(es)-1].ID
 		}
 	}
-	claimed := func(c change) bool {
-		lo, hi := prev[c.filter].Add(-r.o.Tolerance), readAt(reads, c.filter).Add(r.o.Tolerance)
-		keys := []string{changeKey(c)}
+	keys := func(c change) []string {
+		ks := []string{changeKey(c)}
 		if c.typ == rswebhooks.EventCreated && c.cur.Name != "" {
-			keys = append(keys, nameKey(c.filter, c.cur.Name))
+			ks = append(ks, nameKey(c.filter, c.cur.Name))
 		}
-		for _, k := range keys {
+		return ks
+	}
+	// fits: a proxy event (id, time) not used yet and within c's window.
+	fits := func(c change, id string, at time.Time) bool {
+		if _, done := r.snap.Used[id]; done {
+			return false
+		}
+		if _, done := used[id]; done {
+			return false
+		}
+		lo, hi := prev[c.filter].Add(-r.o.Tolerance), readAt(reads, c.filter).Add(r.o.Tolerance)
+		return !at.Before(lo) && !at.After(hi)
+	}
+	stored := func(c change) *rswebhooks.Event {
+		for _, k := range keys(c) {
 			for _, e := range claims[k] {
-				if _, done := r.snap.Used[e.ID]; done {
-					continue
-				}
-				if _, done := used[e.ID]; done {
-					continue
-				}
-				if e.Type == c.typ && !e.Time.Before(lo) && !e.Time.After(hi) {
-					used[e.ID] = e.Time.UTC()
-					return true
+				if e.Type == c.typ && fits(c, e.ID, e.Time) {
+					return e
 				}
 			}
 		}
-		return false
+		return nil
 	}
 	if err := scan(); err != nil {
 		return nil, err
 	}
 	var rest []change
 	for _, c := range changes {
-		if !claimed(c) {
-			rest = append(rest, c)
+		if e := stored(c); e != nil {
+			used[e.ID] = e.Time.UTC()
+			continue
 		}
+		rest = append(rest, c)
 	}
 	if r.o.Gate == nil || len(rest) == 0 {
 		return rest, nil
@@ -535,19 +552,49 @@ func (r *Reconciler) decide(ctx context.Context, changes []change, prev map[stri
 	ems := make([]emission, 0, len(rest))
 	now := r.o.Now()
 	for _, c := range rest {
-		ems = append(ems, emission{res: changeKey(c), typ: c.typ, read: readAt(reads, c.filter), at: now})
+		ems = append(ems, emission{res: changeKey(c), typ: c.typ, id: eventID(c, prev[c.filter]), read: readAt(reads, c.filter), at: now})
 	}
-	r.o.Gate.record(ems)
+	if err := r.o.Gate.record(ctx, ems); err != nil {
+		return nil, err
+	}
 	if err := scan(); err != nil {
 		return nil, err
 	}
 	var out []change
-	for _, c := range rest {
-		if claimed(c) {
-			r.o.Gate.withdraw(changeKey(c), c.typ, readAt(reads, c.filter))
+	for i, c := range rest {
+		claimID, claimAt := "", time.Time{}
+		if e := stored(c); e != nil {
+			claimID, claimAt = e.ID, e.Time
+		} else if r.o.Gate.shared != nil {
+			for _, k := range keys(c) {
+				p, ok, err := r.o.Gate.inFlight(ctx, k, c.typ)
+				if err != nil {
+					return nil, err
+				}
+				if ok && fits(c, p.Event, p.Time) {
+					claimID, claimAt = p.Event, p.Time
+					break
+				}
+			}
+		}
+		if claimID == "" {
+			out = append(out, c)
 			continue
 		}
-		out = append(out, c)
+		if r.o.Gate.shared != nil {
+			// The proxy's copy may have seen the emission too: the store
+			// settles which of the two stands, once for both.
+			v, err := r.o.Gate.settle(ctx, ems[i].id, decidedProxy)
+			if err != nil {
+				return nil, err
+			}
+			if v != decidedProxy {
+				out = append(out, c) // a node dropped its copy for this emission
+				continue
+			}
+		}
+		used[claimID] = claimAt.UTC()
+		r.o.Gate.withdraw(ctx, ems[i])
 	}
 	return out, nil
 }
@@ -597,6 +644,7 @@ func (r *Reconciler) load(ctx context.Context) error {
 	if r.loaded {
 		return nil
 	}
+	r.snap = snapshot{}
 	raw, err := r.o.Store.GetMeta(ctx, metaSnapshot)
 	switch {
 	case errors.Is(err, rswebhooks.ErrNotFound):
