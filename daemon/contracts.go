@@ -12,13 +12,15 @@ import (
 // The store implements every consumer's store contract; the consumers
 // declare the contract and do not import the store.
 var (
-	_ deliver.Store   = (*store.DB)(nil)
-	_ admin.Store     = (*store.DB)(nil)
-	_ watch.Store     = (*store.DB)(nil)
-	_ reconcile.Store = (*store.DB)(nil)
+	_ deliver.Store    = (*store.DB)(nil)
+	_ admin.Store      = (*store.DB)(nil)
+	_ watch.Store      = (*store.DB)(nil)
+	_ reconcile.Store  = (*store.DB)(nil)
+	_ reconcile.Shared = (*store.DB)(nil)
 
-	_ deliver.Store   = (*pgstore.DB)(nil)
-	_ admin.Store     = (*pgstore.DB)(nil)
-	_ watch.Store     = (*pgstore.DB)(nil)
-	_ reconcile.Store = (*pgstore.DB)(nil)
+	_ deliver.Store    = (*pgstore.DB)(nil)
+	_ admin.Store      = (*pgstore.DB)(nil)
+	_ watch.Store      = (*pgstore.DB)(nil)
+	_ reconcile.Store  = (*pgstore.DB)(nil)
+	_ reconcile.Shared = (*pgstore.DB)(nil)
 )

@@ -411,7 +411,13 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 	// The reconciler's last read names what a call does not (nil without it).
 	var names detect.Names
 	if rs.client.Configured() && o.ReconcileInterval > 0 {
+		// In a cluster one node reconciles while every node's proxy
+		// appends: the gates share the reconciler's emissions through
+		// the store.
 		gate, err := reconcile.NewGate(events, 0, log)
+		if o.PostgresURL != "" {
+			gate, err = reconcile.NewSharedGate(events, db, 0, log)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reconciler: %w", err)
 		}
