@@ -45,6 +45,7 @@ type daemonProc struct {
 	proxyURL   string
 	adminURL   string
 	done       chan struct{}
+	ready      chan [2]string
 	logMu      sync.Mutex
 	logs       strings.Builder
 	exitStatus error
@@ -53,6 +54,28 @@ type daemonProc struct {
 // startDaemon runs `rswebhooks serve` with the given flags (plus loopback
 // listeners on free ports and JSON logs) and waits for its "serving" line.
 func startDaemon(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
+	p := spawnDaemon(t, args...)
+	p.await()
+	return p
+}
+
+// startDaemons starts one process per flag list all at once (as a
+// rollout does), then waits for each to serve.
+func startDaemons(t *testing.T, argss ...[]string) []*daemonProc {
+	t.Helper()
+	ps := make([]*daemonProc, len(argss))
+	for i, args := range argss {
+		ps[i] = spawnDaemon(t, args...)
+	}
+	for _, p := range ps {
+		p.await()
+	}
+	return ps
+}
+
+// spawnDaemon starts the process without waiting for it (see await).
+func spawnDaemon(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"}, args...)
 	cmd := exec.Command(binPath, args...)
@@ -64,8 +87,7 @@ func startDaemon(t *testing.T, args ...string) *daemonProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProc{t: t, cmd: cmd, done: make(chan struct{})}
-	ready := make(chan [2]string, 1)
+	p := &daemonProc{t: t, cmd: cmd, done: make(chan struct{}), ready: make(chan [2]string, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -80,22 +102,27 @@ func startDaemon(t *testing.T, args ...string) *daemonProc {
 				AdminListen string `json:"admin_listen"`
 			}
 			if json.Unmarshal([]byte(line), &m) == nil && m.Message == "rswebhooks serving" {
-				ready <- [2]string{m.Listen, m.AdminListen}
+				p.ready <- [2]string{m.Listen, m.AdminListen}
 			}
 		}
 		p.exitStatus = cmd.Wait()
 		close(p.done)
 	}()
 	t.Cleanup(p.kill)
+	return p
+}
+
+// await waits for the process's "serving" line and notes its addresses.
+func (p *daemonProc) await() {
+	p.t.Helper()
 	select {
-	case a := <-ready:
+	case a := <-p.ready:
 		p.proxyURL, p.adminURL = "http://"+a[0], "http://"+a[1]
 	case <-p.done:
-		t.Fatalf("rswebhooks exited before serving: %v\n%s", p.exitStatus, p.logText())
+		p.t.Fatalf("rswebhooks exited before serving: %v\n%s", p.exitStatus, p.logText())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("rswebhooks did not start within 60s:\n%s", p.logText())
+		p.t.Fatalf("rswebhooks did not start within 60s:\n%s", p.logText())
 	}
-	return p
 }
 
 func (p *daemonProc) logText() string {
