@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+	"github.com/rswebhooks/rswebhooks/pgstore"
 )
 
 // seedLarge fills the simulator with 10,000 reports and 1,000 each of
@@ -163,4 +167,46 @@ func BenchmarkDiff(b *testing.B) {
 	b.ReportMetric(float64(ours.Milliseconds())/float64(b.N), "decode+diff-ms/op")
 	b.ReportMetric(float64(base.Milliseconds())/float64(b.N), "generic-decode-ms/op")
 	b.ReportMetric(float64(ours)/float64(base), "decode+diff/generic")
+}
+
+// BenchmarkSharedGateAppend measures what a cluster node's gate adds to a
+// claimable proxy event on PostgreSQL: AppendEvent through NewSharedGate
+// (announce, look for an emission, append) against AppendEvent straight to
+// the store, alternating within each iteration on one database. It reports
+// both times and their ratio.
+func BenchmarkSharedGateAppend(b *testing.B) {
+	ctx := context.Background()
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	db, err := pgstore.Open(octx, pgstore.Options{URL: pgtest.NewDatabase(b), Logger: zerolog.Nop()})
+	cancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	g, err := NewSharedGate(db, db, 0, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := func(i int) *rswebhooks.Event {
+		now := time.Now()
+		return &rswebhooks.Event{ID: rswebhooks.NewID(now), Filter: rswebhooks.FilterReports, Type: rswebhooks.EventUpdated,
+			ResourceID: fmt.Sprintf("r-%d", i%100), Time: now.UTC(), Source: rswebhooks.SourceProxy}
+	}
+	var direct, gated time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := db.AppendEvent(ctx, ev(i)); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := g.AppendEvent(ctx, ev(i)); err != nil {
+			b.Fatal(err)
+		}
+		direct += t1.Sub(t0)
+		gated += time.Since(t1)
+	}
+	b.ReportMetric(float64(direct.Microseconds())/float64(b.N), "direct-µs/op")
+	b.ReportMetric(float64(gated.Microseconds())/float64(b.N), "gated-µs/op")
+	b.ReportMetric(float64(gated)/float64(direct), "gated/direct")
 }
