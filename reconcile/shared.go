@@ -73,7 +73,7 @@ type sharedProxied struct {
 // with its own answer; the value created first holds for both. Each
 // emission drops at most one proxy event.
 //
-// A claimable proxy event costs two store round trips (three when it meets
+// A claimable proxy event costs two store round trips (up to four when it meets
 // an emission); a failed one is returned, so the spool in front keeps the
 // event and forwards it later. What remains is stated in docs/cluster.md:
 // node clocks must agree within the tolerance, and two proxy events of the
