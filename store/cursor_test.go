@@ -217,32 +217,24 @@ func TestDueRefs(t *testing.T) {
 	}
 }
 
-func TestWebhooksVersion(t *testing.T) {
+// Reads leave WebhooksVersion alone (the conformance suite checks that
+// every write moves it): a cache is not re-read for nothing.
+func TestWebhooksVersionStillOnReads(t *testing.T) {
 	db, c := newDB(t)
 	ctx := context.Background()
+	mustNil(t, db.CreateWebhook(ctx, webhook("W1", "alice", c.t)))
 	v := db.WebhooksVersion()
-	step := func(name string, err error) {
-		t.Helper()
-		mustNil(t, err)
-		nv := db.WebhooksVersion()
-		if nv == v {
-			t.Fatalf("%s did not change WebhooksVersion (%d)", name, v)
-		}
-		v = nv
+	if _, err := db.ListWebhooks(ctx, ""); err != nil {
+		t.Fatal(err)
 	}
-	step("create", db.CreateWebhook(ctx, webhook("W1", "alice", c.t)))
-	step("update", db.UpdateWebhook(ctx, webhook("W1", "bob", c.t)))
-	step("pause", db.SetPaused(ctx, "W1", true))
-	step("delete", db.DeleteWebhook(ctx, "W1"))
-	mustNil(t, db.CreateWebhook(ctx, webhook("W2", "carol", c.t)))
-	v = db.WebhooksVersion()
-	_, err := db.DeleteWebhooksOf(ctx, "carol")
-	step("delete of owner", err)
-	if _, err := db.GetWebhook(ctx, "W2"); err == nil {
-		t.Fatal("W2 still there")
+	if _, err := db.GetWebhook(ctx, "W1"); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := db.ListWebhooks(ctx, ""); err != nil || db.WebhooksVersion() != v {
-		t.Fatalf("a read changed WebhooksVersion: %v", err)
+	if _, err := db.CountWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if db.WebhooksVersion() != v {
+		t.Fatalf("a read changed WebhooksVersion from %d to %d", v, db.WebhooksVersion())
 	}
 }
 

@@ -9,45 +9,6 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-// openWithEvents opens a store holding n events a second apart, starting
-// now, and returns the first one's time and their ids, oldest first.
-func openWithEvents(t *testing.T, n int) (*DB, time.Time, []string) {
-	t.Helper()
-	db, err := Open(Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	base := time.Now().UTC().Truncate(time.Second)
-	var ids []string
-	for i := 0; i < n; i++ {
-		e := &rswebhooks.Event{ID: rswebhooks.NewID(base.Add(time.Duration(i) * time.Second)), Filter: "reports", Type: "Created"}
-		if err := db.AppendEvent(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, e.ID)
-	}
-	return db, base, ids
-}
-
-func TestListEventsPagesInCreationOrder(t *testing.T) {
-	db, _, want := openWithEvents(t, 5)
-	ctx := context.Background()
-	first, err := db.ListEvents(ctx, "", 3)
-	if err != nil || len(first) != 3 {
-		t.Fatalf("first page: %d events, err %v", len(first), err)
-	}
-	rest, err := db.ListEvents(ctx, first[2].ID, 0)
-	if err != nil || len(rest) != 2 {
-		t.Fatalf("second page: %d events, err %v", len(rest), err)
-	}
-	for i, e := range append(first, rest...) {
-		if e.ID != want[i] {
-			t.Fatalf("event %d: id %s, want %s", i, e.ID, want[i])
-		}
-	}
-}
-
 func TestSizeIsKnownRightAfterWrites(t *testing.T) {
 	db, err := Open(Options{Dir: t.TempDir()})
 	if err != nil {
@@ -72,32 +33,6 @@ func TestSizeIsKnownRightAfterWrites(t *testing.T) {
 	}
 	if vlog > 64<<20 {
 		t.Fatalf("vlog %d bytes: the sparse preallocation is counted", vlog)
-	}
-}
-
-func TestPutMetaUntil(t *testing.T) {
-	now := time.Now().UTC().Truncate(time.Second)
-	db, err := Open(Options{Dir: t.TempDir(), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	if err := db.PutMetaUntil(ctx, "token/x", []byte("alice"), now.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := db.GetMeta(ctx, "token/x"); err != nil || string(v) != "alice" {
-		t.Fatalf("GetMeta = %q, %v", v, err)
-	}
-	// An expiry in the past forgets it.
-	if err := db.PutMetaUntil(ctx, "token/x", nil, now.Add(-time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.GetMeta(ctx, "token/x"); !errors.Is(err, rswebhooks.ErrNotFound) {
-		t.Fatalf("after forgetting: %v", err)
-	}
-	if err := db.PutMetaUntil(ctx, "schema", nil, now.Add(time.Hour)); err == nil {
-		t.Fatal("a reserved key was accepted")
 	}
 }
 

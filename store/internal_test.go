@@ -103,48 +103,6 @@ func TestRetentionTTL(t *testing.T) {
 	step("after redeliver", lo, map[string]uint64{"d/D1": 0, "dw/W1/D1": 0, string(queueKey(c.t, "D1")): 0})
 }
 
-func TestExpiredDataDisappears(t *testing.T) {
-	// A one-second retention, waited out on the wall clock Badger reads
-	// (expiry is rounded up to whole seconds, so at most about two).
-	db, c := openTest(t, t.TempDir(), func(o *Options) { o.Retention = time.Second })
-	ctx := context.Background()
-	mustNil(t, db.AppendEvent(ctx, event("E1")))
-	mustNil(t, db.FanOut(ctx, "E1", []*rswebhooks.Delivery{
-		delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, c.t),
-		delivery("D2", "W1", "E1", rswebhooks.DeliverySucceeded, time.Time{}),
-	}))
-	mustNil(t, db.MarkExecutionsSeen(ctx, []string{"X1"}))
-	if _, err := db.GetEvent(ctx, "E1"); err != nil {
-		t.Fatalf("event gone before its retention: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := db.GetEvent(ctx, "E1")
-		if errors.Is(err, rswebhooks.ErrNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event still readable 10 s after a 1 s retention: %v", err)
-		}
-		<-time.After(50 * time.Millisecond)
-	}
-	if _, err := db.GetDelivery(ctx, "D2"); !errors.Is(err, rswebhooks.ErrNotFound) {
-		t.Fatalf("expired finished delivery still readable: %v", err)
-	}
-	if seen, _ := db.SeenExecutions(ctx, []string{"X1"}); seen["X1"] {
-		t.Fatal("expired execution still seen")
-	}
-	got, err := db.ListDeliveries(ctx, "W1", 0)
-	mustNil(t, err)
-	if len(got) != 1 || got[0].ID != "D1" {
-		t.Fatalf("ListDeliveries = %v, want only the pending D1", ids(got, dID))
-	}
-	due, _ := db.Due(ctx, time.Now(), 0)
-	if len(due) != 1 {
-		t.Fatalf("pending delivery expired: %v", ids(due, dID))
-	}
-}
-
 func TestReopenPersists(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

@@ -46,9 +46,14 @@ func Run(t *testing.T, open Opener) {
 		{"ListEventsCursor", testListEventsCursor},
 		{"UnfannedOrderWithOlderIDs", testUnfannedOlderIDs},
 		{"DueOrderAndQueue", testDueOrder},
+		{"ZeroDueIsDueAtOnce", testDueZero},
+		{"ScanDueAfterResumes", testScanDueAfter},
 		{"CompleteMovesDue", testComplete},
 		{"DiscardDelivery", testDiscard},
 		{"Redeliver", testRedeliver},
+		{"OrderHeadHoldRelease", testOrderHead},
+		{"ScanEvents", testScanEvents},
+		{"EventDeliveriesAndReplay", testEventDeliveries},
 		{"Leases", testLeases},
 		{"LeaseExpires", testLeaseExpires},
 		{"LeasePerWebhook", testLeasePerWebhook},
@@ -152,7 +157,10 @@ func testWebhooks(t *testing.T, open Opener) {
 	if err := s.CreateWebhook(ctx, webhook("W1", "bob", t0)); !errors.Is(err, rswebhooks.ErrConflict) {
 		t.Fatalf("duplicate create: %v, want ErrConflict", err)
 	}
-	for _, bad := range []*rswebhooks.Webhook{nil, webhook("", "alice", t0), webhook("W9", "", t0)} {
+	// Ids are refused empty, with '/' or control characters (Badger's key
+	// layout; every engine keeps to it, so data moves between them).
+	for _, bad := range []*rswebhooks.Webhook{nil, webhook("", "alice", t0), webhook("a/b", "alice", t0),
+		webhook("a\x01b", "alice", t0), webhook("W9", "", t0), webhook("W9", "a/b", t0)} {
 		if err := s.CreateWebhook(ctx, bad); err == nil {
 			t.Fatalf("CreateWebhook(%+v) = nil, want error", bad)
 		}
@@ -217,6 +225,9 @@ func testWebhooks(t *testing.T, open Opener) {
 	if err := s.DeleteWebhook(ctx, "W2"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("second delete = %v", err)
 	}
+	if alice, _ := s.ListWebhooks(ctx, "alice"); len(alice) != 0 {
+		t.Fatalf("alice's webhooks after the delete: %v", ids(alice, whID))
+	}
 	n, err := s.DeleteWebhooksOf(ctx, "bob")
 	must(t, err)
 	if n != 2 {
@@ -254,28 +265,35 @@ func testWebhookProperties(t *testing.T, open Opener) {
 	}
 }
 
+// OwnerMissing is set and cleared per owner and reported once per change;
+// a paused webhook counts as paused whatever its owner; an update keeps
+// the flag while the owner stays (whatever the input says) and a new
+// owner clears it.
 func testOwnerMissing(t *testing.T, open Opener) {
 	s, _, t0 := openClocked(t, open)
 	ctx := context.Background()
 	must(t, s.CreateWebhook(ctx, webhook("W1", "alice", t0)))
 	must(t, s.CreateWebhook(ctx, webhook("W2", "alice", t0.Add(time.Second))))
+	must(t, s.CreateWebhook(ctx, webhook("W4", "alice", t0.Add(2*time.Second))))
 	must(t, s.CreateWebhook(ctx, webhook("W3", "bob", t0)))
+	must(t, s.SetPaused(ctx, "W4", true))
 	changed, err := s.SetOwnerMissing(ctx, "alice", true)
 	must(t, err)
 	slices.Sort(changed)
-	if !slices.Equal(changed, []string{"W1", "W2"}) {
-		t.Fatalf("SetOwnerMissing changed %v, want W1 W2", changed)
+	if !slices.Equal(changed, []string{"W1", "W2", "W4"}) {
+		t.Fatalf("SetOwnerMissing changed %v, want W1 W2 W4", changed)
 	}
 	if again, _ := s.SetOwnerMissing(ctx, "alice", true); len(again) != 0 {
 		t.Fatalf("second SetOwnerMissing changed %v, want none", again)
 	}
 	counts, _ := s.CountWebhooks(ctx)
-	if counts != (rswebhooks.WebhookCounts{Active: 1, OwnerMissing: 2}) {
-		t.Fatalf("CountWebhooks = %+v", counts)
+	if counts != (rswebhooks.WebhookCounts{Active: 1, Paused: 1, OwnerMissing: 2}) {
+		t.Fatalf("CountWebhooks = %+v, want 1 active, 1 paused (W4), 2 owner missing", counts)
 	}
 	// Kept by an update with the same owner, cleared by a new owner.
 	w1 := webhook("W1", "alice", t0)
 	w1.Description = "same owner"
+	w1.OwnerMissing = false
 	must(t, s.UpdateWebhook(ctx, w1))
 	if got, _ := s.GetWebhook(ctx, "W1"); !got.OwnerMissing {
 		t.Fatal("update by the same owner cleared OwnerMissing")
@@ -283,6 +301,12 @@ func testOwnerMissing(t *testing.T, open Opener) {
 	must(t, s.UpdateWebhook(ctx, webhook("W2", "bob", t0)))
 	if got, _ := s.GetWebhook(ctx, "W2"); got.OwnerMissing {
 		t.Fatal("a new owner kept OwnerMissing")
+	}
+	back, err := s.SetOwnerMissing(ctx, "alice", false)
+	must(t, err)
+	slices.Sort(back)
+	if !slices.Equal(back, []string{"W1", "W4"}) {
+		t.Fatalf("clearing changed %v, want W1 W4 (not the reassigned W2)", back)
 	}
 }
 
@@ -554,6 +578,63 @@ func testDueOrder(t *testing.T, open Opener) {
 	}
 }
 
+// A pending delivery without a due time is due at once, before any other.
+func testDueZero(t *testing.T, open Opener) {
+	s, _, t0 := openClocked(t, open)
+	ctx := context.Background()
+	must(t, s.PutDelivery(ctx, delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(-time.Hour), t0)))
+	must(t, s.PutDelivery(ctx, delivery("D0", "W1", "E1", rswebhooks.DeliveryPending, time.Time{}, t0)))
+	if g := refIDs(scanDue(t, s, t0.Add(-2*time.Hour), 0)); !slices.Equal(g, []string{"D0"}) {
+		t.Fatalf("ScanDue before D1 is due = %v, want D0", g)
+	}
+	if g := refIDs(scanDue(t, s, t0, 0)); !slices.Equal(g, []string{"D0", "D1"}) {
+		t.Fatalf("ScanDue = %v, want D0 D1", g)
+	}
+	next, ok, err := s.NextDue(ctx)
+	must(t, err)
+	if !ok || !next.IsZero() {
+		t.Fatalf("NextDue = %v %v, want the zero time (D0)", next, ok)
+	}
+}
+
+// ScanDueAfter resumes after a ref: within one due time in id order, and
+// after the ref's place even when its delivery finished meanwhile.
+func testScanDueAfter(t *testing.T, open Opener) {
+	s, _, t0 := openClocked(t, open)
+	ctx := context.Background()
+	for _, d := range []*rswebhooks.Delivery{
+		delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(1*time.Second), t0),
+		delivery("D2", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(2*time.Second), t0),
+		delivery("D3", "W2", "E1", rswebhooks.DeliveryPending, t0.Add(2*time.Second), t0),
+		delivery("D4", "W2", "E1", rswebhooks.DeliveryPending, t0.Add(3*time.Second), t0),
+		delivery("D5", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(4*time.Second), t0),
+		delivery("D6", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(time.Hour), t0),
+	} {
+		must(t, s.PutDelivery(ctx, d))
+	}
+	now := t0.Add(time.Minute)
+	head := scanDue(t, s, now, 2)
+	if g := refIDs(head); !slices.Equal(g, []string{"D1", "D2"}) {
+		t.Fatalf("ScanDue max 2 = %+v", head)
+	}
+	scan := func(after rswebhooks.DueRef, max int) (out []string) {
+		t.Helper()
+		must(t, s.ScanDueAfter(ctx, now, after, max, func(r rswebhooks.DueRef) bool { out = append(out, r.ID+"/"+r.WebhookID); return true }))
+		return out
+	}
+	if g := scan(head[1], 2); !slices.Equal(g, []string{"D3/W2", "D4/W2"}) {
+		t.Fatalf("ScanDueAfter(D2, 2) = %v, want D3 (same due time, later id) and D4", g)
+	}
+	d2 := delivery("D2", "W1", "E1", rswebhooks.DeliverySucceeded, t0.Add(2*time.Second), t0)
+	must(t, s.Complete(ctx, d2, nil))
+	if g := scan(head[1], 0); !slices.Equal(g, []string{"D3/W2", "D4/W2", "D5/W1"}) {
+		t.Fatalf("ScanDueAfter(finished D2) = %v, want D3 D4 D5 (D6 not due)", g)
+	}
+	if g := scan(rswebhooks.DueRef{ID: "D5", WebhookID: "W1", Due: t0.Add(4 * time.Second)}, 0); len(g) != 0 {
+		t.Fatalf("ScanDueAfter(last due) = %v, want none", g)
+	}
+}
+
 func testComplete(t *testing.T, open Opener) {
 	s, c, t0 := openClocked(t, open)
 	ctx := context.Background()
@@ -570,6 +651,9 @@ func testComplete(t *testing.T, open Opener) {
 	}
 	if depth, _, _ := s.QueueStats(ctx); depth != 1 {
 		t.Fatalf("depth = %d after reschedule, want 1", depth)
+	}
+	if got, err := s.GetDelivery(ctx, "D1"); err != nil || got.Attempts != 1 || got.LastStatus != 500 || !got.NextUTC.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("GetDelivery after reschedule = %+v, %v", got, err)
 	}
 	c.Set(t0.Add(time.Minute))
 	d.Attempts, d.State, d.LastStatus = 2, rswebhooks.DeliverySucceeded, 200
@@ -622,11 +706,15 @@ func testComplete(t *testing.T, open Opener) {
 func testDiscard(t *testing.T, open Opener) {
 	s, _, t0 := openClocked(t, open)
 	ctx := context.Background()
+	must(t, s.AppendEvent(ctx, event("E1", t0)))
 	d := delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0, t0)
-	must(t, s.PutDelivery(ctx, d))
+	must(t, s.FanOut(ctx, "E1", []*rswebhooks.Delivery{d}))
 	d.Attempts = 1
-	must(t, s.Complete(ctx, d, &rswebhooks.Attempt{N: 1, StartedUTC: t0}))
+	must(t, s.Complete(ctx, d, &rswebhooks.Attempt{N: 1, StartedUTC: t0, Error: "refused"}))
 	must(t, s.DiscardDelivery(ctx, "D1"))
+	if l, _ := s.EventDeliveries(ctx, "E1"); len(l) != 0 {
+		t.Fatalf("EventDeliveries after discard: %v", ids(l, dID))
+	}
 	if _, err := s.GetDelivery(ctx, "D1"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("GetDelivery after discard = %v", err)
 	}
@@ -899,6 +987,8 @@ func testWebhooksVersion(t *testing.T, open Opener) {
 		{"pause", func() error { return s.SetPaused(ctx, "W1", true) }},
 		{"owner missing", func() error { _, err := s.SetOwnerMissing(ctx, "alice", true); return err }},
 		{"delete", func() error { return s.DeleteWebhook(ctx, "W1") }},
+		{"create of another owner", func() error { return s.CreateWebhook(ctx, webhook("W2", "carol", t0)) }},
+		{"delete of an owner's", func() error { _, err := s.DeleteWebhooksOf(ctx, "carol"); return err }},
 	}
 	for _, st := range steps {
 		before := s.WebhooksVersion()
@@ -960,6 +1050,16 @@ func testMetaUntil(t *testing.T, open Opener) {
 	must(t, s.PutMetaUntil(ctx, "token/abc", nil, time.Time{}))
 	if _, err := s.GetMeta(ctx, "token/abc"); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("GetMeta after removal = %v", err)
+	}
+	must(t, s.PutMetaUntil(ctx, "token/def", []byte("v"), time.Now().Add(time.Hour)))
+	must(t, s.PutMetaUntil(ctx, "token/def", []byte("v"), time.Now().Add(-time.Second)))
+	if _, err := s.GetMeta(ctx, "token/def"); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("GetMeta after an expiry in the past = %v", err)
+	}
+	for _, k := range []string{"", "schema", "ping"} {
+		if err := s.PutMetaUntil(ctx, k, nil, time.Now().Add(time.Hour)); err == nil {
+			t.Fatalf("PutMetaUntil(%q) accepted", k)
+		}
 	}
 	must(t, s.PutMetaUntil(ctx, "admin/u1", []byte("1"), time.Now().Add(1500*time.Millisecond)))
 	if _, err := s.GetMeta(ctx, "admin/u1"); err != nil {
@@ -1092,7 +1192,7 @@ func testRetention(t *testing.T, open Opener) {
 	done := delivery("DONE", "W1", "E1", rswebhooks.DeliveryPending, now, now)
 	must(t, s.FanOut(ctx, "E1", []*rswebhooks.Delivery{
 		done,
-		delivery("WAIT", "W2", "E1", rswebhooks.DeliveryPending, now.Add(time.Hour), now),
+		delivery("WAIT", "W1", "E1", rswebhooks.DeliveryPending, now.Add(time.Hour), now),
 	}))
 	done.State, done.Attempts = rswebhooks.DeliverySucceeded, 1
 	must(t, s.Complete(ctx, done, &rswebhooks.Attempt{N: 1, StartedUTC: now}))
@@ -1113,8 +1213,11 @@ func testRetention(t *testing.T, open Opener) {
 	if un, _ := s.UnfannedEvents(ctx, 0); len(un) != 1 {
 		t.Fatalf("UnfannedEvents = %v, want E2", ids(un, evID))
 	}
-	if l, _ := s.ListDeliveries(ctx, "W1", 0); len(l) != 0 {
-		t.Fatalf("expired delivery still listed: %v", ids(l, dID))
+	if l, _ := s.ListDeliveries(ctx, "W1", 0); !slices.Equal(ids(l, dID), []string{"WAIT"}) {
+		t.Fatalf("ListDeliveries after expiry = %v, want only the pending WAIT", ids(l, dID))
+	}
+	if g := refIDs(scanDue(t, s, time.Now().Add(2*time.Hour), 0)); !slices.Equal(g, []string{"WAIT"}) {
+		t.Fatalf("ScanDue after expiry = %v, want the pending WAIT", g)
 	}
 }
 
@@ -1156,6 +1259,19 @@ func testSecretRotation(t *testing.T, open Opener) {
 	if !w.Rotation.Promoted || w.URI != "http://127.0.0.1/hook2" {
 		t.Fatalf("PromoteRotation returned %+v (rotation %+v)", w, w.Rotation)
 	}
+	if std, ms := w.SigningSecrets(t0); !slices.Equal(std, []string{newSecret, oldSecret}) || ms != newSecret {
+		t.Fatalf("promoted rotation signs with %v and %q", std, ms)
+	}
+	// The Rotation of an update's input is ignored: it is RotateSecret's.
+	upd := webhook("w1", "u1", t0)
+	upd.Secret, upd.Description = newSecret, "edited"
+	upd.Rotation = &rswebhooks.Rotation{PreviousSecret: "forged-forged-forged-forged-forged"}
+	must(t, s.UpdateWebhook(ctx, upd))
+	got, err = s.GetWebhook(ctx, "w1")
+	must(t, err)
+	if got.Description != "edited" || got.Rotation == nil || got.Rotation.PreviousSecret != oldSecret || !got.Rotation.Promoted {
+		t.Fatalf("update with a forged rotation: description %q, rotation %+v", got.Description, got.Rotation)
+	}
 	// An update that keeps the secret keeps the rotation.
 	got, err = s.GetWebhook(ctx, "w1")
 	must(t, err)
@@ -1187,6 +1303,10 @@ func testSecretRotation(t *testing.T, open Opener) {
 	}
 	if std, ms := got.SigningSecrets(c.Now()); !slices.Equal(std, []string{newSecret}) || ms != newSecret {
 		t.Fatalf("after EndRotations signs with %v and %q", std, ms)
+	}
+	// Once ended, a new rotation may begin.
+	if w, err := s.RotateSecret(ctx, "w1", oldSecret, time.Hour); err != nil || w.Rotation == nil || w.Rotation.PreviousSecret != newSecret {
+		t.Fatalf("RotateSecret after the end = %+v, %v", w, err)
 	}
 
 	// A new secret written by UpdateWebhook ends a rotation; so does a
