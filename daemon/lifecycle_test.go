@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -107,51 +105,38 @@ func TestScheduledRunIsDelivered(t *testing.T) {
 	sim := simulator.New(simulator.Options{})
 	up := httptest.NewServer(sim)
 	defer up.Close()
-	var mu sync.Mutex
-	var got []map[string]any
-	arrived := make(chan struct{}, 16)
-	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Notifications []map[string]any }
-		json.NewDecoder(r.Body).Decode(&body)
-		mu.Lock()
-		got = append(got, body.Notifications...)
-		mu.Unlock()
-		arrived <- struct{}{}
-	}))
-	defer rcv.Close()
 	cat, _ := sim.CreateCategory("Ops")
 	rep, _ := sim.CreateReport(cat, "Nightly", "")
 	task, _ := sim.CreateTask(rep, "Nightly run", "")
 	const operator = "operator-token-for-the-watcher"
 	r := start(t, Options{Upstream: up.URL, AdminToken: operator, ServiceUser: "admin", ServicePassword: "admin",
 		WatchInterval: time.Second, AllowTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	req, _ := http.NewRequest("POST", r.adminURL+"/api/webhooks/registrations",
-		strings.NewReader(fmt.Sprintf(`{"WebHookUri":%q,"Filters":["tasks"]}`, rcv.URL+"/?noecho=1")))
-	req.Header.Set("Authorization", "Bearer "+operator)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register: %v %v", err, resp.Status)
+	exec, got := runTaskNotified(t, r, sim, operator, task)
+	if len(got) != 1 || got[0]["Action"] != "tasks" || got[0]["EventType"] != "Executed" ||
+		got[0]["ResourceId"] != task || got[0]["ExecutionId"] != exec.Id {
+		t.Fatalf("notifications %v, want one Executed for task %s execution %s", got, task, exec.Id)
 	}
-	resp.Body.Close()
+}
 
-	// The first poll records the existing state; a run after it is new.
+// runTaskNotified subscribes a receiver to "tasks" (registered with the
+// operator token), waits for the watcher's first successful poll (it
+// records the state it finds, so a run after it is new), runs task at the
+// report server as if on its schedule and waits up to 30 s for a
+// notification. It returns the run and every notification received.
+func runTaskNotified(t *testing.T, r *running, sim *simulator.Server, operator, task string) (simulator.Execution, []map[string]any) {
+	t.Helper()
+	in := newInbox(t)
+	if st, b := call(t, "POST", r.adminURL+"/api/webhooks/registrations", operator,
+		fmt.Sprintf(`{"WebHookUri":%q,"Filters":["tasks"]}`, in.srv.URL+"/?noecho=1")); st != http.StatusCreated {
+		t.Fatalf("register: %d %s", st, b)
+	}
 	waitMetric(t, r.adminURL, `rswebhooks_watcher_polls_total{result="ok"}`)
 	exec, err := sim.RunTask(task)
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-arrived:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no notification for the scheduled run within 30s")
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 1 || got[0]["Action"] != "tasks" || got[0]["EventType"] != "Executed" ||
-		got[0]["ResourceId"] != task || got[0]["ExecutionId"] != exec.Id {
-		t.Fatalf("notifications %v, want one Executed for task %s execution %s", got, task, exec.Id)
-	}
+	waitFor(t, "a notification for the scheduled run", func() bool { return in.count() > 0 })
+	return exec, in.all()
 }
 
 // waitMetric polls /metrics (bounded) until a sample with that name and

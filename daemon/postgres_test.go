@@ -3,13 +3,11 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,18 +35,6 @@ func TestPostgresStore(t *testing.T) {
 	sim := simulator.New(simulator.Options{})
 	up := httptest.NewServer(sim)
 	defer up.Close()
-	var mu sync.Mutex
-	var got []map[string]any
-	arrived := make(chan struct{}, 16)
-	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Notifications []map[string]any }
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		mu.Lock()
-		got = append(got, body.Notifications...)
-		mu.Unlock()
-		arrived <- struct{}{}
-	}))
-	defer rcv.Close()
 	cat, _ := sim.CreateCategory("Ops")
 	rep, _ := sim.CreateReport(cat, "Nightly", "")
 	task, _ := sim.CreateTask(rep, "Nightly run", "")
@@ -67,15 +53,10 @@ func TestPostgresStore(t *testing.T) {
 		t.Fatalf("readyz: %d %s, want ready with store_backend postgres", status, body)
 	}
 
-	req, _ := http.NewRequest("POST", r.adminURL+"/api/webhooks/registrations",
-		strings.NewReader(fmt.Sprintf(`{"WebHookUri":%q,"Filters":["tasks"]}`, rcv.URL+"/?noecho=1")))
-	req.Header.Set("Authorization", "Bearer "+operator)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("register: %v %v", err, resp.Status)
+	exec, got := runTaskNotified(t, r, sim, operator, task)
+	if len(got) != 1 || got[0]["EventType"] != "Executed" || got[0]["ExecutionId"] != exec.Id {
+		t.Fatalf("notifications %v, want one Executed for execution %s", got, exec.Id)
 	}
-	resp.Body.Close()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -86,22 +67,6 @@ func TestPostgresStore(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM webhooks").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("webhooks in PostgreSQL: %d (%v), want 1", n, err)
 	}
-
-	waitMetric(t, r.adminURL, `rswebhooks_watcher_polls_total{result="ok"}`)
-	exec, err := sim.RunTask(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-arrived:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no notification for the scheduled run within 30s")
-	}
-	mu.Lock()
-	if len(got) != 1 || got[0]["EventType"] != "Executed" || got[0]["ExecutionId"] != exec.Id {
-		t.Fatalf("notifications %v, want one Executed for execution %s", got, exec.Id)
-	}
-	mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var state string

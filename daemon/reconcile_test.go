@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,13 @@ func (in *inbox) about(id string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// all returns every notification received so far.
+func (in *inbox) all() []map[string]any {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.got)
 }
 
 func (in *inbox) count() int {
