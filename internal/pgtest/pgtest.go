@@ -52,14 +52,17 @@ type Cluster struct {
 	// with CREATEDB).
 	URL string
 
-	mu   sync.Mutex
-	dir  string // temporary directory (data, socket); "" for EnvURL
-	bin  string
-	cred *syscall.Credential
-	port int
-	cmd  *exec.Cmd
-	exit chan error // the running postmaster's exit
+	mu    sync.Mutex
+	dir   string // temporary directory (data, socket); "" for EnvURL
+	bin   string
+	owner *account // the account the server runs as; nil: this process's
+	port  int
+	cmd   *exec.Cmd
+	exit  chan error // the running postmaster's exit
 }
+
+// account is a user and group a command runs as.
+type account struct{ uid, gid uint32 }
 
 var (
 	sharedOnce sync.Once
@@ -182,7 +185,7 @@ func start() (*Cluster, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.owner = &account{uid: uint32(uid), gid: uint32(gid)}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			c.remove()
 			return nil, err
@@ -212,7 +215,7 @@ func (c *Cluster) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	runAs(cmd, c.owner)
 	return cmd
 }
 
@@ -239,8 +242,7 @@ func (c *Cluster) Restart() error {
 	cmd := c.command(filepath.Join(c.bin, "postgres"), "-D", c.dataDir(), "-k", c.dir, "-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "log_min_messages=warning")
-	// The server dies with the test binary, however that ends.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	dieWithParent(cmd)
 	logf, err := os.Create(filepath.Join(c.dir, "server.log"))
 	if err != nil {
 		return err
