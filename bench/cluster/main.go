@@ -14,24 +14,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/bench/benchrig"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
 	"github.com/rswebhooks/rswebhooks/pgstore"
@@ -137,34 +130,18 @@ func run(events, rate, hooks, nodes int, pgURL string) error {
 // delivery.
 func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
 	total := events * hooks
-	var got atomic.Int64
-	done := make(chan struct{})
-	var mu sync.Mutex
-	var lat []time.Duration
-	srv := httptest.NewServer(receiver(total, &got, done, &mu, &lat))
+	recv := benchrig.NewReceiver(total, true)
+	srv := httptest.NewServer(recv)
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	now := time.Now().UTC()
-	pad := strings.Repeat("x", 560) // a body of about 1 KB
-	for i := 0; i < hooks; i++ {
-		w := &rswebhooks.Webhook{
-			ID: rswebhooks.NewID(now), URI: srv.URL + "/hook", Secret: "0123456789abcdef0123456789abcdef",
-			Filters: []string{"*"}, User: rswebhooks.User{ID: "u1", Name: "bench"},
-			Properties: map[string]json.RawMessage{"pad": json.RawMessage(strconv.Quote(pad))}, CreatedUTC: now, UpdatedUTC: now,
-		}
-		if err := ss[0].CreateWebhook(ctx, w); err != nil {
-			return result{}, err
-		}
+	if err := benchrig.CreateWebhooks(ctx, ss[0], hooks, srv.URL+"/hook"); err != nil {
+		return result{}, err
 	}
 	var engines []*deliver.Engine
 	var wg sync.WaitGroup
 	for _, s := range ss {
-		eng, err := deliver.New(deliver.Options{
-			Store: s, Access: deliver.AllowAll{}, MaxConcurrency: 16, PerWebhookConcurrency: 4,
-			Client: deliver.NewHTTPClient(deliver.ClientOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}),
-			Logger: zerolog.Nop(), Version: "bench",
-		})
+		eng, err := benchrig.NewEngine(s, 16, 4)
 		if err != nil {
 			return result{}, err
 		}
@@ -175,59 +152,23 @@ func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
 	defer wg.Wait()
 	defer cancel()
 	start := time.Now()
-	var interval time.Duration
-	if rate > 0 {
-		interval = time.Second / time.Duration(rate)
-	}
-	for i := 0; i < events; i++ {
-		if interval > 0 {
-			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-				time.Sleep(d) // pacing the load generator, not synchronisation
-			}
-		}
-		t := time.Now().UTC()
-		ev := &rswebhooks.Event{ID: rswebhooks.NewID(t), Filter: "reports", Type: "Created", ResourceID: fmt.Sprint(i),
-			ResourceName: "Report", UserID: "u1", UserName: "bench", Time: t, APIVersion: "v2", Method: "POST",
-			Path: "/api/reportserver/v2/reports"}
+	err := benchrig.Feed(events, rate, func(i int, ev *rswebhooks.Event) error {
 		node := i % len(ss)
 		if err := ss[node].AppendEvent(ctx, ev); err != nil {
-			return result{}, err
+			return err
 		}
 		engines[node].Wake()
+		return nil
+	})
+	if err != nil {
+		return result{}, err
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
-		return result{}, fmt.Errorf("only %d of %d deliveries after 10 minutes", got.Load(), total)
+	if err := recv.Wait(10 * time.Minute); err != nil {
+		return result{}, err
 	}
 	r := result{perSec: float64(total) / time.Since(start).Seconds()}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lat) > 0 {
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if lat := recv.Latencies(); len(lat) > 0 {
 		r.p50, r.p99 = lat[len(lat)/2], lat[int(0.99*float64(len(lat)-1))]
 	}
 	return r, nil
-}
-
-// receiver answers 204 at once and records arrival time minus the event's
-// TimestampUtc of first attempts.
-func receiver(total int, got *atomic.Int64, done chan struct{}, mu *sync.Mutex, lat *[]time.Duration) http.Handler {
-	const key = `"TimestampUtc": "`
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		arrived := time.Now()
-		if i := strings.Index(string(body), key); i >= 0 && strings.Contains(string(body), `"Attempt": 1,`) {
-			s := string(body[i+len(key):])
-			if t, err := time.Parse(time.RFC3339Nano, s[:strings.IndexByte(s, '"')]); err == nil {
-				mu.Lock()
-				*lat = append(*lat, arrived.Sub(t))
-				mu.Unlock()
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-		if got.Add(1) == int64(total) {
-			close(done)
-		}
-	})
 }

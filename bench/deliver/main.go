@@ -10,26 +10,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"runtime/pprof"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
-	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/bench/benchrig"
 	"github.com/rswebhooks/rswebhooks/store"
 )
 
@@ -75,62 +67,38 @@ func run(mode string, events, hooks, rate, conc, per int) error {
 	defer db.Close()
 
 	total := events * hooks
-	var got atomic.Int64
-	done := make(chan struct{})
-	var mu sync.Mutex
-	var lat []time.Duration
-	srv := httptest.NewServer(receiverHandler(mode, total, &got, done, &mu, &lat))
+	recv := benchrig.NewReceiver(total, mode == "latency")
+	srv := httptest.NewServer(recv)
 	defer srv.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	now := time.Now().UTC()
-	pad := strings.Repeat("x", 560) // brings the body to about 1 KB
-	for i := 0; i < hooks; i++ {
-		w := &rswebhooks.Webhook{
-			ID: rswebhooks.NewID(now), URI: srv.URL + "/hook", Secret: "0123456789abcdef0123456789abcdef",
-			Filters: []string{"*"}, User: rswebhooks.User{ID: "u1", Name: "bench"},
-			Properties: map[string]json.RawMessage{"pad": json.RawMessage(strconv.Quote(pad))}, CreatedUTC: now, UpdatedUTC: now,
-		}
-		if err := db.CreateWebhook(ctx, w); err != nil {
-			return err
-		}
+	if err := benchrig.CreateWebhooks(ctx, db, hooks, srv.URL+"/hook"); err != nil {
+		return err
 	}
-	eng, err := deliver.New(deliver.Options{
-		Store: db, Access: deliver.AllowAll{}, MaxConcurrency: conc, PerWebhookConcurrency: per,
-		Client: deliver.NewHTTPClient(deliver.ClientOptions{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}),
-		Logger: zerolog.Nop(), Version: "bench",
-	})
+	eng, err := benchrig.NewEngine(db, conc, per)
 	if err != nil {
 		return err
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- eng.Run(ctx) }()
 
-	start := time.Now()
-	var interval time.Duration
-	if mode == "latency" {
-		interval = time.Second / time.Duration(rate)
+	if mode != "latency" {
+		rate = 0
 	}
-	for i := 0; i < events; i++ {
-		if interval > 0 {
-			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-				time.Sleep(d) // pacing the load generator, not synchronisation
-			}
-		}
-		t := time.Now().UTC()
-		ev := &rswebhooks.Event{ID: rswebhooks.NewID(t), Filter: "reports", Type: "Created", ResourceID: fmt.Sprint(i),
-			ResourceName: "Report", UserID: "u1", UserName: "bench", Time: t, APIVersion: "v2", Method: "POST",
-			Path: "/api/reportserver/v2/reports"}
+	start := time.Now()
+	err = benchrig.Feed(events, rate, func(_ int, ev *rswebhooks.Event) error {
 		if err := db.AppendEvent(ctx, ev); err != nil {
 			return err
 		}
 		eng.Wake()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
-		return fmt.Errorf("only %d of %d deliveries after 10 minutes", got.Load(), total)
+	if err := recv.Wait(10 * time.Minute); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	cancel()
@@ -139,7 +107,7 @@ func run(mode string, events, hooks, rate, conc, per int) error {
 	fmt.Printf("mode=%s events=%d webhooks=%d deliveries=%d concurrency=%d per-webhook=%d\n", mode, events, hooks, total, conc, per)
 	fmt.Printf("elapsed=%s deliveries/s=%.0f\n", elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
 	if mode == "latency" {
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		lat := recv.Latencies()
 		q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
 		fmt.Printf("event->first attempt: n=%d p50=%s p90=%s p99=%s max=%s\n", len(lat), q(.5), q(.9), q(.99), lat[len(lat)-1])
 	}
@@ -162,28 +130,4 @@ func peakRSS() string {
 		}
 	}
 	return fmt.Sprintf("%s (at the end: RssAnon %s, RssFile %s)", f["VmHWM"], f["RssAnon"], f["RssFile"])
-}
-
-// receiverHandler answers 204 at once; in latency mode it records arrival
-// time minus the event's TimestampUtc.
-func receiverHandler(mode string, total int, got *atomic.Int64, done chan struct{}, mu *sync.Mutex, lat *[]time.Duration) http.Handler {
-	const key = `"TimestampUtc": "`
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		arrived := time.Now()
-		if mode == "latency" {
-			if i := strings.Index(string(body), key); i >= 0 {
-				s := string(body[i+len(key):])
-				if t, err := time.Parse(time.RFC3339Nano, s[:strings.IndexByte(s, '"')]); err == nil {
-					mu.Lock()
-					*lat = append(*lat, arrived.Sub(t))
-					mu.Unlock()
-				}
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-		if got.Add(1) == int64(total) {
-			close(done)
-		}
-	})
 }

@@ -24,12 +24,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,9 +35,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/rswebhooks/rswebhooks/bench/benchrig"
 	"github.com/rswebhooks/rswebhooks/signature"
 )
 
@@ -62,12 +60,8 @@ func main() {
 }
 
 func run(bins []string, rounds, events, hooks, clients int, wait time.Duration, perfOut string) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-	up, err := startUpstream()
+	_, _ = benchrig.RaiseOpenFiles() // best effort: as far as the hard limit allows
+	up, err := benchrig.StartUpstream()
 	if err != nil {
 		return err
 	}
@@ -87,27 +81,6 @@ func run(bins []string, rounds, events, hooks, clients int, wait time.Duration, 
 	return nil
 }
 
-// startUpstream answers like a report-server create: the body is drained,
-// the answer is a small Category with a fresh Id.
-func startUpstream() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	var seq atomic.Int64
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			_, _ = io.WriteString(w, `[]`)
-			return
-		}
-		fmt.Fprintf(w, `{"Id":"c%010d","Name":"bench"}`, seq.Add(1))
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), nil
-}
-
 // sink verifies each notification's signatures and counts distinct
 // delivery ids; done is closed when want distinct ids have arrived.
 type sink struct {
@@ -122,10 +95,6 @@ type sink struct {
 }
 
 func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if e := r.URL.Query().Get("echo"); e != "" {
-		_, _ = io.WriteString(w, e)
-		return
-	}
 	body, err := io.ReadAll(r.Body)
 	if err == nil {
 		err = signature.Verify(secret, r.Header.Get(signature.HeaderSignature), body)
@@ -154,87 +123,16 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type daemon struct {
-	cmd   *exec.Cmd
-	dir   string
-	proxy string
-	admin string
-	token string
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func startDaemon(bin, upstream string) (*daemon, error) {
-	dir, err := os.MkdirTemp("", "rsw-e2e-bench-")
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{dir: dir, token: "bench-operator-token-0123456789abcdef"}
-	if d.proxy, err = freePort(); err != nil {
-		return nil, err
-	}
-	if d.admin, err = freePort(); err != nil {
-		return nil, err
-	}
-	d.cmd = exec.Command(bin, "serve", "--upstream", "http://"+upstream, "--listen", d.proxy, "--admin-listen", d.admin,
-		"--data-dir", filepath.Join(dir, "data"), "--admin-token", d.token, "--allow-target", "127.0.0.0/8",
-		"--watch-interval", "0", "--reconcile-interval", "0", "--log-level", "warn", "--log-format", "json")
-	d.cmd.Stdout = io.Discard // the access log goes through a pipe, as to journald
-	errLog, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer errLog.Close()
-	d.cmd.Stderr = errLog
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + d.admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return d, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond) // polling another process's start
-	}
-	d.stop()
-	b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
-	return nil, fmt.Errorf("daemon did not become ready: %s", b)
-}
-
-func (d *daemon) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = d.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-done
-	}
-	_ = os.RemoveAll(d.dir)
-}
-
-// cpu returns the CPU time (user + system) the daemon has used so far.
-func (d *daemon) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+// cpu returns the CPU time (user + system) process pid has used so far.
+func cpu(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
 	// Fields after the command name (which may hold spaces) in parentheses.
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: too few fields", d.cmd.Process.Pid)
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
 	var ut, st int64
 	if _, err := fmt.Sscan(f[11], &ut); err != nil {
@@ -249,54 +147,31 @@ func (d *daemon) cpu() (time.Duration, error) {
 // clockTicks is USER_HZ, 100 on Linux.
 const clockTicks = 100
 
-func (d *daemon) register(uri string) error {
-	b, err := json.Marshal(map[string]any{"WebHookUri": uri, "Secret": secret, "Filters": []string{"categories"},
-		"Properties": map[string]string{"env": "bench"}})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(http.MethodPost, "http://"+d.admin+"/api/webhooks/registrations", bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("register webhook: %s %s", resp.Status, out)
-	}
-	return nil
-}
-
 // once runs one binary: fresh daemon and sink, webhooks, creates, wait.
 func once(bin, upstream string, events, hooks, clients int, wait time.Duration, perfOut, label string) (string, error) {
 	want := int64(events * hooks)
 	s := &sink{want: want, done: make(chan struct{}), seen: make(map[string]struct{}, want)}
-	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
+	sinkAddr, stopSink, err := benchrig.Serve(benchrig.Echo(s))
 	if err != nil {
 		return "", err
 	}
-	sinkSrv := &http.Server{Handler: s}
-	go func() { _ = sinkSrv.Serve(sinkLn) }()
-	defer sinkSrv.Close()
+	defer stopSink()
 
-	d, err := startDaemon(bin, upstream)
+	d, err := benchrig.Start(benchrig.Options{Bin: bin, Upstream: "http://" + upstream,
+		Args: []string{"--reconcile-interval", "0", "--log-format", "json"}})
 	if err != nil {
 		return "", err
 	}
-	defer d.stop()
+	defer d.Stop()
 	for i := range hooks {
-		if err := d.register(fmt.Sprintf("http://%s/hook/%d", sinkLn.Addr(), i)); err != nil {
+		err := d.Register(map[string]any{"WebHookUri": fmt.Sprintf("http://%s/hook/%d", sinkAddr, i), "Secret": secret,
+			"Filters": []string{"categories"}, "Properties": map[string]string{"env": "bench"}})
+		if err != nil {
 			return "", err
 		}
 	}
 	if perfOut != "" {
-		perf := exec.Command("perf", "record", "-F", "499", "-g", "-o", perfOut+"."+label, "-p", fmt.Sprint(d.cmd.Process.Pid))
+		perf := exec.Command("perf", "record", "-F", "499", "-g", "-o", perfOut+"."+label, "-p", fmt.Sprint(d.Pid()))
 		perf.Stdout, perf.Stderr = io.Discard, io.Discard
 		if err := perf.Start(); err != nil {
 			return "", fmt.Errorf("perf: %w", err)
@@ -304,7 +179,7 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 		defer func() { _ = perf.Process.Signal(os.Interrupt); _ = perf.Wait() }()
 	}
 
-	cpu0, err := d.cpu()
+	cpu0, err := cpu(d.Pid())
 	if err != nil {
 		return "", err
 	}
@@ -312,7 +187,7 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: time.Minute}
 	body := []byte(`{"Name":"bench","Description":"end-to-end delivery benchmark"}`)
-	target := "http://" + d.proxy + "/api/reportserver/v2/categories"
+	target := "http://" + d.Proxy + "/api/reportserver/v2/categories"
 	var next, failed atomic.Int64
 	var lastErr atomic.Value
 	start := time.Now()
@@ -352,7 +227,7 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 			s.at.Load(), want, wait, s.bad.Load(), s.badMsg.Load())
 	}
 	el := time.Since(start)
-	cpu1, err := d.cpu()
+	cpu1, err := cpu(d.Pid())
 	if err != nil {
 		return "", err
 	}

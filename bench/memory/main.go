@@ -19,7 +19,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,13 +27,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/rswebhooks/rswebhooks/bench/benchrig"
 )
 
 func main() {
@@ -62,37 +61,33 @@ func main() {
 }
 
 func run(bin, scenario string, clients, size int, duration time.Duration, conns, events, hooks int, direct bool, reference string) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return err
-	}
-	lim.Cur = lim.Max // as far as the hard limit allows
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	files, err := benchrig.RaiseOpenFiles() // as far as the hard limit allows
+	if err != nil {
 		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
 	}
-	if need := uint64(conns + 1000); scenario == "idle" && lim.Cur < need {
-		return fmt.Errorf("RLIMIT_NOFILE is %d, the idle scenario needs %d (raise the hard limit: ulimit -Hn)", lim.Cur, need)
+	if need := uint64(conns + 1000); scenario == "idle" && files < need {
+		return fmt.Errorf("RLIMIT_NOFILE is %d, the idle scenario needs %d (raise the hard limit: ulimit -Hn)", files, need)
 	}
-	up, err := startUpstream()
+	up, err := benchrig.StartUpstream()
 	if err != nil {
 		return err
 	}
 	recv := &receiver{}
-	recvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	recvAddr, stopRecv, err := benchrig.Serve(benchrig.Echo(recv))
 	if err != nil {
 		return err
 	}
-	go func() { _ = http.Serve(recvLn, recv) }()
+	defer stopRecv()
 
-	d, err := startDaemon(bin, "http://"+up)
+	d, err := benchrig.Start(benchrig.Options{Bin: bin, Upstream: "http://" + up, Env: daemonEnv, ReadyPath: "/healthz"})
 	if err != nil {
 		return err
 	}
-	defer d.stop()
+	defer d.Stop()
 
 	hc := startHealth(d)
 	sampler := startSampler(d)
-	target := "http://" + d.proxy
+	target := "http://" + d.Proxy
 	if direct {
 		target = "http://" + up
 	}
@@ -111,10 +106,10 @@ func run(bin, scenario string, clients, size int, duration time.Duration, conns,
 		err = uploads(target, clients, size, duration)
 	case "idle":
 		fmt.Printf(" conns=%d duration=%s\n", conns, duration)
-		err = idle(d.proxy, conns, duration)
+		err = idle(d.Proxy, conns, duration)
 	case "deliveries":
 		fmt.Printf(" events=%d webhooks=%d\n", events, hooks)
-		err = deliveries(d, recv, "http://"+recvLn.Addr().String(), events, hooks)
+		err = deliveries(d, recv, "http://"+recvAddr, events, hooks)
 	default:
 		err = fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -124,36 +119,15 @@ func run(bin, scenario string, clients, size int, duration time.Duration, conns,
 	}
 	anon, file, heap := sampler.stop()
 	fmt.Printf("peak_rss_mib=%.1f rss_end_mib=%.1f peak_anon_mib=%.1f peak_file_mib=%.1f peak_go_heap_inuse_mib=%.1f\n",
-		float64(d.status("VmHWM"))/1024, float64(d.status("VmRSS"))/1024, float64(anon)/1024, float64(file)/1024, heap/(1<<20))
+		float64(status(d.Pid(), "VmHWM"))/1024, float64(status(d.Pid(), "VmRSS"))/1024, float64(anon)/1024, float64(file)/1024, heap/(1<<20))
 	hc.report()
 	return nil
-}
-
-// startUpstream answers every request like a report-server create: the body
-// is drained, the answer is a small Category.
-func startUpstream() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	var seq atomic.Int64
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			_, _ = io.WriteString(w, `[]`)
-			return
-		}
-		fmt.Fprintf(w, `{"Id":"c%010d","Name":"bench"}`, seq.Add(1))
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), nil
 }
 
 // startReference runs the reference proxy binary in front of upstream and
 // waits until it accepts connections.
 func startReference(bin, upstream string) (string, func(), error) {
-	addr, err := freePort()
+	addr, err := benchrig.FreePort()
 	if err != nil {
 		return "", nil, err
 	}
@@ -178,73 +152,15 @@ func startReference(bin, upstream string) (string, func(), error) {
 	}
 }
 
-type daemon struct {
-	cmd   *exec.Cmd
-	dir   string
-	proxy string
-	admin string
-	token string
-}
-
 // deliveryWait is -wait.
 var deliveryWait *time.Duration
 
 // daemonEnv is the daemon's environment.
 var daemonEnv []string
 
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func startDaemon(bin, upstream string) (*daemon, error) {
-	dir, err := os.MkdirTemp("", "rsw-memory-bench-")
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{dir: dir, token: "bench-operator-token-0123456789abcdef"}
-	if d.proxy, err = freePort(); err != nil {
-		return nil, err
-	}
-	if d.admin, err = freePort(); err != nil {
-		return nil, err
-	}
-	d.cmd = exec.Command(bin, "serve", "--upstream", upstream, "--listen", d.proxy, "--admin-listen", d.admin,
-		"--data-dir", filepath.Join(dir, "data"), "--admin-token", d.token, "--allow-target", "127.0.0.0/8",
-		"--watch-interval", "0", "--log-level", "warn")
-	d.cmd.Env = daemonEnv
-	d.cmd.Stdout = io.Discard
-	errLog, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		return nil, err
-	}
-	d.cmd.Stderr = errLog
-	if err := d.cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + d.admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond) // polling a starting process
-	}
-	d.stop()
-	b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
-	return nil, fmt.Errorf("daemon did not become healthy: %s", b)
-}
-
 // status reads a kB field of /proc/PID/status.
-func (d *daemon) status(field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+func status(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
@@ -257,19 +173,6 @@ func (d *daemon) status(field string) int64 {
 	return -1
 }
 
-func (d *daemon) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = d.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-done
-	}
-	os.RemoveAll(d.dir)
-}
-
 // sampler records the peak anonymous and file-backed RSS (kB) every 50 ms
 // and the Go heap in use from /metrics every second.
 type sampler struct {
@@ -279,7 +182,7 @@ type sampler struct {
 	heap       float64
 }
 
-func startSampler(d *daemon) *sampler {
+func startSampler(d *benchrig.Daemon) *sampler {
 	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -287,10 +190,10 @@ func startSampler(d *daemon) *sampler {
 		defer t.Stop()
 		c := &http.Client{Timeout: 2 * time.Second}
 		for i := 0; ; i++ {
-			s.anon = max(s.anon, d.status("RssAnon"))
-			s.file = max(s.file, d.status("RssFile")+d.status("RssShmem"))
+			s.anon = max(s.anon, status(d.Pid(), "RssAnon"))
+			s.file = max(s.file, status(d.Pid(), "RssFile")+status(d.Pid(), "RssShmem"))
 			if i%20 == 0 {
-				if resp, err := c.Get("http://" + d.admin + "/metrics"); err == nil {
+				if resp, err := c.Get("http://" + d.Admin + "/metrics"); err == nil {
 					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
 					for _, l := range strings.Split(string(b), "\n") {
@@ -332,12 +235,12 @@ type probeStats struct {
 	lastErr    string
 }
 
-func startHealth(d *daemon) *health {
+func startHealth(d *benchrig.Daemon) *health {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &health{cancel: cancel, stats: map[string]*probeStats{}}
 	for name, u := range map[string]string{
-		"admin /healthz":    "http://" + d.admin + "/healthz",
-		"proxy GET (front)": "http://" + d.proxy + "/api/reportserver/v2/categories",
+		"admin /healthz":    "http://" + d.Admin + "/healthz",
+		"proxy GET (front)": "http://" + d.Proxy + "/api/reportserver/v2/categories",
 	} {
 		st := &probeStats{}
 		h.stats[name] = st
@@ -459,34 +362,20 @@ func idle(addr string, conns int, duration time.Duration) error {
 	return nil
 }
 
-// receiver counts deliveries and answers the echo check.
+// receiver counts deliveries.
 type receiver struct{ n atomic.Int64 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if e := req.URL.Query().Get("echo"); e != "" {
-		_, _ = io.WriteString(w, e)
-		return
-	}
 	_, _ = io.Copy(io.Discard, req.Body)
 	r.n.Add(1)
 }
 
 // deliveries registers webhooks, makes events through the proxy (8 clients)
 // and waits until every delivery arrived.
-func deliveries(d *daemon, recv *receiver, recvURL string, events, hooks int) error {
+func deliveries(d *benchrig.Daemon, recv *receiver, recvURL string, events, hooks int) error {
 	for i := range hooks {
-		b, _ := json.Marshal(map[string]any{"WebHookUri": fmt.Sprintf("%s/hook/%d", recvURL, i), "Filters": []string{"categories"}})
-		req, _ := http.NewRequest(http.MethodPost, "http://"+d.admin+"/api/webhooks/registrations", bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+d.token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := d.Register(map[string]any{"WebHookUri": fmt.Sprintf("%s/hook/%d", recvURL, i), "Filters": []string{"categories"}}); err != nil {
 			return err
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 201 {
-			return fmt.Errorf("register webhook: %s %s", resp.Status, out)
 		}
 	}
 	start := time.Now()
@@ -499,7 +388,7 @@ func deliveries(d *daemon, recv *receiver, recvURL string, events, hooks int) er
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(events) {
-				resp, err := http.Post("http://"+d.proxy+"/api/reportserver/v2/categories", "application/json", bytes.NewReader(body))
+				resp, err := http.Post("http://"+d.Proxy+"/api/reportserver/v2/categories", "application/json", bytes.NewReader(body))
 				if err != nil {
 					failed.Add(1)
 					continue
