@@ -17,8 +17,9 @@ import (
 func TestRunEndsRotations(t *testing.T) {
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	var mu sync.Mutex
-	clock := t0
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	clock, reads := t0, 0
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); reads++; return clock }
+	readsSoFar := func() int { mu.Lock(); defer mu.Unlock(); return reads }
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db, err := pgstore.Open(ctx, pgstore.Options{
@@ -40,15 +41,24 @@ func TestRunEndsRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
+	before := readsSoFar()
 	go func() { done <- db.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
+	// Each pass of Run reads the clock (expiry, then rotations): several
+	// reads mean passes ran during the grace period.
+	deadline := time.Now().Add(10 * time.Second)
+	for readsSoFar() < before+4 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run made no passes within 10 s")
+		}
+		<-time.After(20 * time.Millisecond)
+	}
 	if got, err := db.GetWebhook(ctx, "W1"); err != nil || got.Rotation == nil {
 		t.Fatalf("during the grace period: rotation %+v, %v", got, err)
 	}
 	mu.Lock()
 	clock = t0.Add(time.Hour)
 	mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		got, err := db.GetWebhook(ctx, "W1")
 		if err != nil {
@@ -63,7 +73,7 @@ func TestRunEndsRotations(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("Run did not end the rotation within 10 s")
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-time.After(20 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
