@@ -233,9 +233,28 @@ type StateStore interface {
 	// the same value: a key made once by whichever node starts first. The
 	// reserved keys are refused as by PutMeta.
 	PutMetaIfAbsent(ctx context.Context, key string, v []byte) (stored []byte, created bool, err error)
+	// ListMeta returns the unexpired values whose keys start with prefix
+	// (not empty), in byte order of the keys. It is meant for small sets
+	// (the correlator's claims), not for scanning the whole store.
+	ListMeta(ctx context.Context, prefix string) ([]MetaEntry, error)
+	// SwapMeta replaces the value under key with v only if the stored,
+	// unexpired value equals old (byte for byte), keeping its expiry, and
+	// reports whether it did. It is atomic across every node sharing the
+	// store: of several swaps from the same old value, one succeeds. The
+	// reserved keys are refused as by PutMeta.
+	SwapMeta(ctx context.Context, key string, old, v []byte) (bool, error)
+	// DeleteMetaIf removes key only if its stored, unexpired value equals
+	// old, and reports whether it did (atomic as SwapMeta).
+	DeleteMetaIf(ctx context.Context, key string, old []byte) (bool, error)
 	// UnreadableRecords lists stored records that cannot be decoded.
 	UnreadableRecords(ctx context.Context) ([]Unreadable, error)
 	// DeleteUnreadable removes one record by kind and id without decoding
 	// it (ErrNotFound if absent).
 	DeleteUnreadable(ctx context.Context, kind, id string) error
+}
+
+// MetaEntry is one key and value of StateStore.ListMeta.
+type MetaEntry struct {
+	Key   string
+	Value []byte
 }

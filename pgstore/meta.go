@@ -155,3 +155,70 @@ func (db *DB) PutMetaIfAbsent(ctx context.Context, key string, v []byte) (stored
 	}
 	return nil, false, fmt.Errorf("pgstore: put meta if absent %s: the key kept changing; try again", key)
 }
+
+// ListMeta returns the unexpired values whose keys start with prefix, in
+// byte order of the keys (as Badger's).
+func (db *DB) ListMeta(ctx context.Context, prefix string) ([]rswebhooks.MetaEntry, error) {
+	if prefix == "" {
+		return nil, errors.New("pgstore: list meta: prefix must not be empty")
+	}
+	rows, err := db.pool.Query(ctx, `SELECT key, value FROM meta
+		WHERE starts_with(key, $1) AND (expires_at IS NULL OR expires_at > $2) ORDER BY key COLLATE "C"`, prefix, db.now())
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: list meta %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	var out []rswebhooks.MetaEntry
+	for rows.Next() {
+		var e rswebhooks.MetaEntry
+		if err := rows.Scan(&e.Key, &e.Value); err != nil {
+			return nil, fmt.Errorf("pgstore: list meta %s: %w", prefix, err)
+		}
+		if e.Value == nil {
+			e.Value = []byte{}
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: list meta %s: %w", prefix, err)
+	}
+	return out, nil
+}
+
+// SwapMeta replaces the value under key with v if it is old, keeping its
+// expiry. The UPDATE re-checks its condition on the row it locked, so of
+// two swaps from one old value the second finds the new value and does
+// nothing.
+func (db *DB) SwapMeta(ctx context.Context, key string, old, v []byte) (bool, error) {
+	if err := checkMetaKey(key); err != nil {
+		return false, err
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	if old == nil {
+		old = []byte{}
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE meta SET value = $3
+		WHERE key = $1 AND value = $2 AND (expires_at IS NULL OR expires_at > $4)`, key, old, v, db.now())
+	if err != nil {
+		return false, fmt.Errorf("pgstore: swap meta %s: %w", key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// DeleteMetaIf removes key if its value is old.
+func (db *DB) DeleteMetaIf(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := checkMetaKey(key); err != nil {
+		return false, err
+	}
+	if old == nil {
+		old = []byte{}
+	}
+	tag, err := db.pool.Exec(ctx, `DELETE FROM meta
+		WHERE key = $1 AND value = $2 AND (expires_at IS NULL OR expires_at > $3)`, key, old, db.now())
+	if err != nil {
+		return false, fmt.Errorf("pgstore: delete meta %s: %w", key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,4 +143,88 @@ func checkMetaKey(key string) error {
 		return fmt.Errorf("store: put meta: key must be non-empty and not %q, %q or %q, got %q", metaSchema, metaPing, metaOrder, key)
 	}
 	return nil
+}
+
+// ListMeta returns the unexpired values whose keys start with prefix, in
+// key order.
+func (db *DB) ListMeta(ctx context.Context, prefix string) ([]rswebhooks.MetaEntry, error) {
+	if prefix == "" {
+		return nil, errors.New("store: list meta: prefix must not be empty")
+	}
+	var out []rswebhooks.MetaEntry
+	err := db.view(ctx, "list meta "+prefix, func(txn *badger.Txn) error {
+		out = out[:0]
+		return eachValue(txn, metaKey(prefix), func(k, v []byte) error {
+			out = append(out, rswebhooks.MetaEntry{Key: string(k[len(pMeta):]), Value: append([]byte{}, v...)})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SwapMeta replaces the value under key with v if it is old, keeping its
+// expiry. Badger's transactions detect a concurrent write of the key and
+// the swap is retried on a fresh read, so two swaps from one old value
+// cannot both succeed.
+func (db *DB) SwapMeta(ctx context.Context, key string, old, v []byte) (bool, error) {
+	if err := checkMetaKey(key); err != nil {
+		return false, err
+	}
+	var swapped bool
+	err := db.update(ctx, "swap meta "+key, func(txn *badger.Txn) error {
+		swapped = false
+		item, ok, err := metaItemIs(txn, key, old)
+		if err != nil || !ok {
+			return err
+		}
+		e := badger.NewEntry(metaKey(key), bytes.Clone(v))
+		e.ExpiresAt = item.ExpiresAt()
+		if err := txn.SetEntry(e); err != nil {
+			return err
+		}
+		swapped = true
+		return nil
+	})
+	return swapped, err
+}
+
+// DeleteMetaIf removes key if its value is old.
+func (db *DB) DeleteMetaIf(ctx context.Context, key string, old []byte) (bool, error) {
+	if err := checkMetaKey(key); err != nil {
+		return false, err
+	}
+	var deleted bool
+	err := db.update(ctx, "delete meta "+key, func(txn *badger.Txn) error {
+		deleted = false
+		_, ok, err := metaItemIs(txn, key, old)
+		if err != nil || !ok {
+			return err
+		}
+		if err := txn.Delete(metaKey(key)); err != nil {
+			return err
+		}
+		deleted = true
+		return nil
+	})
+	return deleted, err
+}
+
+// metaItemIs reads key in txn and reports whether its value equals want.
+func metaItemIs(txn *badger.Txn, key string, want []byte) (*badger.Item, bool, error) {
+	item, err := txn.Get(metaKey(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	same := false
+	err = item.Value(func(v []byte) error {
+		same = bytes.Equal(v, want)
+		return nil
+	})
+	return item, same, err
 }

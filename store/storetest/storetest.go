@@ -64,6 +64,8 @@ func Run(t *testing.T, open Opener) {
 		{"MetaUntil", testMetaUntil},
 		{"MetaIfAbsent", testMetaIfAbsent},
 		{"MetaIfAbsentRace", testMetaIfAbsentRace},
+		{"MetaListSwapDelete", testMetaListSwap},
+		{"MetaSwapConcurrentOnce", testMetaSwapConcurrent},
 		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
@@ -1177,6 +1179,141 @@ func testMetaIfAbsentRace(t *testing.T, open Opener) {
 	}
 	if got, err := s.GetMeta(ctx, "doclink/key"); err != nil || string(got) != winner {
 		t.Fatalf("GetMeta = %q, %v; want %q", got, err, winner)
+	}
+}
+
+// ListMeta lists one prefix in key order, unexpired values only; SwapMeta
+// and DeleteMetaIf act only on the value they were given, keep the expiry,
+// and refuse the reserved keys (the correlator's claims shared by nodes).
+func testMetaListSwap(t *testing.T, open Opener) {
+	s := open(t, Config{})
+	ctx := context.Background()
+	must(t, s.PutMeta(ctx, "claim/b", []byte("2")))
+	must(t, s.PutMeta(ctx, "claim/a", []byte("1")))
+	must(t, s.PutMeta(ctx, "claim/c", []byte{}))
+	must(t, s.PutMeta(ctx, "claimx", []byte("other prefix")))
+	must(t, s.PutMeta(ctx, "clai", []byte("shorter")))
+	must(t, s.PutMetaUntil(ctx, "claim/gone", []byte("x"), time.Time{}))
+	must(t, s.PutMetaUntil(ctx, "claim/soon", []byte("s"), time.Now().Add(1500*time.Millisecond)))
+	list := func() string {
+		t.Helper()
+		es, err := s.ListMeta(ctx, "claim/")
+		must(t, err)
+		out := ""
+		for _, e := range es {
+			if e.Value == nil {
+				t.Fatalf("ListMeta: nil value for %s (want empty, not nil)", e.Key)
+			}
+			out += e.Key + "=" + string(e.Value) + ";"
+		}
+		return out
+	}
+	if got, want := list(), "claim/a=1;claim/b=2;claim/c=;claim/soon=s;"; got != want {
+		t.Fatalf("ListMeta = %q, want %q", got, want)
+	}
+	if _, err := s.ListMeta(ctx, ""); err == nil {
+		t.Fatal("ListMeta with an empty prefix accepted")
+	}
+	if es, err := s.ListMeta(ctx, "nothing/"); err != nil || len(es) != 0 {
+		t.Fatalf("ListMeta of an absent prefix = %v, %v", es, err)
+	}
+
+	swap := func(key, old, v string, want bool) {
+		t.Helper()
+		ok, err := s.SwapMeta(ctx, key, []byte(old), []byte(v))
+		must(t, err)
+		if ok != want {
+			t.Fatalf("SwapMeta(%s, %q → %q) = %v, want %v", key, old, v, ok, want)
+		}
+	}
+	swap("claim/a", "1", "1b", true)
+	swap("claim/a", "1", "1c", false) // no longer "1"
+	swap("claim/none", "", "x", false)
+	swap("claim/c", "", "3", true)
+	if v, _ := s.GetMeta(ctx, "claim/a"); string(v) != "1b" {
+		t.Fatalf("after swaps claim/a = %q, want 1b", v)
+	}
+	if _, err := s.GetMeta(ctx, "claim/none"); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("a failed swap created the key: %v", err)
+	}
+	// The expiry is kept: the swapped value still disappears.
+	swap("claim/soon", "s", "s2", true)
+	eventually(t, 10*time.Second, "a swapped value kept no expiry", func() bool {
+		_, err := s.GetMeta(ctx, "claim/soon")
+		return errors.Is(err, rswebhooks.ErrNotFound)
+	})
+	swap("claim/soon", "s2", "s3", false) // expired: nothing to swap
+
+	del := func(key, old string, want bool) {
+		t.Helper()
+		ok, err := s.DeleteMetaIf(ctx, key, []byte(old))
+		must(t, err)
+		if ok != want {
+			t.Fatalf("DeleteMetaIf(%s, %q) = %v, want %v", key, old, ok, want)
+		}
+	}
+	del("claim/b", "1", false)
+	del("claim/b", "2", true)
+	del("claim/b", "2", false)
+	if got, want := list(), "claim/a=1b;claim/c=3;"; got != want {
+		t.Fatalf("ListMeta after swaps and deletes = %q, want %q", got, want)
+	}
+	for _, k := range []string{"", "schema", "ping"} {
+		if _, err := s.SwapMeta(ctx, k, nil, []byte("x")); err == nil {
+			t.Fatalf("SwapMeta(%q) accepted", k)
+		}
+		if _, err := s.DeleteMetaIf(ctx, k, nil); err == nil {
+			t.Fatalf("DeleteMetaIf(%q) accepted", k)
+		}
+	}
+}
+
+// Of many concurrent swaps (and deletes) from one value, exactly one
+// succeeds: the decision a node takes on a shared claim is its alone.
+func testMetaSwapConcurrent(t *testing.T, open Opener) {
+	s := open(t, Config{})
+	ctx := context.Background()
+	for round := range 5 {
+		key := fmt.Sprintf("claim/%d", round)
+		must(t, s.PutMeta(ctx, key, []byte("held")))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var winners []string
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var ok bool
+				var err error
+				if i == 0 {
+					ok, err = s.DeleteMetaIf(ctx, key, []byte("held"))
+				} else {
+					ok, err = s.SwapMeta(ctx, key, []byte("held"), []byte(fmt.Sprint("taken by ", i)))
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					winners = append(winners, fmt.Sprint(i))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d swaps from one value succeeded (%v), want exactly 1", round, len(winners), winners)
+		}
+		v, err := s.GetMeta(ctx, key)
+		switch {
+		case winners[0] == "0":
+			if !errors.Is(err, rswebhooks.ErrNotFound) {
+				t.Fatalf("round %d: the delete won but the key holds %q (%v)", round, v, err)
+			}
+		case err != nil || string(v) != "taken by "+winners[0]:
+			t.Fatalf("round %d: value %q (%v), want the winner's (%s)", round, v, err, winners[0])
+		}
 	}
 }
 
