@@ -13,7 +13,8 @@
 //
 // New returns a *Server, an http.Handler; Serve runs it on a listener. Its
 // exported methods are concurrency-safe hooks that change state without
-// HTTP: RunTask and RunAlert (an execution "on schedule"),
+// HTTP: RunTask and RunAlert (an execution "on schedule"), HoldRuns and
+// ReleaseRuns (execute calls whose runs the agent queues), and
 // DeleteExecutionHistory, SetDocumentSize (generated, never-held documents
 // of any size) and DocumentContent, SetClockSkew, FailWith/FailNext/SetLatency,
 // Requests/Count/ResetCounters, SeedTasks/SeedAlerts, CreateCategory,

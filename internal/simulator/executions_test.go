@@ -257,3 +257,37 @@ func TestSeedAndConcurrency(t *testing.T) {
 		t.Fatalf("Requests() = %v", e.sim.Requests())
 	}
 }
+
+// HoldRuns queues the runs of execute calls, as a busy agent does: the call
+// answers 204 and no record exists until ReleaseRuns records them, dated
+// then; later calls run at once again.
+func TestHoldRunsQueuesExecuteCalls(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 8, 12, 14, 0, 0, 0, time.UTC)
+	e := newEnv(t, simulator.Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	admin := e.token("admin")
+	_, rep := e.fixture()
+	task, _ := e.sim.CreateTask(rep, "t", "")
+	gone, _ := e.sim.CreateTask(rep, "deleted meanwhile", "")
+	e.sim.HoldRuns()
+	want(t, e.do(admin, "POST", "/api/reportserver/v3/scheduled-tasks/"+task+"/execute", nil), 204)
+	want(t, e.do(admin, "POST", "/api/reportserver/v2/executions/scheduledtasks/"+gone, nil), 204)
+	if xs, _ := e.sim.Executions(task); len(xs) != 0 {
+		t.Fatalf("a queued run has a record: %+v", xs)
+	}
+	want(t, e.do(admin, "DELETE", "/api/reportserver/v2/scheduledtasks/"+gone, nil), 204)
+	mu.Lock()
+	now = now.Add(90 * time.Second)
+	mu.Unlock()
+	runs := e.sim.ReleaseRuns()
+	if len(runs) != 1 || !runs[0].ExecutionDateUtc.Equal(now) || len(runs[0].DocumentIds) != 1 {
+		t.Fatalf("released %+v, want the one run of the task still there, dated at release, with its document", runs)
+	}
+	if xs, _ := e.sim.Executions(task); len(xs) != 1 || xs[0].Id != runs[0].Id {
+		t.Fatalf("history %+v, want the released run", xs)
+	}
+	want(t, e.do(admin, "POST", "/api/reportserver/v3/scheduled-tasks/"+task+"/execute", nil), 204)
+	if xs, _ := e.sim.Executions(task); len(xs) != 2 {
+		t.Fatalf("after release a call still queued: %d records", len(xs))
+	}
+}

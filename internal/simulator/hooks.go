@@ -203,6 +203,31 @@ func (s *Server) RunAlert(id string, triggered bool) (Execution, error) {
 	return cloneExecution(s.run(t, triggered).Execution), nil
 }
 
+// HoldRuns makes the execute calls that follow queue their runs, as the
+// real server does while its agent is busy: the call answers 204 and no
+// execution record exists until ReleaseRuns.
+func (s *Server) HoldRuns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdRuns = true
+}
+
+// ReleaseRuns records the runs queued since HoldRuns, in call order and
+// dated now (when the agent runs them), stops queueing and returns them.
+// A task or alert deleted meanwhile has no run.
+func (s *Server) ReleaseRuns() []Execution {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Execution
+	for _, t := range s.queued {
+		if s.st.tasks[t.Id] == t {
+			out = append(out, cloneExecution(s.run(t, true).Execution))
+		}
+	}
+	s.holdRuns, s.queued = false, nil
+	return out
+}
+
 // Executions returns the execution history of task or alert id, oldest first.
 func (s *Server) Executions(id string) ([]Execution, error) {
 	s.mu.Lock()

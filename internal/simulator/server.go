@@ -73,6 +73,10 @@ type Server struct {
 	outageUntil   time.Time
 	byRoute       map[string]int
 	byPath        map[string]int
+	// holdRuns: execute calls queue their runs (queued) instead of
+	// recording them, until ReleaseRuns.
+	holdRuns bool
+	queued   []*task
 }
 
 var _ http.Handler = (*Server)(nil)

@@ -396,15 +396,20 @@ func (s *Server) listExecutions(k kind) handler {
 // executeTask: POST executions/scheduledtasks|dataalerts/{id} (v1/v2) and v3
 // POST .../{id}/execute: 204. The real server queues the run for its agent;
 // the simulator records the execution before answering [I], so a poll right
-// after the call sees it. A data alert run from the API counts as triggered
-// [I]. Needs Modify on the item [I].
+// after the call sees it — unless HoldRuns asked it to queue runs as a busy
+// agent would. A data alert run from the API counts as triggered [I]. Needs
+// Modify on the item [I].
 func (s *Server) executeTask(k kind) handler {
 	return func(c *call) *resp {
 		t, res := s.findTask(c, k, c.param(k.param), AccessModify)
 		if res != nil {
 			return res
 		}
-		s.run(t, true)
+		if s.holdRuns {
+			s.queued = append(s.queued, t)
+		} else {
+			s.run(t, true)
+		}
 		return noContent()
 	}
 }
