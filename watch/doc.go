@@ -13,9 +13,13 @@
 //
 // A Correlator sits between the proxy's detector and the store so that an
 // execute call seen by the proxy and the execution record the watcher finds
-// produce one event, not two: it holds the call's event (on disk) while the
-// running Watcher reads that task's or alert's history at once, with
-// backoff, and the event leaves carrying the run (ExecutionId, date,
-// documents) — or, after RecordWait, without it, naming what it lacks. See
-// docs/events.md, "Scheduled executions and de-duplication".
+// produce one event, not two: it holds the call's event as a claim in the
+// store while a resolver (Watcher.RunResolver) reads that task's or alert's
+// history at once, with backoff, and the event leaves carrying the run
+// (ExecutionId, date, documents) under the run's deterministic id — or,
+// after RecordWait, without it, naming what it lacks. Claims live in the
+// store, one key each, and are decided by compare-and-swap, so in a cluster
+// sharing one store every node resolves them, whichever node took the call,
+// and exactly one decides each. See docs/events.md, "Scheduled executions
+// and de-duplication".
 package watch

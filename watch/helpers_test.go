@@ -214,3 +214,33 @@ func (l *limitClient) AlertExecutions(ctx context.Context, v, id, etag string) (
 	l.enter()
 	return l.ReportServer.AlertExecutions(ctx, v, id, etag)
 }
+
+// holding reports whether an execute call's event waits for its run.
+func (c *Correlator) holding() bool {
+	cls, err := c.claims(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	for _, cl := range cls {
+		if cl.held() {
+			return true
+		}
+	}
+	return false
+}
+
+// pending returns the number of claims no run was taken for (held, or
+// left without their run and still absorbing a late record).
+func (c *Correlator) pending() int {
+	cls, err := c.claims(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	n := 0
+	for _, cl := range cls {
+		if cl.open() {
+			n++
+		}
+	}
+	return n
+}

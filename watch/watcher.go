@@ -50,13 +50,11 @@ type ReportServer interface {
 	AlertExecutions(ctx context.Context, version, id, etag string) ([]reportserver.Execution, reportserver.Stamp, error)
 }
 
-// Store is the part of the store the watcher uses.
+// Store is the part of the store the watcher (and its Correlator) uses.
 type Store interface {
-	AppendEvent(ctx context.Context, e *rswebhooks.Event) error
+	CorrelatorStore
+	GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error)
 	SeenExecutions(ctx context.Context, ids []string) (map[string]bool, error)
-	MarkExecutionsSeen(ctx context.Context, ids []string) error
-	GetMeta(ctx context.Context, key string) ([]byte, error)
-	PutMeta(ctx context.Context, key string, v []byte) error
 }
 
 var _ ReportServer = (*reportserver.Client)(nil)
@@ -272,18 +270,22 @@ func New(opts Options) (*Watcher, error) {
 	}, nil
 }
 
-// Run polls at once and then every Interval (jittered) until ctx is done,
-// backing off exponentially (up to MaxBackoff) while polls fail and
-// stretching the delay when a poll is slow. Poll errors are logged, not
-// returned; Run returns nil when ctx is done.
+// Run is RunPolls and RunResolver together, until ctx is done: what a node
+// alone runs. In a cluster every node runs RunResolver and the elected one
+// RunPolls.
 func (w *Watcher) Run(ctx context.Context) error {
-	if w.o.Correlator != nil {
-		var wg sync.WaitGroup
-		rctx, stop := context.WithCancel(ctx)
-		wg.Add(1)
-		go func() { defer wg.Done(); w.runResolver(rctx) }()
-		defer func() { stop(); wg.Wait() }()
-	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = w.RunResolver(ctx) }()
+	defer wg.Wait()
+	return w.RunPolls(ctx)
+}
+
+// RunPolls polls at once and then every Interval (jittered) until ctx is
+// done, backing off exponentially (up to MaxBackoff) while polls fail and
+// stretching the delay when a poll is slow. Poll errors are logged, not
+// returned; RunPolls returns nil when ctx is done.
+func (w *Watcher) RunPolls(ctx context.Context) error {
 	return poll.Loop{
 		Schedule: w.schedule(),
 		Once:     w.PollOnce,
@@ -342,11 +344,18 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 	if err := w.load(ctx); err != nil {
 		return err
 	}
+	err = w.poll(ctx)
 	// Execute calls that waited too long leave now, even if this poll
-	// cannot reach the report server.
-	if err := w.flushOverdue(ctx); err != nil {
-		w.log.Warn().Err(err).Msg("held execute events not appended")
+	// could not reach the report server; decisions another node left
+	// unfinished are carried out.
+	if serr := w.settleClaims(ctx); serr != nil && err == nil {
+		err = serr
 	}
+	return err
+}
+
+// poll is one cycle of PollOnce, under pollMu.
+func (w *Watcher) poll(ctx context.Context) error {
 	if w.version == "" {
 		v, err := w.o.Client.ProbeExecutionsAPI(ctx)
 		if err != nil {
@@ -403,9 +412,6 @@ func (w *Watcher) PollOnce(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	if err := w.flushOverdue(ctx); err != nil && firstErr == nil {
-		firstErr = err
-	}
 	if stored.err != nil && firstErr == nil {
 		firstErr = stored.err
 	}
@@ -433,9 +439,10 @@ type outcome struct {
 }
 
 // process decides, for every execution read, whether it is new and who
-// notifies it, then appends the events and marks the executions seen. An
-// error is returned only when nothing could be decided (seen-set or
-// correlator state unreadable/unwritable).
+// notifies it: a claim (an execute call seen by the proxy on any node) takes
+// its run, and the rest are the watcher's to notify; then it appends the
+// events and marks the executions seen. An error is returned only when
+// nothing could be decided (seen-set or claims unreadable).
 func (w *Watcher) process(ctx context.Context, items []*item, serverNow time.Time, initial bool) (outcome, error) {
 	var keys []string
 	for _, it := range items {
@@ -450,12 +457,14 @@ func (w *Watcher) process(ctx context.Context, items []*item, serverNow time.Tim
 		return outcome{}, fmt.Errorf("watch: read seen-set: %w", err)
 	}
 	cutoff := serverNow.Add(-w.o.Retention + min(time.Hour, w.o.Retention/10))
-	var (
-		mark   []string
-		events []*rswebhooks.Event
-		evKeys []string
-		held   []bool // events[i] is an execute call's held event
-	)
+	type found struct {
+		it   *item
+		ex   reportserver.Execution
+		key  string
+		date time.Time
+	}
+	var fresh []found
+	withNew := map[*item]bool{}
 	for _, it := range items {
 		for _, ex := range it.execs {
 			if ex.ID == "" {
@@ -473,68 +482,86 @@ func (w *Watcher) process(ctx context.Context, items []*item, serverNow time.Tim
 				// Older than retention: its seen mark may have expired. Ignored.
 				continue
 			}
-			// History at first start or of an item first seen later is
-			// recorded without notifying (unless it is a held call's run).
-			record := !initial && !date.Before(w.st.BaselineUTC)
-			// Documents are described only for a run that may be notified
-			// (never for history at first start).
-			var docs []rswebhooks.Document
-			if record || (w.o.Correlator != nil && w.o.Correlator.mayTake(it.resource, k)) {
-				docs = w.documents(ctx, it, ex)
+			fresh = append(fresh, found{it, ex, k, date})
+			withNew[it] = true
+		}
+	}
+
+	var out outcome
+	stored := 0
+	// Claims first: a run an execute call is waiting for leaves as the
+	// call's event (with the caller), whichever node took the call.
+	handled := map[string]bool{}
+	if len(fresh) > 0 && w.o.Correlator != nil {
+		cls, err := w.o.Correlator.claims(ctx)
+		if err != nil {
+			return outcome{}, err
+		}
+		claimed := map[string]bool{}
+		for _, cl := range cls {
+			claimed[cl.Res] = true
+		}
+		for _, it := range items {
+			if !withNew[it] || !claimed[it.resource] {
+				continue
 			}
-			notify := record
-			var h *rswebhooks.Event
-			if w.o.Correlator != nil {
-				h, notify = w.o.Correlator.decide(it.resource, k, date, record, func(ev *rswebhooks.Event) {
-					enrich(ev, it, ex, date, docs)
-				})
+			h, n, err := w.o.Correlator.match(ctx, it.resource, w.runs(ctx, it, serverNow), seen, cls)
+			stored += n
+			if err != nil && out.err == nil {
+				out.err = err
 			}
-			switch {
-			case h != nil:
-				w.log.Debug().Str("execution", k).Str("event_id", h.ID).Msg("execute call's run found; its event leaves with the record")
-				events, evKeys, held = append(events, h), append(evKeys, k), append(held, true)
-			case notify:
-				events, evKeys, held = append(events, w.event(it, ex, date, docs)), append(evKeys, k), append(held, false)
-			default:
-				mark = append(mark, k)
+			for k := range h {
+				handled[k] = true
 			}
 		}
 	}
 
-	// Crash safety: correlator state first, then events (deterministic ids:
-	// re-appending after a crash is ErrConflict, i.e. already done), then
-	// the correlator's sent marks, then the seen marks.
-	if w.o.Correlator != nil {
-		if err := w.o.Correlator.persist(ctx); err != nil {
-			return outcome{}, err
-		}
-	}
-	var out outcome
-	stored, sent := 0, 0
-	for i, e := range events {
-		err := w.o.Store.AppendEvent(ctx, e)
-		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
-			if out.err == nil {
-				out.err = fmt.Errorf("watch: append event for execution %s: %w", evKeys[i], err)
-			}
+	var mark []string
+	for _, f := range fresh {
+		if handled[f.key] {
 			continue
 		}
-		if err == nil {
+		// History at first start or of an item first seen later is
+		// recorded without notifying.
+		if initial || f.date.Before(w.st.BaselineUTC) {
+			mark = append(mark, f.key)
+			continue
+		}
+		// Crash safety: the emission (so a late execute call of this very
+		// run is dropped), then the event (deterministic id: re-appending
+		// after a crash is ErrConflict, i.e. already done), then the seen
+		// mark.
+		if w.o.Correlator != nil {
+			if err := w.o.Correlator.emitted(ctx, f.it.resource, f.key, f.date); err != nil {
+				if out.err == nil {
+					out.err = err
+				}
+				continue
+			}
+		}
+		e := w.event(f.it, f.ex, f.date, w.documents(ctx, f.it, f.ex))
+		err := w.o.Store.AppendEvent(ctx, e)
+		switch {
+		case err == nil:
 			stored++
 			w.log.Debug().Str("event_id", e.ID).Str("filter", e.Filter).Str("resource_id", e.ResourceID).
 				Str("execution_id", e.ExecutionID).Msg("execution event stored")
+		case errors.Is(err, rswebhooks.ErrConflict):
+			// Stored already: by this watcher before a crash, or as an
+			// execute call's event by another node (then the emission is
+			// not this watcher's to keep).
+			if w.o.Correlator != nil {
+				if prev, gerr := w.o.Store.GetEvent(ctx, e.ID); gerr == nil && rswebhooks.EventSource(prev) != rswebhooks.SourceWatch {
+					w.o.Correlator.unemit(ctx, f.key)
+				}
+			}
+		default:
+			if out.err == nil {
+				out.err = fmt.Errorf("watch: append event for execution %s: %w", f.key, err)
+			}
+			continue
 		}
-		if held[i] {
-			w.o.Correlator.sent(e.ID)
-			sent++
-		}
-		mark = append(mark, evKeys[i])
-	}
-	if sent > 0 {
-		if err := w.o.Correlator.persist(ctx); err != nil && out.err == nil {
-			// The events are stored; a restart re-appends them (ErrConflict).
-			out.err = err
-		}
+		mark = append(mark, f.key)
 	}
 	if len(mark) > 0 {
 		if out.markErr = w.o.Store.MarkExecutionsSeen(ctx, mark); out.markErr != nil && out.err == nil {
@@ -548,123 +575,167 @@ func (w *Watcher) process(ctx context.Context, items []*item, serverNow time.Tim
 	return out, nil
 }
 
-// flushOverdue appends the held events of execute calls whose run did not
-// show up within RecordWait, as they are (Missing names the run's fields).
-func (w *Watcher) flushOverdue(ctx context.Context) error {
+// runs describes the executions of it for the correlator.
+func (w *Watcher) runs(ctx context.Context, it *item, serverNow time.Time) []run {
+	out := make([]run, 0, len(it.execs))
+	for _, ex := range it.execs {
+		if ex.ID == "" {
+			continue
+		}
+		date := ex.ExecutionDateUTC
+		if date.IsZero() {
+			date = serverNow
+		}
+		out = append(out, run{
+			key:  execKey(it.filter, it.ID, ex.ID),
+			date: date,
+			id:   EventID(it.filter, it.ID, ex.ID, date.UTC()),
+			enrich: func(e *rswebhooks.Event) {
+				enrich(e, it, ex, date, w.documents(ctx, it, ex))
+			},
+		})
+	}
+	return out
+}
+
+// settleClaims carries out claim decisions left unfinished (by this node
+// or one that died), lets execute calls that waited RecordWait for their run
+// leave without it, and forgets done claims past the window.
+func (w *Watcher) settleClaims(ctx context.Context) error {
 	if w.o.Correlator == nil {
 		return nil
 	}
-	evs := w.o.Correlator.overdue(w.o.RecordWait)
-	if len(evs) == 0 {
-		return nil
+	cls, err := w.o.Correlator.claims(ctx)
+	if err != nil {
+		return err
 	}
-	var firstErr error
-	stored := 0
-	for _, e := range evs {
-		err := w.o.Store.AppendEvent(ctx, e)
-		if err != nil && !errors.Is(err, rswebhooks.ErrConflict) {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("watch: append held event %s: %w", e.ID, err)
-			}
-			continue
-		}
-		if err == nil {
-			stored++
-			w.log.Info().Str("event_id", e.ID).Str("filter", e.Filter).Str("resource_id", e.ResourceID).
-				Strs("missing", e.Missing).Msg("execute call notified without its run: no record in time")
-		}
-		w.o.Correlator.sent(e.ID)
-	}
-	if err := w.o.Correlator.persist(ctx); err != nil && firstErr == nil {
-		firstErr = err
-	}
+	stored, err := w.o.Correlator.settle(ctx, cls, w.o.RecordWait)
 	if stored > 0 && w.o.OnEvent != nil {
 		w.o.OnEvent()
 	}
-	return firstErr
+	return err
 }
 
 // resolveOnce reads the history of every task and alert with a held
-// execute event (no ETag: the record is expected now) and processes it as a
-// poll would, then flushes what waited too long. It does nothing before the
-// first poll completed (no baseline, API version or clock estimate yet).
-func (w *Watcher) resolveOnce(ctx context.Context) error {
+// execute call (no ETag: the record is expected now), lets the calls take
+// their runs, then settles the claims (see settleClaims). It serves the
+// calls of every node sharing the store. held reports whether calls still
+// wait for their run.
+func (w *Watcher) resolveOnce(ctx context.Context) (held bool, err error) {
 	w.pollMu.Lock()
 	defer w.pollMu.Unlock()
-	if w.st.BaselineUTC.IsZero() || w.version == "" {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, w.o.PollTimeout)
 	defer cancel()
-	var items []*item
-	var firstErr error
-	for _, hr := range w.o.Correlator.heldResources() {
-		it := &item{filter: hr.filter, ScheduledItem: reportserver.ScheduledItem{ID: hr.id}, resource: resKey(hr.filter, hr.id)}
+	corr := w.o.Correlator
+	cls, err := corr.claims(ctx)
+	if err != nil {
+		return true, err
+	}
+	var (
+		items    []*item
+		keys     []string
+		firstErr error
+		stored   int
+	)
+	note := func(n int, err error) {
+		stored += n
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	wanted := map[string]bool{}
+	for _, cl := range cls {
+		if !cl.held() || wanted[cl.Res] {
+			continue
+		}
+		wanted[cl.Res] = true
+		if w.version == "" {
+			v, err := w.o.Client.ProbeExecutionsAPI(ctx)
+			if err != nil {
+				note(0, fmt.Errorf("watch: pick API version: %w", err))
+				break
+			}
+			w.version = v
+		}
+		it := &item{filter: cl.Event.Filter, ScheduledItem: reportserver.ScheduledItem{ID: cl.Event.ResourceID}, resource: cl.Res}
 		t0 := w.o.Now()
 		var st reportserver.Stamp
-		if hr.filter == rswebhooks.FilterTasks {
-			it.execs, st, it.err = w.o.Client.TaskExecutions(ctx, w.version, hr.id, "")
+		if it.filter == rswebhooks.FilterTasks {
+			it.execs, st, it.err = w.o.Client.TaskExecutions(ctx, w.version, it.ID, "")
 		} else {
-			it.execs, st, it.err = w.o.Client.AlertExecutions(ctx, w.version, hr.id, "")
+			it.execs, st, it.err = w.o.Client.AlertExecutions(ctx, w.version, it.ID, "")
 		}
 		if it.err != nil {
-			if !errors.Is(it.err, reportserver.ErrNotFound) && firstErr == nil {
-				firstErr = fmt.Errorf("watch: read executions of %s: %w", it.resource, it.err)
+			if !errors.Is(it.err, reportserver.ErrNotFound) {
+				note(0, fmt.Errorf("watch: read executions of %s: %w", it.resource, it.err))
 			}
 			continue
 		}
 		w.observeClock(st.Date, t0, w.o.Now())
 		items = append(items, it)
+		for _, ex := range it.execs {
+			if ex.ID != "" {
+				keys = append(keys, execKey(it.filter, it.ID, ex.ID))
+			}
+		}
 	}
 	if len(items) > 0 {
-		res, err := w.process(ctx, items, w.o.Now().Add(w.offset), false)
+		seen, err := w.o.Store.SeenExecutions(ctx, keys)
 		if err != nil {
-			return err
-		}
-		if res.err != nil && firstErr == nil {
-			firstErr = res.err
+			note(0, fmt.Errorf("watch: read seen-set: %w", err))
+		} else {
+			serverNow := w.o.Now().Add(w.offset)
+			for _, it := range items {
+				_, n, err := corr.match(ctx, it.resource, w.runs(ctx, it, serverNow), seen, cls)
+				note(n, err)
+			}
 		}
 	}
-	if err := w.flushOverdue(ctx); err != nil && firstErr == nil {
-		firstErr = err
+	note(corr.settle(ctx, cls, w.o.RecordWait))
+	if stored > 0 && w.o.OnEvent != nil {
+		w.o.OnEvent()
 	}
-	return firstErr
+	for _, cl := range cls {
+		if cl.held() {
+			held = true
+		}
+	}
+	return held, firstErr
 }
 
-// runResolver serves execute calls: when one is held it reads that task's or
-// alert's history at once, then again after ResolveStep, doubling up to
-// 8 × ResolveStep, until the run's record is found or RecordWait passed.
-func (w *Watcher) runResolver(ctx context.Context) {
-	var timer *time.Timer
-	var tick <-chan time.Time
-	step := w.o.ResolveStep
-	if w.o.Correlator.holding() {
-		// Held by a previous process: resume reading (after the first poll).
-		timer = time.NewTimer(step)
-		tick = timer.C
+// RunResolver serves execute calls until ctx is done: when one is held
+// (by this node, or found held in the store, left by another node or a
+// previous process) it reads that task's or alert's history at once, then
+// again after ResolveStep, doubling up to 8 × ResolveStep, until the run's
+// record is found or RecordWait passed. With nothing held it looks at the
+// store every Interval. In a cluster every node runs it; the claims decide
+// who notifies. It returns nil when ctx is done.
+func (w *Watcher) RunResolver(ctx context.Context) error {
+	if w.o.Correlator == nil {
+		<-ctx.Done()
+		return nil
 	}
+	step := w.o.ResolveStep
+	timer := time.NewTimer(0) // claims left by a previous process or another node
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
-			return
+			return nil
 		case <-w.o.Correlator.Woken():
 			step = w.o.ResolveStep
-		case <-tick:
-			step = min(2*step, 8*w.o.ResolveStep)
+		case <-timer.C:
 		}
-		if err := w.resolveOnce(ctx); err != nil && ctx.Err() == nil {
+		held, err := w.resolveOnce(ctx)
+		if err != nil && ctx.Err() == nil {
 			w.log.Warn().Err(err).Msg("reading the run of an execute call failed; retrying")
 		}
-		if timer != nil {
-			timer.Stop()
-		}
-		tick = nil
-		if w.o.Correlator.holding() {
-			timer = time.NewTimer(step)
-			tick = timer.C
+		if held {
+			timer.Reset(step)
+			step = min(2*step, 8*w.o.ResolveStep)
+		} else {
+			timer.Reset(w.nextDelay(0, 0))
+			step = w.o.ResolveStep
 		}
 	}
 }
