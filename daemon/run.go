@@ -333,6 +333,9 @@ type detectionPart struct {
 	// watcher and reconciler run on the node elected to run each (every
 	// node alone); nil when off.
 	watcher, reconciler *leader.Runner
+	// resolver finds the runs of execute calls held in the store, on every
+	// node; nil when the watcher is off.
+	resolver func(ctx context.Context) error
 	// spool keeps what the proxy acknowledges during a database outage
 	// (cluster mode only; nil otherwise).
 	spool *spool.Spool
@@ -354,8 +357,6 @@ func (d *detectionPart) closeSpool(log zerolog.Logger) {
 // seen by the proxy and the record the watcher later finds make one event),
 // then the reconciler's gate (the proxy's late copy of a change the
 // reconciler already emitted is dropped).
-// clusterExecuteNote is the Note of an execute call's event in cluster mode.
-const clusterExecuteNote = "cluster mode: the run is notified separately, as an Executed event from the watching node"
 
 func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db backend, rs *reportServerPart, engine *deliver.Engine, tracer trace.Tracer) (*detectionPart, error) {
 	log := o.Logger
@@ -397,15 +398,12 @@ func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, u
 		if err != nil {
 			return nil, fmt.Errorf("execution watcher: %w", err)
 		}
+		// An execute call is held as a claim in the (shared) store; every
+		// node resolves claims, whichever node took the call, and one node
+		// polls.
 		events = corr
-		if o.PostgresURL != "" {
-			// In a cluster the call may reach any node while one node
-			// watches, and a held call waits for its own node's watcher:
-			// so nothing is held there. The call is notified at once and
-			// the run, found by the watching node, as its own event.
-			events = watch.Unwatched{Store: db, Reason: clusterExecuteNote}
-		}
-		part.watcher = &leader.Runner{Name: "execution watcher", Elector: el, Job: w.Run, Logger: log, Metrics: leaderMetrics}
+		part.resolver = w.RunResolver
+		part.watcher = &leader.Runner{Name: "execution watcher", Elector: el, Job: w.RunPolls, Logger: log, Metrics: leaderMetrics}
 	}
 	reconcileMetrics := reconcile.NewMetrics(reg)
 	// The reconciler's last read names what a call does not (nil without it).
@@ -622,6 +620,11 @@ func lifecycle(ctx context.Context, o Options, st *storePart, dl *deliveryPart, 
 	if dt.watcher != nil {
 		// One node of a cluster polls executions; a node alone always does.
 		bg.start(&g2, workCtx, "watcher", dt.watcher.Run)
+	}
+	if dt.resolver != nil {
+		// Every node finds the runs of execute calls (its own, and those of
+		// a node that died before it could).
+		bg.start(&g2, workCtx, "resolver", dt.resolver)
 	}
 	if dt.reconciler != nil {
 		bg.start(&g2, workCtx, "reconciler", dt.reconciler.Run)

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,9 @@ type clusterReceiver struct {
 	byDelivery map[string]int    // delivery id → times received
 	byName     map[string]string // ResourceName → delivery id (categories)
 	byExec     map[string]map[string]bool
-	badSig     int
+	// tasks holds every task notification received, in arrival order.
+	tasks  []rswebhooks.Event
+	badSig int
 	// slow, while set, holds each answer this long (a slow receiver, so
 	// attempts are in flight when a node is killed).
 	slow atomic.Int64
@@ -83,6 +86,7 @@ func (r *clusterReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		case rswebhooks.FilterCategories:
 			r.byName[e.ResourceName] = id
 		case rswebhooks.FilterTasks:
+			r.tasks = append(r.tasks, e)
 			if r.byExec[e.ExecutionID] == nil {
 				r.byExec[e.ExecutionID] = map[string]bool{}
 			}
@@ -123,6 +127,13 @@ func (r *clusterReceiver) executionReceipts(execID string) int {
 		n += r.byDelivery[id]
 	}
 	return n
+}
+
+// taskEvents returns the task notifications received so far.
+func (r *clusterReceiver) taskEvents() []rswebhooks.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]rswebhooks.Event(nil), r.tasks...)
 }
 
 type cluster struct {
@@ -189,8 +200,15 @@ func (cl *cluster) alive(i int) bool {
 // login gets an administrator's token through node 1's proxy.
 func (cl *cluster) login() {
 	cl.t.Helper()
+	cl.token = cl.loginVia(0)
+}
+
+// loginVia gets an administrator's token through node i's proxy, which so
+// learns who holds it (and names the caller of that token's calls).
+func (cl *cluster) loginVia(i int) string {
+	cl.t.Helper()
 	cred, _ := cl.sim.User("admin")
-	res, err := cl.c.PostForm(cl.nodes[0].proxyURL+"/Token", url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {cred.Password}})
+	res, err := cl.c.PostForm(cl.nodes[i].proxyURL+"/Token", url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {cred.Password}})
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -201,7 +219,7 @@ func (cl *cluster) login() {
 	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || v.AccessToken == "" {
 		cl.t.Fatalf("login: %d %v", res.StatusCode, err)
 	}
-	cl.token = v.AccessToken
+	return v.AccessToken
 }
 
 // create creates a category through node i's proxy; true when acknowledged.
@@ -433,6 +451,98 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	distinct, total, dups = cl.rcv.counts()
 	t.Logf("at the end: %d deliveries, %d receipts, %d duplicates; %d bad signatures", distinct, total, dups, cl.rcv.badSig)
+	if cl.rcv.badSig != 0 {
+		t.Fatalf("%d notifications failed signature verification", cl.rcv.badSig)
+	}
+}
+
+// execute runs task through node i's proxy (v3 execute call) as an
+// administrator who logged in through that node (a node names the caller
+// of tokens it saw issued); the call must be acknowledged.
+func (cl *cluster) execute(i int, task string) {
+	cl.t.Helper()
+	tok := cl.loginVia(i)
+	st, b := doJSON(cl.t, cl.c, "POST", cl.nodes[i].proxyURL+"/api/reportserver/v3/scheduled-tasks/"+task+"/execute", tok, "")
+	if st/100 != 2 {
+		cl.t.Fatalf("execute through node-%d: %d %s", i+1, st, b)
+	}
+}
+
+// manualRunOnce checks that run x of an execute call is notified exactly
+// once, as the call's event carrying the run: it arrives with the caller
+// (UserName, Method, Source proxy) and the run (ExecutionId, date,
+// DocumentIds, Documents); the leader then polls twice more and nothing
+// else about the task arrives (neither a second copy of the run nor the
+// call's event without it).
+func (cl *cluster) manualRunOnce(x simulator.Execution, leader int, before int) {
+	cl.t.Helper()
+	waitFor(cl.t, "the manual run's notification", 60*time.Second, func() bool { return cl.rcv.executionReceipts(x.Id) > 0 })
+	polls := cl.metric(leader, `rswebhooks_watcher_polls_total{result="ok"}`)
+	waitFor(cl.t, "two more polls", 30*time.Second, func() bool {
+		return cl.metric(leader, `rswebhooks_watcher_polls_total{result="ok"}`) >= polls+2
+	})
+	if n := cl.rcv.executionReceipts(x.Id); n != 1 {
+		cl.t.Fatalf("manual run %s notified %d times, want exactly once", x.Id, n)
+	}
+	got := cl.rcv.taskEvents()[before:]
+	if len(got) != 1 {
+		cl.t.Fatalf("%d task notifications for one manual run, want 1: %+v", len(got), got)
+	}
+	e := got[0]
+	if e.Type != rswebhooks.EventExecuted || e.ExecutionID != x.Id || e.ExecutionDateUTC == nil || len(e.Missing) != 0 {
+		cl.t.Fatalf("notification %+v: want Executed with ExecutionId %s, its date, nothing missing", e, x.Id)
+	}
+	if e.Source != rswebhooks.SourceProxy || e.Method != http.MethodPost || e.UserName != "admin" {
+		cl.t.Fatalf("notification %+v: want the caller's (Source proxy, POST, UserName admin)", e)
+	}
+	if len(x.DocumentIds) == 0 || !slices.Equal(e.DocumentIDs, x.DocumentIds) || len(e.Documents) != len(x.DocumentIds) {
+		cl.t.Fatalf("notification DocumentIds %v, Documents %+v; want the run's %v, each described", e.DocumentIDs, e.Documents, x.DocumentIds)
+	}
+}
+
+// TestClusterManualRuns: a manual run is notified once, with its caller and
+// its run, in a cluster as on one node: the execute call through a node
+// that does not poll; and a call whose node is SIGKILLed right after the
+// 2xx, before the report server has recorded the run (another node
+// finishes it; the node, restarted, adds nothing).
+func TestClusterManualRuns(t *testing.T) {
+	cl := newCluster(t)
+	cat, _ := cl.sim.CreateCategory("Ops")
+	rep, _ := cl.sim.CreateReport(cat, "Nightly", "")
+	task, _ := cl.sim.CreateTask(rep, "Nightly run", "")
+	cl.login()
+	cl.register(0, rswebhooks.FilterTasks)
+	leader := cl.leader()
+	t.Logf("execution watcher leader: node-%d", leader+1)
+
+	// Through a node that does not poll.
+	via := (leader + 1) % 3
+	before := len(cl.rcv.taskEvents())
+	cl.execute(via, task)
+	xs, err := cl.sim.Executions(task)
+	if err != nil || len(xs) != 1 {
+		t.Fatalf("executions after the call: %v, %v", xs, err)
+	}
+	cl.manualRunOnce(xs[0], leader, before)
+
+	// The call's node dies right after the 2xx, while the report server
+	// still queues the run: the claim it stored is finished elsewhere.
+	victim := (leader + 2) % 3
+	cl.sim.HoldRuns()
+	before = len(cl.rcv.taskEvents())
+	cl.execute(victim, task)
+	cl.nodes[victim].kill()
+	t.Logf("killed node-%d right after its execute call's 2xx", victim+1)
+	runs := cl.sim.ReleaseRuns()
+	if len(runs) != 1 {
+		t.Fatalf("%d queued runs, want 1", len(runs))
+	}
+	cl.manualRunOnce(runs[0], leader, before)
+
+	// The killed node back: it finds nothing left to notify.
+	// (Its resolver looks at the store at once when it starts.)
+	cl.restart(victim)
+	cl.manualRunOnce(runs[0], leader, before)
 	if cl.rcv.badSig != 0 {
 		t.Fatalf("%d notifications failed signature verification", cl.rcv.badSig)
 	}
