@@ -1,8 +1,12 @@
 package watch
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/rswebhooks/rswebhooks"
 )
 
 // BenchmarkPoll measures one poll cycle against 1,000 scheduled tasks and
@@ -57,6 +61,38 @@ func BenchmarkPoll(b *testing.B) {
 			if tc.newRun {
 				if n := len(e.events()); n != 2000*b.N {
 					b.Fatalf("%d events, want %d", n, 2000*b.N)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCorrelatorAppend measures the proxy's side of the correlator on
+// Badger: "execute" holds an execute call (with 50 calls already waiting),
+// "other" passes a Created event through (the cost every other event pays).
+func BenchmarkCorrelatorAppend(b *testing.B) {
+	for _, kind := range []string{"execute", "other"} {
+		b.Run(kind, func(b *testing.B) {
+			e := newEnv(b, nil)
+			ctx := context.Background()
+			ev := func(i int) *rswebhooks.Event {
+				at := e.clk.Now()
+				if kind == "other" {
+					return &rswebhooks.Event{ID: rswebhooks.NewID(at), Filter: rswebhooks.FilterReports, Type: rswebhooks.EventCreated,
+						ResourceID: fmt.Sprint("r", i), Time: at}
+				}
+				return &rswebhooks.Event{ID: rswebhooks.NewID(at), Filter: rswebhooks.FilterTasks, Type: rswebhooks.EventExecuted,
+					ResourceID: fmt.Sprint("t", i%100), Time: at, Method: "POST", UserName: "admin"}
+			}
+			for i := range 50 {
+				if err := e.corr.AppendEvent(ctx, ev(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := e.corr.AppendEvent(ctx, ev(i)); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
