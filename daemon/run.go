@@ -357,7 +357,6 @@ func (d *detectionPart) closeSpool(log zerolog.Logger) {
 // seen by the proxy and the record the watcher later finds make one event),
 // then the reconciler's gate (the proxy's late copy of a change the
 // reconciler already emitted is dropped).
-
 func buildDetection(ctx context.Context, o Options, reg prometheus.Registerer, upstream *url.URL, db backend, rs *reportServerPart, engine *deliver.Engine, tracer trace.Tracer) (*detectionPart, error) {
 	log := o.Logger
 	rules := detect.BuiltinRules()
