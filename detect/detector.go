@@ -25,10 +25,12 @@ type EventStore interface {
 	AppendEvent(ctx context.Context, e *rswebhooks.Event) error
 }
 
-// Actors names the caller of a request from its bearer token, from a cache
-// only: Peek must never block (it runs on the request's critical path).
+// Actors names the caller of a request from its bearer token. It runs on
+// the request's critical path, so it may read its cache and the store (a
+// token learned by another node of a cluster), bounded by ctx, but never
+// call the report server.
 type Actors interface {
-	Peek(bearerToken string) (*rswebhooks.Identity, bool)
+	Actor(ctx context.Context, bearerToken string) (*rswebhooks.Identity, bool)
 }
 
 // Defaults for Options.
@@ -224,12 +226,13 @@ func (d *Detector) Observe(ctx context.Context, ex *tap.Exchange) {
 	if m.rule.Ignore() {
 		return
 	}
-	e := d.event(m, ex, method)
+	// One bound for naming the actor (a store read at most) and the append.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.appendTimeout)
+	defer cancel()
+	e := d.event(actx, m, ex, method)
 	if e.ResourceID == "" {
 		d.metrics.WithoutID.WithLabelValues(e.Filter).Inc()
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.appendTimeout)
-	defer cancel()
 	var span trace.Span
 	if d.tracer != nil {
 		actx, span = d.tracer.Start(actx, "event append", trace.WithAttributes(
@@ -270,7 +273,7 @@ func (d *Detector) Observe(ctx context.Context, ex *tap.Exchange) {
 }
 
 // event builds the event for a matched 2xx exchange.
-func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.Event {
+func (d *Detector) event(ctx context.Context, m match, ex *tap.Exchange, method string) *rswebhooks.Event {
 	r := m.rule
 	now := d.now().UTC()
 	e := &rswebhooks.Event{
@@ -319,7 +322,7 @@ func (d *Detector) event(m match, ex *tap.Exchange, method string) *rswebhooks.E
 	}
 	if d.actors != nil {
 		if tok := rswebhooks.BearerToken(ex.RequestHeader); tok != "" {
-			if who, ok := d.actors.Peek(tok); ok && who != nil {
+			if who, ok := d.actors.Actor(ctx, tok); ok && who != nil {
 				e.UserID, e.UserName = who.ID, who.Name
 			}
 		}

@@ -42,7 +42,7 @@ func storedEvents(t testing.TB, db *store.DB) []*rswebhooks.Event {
 // actorsFn adapts a function to Actors.
 type actorsFn func(string) (*rswebhooks.Identity, bool)
 
-func (f actorsFn) Peek(tok string) (*rswebhooks.Identity, bool) { return f(tok) }
+func (f actorsFn) Actor(_ context.Context, tok string) (*rswebhooks.Identity, bool) { return f(tok) }
 
 type fixture struct {
 	d      *Detector

@@ -611,6 +611,24 @@ func (u *userEntry) identity() (*rswebhooks.Identity, error) {
 	return &rswebhooks.Identity{User: rswebhooks.User{ID: u.id, Name: u.name}, Admin: u.admin}, nil
 }
 
+// Actor names the user behind a token for an event: what Peek knows, or
+// else a token learned by another node of a cluster (or before a restart)
+// read from the store, bounded by ctx. It never calls the report server:
+// the user id is filled in the background (warm) when not cached, so
+// later events carry it. Meant for detect's actor; never use it for
+// authorisation (a restored token is verified before it authenticates).
+func (r *Resolver) Actor(ctx context.Context, bearer string) (*rswebhooks.Identity, bool) {
+	if id, ok := r.Peek(bearer); ok || bearer == "" || r.store == nil {
+		return id, ok
+	}
+	e, ok := r.restore(ctx, sha256.Sum256([]byte(bearer)), r.now())
+	if !ok {
+		return nil, false
+	}
+	r.warm(bearer, e.user)
+	return r.Peek(bearer)
+}
+
 // Peek returns what the caches know about a token without any network call
 // and without blocking on one: the operator, or the user a remembered,
 // unexpired token belongs to. The user id is the last one looked up for that

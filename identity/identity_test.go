@@ -403,6 +403,57 @@ func TestTokensSurviveARestart(t *testing.T) {
 	})
 }
 
+// TestActorFromAnotherNode: a token learned by one node (one resolver) names
+// the actor of events on another that shares the store — a cluster's client
+// signs in through one sidecar and changes things through the next — without
+// waiting for the report server (the user id follows in the background).
+// Unknown tokens stay unknown, and Actor does not make a
+// token authenticate without the report server's check.
+func TestActorFromAnotherNode(t *testing.T) {
+	f := setup(t, true)
+	db, err := store.Open(store.Options{Dir: t.TempDir(), Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	node := func() *identity.Resolver {
+		r, err := identity.New(identity.Options{Client: f.client, Tokens: db, Now: f.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	f.res = node()
+	alice := f.observe(t, "alice", false)
+	other := node()
+	if _, ok := other.Peek(alice); ok {
+		t.Fatal("the other node's cache knows alice's token before any use")
+	}
+	id, ok := other.Actor(t.Context(), alice)
+	if !ok || id.Name != "alice" {
+		t.Fatalf("Actor on the other node: %+v, %v; want alice", id, ok)
+	}
+	if _, ok := other.Actor(t.Context(), "never-issued"); ok {
+		t.Fatal("Actor names the user of a token nobody learned")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if p, ok := other.Peek(alice); ok && p.ID != "" && p.ID != "alice" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the user id was not looked up in the background within 10s")
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	if !f.sim.RevokeToken(alice) {
+		t.Fatal("revoke failed")
+	}
+	if _, err := other.Resolve(t.Context(), alice); !errors.Is(err, identity.ErrUnauthenticated) {
+		t.Fatalf("a token restored for naming authenticated without the report server's check: %v", err)
+	}
+}
+
 // TestTokenRequestReadAsTheServerReadsIt: the report server's OWIN host reads
 // a /Token body as a form whatever its Content-Type, so a JSON body that
 // names one user to a JSON reader and another to a form reader gets the
