@@ -33,6 +33,11 @@ type Actors interface {
 	Actor(ctx context.Context, bearerToken string) (*rswebhooks.Identity, bool)
 }
 
+// ActorTimeout bounds naming the caller when that needs a store read (a
+// token learned by another node): past it the event leaves without the
+// caller's name rather than hold the client's answer.
+const ActorTimeout = 250 * time.Millisecond
+
 // Defaults for Options.
 const (
 	DefaultBodyLimit     = tap.DefaultBodyLimit
@@ -322,7 +327,12 @@ func (d *Detector) event(ctx context.Context, m match, ex *tap.Exchange, method 
 	}
 	if d.actors != nil {
 		if tok := rswebhooks.BearerToken(ex.RequestHeader); tok != "" {
-			if who, ok := d.actors.Actor(ctx, tok); ok && who != nil {
+			// A store that does not answer at once costs the caller's
+			// name, not the event or the client's time.
+			actx, cancel := context.WithTimeout(ctx, ActorTimeout)
+			who, ok := d.actors.Actor(actx, tok)
+			cancel()
+			if ok && who != nil {
 				e.UserID, e.UserName = who.ID, who.Name
 			}
 		}
