@@ -18,7 +18,12 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// atExit runs before main returns or exits (a CPU profile's end in builds
+// with -tags pprof).
+var atExit = func() {}
+
 func main() {
+	defer atExit()
 	// Under the Windows service control manager, the SCM's stop request
 	// cancels the context instead of a signal.
 	ran, err := runAsServiceIfNeeded(func(ctx context.Context, stdout, stderr io.Writer) error {
@@ -35,9 +40,11 @@ func main() {
 			if msg := err.Error(); msg != "" {
 				fmt.Fprintln(os.Stderr, "rswebhooks:", msg)
 			}
+			atExit()
 			os.Exit(ec.ExitCode())
 		}
 		fmt.Fprintln(os.Stderr, "rswebhooks:", err)
+		atExit()
 		os.Exit(1)
 	}
 }
