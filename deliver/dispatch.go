@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
@@ -33,11 +34,23 @@ type flight struct {
 // one within about passEvery plus one pass however long the backlog in
 // front of it, and a backlog of n due keys costs at most about n/passEvery
 // key reads a second.
+//
+// A pass that could not buffer anything is not worth repeating: when every
+// webhook the last pass met past the head is still at its per-webhook or
+// per-owner limit (counting what the head scan just buffered), a new pass
+// would pass over the same keys again, so it waits another passEvery —
+// one busy owner's backlog then costs the head scan alone. A pass still
+// starts at least every passAtLeast, for keys that were hidden from the last
+// one (leased by another node, or unreadable then).
 const (
 	defaultHeadScan  = 256
 	defaultSweepScan = 1024
 	sweepEvery       = 20 * time.Millisecond
 	passEvery        = 100 * time.Millisecond
+	passAtLeast      = time.Second
+	// maxPassHooks bounds the webhooks a pass remembers; past it the next
+	// pass is never skipped.
+	maxPassHooks = 4096
 )
 
 // spillAhead bounds how far past its wait a rate-held delivery is moved back
@@ -53,17 +66,20 @@ type dispatcher struct {
 	inflight map[string]flight // by delivery id
 	perHook  map[string]int
 	perOwner map[string]int
-	owners   map[string]string   // webhook id → owner id, as last read
-	slow     map[string]bool     // webhooks whose last attempt took slowAfter or more
-	slowNow  int                 // attempts in flight to slow webhooks, as of the last count
-	buf      []rswebhooks.DueRef // due, not in flight, in due order
-	full     bool                // the last read hit its limit: more may be due
-	sweep    *rswebhooks.DueRef  // where the next refill's sweep resumes; nil: after the head
-	atEnd    bool                // the sweep reached the end of the due queue and follows what is added
-	swept    time.Time           // when the last sweep step ran
-	passed   time.Time           // when the sweep reached the end
-	blocked  bool                // the last read passed over due deliveries for limits
-	done     chan string         // delivery ids of finished workers
+	owners   map[string]string      // webhook id → owner id, as last read
+	slow     map[string]bool        // webhooks whose last attempt took slowAfter or more
+	slowNow  int                    // attempts in flight to slow webhooks, as of the last count
+	buf      []rswebhooks.DueRef    // due, not in flight, in due order
+	full     bool                   // the last read hit its limit: more may be due
+	sweep    *rswebhooks.DueRef     // where the next refill's sweep resumes; nil: after the head
+	atEnd    bool                   // the sweep reached the end of the due queue and follows what is added
+	swept    time.Time              // when the last sweep step ran
+	passed   time.Time              // when the sweep reached the end
+	passFrom time.Time              // when the current pass started
+	passHook map[string]bool        // webhooks met by the current pass past the head
+	blocked  bool                   // the last read passed over due deliveries for limits
+	work     chan rswebhooks.DueRef // to the workers; never more than MaxConcurrency waiting
+	done     chan string            // delivery ids of finished attempts
 
 	throttled map[string]time.Time // delivery id → when a rate limit first held it
 	paceWait  time.Duration        // until a held delivery's webhook has a token (0: none held)
@@ -81,12 +97,32 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		perOwner: map[string]int{},
 		owners:   map[string]string{},
 		slow:     map[string]bool{},
+		work:     make(chan rswebhooks.DueRef, e.opts.MaxConcurrency),
 		done:     make(chan string, e.opts.MaxConcurrency),
+
+		passHook: map[string]bool{},
 
 		throttled: map[string]time.Time{},
 		recheck:   map[string]bool{},
 		ordered:   map[string]bool{},
 	}
+	// Long-lived workers: an attempt runs on a goroutine whose stack has
+	// already grown to what the store and the HTTP client need.
+	var workers sync.WaitGroup
+	for range e.opts.MaxConcurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for r := range st.work {
+				e.work(ctx, r)
+				st.done <- r.ID
+			}
+		}()
+	}
+	defer func() {
+		close(st.work)
+		workers.Wait()
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastStats time.Time
@@ -175,6 +211,17 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			refresh = true
 		case <-timer.C:
 			refresh = true
+		}
+		if refresh {
+			// The refill about to run sees every write signalled so far.
+			select {
+			case <-e.wake:
+			default:
+			}
+			select {
+			case <-e.opts.Store.DueSignal():
+			default:
+			}
 		}
 	}
 	for len(st.inflight) > 0 {
@@ -373,18 +420,25 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		bufFull = len(st.buf) >= limit
 		return !bufFull
 	}
+	// bufferable: whether the read could still buffer a delivery of the
+	// webhook, given what it has buffered so far.
+	bufferable := func(webhookID string) bool {
+		owner := e.ownerOf(ctx, st, webhookID)
+		return e.bufferable(st, webhookID, owner, hookPlanned[webhookID], ownerPlanned[owner], slowPlanned)
+	}
 	err := e.opts.Store.ScanDue(ctx, now, e.headScan, take)
 	if err == nil && scanned < e.headScan {
-		st.sweep, st.atEnd = nil, false // the whole due queue was read
+		st.restartSweep() // the whole due queue was read
 	}
 	if err == nil && !bufFull && scanned >= e.headScan {
-		err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take)
+		err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take, bufferable)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full, st.sweep, st.atEnd = st.buf[:0], false, nil, false
+		st.buf, st.full = st.buf[:0], false
+		st.restartSweep()
 		return
 	}
 	st.full = bufFull || scanned >= e.headScan
@@ -402,9 +456,16 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 // sweepStep reads the next step of the sweep past the head, whose last key
 // was headEnd (see headScan), unless it is not due yet.
 func (e *Engine) sweepStep(ctx context.Context, st *dispatcher, now time.Time, headEnd rswebhooks.DueRef,
-	scanned *int, bufFull *bool, take func(rswebhooks.DueRef) bool) error {
+	scanned *int, bufFull *bool, take func(rswebhooks.DueRef) bool, bufferable func(webhookID string) bool) error {
 	if st.atEnd && !within(now, st.passed, passEvery) {
-		st.sweep, st.atEnd = nil, false // a new pass, from the end of the head
+		if within(now, st.passFrom, passAtLeast) && !st.passWorthIt(bufferable) {
+			st.passed = now // nothing the last pass met could be buffered: wait on
+		} else {
+			st.restartSweep() // a new pass, from the end of the head
+		}
+	}
+	if st.sweep == nil && !st.atEnd && st.passFrom.IsZero() {
+		st.passFrom = now
 	}
 	if within(now, st.swept, sweepEvery) && (len(st.inflight) >= e.opts.MaxConcurrency || e.anyDispatchable(st)) {
 		return nil // every worker is busy or work is at hand: sweep on later
@@ -418,6 +479,9 @@ func (e *Engine) sweepStep(ctx context.Context, st *dispatcher, now time.Time, h
 	var last rswebhooks.DueRef
 	err := e.opts.Store.ScanDueAfter(ctx, now, from, e.sweepScan, func(d rswebhooks.DueRef) bool {
 		last = d
+		if len(st.passHook) <= maxPassHooks {
+			st.passHook[d.WebhookID] = true
+		}
 		return take(d)
 	})
 	if err != nil {
@@ -433,6 +497,27 @@ func (e *Engine) sweepStep(ctx context.Context, st *dispatcher, now time.Time, h
 		st.atEnd, st.passed = true, now
 	}
 	return nil
+}
+
+// restartSweep makes the next sweep step start a new pass after the head.
+func (st *dispatcher) restartSweep() {
+	st.sweep, st.atEnd, st.passFrom = nil, false, time.Time{}
+	clear(st.passHook)
+}
+
+// passWorthIt reports whether a new pass could buffer something: some
+// webhook the last pass met past the head is not at its limits now (or the
+// pass met too many to remember).
+func (st *dispatcher) passWorthIt(bufferable func(webhookID string) bool) bool {
+	if len(st.passHook) > maxPassHooks {
+		return true
+	}
+	for id := range st.passHook {
+		if bufferable(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // within reports whether now is less than d after t (a clock that went
@@ -492,22 +577,25 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 		st.inflight[d.ID] = flight{webhookID: d.WebhookID, owner: owner, started: now, ordered: w.Ordered}
 		st.perHook[d.WebhookID]++
 		st.perOwner[owner]++
-		go func(r rswebhooks.DueRef) {
-			defer func() { st.done <- r.ID }()
-			if d := e.lease(ctx, r); d != nil {
-				e.attempt(ctx, d)
-				// Recording the attempt ended the lease; an attempt that
-				// was not recorded (shutdown, a store error) leaves the
-				// delivery to the next dispatcher at once, not at the
-				// lease's end.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-				_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
-				cancel()
-			}
-		}(d)
+		st.work <- d // never blocks: fewer than MaxConcurrency are in flight
 	}
 	clear(st.buf[len(kept):])
 	st.buf = kept
+}
+
+// work leases a listed delivery and makes an attempt of it.
+func (e *Engine) work(ctx context.Context, r rswebhooks.DueRef) {
+	d := e.lease(ctx, r)
+	if d == nil {
+		return
+	}
+	e.attempt(ctx, d)
+	// Recording the attempt ended the lease; an attempt that was not
+	// recorded (shutdown, a store error) leaves the delivery to the next
+	// dispatcher at once, not at the lease's end.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
+	cancel()
 }
 
 // lease leases a listed delivery for an attempt; nil if it is gone, no

@@ -279,13 +279,15 @@ func New(opts Options) (*Engine, error) {
 func (e *Engine) Policy() Policy { return e.policy }
 
 // Wake tells the engine that new events or deliveries are waiting (call it
-// after store.AppendEvent). It never blocks.
+// after store.AppendEvent). It never blocks. The fan-out wakes the
+// dispatcher once it has written deliveries (or found no event to fan out:
+// then the caller may have written deliveries itself), so the dispatcher
+// does not read the queue for an event before its deliveries exist.
 func (e *Engine) Wake() {
 	select {
 	case e.fanWake <- struct{}{}:
 	default:
 	}
-	e.wakeDispatcher()
 }
 
 func (e *Engine) wakeDispatcher() {

@@ -14,14 +14,16 @@ const fanOutBatch = 256
 func (e *Engine) fanOutLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	woken := false // by Wake: events, or deliveries the caller wrote, wait
 	for {
 		n, full, err := e.fanOutOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.storeLog(err).Msg("fan out events")
 		}
-		if n > 0 {
+		if n > 0 || woken {
 			e.wakeDispatcher()
 		}
+		woken = false
 		if full && err == nil {
 			if ctx.Err() != nil {
 				return
@@ -33,6 +35,7 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.fanWake:
+			woken = true
 		case <-timer.C:
 		}
 		if !timer.Stop() {

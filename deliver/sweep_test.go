@@ -1,0 +1,86 @@
+package deliver
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// sweepCounter counts the queue keys the dispatcher's sweep reads.
+type sweepCounter struct {
+	Store
+	keys atomic.Int64
+}
+
+func (s *sweepCounter) ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
+	return s.Store.ScanDueAfter(ctx, now, after, max, func(r rswebhooks.DueRef) bool {
+		s.keys.Add(1)
+		return fn(r)
+	})
+}
+
+// While one owner's backlog fills the queue and that owner is at its limit
+// with workers to spare, a sweep pass that met only that owner's webhooks is
+// not repeated every passEvery (it could buffer nothing), yet a pass still
+// runs at least every passAtLeast, and another owner's notifications added
+// behind the backlog go out at once.
+func TestSweepDoesNotRepeatUselessPasses(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		count := &sweepCounter{}
+		b := newBubble(t, dir, func(o *Options) {
+			count.Store = o.Store
+			o.Store = count
+			o.MaxConcurrency = 4
+			o.PerWebhookConcurrency = 1
+		}, func(e *Engine) { e.headScan, e.sweepScan = 10, 50 })
+		var quick atomic.Bool // set at the end, so no handler sleeps past the test
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !quick.Load() {
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+		b.addWebhook("busy", slow, nil)
+		b.addEvents(400)
+		time.Sleep(500 * time.Millisecond) // fanned out, the first pass done
+		synctest.Wait()
+		from := count.keys.Load()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		swept := count.keys.Load() - from
+		// ~60 delivered in 3 s leave ~340 due keys past the head: a pass
+		// every passEvery would read ~10,000 of them, one every passAtLeast
+		// about 1,000.
+		if swept > 2500 {
+			t.Errorf("the sweep read %d queue keys in 3 s behind a backlog it could not buffer from; want a pass at most every %s", swept, passAtLeast)
+		}
+		if swept < 300 {
+			t.Errorf("the sweep read %d queue keys in 3 s; want at least one whole pass every %s", swept, passAtLeast)
+		}
+
+		b.addWebhook("other", nil, func(w *rswebhooks.Webhook) { w.Filters = []string{rswebhooks.FilterTasks} })
+		since := time.Now()
+		now := since.UTC()
+		for i := range 5 {
+			ev := &rswebhooks.Event{ID: b.ids.Next(now), Filter: rswebhooks.FilterTasks, Type: rswebhooks.EventUpdated,
+				ResourceID: itoa(i + 1), Time: now}
+			if err := b.db.AppendEvent(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.e.Wake()
+		time.Sleep(200 * time.Millisecond)
+		synctest.Wait()
+		if got := b.got("other"); len(got) != 5 {
+			t.Errorf("another owner's webhook got %d of 5 notifications within 200 ms behind the backlog", len(got))
+		}
+		quick.Store(true)
+		time.Sleep(time.Second)
+		synctest.Wait()
+	})
+}
