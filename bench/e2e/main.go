@@ -52,14 +52,15 @@ func main() {
 	clients := flag.Int("clients", 16, "concurrent clients posting creates")
 	wait := flag.Duration("wait", 5*time.Minute, "longest wait for every delivery after the last create")
 	perfOut := flag.String("perf", "", "record a perf profile of each daemon here (suffixed .NAME.ROUND)")
+	cpuOut := flag.String("cpuprofile", "", "have each daemon write a Go CPU profile of its run here (suffixed .NAME.ROUND; the binary must be built with -tags pprof)")
 	flag.Parse()
-	if err := run(strings.Split(*bins, ","), *rounds, *events, *hooks, *clients, *wait, *perfOut); err != nil {
+	if err := run(strings.Split(*bins, ","), *rounds, *events, *hooks, *clients, *wait, *perfOut, *cpuOut); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bins []string, rounds, events, hooks, clients int, wait time.Duration, perfOut string) error {
+func run(bins []string, rounds, events, hooks, clients int, wait time.Duration, perfOut, cpuOut string) error {
 	_, _ = benchrig.RaiseOpenFiles() // best effort: as far as the hard limit allows
 	up, err := benchrig.StartUpstream()
 	if err != nil {
@@ -71,7 +72,7 @@ func run(bins []string, rounds, events, hooks, clients int, wait time.Duration, 
 			if !ok {
 				name, path = filepath.Base(b), b
 			}
-			res, err := once(path, up, events, hooks, clients, wait, perfOut, fmt.Sprintf("%s.%d", name, r))
+			res, err := once(path, up, events, hooks, clients, wait, perfOut, cpuOut, fmt.Sprintf("%s.%d", name, r))
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", name, r, err)
 			}
@@ -148,7 +149,7 @@ func cpu(pid int) (time.Duration, error) {
 const clockTicks = 100
 
 // once runs one binary: fresh daemon and sink, webhooks, creates, wait.
-func once(bin, upstream string, events, hooks, clients int, wait time.Duration, perfOut, label string) (string, error) {
+func once(bin, upstream string, events, hooks, clients int, wait time.Duration, perfOut, cpuOut, label string) (string, error) {
 	want := int64(events * hooks)
 	s := &sink{want: want, done: make(chan struct{}), seen: make(map[string]struct{}, want)}
 	sinkAddr, stopSink, err := benchrig.Serve(benchrig.Echo(s))
@@ -157,8 +158,12 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	}
 	defer stopSink()
 
+	var env []string // nil: this process's
+	if cpuOut != "" {
+		env = append(os.Environ(), "RSWEBHOOKS_CPUPROFILE="+cpuOut+"."+label)
+	}
 	d, err := benchrig.Start(benchrig.Options{Bin: bin, Upstream: "http://" + upstream,
-		Args: []string{"--reconcile-interval", "0", "--log-format", "json"}})
+		Args: []string{"--reconcile-interval", "0", "--log-format", "json"}, Env: env})
 	if err != nil {
 		return "", err
 	}
