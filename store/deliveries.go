@@ -350,9 +350,17 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 		update = db.queueUpdate
 	}
 	err := update(ctx, "complete delivery "+d.ID, func(txn *badger.Txn) error {
-		var old deliveryIndex
-		if err := getJSON(txn, deliveryKey(d.ID), &old); err != nil {
+		// Read in the transaction (a concurrent change makes it conflict);
+		// decoded only if it changed since its lease read it.
+		item, err := getItem(txn, deliveryKey(d.ID))
+		if err != nil {
 			return err
+		}
+		old, ok := db.leases.index(d.ID, item.Version())
+		if !ok {
+			if err := decodeItem(item, &old); err != nil {
+				return err
+			}
 		}
 		if a != nil {
 			if err := setJSON(txn, attemptKey(d.ID, a.N), a, db.expiresAt()); err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/rswebhooks/rswebhooks"
 )
 
@@ -15,6 +17,11 @@ type lease struct {
 	holder  string
 	webhook string
 	until   time.Time
+	// version is the Badger version of the record Lease read and ix its
+	// index fields: Complete, finding the same version, needs not decode
+	// the record again.
+	version uint64
+	ix      deliveryIndex
 }
 
 // leaseTable holds the leases in memory: a Badger store belongs to one
@@ -43,6 +50,18 @@ func (t *leaseTable) perWebhook(now time.Time) map[string]int {
 		n[l.webhook]++
 	}
 	return n
+}
+
+// index returns the index fields of the delivery as its lease read them,
+// if the stored record is still at that version.
+func (t *leaseTable) index(id string, version uint64) (deliveryIndex, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.m[id]
+	if !ok || l.version != version {
+		return deliveryIndex{}, false
+	}
+	return l.ix, true
 }
 
 func (t *leaseTable) drop(id string) {
@@ -76,7 +95,18 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	if l, ok := t.live(id, now); ok {
 		return nil, fmt.Errorf("store: lease delivery %s: leased by %s until %s: %w", id, l.holder, l.until.Format(time.RFC3339Nano), rswebhooks.ErrLeaseRefused)
 	}
-	d, err := db.GetDelivery(ctx, id)
+	var (
+		d       rswebhooks.Delivery
+		version uint64
+	)
+	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
+		item, err := getItem(txn, deliveryKey(id))
+		if err != nil {
+			return err
+		}
+		version = item.Version()
+		return decodeItem(item, &d)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +124,8 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	if t.m == nil {
 		t.m = map[string]lease{}
 	}
-	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For)}
-	return d, nil
+	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For), version: version, ix: *indexOf(&d)}
+	return &d, nil
 }
 
 // Release ends holder's lease of the delivery, if it holds one.

@@ -583,15 +583,26 @@ func getRaw(txn *badger.Txn, key []byte) ([]byte, error) {
 
 // getJSON decodes the value at key into v, or returns ErrNotFound.
 func getJSON(txn *badger.Txn, key []byte, v any) error {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return fmt.Errorf("%s: %w", key, rswebhooks.ErrNotFound)
-	}
+	item, err := getItem(txn, key)
 	if err != nil {
 		return err
 	}
+	return decodeItem(item, v)
+}
+
+// getItem returns the item at key, or ErrNotFound.
+func getItem(txn *badger.Txn, key []byte) (*badger.Item, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s: %w", key, rswebhooks.ErrNotFound)
+	}
+	return item, err
+}
+
+// decodeItem decodes the item's value into v.
+func decodeItem(item *badger.Item, v any) error {
 	return item.Value(func(b []byte) error {
-		return jsonUnmarshal(key, b, v)
+		return jsonUnmarshal(item.Key(), b, v)
 	})
 }
 
