@@ -300,12 +300,13 @@ func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, owne
 
 // bufferable reports whether a refill may buffer one more delivery of the
 // webhook: up to twice its per-webhook and per-owner limits counting those
-// in flight, so the deliveries that start as workers finish are at hand
-// without a new read, while one webhook's or owner's backlog still cannot
-// fill the buffer. Slow webhooks get no more than their share of workers.
+// in flight (up to four times while that takes at most a quarter, for a
+// webhook, or half, for an owner, of the buffer), so the deliveries that
+// start as workers finish are at hand without a new read, while one
+// webhook's or owner's backlog still cannot fill the buffer. Slow webhooks
+// get no more than their share of workers.
 func (e *Engine) bufferable(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
-	if st.perHook[webhookID]+hookPlanned >= 2*e.opts.PerWebhookConcurrency ||
-		st.perOwner[owner]+ownerPlanned >= 2*e.opts.PerOwnerConcurrency {
+	if st.perHook[webhookID]+hookPlanned >= e.hookBuffer || st.perOwner[owner]+ownerPlanned >= e.ownerBuffer {
 		return false
 	}
 	return !st.slow[webhookID] || st.slowNow+slowPlanned < e.slowShare

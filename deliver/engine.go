@@ -166,19 +166,21 @@ func DefaultPerOwner(maxConcurrency int) int {
 // and start it with Run; Wake, Redeliver and Ping may be called from any
 // goroutine.
 type Engine struct {
-	opts      Options
-	policy    Policy
-	m         *Metrics
-	log       zerolog.Logger
-	wake      chan struct{}
-	fanWake   chan struct{}
-	slowAfter time.Duration
-	slowShare int // attempts in flight to slow webhooks at most
-	headScan  int // queue keys a refill reads from the head (see dispatch.go)
-	sweepScan int // queue keys a refill reads past the head, resuming its sweep
-	userAgent string
-	links     Links
-	linksOff  string
+	opts        Options
+	policy      Policy
+	m           *Metrics
+	log         zerolog.Logger
+	wake        chan struct{}
+	fanWake     chan struct{}
+	slowAfter   time.Duration
+	slowShare   int // attempts in flight to slow webhooks at most
+	hookBuffer  int // deliveries of one webhook buffered or in flight at most (see bufferable)
+	ownerBuffer int // deliveries of one owner's webhooks buffered or in flight at most
+	headScan    int // queue keys a refill reads from the head (see dispatch.go)
+	sweepScan   int // queue keys a refill reads past the head, resuming its sweep
+	userAgent   string
+	links       Links
+	linksOff    string
 
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
@@ -256,23 +258,32 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("deliver: Options.%w", err)
 	}
 	e := &Engine{
-		opts:      opts,
-		policy:    p,
-		m:         NewMetrics(opts.Registerer),
-		log:       opts.Logger.With().Str("component", "deliver").Logger(),
-		wake:      make(chan struct{}, 1),
-		fanWake:   make(chan struct{}, 1),
-		slowAfter: min(time.Second, opts.AttemptTimeout/2),
-		slowShare: max(1, opts.MaxConcurrency/2),
-		headScan:  defaultHeadScan,
-		sweepScan: defaultSweepScan,
-		userAgent: "rswebhooks/" + opts.Version,
-		links:     opts.Links,
-		linksOff:  opts.LinksOffNote,
-		hooks:     newWebhookCache(opts.Store, opts.Now),
-		pace:      newPacer(opts.Now),
+		opts:        opts,
+		policy:      p,
+		m:           NewMetrics(opts.Registerer),
+		log:         opts.Logger.With().Str("component", "deliver").Logger(),
+		wake:        make(chan struct{}, 1),
+		fanWake:     make(chan struct{}, 1),
+		slowAfter:   min(time.Second, opts.AttemptTimeout/2),
+		slowShare:   max(1, opts.MaxConcurrency/2),
+		headScan:    defaultHeadScan,
+		hookBuffer:  bufferAllowance(opts.PerWebhookConcurrency, (opts.MaxConcurrency+opts.BatchSize)/4),
+		ownerBuffer: bufferAllowance(opts.PerOwnerConcurrency, (opts.MaxConcurrency+opts.BatchSize)/2),
+		sweepScan:   defaultSweepScan,
+		userAgent:   "rswebhooks/" + opts.Version,
+		links:       opts.Links,
+		linksOff:    opts.LinksOffNote,
+		hooks:       newWebhookCache(opts.Store, opts.Now),
+		pace:        newPacer(opts.Now),
 	}
 	return e, nil
+}
+
+// bufferAllowance is how many deliveries of one webhook or owner whose
+// concurrency limit is limit a refill buffers, counting those in flight:
+// twice the limit, or up to four times while that stays within share.
+func bufferAllowance(limit, share int) int {
+	return max(2*limit, min(4*limit, share))
 }
 
 // Policy returns the retry policy in force (defaults filled in).
