@@ -35,6 +35,14 @@ type flight struct {
 // front of it, and a backlog of n due keys costs at most about n/passEvery
 // key reads a second.
 //
+// A wake-up (new deliveries, from the fan-out or the store) that comes
+// within sweepEvery of a full refill, with no attempt finished since, while
+// that refill read a full head and the sweep follows the end of the queue,
+// reads only the keys added behind the sweep and adds them to the buffer:
+// whatever such a wake-up announces sorts after everything read (it is due
+// now), and the head has not changed. Under a stream of events the queue's
+// head is then read about once per sweepEvery, not once per event.
+//
 // A pass that could not buffer anything is not worth repeating: when every
 // webhook the last pass met past the head is still at its per-webhook or
 // per-owner limit (counting what the head scan just buffered), a new pass
@@ -75,6 +83,10 @@ type dispatcher struct {
 	atEnd    bool                   // the sweep reached the end of the due queue and follows what is added
 	swept    time.Time              // when the last sweep step ran
 	passed   time.Time              // when the sweep reached the end
+	readEnd  *rswebhooks.DueRef     // the last key the last refill read (nil: none)
+	headFull bool                   // the last full refill read headScan keys from the head
+	fullAt   time.Time              // when the last full refill ran
+	finished bool                   // an attempt finished since the last refill
 	passFrom time.Time              // when the current pass started
 	passHook map[string]bool        // webhooks met by the current pass past the head
 	blocked  bool                   // the last read passed over due deliveries for limits
@@ -126,7 +138,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastStats time.Time
-	refresh := true
+	refresh, tail := true, false // read the queue: all of it, or (maybe) what was added
 	for ctx.Err() == nil {
 		now := e.opts.Now()
 		if now.Sub(lastStats) >= e.opts.StatsInterval || lastStats.IsZero() {
@@ -134,8 +146,11 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			e.recheckOrdered(ctx, st)
 			lastStats = now
 		}
-		if refresh {
-			e.refill(ctx, st, now)
+		switch {
+		case refresh:
+			e.refill(ctx, st, now, false)
+		case tail:
+			e.refill(ctx, st, now, e.tailOnly(st, now))
 		}
 		e.dispatch(ctx, st)
 		moved := e.postponeSlow(ctx, st, now) || st.spilled
@@ -191,7 +206,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			wait = min(wait, st.paceWait)
 		}
 		resetTimer(timer, wait)
-		refresh = false
+		refresh, tail = false, false
 		select {
 		case <-ctx.Done():
 		case id := <-st.done:
@@ -206,13 +221,13 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
 		case <-e.wake:
-			refresh = true
+			tail = true
 		case <-e.opts.Store.DueSignal():
-			refresh = true
+			tail = true
 		case <-timer.C:
 			refresh = true
 		}
-		if refresh {
+		if refresh || tail {
 			// The refill about to run sees every write signalled so far.
 			select {
 			case <-e.wake:
@@ -245,6 +260,7 @@ func (e *Engine) finish(st *dispatcher, id string) {
 		return
 	}
 	delete(st.inflight, id)
+	st.finished = true
 	if f.ordered {
 		st.recheck[f.webhookID] = true
 	}
@@ -333,15 +349,30 @@ func (e *Engine) countSlow(st *dispatcher, now time.Time) {
 // one busy owner's backlog cannot hide another's due deliveries. It reads
 // queue keys only: a delivery is loaded by the worker that sends it. It
 // reads the head of the queue, then continues the sweep (see headScan).
-func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
+//
+// With tail (see tailOnly) it keeps the buffer and reads only the keys
+// added behind the sweep's position.
+func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail bool) {
 	limit := e.opts.MaxConcurrency + e.opts.BatchSize
 	hookPlanned := map[string]int{}
 	ownerPlanned := map[string]int{}
 	slowPlanned := 0
 	e.countSlow(st, now)
-	st.buf = st.buf[:0]
-	st.paceWait = 0
-	st.blocked = false
+	st.finished = false
+	if tail {
+		for _, r := range st.buf {
+			hookPlanned[r.WebhookID]++
+			ownerPlanned[st.owners[r.WebhookID]]++
+			if st.slow[r.WebhookID] {
+				slowPlanned++
+			}
+		}
+	} else {
+		st.buf = st.buf[:0]
+		st.paceWait = 0
+		st.blocked = false
+		st.fullAt = now
+	}
 	var (
 		last    rswebhooks.DueRef
 		scanned int
@@ -427,22 +458,44 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		owner := e.ownerOf(ctx, st, webhookID)
 		return e.bufferable(st, webhookID, owner, hookPlanned[webhookID], ownerPlanned[owner], slowPlanned)
 	}
-	err := e.opts.Store.ScanDue(ctx, now, e.headScan, take)
-	if err == nil && scanned < e.headScan {
-		st.restartSweep() // the whole due queue was read
-	}
-	if err == nil && !bufFull && scanned >= e.headScan {
-		err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take, bufferable)
+	var err error
+	if tail {
+		bufFull = len(st.buf) >= limit
+		if !bufFull {
+			err = e.opts.Store.ScanDueAfter(ctx, now, *st.sweep, e.sweepScan, func(d rswebhooks.DueRef) bool {
+				last = d
+				if len(st.passHook) <= maxPassHooks {
+					st.passHook[d.WebhookID] = true
+				}
+				return take(d)
+			})
+		}
+		if err == nil && scanned > 0 {
+			st.sweep, st.readEnd = &last, &last
+		}
+	} else {
+		err = e.opts.Store.ScanDue(ctx, now, e.headScan, take)
+		st.headFull = scanned >= e.headScan
+		if err == nil && !st.headFull {
+			st.restartSweep() // the whole due queue was read
+		}
+		if err == nil && !bufFull && st.headFull {
+			err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take, bufferable)
+		}
+		st.readEnd = nil
+		if scanned > 0 {
+			st.readEnd = &last
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full = st.buf[:0], false
+		st.buf, st.full, st.headFull, st.readEnd = st.buf[:0], false, false, nil
 		st.restartSweep()
 		return
 	}
-	st.full = bufFull || scanned >= e.headScan
+	st.full = st.full && tail || bufFull || scanned >= e.headScan
 	st.spilled = false
 	if st.full && len(spill) > 0 {
 		holds = append(holds, spill...)
@@ -452,6 +505,15 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		st.spilled = false // nothing moved: do not read again at once
 	}
 	e.releaseHeads(ctx, st, now)
+}
+
+// tailOnly reports whether a wake-up's refill may read only the keys added
+// behind the sweep (see the wake-up paragraph at headScan): the last full
+// refill read a full head and ran within sweepEvery, no attempt finished
+// since, and the sweep follows the end of the queue from the last key read.
+func (e *Engine) tailOnly(st *dispatcher, now time.Time) bool {
+	return st.headFull && st.atEnd && !st.finished && st.sweep != nil && st.readEnd != nil &&
+		!dueAfter(*st.readEnd, *st.sweep) && within(now, st.fullAt, sweepEvery)
 }
 
 // sweepStep reads the next step of the sweep past the head, whose last key

@@ -84,3 +84,74 @@ func TestSweepDoesNotRepeatUselessPasses(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// headCounter counts the dispatcher's reads of the queue's head.
+type headCounter struct {
+	Store
+	heads atomic.Int64
+}
+
+func (s *headCounter) ScanDue(ctx context.Context, now time.Time, max int, fn func(rswebhooks.DueRef) bool) error {
+	s.heads.Add(1)
+	return s.Store.ScanDue(ctx, now, max, fn)
+}
+
+// Behind a backlog of an owner at its limit, each event's wake-up reads
+// only the keys added behind the sweep, not the queue's head again: a
+// stream of events costs a head read per sweepEvery, and every notification
+// still goes out once.
+func TestWakeUpsReadOnlyWhatWasAdded(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		count := &headCounter{}
+		b := newBubble(t, dir, func(o *Options) {
+			count.Store = o.Store
+			o.Store = count
+			o.MaxConcurrency = 4
+			o.PerWebhookConcurrency = 1
+		}, func(e *Engine) { e.headScan, e.sweepScan = 10, 50 })
+		var quick atomic.Bool // set at the end, so no handler sleeps past the test
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !quick.Load() {
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+		b.addWebhook("busy", slow, nil)
+		b.addEvents(400)
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+
+		const n = 100
+		from := count.heads.Load()
+		for i := range n {
+			now := time.Now().UTC()
+			ev := &rswebhooks.Event{ID: b.ids.Next(now), Filter: rswebhooks.FilterTasks, Type: rswebhooks.EventUpdated,
+				ResourceID: itoa(1000 + i), Time: now}
+			if err := b.db.AppendEvent(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			b.e.Wake()
+			time.Sleep(2 * time.Millisecond)
+		}
+		heads := count.heads.Load() - from
+		// 200 ms of events: about 10 head reads for sweepEvery, some for
+		// the busy webhook's finished attempts.
+		if heads > n/4 {
+			t.Errorf("%d head reads for %d wake-ups in 200 ms; want the tail read instead", heads, n)
+		}
+		quick.Store(true)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		got := b.got("busy")
+		seen := map[string]bool{}
+		for _, h := range got {
+			if seen[h.resource] {
+				t.Fatalf("resource %s notified twice", h.resource)
+			}
+			seen[h.resource] = true
+		}
+		if len(got) != 400+n {
+			t.Fatalf("busy webhook got %d of %d notifications", len(got), 400+n)
+		}
+	})
+}
