@@ -43,7 +43,7 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 		return nil, nil, fmt.Errorf("webhook %s WebHookUri: scheme must be http or https, got %q", w.ID, req.URL.Scheme)
 	}
 	h := req.Header
-	h.Set("Content-Type", "application/json; charset=utf-8")
+	h[hContentType] = []string{"application/json; charset=utf-8"}
 	// During a secret rotation webhook-signature carries the new and the
 	// previous secret's signatures, and ms-signature (one signature) the
 	// one the rotation's stage calls for (see rswebhooks.Webhook.SigningSecrets).
@@ -52,11 +52,14 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	for i, s := range standard {
 		sigs[i] = signature.SignStandard(s, d.ID, now, body)
 	}
-	h.Set(signature.HeaderSignature, signature.Sign(ms, body))
-	h.Set(signature.HeaderWebhookID, d.ID)
-	h.Set(signature.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-	h.Set(signature.HeaderWebhookSignature, strings.Join(sigs, " "))
-	h.Set("User-Agent", e.userAgent)
+	h[hSignature] = []string{signature.Sign(ms, body)}
+	h[hWebhookID] = []string{d.ID}
+	h[hWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
+	h[hWebhookSignature] = []string{strings.Join(sigs, " ")}
+	h[hUserAgent] = []string{e.userAgent}
+	if len(w.Headers) == 0 {
+		return req, nil, nil
+	}
 	names := make([]string, 0, len(w.Headers))
 	for k := range w.Headers {
 		names = append(names, k)
@@ -73,6 +76,17 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	}
 	return req, skipped, nil
 }
+
+// The canonical forms of the headers every notification carries (set
+// directly, without canonicalising them on each attempt).
+var (
+	hContentType      = textproto.CanonicalMIMEHeaderKey("Content-Type")
+	hSignature        = textproto.CanonicalMIMEHeaderKey(signature.HeaderSignature)
+	hWebhookID        = textproto.CanonicalMIMEHeaderKey(signature.HeaderWebhookID)
+	hWebhookTimestamp = textproto.CanonicalMIMEHeaderKey(signature.HeaderWebhookTimestamp)
+	hWebhookSignature = textproto.CanonicalMIMEHeaderKey(signature.HeaderWebhookSignature)
+	hUserAgent        = textproto.CanonicalMIMEHeaderKey("User-Agent")
+)
 
 func validHeaderName(k string) bool {
 	if k == "" {
