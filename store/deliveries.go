@@ -239,6 +239,7 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int,
 	leased, perHook := db.leasedNow(now)
 	low, sc := db.queue.begin()
 	defer db.queue.end(sc)
+	var hooks interned // a backlog has few webhooks: one string each
 	return db.view(ctx, "due deliveries", func(txn *badger.Txn) error {
 		n := 0
 		return db.scanQueue(txn, sc, low, after, func(due uint64, id string, item *badger.Item) (bool, error) {
@@ -249,7 +250,7 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int,
 				return true, nil
 			}
 			r := rswebhooks.DueRef{ID: id, Due: nanosTime(due)}
-			if err := item.Value(func(v []byte) error { r.WebhookID = string(v); return nil }); err != nil {
+			if err := item.Value(func(v []byte) error { r.WebhookID = hooks.intern(v); return nil }); err != nil {
 				return false, err
 			}
 			if r.WebhookID == "" {
@@ -269,6 +270,24 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after []byte, max int,
 			return fn(r) && (max <= 0 || n < max), nil
 		})
 	})
+}
+
+// interned hands out one string per distinct value, for the webhook ids a
+// queue scan reads from every key.
+type interned map[string]string
+
+func (m *interned) intern(b []byte) string {
+	if s, ok := (*m)[string(b)]; ok {
+		return s
+	}
+	if *m == nil {
+		*m = map[string]string{}
+	}
+	s := string(b)
+	if len(*m) < 1024 {
+		(*m)[s] = s
+	}
+	return s
 }
 
 // dueIDs returns the ids in q/ due at or before maxDue, in order.

@@ -64,6 +64,18 @@ func (t *leaseTable) index(id string, version uint64) (deliveryIndex, bool) {
 	return l.ix, true
 }
 
+// leasedTo counts the unexpired leases of a webhook's deliveries. t.mu is
+// held.
+func (t *leaseTable) leasedTo(webhookID string, now time.Time) int {
+	n := 0
+	for _, l := range t.m {
+		if l.webhook == webhookID && l.until.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
 func (t *leaseTable) drop(id string) {
 	t.mu.Lock()
 	delete(t.m, id)
@@ -117,7 +129,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 		return nil, fmt.Errorf("store: lease delivery %s: due at %s: %w", id, d.NextUTC.Format(time.RFC3339Nano), rswebhooks.ErrLeaseRefused)
 	}
 	if req.PerWebhook > 0 {
-		if n := t.perWebhook(now)[d.WebhookID]; n >= req.PerWebhook {
+		if n := t.leasedTo(d.WebhookID, now); n >= req.PerWebhook {
 			return nil, fmt.Errorf("store: lease delivery %s: webhook %s has %d leased: %w", id, d.WebhookID, n, rswebhooks.ErrLeaseRefused)
 		}
 	}
