@@ -85,9 +85,13 @@ func Format(sc trace.SpanContext) string {
 	if !sc.IsValid() {
 		return ""
 	}
-	c := propagation.MapCarrier{}
-	propagator.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
-	return c[Header]
+	// What the W3C propagator writes (version 00; of the flags only
+	// sampled), without its carrier map and context on every attempt.
+	flags := "-00"
+	if sc.IsSampled() {
+		flags = "-01"
+	}
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + flags
 }
 
 // State returns sc's tracestate value ("" when it has none).

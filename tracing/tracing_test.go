@@ -1,10 +1,14 @@
 package tracing
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rswebhooks/rswebhooks"
 )
@@ -79,5 +83,21 @@ func TestEventParent(t *testing.T) {
 	}
 	if c1.TraceID() != a.TraceID() || c1.SpanID() == a.SpanID() || c1.SpanID() == c2.SpanID() {
 		t.Fatalf("children %v %v of %v", c1, c2, a)
+	}
+}
+
+// Format writes what the W3C propagator writes, sampled or not.
+func TestFormatMatchesPropagator(t *testing.T) {
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled, 0xff} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+			SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+			TraceFlags: flags,
+		})
+		c := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), c)
+		if got, want := Format(sc), c[Header]; got != want || got == "" {
+			t.Errorf("flags %x: Format = %q, the propagator writes %q", flags, got, want)
+		}
 	}
 }
