@@ -11,14 +11,16 @@
 // fresh data directory, so a baseline and a candidate measured back to back
 // share the machine's conditions. Each run prints one line:
 //
-//	bin=NAME round=R events=N webhooks=W deliveries=D elapsed=… events_per_s=… deliveries_per_s=… load_deliveries_per_s=… daemon_cpu_us_per_delivery=… bad_signatures=0 duplicates=…
+//	bin=NAME round=R events=N webhooks=W deliveries=D elapsed=… events_per_s=… deliveries_per_s=… load_deliveries_per_s=… daemon_cpu_us_per_delivery=… allocs_per_delivery=… alloc_bytes_per_delivery=… gc_cycles=… bad_signatures=0 duplicates=…
 //
 // deliveries_per_s is every delivery over the time from the first POST to
 // the last delivery's arrival; load_deliveries_per_s counts only those that
 // arrived while the clients were still posting. daemon_cpu_us_per_delivery
 // is the daemon's CPU time (user + system, from /proc) over the same span
 // divided by the deliveries: on a shared machine it moves less with the
-// other load than the rates do.
+// other load than the rates do. allocs_per_delivery, alloc_bytes_per_delivery
+// and gc_cycles come from the daemon's /metrics over the same span and do
+// not move with the load at all.
 package main
 
 import (
@@ -145,6 +147,43 @@ func cpu(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
+// goStats reads the daemon's allocation and GC counters from its /metrics
+// (the Go collector's go_memstats_mallocs_total, go_memstats_alloc_bytes_total
+// and go_gc_duration_seconds_count): unlike CPU time they do not move with
+// other people's load.
+func (d *daemon) goStats() (mallocs, bytes, gcs float64, err error) {
+	resp, err := http.Get("http://" + d.admin + "/metrics")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "go_memstats_mallocs_total":
+			dst = &mallocs
+		case "go_memstats_alloc_bytes_total":
+			dst = &bytes
+		case "go_gc_duration_seconds_count":
+			dst = &gcs
+		default:
+			continue
+		}
+		if _, err := fmt.Sscan(v, dst); err != nil {
+			return 0, 0, 0, fmt.Errorf("/metrics %s: %w", name, err)
+		}
+	}
+	return mallocs, bytes, gcs, nil
+}
+
 // clockTicks is USER_HZ, 100 on Linux.
 const clockTicks = 100
 
@@ -185,6 +224,10 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	}
 
 	cpu0, err := cpu(d.Pid())
+	if err != nil {
+		return "", err
+	}
+	mallocs0, bytes0, gcs0, err := d.goStats()
 	if err != nil {
 		return "", err
 	}
@@ -236,10 +279,15 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	if err != nil {
 		return "", err
 	}
+	mallocs1, bytes1, gcs1, err := d.goStats()
+	if err != nil {
+		return "", err
+	}
 	if n := s.bad.Load(); n > 0 {
 		return "", fmt.Errorf("%d notifications failed verification: %v", n, s.badMsg.Load())
 	}
-	return fmt.Sprintf("events=%d webhooks=%d deliveries=%d elapsed=%s events_per_s=%.0f deliveries_per_s=%.0f load_deliveries_per_s=%.0f daemon_cpu_us_per_delivery=%.0f bad_signatures=0 duplicates=%d",
+	return fmt.Sprintf("events=%d webhooks=%d deliveries=%d elapsed=%s events_per_s=%.0f deliveries_per_s=%.0f load_deliveries_per_s=%.0f daemon_cpu_us_per_delivery=%.0f allocs_per_delivery=%.0f alloc_bytes_per_delivery=%.0f gc_cycles=%.0f bad_signatures=0 duplicates=%d",
 		events, hooks, want, el.Round(time.Millisecond), float64(events)/made.Seconds(), float64(want)/el.Seconds(),
-		float64(duringLoad)/made.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(want), s.dups.Load()), nil
+		float64(duringLoad)/made.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(want),
+		(mallocs1-mallocs0)/float64(want), (bytes1-bytes0)/float64(want), gcs1-gcs0, s.dups.Load()), nil
 }

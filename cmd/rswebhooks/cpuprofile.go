@@ -10,7 +10,8 @@ import (
 
 // Built with -tags pprof (benchmarks only: bench/e2e -cpuprofile), the
 // binary writes a CPU profile of its whole run to the file named by
-// RSWEBHOOKS_CPUPROFILE.
+// RSWEBHOOKS_CPUPROFILE, and the allocations profile at its end to that
+// name with ".allocs" appended.
 func init() {
 	path := os.Getenv("RSWEBHOOKS_CPUPROFILE")
 	if path == "" {
@@ -27,5 +28,9 @@ func init() {
 	atExit = func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
+		if a, err := os.Create(path + ".allocs"); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(a, 0)
+			_ = a.Close()
+		}
 	}
 }
