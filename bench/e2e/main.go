@@ -147,12 +147,13 @@ func cpu(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
-// goStats reads the daemon's allocation and GC counters from its /metrics
-// (the Go collector's go_memstats_mallocs_total, go_memstats_alloc_bytes_total
-// and go_gc_duration_seconds_count): unlike CPU time they do not move with
-// other people's load.
-func (d *daemon) goStats() (mallocs, bytes, gcs float64, err error) {
-	resp, err := http.Get("http://" + d.admin + "/metrics")
+// goStats reads the allocation and GC counters of the daemon whose admin
+// listener is admin from its /metrics (the Go collector's
+// go_memstats_mallocs_total, go_memstats_alloc_bytes_total and
+// go_gc_duration_seconds_count): unlike CPU time they do not move with other
+// people's load.
+func goStats(admin string) (mallocs, bytes, gcs float64, err error) {
+	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -227,7 +228,7 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	if err != nil {
 		return "", err
 	}
-	mallocs0, bytes0, gcs0, err := d.goStats()
+	mallocs0, bytes0, gcs0, err := goStats(d.Admin)
 	if err != nil {
 		return "", err
 	}
@@ -279,7 +280,7 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	if err != nil {
 		return "", err
 	}
-	mallocs1, bytes1, gcs1, err := d.goStats()
+	mallocs1, bytes1, gcs1, err := goStats(d.Admin)
 	if err != nil {
 		return "", err
 	}
