@@ -117,6 +117,7 @@ type DB struct {
 }
 
 var _ rswebhooks.Store = (*DB)(nil)
+var _ rswebhooks.FanOutBatcher = (*DB)(nil)
 
 // Open connects, applies missing migrations and starts listening for
 // notifications. It fails if the database cannot be reached or its schema
