@@ -151,6 +151,15 @@ type FanOutBatcher interface {
 	FanOutEvents(ctx context.Context, fs []EventFanOut) (errs []error)
 }
 
+// DueScanPacer is implemented by stores whose due-queue reads (ScanDue)
+// each cost a round trip to a shared server. DueScanInterval is the least
+// time a dispatcher leaves between the reads that wake-ups trigger (new
+// events, DueSignal), so a burst of wake-ups costs one read, not one each;
+// a wake-up within it is served at its end.
+type DueScanPacer interface {
+	DueScanInterval() time.Duration
+}
+
 // DeliveryStore keeps deliveries, their due queue, leases and attempts.
 // Pending deliveries never expire; finished ones and attempts expire after
 // the retention.

@@ -117,7 +117,10 @@ type DB struct {
 }
 
 var _ rswebhooks.Store = (*DB)(nil)
-var _ rswebhooks.FanOutBatcher = (*DB)(nil)
+var (
+	_ rswebhooks.FanOutBatcher = (*DB)(nil)
+	_ rswebhooks.DueScanPacer  = (*DB)(nil)
+)
 
 // Open connects, applies missing migrations and starts listening for
 // notifications. It fails if the database cannot be reached or its schema
