@@ -70,6 +70,20 @@ type dispatcher struct {
 	recheck   map[string]bool      // ordered webhooks whose head may have to be released
 	spilled   bool                 // the last refill moved waiting deliveries back: read again
 	ordered   map[string]bool      // webhooks seen Ordered by the last refill
+
+	lastRefill time.Time // when the queue was last read
+	deferred   bool      // a wake-up waits for the store's scan interval (scanGap)
+}
+
+// wokenRefill reports whether a wake-up reads the queue now. With a scan
+// gap (rswebhooks.DueScanPacer) one within the gap after the last read is
+// deferred to the gap's end instead.
+func (e *Engine) wokenRefill(st *dispatcher) bool {
+	if e.scanGap > 0 && within(e.opts.Now(), st.lastRefill, e.scanGap) {
+		st.deferred = true
+		return false
+	}
+	return true
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -100,6 +114,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		}
 		if refresh {
 			e.refill(ctx, st, now)
+			st.lastRefill, st.deferred = now, false
 		}
 		e.dispatch(ctx, st)
 		moved := e.postponeSlow(ctx, st, now) || st.spilled
@@ -154,6 +169,10 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			// A rate limit holds deliveries: look again when it allows one.
 			wait = min(wait, st.paceWait)
 		}
+		if st.deferred {
+			// A wake-up came within the store's scan interval.
+			wait = min(wait, max(0, st.lastRefill.Add(e.scanGap).Sub(e.opts.Now())))
+		}
 		resetTimer(timer, wait)
 		refresh = false
 		select {
@@ -170,9 +189,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
 		case <-e.wake:
-			refresh = true
+			refresh = e.wokenRefill(st)
 		case <-e.opts.Store.DueSignal():
-			refresh = true
+			refresh = e.wokenRefill(st)
 		case <-timer.C:
 			refresh = true
 		}
