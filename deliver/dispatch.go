@@ -75,9 +75,10 @@ type dispatcher struct {
 	deferred   bool      // a wake-up waits for the store's scan interval (scanGap)
 }
 
-// wokenRefill reports whether a wake-up reads the queue now. With a scan
-// gap (rswebhooks.DueScanPacer) one within the gap after the last read is
-// deferred to the gap's end instead.
+// wokenRefill reports whether a wake-up (Wake, DueSignal, the timer)
+// reads the queue now. With a scan gap (rswebhooks.DueScanPacer) one
+// within the gap after the last read is deferred to the gap's end instead;
+// only a finished attempt reads at once.
 func (e *Engine) wokenRefill(st *dispatcher) bool {
 	if e.scanGap > 0 && within(e.opts.Now(), st.lastRefill, e.scanGap) {
 		st.deferred = true
@@ -193,7 +194,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		case <-e.opts.Store.DueSignal():
 			refresh = e.wokenRefill(st)
 		case <-timer.C:
-			refresh = true
+			refresh = e.wokenRefill(st)
 		}
 	}
 	for len(st.inflight) > 0 {
