@@ -153,9 +153,10 @@ type FanOutBatcher interface {
 
 // DueScanPacer is implemented by stores whose due-queue reads (ScanDue)
 // each cost a round trip to a shared server. DueScanInterval is the least
-// time a dispatcher leaves between the reads that wake-ups trigger (new
-// events, DueSignal), so a burst of wake-ups costs one read, not one each;
-// a wake-up within it is served at its end.
+// time a dispatcher leaves between the reads that wake-ups and its own
+// timer trigger (new events, DueSignal, the sweep of a long queue), so a
+// burst of them costs one read, not one each; one within it is served at
+// its end. Reads after a finished attempt are not held back.
 type DueScanPacer interface {
 	DueScanInterval() time.Duration
 }

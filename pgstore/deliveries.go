@@ -88,11 +88,11 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 	return out, nil
 }
 
-// dueScanInterval paces the due-queue reads of wake-ups
+// dueScanInterval paces the due-queue reads of wake-ups and timers
 // (rswebhooks.DueScanPacer): under a stream of events a dispatcher reads
-// the queue at most every 5 ms instead of once per event, and a new
+// the queue at most every 10 ms instead of once per event, and a new
 // delivery waits at most that long for the read that finds it.
-const dueScanInterval = 5 * time.Millisecond
+const dueScanInterval = 10 * time.Millisecond
 
 // DueScanInterval is the least time between wake-up reads of the due queue.
 func (db *DB) DueScanInterval() time.Duration { return dueScanInterval }
