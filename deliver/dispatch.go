@@ -170,9 +170,14 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			// A rate limit holds deliveries: look again when it allows one.
 			wait = min(wait, st.paceWait)
 		}
-		if st.deferred {
-			// A wake-up came within the store's scan interval.
-			wait = min(wait, max(0, st.lastRefill.Add(e.scanGap).Sub(e.opts.Now())))
+		if e.scanGap > 0 {
+			// Every timer wake-up reads the queue: none before the store's
+			// scan interval has passed, and a deferred one right then.
+			rest := max(0, st.lastRefill.Add(e.scanGap).Sub(e.opts.Now()))
+			wait = max(wait, rest)
+			if st.deferred {
+				wait = rest
+			}
 		}
 		resetTimer(timer, wait)
 		refresh = false
