@@ -111,6 +111,36 @@ func (db *DB) ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.
 	return db.scanDue(ctx, now, &after, max, fn)
 }
 
+// The due-queue reads, from the head and past a cursor: two statements, so
+// each one's (generic) plan bounds its index scan by its own condition.
+const (
+	scanHead = `
+WITH leased AS (
+	SELECT delivery_id, webhook_id FROM leases WHERE until > $1
+), due AS (
+	SELECT id, webhook_id, next_at FROM deliveries
+	 WHERE state = 'pending' AND next_at <= $1 AND id NOT IN (SELECT delivery_id FROM leased)
+	 ORDER BY next_at, id LIMIT $2
+), per AS (
+	SELECT webhook_id, count(*) AS n FROM leased GROUP BY webhook_id
+)
+SELECT due.id, due.webhook_id, due.next_at, coalesce(per.n, 0)
+  FROM due LEFT JOIN per USING (webhook_id) ORDER BY due.next_at, due.id`
+	scanAfter = `
+WITH leased AS (
+	SELECT delivery_id, webhook_id FROM leases WHERE until > $1
+), due AS (
+	SELECT id, webhook_id, next_at FROM deliveries
+	 WHERE state = 'pending' AND next_at <= $1 AND (next_at, id) > ($3, $4)
+	   AND id NOT IN (SELECT delivery_id FROM leased)
+	 ORDER BY next_at, id LIMIT $2
+), per AS (
+	SELECT webhook_id, count(*) AS n FROM leased GROUP BY webhook_id
+)
+SELECT due.id, due.webhook_id, due.next_at, coalesce(per.n, 0)
+  FROM due LEFT JOIN per USING (webhook_id) ORDER BY due.next_at, due.id`
+)
+
 func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
 	n := 0
 	var afterAt time.Time
@@ -124,20 +154,11 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueR
 		if max > 0 {
 			page = min(page, max-n)
 		}
-		rows, err := db.pool.Query(ctx, `
-WITH leased AS (
-	SELECT delivery_id, webhook_id FROM leases WHERE until > $1
-), due AS (
-	SELECT id, webhook_id, next_at FROM deliveries
-	 WHERE state = 'pending' AND next_at <= $1 AND id NOT IN (SELECT delivery_id FROM leased)
-	   AND ($2 OR (next_at, id) > ($3, $4))
-	 ORDER BY next_at, id LIMIT $5
-), per AS (
-	SELECT webhook_id, count(*) AS n FROM leased GROUP BY webhook_id
-)
-SELECT due.id, due.webhook_id, due.next_at, coalesce(per.n, 0)
-  FROM due LEFT JOIN per USING (webhook_id) ORDER BY due.next_at, due.id`,
-			now, first, afterAt, afterID, page)
+		q, args := scanHead, []any{now, page}
+		if !first {
+			q, args = scanAfter, []any{now, page, afterAt, afterID}
+		}
+		rows, err := db.pool.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("pgstore: due deliveries: %w", err)
 		}
