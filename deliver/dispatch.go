@@ -71,6 +71,12 @@ type dispatcher struct {
 	spilled   bool                 // the last refill moved waiting deliveries back: read again
 	ordered   map[string]bool      // webhooks seen Ordered by the last refill
 
+	// elsewhere counts, per webhook, the leases other nodes held at the
+	// last refill (a shared store's DueRef.Leased beyond ours): a lease
+	// they would refuse is not tried, and the queue is read again within
+	// blockedPoll.
+	elsewhere map[string]int
+
 	lastRefill time.Time // when the queue was last read
 	deferred   bool      // a wake-up waits for the store's scan interval (scanGap)
 }
@@ -101,6 +107,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		throttled: map[string]time.Time{},
 		recheck:   map[string]bool{},
 		ordered:   map[string]bool{},
+		elsewhere: map[string]int{},
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -165,6 +172,11 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 				next = max(0, st.passed.Add(passEvery).Sub(e.opts.Now()))
 			}
 			wait = min(wait, next)
+		}
+		if len(st.elsewhere) > 0 && len(st.buf) > 0 {
+			// Deliveries wait for leases other nodes hold, whose end no
+			// signal announces: look again soon.
+			wait = min(wait, blockedPoll)
 		}
 		if st.paceWait > 0 && !moved {
 			// A rate limit holds deliveries: look again when it allows one.
@@ -269,7 +281,7 @@ func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, owne
 	if st.ordered[webhookID] {
 		limit = 1
 	}
-	if st.perHook[webhookID]+hookPlanned >= limit ||
+	if st.perHook[webhookID]+hookPlanned+st.elsewhere[webhookID] >= limit ||
 		st.perOwner[owner]+ownerPlanned >= e.opts.PerOwnerConcurrency {
 		return false
 	}
@@ -317,6 +329,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 	slowPlanned := 0
 	e.countSlow(st, now)
 	st.buf = st.buf[:0]
+	clear(st.elsewhere)
 	st.paceWait = 0
 	st.blocked = false
 	var (
@@ -368,6 +381,11 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time) {
 		// Leased counts attempts in flight on every node (ours too), so
 		// the per-webhook limit holds across a cluster.
 		elsewhere := max(d.Leased-st.perHook[d.WebhookID], 0)
+		if elsewhere > 0 {
+			st.elsewhere[d.WebhookID] = elsewhere
+		} else {
+			delete(st.elsewhere, d.WebhookID)
+		}
 		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID]+elsewhere, ownerPlanned[owner], slowPlanned) {
 			st.blocked = true
 			return true
