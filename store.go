@@ -133,6 +133,34 @@ type EventStore interface {
 	FanOut(ctx context.Context, eventID string, ds []*Delivery) error
 }
 
+// EventFanOut is one event's fan-out, for FanOutBatcher.
+type EventFanOut struct {
+	EventID    string
+	Deliveries []*Delivery
+}
+
+// FanOutBatcher is implemented by stores that fan out several events in
+// one call for much less than a call each (a shared store: one round trip
+// and one transaction instead of one per event). Consumers use it when the
+// store has it and fall back on FanOut.
+type FanOutBatcher interface {
+	// FanOutEvents is EventStore.FanOut for each of fs, in order, with
+	// FanOut's guarantees per event (idempotent; an ErrConflict or other
+	// failure of one event leaves the others' fan-out as if it were alone).
+	// errs[i] is fs[i]'s error; errs is nil when all succeeded.
+	FanOutEvents(ctx context.Context, fs []EventFanOut) (errs []error)
+}
+
+// DueScanPacer is implemented by stores whose due-queue reads (ScanDue)
+// each cost a round trip to a shared server. DueScanInterval is the least
+// time a dispatcher leaves between the reads that wake-ups and its own
+// timer trigger (new events, DueSignal, the sweep of a long queue), so a
+// burst of them costs one read, not one each; one within it is served at
+// its end. Reads after a finished attempt are not held back.
+type DueScanPacer interface {
+	DueScanInterval() time.Duration
+}
+
 // DeliveryStore keeps deliveries, their due queue, leases and attempts.
 // Pending deliveries never expire; finished ones and attempts expire after
 // the retention.

@@ -98,6 +98,27 @@ type dispatcher struct {
 	recheck   map[string]bool      // ordered webhooks whose head may have to be released
 	spilled   bool                 // the last refill moved waiting deliveries back: read again
 	ordered   map[string]bool      // webhooks seen Ordered by the last refill
+
+	// elsewhere counts, per webhook, the leases other nodes held at the
+	// last refill (a shared store's DueRef.Leased beyond ours): a lease
+	// they would refuse is not tried, and the queue is read again within
+	// blockedPoll.
+	elsewhere map[string]int
+
+	lastRefill time.Time // when the queue was last read
+	deferred   bool      // a wake-up waits for the store's scan interval (scanGap)
+}
+
+// wokenRefill reports whether a wake-up (Wake, DueSignal, the timer)
+// reads the queue now. With a scan gap (rswebhooks.DueScanPacer) one
+// within the gap after the last read is deferred to the gap's end instead;
+// only a finished attempt reads at once.
+func (e *Engine) wokenRefill(st *dispatcher) bool {
+	if e.scanGap > 0 && within(e.opts.Now(), st.lastRefill, e.scanGap) {
+		st.deferred = true
+		return false
+	}
+	return true
 }
 
 // dispatchLoop reads due deliveries and hands them to workers until ctx is
@@ -117,6 +138,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		throttled: map[string]time.Time{},
 		recheck:   map[string]bool{},
 		ordered:   map[string]bool{},
+		elsewhere: map[string]int{},
 	}
 	// Long-lived workers: an attempt runs on a goroutine whose stack has
 	// already grown to what the store and the HTTP client need.
@@ -151,6 +173,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			e.refill(ctx, st, now, false)
 		case tail:
 			e.refill(ctx, st, now, e.tailOnly(st, now))
+		}
+		if refresh || tail {
+			st.lastRefill, st.deferred = now, false
 		}
 		e.dispatch(ctx, st)
 		moved := e.postponeSlow(ctx, st, now) || st.spilled
@@ -201,9 +226,23 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			wait = min(wait, next)
 		}
+		if len(st.elsewhere) > 0 && len(st.buf) > 0 {
+			// Deliveries wait for leases other nodes hold, whose end no
+			// signal announces: look again soon.
+			wait = min(wait, blockedPoll)
+		}
 		if st.paceWait > 0 && !moved {
 			// A rate limit holds deliveries: look again when it allows one.
 			wait = min(wait, st.paceWait)
+		}
+		if e.scanGap > 0 {
+			// Every timer wake-up reads the queue: none before the store's
+			// scan interval has passed, and a deferred one right then.
+			rest := max(0, st.lastRefill.Add(e.scanGap).Sub(e.opts.Now()))
+			wait = max(wait, rest)
+			if st.deferred {
+				wait = rest
+			}
 		}
 		resetTimer(timer, wait)
 		refresh, tail = false, false
@@ -221,11 +260,11 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
 		case <-e.wake:
-			tail = true
+			tail = e.wokenRefill(st)
 		case <-e.opts.Store.DueSignal():
-			tail = true
+			tail = e.wokenRefill(st)
 		case <-timer.C:
-			refresh = true
+			refresh = e.wokenRefill(st)
 		}
 		if refresh || tail {
 			// The refill about to run sees every write signalled so far.
@@ -307,7 +346,7 @@ func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, owne
 	if st.ordered[webhookID] {
 		limit = 1
 	}
-	if st.perHook[webhookID]+hookPlanned >= limit ||
+	if st.perHook[webhookID]+hookPlanned+st.elsewhere[webhookID] >= limit ||
 		st.perOwner[owner]+ownerPlanned >= e.opts.PerOwnerConcurrency {
 		return false
 	}
@@ -369,6 +408,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		}
 	} else {
 		st.buf = st.buf[:0]
+		clear(st.elsewhere)
 		st.paceWait = 0
 		st.blocked = false
 		st.fullAt = now
@@ -422,6 +462,11 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		// Leased counts attempts in flight on every node (ours too), so
 		// the per-webhook limit holds across a cluster.
 		elsewhere := max(d.Leased-st.perHook[d.WebhookID], 0)
+		if elsewhere > 0 {
+			st.elsewhere[d.WebhookID] = elsewhere
+		} else {
+			delete(st.elsewhere, d.WebhookID)
+		}
 		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID]+elsewhere, ownerPlanned[owner], slowPlanned) {
 			st.blocked = true
 			return true

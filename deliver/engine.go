@@ -173,11 +173,12 @@ type Engine struct {
 	wake        chan struct{}
 	fanWake     chan struct{}
 	slowAfter   time.Duration
-	slowShare   int // attempts in flight to slow webhooks at most
-	hookBuffer  int // deliveries of one webhook buffered or in flight at most (see bufferable)
-	ownerBuffer int // deliveries of one owner's webhooks buffered or in flight at most
-	headScan    int // queue keys a refill reads from the head (see dispatch.go)
-	sweepScan   int // queue keys a refill reads past the head, resuming its sweep
+	slowShare   int           // attempts in flight to slow webhooks at most
+	scanGap     time.Duration // least time between wake-up reads of the queue (rswebhooks.DueScanPacer)
+	hookBuffer  int           // deliveries of one webhook buffered or in flight at most (see bufferable)
+	ownerBuffer int           // deliveries of one owner's webhooks buffered or in flight at most
+	headScan    int           // queue keys a refill reads from the head (see dispatch.go)
+	sweepScan   int           // queue keys a refill reads past the head, resuming its sweep
 	userAgent   string
 	links       Links
 	linksOff    string
@@ -275,6 +276,9 @@ func New(opts Options) (*Engine, error) {
 		linksOff:    opts.LinksOffNote,
 		hooks:       newWebhookCache(opts.Store, opts.Now),
 		pace:        newPacer(opts.Now),
+	}
+	if p, ok := opts.Store.(rswebhooks.DueScanPacer); ok {
+		e.scanGap = max(0, p.DueScanInterval())
 	}
 	return e, nil
 }

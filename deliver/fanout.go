@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/rswebhooks/rswebhooks"
 )
 
@@ -61,6 +63,9 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
+	if b, ok := e.opts.Store.(rswebhooks.FanOutBatcher); ok {
+		return e.fanOutBatch(ctx, b, evs, hooks)
+	}
 	var firstErr error
 	for _, ev := range evs {
 		ds := e.deliveriesFor(ev, hooks)
@@ -79,6 +84,35 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 		n++
 	}
 	// With failing events in the batch a full batch would spin; wait instead.
+	return n, len(evs) == fanOutBatch && firstErr == nil, firstErr
+}
+
+// fanOutBatch is fanOutOnce's loop for a store that fans out a batch of
+// events in one call (rswebhooks.FanOutBatcher), with the same outcome.
+func (e *Engine) fanOutBatch(ctx context.Context, b rswebhooks.FanOutBatcher, evs []*rswebhooks.Event, hooks []*rswebhooks.Webhook) (n int, full bool, err error) {
+	fs := make([]rswebhooks.EventFanOut, len(evs))
+	spans := make([]trace.Span, len(evs))
+	for i, ev := range evs {
+		fs[i] = rswebhooks.EventFanOut{EventID: ev.ID, Deliveries: e.deliveriesFor(ev, hooks)}
+		spans[i] = e.startFanOutSpan(ctx, ev, len(fs[i].Deliveries))
+	}
+	errs := b.FanOutEvents(ctx, fs)
+	var firstErr error
+	for i := range fs {
+		var err error
+		if errs != nil {
+			err = errs[i]
+		}
+		endSpan(spans[i], err)
+		if err == nil {
+			n++
+		} else if firstErr == nil {
+			firstErr = fmt.Errorf("fan out event %s to %d webhooks: %w", fs[i].EventID, len(fs[i].Deliveries), err)
+		}
+	}
+	if ctx.Err() != nil {
+		return n, false, ctx.Err()
+	}
 	return n, len(evs) == fanOutBatch && firstErr == nil, firstErr
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,6 +88,15 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 	return out, nil
 }
 
+// dueScanInterval paces the due-queue reads of wake-ups and timers
+// (rswebhooks.DueScanPacer): under a stream of events a dispatcher reads
+// the queue at most every 10 ms instead of once per event, and a new
+// delivery waits at most that long for the read that finds it.
+const dueScanInterval = 10 * time.Millisecond
+
+// DueScanInterval is the least time between wake-up reads of the due queue.
+func (db *DB) DueScanInterval() time.Duration { return dueScanInterval }
+
 // scanPage is how many queue rows ScanDue reads per query.
 const scanPage = 256
 
@@ -101,6 +111,36 @@ func (db *DB) ScanDueAfter(ctx context.Context, now time.Time, after rswebhooks.
 	return db.scanDue(ctx, now, &after, max, fn)
 }
 
+// The due-queue reads, from the head and past a cursor: two statements, so
+// each one's (generic) plan bounds its index scan by its own condition.
+const (
+	scanHead = `
+WITH leased AS (
+	SELECT delivery_id, webhook_id FROM leases WHERE until > $1
+), due AS (
+	SELECT id, webhook_id, next_at FROM deliveries
+	 WHERE state = 'pending' AND next_at <= $1 AND id NOT IN (SELECT delivery_id FROM leased)
+	 ORDER BY next_at, id LIMIT $2
+), per AS (
+	SELECT webhook_id, count(*) AS n FROM leased GROUP BY webhook_id
+)
+SELECT due.id, due.webhook_id, due.next_at, coalesce(per.n, 0)
+  FROM due LEFT JOIN per USING (webhook_id) ORDER BY due.next_at, due.id`
+	scanAfter = `
+WITH leased AS (
+	SELECT delivery_id, webhook_id FROM leases WHERE until > $1
+), due AS (
+	SELECT id, webhook_id, next_at FROM deliveries
+	 WHERE state = 'pending' AND next_at <= $1 AND (next_at, id) > ($3, $4)
+	   AND id NOT IN (SELECT delivery_id FROM leased)
+	 ORDER BY next_at, id LIMIT $2
+), per AS (
+	SELECT webhook_id, count(*) AS n FROM leased GROUP BY webhook_id
+)
+SELECT due.id, due.webhook_id, due.next_at, coalesce(per.n, 0)
+  FROM due LEFT JOIN per USING (webhook_id) ORDER BY due.next_at, due.id`
+)
+
 func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
 	n := 0
 	var afterAt time.Time
@@ -114,19 +154,11 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueR
 		if max > 0 {
 			page = min(page, max-n)
 		}
-		rows, err := db.pool.Query(ctx, `
-WITH due AS (
-	SELECT id, webhook_id, next_at FROM deliveries
-	 WHERE state = 'pending' AND next_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-	   AND ($2 OR (next_at, id) > ($3, $4))
-	 ORDER BY next_at, id LIMIT $5
-), leased AS (
-	SELECT webhook_id, count(*) AS n FROM deliveries
-	 WHERE lease_until > $1 AND webhook_id IN (SELECT webhook_id FROM due) GROUP BY webhook_id
-)
-SELECT due.id, due.webhook_id, due.next_at, coalesce(leased.n, 0)
-  FROM due LEFT JOIN leased USING (webhook_id) ORDER BY due.next_at, due.id`,
-			now, first, afterAt, afterID, page)
+		q, args := scanHead, []any{now, page}
+		if !first {
+			q, args = scanAfter, []any{now, page, afterAt, afterID}
+		}
+		rows, err := db.pool.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("pgstore: due deliveries: %w", err)
 		}
@@ -164,9 +196,11 @@ func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 	now := db.now()
 	var free, lease *time.Time
 	err := db.pool.QueryRow(ctx, `SELECT
-		(SELECT next_at FROM deliveries WHERE state = 'pending' AND (lease_until IS NULL OR lease_until <= $1)
+		(SELECT next_at FROM deliveries WHERE state = 'pending'
+		   AND id NOT IN (SELECT delivery_id FROM leases WHERE until > $1)
 		  ORDER BY next_at, id LIMIT 1),
-		(SELECT min(greatest(next_at, lease_until)) FROM deliveries WHERE lease_until > $1 AND state = 'pending')`,
+		(SELECT min(greatest(d.next_at, l.until)) FROM leases l JOIN deliveries d ON d.id = l.delivery_id
+		  WHERE l.until > $1 AND d.state = 'pending')`,
 		now).Scan(&free, &lease)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("pgstore: next due: %w", err)
@@ -218,21 +252,71 @@ var leaseRefusals = map[string]string{
 	"busy":   "its webhook is at its concurrency limit",
 }
 
-// Lease leases a pending, due delivery (see the package doc).
+// leaseReq and leaseRes are one Lease through the lease batcher.
+type leaseReq struct {
+	id, holder string
+	now, until time.Time
+	per        int
+}
+
+type leaseRes struct {
+	result string
+	body   []byte
+}
+
+// leaseBatch leases reqs in one call of rswebhooks_lease_many (one round
+// trip, one transaction), as if one after the other.
+func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, error) {
+	n := len(reqs)
+	ids, holders := make([]string, n), make([]string, n)
+	nows, untils := make([]time.Time, n), make([]time.Time, n)
+	pers := make([]int32, n)
+	for i, r := range reqs {
+		ids[i], holders[i], nows[i], untils[i], pers[i] = r.id, r.holder, r.now, r.until, int32(r.per)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT ord, result, body FROM rswebhooks_lease_many($1, $2, $3, $4, $5)`,
+		ids, nows, holders, untils, pers)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]leaseRes, n)
+	got := 0
+	for rows.Next() {
+		var ord int
+		var r leaseRes
+		if err := rows.Scan(&ord, &r.result, &r.body); err != nil {
+			return nil, err
+		}
+		if ord < 1 || ord > n {
+			return nil, fmt.Errorf("rswebhooks_lease_many answered for request %d of %d", ord, n)
+		}
+		out[ord-1] = r
+		got++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if got != n {
+		return nil, fmt.Errorf("rswebhooks_lease_many answered %d of %d requests", got, n)
+	}
+	return out, nil
+}
+
+// Lease leases a pending, due delivery (see the package doc). Concurrent
+// calls share round trips (see batcher).
 func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
 	if err := checkLease(req); err != nil {
 		return nil, fmt.Errorf("pgstore: lease delivery %s: %w", id, err)
 	}
-	var result string
-	var body []byte
-	err := db.pool.QueryRow(ctx, `SELECT result, body FROM rswebhooks_lease($1, $2, $3, $4, $5)`,
-		id, now, req.Holder, now.Add(req.For), req.PerWebhook).Scan(&result, &body)
+	res, err := db.leases.do(ctx, leaseReq{id: id, holder: req.Holder, now: now, until: now.Add(req.For), per: req.PerWebhook})
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: lease delivery %s: %w", id, err)
 	}
-	switch result {
+	switch res.result {
 	case "ok":
-		d, err := decodeDelivery(id, body)
+		db.ended.forget(id)
+		d, err := decodeDelivery(id, res.body)
 		if err != nil {
 			return nil, fmt.Errorf("pgstore: lease: %w", err)
 		}
@@ -240,13 +324,55 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	case "absent":
 		return nil, fmt.Errorf("pgstore: lease: %w", notFound("delivery", id))
 	}
-	return nil, fmt.Errorf("pgstore: lease delivery %s: %s: %w", id, leaseRefusals[result], rswebhooks.ErrLeaseRefused)
+	return nil, fmt.Errorf("pgstore: lease delivery %s: %s: %w", id, leaseRefusals[res.result], rswebhooks.ErrLeaseRefused)
+}
+
+// endedLeases remembers the leases Complete ended (delivery id → holder)
+// until their holder's Release, which then needs no round trip: a lease
+// Complete ended is gone, and only a new Lease (which forgets the entry)
+// could give the holder another.
+type endedLeases struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// maxEnded bounds endedLeases; past it the set starts over (a Release then
+// costs its round trip, nothing else).
+const maxEnded = 10000
+
+func (e *endedLeases) add(id, holder string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil || len(e.m) >= maxEnded {
+		e.m = map[string]string{}
+	}
+	e.m[id] = holder
+}
+
+func (e *endedLeases) forget(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.m, id)
+}
+
+// take reports whether Complete ended holder's lease of id, forgetting it.
+func (e *endedLeases) take(id, holder string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h, ok := e.m[id]
+	if ok && h == holder {
+		delete(e.m, id)
+		return true
+	}
+	return false
 }
 
 // Release ends holder's lease of the delivery, if it holds one.
 func (db *DB) Release(ctx context.Context, id, holder string) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE deliveries SET lease_holder = NULL, lease_until = NULL
-		WHERE id = $1 AND lease_holder = $2`, id, holder)
+	if db.ended.take(id, holder) {
+		return nil // Complete ended it
+	}
+	tag, err := db.pool.Exec(ctx, `DELETE FROM leases WHERE delivery_id = $1 AND holder = $2`, id, holder)
 	if err != nil {
 		return fmt.Errorf("pgstore: release delivery %s: %w", id, err)
 	}
@@ -256,8 +382,112 @@ func (db *DB) Release(ctx context.Context, id, holder string) error {
 	return nil
 }
 
+// completeReq is one Complete through the complete batcher: the delivery's
+// new row and, when abody is not nil, attempt n.
+type completeReq struct {
+	r      deliveryRow
+	n      int
+	abody  []byte
+	notify bool
+}
+
+// completeRes says whether the delivery was there and whose lease the
+// write ended ("" when none).
+type completeRes struct {
+	found  bool
+	holder string
+}
+
+// completeBatch records reqs in one transaction and one round trip. The
+// rows are locked in id order first (so batches of two nodes cannot
+// deadlock); a delivery twice in reqs is written in request order, by
+// separate statements.
+func (db *DB) completeBatch(ctx context.Context, reqs []completeReq) ([]completeRes, error) {
+	out := make([]completeRes, 0, len(reqs))
+	for len(reqs) > 0 {
+		seen := map[string]bool{}
+		k := 0
+		for k < len(reqs) && !seen[reqs[k].r.id] {
+			seen[reqs[k].r.id] = true
+			k++
+		}
+		res, err := db.completeDistinct(ctx, reqs[:k])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+		reqs = reqs[k:]
+	}
+	return out, nil
+}
+
+func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]completeRes, error) {
+	n := len(reqs)
+	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	nexts, exps := make([]time.Time, n), make([]*time.Time, n)
+	bodies, abodies := make([][]byte, n), make([][]byte, n)
+	ns := make([]int32, n)
+	notify := false
+	for i, q := range reqs {
+		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], bodies[i] = q.r.id, q.r.webhook, q.r.event, q.r.state, q.r.next, q.r.expires, q.r.body
+		ns[i], abodies[i] = int32(q.n), q.abody
+		notify = notify || q.notify
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT 1 FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, ids)
+	b.Queue(`
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[], $8::integer[], $9::bytea[])
+		AS u(id, webhook_id, event_id, state, next_at, expires_at, body, n, abody)
+), upd AS (
+	UPDATE deliveries d SET webhook_id = u.webhook_id, event_id = u.event_id, state = u.state, next_at = u.next_at,
+		expires_at = u.expires_at, body = u.body
+	  FROM u WHERE d.id = u.id RETURNING d.id
+), gone AS (
+	DELETE FROM leases l WHERE l.delivery_id IN (SELECT id FROM upd) RETURNING l.delivery_id, l.holder
+), att AS (
+	INSERT INTO attempts (delivery_id, n, expires_at, body)
+	SELECT u.id, u.n, $10, u.abody FROM u WHERE u.abody IS NOT NULL AND u.id IN (SELECT id FROM upd)
+	ON CONFLICT (delivery_id, n) DO UPDATE SET expires_at = excluded.expires_at, body = excluded.body
+	RETURNING 1
+), note AS (
+	SELECT pg_notify($12, $13) FROM upd WHERE $11 LIMIT 1
+)
+SELECT u.id IN (SELECT id FROM upd), coalesce((SELECT g.holder FROM gone g WHERE g.delivery_id = u.id), ''),
+	(SELECT count(*) FROM att) + (SELECT count(*) FROM note)
+  FROM u`,
+		ids, hooks, evs, states, nexts, exps, bodies, ns, abodies, db.expiry(), notify, chanDue, db.self)
+	br := db.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]completeRes, 0, n)
+	for rows.Next() {
+		var r completeRes
+		if err := rows.Scan(&r.found, &r.holder, new(int64)); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) != n {
+		return nil, fmt.Errorf("complete: %d results for %d deliveries", len(out), n)
+	}
+	return out, br.Close()
+}
+
 // Complete records attempt a and d's new state in one transaction and ends
-// any lease of d.
+// any lease of d. Concurrent calls share round trips (see batcher); each
+// returns once its own write is committed.
 func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error {
 	if err := checkDelivery(d); err != nil {
 		return fmt.Errorf("pgstore: complete delivery: %w", err)
@@ -283,27 +513,15 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 		return fmt.Errorf("pgstore: complete delivery: %w", err)
 	}
 	notify := dueNow(db.now(), d)
-	var updated int
-	err = db.pool.QueryRow(ctx, `
-WITH upd AS (
-	UPDATE deliveries SET webhook_id = $2, event_id = $3, state = $4, next_at = $5, expires_at = $6, body = $7,
-		lease_holder = NULL, lease_until = NULL
-	 WHERE id = $1 RETURNING id
-), att AS (
-	INSERT INTO attempts (delivery_id, n, expires_at, body)
-	SELECT id, $8, $9, $10 FROM upd WHERE $10::bytea IS NOT NULL
-	ON CONFLICT (delivery_id, n) DO UPDATE SET expires_at = excluded.expires_at, body = excluded.body
-	RETURNING 1
-), note AS (
-	SELECT pg_notify($12, $13) FROM upd WHERE $11 LIMIT 1
-)
-SELECT (SELECT count(*) FROM upd) + 0 * (SELECT count(*) FROM att) + 0 * (SELECT count(*) FROM note)`,
-		r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body, attemptN(a), db.expiry(), abody, notify, chanDue, db.self).Scan(&updated)
+	res, err := db.completes.do(ctx, completeReq{r: r, n: attemptN(a), abody: abody, notify: notify})
 	if err != nil {
 		return fmt.Errorf("pgstore: complete delivery %s: %w", d.ID, err)
 	}
-	if updated == 0 {
+	if !res.found {
 		return fmt.Errorf("pgstore: complete: %w", notFound("delivery", d.ID))
+	}
+	if res.holder != "" {
+		db.ended.add(d.ID, res.holder)
 	}
 	if notify {
 		db.signalDue()
@@ -320,7 +538,8 @@ func attemptN(a *rswebhooks.Attempt) int {
 
 // DiscardDelivery removes a delivery with its attempts, or ErrNotFound.
 func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
-	tag, err := db.pool.Exec(ctx, "DELETE FROM deliveries WHERE id = $1", id)
+	tag, err := db.pool.Exec(ctx, `WITH l AS (DELETE FROM leases WHERE delivery_id = $1)
+		DELETE FROM deliveries WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("pgstore: discard delivery %s: %w", id, err)
 	}
@@ -418,7 +637,7 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 	case "event":
 		q = "DELETE FROM events WHERE id = $1"
 	case "delivery":
-		q = "DELETE FROM deliveries WHERE id = $1"
+		q = "WITH l AS (DELETE FROM leases WHERE delivery_id = $1) DELETE FROM deliveries WHERE id = $1"
 	case "attempt":
 		i := strings.LastIndexByte(id, '.')
 		n, err := strconv.Atoi(id[i+1:])

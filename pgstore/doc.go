@@ -21,14 +21,28 @@
 // node writes nothing twice. Event ids are primary keys too, so an event
 // appended twice (two watchers for a moment) is stored once.
 //
-// A dispatcher leases a delivery (rswebhooks_lease: FOR UPDATE SKIP LOCKED,
-// then lease_holder and lease_until) before its attempt, and Complete ends
-// the lease. A node that dies mid-attempt leaves its lease to expire, after
-// which any node sends the delivery: at-least-once, duplicates only for the
-// attempts in flight at the death. The per-webhook concurrency is counted
-// over unexpired leases of all nodes under a transaction advisory lock per
-// webhook. Lease times come from the nodes' clocks, which must be kept in
-// step (NTP); a skew adds to the takeover delay.
+// A dispatcher leases a delivery (rswebhooks_lease_many: the delivery row
+// locked with FOR UPDATE SKIP LOCKED, then a row in the leases table)
+// before its attempt, and Complete ends the lease. A node that dies
+// mid-attempt leaves its lease to expire, after which any node sends the
+// delivery: at-least-once, duplicates only for the attempts in flight at
+// the death. The per-webhook concurrency is counted over unexpired leases
+// of all nodes under a transaction advisory lock per webhook. Lease times
+// come from the nodes' clocks, which must be kept in step (NTP); a skew
+// adds to the takeover delay.
+//
+// # Round trips
+//
+// Each statement is a round trip to the server, so the hot path shares
+// them: concurrent Lease calls go in one call of rswebhooks_lease_many and
+// concurrent Complete calls in one statement (group commit: a call waits
+// for the batch in flight, never for a timer, and returns once its own
+// write is committed); a Release after Complete ended the lease is
+// answered without one; the delivery engine fans out a batch of events in
+// one transaction (FanOutEvents) and, told by DueScanInterval, reads the
+// due queue on wake-ups at most every 10 ms. Leases live in a small table
+// of their own, so taking and ending one does not rewrite the delivery's
+// row and indexes.
 //
 // # Wake-ups
 //

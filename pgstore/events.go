@@ -223,3 +223,163 @@ SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ins),
 	}
 	return nil
 }
+
+// FanOutEvents fans out several events in one round trip per chunk of
+// distinct events and delivery ids (rswebhooks.FanOutBatcher), each event
+// as FanOut would: the chunk locks its events in id order, then one
+// statement marks those not yet fanned out and without a conflicting
+// delivery id, and inserts their deliveries.
+func (db *DB) FanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut) []error {
+	var errs []error
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make([]error, len(fs))
+		}
+		errs[i] = err
+	}
+	var chunk []int
+	events, dids := map[string]bool{}, map[string]bool{}
+	flush := func() {
+		if len(chunk) == 0 {
+			return
+		}
+		res, err := db.fanOutChunk(ctx, fs, chunk)
+		for j, i := range chunk {
+			if err != nil {
+				fail(i, fmt.Errorf("pgstore: fan out %s: %w", fs[i].EventID, err))
+			} else if res[j] != nil {
+				fail(i, res[j])
+			}
+		}
+		chunk = chunk[:0]
+		clear(events)
+		clear(dids)
+	}
+	for i, f := range fs {
+		if err := checkFanOut(f); err != nil {
+			fail(i, fmt.Errorf("pgstore: fan out %s: %w", f.EventID, err))
+			continue
+		}
+		// A chunk holds distinct events and delivery ids, so one statement
+		// writes each row once, as separate calls would.
+		dup := events[f.EventID] || len(chunk) >= maxBatch
+		for _, d := range f.Deliveries {
+			dup = dup || dids[d.ID]
+		}
+		if dup {
+			flush()
+		}
+		chunk = append(chunk, i)
+		events[f.EventID] = true
+		for _, d := range f.Deliveries {
+			dids[d.ID] = true
+		}
+	}
+	flush()
+	return errs
+}
+
+func checkFanOut(f rswebhooks.EventFanOut) error {
+	for i, d := range f.Deliveries {
+		if err := checkDelivery(d); err != nil {
+			return fmt.Errorf("delivery %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// fanOutChunk fans out fs[chunk...] (distinct events and delivery ids) in
+// one transaction and returns each one's error.
+func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chunk []int) ([]error, error) {
+	var ks []int32
+	var ids, hooks, evs, states []string
+	var nexts []time.Time
+	var exps []*time.Time
+	var bodies [][]byte
+	fks, fevs := make([]int32, len(chunk)), make([]string, len(chunk))
+	for j, i := range chunk {
+		fks[j], fevs[j] = int32(j), fs[i].EventID
+		for _, d := range fs[i].Deliveries {
+			r, err := db.rowOf(d)
+			if err != nil {
+				return nil, err
+			}
+			ks = append(ks, int32(j))
+			ids, hooks, evs, states = append(ids, r.id), append(hooks, r.webhook), append(evs, r.event), append(states, r.state)
+			nexts, exps, bodies = append(nexts, r.next), append(exps, r.expires), append(bodies, r.body)
+		}
+	}
+	now := db.now()
+	b := &pgx.Batch{}
+	b.Queue(`SELECT 1 FROM events WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, fevs)
+	b.Queue(`
+WITH u AS (
+	SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::bytea[])
+		AS u(k, id, webhook_id, event_id, state, next_at, expires_at, body)
+), f AS (
+	SELECT * FROM unnest($9::integer[], $10::text[]) AS f(k, event_id)
+), clash AS (
+	SELECT DISTINCT u.k FROM deliveries x JOIN u ON x.id = u.id
+	 WHERE x.event_id <> u.event_id OR x.webhook_id <> u.webhook_id
+), ev AS (
+	UPDATE events e SET fanned = true, expires_at = $11
+	  FROM f WHERE e.id = f.event_id AND NOT e.fanned AND f.k NOT IN (SELECT k FROM clash)
+	RETURNING f.k
+), ins AS (
+	INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, body)
+	SELECT id, webhook_id, event_id, state, next_at, expires_at, body FROM u WHERE u.k IN (SELECT k FROM ev)
+	ON CONFLICT (id) DO NOTHING RETURNING state, next_at
+), due AS (
+	SELECT 1 FROM ins WHERE state = 'pending' AND next_at <= $14 LIMIT 1
+), note AS (
+	SELECT pg_notify($12, $13) FROM due
+)
+SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHERE e.id = f.event_id AND NOT e.fanned),
+	(SELECT count(*) FROM due) + 0 * (SELECT count(*) FROM note)
+  FROM f ORDER BY f.k`,
+		ks, ids, hooks, evs, states, nexts, exps, bodies, fks, fevs, db.expiry(), chanDue, db.self, now)
+	br := db.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]error, len(chunk))
+	got, due := 0, false
+	for rows.Next() {
+		var k int32
+		var clashed bool
+		var n int64
+		if err := rows.Scan(&k, &clashed, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if k < 0 || int(k) >= len(chunk) {
+			rows.Close()
+			return nil, fmt.Errorf("fan-out answered for event %d of %d", k, len(chunk))
+		}
+		if clashed {
+			out[k] = fmt.Errorf("pgstore: fan out %s: a delivery id is stored for another event or webhook: %w",
+				fs[chunk[k]].EventID, rswebhooks.ErrConflict)
+		}
+		due = due || n > 0
+		got++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if got != len(chunk) {
+		return nil, fmt.Errorf("fan-out answered %d of %d events", got, len(chunk))
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	if due {
+		db.signalDue()
+	}
+	return out, nil
+}

@@ -105,12 +105,22 @@ type DB struct {
 	// and so ignores when they come back.
 	self string
 
+	// Concurrent leases and completions share round trips (batch.go);
+	// ended lets a Release after Complete skip its round trip.
+	leases    batcher[leaseReq, leaseRes]
+	completes batcher[completeReq, completeRes]
+	ended     endedLeases
+
 	stopListen context.CancelFunc
 	listenDone chan struct{}
 	closeOnce  sync.Once
 }
 
 var _ rswebhooks.Store = (*DB)(nil)
+var (
+	_ rswebhooks.FanOutBatcher = (*DB)(nil)
+	_ rswebhooks.DueScanPacer  = (*DB)(nil)
+)
 
 // Open connects, applies missing migrations and starts listening for
 // notifications. It fails if the database cannot be reached or its schema
@@ -136,6 +146,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		due:  make(chan struct{}, 1),
 		self: rswebhooks.NewID(time.Now()),
 	}
+	db.leases.run = db.leaseBatch
+	db.completes.run = db.completeBatch
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %s: %w", RedactURL(o.URL), scrub(err, o.URL))
@@ -375,6 +387,7 @@ func (db *DB) Run(ctx context.Context) error {
 func (db *DB) DeleteExpired(ctx context.Context) error {
 	now := db.now()
 	for _, q := range []string{
+		`DELETE FROM leases WHERE ctid = ANY (ARRAY(SELECT ctid FROM leases WHERE until <= $1 LIMIT $2))`,
 		`DELETE FROM attempts WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempts WHERE expires_at <= $1 LIMIT $2))`,
 		`DELETE FROM deliveries WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries WHERE expires_at <= $1 AND state <> 'pending' LIMIT $2))`,
 		`DELETE FROM events WHERE ctid = ANY (ARRAY(SELECT ctid FROM events WHERE expires_at <= $1 AND fanned LIMIT $2))`,

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -37,9 +38,23 @@ func main() {
 	hooks := flag.Int("webhooks", 1, "webhooks (all matching every event)")
 	nodes := flag.Int("nodes", 1, "PostgreSQL nodes (delivery engines sharing the database)")
 	pgURL := flag.String("postgres-url", "", "PostgreSQL server whose role may create databases (default: a throw-away cluster)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster-bench: -cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*events, *rate, *hooks, *nodes, *pgURL); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster-bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

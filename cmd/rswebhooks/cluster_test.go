@@ -381,12 +381,12 @@ func TestClusterOfThree(t *testing.T) {
 		// Kill node 2 while it has attempts in flight (leased).
 		waitFor(t, "node 2 holding a lease", 30*time.Second, func() bool {
 			var n int
-			_ = conn.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE lease_holder LIKE 'node-2/%' AND lease_until > now()`).Scan(&n)
+			_ = conn.QueryRow(t.Context(), `SELECT count(*) FROM leases WHERE holder LIKE 'node-2/%' AND until > now()`).Scan(&n)
 			return n > 0
 		})
 		cl.nodes[1].kill()
 		// What node 2 had in flight: its unexpired leases (frozen now).
-		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM deliveries WHERE lease_holder LIKE 'node-2/%' AND lease_until > now()`).Scan(&inFlight); err != nil {
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM leases WHERE holder LIKE 'node-2/%' AND until > now()`).Scan(&inFlight); err != nil {
 			t.Fatal(err)
 		}
 	})

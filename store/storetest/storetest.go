@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"EventsAndFanOut", testEventsAndFanOut},
 		{"FanOutConcurrentOnce", testFanOutConcurrentOnce},
 		{"FanOutRepeatedKeepsIDs", testFanOutRepeated},
+		{"FanOutEventsBatch", testFanOutEvents},
 		{"ListEventsCursor", testListEventsCursor},
 		{"UnfannedOrderWithOlderIDs", testUnfannedOlderIDs},
 		{"DueOrderAndQueue", testDueOrder},
@@ -390,6 +391,90 @@ func testEventsAndFanOut(t *testing.T, open Opener) {
 	un, _ = s.UnfannedEvents(ctx, 0)
 	if g := ids(un, evID); !slices.Equal(g, []string{"E2"}) {
 		t.Fatalf("after empty fan-out = %v", g)
+	}
+}
+
+// An engine with the optional rswebhooks.FanOutBatcher fans out each event
+// of a batch as FanOut would, alone: already fanned out or unknown events
+// write nothing, a conflicting delivery id fails only its event, and an
+// event twice in the batch is fanned out once.
+func testFanOutEvents(t *testing.T, open Opener) {
+	s, _, t0 := openClocked(t, open)
+	b, ok := s.(rswebhooks.FanOutBatcher)
+	if !ok {
+		t.Skipf("%s does not implement the optional rswebhooks.FanOutBatcher", s.Backend())
+	}
+	ctx := context.Background()
+	for _, id := range []string{"E1", "E2", "E3", "E4"} {
+		must(t, s.AppendEvent(ctx, event(id, t0)))
+	}
+	must(t, s.FanOut(ctx, "E1", []*rswebhooks.Delivery{delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0, t0)}))
+	drain := func() {
+		for {
+			select {
+			case <-s.DueSignal():
+			default:
+				return
+			}
+		}
+	}
+	drain()
+	p := func(id, ev string) *rswebhooks.Delivery {
+		return delivery(id, "W1", ev, rswebhooks.DeliveryPending, t0, t0)
+	}
+	errs := b.FanOutEvents(ctx, []rswebhooks.EventFanOut{
+		{EventID: "E1", Deliveries: []*rswebhooks.Delivery{p("D9", "E1")}}, // fanned out already
+		{EventID: "E2", Deliveries: []*rswebhooks.Delivery{p("D2", "E2"), p("D2b", "E2")}},
+		{EventID: "E3", Deliveries: []*rswebhooks.Delivery{p("D3", "E3"), p("D1", "E3")}}, // D1 is E1's
+		{EventID: "nope", Deliveries: []*rswebhooks.Delivery{p("D8", "nope")}},
+		{EventID: "E4", Deliveries: []*rswebhooks.Delivery{p("D4", "E4")}},
+		{EventID: "E4", Deliveries: []*rswebhooks.Delivery{p("D5", "E4")}}, // again: nothing
+		{EventID: "E2", Deliveries: []*rswebhooks.Delivery{delivery("D6", "W1", "E2", "bogus", t0, t0)}},
+	})
+	if len(errs) != 7 {
+		t.Fatalf("FanOutEvents errors = %v, want one per event", errs)
+	}
+	for i, err := range errs {
+		switch i {
+		case 2:
+			if !errors.Is(err, rswebhooks.ErrConflict) {
+				t.Fatalf("E3 with E1's delivery id: %v, want ErrConflict", err)
+			}
+		case 6:
+			if err == nil {
+				t.Fatal("bad state accepted")
+			}
+		default:
+			if err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+	}
+	for _, id := range []string{"D2", "D2b", "D4"} {
+		if _, err := s.GetDelivery(ctx, id); err != nil {
+			t.Fatalf("GetDelivery(%s) = %v", id, err)
+		}
+	}
+	for _, id := range []string{"D9", "D3", "D8", "D5", "D6"} {
+		if _, err := s.GetDelivery(ctx, id); !errors.Is(err, rswebhooks.ErrNotFound) {
+			t.Fatalf("GetDelivery(%s) = %v, want ErrNotFound", id, err)
+		}
+	}
+	un, err := s.UnfannedEvents(ctx, 0)
+	must(t, err)
+	if g := ids(un, evID); !slices.Equal(g, []string{"E3"}) {
+		t.Fatalf("UnfannedEvents = %v, want the conflicting E3 only", g)
+	}
+	select {
+	case <-s.DueSignal():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no DueSignal after a batch fan-out made deliveries due")
+	}
+	if errs := b.FanOutEvents(ctx, []rswebhooks.EventFanOut{{EventID: "E3", Deliveries: []*rswebhooks.Delivery{p("D3", "E3")}}}); errs != nil {
+		t.Fatalf("FanOutEvents(E3) = %v", errs)
+	}
+	if d, err := s.GetDelivery(ctx, "D3"); err != nil || d.EventID != "E3" {
+		t.Fatalf("GetDelivery(D3) = %+v, %v", d, err)
 	}
 }
 
