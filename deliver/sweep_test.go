@@ -24,6 +24,31 @@ func (s *sweepCounter) ScanDueAfter(ctx context.Context, now time.Time, after rs
 	})
 }
 
+// newBacklog starts, inside a synctest bubble, an engine on the store wrap
+// returns (a counter around the real one) with 4 workers, one attempt per
+// webhook and small head and sweep reads, and one owner's webhook "busy"
+// that takes 50 ms per attempt until quick is set (set it at the end, so no
+// handler sleeps past the test), with a backlog of 400 events fanned out
+// and the first sweep pass done.
+func newBacklog(t *testing.T, dir string, wrap func(Store) Store) (b *bubble, quick *atomic.Bool) {
+	t.Helper()
+	b = newBubble(t, dir, func(o *Options) {
+		o.Store = wrap(o.Store)
+		o.MaxConcurrency = 4
+		o.PerWebhookConcurrency = 1
+	}, func(e *Engine) { e.headScan, e.sweepScan = 10, 50 })
+	quick = &atomic.Bool{}
+	b.addWebhook("busy", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !quick.Load() {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}), nil)
+	b.addEvents(400)
+	time.Sleep(500 * time.Millisecond) // fanned out, the first pass done
+	synctest.Wait()
+	return b, quick
+}
+
 // While one owner's backlog fills the queue and that owner is at its limit
 // with workers to spare, a sweep pass that met only that owner's webhooks is
 // not repeated every passEvery (it could buffer nothing), yet a pass still
@@ -33,22 +58,7 @@ func TestSweepDoesNotRepeatUselessPasses(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		count := &sweepCounter{}
-		b := newBubble(t, dir, func(o *Options) {
-			count.Store = o.Store
-			o.Store = count
-			o.MaxConcurrency = 4
-			o.PerWebhookConcurrency = 1
-		}, func(e *Engine) { e.headScan, e.sweepScan = 10, 50 })
-		var quick atomic.Bool // set at the end, so no handler sleeps past the test
-		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !quick.Load() {
-				time.Sleep(50 * time.Millisecond)
-			}
-		})
-		b.addWebhook("busy", slow, nil)
-		b.addEvents(400)
-		time.Sleep(500 * time.Millisecond) // fanned out, the first pass done
-		synctest.Wait()
+		b, quick := newBacklog(t, dir, func(s Store) Store { count.Store = s; return count })
 		from := count.keys.Load()
 		time.Sleep(3 * time.Second)
 		synctest.Wait()
@@ -104,22 +114,7 @@ func TestWakeUpsReadOnlyWhatWasAdded(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		count := &headCounter{}
-		b := newBubble(t, dir, func(o *Options) {
-			count.Store = o.Store
-			o.Store = count
-			o.MaxConcurrency = 4
-			o.PerWebhookConcurrency = 1
-		}, func(e *Engine) { e.headScan, e.sweepScan = 10, 50 })
-		var quick atomic.Bool // set at the end, so no handler sleeps past the test
-		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !quick.Load() {
-				time.Sleep(50 * time.Millisecond)
-			}
-		})
-		b.addWebhook("busy", slow, nil)
-		b.addEvents(400)
-		time.Sleep(500 * time.Millisecond)
-		synctest.Wait()
+		b, quick := newBacklog(t, dir, func(s Store) Store { count.Store = s; return count })
 
 		const n = 100
 		from := count.heads.Load()

@@ -349,24 +349,32 @@ func TestPeekLearnsTheUserIDInTheBackground(t *testing.T) {
 	}
 }
 
-// TestTokensSurviveARestart: a resolver on the same store after a restart
-// knows the tokens learned before it, checks them with the report server
-// first, forgets revoked ones, and never writes a token itself to disk.
-func TestTokensSurviveARestart(t *testing.T) {
-	f := setup(t, true)
-	dir := t.TempDir()
-	// The store and the resolver share one clock, as in the daemon.
+// withStore opens a store in dir (the caller closes it) and returns it with
+// a constructor of resolvers keeping tokens there: a restarted process, or
+// another node of a cluster. Store and resolvers share the fixture's clock,
+// as in the daemon.
+func (f *fixture) withStore(t *testing.T, dir string) (*store.DB, func() *identity.Resolver) {
+	t.Helper()
 	db, err := store.Open(store.Options{Dir: dir, Now: f.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	newResolver := func() *identity.Resolver {
+	return db, func() *identity.Resolver {
 		r, err := identity.New(identity.Options{Client: f.client, Tokens: db, Now: f.clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
+}
+
+// TestTokensSurviveARestart: a resolver on the same store after a restart
+// knows the tokens learned before it, checks them with the report server
+// first, forgets revoked ones, and never writes a token itself to disk.
+func TestTokensSurviveARestart(t *testing.T) {
+	f := setup(t, true)
+	dir := t.TempDir()
+	db, newResolver := f.withStore(t, dir)
 	f.res = newResolver()
 	alice := f.observe(t, "alice", false)
 	bob := f.observe(t, "bob", true)
@@ -411,18 +419,8 @@ func TestTokensSurviveARestart(t *testing.T) {
 // token authenticate without the report server's check.
 func TestActorFromAnotherNode(t *testing.T) {
 	f := setup(t, true)
-	db, err := store.Open(store.Options{Dir: t.TempDir(), Now: f.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, node := f.withStore(t, t.TempDir())
 	t.Cleanup(func() { _ = db.Close() })
-	node := func() *identity.Resolver {
-		r, err := identity.New(identity.Options{Client: f.client, Tokens: db, Now: f.clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
 	f.res = node()
 	alice := f.observe(t, "alice", false)
 	other := node()

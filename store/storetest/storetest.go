@@ -409,15 +409,7 @@ func testFanOutEvents(t *testing.T, open Opener) {
 		must(t, s.AppendEvent(ctx, event(id, t0)))
 	}
 	must(t, s.FanOut(ctx, "E1", []*rswebhooks.Delivery{delivery("D1", "W1", "E1", rswebhooks.DeliveryPending, t0, t0)}))
-	drain := func() {
-		for {
-			select {
-			case <-s.DueSignal():
-			default:
-				return
-			}
-		}
-	}
+	drain := func() { drainDue(s) }
 	drain()
 	p := func(id, ev string) *rswebhooks.Delivery {
 		return delivery(id, "W1", ev, rswebhooks.DeliveryPending, t0, t0)
@@ -1025,19 +1017,22 @@ func testLeaseConcurrent(t *testing.T, open Opener) {
 	}
 }
 
+// drainDue takes every signal s has pending.
+func drainDue(s rswebhooks.Store) {
+	for {
+		select {
+		case <-s.DueSignal():
+		default:
+			return
+		}
+	}
+}
+
 // A write that makes a delivery due signals dispatchers.
 func testDueSignal(t *testing.T, open Opener) {
 	s, _, t0 := openClocked(t, open)
 	ctx := context.Background()
-	drain := func() {
-		for {
-			select {
-			case <-s.DueSignal():
-			default:
-				return
-			}
-		}
-	}
+	drain := func() { drainDue(s) }
 	wait := func(what string) {
 		t.Helper()
 		select {
