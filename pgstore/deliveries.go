@@ -25,7 +25,7 @@ func (db *DB) notifyDue(ctx context.Context) {
 
 // PutDelivery stores a new delivery; ErrConflict if the id exists.
 func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
-	if err := checkDelivery(d); err != nil {
+	if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 		return fmt.Errorf("pgstore: put delivery: %w", err)
 	}
 	r, err := db.rowOf(d)
@@ -230,19 +230,6 @@ func (db *DB) QueueStats(ctx context.Context) (int, time.Time, error) {
 	return n, oldest.UTC(), nil
 }
 
-func checkLease(req rswebhooks.LeaseRequest) error {
-	if req.Holder == "" {
-		return errors.New("LeaseRequest.Holder is required")
-	}
-	if req.For <= 0 {
-		return fmt.Errorf("LeaseRequest.For must be positive, got %s", req.For)
-	}
-	if req.PerWebhook < 0 {
-		return fmt.Errorf("LeaseRequest.PerWebhook must not be negative, got %d", req.PerWebhook)
-	}
-	return nil
-}
-
 // leaseRefusals explains rswebhooks_lease's results other than ok.
 var leaseRefusals = map[string]string{
 	"locked": "another node is leasing it",
@@ -306,7 +293,7 @@ func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, erro
 // Lease leases a pending, due delivery (see the package doc). Concurrent
 // calls share round trips (see batcher).
 func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
-	if err := checkLease(req); err != nil {
+	if err := req.Check(); err != nil {
 		return nil, fmt.Errorf("pgstore: lease delivery %s: %w", id, err)
 	}
 	res, err := db.leases.do(ctx, leaseReq{id: id, holder: req.Holder, now: now, until: now.Add(req.For), per: req.PerWebhook})
@@ -489,20 +476,14 @@ SELECT u.id IN (SELECT id FROM upd), coalesce((SELECT g.holder FROM gone g WHERE
 // any lease of d. Concurrent calls share round trips (see batcher); each
 // returns once its own write is committed.
 func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error {
-	if err := checkDelivery(d); err != nil {
+	if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 		return fmt.Errorf("pgstore: complete delivery: %w", err)
+	}
+	if err := rswebhooks.CheckCompletedAttempt(d, a); err != nil {
+		return fmt.Errorf("pgstore: complete %w", err)
 	}
 	var abody []byte
 	if a != nil {
-		if a.DeliveryID == "" {
-			a.DeliveryID = d.ID
-		}
-		if a.DeliveryID != d.ID {
-			return fmt.Errorf("pgstore: complete delivery %s: attempt DeliveryId is %q", d.ID, a.DeliveryID)
-		}
-		if a.N < 1 {
-			return fmt.Errorf("pgstore: complete delivery %s: attempt number must be at least 1, got %d", d.ID, a.N)
-		}
 		var err error
 		if abody, err = encode(a); err != nil {
 			return fmt.Errorf("pgstore: complete delivery %s: encode attempt: %w", d.ID, err)

@@ -18,7 +18,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	if e == nil {
 		return errors.New("pgstore: append event: event is nil")
 	}
-	if err := checkID("event Id", e.ID); err != nil {
+	if err := rswebhooks.CheckStoreID("event Id", e.ID); err != nil {
 		return fmt.Errorf("pgstore: append event: %w", err)
 	}
 	body, err := encode(e)
@@ -124,24 +124,6 @@ func (db *DB) UnfannedStats(ctx context.Context) (n int, oldest time.Time, err e
 	return n, oldest, nil
 }
 
-func checkDelivery(d *rswebhooks.Delivery) error {
-	if d == nil {
-		return errors.New("delivery is nil")
-	}
-	if err := checkID("delivery Id", d.ID); err != nil {
-		return err
-	}
-	if err := checkID("delivery WebhookId", d.WebhookID); err != nil {
-		return err
-	}
-	switch d.State {
-	case rswebhooks.DeliveryPending, rswebhooks.DeliverySucceeded, rswebhooks.DeliveryFailed,
-		rswebhooks.DeliveryGone, rswebhooks.DeliverySkipped:
-		return nil
-	}
-	return fmt.Errorf("delivery State must be pending, succeeded, failed, gone or skipped, got %q", d.State)
-}
-
 // deliveryRow is a delivery's columns.
 type deliveryRow struct {
 	id, webhook, event, state string
@@ -181,7 +163,7 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	nexts, exps, bodies := make([]time.Time, n), make([]*time.Time, n), make([][]byte, n)
 	for i, d := range ds {
-		if err := checkDelivery(d); err != nil {
+		if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 			return fmt.Errorf("pgstore: fan out %s: delivery %d: %w", eventID, i, err)
 		}
 		r, err := db.rowOf(d)
@@ -281,7 +263,7 @@ func (db *DB) FanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut) []e
 
 func checkFanOut(f rswebhooks.EventFanOut) error {
 	for i, d := range f.Deliveries {
-		if err := checkDelivery(d); err != nil {
+		if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 			return fmt.Errorf("delivery %d: %w", i, err)
 		}
 	}

@@ -38,7 +38,7 @@ func (db *DB) SeenExecutions(ctx context.Context, ids []string) (map[string]bool
 // MarkExecutionsSeen records execution ids as seen until the retention ends.
 func (db *DB) MarkExecutionsSeen(ctx context.Context, ids []string) error {
 	for i, id := range ids {
-		if err := checkID(fmt.Sprintf("execution id [%d]", i), id); err != nil {
+		if err := rswebhooks.CheckStoreID(fmt.Sprintf("execution id [%d]", i), id); err != nil {
 			return fmt.Errorf("pgstore: mark executions seen: %w", err)
 		}
 	}

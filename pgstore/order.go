@@ -102,7 +102,7 @@ func (db *DB) PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int
 	n := 0
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		for i, d := range ds {
-			if err := checkDelivery(d); err != nil {
+			if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 				return fmt.Errorf("delivery %d: %w", i, err)
 			}
 			r, err := db.rowOf(d)

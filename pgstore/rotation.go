@@ -27,15 +27,9 @@ func (db *DB) RotateSecret(ctx context.Context, id, secret string, grace time.Du
 		if w, err = lockWebhook(ctx, tx, id); err != nil {
 			return err
 		}
-		now := db.now().UTC()
-		if grace > 0 && w.Rotation.Active(now) {
-			return fmt.Errorf("webhook %s: %w until %s", id, rswebhooks.ErrRotationInProgress, w.Rotation.GraceUntilUTC.Format(time.RFC3339))
+		if err := w.StartRotation(secret, grace, db.now().UTC()); err != nil {
+			return err
 		}
-		w.Rotation = nil
-		if grace > 0 {
-			w.Rotation = &rswebhooks.Rotation{PreviousSecret: w.Secret, StartedUTC: now, GraceUntilUTC: now.Add(grace)}
-		}
-		w.Secret, w.UpdatedUTC = secret, now
 		return updateWebhook(ctx, tx, w)
 	})
 	if err != nil {

@@ -422,23 +422,6 @@ func encode(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// checkID refuses the ids the Badger store refuses (its keys are built
-// from them), so data moves between the engines.
-func checkID(field, id string) error {
-	if id == "" {
-		return fmt.Errorf("%s is required", field)
-	}
-	if len(id) > 256 {
-		return fmt.Errorf("%s must be at most 256 bytes, got %d", field, len(id))
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c == '/' || c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%s must not contain '/' or control characters: %q", field, id)
-		}
-	}
-	return nil
-}
-
 func notFound(kind, id string) error {
 	return fmt.Errorf("%s %s: %w", kind, id, rswebhooks.ErrNotFound)
 }

@@ -11,16 +11,6 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-func checkWebhook(w *rswebhooks.Webhook) error {
-	if w == nil {
-		return errors.New("webhook is nil")
-	}
-	if err := checkID("webhook Id", w.ID); err != nil {
-		return err
-	}
-	return checkID("webhook User.Id", w.User.ID)
-}
-
 // webhookWrite runs fn in a transaction that also notifies every node of a
 // webhook change, and bumps the local version after it (also after a
 // failure; a spurious bump only costs a re-read).
@@ -45,7 +35,7 @@ func putWebhookArgs(w *rswebhooks.Webhook) ([]any, error) {
 
 // CreateWebhook stores a new webhook; ErrConflict if the id exists.
 func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
-	if err := checkWebhook(w); err != nil {
+	if err := rswebhooks.CheckStoredWebhook(w); err != nil {
 		return fmt.Errorf("pgstore: create webhook: %w", err)
 	}
 	args, err := putWebhookArgs(w)
@@ -94,7 +84,7 @@ func updateWebhook(ctx context.Context, tx pgx.Tx, w *rswebhooks.Webhook) error 
 
 // UpdateWebhook replaces a stored webhook (ErrNotFound if absent).
 func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
-	if err := checkWebhook(w); err != nil {
+	if err := rswebhooks.CheckStoredWebhook(w); err != nil {
 		return fmt.Errorf("pgstore: update webhook: %w", err)
 	}
 	err := db.webhookWrite(ctx, func(tx pgx.Tx) error {
@@ -102,17 +92,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		if err != nil {
 			return err
 		}
-		if w.CreatedUTC.IsZero() {
-			w.CreatedUTC = old.CreatedUTC
-		}
-		// OwnerMissing is the engine's to set; a new owner starts afresh.
-		w.OwnerMissing = old.OwnerMissing && old.User.ID == w.User.ID
-		// Rotation is RotateSecret's to set: it lasts while the secret is
-		// unchanged; a new secret written here replaces both at once.
-		w.Rotation = nil
-		if w.Secret == old.Secret {
-			w.Rotation = old.Rotation
-		}
+		w.KeepStored(old)
 		return updateWebhook(ctx, tx, w)
 	})
 	if err != nil {
@@ -178,7 +158,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, id string) error {
 
 // DeleteWebhooksOf removes every webhook of ownerID and returns how many.
 func (db *DB) DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error) {
-	if err := checkID("ownerID", ownerID); err != nil {
+	if err := rswebhooks.CheckStoreID("ownerID", ownerID); err != nil {
 		return 0, fmt.Errorf("pgstore: delete webhooks of owner: %w", err)
 	}
 	var n int64

@@ -10,24 +10,6 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-func checkDelivery(d *rswebhooks.Delivery) error {
-	if d == nil {
-		return errors.New("delivery is nil")
-	}
-	if err := checkID("delivery Id", d.ID); err != nil {
-		return err
-	}
-	if err := checkID("delivery WebhookId", d.WebhookID); err != nil {
-		return err
-	}
-	switch d.State {
-	case rswebhooks.DeliveryPending, rswebhooks.DeliverySucceeded, rswebhooks.DeliveryFailed,
-		rswebhooks.DeliveryGone, rswebhooks.DeliverySkipped:
-		return nil
-	}
-	return fmt.Errorf("delivery State must be pending, succeeded, failed, gone or skipped, got %q", d.State)
-}
-
 // deliveryIndex is the part of a stored delivery its index keys derive
 // from; decoding only these fields skips the event snapshot's maps.
 type deliveryIndex struct {
@@ -86,7 +68,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 			return err
 		}
 	}
-	if old == nil && d.EventID != "" && checkID("", d.EventID) == nil {
+	if old == nil && d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
 		// The event's deliveries (see EventDeliveries) are found by this
 		// key; it expires with the event, so it needs no upkeep.
 		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, db.expiresAt()); err != nil {
@@ -103,7 +85,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 // PutDelivery stores a new delivery (for example a ping); a pending one
 // enters the due queue. ErrConflict if the id exists.
 func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
-	if err := checkDelivery(d); err != nil {
+	if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 		return fmt.Errorf("store: put delivery: %w", err)
 	}
 	err := db.queueUpdate(ctx, "put delivery "+d.ID, func(txn *badger.Txn) error {
@@ -348,19 +330,11 @@ func (db *DB) QueueStats(ctx context.Context) (depth int, oldestDue time.Time, e
 // the stored delivery (ErrNotFound if absent), and the queue key moves to
 // d.NextUTC while pending or is removed once finished.
 func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error {
-	if err := checkDelivery(d); err != nil {
+	if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 		return fmt.Errorf("store: complete delivery: %w", err)
 	}
-	if a != nil {
-		if a.DeliveryID == "" {
-			a.DeliveryID = d.ID
-		}
-		if a.DeliveryID != d.ID {
-			return fmt.Errorf("store: complete delivery %s: attempt DeliveryId is %q", d.ID, a.DeliveryID)
-		}
-		if a.N < 1 {
-			return fmt.Errorf("store: complete delivery %s: attempt number must be at least 1, got %d", d.ID, a.N)
-		}
+	if err := rswebhooks.CheckCompletedAttempt(d, a); err != nil {
+		return fmt.Errorf("store: complete %w", err)
 	}
 	// Only a delivery that stays pending adds a queue key; a finishing one
 	// must not hold the queue cursor back (see cursor).

@@ -17,7 +17,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	if e == nil {
 		return errors.New("store: append event: event is nil")
 	}
-	if err := checkID("event Id", e.ID); err != nil {
+	if err := rswebhooks.CheckStoreID("event Id", e.ID); err != nil {
 		return fmt.Errorf("store: append event: %w", err)
 	}
 	return cursorUpdate(ctx, db, &db.unfanned, "append event "+e.ID, func(txn *badger.Txn) error {
@@ -135,7 +135,7 @@ const FanOutChunk = 128
 // ids with rswebhooks.DeliveryID so a repeated fan-out finds them.
 func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Delivery) error {
 	for i, d := range ds {
-		if err := checkDelivery(d); err != nil {
+		if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 			return fmt.Errorf("store: fan out %s: delivery %d: %w", eventID, i, err)
 		}
 	}

@@ -72,7 +72,7 @@ func (db *DB) ScanEvents(ctx context.Context, from, to string, newestFirst bool,
 // release without the event index are not found. Unreadable ones are
 // skipped.
 func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhooks.Delivery, error) {
-	if checkID("event Id", eventID) != nil {
+	if rswebhooks.CheckStoreID("event Id", eventID) != nil {
 		return nil, nil
 	}
 	var out []*rswebhooks.Delivery
@@ -108,7 +108,7 @@ func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhook
 // is complete on its own), and the count of deliveries written is returned.
 func (db *DB) PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int, error) {
 	for i, d := range ds {
-		if err := checkDelivery(d); err != nil {
+		if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 			return 0, fmt.Errorf("store: put deliveries: delivery %d: %w", i, err)
 		}
 	}

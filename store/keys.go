@@ -89,19 +89,3 @@ func nanosTime(n uint64) time.Time {
 	}
 	return time.Unix(0, int64(n)).UTC()
 }
-
-// checkID refuses ids that would break the key layout.
-func checkID(field, id string) error {
-	if id == "" {
-		return fmt.Errorf("%s is required", field)
-	}
-	if len(id) > 256 {
-		return fmt.Errorf("%s must be at most 256 bytes, got %d", field, len(id))
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c == '/' || c < 0x20 || c == 0x7f {
-			return fmt.Errorf("%s must not contain '/' or control characters: %q", field, id)
-		}
-	}
-	return nil
-}

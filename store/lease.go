@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -82,23 +81,10 @@ func (t *leaseTable) drop(id string) {
 	t.mu.Unlock()
 }
 
-func checkLease(req rswebhooks.LeaseRequest) error {
-	if req.Holder == "" {
-		return errors.New("LeaseRequest.Holder is required")
-	}
-	if req.For <= 0 {
-		return fmt.Errorf("LeaseRequest.For must be positive, got %s", req.For)
-	}
-	if req.PerWebhook < 0 {
-		return fmt.Errorf("LeaseRequest.PerWebhook must not be negative, got %d", req.PerWebhook)
-	}
-	return nil
-}
-
 // Lease leases a pending, due delivery to req.Holder (see
 // rswebhooks.DeliveryStore.Lease).
 func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
-	if err := checkLease(req); err != nil {
+	if err := req.Check(); err != nil {
 		return nil, fmt.Errorf("store: lease delivery %s: %w", id, err)
 	}
 	t := &db.leases

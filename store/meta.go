@@ -38,7 +38,7 @@ func (db *DB) SeenExecutions(ctx context.Context, ids []string) (map[string]bool
 // Retention. Large sets are written in several transactions.
 func (db *DB) MarkExecutionsSeen(ctx context.Context, ids []string) error {
 	for i, id := range ids {
-		if err := checkID(fmt.Sprintf("execution id [%d]", i), id); err != nil {
+		if err := rswebhooks.CheckStoreID(fmt.Sprintf("execution id [%d]", i), id); err != nil {
 			return fmt.Errorf("store: mark executions seen: %w", err)
 		}
 	}

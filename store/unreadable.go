@@ -177,7 +177,7 @@ func (db *DB) UnreadableRecords(ctx context.Context) ([]rswebhooks.Unreadable, e
 // with its index keys. ErrNotFound if there is none. It deletes readable
 // records too: callers decide which ones may be removed this way.
 func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
-	if err := checkID(kind+" id", id); err != nil {
+	if err := rswebhooks.CheckStoreID(kind+" id", id); err != nil {
 		return fmt.Errorf("store: delete %s: %w", kind, err)
 	}
 	var err error

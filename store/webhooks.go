@@ -28,7 +28,7 @@ func (db *DB) webhookUpdate(ctx context.Context, op string, fn func(txn *badger.
 // CreateWebhook stores a new webhook and its owner index entry. It returns
 // ErrConflict if the id exists. Webhooks never expire.
 func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
-	if err := checkWebhook(w); err != nil {
+	if err := rswebhooks.CheckStoredWebhook(w); err != nil {
 		return fmt.Errorf("store: create webhook: %w", err)
 	}
 	return db.webhookUpdate(ctx, "create webhook "+w.ID, func(txn *badger.Txn) error {
@@ -51,7 +51,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 // one. w.Rotation is ignored: a rotation in progress is kept while the
 // secret stays the same and ends when it changes.
 func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
-	if err := checkWebhook(w); err != nil {
+	if err := rswebhooks.CheckStoredWebhook(w); err != nil {
 		return fmt.Errorf("store: update webhook: %w", err)
 	}
 	return db.webhookUpdate(ctx, "update webhook "+w.ID, func(txn *badger.Txn) error {
@@ -59,17 +59,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		if err := getJSON(txn, webhookKey(w.ID), &old); err != nil {
 			return err
 		}
-		if w.CreatedUTC.IsZero() {
-			w.CreatedUTC = old.CreatedUTC
-		}
-		// OwnerMissing is the engine's to set; a new owner starts afresh.
-		w.OwnerMissing = old.OwnerMissing && old.User.ID == w.User.ID
-		// Rotation is RotateSecret's to set: it lasts while the secret is
-		// unchanged; a new secret written here replaces both at once.
-		w.Rotation = nil
-		if w.Secret == old.Secret {
-			w.Rotation = old.Rotation
-		}
+		w.KeepStored(&old)
 		if old.User.ID != w.User.ID {
 			if err := txn.Delete(ownerKey(old.User.ID, w.ID)); err != nil {
 				return err
@@ -201,7 +191,7 @@ const deleteChunk = 1000
 // DeleteWebhooksOf removes every webhook of ownerID and returns how many.
 // Large sets are deleted in several transactions.
 func (db *DB) DeleteWebhooksOf(ctx context.Context, ownerID string) (int, error) {
-	if err := checkID("ownerID", ownerID); err != nil {
+	if err := rswebhooks.CheckStoreID("ownerID", ownerID); err != nil {
 		return 0, fmt.Errorf("store: delete webhooks of owner: %w", err)
 	}
 	total := 0
@@ -314,16 +304,6 @@ func (db *DB) CountWebhooks(ctx context.Context) (rswebhooks.WebhookCounts, erro
 		})
 	})
 	return c, err
-}
-
-func checkWebhook(w *rswebhooks.Webhook) error {
-	if w == nil {
-		return errors.New("webhook is nil")
-	}
-	if err := checkID("webhook Id", w.ID); err != nil {
-		return err
-	}
-	return checkID("webhook User.Id", w.User.ID)
 }
 
 // eachValue calls fn with every key and value under prefix, in order.
