@@ -355,20 +355,30 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 }
 
-func TestHungReceiverDoesNotBlockOthers(t *testing.T) {
+// hungAndFast starts a receiver that holds every request until the test
+// ends (its requests arrive on hung) and one that answers at once (on got).
+func hungAndFast(t *testing.T) (slow, fast *httptest.Server, hung, got chan received) {
+	t.Helper()
 	release := make(chan struct{})
-	hung := make(chan received, 100)
-	slow := httptest.NewServer(receiver(hung, func(w http.ResponseWriter, r *http.Request, n int) {
+	hung = make(chan received, 100)
+	slow = httptest.NewServer(receiver(hung, func(w http.ResponseWriter, r *http.Request, n int) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	}))
-	defer slow.Close()
-	defer close(release)
-	got := make(chan received, 10)
-	fast := httptest.NewServer(receiver(got, nil))
-	defer fast.Close()
+	got = make(chan received, 10)
+	fast = httptest.NewServer(receiver(got, nil))
+	t.Cleanup(func() {
+		close(release)
+		slow.Close()
+		fast.Close()
+	})
+	return slow, fast, hung, got
+}
+
+func TestHungReceiverDoesNotBlockOthers(t *testing.T) {
+	slow, fast, hung, got := hungAndFast(t)
 	h := newHarness(t, func(o *Options) {
 		o.MaxConcurrency = 4
 		o.PerWebhookConcurrency = 2
@@ -596,19 +606,7 @@ func TestNewValidates(t *testing.T) {
 // finds another webhook's delivery behind a long backlog of a webhook at its
 // limit.
 func TestSweepFindsDeliveryBehindBacklog(t *testing.T) {
-	release := make(chan struct{})
-	hung := make(chan received, 100)
-	slow := httptest.NewServer(receiver(hung, func(w http.ResponseWriter, r *http.Request, n int) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer slow.Close()
-	defer close(release)
-	got := make(chan received, 10)
-	fast := httptest.NewServer(receiver(got, nil))
-	defer fast.Close()
+	slow, fast, hung, got := hungAndFast(t)
 	h := newHarness(t, func(o *Options) {
 		o.MaxConcurrency = 4
 		o.PerWebhookConcurrency = 2
