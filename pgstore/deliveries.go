@@ -57,14 +57,9 @@ func decodeDelivery(id string, body []byte) (*rswebhooks.Delivery, error) {
 
 // GetDelivery returns the delivery or ErrNotFound (also once it expired).
 func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
-	var body []byte
-	err := db.pool.QueryRow(ctx, `SELECT body FROM deliveries WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
-		id, db.now()).Scan(&body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("pgstore: %w", notFound("delivery", id))
-	}
+	body, err := db.unexpiredBody(ctx, "deliveries", "delivery", id)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: get delivery %s: %w", id, err)
+		return nil, err
 	}
 	d, err := decodeDelivery(id, body)
 	if err != nil {

@@ -38,14 +38,9 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 
 // GetEvent returns the event or ErrNotFound (also once it has expired).
 func (db *DB) GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error) {
-	var body []byte
-	err := db.pool.QueryRow(ctx, `SELECT body FROM events WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
-		id, db.now()).Scan(&body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("pgstore: %w", notFound("event", id))
-	}
+	body, err := db.unexpiredBody(ctx, "events", "event", id)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: get event %s: %w", id, err)
+		return nil, err
 	}
 	e := new(rswebhooks.Event)
 	if err := json.Unmarshal(body, e); err != nil {

@@ -422,6 +422,22 @@ func encode(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+// unexpiredBody reads the body of record id in table (events or
+// deliveries), or ErrNotFound when it is absent or has expired; kind names
+// the record in errors.
+func (db *DB) unexpiredBody(ctx context.Context, table, kind, id string) ([]byte, error) {
+	var body []byte
+	err := db.pool.QueryRow(ctx, `SELECT body FROM `+table+` WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
+		id, db.now()).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("pgstore: %w", notFound(kind, id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: get %s %s: %w", kind, id, err)
+	}
+	return body, nil
+}
+
 func notFound(kind, id string) error {
 	return fmt.Errorf("%s %s: %w", kind, id, rswebhooks.ErrNotFound)
 }
