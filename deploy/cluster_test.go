@@ -1,11 +1,8 @@
 package deploy_test
 
 import (
-	"os"
 	"strings"
 	"testing"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // TestKubernetesClusterManifest: the cluster example runs several report
@@ -15,25 +12,7 @@ import (
 func TestKubernetesClusterManifest(t *testing.T) {
 	flags := serveFlags(t)
 	envs := envNames(flags)
-	f, err := os.Open("kubernetes/cluster.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	byKind := map[string][]k8sObject{}
-	for {
-		var o k8sObject
-		if err := dec.Decode(&o); err != nil {
-			if err.Error() == "EOF" {
-				break
-			}
-			t.Fatalf("kubernetes/cluster.yaml: %v", err)
-		}
-		if o.Kind != "" {
-			byKind[o.Kind] = append(byKind[o.Kind], o)
-		}
-	}
+	byKind := k8sObjects(t, "kubernetes/cluster.yaml")
 	if len(byKind["Deployment"]) != 1 || len(byKind["Secret"]) != 1 {
 		t.Fatalf("want one Deployment and one Secret, got %d and %d", len(byKind["Deployment"]), len(byKind["Secret"]))
 	}

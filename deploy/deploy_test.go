@@ -520,11 +520,11 @@ func portOf(addr string) string {
 	return addr[i+1:]
 }
 
-func TestKubernetesManifests(t *testing.T) {
-	flags := serveFlags(t)
-	envs := envNames(flags)
-
-	f, err := os.Open("kubernetes/rswebhooks.yaml")
+// k8sObjects reads the documents of a manifest file by kind (documents
+// without one, such as comments only, are left out).
+func k8sObjects(t *testing.T, path string) map[string][]k8sObject {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,13 +537,20 @@ func TestKubernetesManifests(t *testing.T) {
 			if err.Error() == "EOF" {
 				break
 			}
-			t.Fatalf("kubernetes/rswebhooks.yaml: %v", err)
+			t.Fatalf("%s: %v", path, err)
 		}
-		if o.Kind == "" {
-			continue
+		if o.Kind != "" {
+			byKind[o.Kind] = append(byKind[o.Kind], o)
 		}
-		byKind[o.Kind] = append(byKind[o.Kind], o)
 	}
+	return byKind
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	flags := serveFlags(t)
+	envs := envNames(flags)
+
+	byKind := k8sObjects(t, "kubernetes/rswebhooks.yaml")
 	wantAPI := map[string]string{"Secret": "v1", "PersistentVolumeClaim": "v1", "Deployment": "apps/v1", "Service": "v1", "PodMonitor": "monitoring.coreos.com/v1"}
 	for kind, api := range wantAPI {
 		if len(byKind[kind]) == 0 {
