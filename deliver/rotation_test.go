@@ -3,14 +3,9 @@ package deliver
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,45 +66,6 @@ func endGrace(t *testing.T, h *harness, clk *offsetClock) {
 	ended, err := h.db.EndRotations(context.Background())
 	if err != nil || len(ended) == 0 {
 		t.Fatalf("EndRotations = %v, %v; want a rotation ended", ended, err)
-	}
-}
-
-// standardAccepts runs the reference standardwebhooks npm verifier with
-// secret over one received notification.
-func standardAccepts(t *testing.T, secret string, r received) bool {
-	t.Helper()
-	dir := filepath.Join("testdata", "swverify")
-	in, _ := json.Marshal(map[string]any{
-		"secret": secret, "body": string(r.Body),
-		"headers": map[string]string{
-			"webhook-id":        r.Header.Get("webhook-id"),
-			"webhook-timestamp": r.Header.Get("webhook-timestamp"),
-			"webhook-signature": r.Header.Get("webhook-signature"),
-		},
-	})
-	cmd := exec.Command("node", "verify.mjs")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil && bytes.Equal(bytes.TrimSpace(out), []byte("ok")):
-		return true
-	case errors.As(err, &ee) && ee.ExitCode() == 1:
-		return false
-	}
-	t.Fatalf("node verify.mjs: %v\n%s", err, out)
-	return false
-}
-
-func needNode(t *testing.T) {
-	t.Helper()
-	dir := filepath.Join("testdata", "swverify", "node_modules", "standardwebhooks")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("standardwebhooks npm package missing (run npm ci in testdata/swverify): %v", err)
-		}
-		t.Skipf("standardwebhooks npm package not installed (run npm ci in testdata/swverify): %v", err)
 	}
 }
 
