@@ -373,23 +373,36 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	var inFlight int
-	cl.rcv.slow.Store(int64(300 * time.Millisecond))
-	cl.load("load", 150, func(k int) {
-		if k != 75 {
-			return
+	killed := false
+	// killIfLeased kills node 2 if it has attempts in flight (leased) and
+	// counts them: its unexpired leases, frozen by the kill.
+	killIfLeased := func() bool {
+		var n int
+		_ = conn.QueryRow(t.Context(), `SELECT count(*) FROM leases WHERE holder LIKE 'node-2/%' AND until > now()`).Scan(&n)
+		if n == 0 {
+			return false
 		}
-		// Kill node 2 while it has attempts in flight (leased).
-		waitFor(t, "node 2 holding a lease", 30*time.Second, func() bool {
-			var n int
-			_ = conn.QueryRow(t.Context(), `SELECT count(*) FROM leases WHERE holder LIKE 'node-2/%' AND until > now()`).Scan(&n)
-			return n > 0
-		})
 		cl.nodes[1].kill()
-		// What node 2 had in flight: its unexpired leases (frozen now).
 		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM leases WHERE holder LIKE 'node-2/%' AND until > now()`).Scan(&inFlight); err != nil {
 			t.Fatal(err)
 		}
+		killed = true
+		return true
+	}
+	cl.rcv.slow.Store(int64(300 * time.Millisecond))
+	// From the middle of the load on, node 2 dies as soon as it is seen
+	// holding a lease. The load keeps coming meanwhile: a webhook at its
+	// limit is served by the nodes holding its slots, which take the next
+	// delivery the moment one finishes, so node 2 may need a while to win
+	// one.
+	cl.load("load", 150, func(k int) {
+		if k >= 75 && !killed {
+			killIfLeased()
+		}
 	})
+	if !killed {
+		waitFor(t, "node 2 holding a lease while the backlog is delivered", 30*time.Second, killIfLeased)
+	}
 	cl.rcv.slow.Store(0)
 	waitFor(t, "every acknowledged create delivered after node 2's death", 90*time.Second, func() bool {
 		return len(cl.rcv.missing(cl.ackedNames())) == 0
