@@ -327,7 +327,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ID            string `json:"Id"`
 		Attempt       int
 		Notifications []struct {
-			Action, EventType, ResourceId, ResourceName, UserName, Path, Method string
+			Action, EventType string
+			ResourceID        string `json:"ResourceId"`
+			ResourceName      string
+			UserName          string
+			Path, Method      string
 		}
 	}
 	_ = json.Unmarshal(body, &n)
@@ -338,7 +342,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			name = fmt.Sprintf(" name=%q", x.ResourceName)
 		}
 		fmt.Fprintf(&b, "  ✓ %-10s %-8s id=%s%s by %s (%s %s) delivery %s attempt %d, signatures verified\n",
-			x.Action, x.EventType, x.ResourceId, name, x.UserName, x.Method, x.Path, n.ID, n.Attempt)
+			x.Action, x.EventType, x.ResourceID, name, x.UserName, x.Method, x.Path, n.ID, n.Attempt)
 	}
 	w.WriteHeader(http.StatusOK)
 	r.emit(b.String())
