@@ -305,7 +305,11 @@ func (r *Receiver) emit(line string) {
 
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodGet {
-		io.WriteString(w, req.URL.Query().Get("echo"))
+		// The echo check's answer is the echo value as plain text: a
+		// browser sent here with ?echo=<script>… gets text, never a page.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = io.WriteString(w, req.URL.Query().Get("echo")) //nolint:gosec // G705: echoing is the check; served as text/plain, nosniff
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
