@@ -21,9 +21,10 @@ dist: ## release artifacts in dist/: Windows zip, Linux tar.gz and .deb, SBOM, S
 test: ## run every test (race detector on), including browser, promtool and receiver checks
 	bash .ci/test
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and golangci-lint (.golangci.yml; pinned in tools/lint/go.mod)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) tool -modfile=tools/lint/go.mod golangci-lint run ./...
 
 bench: ## run the benchmarks (Go benchmarks and the scripts under bench/)
 	$(GO) test -run '^$$' -bench . -benchmem ./...

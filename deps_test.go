@@ -2,8 +2,6 @@ package rswebhooks_test
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -11,9 +9,9 @@ import (
 // goList runs `go list -deps` with format over pkgs and returns the lines.
 func goList(t *testing.T, format string, pkgs ...string) []string {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
+	gobin, err := exec.LookPath("go") // go test puts its own GOROOT/bin first on PATH
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the go command is needed: %v", err)
 	}
 	args := append([]string{"list", "-deps", "-f", format}, pkgs...)
 	out, err := exec.Command(gobin, args...).CombinedOutput()

@@ -21,8 +21,9 @@ func TestNewIDSortsByTime(t *testing.T) {
 			t.Fatalf("id %q has length %d, want 26", id, len(id))
 		}
 	}
-	if NewID(base) == NewID(base) {
-		t.Fatal("two ids in the same millisecond are equal")
+	// Two calls in the same millisecond: the random part must tell them apart.
+	if a, b := NewID(base), NewID(base); a == b {
+		t.Fatalf("two ids in the same millisecond are equal: %s", a)
 	}
 }
 

@@ -372,7 +372,7 @@ const (
 	// HeaderValuePattern: no control characters other than tab.
 	HeaderValuePattern = `^[^\u0000-\u0008\u000A-\u001F\u007F]*$`
 	// SecretPattern: no control characters (C0, DEL, C1).
-	SecretPattern = `^[^\u0000-\u001F\u007F-\u009F]*$`
+	SecretPattern = `^[^\u0000-\u001F\u007F-\u009F]*$` //nolint:gosec // G101: the rule a secret must follow, not a secret
 )
 
 // regNamePattern is a host name that no resolver reads as an IPv4 address

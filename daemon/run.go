@@ -567,11 +567,9 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 	// Each listener has its own limits (connections, header, body and idle
 	// time), so a flood on the proxy leaves the admin listener answerable.
 	errLog := zerologWriter{log.With().Str("component", "http").Logger()}
-	hs := &serversPart{
-		proxySrv: &http.Server{Handler: px, ErrorLog: errLog.stdLogger()},
-		adminSrv: &http.Server{Handler: mux, ErrorLog: errLog.stdLogger()},
-	}
-	hs.proxyLn, err = listen(o.Listen, o.TLSCert, o.TLSKey, func(ln net.Listener) net.Listener { return o.ProxyLimits.Apply(hs.proxySrv, ln) })
+	hs := &serversPart{proxySrv: o.ProxyLimits.Server(px), adminSrv: o.AdminLimits.Server(mux)}
+	hs.proxySrv.ErrorLog, hs.adminSrv.ErrorLog = errLog.stdLogger(), errLog.stdLogger()
+	hs.proxyLn, err = listen(o.Listen, o.TLSCert, o.TLSKey, o.ProxyLimits.Bound)
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
@@ -580,7 +578,7 @@ func buildServers(o Options, reg prometheus.Registerer, gatherer prometheus.Gath
 		hs.proxyLn.Close()
 		return nil, fmt.Errorf("--admin-listen: %w", err)
 	}
-	hs.adminLn = o.AdminLimits.Apply(hs.adminSrv, adminLn)
+	hs.adminLn = o.AdminLimits.Bound(adminLn)
 	if err := startLinks(o, dl.links, st.db, rs, hs.proxyLn.Addr()); err != nil {
 		hs.proxyLn.Close()
 		hs.adminLn.Close()

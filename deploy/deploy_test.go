@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -42,7 +41,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func goTool() string { return filepath.Join(runtime.GOROOT(), "bin", "go") }
+// goTool is the go command that runs the tests: go test puts its own
+// GOROOT/bin first on PATH.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
 
 // moduleRoot is the repository root (the parent of deploy/).
 func moduleRoot() string {

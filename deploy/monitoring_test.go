@@ -258,9 +258,7 @@ func readDashboard(t *testing.T) (dashboard, []string) {
 	}
 	walk(d.Panels)
 	// Template variable queries use metric names too.
-	for _, m := range regexp.MustCompile(`label_values\([^"]*?(?:\{[^}]*\})?[^)]*\)`).FindAllString(string(d.Templating), -1) {
-		exprs = append(exprs, m)
-	}
+	exprs = append(exprs, regexp.MustCompile(`label_values\([^"]*?(?:\{[^}]*\})?[^)]*\)`).FindAllString(string(d.Templating), -1)...)
 	return d, exprs
 }
 

@@ -146,9 +146,9 @@ func New(opts Options) (*Detector, error) {
 			return nil, fmt.Errorf("detect: Options.Rules[%d] (%s): %w", i, r, err)
 		}
 	}
-	m, err := newMatcher(opts.Prefix, rules)
+	m, err := newMatcher(opts.Prefix, "Options.Rules", rules)
 	if err != nil {
-		return nil, fmt.Errorf("detect: Options.%w", err)
+		return nil, fmt.Errorf("detect: %w", err)
 	}
 	d := &Detector{
 		m:             m,

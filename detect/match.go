@@ -68,8 +68,8 @@ func (m match) param(name string) (string, bool) {
 
 // newMatcher compiles rules below the virtual-directory prefix. The rules
 // must be valid; two rules with the same method and the same template shape
-// are a conflict.
-func newMatcher(prefix string, rules []Rule) (*matcher, error) {
+// are a conflict. field names rules in errors ("Options.Rules").
+func newMatcher(prefix, field string, rules []Rule) (*matcher, error) {
 	var pre []string
 	for _, s := range strings.Split(strings.Trim(prefix, "/"), "/") {
 		if s != "" {
@@ -79,7 +79,7 @@ func newMatcher(prefix string, rules []Rule) (*matcher, error) {
 	m := &matcher{root: &node{}, pre: pre}
 	for i, r := range rules {
 		if err := m.insert(pre, r); err != nil {
-			return nil, fmt.Errorf("Rules[%d] (%s): %w", i, r, err)
+			return nil, fmt.Errorf("%s[%d] (%s): %w", field, i, r, err)
 		}
 	}
 	return m, nil

@@ -12,7 +12,7 @@ func mustMatcher(t testing.TB, prefix string, rules []Rule) *matcher {
 			t.Fatalf("rule %d (%s): %v", i, r, err)
 		}
 	}
-	m, err := newMatcher(prefix, rules)
+	m, err := newMatcher(prefix, "rules", rules)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestMatchSpecificity(t *testing.T) {
 }
 
 func TestMatcherConflicts(t *testing.T) {
-	_, err := newMatcher("", []Rule{
+	_, err := newMatcher("", "rules", []Rule{
 		{Method: "DELETE", Path: "r/{a}", Filter: "reports", Event: "Deleted", ID: IDPath("a")},
 		{Method: "DELETE", Path: "R/{b}", Filter: "reports", Event: "Deleted", ID: IDPath("b")},
 	})
@@ -171,7 +171,7 @@ func TestMatcherConflicts(t *testing.T) {
 		t.Fatalf("err = %v, want a conflict naming the first rule", err)
 	}
 	// The optional form without its segment collides with a shorter rule.
-	_, err = newMatcher("", []Rule{
+	_, err = newMatcher("", "rules", []Rule{
 		{Method: "DELETE", Path: "r/{a}", Filter: "reports", Event: "Deleted", ID: IDPath("a")},
 		{Method: "DELETE", Path: "r/{a}/{b?}", Event: EventIgnore},
 	})

@@ -105,11 +105,11 @@ type Finding struct {
 // the site root). The rules must be valid.
 func CheckRules(prefix string, extra []Rule) ([]Finding, error) {
 	builtin := BuiltinRules()
-	before, err := newMatcher(prefix, builtin)
+	before, err := newMatcher(prefix, "built-in rules", builtin)
 	if err != nil {
 		return nil, err
 	}
-	after, err := newMatcher(prefix, MergeRules(builtin, extra))
+	after, err := newMatcher(prefix, "merged rules", MergeRules(builtin, extra))
 	if err != nil {
 		return nil, err
 	}

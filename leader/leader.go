@@ -105,7 +105,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		lead, release, err := r.Elector.Campaign(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // cancelled: the runner stops cleanly
 			}
 			return fmt.Errorf("leader: campaign for the %s: %w", r.Name, err)
 		}
@@ -118,12 +118,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		m.Leader.Set(0)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // cancelled: the runner stops cleanly
 		case jerr != nil:
 			log.Error().Err(jerr).Str("job", r.Name).Msg("the " + r.Name + " failed; leadership given up")
 			// Let another node take over before campaigning again.
 			if poll.Sleep(ctx, backoffAfterFailure) != nil {
-				return nil
+				return nil //nolint:nilerr // cancelled: the runner stops cleanly
 			}
 		case lost:
 			log.Warn().Str("job", r.Name).Msg("leadership lost: the " + r.Name + " stopped here; another node takes over")

@@ -99,17 +99,22 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Apply sets srv's header and idle timeouts, wraps its handler with the
-// body-rate deadline and returns ln bounded to MaxConnections. o must have
-// its defaults set (WithDefaults).
-func (o Options) Apply(srv *http.Server, ln net.Listener) net.Listener {
-	srv.ReadHeaderTimeout = o.ReadHeaderTimeout
-	srv.IdleTimeout = o.IdleTimeout
+// Server returns a server for h with o's header and idle timeouts, h
+// wrapped with the body-rate deadline. Zero fields take their defaults, so
+// a server built here always has a header timeout: a client that trickles
+// its headers (Slowloris) is cut off after ReadHeaderTimeout.
+func (o Options) Server(h http.Handler) *http.Server {
+	o = o.WithDefaults(0)
 	if o.MinBodyRate > 0 {
-		srv.Handler = MinBodyRate(srv.Handler, o.MinBodyRate, o.BodyGrace)
+		h = MinBodyRate(h, o.MinBodyRate, o.BodyGrace)
 	}
+	return &http.Server{Handler: h, ReadHeaderTimeout: o.ReadHeaderTimeout, IdleTimeout: o.IdleTimeout}
+}
+
+// Bound returns ln bounded to MaxConnections (ln itself when that is 0).
+func (o Options) Bound(ln net.Listener) net.Listener {
 	if o.MaxConnections > 0 {
-		ln = Listener(ln, o.MaxConnections)
+		return Listener(ln, o.MaxConnections)
 	}
 	return ln
 }

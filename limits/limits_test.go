@@ -16,8 +16,9 @@ import (
 // serve starts a real loopback server with o applied.
 func serve(t *testing.T, o Options, h http.Handler) string {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = o.WithDefaults(0).Apply(srv.Config, srv.Listener)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = o.Server(h)
+	srv.Listener = o.Bound(srv.Listener)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
@@ -182,5 +183,17 @@ func TestValidate(t *testing.T) {
 	}
 	if d := DefaultMaxConnections(); d < 64 || d > 16384 {
 		t.Fatalf("DefaultMaxConnections = %d", d)
+	}
+}
+
+// TestServerAlwaysHasTimeouts: a server built from zero Options still has
+// the default header and idle timeouts; set ones are kept.
+func TestServerAlwaysHasTimeouts(t *testing.T) {
+	h := http.NotFoundHandler()
+	if s := (Options{}).Server(h); s.ReadHeaderTimeout != DefaultReadHeaderTimeout || s.IdleTimeout != DefaultIdleTimeout {
+		t.Errorf("zero Options: ReadHeaderTimeout %s, IdleTimeout %s; want %s, %s", s.ReadHeaderTimeout, s.IdleTimeout, DefaultReadHeaderTimeout, DefaultIdleTimeout)
+	}
+	if s := (Options{ReadHeaderTimeout: time.Second, IdleTimeout: time.Minute}).Server(h); s.ReadHeaderTimeout != time.Second || s.IdleTimeout != time.Minute {
+		t.Errorf("set Options: ReadHeaderTimeout %s, IdleTimeout %s; want 1s, 1m", s.ReadHeaderTimeout, s.IdleTimeout)
 	}
 }

@@ -174,10 +174,10 @@ func (s *fieldScanner) step(c byte) {
 			s.state = scanDone // not JSON: nothing to find
 		}
 	case scanKeyOrEnd:
-		switch {
-		case c == '"':
+		switch c {
+		case '"':
 			s.key, s.keyLong, s.esc, s.state = s.key[:0], false, false, scanKey
-		case c == '}':
+		case '}':
 			s.finish()
 		}
 	case scanKey:

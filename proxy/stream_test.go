@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -109,7 +110,7 @@ func TestWebSocketThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got string
-	if err := websocket.Message.Receive(ws, &got); err != io.EOF {
+	if err := websocket.Message.Receive(ws, &got); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the upstream closed, client read = %q, %v; want io.EOF", got, err)
 	}
 	// The client may see the close before the handler has returned and
@@ -129,7 +130,7 @@ func TestWebSocketIdleTimeoutClosesTunnel(t *testing.T) {
 	}
 	start := time.Now()
 	var got string
-	if err := websocket.Message.Receive(ws, &got); err != io.EOF {
+	if err := websocket.Message.Receive(ws, &got); !errors.Is(err, io.EOF) {
 		t.Fatalf("idle tunnel: read = %q, %v; want io.EOF", got, err)
 	}
 	if d := time.Since(start); d > 5*time.Second {

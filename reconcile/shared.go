@@ -189,7 +189,7 @@ func (g *Gate) inFlight(ctx context.Context, key, typ string) (p sharedProxied, 
 		return p, false, fmt.Errorf("reconcile: read the proxy events on their way: %w", err)
 	}
 	if json.Unmarshal(raw, &p) != nil || p.Event == "" {
-		return p, false, nil
+		return p, false, nil //nolint:nilerr // a cleared (empty) or unreadable record: no proxy event in flight
 	}
 	return p, true, nil
 }

@@ -104,12 +104,12 @@ func decodeItem(filter string, raw json.RawMessage) (item, error) {
 	for k, v := range m {
 		lk := strings.ToLower(k)
 		s, _ := v.(string)
-		switch {
-		case lk == "id":
+		switch lk {
+		case "id":
 			it.ID = s
-		case lk == "name":
+		case "name":
 			it.Name = s
-		case lk == "userid":
+		case "userid":
 			it.UserID = s
 		}
 		if perCaller[lk] {

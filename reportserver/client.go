@@ -444,9 +444,9 @@ func (c *Client) Exchange(ctx context.Context, username, password string) (*Toke
 	if err != nil {
 		return nil, fmt.Errorf("reportserver: POST /Token: %w", err)
 	}
-	switch {
-	case status == http.StatusOK:
-	case status == http.StatusBadRequest || status == http.StatusUnauthorized:
+	switch status {
+	case http.StatusOK:
+	case http.StatusBadRequest, http.StatusUnauthorized:
 		return nil, fmt.Errorf("reportserver: POST /Token for %q: %w", username, ErrBadCredentials)
 	default:
 		return nil, &StatusError{Op: "POST /Token", StatusCode: status, Body: snippet(body)}

@@ -280,7 +280,7 @@ func TestBadgerLoggerLimitsRepeats(t *testing.T) {
 }
 
 func TestQueueKeyRoundTrip(t *testing.T) {
-	cases := []time.Time{time.Time{}, time.Unix(-5, 0), t0, t0.Add(time.Nanosecond)}
+	cases := []time.Time{{}, time.Unix(-5, 0), t0, t0.Add(time.Nanosecond)}
 	for _, tc := range cases {
 		due, id, err := parseQueueKey(queueKey(tc, "01ABC"))
 		mustNil(t, err)

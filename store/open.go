@@ -212,7 +212,7 @@ func openBadger(opts Options, memTableSize int64, log zerolog.Logger) (*badger.D
 			return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 		}
 		if opts.LockWait < 0 || time.Now().Add(delay).After(deadline) {
-			return nil, fmt.Errorf("store: open %s after %d attempts: %w (is another rswebhooks running on it? %v)",
+			return nil, fmt.Errorf("store: open %s after %d attempts: %w (is another rswebhooks running on it? %w)",
 				opts.Dir, attempt, ErrLocked, err)
 		}
 		log.Warn().Str("dir", opts.Dir).Int("attempt", attempt).Dur("retry_in", delay).

@@ -253,7 +253,7 @@ func Repair(opts Options, now time.Time) (*RepairResult, error) {
 		return nil, fmt.Errorf("store: repair: move %s aside: %w", opts.Dir, err)
 	}
 	res.Export = filepath.Join(res.Aside, "webhooks-export.json")
-	b, err := json.MarshalIndent(s.Webhooks, "", "  ")
+	b, err := json.MarshalIndent(s.Webhooks, "", "  ") //nolint:gosec // G117: the export restores webhooks, secrets included (file 0600)
 	if err != nil {
 		return nil, err
 	}

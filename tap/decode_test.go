@@ -13,12 +13,14 @@ import (
 func TestDecode(t *testing.T) {
 	plain := []byte(`{"Id":"r1","Name":"Sales"}`)
 	var gz, zl bytes.Buffer
-	gw := gzip.NewWriter(&gz)
-	gw.Write(plain)
-	gw.Close()
-	zw := zlib.NewWriter(&zl)
-	zw.Write(plain)
-	zw.Close()
+	for _, w := range []io.WriteCloser{gzip.NewWriter(&gz), zlib.NewWriter(&zl)} {
+		if _, err := w.Write(plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name, enc string
 		body      []byte

@@ -42,7 +42,9 @@ func (s *ServiceConfig) Validate() error {
 	if s.Exe == "" {
 		return fmt.Errorf("service executable: is required")
 	}
-	if !filepath.IsAbs(s.Exe) && !strings.HasPrefix(s.Exe, `\\`) && !(len(s.Exe) > 2 && s.Exe[1] == ':') {
+	unc := strings.HasPrefix(s.Exe, `\\`)
+	drive := len(s.Exe) > 2 && s.Exe[1] == ':'
+	if !filepath.IsAbs(s.Exe) && !unc && !drive {
 		return fmt.Errorf("service executable %q: must be an absolute path", s.Exe)
 	}
 	if len(s.Args) == 0 || s.Args[0] != "serve" {

@@ -21,7 +21,7 @@ const DefaultName = "rswebhooks"
 
 // ErrNotWindows is returned by the service management functions on
 // platforms other than Windows.
-var ErrNotWindows = errors.New("Windows services are only available on Windows; on Linux use deploy/systemd/rswebhooks.service")
+var ErrNotWindows = errors.New("service management is only available on Windows; on Linux use deploy/systemd/rswebhooks.service")
 
 // State is a service state as reported to the SCM.
 type State int
@@ -145,7 +145,8 @@ func Serve(ctx context.Context, cfg Config, run func(ctx context.Context) error,
 	for {
 		select {
 		case err := <-done:
-			if err != nil && !(res.StopRequested && errors.Is(err, context.Canceled)) {
+			stopped := res.StopRequested && errors.Is(err, context.Canceled) // the stop we asked for
+			if err != nil && !stopped {
 				res.Err = err
 				res.ExitCode = 1
 			}

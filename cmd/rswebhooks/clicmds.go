@@ -24,7 +24,7 @@ import (
 )
 
 // secretMask replaces a webhook secret in table output.
-const secretMask = "••••"
+const secretMask = "••••" //nolint:gosec // G101: the mask shown instead of a secret, not one
 
 // clientFlags connect the webhooks and deliveries commands to the admin API.
 func clientFlags() []cli.Flag {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -42,8 +43,8 @@ func TestServeRefusesBadFlags(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
-			ee, ok := err.(*exec.ExitError)
-			if !ok || ee.ExitCode() != 2 {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 				t.Fatalf("exit: %v, want status 2; stderr:\n%s", err, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), tc.want) {
@@ -71,7 +72,7 @@ func TestConfigFileMistakesAreRefused(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			if ee := (*exec.ExitError)(nil); !errors.As(err, &ee) || ee.ExitCode() != 2 {
 				t.Fatalf("exit %v, want 2; stderr %s", err, stderr.String())
 			}
 			if !strings.Contains(stderr.String(), tc.want) || !strings.Contains(stderr.String(), file) {

@@ -305,7 +305,11 @@ func (r *Receiver) emit(line string) {
 
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodGet {
-		io.WriteString(w, req.URL.Query().Get("echo"))
+		// The echo check's answer is the echo value as plain text: a
+		// browser sent here with ?echo=<script>… gets text, never a page.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = io.WriteString(w, req.URL.Query().Get("echo")) //nolint:gosec // G705: echoing is the check; served as text/plain, nosniff
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
@@ -327,7 +331,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ID            string `json:"Id"`
 		Attempt       int
 		Notifications []struct {
-			Action, EventType, ResourceId, ResourceName, UserName, Path, Method string
+			Action, EventType string
+			ResourceID        string `json:"ResourceId"`
+			ResourceName      string
+			UserName          string
+			Path, Method      string
 		}
 	}
 	_ = json.Unmarshal(body, &n)
@@ -338,7 +346,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			name = fmt.Sprintf(" name=%q", x.ResourceName)
 		}
 		fmt.Fprintf(&b, "  ✓ %-10s %-8s id=%s%s by %s (%s %s) delivery %s attempt %d, signatures verified\n",
-			x.Action, x.EventType, x.ResourceId, name, x.UserName, x.Method, x.Path, n.ID, n.Attempt)
+			x.Action, x.EventType, x.ResourceID, name, x.UserName, x.Method, x.Path, n.ID, n.Attempt)
 	}
 	w.WriteHeader(http.StatusOK)
 	r.emit(b.String())

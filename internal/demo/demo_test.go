@@ -3,7 +3,10 @@ package demo
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -134,5 +137,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		case <-tick.C:
 		}
+	}
+}
+
+// TestReceiverEchoIsPlainText: the receiver answers the echo check with
+// exactly the echo value, as plain text a browser will not sniff into HTML.
+func TestReceiverEchoIsPlainText(t *testing.T) {
+	srv := httptest.NewServer(NewReceiver("whsec_dGVzdA==", io.Discard))
+	defer srv.Close()
+	const echo = "<script>alert(1)</script>"
+	resp, err := http.Get(srv.URL + "/hook?echo=" + url.QueryEscape(echo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != echo {
+		t.Errorf("body %q, want the echo value %q", b, echo)
+	}
+	if ct, nosniff := resp.Header.Get("Content-Type"), resp.Header.Get("X-Content-Type-Options"); ct != "text/plain; charset=utf-8" || nosniff != "nosniff" {
+		t.Errorf("Content-Type %q, X-Content-Type-Options %q; want text/plain; charset=utf-8 and nosniff", ct, nosniff)
 	}
 }

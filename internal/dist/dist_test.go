@@ -252,7 +252,11 @@ func checkNoBuildPaths(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{repoRoot(t), os.Getenv("HOME") + "/go/pkg/mod", runtime.GOROOT() + "/src"} {
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	for _, p := range []string{repoRoot(t), os.Getenv("HOME") + "/go/pkg/mod", strings.TrimSpace(string(goroot)) + "/src"} {
 		if len(p) > 4 && bytes.Contains(b, []byte(p)) {
 			t.Errorf("%s contains the build path %s", bin, p)
 		}

@@ -183,10 +183,14 @@ func start() (*Cluster, error) {
 			c.remove()
 			return nil, fmt.Errorf("running as root needs the postgres user: %w", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		uid, uerr := strconv.ParseUint(u.Uid, 10, 32)
+		gid, gerr := strconv.ParseUint(u.Gid, 10, 32)
+		if err := errors.Join(uerr, gerr); err != nil {
+			c.remove()
+			return nil, fmt.Errorf("the postgres user's uid %q or gid %q: %w", u.Uid, u.Gid, err)
+		}
 		c.owner = &account{uid: uint32(uid), gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
 			c.remove()
 			return nil, err
 		}
@@ -268,7 +272,7 @@ func (c *Cluster) Restart() error {
 		case werr := <-exit:
 			c.cmd = nil
 			log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
-			return fmt.Errorf("postgres exited at start: %v: %s", werr, log)
+			return fmt.Errorf("postgres exited at start: %w: %s", werr, log)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

@@ -81,7 +81,7 @@ func (l Loop) Run(ctx context.Context) error {
 		t0 := now()
 		err := l.Once(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // cancelled: the loop stops cleanly
 		}
 		took := now().Sub(t0)
 		if err != nil {
@@ -94,7 +94,7 @@ func (l Loop) Run(ctx context.Context) error {
 			l.OnError(err, fails, d)
 		}
 		if sleep(ctx, d) != nil {
-			return nil
+			return nil //nolint:nilerr // cancelled: the loop stops cleanly
 		}
 	}
 }

@@ -222,7 +222,8 @@ func (s *Server) can(u *user, access, category int, id, reportCategory string) b
 	}
 	granted := 0
 	for _, p := range s.st.perms {
-		if p.PermissionCategory != category || !(p.owner == u.Id || hasRole(u, p.owner)) {
+		held := p.owner == u.Id || hasRole(u, p.owner)
+		if p.PermissionCategory != category || !held {
 			continue
 		}
 		switch p.Scope {

@@ -3,9 +3,12 @@ package simulator
 import (
 	"fmt"
 	"io"
+	"maps"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -463,24 +466,31 @@ func isMultipart(r *http.Request) bool {
 	return ct == "multipart/form-data"
 }
 
-// readMultipartFile returns the first file part of a multipart form.
+// readMultipartFile returns the file of a multipart form. A form with files
+// under several field names gives the first field's by name, so the same
+// request always stores the same file (the parsed form keeps no part order).
 func readMultipartFile(r *http.Request) ([]byte, string, error) {
 	if err := r.ParseMultipartForm(32 << 20); err != nil {
 		return nil, "", fmt.Errorf("the multipart body could not be read: %w", err)
 	}
-	for _, fhs := range r.MultipartForm.File {
-		for _, fh := range fhs {
-			f, err := fh.Open()
-			if err != nil {
-				return nil, "", fmt.Errorf("file %q: %w", fh.Filename, err)
-			}
-			b, err := io.ReadAll(f)
-			_ = f.Close()
-			if err != nil {
-				return nil, "", fmt.Errorf("file %q: %w", fh.Filename, err)
-			}
-			return b, fh.Filename, nil
+	var fh *multipart.FileHeader
+	for _, field := range slices.Sorted(maps.Keys(r.MultipartForm.File)) {
+		if fhs := r.MultipartForm.File[field]; len(fhs) > 0 {
+			fh = fhs[0]
+			break
 		}
 	}
-	return nil, "", fmt.Errorf("the multipart body holds no file")
+	if fh == nil {
+		return nil, "", fmt.Errorf("the multipart body holds no file")
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return nil, "", fmt.Errorf("file %q: %w", fh.Filename, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("file %q: %w", fh.Filename, err)
+	}
+	return b, fh.Filename, nil
 }

@@ -400,6 +400,36 @@ func TestReportCreateRefusals(t *testing.T) {
 		}
 		want(t, readResult(t, res), 204)
 	})
+
+	// Files under two field names: every upload stores the same one (the
+	// first field by name), never one picked by map order.
+	t.Run("v3 multipart with two files", func(t *testing.T) {
+		for i := range 12 {
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			_ = mw.WriteField("Name", fmt.Sprint("Two files ", i))
+			_ = mw.WriteField("CategoryId", cat)
+			for _, f := range []struct{ field, name string }{{"ZFile", "z.trdp"}, {"ReportFile", "m.trdx"}} {
+				fw, _ := mw.CreateFormFile(f.field, f.name)
+				_, _ = fw.Write([]byte("<Report/>"))
+			}
+			_ = mw.Close()
+			req, _ := http.NewRequest("POST", e.srv.URL+"/api/reportserver/v3/reports", bytes.NewReader(buf.Bytes()))
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			req.Header.Set("Authorization", "Bearer "+admin)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := readResult(t, res)
+			want(t, r, 201)
+			var info simulator.ReportInfo
+			r.decode(t, &info)
+			if info.Extension != ".trdx" {
+				t.Fatalf("upload %d stored the file with extension %q, want .trdx (field ReportFile)", i, info.Extension)
+			}
+		}
+	})
 }
 
 func TestReadPermissionsFilterAndForbid(t *testing.T) {
