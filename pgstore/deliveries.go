@@ -487,7 +487,7 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 // The requests of one webhook whose leases move get its free deliveries in
 // due order, in request order. One row per request: ord, found, the holder
 // whose lease ended, the id and body of the delivery leased in its place
-// ('' when none) and a count that makes the side effects run.
+// (” when none) and a count that makes the side effects run.
 const completeSQL = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
