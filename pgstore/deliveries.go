@@ -485,9 +485,14 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 // taken with FOR UPDATE SKIP LOCKED, never waited for.
 //
 // The requests of one webhook whose leases move get its free deliveries in
-// due order, in request order. One row per request: ord, found, the holder
+// due order, in request order. The lease check of the delivery rows runs on
+// the statement's snapshot, and locking a row another transaction only
+// locked (a Lease that has committed since) does not check it again, so
+// the lease is written only where no unexpired one is there by then (ON
+// CONFLICT sees the newest row): a delivery leased meanwhile is left to
+// its holder, and the request gets none. One row per request: ord, found, the holder
 // whose lease ended, the id and body of the delivery leased in its place
-// (” when none) and a count that makes the side effects run.
+// (empty when none) and a count that makes the side effects run.
 const completeSQL = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
@@ -525,14 +530,16 @@ WITH u AS (
 ), pair AS (
 	SELECT mv.ord, mv.cholder, mv.cuntil, nxt.webhook_id, nxt.id, nxt.body FROM mv JOIN nxt USING (webhook_id, rn)
 ), ins AS (
-	INSERT INTO leases (delivery_id, webhook_id, holder, until)
+	INSERT INTO leases AS l (delivery_id, webhook_id, holder, until)
 	SELECT pair.id, pair.webhook_id, pair.cholder, pair.cuntil FROM pair
 	ON CONFLICT (delivery_id) DO UPDATE SET webhook_id = excluded.webhook_id, holder = excluded.holder, until = excluded.until
-	RETURNING 1
+	 WHERE l.until <= $17
+	RETURNING l.delivery_id
 )
 SELECT u.ord::integer, u.id IN (SELECT id FROM upd), coalesce(g.holder, ''), coalesce(p.id, ''), p.body,
-	(SELECT count(*) FROM att) + (SELECT count(*) FROM note) + (SELECT count(*) FROM ins)
-  FROM u LEFT JOIN gone g ON g.delivery_id = u.id LEFT JOIN pair p ON p.ord = u.ord`
+	(SELECT count(*) FROM att) + (SELECT count(*) FROM note)
+  FROM u LEFT JOIN gone g ON g.delivery_id = u.id
+  LEFT JOIN pair p ON p.ord = u.ord AND p.id IN (SELECT delivery_id FROM ins)`
 
 // Complete records attempt a and d's new state in one transaction and ends
 // any lease of d. Concurrent calls share round trips (see batcher); each
