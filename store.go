@@ -161,6 +161,27 @@ type DueScanPacer interface {
 	DueScanInterval() time.Duration
 }
 
+// LeaseChainer is implemented by stores whose Lease and Complete each cost
+// a round trip to a shared server. The delivery engine then lets an attempt
+// slot that just delivered go on with its webhook's next due delivery
+// leased in the same transaction that recorded the attempt, so a slot's
+// cycle is the attempt and one round trip, not three steps.
+type LeaseChainer interface {
+	// CompleteAndLease is Complete(d, a) and, in the same transaction,
+	// when d was leased to req.Holder and that lease had not expired at
+	// now, moves the lease (req.Holder, until now+req.For) to the earliest
+	// due (due time, then id) pending delivery of d's webhook that is not
+	// under an unexpired lease, and returns that delivery. It returns nil
+	// when d was not so leased, when no delivery is free, or when the
+	// webhook holds more than req.PerWebhook unexpired leases, d's
+	// included (the limit was lowered): a moved lease leaves the
+	// webhook's count as it was, so the limit holds cluster-wide.
+	// Complete's failures are its errors, and then nothing was written or
+	// leased. A delivery another transaction is leasing or completing at
+	// that moment may be passed over.
+	CompleteAndLease(ctx context.Context, d *Delivery, a *Attempt, now time.Time, req LeaseRequest) (next *Delivery, err error)
+}
+
 // DeliveryStore keeps deliveries, their due queue, leases and attempts.
 // Pending deliveries never expire; finished ones and attempts expire after
 // the retention.

@@ -229,7 +229,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 			outcome = OutcomeFailed
 		}
 	}
-	if err := e.opts.Store.Complete(ctx, d, a); err != nil {
+	if err := e.complete(ctx, d, a); err != nil {
 		if ctx.Err() == nil {
 			log.Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
 		}

@@ -91,7 +91,7 @@ type dispatcher struct {
 	passHook map[string]bool        // webhooks met by the current pass past the head
 	blocked  bool                   // the last read passed over due deliveries for limits
 	work     chan rswebhooks.DueRef // to the workers; never more than MaxConcurrency waiting
-	done     chan string            // delivery ids of finished attempts
+	done     chan finished          // the slots whose attempts finished
 
 	throttled map[string]time.Time // delivery id → when a rate limit first held it
 	paceWait  time.Duration        // until a held delivery's webhook has a token (0: none held)
@@ -131,7 +131,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		owners:   map[string]string{},
 		slow:     map[string]bool{},
 		work:     make(chan rswebhooks.DueRef, e.opts.MaxConcurrency),
-		done:     make(chan string, e.opts.MaxConcurrency),
+		done:     make(chan finished, e.opts.MaxConcurrency),
 
 		passHook: map[string]bool{},
 
@@ -148,8 +148,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		go func() {
 			defer workers.Done()
 			for r := range st.work {
-				e.work(ctx, r)
-				st.done <- r.ID
+				st.done <- finished{id: r.ID, started: e.work(ctx, r)}
 			}
 		}()
 	}
@@ -248,12 +247,12 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		refresh, tail = false, false
 		select {
 		case <-ctx.Done():
-		case id := <-st.done:
-			e.finish(st, id)
+		case f := <-st.done:
+			e.finish(st, f)
 			for drained := false; !drained; {
 				select {
-				case id := <-st.done:
-					e.finish(st, id)
+				case f := <-st.done:
+					e.finish(st, f)
 				default:
 					drained = true
 				}
@@ -281,6 +280,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 	for len(st.inflight) > 0 {
 		e.finish(st, <-st.done)
 	}
+	e.contended.Store(false)
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -293,15 +293,26 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-func (e *Engine) finish(st *dispatcher, id string) {
-	f, ok := st.inflight[id]
+// finished is a slot whose work ended: the delivery it was given and when
+// its last attempt started (later than the flight's start when the slot
+// went on with more deliveries of its webhook; zero when none started).
+type finished struct {
+	id      string
+	started time.Time
+}
+
+func (e *Engine) finish(st *dispatcher, done finished) {
+	f, ok := st.inflight[done.id]
 	if !ok {
 		return
 	}
-	delete(st.inflight, id)
+	delete(st.inflight, done.id)
 	st.finished = true
 	if f.ordered {
 		st.recheck[f.webhookID] = true
+	}
+	if done.started.After(f.started) {
+		f.started = done.started
 	}
 	if e.opts.Now().Sub(f.started) >= e.slowAfter {
 		if len(st.slow) >= 100000 {
@@ -689,21 +700,98 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 	}
 	clear(st.buf[len(kept):])
 	st.buf = kept
+	// Slots that delivered go back to the dispatcher instead of going on
+	// with their webhook while deliveries the limits would let start wait
+	// for a worker.
+	contended := false
+	if len(st.inflight) >= e.opts.MaxConcurrency {
+		for _, d := range st.buf {
+			if e.room(st, d.WebhookID, st.owners[d.WebhookID], 0, 0, 0) {
+				contended = true
+				break
+			}
+		}
+	}
+	e.contended.Store(contended)
 }
 
-// work leases a listed delivery and makes an attempt of it.
-func (e *Engine) work(ctx context.Context, r rswebhooks.DueRef) {
+// chainKey carries a *chain in an attempt's context.
+type chainKey struct{}
+
+// chain is a slot's request, in its attempt's context, for its webhook's
+// next due delivery, leased when the attempt is recorded (complete).
+type chain struct {
+	next *rswebhooks.Delivery
+}
+
+// work leases a listed delivery and makes an attempt of it. With a store
+// that can lease while recording (rswebhooks.LeaseChainer), a slot whose
+// attempt delivered goes on with its webhook's next due delivery, leased in
+// the transaction that recorded the attempt, while mayChain allows: the
+// webhook keeps the slot it had, within its and its owner's limits, so a
+// slot's cycle is the attempt and one round trip. It returns when the last
+// attempt started.
+func (e *Engine) work(ctx context.Context, r rswebhooks.DueRef) time.Time {
 	d := e.lease(ctx, r)
-	if d == nil {
-		return
+	var started, last time.Time
+	for d != nil {
+		last = e.opts.Now()
+		if started.IsZero() {
+			started = last
+		}
+		actx := ctx
+		var ch *chain
+		if e.mayChain(ctx, d.WebhookID, started, last) {
+			ch = &chain{}
+			actx = context.WithValue(ctx, chainKey{}, ch)
+		}
+		e.attempt(actx, d)
+		// Recording the attempt ended the lease; an attempt that was not
+		// recorded (shutdown, a store error) leaves the delivery to the
+		// next dispatcher at once, not at the lease's end.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
+		cancel()
+		d = nil
+		if ch != nil {
+			d = ch.next
+		}
 	}
-	e.attempt(ctx, d)
-	// Recording the attempt ended the lease; an attempt that was not
-	// recorded (shutdown, a store error) leaves the delivery to the next
-	// dispatcher at once, not at the lease's end.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
-	cancel()
+	return last
+}
+
+// mayChain reports whether a slot that started on the webhook at started
+// may go on with the webhook's next delivery after the attempt starting
+// now: the store can lease while recording, no delivery the limits would
+// let start waits for a worker, the webhook is neither ordered (its order
+// is the dispatcher's) nor paced, and the slot has not gone on for chainFor
+// (the dispatcher's view of it, for slow webhooks and its refills, stays
+// fresh).
+func (e *Engine) mayChain(ctx context.Context, webhookID string, started, now time.Time) bool {
+	if e.chainer == nil || e.contended.Load() || !within(now, started, e.chainFor) {
+		return false
+	}
+	w := e.settings(ctx, webhookID)
+	if w.Ordered || w.MaxPerSecond > 0 {
+		return false
+	}
+	n, _, _ := e.pace.available(webhookID, 0, now)
+	return n < 0
+}
+
+// complete records attempt a and d's new state. For a slot that may go on
+// (see work) and a delivered attempt it leases the webhook's next due
+// delivery in the same transaction.
+func (e *Engine) complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error {
+	ch, _ := ctx.Value(chainKey{}).(*chain)
+	if ch == nil || d.State != rswebhooks.DeliverySucceeded {
+		return e.opts.Store.Complete(ctx, d, a)
+	}
+	next, err := e.chainer.CompleteAndLease(ctx, d, a, e.opts.Now(), rswebhooks.LeaseRequest{
+		Holder: e.opts.LeaseHolder, For: e.opts.LeaseFor, PerWebhook: e.opts.PerWebhookConcurrency,
+	})
+	ch.next = next
+	return err
 }
 
 // lease leases a listed delivery for an attempt; nil if it is gone, no

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,6 +184,14 @@ type Engine struct {
 	links       Links
 	linksOff    string
 
+	// chainer, when the store has it, lets a slot that delivered go on
+	// with its webhook's next due delivery (see work); contended
+	// says whether deliveries the limits would let start wait for a worker
+	// (then slots go back to the dispatcher).
+	chainer   rswebhooks.LeaseChainer
+	chainFor  time.Duration
+	contended atomic.Bool
+
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
 	pace   *pacer
@@ -276,6 +285,10 @@ func New(opts Options) (*Engine, error) {
 		linksOff:    opts.LinksOffNote,
 		hooks:       newWebhookCache(opts.Store, opts.Now),
 		pace:        newPacer(opts.Now),
+	}
+	if c, ok := opts.Store.(rswebhooks.LeaseChainer); ok {
+		e.chainer = c
+		e.chainFor = e.slowAfter / 4
 	}
 	if p, ok := opts.Store.(rswebhooks.DueScanPacer); ok {
 		e.scanGap = max(0, p.DueScanInterval())

@@ -371,13 +371,26 @@ type completeReq struct {
 	n      int
 	abody  []byte
 	notify bool
+	// next, when set, asks for the webhook's next due delivery leased in
+	// the same transaction (CompleteAndLease).
+	next *chainReq
+}
+
+// chainReq is the lease part of a CompleteAndLease.
+type chainReq struct {
+	holder     string
+	now, until time.Time
+	per        int
 }
 
 // completeRes says whether the delivery was there and whose lease the
-// write ended ("" when none).
+// write ended ("" when none), and for a CompleteAndLease, the next
+// delivery leased (id "" when none).
 type completeRes struct {
-	found  bool
-	holder string
+	found    bool
+	holder   string
+	nextID   string
+	nextBody []byte
 }
 
 // completeBatch records reqs in one transaction and one round trip. The
@@ -408,37 +421,25 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	nexts, exps := make([]time.Time, n), make([]*time.Time, n)
 	bodies, abodies := make([][]byte, n), make([][]byte, n)
-	ns := make([]int32, n)
+	ns, pers := make([]int32, n), make([]int32, n)
+	cholders, cuntils := make([]string, n), make([]time.Time, n)
 	notify := false
+	var now time.Time
 	for i, q := range reqs {
 		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], bodies[i] = q.r.id, q.r.webhook, q.r.event, q.r.state, q.r.next, q.r.expires, q.r.body
 		ns[i], abodies[i] = int32(q.n), q.abody
 		notify = notify || q.notify
+		if c := q.next; c != nil {
+			cholders[i], cuntils[i], pers[i] = c.holder, c.until, int32(c.per)
+			if c.now.After(now) {
+				now = c.now // one time for the batch: its calls are concurrent
+			}
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, ids)
-	b.Queue(`
-WITH u AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[], $8::integer[], $9::bytea[])
-		AS u(id, webhook_id, event_id, state, next_at, expires_at, body, n, abody)
-), upd AS (
-	UPDATE deliveries d SET webhook_id = u.webhook_id, event_id = u.event_id, state = u.state, next_at = u.next_at,
-		expires_at = u.expires_at, body = u.body
-	  FROM u WHERE d.id = u.id RETURNING d.id
-), gone AS (
-	DELETE FROM leases l WHERE l.delivery_id IN (SELECT id FROM upd) RETURNING l.delivery_id, l.holder
-), att AS (
-	INSERT INTO attempts (delivery_id, n, expires_at, body)
-	SELECT u.id, u.n, $10, u.abody FROM u WHERE u.abody IS NOT NULL AND u.id IN (SELECT id FROM upd)
-	ON CONFLICT (delivery_id, n) DO UPDATE SET expires_at = excluded.expires_at, body = excluded.body
-	RETURNING 1
-), note AS (
-	SELECT pg_notify($12, $13) FROM upd WHERE $11 LIMIT 1
-)
-SELECT u.id IN (SELECT id FROM upd), coalesce((SELECT g.holder FROM gone g WHERE g.delivery_id = u.id), ''),
-	(SELECT count(*) FROM att) + (SELECT count(*) FROM note)
-  FROM u`,
-		ids, hooks, evs, states, nexts, exps, bodies, ns, abodies, db.expiry(), notify, chanDue, db.self)
+	b.Queue(completeSQL, ids, hooks, evs, states, nexts, exps, bodies, ns, abodies, db.expiry(), notify, chanDue, db.self,
+		cholders, cuntils, pers, now)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -448,53 +449,132 @@ SELECT u.id IN (SELECT id FROM upd), coalesce((SELECT g.holder FROM gone g WHERE
 	if err != nil {
 		return nil, err
 	}
-	out := make([]completeRes, 0, n)
+	out := make([]completeRes, n)
+	got := 0
 	for rows.Next() {
+		var ord int
 		var r completeRes
-		if err := rows.Scan(&r.found, &r.holder, new(int64)); err != nil {
+		if err := rows.Scan(&ord, &r.found, &r.holder, &r.nextID, &r.nextBody, new(int64)); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		out = append(out, r)
+		if ord < 1 || ord > n {
+			rows.Close()
+			return nil, fmt.Errorf("complete: result for request %d of %d", ord, n)
+		}
+		out[ord-1] = r
+		got++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(out) != n {
-		return nil, fmt.Errorf("complete: %d results for %d deliveries", len(out), n)
+	if got != n {
+		return nil, fmt.Errorf("complete: %d results for %d deliveries", got, n)
 	}
 	return out, br.Close()
 }
+
+// completeSQL records a batch of Completes (see completeBatch) and moves
+// the leases of CompleteAndLease requests: a request whose delivery's
+// lease ended here, held by the request's holder and unexpired, while its
+// webhook holds at most its limit of unexpired leases (that one
+// included), gets the webhook's earliest due, pending, unleased delivery
+// leased in its place. The webhook's count of leases is then unchanged, on
+// every node, so no per-webhook lock is needed; the delivery rows are
+// taken with FOR UPDATE SKIP LOCKED, never waited for.
+//
+// The requests of one webhook whose leases move get its free deliveries in
+// due order, in request order. The lease check of the delivery rows runs on
+// the statement's snapshot, and locking a row another transaction only
+// locked (a Lease that has committed since) does not check it again, so
+// the lease is written only where no unexpired one is there by then (ON
+// CONFLICT sees the newest row): a delivery leased meanwhile is left to
+// its holder, and the request gets none. One row per request: ord, found, the holder
+// whose lease ended, the id and body of the delivery leased in its place
+// (empty when none) and a count that makes the side effects run.
+const completeSQL = `
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
+		$8::integer[], $9::bytea[], $14::text[], $15::timestamptz[], $16::integer[]) WITH ORDINALITY
+		AS u(id, webhook_id, event_id, state, next_at, expires_at, body, n, abody, cholder, cuntil, per, ord)
+), upd AS (
+	UPDATE deliveries d SET webhook_id = u.webhook_id, event_id = u.event_id, state = u.state, next_at = u.next_at,
+		expires_at = u.expires_at, body = u.body
+	  FROM u WHERE d.id = u.id RETURNING d.id
+), gone AS (
+	DELETE FROM leases l WHERE l.delivery_id IN (SELECT id FROM upd) RETURNING l.delivery_id, l.holder, l.until
+), att AS (
+	INSERT INTO attempts (delivery_id, n, expires_at, body)
+	SELECT u.id, u.n, $10, u.abody FROM u WHERE u.abody IS NOT NULL AND u.id IN (SELECT id FROM upd)
+	ON CONFLICT (delivery_id, n) DO UPDATE SET expires_at = excluded.expires_at, body = excluded.body
+	RETURNING 1
+), note AS (
+	SELECT pg_notify($12, $13) FROM upd WHERE $11 LIMIT 1
+), mv AS (
+	SELECT u.ord, u.webhook_id, u.cholder, u.cuntil, row_number() OVER (PARTITION BY u.webhook_id ORDER BY u.ord) AS rn
+	  FROM u JOIN gone g ON g.delivery_id = u.id
+	 WHERE u.cholder <> '' AND g.holder = u.cholder AND g.until > $17
+	   AND (u.per <= 0 OR (SELECT count(*) FROM leases l WHERE l.webhook_id = u.webhook_id AND l.until > $17) <= u.per)
+), grp AS (
+	SELECT mv.webhook_id, count(*) AS want FROM mv GROUP BY mv.webhook_id
+), nxt AS (
+	SELECT grp.webhook_id, c.id, c.body, row_number() OVER (PARTITION BY grp.webhook_id ORDER BY c.next_at, c.id) AS rn
+	  FROM grp CROSS JOIN LATERAL (
+		SELECT d.id, d.body, d.next_at FROM deliveries d
+		 WHERE d.webhook_id = grp.webhook_id AND d.state = 'pending' AND d.next_at <= $17
+		   AND d.id <> ALL ($1::text[])
+		   AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.delivery_id = d.id AND l.until > $17)
+		 ORDER BY d.next_at, d.id LIMIT grp.want
+		 FOR UPDATE OF d SKIP LOCKED) c
+), pair AS (
+	SELECT mv.ord, mv.cholder, mv.cuntil, nxt.webhook_id, nxt.id, nxt.body FROM mv JOIN nxt USING (webhook_id, rn)
+), ins AS (
+	INSERT INTO leases AS l (delivery_id, webhook_id, holder, until)
+	SELECT pair.id, pair.webhook_id, pair.cholder, pair.cuntil FROM pair
+	ON CONFLICT (delivery_id) DO UPDATE SET webhook_id = excluded.webhook_id, holder = excluded.holder, until = excluded.until
+	 WHERE l.until <= $17
+	RETURNING l.delivery_id
+)
+SELECT u.ord::integer, u.id IN (SELECT id FROM upd), coalesce(g.holder, ''), coalesce(p.id, ''), p.body,
+	(SELECT count(*) FROM att) + (SELECT count(*) FROM note)
+  FROM u LEFT JOIN gone g ON g.delivery_id = u.id
+  LEFT JOIN pair p ON p.ord = u.ord AND p.id IN (SELECT delivery_id FROM ins)`
 
 // Complete records attempt a and d's new state in one transaction and ends
 // any lease of d. Concurrent calls share round trips (see batcher); each
 // returns once its own write is committed.
 func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt) error {
+	_, err := db.complete(ctx, d, a, nil)
+	return err
+}
+
+// complete is Complete, and with next, CompleteAndLease's lease too.
+func (db *DB) complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt, next *chainReq) (completeRes, error) {
 	if err := rswebhooks.CheckStoredDelivery(d); err != nil {
-		return fmt.Errorf("pgstore: complete delivery: %w", err)
+		return completeRes{}, fmt.Errorf("pgstore: complete delivery: %w", err)
 	}
 	if err := rswebhooks.CheckCompletedAttempt(d, a); err != nil {
-		return fmt.Errorf("pgstore: complete %w", err)
+		return completeRes{}, fmt.Errorf("pgstore: complete %w", err)
 	}
 	var abody []byte
 	if a != nil {
 		var err error
 		if abody, err = encode(a); err != nil {
-			return fmt.Errorf("pgstore: complete delivery %s: encode attempt: %w", d.ID, err)
+			return completeRes{}, fmt.Errorf("pgstore: complete delivery %s: encode attempt: %w", d.ID, err)
 		}
 	}
 	r, err := db.rowOf(d)
 	if err != nil {
-		return fmt.Errorf("pgstore: complete delivery: %w", err)
+		return completeRes{}, fmt.Errorf("pgstore: complete delivery: %w", err)
 	}
 	notify := dueNow(db.now(), d)
-	res, err := db.completes.do(ctx, completeReq{r: r, n: attemptN(a), abody: abody, notify: notify})
+	res, err := db.completes.do(ctx, completeReq{r: r, n: attemptN(a), abody: abody, notify: notify, next: next})
 	if err != nil {
-		return fmt.Errorf("pgstore: complete delivery %s: %w", d.ID, err)
+		return completeRes{}, fmt.Errorf("pgstore: complete delivery %s: %w", d.ID, err)
 	}
 	if !res.found {
-		return fmt.Errorf("pgstore: complete: %w", notFound("delivery", d.ID))
+		return completeRes{}, fmt.Errorf("pgstore: complete: %w", notFound("delivery", d.ID))
 	}
 	if res.holder != "" {
 		db.ended.add(d.ID, res.holder)
@@ -502,7 +582,36 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 	if notify {
 		db.signalDue()
 	}
-	return nil
+	return res, nil
+}
+
+// CompleteAndLease records attempt a and d's new state like Complete and,
+// in the same statement, moves req.Holder's lease of d to the earliest due,
+// free delivery of d's webhook (see rswebhooks.LeaseChainer and
+// completeSQL). Concurrent calls share round trips with each other and with
+// Complete.
+func (db *DB) CompleteAndLease(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt, now time.Time,
+	req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
+	if err := req.Check(); err != nil {
+		return nil, fmt.Errorf("pgstore: complete and lease: %w", err)
+	}
+	res, err := db.complete(ctx, d, a, &chainReq{holder: req.Holder, now: now, until: now.Add(req.For), per: req.PerWebhook})
+	if err != nil || res.nextID == "" {
+		return nil, err
+	}
+	db.ended.forget(res.nextID)
+	next, err := decodeDelivery(res.nextID, res.nextBody)
+	if err != nil {
+		// Recorded, and the next one leased but unreadable: not this
+		// call's failure. Its lease is given back, and a dispatcher that
+		// leases it finds the same.
+		db.log.Error().Err(err).Str("delivery_id", res.nextID).Msg("leased delivery cannot be decoded")
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = db.Release(rctx, res.nextID, req.Holder)
+		cancel()
+		return nil, nil
+	}
+	return next, nil
 }
 
 func attemptN(a *rswebhooks.Attempt) int {

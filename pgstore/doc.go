@@ -31,13 +31,23 @@
 // come from the nodes' clocks, which must be kept in step (NTP); a skew
 // adds to the takeover delay.
 //
+// An attempt slot that delivered goes on with its webhook's next due
+// delivery (rswebhooks.LeaseChainer): the statement that records the
+// attempt also moves the slot's lease, if it is still the holder's and
+// unexpired, to the webhook's earliest due delivery that no one leases
+// (rows taken with FOR UPDATE SKIP LOCKED, the lease written only where no
+// unexpired one is there by then). A moved lease leaves the webhook's
+// count of leases as it was, so it needs no advisory lock and the limit
+// still holds on every node.
+//
 // # Round trips
 //
 // Each statement is a round trip to the server, so the hot path shares
 // them: concurrent Lease calls go in one call of rswebhooks_lease_many and
-// concurrent Complete calls in one statement (group commit: a call waits
-// for the batch in flight, never for a timer, and returns once its own
-// write is committed); a Release after Complete ended the lease is
+// concurrent Complete and CompleteAndLease calls in one statement (group
+// commit: a call waits for the batch in flight, never for a timer, and
+// returns once its own write is committed), so a busy slot's cycle is its
+// attempt and one round trip; a Release after Complete ended the lease is
 // answered without one; the delivery engine fans out a batch of events in
 // one transaction (FanOutEvents) and, told by DueScanInterval, reads the
 // due queue on wake-ups at most every 10 ms. Leases live in a small table

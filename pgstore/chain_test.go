@@ -1,0 +1,194 @@
+package pgstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/deliver"
+	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+	"github.com/rswebhooks/rswebhooks/pgstore"
+	"github.com/rswebhooks/rswebhooks/store/storetest"
+)
+
+// leaseCounter counts the deliveries a node leases by Lease (the
+// dispatcher's path) and by CompleteAndLease (a slot going on).
+type leaseCounter struct {
+	*pgstore.DB
+	leases, moved atomic.Int64
+}
+
+func (c *leaseCounter) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
+	d, err := c.DB.Lease(ctx, id, now, req)
+	if err == nil {
+		c.leases.Add(1)
+	}
+	return d, err
+}
+
+func (c *leaseCounter) CompleteAndLease(ctx context.Context, d *rswebhooks.Delivery, a *rswebhooks.Attempt, now time.Time,
+	req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
+	next, err := c.DB.CompleteAndLease(ctx, d, a, now, req)
+	if next != nil {
+		c.moved.Add(1)
+	}
+	return next, err
+}
+
+// peakReceiver answers 204 after a while, counting each delivery id and the
+// most attempts in flight at once; order lists event resource ids as they
+// arrive.
+type peakReceiver struct {
+	inflight, peak atomic.Int64
+	mu             sync.Mutex
+	seen           map[string]int
+	order          []string
+	want           int
+	all            chan struct{}
+}
+
+func newPeakReceiver(want int) *peakReceiver {
+	return &peakReceiver{seen: map[string]int{}, want: want, all: make(chan struct{})}
+}
+
+func (p *peakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := p.inflight.Add(1)
+	for q := p.peak.Load(); n > q && !p.peak.CompareAndSwap(q, n); q = p.peak.Load() {
+	}
+	body, _ := io.ReadAll(r.Body)
+	<-time.After(5 * time.Millisecond) // a receiver that takes a while, so attempts overlap
+	p.inflight.Add(-1)
+	var n2 struct {
+		Notifications []struct {
+			ResourceID string `json:"ResourceId"`
+		}
+	}
+	_ = json.Unmarshal(body, &n2)
+	res := ""
+	if len(n2.Notifications) > 0 {
+		res = n2.Notifications[0].ResourceID
+	}
+	p.mu.Lock()
+	p.seen[r.Header.Get("webhook-id")]++
+	p.order = append(p.order, res)
+	if len(p.seen) == p.want {
+		select {
+		case <-p.all:
+		default:
+			close(p.all)
+		}
+	}
+	p.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (p *peakReceiver) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.all:
+	case <-time.After(60 * time.Second):
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		t.Fatalf("%d of %d deliveries arrived within 60s", len(p.seen), p.want)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, n := range p.seen {
+		if n != 1 {
+			t.Errorf("delivery %s arrived %d times", id, n)
+		}
+	}
+}
+
+// With a backlog, the slots of two nodes go on with their webhook's next
+// deliveries (leases moved by CompleteAndLease) instead of a lease each,
+// and still send each delivery once within the webhook's concurrency
+// across the nodes.
+func TestSlotsGoOnWithTheirWebhook(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
+	b := &leaseCounter{DB: open(t, url, storetest.Config{})}
+	const events = 60
+	rcv := newPeakReceiver(events)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	now := time.Now().UTC()
+	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now}
+	if err := a.CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		appendEvent(t, a, i)
+	}
+	ea, eb := engine(t, a, "node-a", nil), engine(t, b, "node-b", nil)
+	runEngine(t, ea)
+	runEngine(t, eb)
+	ea.Wake()
+	eb.Wake()
+	rcv.wait(t)
+	if p := rcv.peak.Load(); p > 2 {
+		t.Errorf("%d attempts to the webhook at once across the nodes, want at most 2 (PerWebhookConcurrency)", p)
+	}
+	leased, moved := a.leases.Load()+b.leases.Load(), a.moved.Load()+b.moved.Load()
+	if leased+moved < events {
+		t.Errorf("%d leased and %d moved for %d deliveries sent", leased, moved, events)
+	}
+	if moved == 0 || leased >= events {
+		t.Errorf("%d deliveries leased by Lease and %d by a moved lease: slots did not go on with their webhook", leased, moved)
+	}
+	t.Logf("leased %d, moved %d, peak %d", leased, moved, rcv.peak.Load())
+}
+
+// An ordered webhook's slot does not go on by itself: its order is the
+// dispatcher's (one at a time, in event order).
+func TestOrderedWebhookSlotsDoNotGoOn(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
+	const events = 12
+	rcv := newPeakReceiver(events)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	now := time.Now().UTC()
+	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now, Ordered: true}
+	if err := a.CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range events {
+		// Ids a millisecond apart, so id order is append order.
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		ev := &rswebhooks.Event{ID: rswebhooks.NewID(at), Filter: "reports", Type: "Created", ResourceID: string(rune('a' + i)), Time: at}
+		if err := a.AppendEvent(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, ev.ResourceID)
+	}
+	ea := engine(t, a, "node-a", nil)
+	runEngine(t, ea)
+	ea.Wake()
+	rcv.wait(t)
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for i := range want {
+		if rcv.order[i] != want[i] {
+			t.Fatalf("arrival order %v, want %v", rcv.order, want)
+		}
+	}
+	if p := rcv.peak.Load(); p != 1 {
+		t.Errorf("%d attempts at once to an ordered webhook, want 1", p)
+	}
+	if m := a.moved.Load(); m != 0 {
+		t.Errorf("%d leases moved for an ordered webhook, want none", m)
+	}
+}
+
+var _ deliver.Store = (*leaseCounter)(nil)

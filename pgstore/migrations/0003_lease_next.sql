@@ -1,0 +1,11 @@
+-- rswebhooks schema 3: a webhook's due deliveries in due order, for
+-- CompleteAndLease, which records an attempt and, in the same statement,
+-- moves the slot's lease to the webhook's next due delivery (so an attempt
+-- slot's cycle is its POST and one round trip, not a lease round trip, the
+-- POST and a completion round trip).
+--
+-- Additive only: one index. Nodes of schema 2 still running during a
+-- rolling upgrade keep working unchanged (they do not use it); the moved
+-- lease leaves the webhook's count of leases as it was, so the limit that
+-- rswebhooks_lease_many counts, for both releases, still holds.
+CREATE INDEX deliveries_hook_due ON deliveries (webhook_id, next_at, id) WHERE state = 'pending';
