@@ -18,11 +18,21 @@ type deliveryIndex struct {
 	Ping      bool      `json:"Ping,omitempty"`
 	State     string    `json:"State"`
 	NextUTC   time.Time `json:"NextAttemptUtc"`
+	// Event is non-nil when the record holds its event snapshot inline
+	// (see deliveryRecord); its fields are not decoded.
+	Event *struct{} `json:"Event,omitempty"`
 }
 
-func indexOf(d *rswebhooks.Delivery) *deliveryIndex {
-	return &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC}
+func indexOf(d *rswebhooks.Delivery, inline bool) *deliveryIndex {
+	ix := &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC}
+	if inline {
+		ix.Event = &struct{}{}
+	}
+	return ix
 }
+
+// inline reports whether the record holds its event snapshot.
+func (ix *deliveryIndex) inline() bool { return ix.Event != nil }
 
 // ordered reports whether the delivery has a key in the order index: every
 // pending delivery (a ping too: its event id is the time it was asked for).
@@ -32,9 +42,18 @@ func (ix *deliveryIndex) ordered() bool {
 
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
 // the queue key (whose value is the webhook id) follows the state and
-// NextUTC, and finished deliveries get the retention TTL.
-func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex) error {
-	ix := indexOf(d)
+// NextUTC, and finished deliveries get the retention TTL, on the record and
+// on its dw/ and de/ keys alike (a shared snapshot lives while de/ keys of
+// its event do: see dropSnapshots). With inline the record holds d.Event;
+// otherwise it refers to the shared snapshot s/<EventID>, which the caller
+// made sure holds d.Event (a replaced record keeps its form, unless its
+// event id changes).
+func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex, inline bool) error {
+	if old != nil && !old.inline() && old.EventID != d.EventID {
+		inline = true // the shared snapshot is another event's
+	}
+	ix := indexOf(d, inline)
+	pending := d.State == rswebhooks.DeliveryPending
 	if old != nil {
 		if old.State == rswebhooks.DeliveryPending {
 			if err := txn.Delete(queueKey(old.NextUTC, d.ID)); err != nil {
@@ -51,27 +70,40 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 				return err
 			}
 		}
+		if old.EventID != d.EventID && old.EventID != "" {
+			if err := txn.Delete(byEventKey(old.EventID, d.ID)); err != nil {
+				return err
+			}
+		}
 	}
 	var exp uint64
-	pending := d.State == rswebhooks.DeliveryPending
 	if !pending {
 		exp = db.expiresAt()
 	}
-	if err := setJSON(txn, deliveryKey(d.ID), d, exp); err != nil {
+	rec := deliveryRecord{Delivery: *d}
+	if inline {
+		rec.Event = &rec.Delivery.Event
+	}
+	if err := setJSON(txn, deliveryKey(d.ID), &rec, exp); err != nil {
 		return err
 	}
-	if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
-		return err
+	// The index keys carry the record's TTL: rewritten when it changes (a
+	// new record, one that finishes or finished again, one queued again),
+	// not while a pending one moves in the queue.
+	moved := old == nil || old.WebhookID != d.WebhookID || old.EventID != d.EventID
+	if moved || !pending || old.State != rswebhooks.DeliveryPending {
+		if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
+			return err
+		}
+		if d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
+			// The event's deliveries (see EventDeliveries) are found by this key.
+			if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
+				return err
+			}
+		}
 	}
 	if ix.ordered() { // set again on a retry: repairs an index an older release left without it
 		if err := txn.Set(orderKey(d.WebhookID, d.EventID, d.ID), nil); err != nil {
-			return err
-		}
-	}
-	if old == nil && d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
-		// The event's deliveries (see EventDeliveries) are found by this
-		// key; it expires with the event, so it needs no upkeep.
-		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, db.expiresAt()); err != nil {
 			return err
 		}
 	}
@@ -96,7 +128,7 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 		if ok {
 			return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 		}
-		return db.putDelivery(txn, d, nil)
+		return db.putDelivery(txn, d, nil, true)
 	})
 	if err == nil {
 		db.signalDue(d)
@@ -109,7 +141,8 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
-		return getJSON(txn, deliveryKey(id), &d)
+		_, err := db.readDelivery(txn, id, &d)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -128,7 +161,7 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 		for it.Seek(append(prefix, 0xff)); it.Valid(); it.Next() {
 			id := string(it.Item().Key()[len(prefix):])
 			var d rswebhooks.Delivery
-			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			if _, err := db.readDelivery(txn, id, &d); err != nil {
 				if errors.Is(err, rswebhooks.ErrNotFound) {
 					continue // expired between index and record
 				}
@@ -163,7 +196,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 		}
 		for _, id := range ids {
 			var d rswebhooks.Delivery
-			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			if _, err := db.readDelivery(txn, id, &d); err != nil {
 				if errors.Is(err, rswebhooks.ErrNotFound) {
 					// Cannot happen with this package's writes; do not wedge the queue.
 					db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
@@ -360,7 +393,7 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 				return err
 			}
 		}
-		return db.putDelivery(txn, d, &old)
+		return db.putDelivery(txn, d, &old, old.inline())
 	})
 	if err == nil {
 		db.leases.drop(d.ID)
@@ -435,7 +468,8 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.queueUpdate(ctx, "redeliver "+id, func(txn *badger.Txn) error {
-		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+		inline, err := db.readDelivery(txn, id, &d)
+		if err != nil {
 			return err
 		}
 		if d.State == rswebhooks.DeliveryPending && !d.NextUTC.After(now) {
@@ -443,12 +477,12 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 		}
 		// A pending delivery waiting for its next retry is brought forward
 		// to now; a finished one is queued again.
-		old := indexOf(&d)
+		old := indexOf(&d, inline)
 		d.State = rswebhooks.DeliveryPending
 		d.Reason = ""
 		d.NextUTC = now.UTC()
 		d.UpdatedUTC = now.UTC()
-		return db.putDelivery(txn, &d, old)
+		return db.putDelivery(txn, &d, old, inline)
 	})
 	if err != nil {
 		return nil, err

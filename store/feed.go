@@ -83,7 +83,7 @@ func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhook
 		}
 		for _, id := range ids {
 			var d rswebhooks.Delivery
-			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			if _, err := db.readDelivery(txn, id, &d); err != nil {
 				if errors.Is(err, rswebhooks.ErrNotFound) {
 					continue // discarded, or expired before its index
 				}
@@ -124,7 +124,7 @@ func (db *DB) PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int
 				if ok {
 					return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 				}
-				if err := db.putDelivery(txn, d, nil); err != nil {
+				if err := db.putDelivery(txn, d, nil, true); err != nil {
 					return err
 				}
 			}

@@ -81,18 +81,19 @@ func (db *DB) reschedule(ctx context.Context, op, id string, at time.Time, move 
 	err := db.queueUpdate(ctx, op+" delivery "+id, func(txn *badger.Txn) error {
 		moved = false
 		var d rswebhooks.Delivery
-		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+		inline, err := db.readDelivery(txn, id, &d)
+		if err != nil {
 			return err
 		}
 		if d.State != rswebhooks.DeliveryPending || !move(&d) {
 			return nil
 		}
-		old := indexOf(&d)
+		old := indexOf(&d, inline)
 		d.NextUTC = at.UTC()
 		d.Reason = reason
 		d.UpdatedUTC = db.now().UTC()
 		moved = true
-		return db.putDelivery(txn, &d, old)
+		return db.putDelivery(txn, &d, old, inline)
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: %s delivery %s: %w", op, id, err)

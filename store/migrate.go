@@ -1,0 +1,157 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// migrateBatch is how many delivery records one migration transaction
+// converts.
+const migrateBatch = FanOutChunk
+
+// checkSchema writes m/schema on a new store, refuses newer ones and
+// brings older ones to SchemaVersion (migrate).
+func (db *DB) checkSchema(bdb *badger.DB) error {
+	err := bdb.Update(func(txn *badger.Txn) error {
+		v, err := getRaw(txn, metaKey(metaSchema))
+		if errors.Is(err, rswebhooks.ErrNotFound) {
+			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
+		}
+		if err != nil {
+			return fmt.Errorf("store: read schema version in %s: %w", db.opts.Dir, err)
+		}
+		n, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("store: schema version %q in %s is not a number", v, db.opts.Dir)
+		}
+		if n > SchemaVersion {
+			return fmt.Errorf("store: %s has schema %d, this release supports up to %d: %w",
+				db.opts.Dir, n, SchemaVersion, ErrSchemaTooNew)
+		}
+		if n < 2 {
+			// Marked before anything is converted, with the new version: from
+			// here on releases that know only schema 1 refuse the directory
+			// (they would read converted deliveries without their event),
+			// and a restart after a crash resumes the conversion.
+			if err := txn.Set(metaKey(metaMigrate), []byte("2")); err != nil {
+				return err
+			}
+			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.migrate(bdb)
+}
+
+// migrate finishes a conversion to schema 2 that checkSchema started (or
+// a crash interrupted): every delivery record that holds its event snapshot
+// inline is rewritten to refer to the event's shared snapshot s/<eventID>
+// (written from the first of them), keeping its TTL, and its de/ key gets
+// the record's TTL (schema 1 gave it the event's, or wrote none). Each
+// transaction converts up to migrateBatch records on its own, so a crash
+// loses nothing and a restart goes on from what is left; m/migrating is
+// removed at the end. A record whose snapshot differs from the shared one,
+// or that cannot be decoded, stays as it is (both forms are read).
+func (db *DB) migrate(bdb *badger.DB) error {
+	marked := false
+	if err := bdb.View(func(txn *badger.Txn) error {
+		ok, err := exists(txn, metaKey(metaMigrate))
+		marked = ok
+		return err
+	}); err != nil || !marked {
+		return err
+	}
+	db.log.Info().Str("dir", db.opts.Dir).Msg("converting the stored deliveries to schema 2 (one shared snapshot per event); this runs once")
+	after := []byte(pDelivery)
+	converted := 0
+	for {
+		var ids []string
+		err := bdb.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pDelivery)})
+			defer it.Close()
+			for it.Seek(after); it.Valid() && len(ids) < migrateBatch; it.Next() {
+				if k := it.Item().Key(); string(k) != string(after) {
+					ids = append(ids, string(k[len(pDelivery):]))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: convert %s to schema 2: %w", db.opts.Dir, err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		n := 0
+		err = bdb.Update(func(txn *badger.Txn) error {
+			n = 0
+			for _, id := range ids {
+				ok, err := convertDelivery(txn, id)
+				if err != nil {
+					return err
+				}
+				if ok {
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: convert %s to schema 2: %w", db.opts.Dir, err)
+		}
+		converted += n
+		db.migrated += n
+		if db.opts.onMigrate != nil {
+			db.opts.onMigrate(converted)
+		}
+		after = deliveryKey(ids[len(ids)-1])
+	}
+	if err := bdb.Update(func(txn *badger.Txn) error { return txn.Delete(metaKey(metaMigrate)) }); err != nil {
+		return fmt.Errorf("store: convert %s to schema 2: %w", db.opts.Dir, err)
+	}
+	db.log.Info().Str("dir", db.opts.Dir).Int("deliveries", converted).Msg("store converted to schema 2")
+	return nil
+}
+
+// convertDelivery rewrites one schema-1 delivery record (see migrate) and
+// reports whether it now refers to a shared snapshot.
+func convertDelivery(txn *badger.Txn, id string) (bool, error) {
+	item, err := getItem(txn, deliveryKey(id))
+	if errors.Is(err, rswebhooks.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var rec deliveryRecord
+	if err := decodeItem(item, &rec); err != nil {
+		if errors.Is(err, rswebhooks.ErrUnreadable) {
+			return false, nil // left for the unreadable-record handling
+		}
+		return false, err
+	}
+	if rec.Event == nil {
+		return false, nil // converted before a crash
+	}
+	exp := item.ExpiresAt()
+	d := rec.Delivery
+	d.Event = *rec.Event
+	if d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
+		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
+			return false, err
+		}
+	}
+	ref, err := shareSnapshot(txn, d.EventID, &d.Event)
+	if err != nil || !refers(&d, ref) {
+		return false, err
+	}
+	return true, setJSON(txn, deliveryKey(d.ID), &deliveryRecord{Delivery: d}, exp)
+}
