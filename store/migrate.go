@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -54,7 +55,8 @@ func (db *DB) checkSchema(bdb *badger.DB) error {
 // migrate finishes a conversion to schema 2 that checkSchema started (or
 // a crash interrupted): every delivery record that holds its event snapshot
 // inline is rewritten to refer to the event's shared snapshot s/<eventID>
-// (written from the first of them), keeping its TTL, and its de/ key gets
+// (written from the first of them that equals the event, while the event
+// is kept), keeping its TTL, and its de/ key gets
 // the record's TTL (schema 1 gave it the event's, or wrote none). Each
 // transaction converts up to migrateBatch records on its own, so a crash
 // loses nothing and a restart goes on from what is left; m/migrating is
@@ -147,6 +149,23 @@ func convertDelivery(txn *badger.Txn, id string) (bool, error) {
 	if d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
 		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
 			return false, err
+		}
+	}
+	// The first converted delivery of an event stores the shared snapshot:
+	// not one that differs from the event itself, while it is kept.
+	if ok, err := exists(txn, snapshotKey(d.EventID)); err != nil || !ok {
+		if err != nil {
+			return false, err
+		}
+		stored, err := getRaw(txn, eventKey(d.EventID))
+		if err != nil && !errors.Is(err, rswebhooks.ErrNotFound) {
+			return false, err
+		}
+		if err == nil {
+			enc, err := encodeJSON(snapshotKey(d.EventID), &d.Event)
+			if err != nil || !bytes.Equal(enc, stored) {
+				return false, err
+			}
 		}
 	}
 	ref, err := shareSnapshot(txn, d.EventID, &d.Event)

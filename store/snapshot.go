@@ -52,8 +52,13 @@ func (db *DB) readDelivery(txn *badger.Txn, id string, d *rswebhooks.Delivery) (
 	return db.decodeDelivery(txn, item, d)
 }
 
-// loadSnapshot sets d.Event from s/<d.EventID>.
+// loadSnapshot sets d.Event from s/<d.EventID>, or from the cache: a
+// snapshot's content never changes while it exists, and dropSnapshots
+// forgets the ones it removes.
 func (db *DB) loadSnapshot(txn *badger.Txn, d *rswebhooks.Delivery) error {
+	if db.snaps.get(d.EventID, &d.Event) {
+		return nil
+	}
 	item, err := txn.Get(snapshotKey(d.EventID))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return unreadableAt(deliveryKey(d.ID), fmt.Errorf("its event snapshot %s is missing", d.EventID))
@@ -61,54 +66,44 @@ func (db *DB) loadSnapshot(txn *badger.Txn, d *rswebhooks.Delivery) error {
 	if err != nil {
 		return err
 	}
-	if db.snaps.get(d.EventID, item.Version(), &d.Event) {
-		return nil
-	}
 	err = item.Value(func(v []byte) error { return jsonUnmarshal(deliveryKey(d.ID), v, &d.Event) })
 	if err != nil {
 		return err
 	}
-	db.snaps.put(d.EventID, item.Version(), &d.Event)
+	db.snaps.put(d.EventID, &d.Event)
 	return nil
 }
 
 // snapshotCacheSize bounds the decoded snapshots kept: the deliveries of
 // an event are attempted close together, so a few hundred events cover
-// the ones in flight.
+// the ones in flight. An entry's slot is reused after as many insertions.
 const snapshotCacheSize = 512
 
-// snapshotCache keeps recently decoded snapshots by event id and Badger
-// version, so the deliveries of one event decode its snapshot once. A
-// snapshot's content never changes while it exists (rewrites keep it), and
-// the version tells a snapshot written again after it was dropped.
+// snapshotCache keeps recently decoded snapshots by event id, so the
+// deliveries of one event decode its snapshot once.
 type snapshotCache struct {
 	mu   sync.Mutex
-	m    map[string]snapshotEntry
+	m    map[string]*rswebhooks.Event
 	ring [snapshotCacheSize]string // insertion order, for eviction
 	next int
 }
 
-type snapshotEntry struct {
-	version uint64
-	ev      rswebhooks.Event
-}
-
-func (c *snapshotCache) get(id string, version uint64, ev *rswebhooks.Event) bool {
+func (c *snapshotCache) get(id string, ev *rswebhooks.Event) bool {
 	c.mu.Lock()
 	e, ok := c.m[id]
 	c.mu.Unlock()
-	if !ok || e.version != version {
-		return false
+	if ok {
+		*ev = cloneEvent(e)
 	}
-	*ev = cloneEvent(&e.ev)
-	return true
+	return ok
 }
 
-func (c *snapshotCache) put(id string, version uint64, ev *rswebhooks.Event) {
+func (c *snapshotCache) put(id string, ev *rswebhooks.Event) {
+	e := cloneEvent(ev)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]snapshotEntry, snapshotCacheSize)
+		c.m = make(map[string]*rswebhooks.Event, snapshotCacheSize)
 	}
 	if _, ok := c.m[id]; !ok {
 		if old := c.ring[c.next]; old != "" {
@@ -117,7 +112,14 @@ func (c *snapshotCache) put(id string, version uint64, ev *rswebhooks.Event) {
 		c.ring[c.next] = id
 		c.next = (c.next + 1) % snapshotCacheSize
 	}
-	c.m[id] = snapshotEntry{version: version, ev: cloneEvent(ev)}
+	c.m[id] = &e
+}
+
+// drop forgets the snapshot of event id (removed from the store).
+func (c *snapshotCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id) // its ring slot is reused in turn
+	c.mu.Unlock()
 }
 
 // cloneEvent copies ev with its slices and pointers, so a caller changing
@@ -209,9 +211,9 @@ func (db *DB) dropSnapshots(ctx context.Context) (int, error) {
 		if err != nil || len(ids) == 0 {
 			return dropped, err
 		}
-		n := 0
+		var gone []string
 		err = db.update(ctx, "drop event snapshots", func(txn *badger.Txn) error {
-			n = 0
+			gone = gone[:0]
 			for _, id := range ids {
 				// Read first: a writer adding a delivery that refers to it
 				// (fan-out) writes or reads the key, so one of us retries.
@@ -231,14 +233,17 @@ func (db *DB) dropSnapshots(ctx context.Context) (int, error) {
 				if err := txn.Delete(snapshotKey(id)); err != nil {
 					return err
 				}
-				n++
+				gone = append(gone, id)
 			}
 			return nil
 		})
 		if err != nil {
 			return dropped, err
 		}
-		dropped += n
+		for _, id := range gone {
+			db.snaps.drop(id)
+		}
+		dropped += len(gone)
 		if len(ids) < snapshotBatch {
 			return dropped, nil
 		}
