@@ -76,7 +76,7 @@
 // a compaction runs up to ten of them at once), Snappy-compressed blocks
 // with an 8 MiB block cache (the mmapped tables, which count in the
 // process's resident memory as page cache, shrink about threefold for our
-// JSON), a 16 MiB index/bloom cache, 64 MiB value-log files, values of 1 KiB
+// JSON), a 16 MiB index/bloom cache, 64 MiB value-log files, values of 128 bytes
 // and more in the value log, two compactors, Badger metrics off. Compression
 // and table size are recorded per table, so data dirs written with other
 // values (earlier releases wrote uncompressed 2 MiB tables) open as they are
