@@ -178,7 +178,7 @@ func marshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Lin
 			return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
 		}
 	}
-	id, err := indented(d.ID)
+	id, err := quoted(d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
 	}
@@ -206,6 +206,21 @@ func indented(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// quoted is the JSON string of s: directly for ids of letters, digits, '-',
+// '_' and '.', which JSON writes as they are, else through indented.
+func quoted(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return indented(s)
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
 }
 
 // notificationCacheSize bounds the events whose notification part is kept:

@@ -86,6 +86,17 @@ func TestBodyPartsMatchEncoder(t *testing.T) {
 			}
 		}
 	}
+	// Delivery ids that JSON escapes take the encoder's way.
+	for _, id := range []string{"D<1>&\"x\"", "é\u2028", "", "01J0-x_y.z"} {
+		d := &rswebhooks.Delivery{ID: id, EventID: events[0].ID, Event: events[0]}
+		got, err := marshalBody(d, hooks[2], 1, nil, "", at, &cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceBody(t, d, hooks[2], 1, nil, "", at); !bytes.Equal(got, want) {
+			t.Fatalf("delivery id %q:\n--- got\n%s\n--- want\n%s", id, got, want)
+		}
+	}
 	// Another snapshot under a cached event id gets its own part.
 	ev := events[0]
 	ev.ResourceName = "renamed"
