@@ -43,11 +43,10 @@ func (ix *deliveryIndex) ordered() bool {
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
 // the queue key (whose value is the webhook id) follows the state and
 // NextUTC, and finished deliveries get the retention TTL, on the record and
-// on its dw/ and de/ keys alike (a shared snapshot lives while de/ keys of
-// its event do: see dropSnapshots). With inline the record holds d.Event;
-// otherwise it refers to the shared snapshot s/<EventID>, which the caller
-// made sure holds d.Event (a replaced record keeps its form, unless its
-// event id changes).
+// on its dw/ key alike. With inline the record holds d.Event and has a de/
+// key (with the record's TTL); otherwise it refers to the shared snapshot
+// s/<EventID>, which the caller made sure holds d.Event and lists d.ID (a
+// replaced record keeps its form, unless its event id changes).
 func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex, inline bool) error {
 	if old != nil && !old.inline() && old.EventID != d.EventID {
 		inline = true // the shared snapshot is another event's
@@ -70,7 +69,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 				return err
 			}
 		}
-		if old.EventID != d.EventID && old.EventID != "" {
+		if old.inline() && old.EventID != d.EventID && old.EventID != "" {
 			if err := txn.Delete(byEventKey(old.EventID, d.ID)); err != nil {
 				return err
 			}
@@ -95,8 +94,9 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 		if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
 			return err
 		}
-		if d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
-			// The event's deliveries (see EventDeliveries) are found by this key.
+		if inline && d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
+			// The event's deliveries (see EventDeliveries) are found by this
+			// key, or, referring to its shared snapshot, listed there.
 			if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
 				return err
 			}

@@ -181,9 +181,9 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 			return nil
 		}
 		// The deliveries of an event share one copy of its snapshot.
-		var ref *rswebhooks.Event
+		share := &snapshotShare{}
 		if len(ds) > 0 {
-			if ref, err = shareSnapshot(txn, eventID, &ds[0].Event); err != nil {
+			if share, err = shareSnapshot(txn, eventID, &ds[0].Event); err != nil {
 				return err
 			}
 		}
@@ -202,9 +202,12 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 			default:
 				return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 			}
-			if err := db.putDelivery(txn, d, nil, !refers(d, ref)); err != nil {
+			if err := db.putDelivery(txn, d, nil, !share.add(d)); err != nil {
 				return err
 			}
+		}
+		if err := share.commit(txn); err != nil {
+			return err
 		}
 		if !finish {
 			return nil

@@ -56,8 +56,9 @@ func (db *DB) checkSchema(bdb *badger.DB) error {
 // a crash interrupted): every delivery record that holds its event snapshot
 // inline is rewritten to refer to the event's shared snapshot s/<eventID>
 // (written from the first of them that equals the event, while the event
-// is kept), keeping its TTL, and its de/ key gets
-// the record's TTL (schema 1 gave it the event's, or wrote none). Each
+// is kept, and listing them), keeping its TTL; its de/ key goes (schema 1
+// gave it the event's TTL). One left inline keeps a de/ key with its own
+// TTL. Each
 // transaction converts up to migrateBatch records on its own, so a crash
 // loses nothing and a restart goes on from what is left; m/migrating is
 // removed at the end. A record whose snapshot differs from the shared one,
@@ -146,31 +147,50 @@ func convertDelivery(txn *badger.Txn, id string) (bool, error) {
 	exp := item.ExpiresAt()
 	d := rec.Delivery
 	d.Event = *rec.Event
-	if d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
-		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
+	indexed := d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil
+	share, err := convertShare(txn, &d)
+	if err != nil {
+		return false, err
+	}
+	if !share.add(&d) {
+		// Keeps its own snapshot, and its de/ key, now with its TTL.
+		if indexed {
+			return false, setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp)
+		}
+		return false, nil
+	}
+	if err := share.commit(txn); err != nil {
+		return false, err
+	}
+	if indexed { // listed in the snapshot instead
+		if err := txn.Delete(byEventKey(d.EventID, d.ID)); err != nil {
 			return false, err
 		}
 	}
-	// The first converted delivery of an event stores the shared snapshot:
-	// not one that differs from the event itself, while it is kept.
+	return true, setJSON(txn, deliveryKey(d.ID), &deliveryRecord{Delivery: d}, exp)
+}
+
+// convertShare is shareSnapshot for the conversion: the first converted
+// delivery of an event stores the shared snapshot, but not one that
+// differs from the event itself while the event is kept.
+func convertShare(txn *badger.Txn, d *rswebhooks.Delivery) (*snapshotShare, error) {
 	if ok, err := exists(txn, snapshotKey(d.EventID)); err != nil || !ok {
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		stored, err := getRaw(txn, eventKey(d.EventID))
 		if err != nil && !errors.Is(err, rswebhooks.ErrNotFound) {
-			return false, err
+			return nil, err
 		}
 		if err == nil {
 			enc, err := encodeJSON(snapshotKey(d.EventID), &d.Event)
-			if err != nil || !bytes.Equal(enc, stored) {
-				return false, err
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(enc, stored) {
+				return &snapshotShare{}, nil
 			}
 		}
 	}
-	ref, err := shareSnapshot(txn, d.EventID, &d.Event)
-	if err != nil || !refers(&d, ref) {
-		return false, err
-	}
-	return true, setJSON(txn, deliveryKey(d.ID), &deliveryRecord{Delivery: d}, exp)
+	return shareSnapshot(txn, d.EventID, &d.Event)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,11 +101,18 @@ func checkConverted(t *testing.T, dir string, want map[string]*rswebhooks.Delive
 			t.Fatalf("delivery %s after conversion:\n got %+v\nwant %+v", id, got, w)
 		}
 		v, dexp, _ := rawValue(t, db, deliveryKey(id))
-		if bytes.Contains(v, []byte(`"Event":`)) {
+		own := bytes.Contains(v, []byte(`"Event":`))
+		if own {
 			inline++
 		}
-		if _, exp, ok := rawValue(t, db, byEventKey(w.EventID, id)); !ok || exp != dexp {
-			t.Fatalf("delivery %s: de/ key present %v with expiry %d, want the record's %d", id, ok, exp, dexp)
+		// Its own snapshot: a de/ key with its TTL; a shared one lists it.
+		if _, exp, ok := rawValue(t, db, byEventKey(w.EventID, id)); ok != own || own && exp != dexp {
+			t.Fatalf("delivery %s (own snapshot %v): de/ key present %v with expiry %d, record's %d", id, own, ok, exp, dexp)
+		}
+		evs, err := db.EventDeliveries(ctx, w.EventID)
+		mustNil(t, err)
+		if !slices.Contains(ids(evs, dID), id) {
+			t.Fatalf("delivery %s missing from EventDeliveries(%s) = %v", id, w.EventID, ids(evs, dID))
 		}
 	}
 	if inline != 1 {

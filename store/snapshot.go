@@ -66,12 +66,29 @@ func (db *DB) loadSnapshot(txn *badger.Txn, d *rswebhooks.Delivery) error {
 	if err != nil {
 		return err
 	}
-	err = item.Value(func(v []byte) error { return jsonUnmarshal(deliveryKey(d.ID), v, &d.Event) })
+	var rec snapshotRecord
+	err = item.Value(func(v []byte) error { return jsonUnmarshal(deliveryKey(d.ID), v, &rec) })
 	if err != nil {
 		return err
 	}
+	d.Event = rec.Event
 	db.snaps.put(d.EventID, &d.Event)
 	return nil
+}
+
+// snapshotRecord is the value at s/<eventID>: the event as its deliveries
+// saw it at fan-out, and the ids of the deliveries that refer to it (they
+// have no de/ key: EventDeliveries and dropSnapshots find them here).
+type snapshotRecord struct {
+	Event      rswebhooks.Event `json:"Event"`
+	Deliveries []string         `json:"Deliveries"`
+}
+
+// storedSnapshot is snapshotRecord with the event kept as stored, for
+// comparing it byte for byte.
+type storedSnapshot struct {
+	Event      json.RawMessage `json:"Event"`
+	Deliveries []string        `json:"Deliveries"`
 }
 
 // snapshotCacheSize bounds the decoded snapshots kept: the deliveries of
@@ -140,15 +157,26 @@ func cloneEvent(ev *rswebhooks.Event) rswebhooks.Event {
 	return c
 }
 
+// snapshotShare is the shared snapshot of one event within a write
+// transaction: begin reads it (or finds none), add notes each delivery
+// that refers to it, commit stores it with those ids.
+type snapshotShare struct {
+	eventID string
+	ref     *rswebhooks.Event // nil: the deliveries keep their own snapshot
+	enc     []byte            // ref's encoding
+	ids     []string          // the referring deliveries, stored and new
+	added   bool
+}
+
 // shareSnapshot prepares the shared snapshot of eventID for deliveries
-// written in txn: it stores s/<eventID> from ev (without a TTL: see
-// dropSnapshots) unless it is there already, and returns the snapshot the
-// deliveries may refer to, or nil when the stored one differs from ev (they
-// then keep theirs inline). Reading the key puts it in the transaction's
-// read set, so a concurrent dropSnapshots makes one of the two retry.
-func shareSnapshot(txn *badger.Txn, eventID string, ev *rswebhooks.Event) (*rswebhooks.Event, error) {
+// written in txn, from ev unless one is stored already: ref is nil when the
+// stored one differs from ev (the deliveries then keep theirs inline).
+// Reading the key puts it in the transaction's read set, so a concurrent
+// dropSnapshots makes one of the two retry.
+func shareSnapshot(txn *badger.Txn, eventID string, ev *rswebhooks.Event) (*snapshotShare, error) {
+	sh := &snapshotShare{eventID: eventID}
 	if rswebhooks.CheckStoreID("", eventID) != nil || ev.ID != eventID {
-		return nil, nil
+		return sh, nil
 	}
 	enc, err := encodeJSON(snapshotKey(eventID), ev)
 	if err != nil {
@@ -157,18 +185,54 @@ func shareSnapshot(txn *badger.Txn, eventID string, ev *rswebhooks.Event) (*rswe
 	item, err := txn.Get(snapshotKey(eventID))
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
-		return ev, txn.Set(snapshotKey(eventID), enc)
+		sh.ref, sh.enc = ev, enc
+		return sh, nil
 	case err != nil:
 		return nil, err
 	}
-	same := false
-	if err := item.Value(func(v []byte) error { same = bytes.Equal(v, enc); return nil }); err != nil {
+	var stored storedSnapshot
+	if err := item.Value(func(v []byte) error { return jsonUnmarshal(snapshotKey(eventID), v, &stored) }); err != nil {
+		if errors.Is(err, rswebhooks.ErrUnreadable) {
+			return sh, nil // keep their own
+		}
 		return nil, err
 	}
-	if !same {
-		return nil, nil
+	if bytes.Equal(stored.Event, enc) {
+		sh.ref, sh.enc, sh.ids = ev, enc, stored.Deliveries
 	}
-	return ev, nil
+	return sh, nil
+}
+
+// add reports whether d may refer to the shared snapshot instead of
+// holding its own, and if so notes its id.
+func (sh *snapshotShare) add(d *rswebhooks.Delivery) bool {
+	if !refers(d, sh.ref) {
+		return false
+	}
+	if !slices.Contains(sh.ids, d.ID) {
+		sh.ids = append(sh.ids, d.ID)
+		sh.added = true
+	}
+	return true
+}
+
+// commit stores the snapshot with the ids of its deliveries (no TTL: see
+// dropSnapshots), if a delivery was added.
+func (sh *snapshotShare) commit(txn *badger.Txn) error {
+	if !sh.added {
+		return nil
+	}
+	b := make([]byte, 0, len(sh.enc)+32+30*len(sh.ids))
+	b = append(b, `{"Event":`...)
+	b = append(b, sh.enc...)
+	b = append(b, `,"Deliveries":`...)
+	ids, err := json.Marshal(sh.ids)
+	if err != nil {
+		return err
+	}
+	b = append(b, ids...)
+	b = append(b, '}')
+	return txn.Set(snapshotKey(sh.eventID), b)
 }
 
 // refers reports whether d may refer to the shared snapshot ref of its
@@ -182,10 +246,9 @@ const snapshotBatch = 256
 
 // dropSnapshots removes the shared snapshots no delivery refers to any
 // more, and returns how many it removed. A snapshot has no TTL of its own:
-// it lives while any by-event key de/<eventID>/… does, and those live
-// exactly as long as their delivery (same TTL, written in the same
-// transactions), so a delivery stays readable with its event for all of
-// its retention, pending for however long. Only snapshots of events older
+// it stays while any delivery it lists is stored (pending for however
+// long, or finished and within its retention), so a delivery is readable
+// with its event for all of its retention. Only snapshots of events older
 // than the retention are looked at (younger ones have deliveries unless
 // all were discarded, and are looked at once they are old). Run calls it
 // on every GC tick.
@@ -215,19 +278,34 @@ func (db *DB) dropSnapshots(ctx context.Context) (int, error) {
 		err = db.update(ctx, "drop event snapshots", func(txn *badger.Txn) error {
 			gone = gone[:0]
 			for _, id := range ids {
-				// Read first: a writer adding a delivery that refers to it
-				// (fan-out) writes or reads the key, so one of us retries.
-				if _, err := txn.Get(snapshotKey(id)); err != nil {
-					if errors.Is(err, badger.ErrKeyNotFound) {
-						continue
-					}
-					return err
+				// Read in the transaction: a writer adding a delivery that
+				// refers to it (fan-out) reads and writes the key, and one
+				// changing a listed delivery writes its record, so either
+				// makes one of us retry.
+				item, err := txn.Get(snapshotKey(id))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
 				}
-				live, err := keySuffixes(txn, byEventPrefix(id), 1)
 				if err != nil {
 					return err
 				}
-				if len(live) > 0 {
+				var rec storedSnapshot
+				if err := item.Value(func(v []byte) error { return jsonUnmarshal(snapshotKey(id), v, &rec) }); err != nil {
+					if errors.Is(err, rswebhooks.ErrUnreadable) {
+						continue // left alone, like any unreadable record
+					}
+					return err
+				}
+				live := false
+				for _, d := range rec.Deliveries {
+					if live, err = exists(txn, deliveryKey(d)); err != nil || live {
+						break
+					}
+				}
+				if err != nil {
+					return err
+				}
+				if live {
 					continue
 				}
 				if err := txn.Delete(snapshotKey(id)); err != nil {

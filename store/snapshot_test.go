@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,10 +87,13 @@ func TestFanOutSharesOneSnapshot(t *testing.T) {
 	if !ok {
 		t.Fatal("no shared snapshot stored")
 	}
-	var got rswebhooks.Event
+	var got snapshotRecord
 	mustNil(t, json.Unmarshal(snap, &got))
-	if !reflect.DeepEqual(&got, ev) {
-		t.Fatalf("snapshot = %+v, want %+v", got, *ev)
+	if !reflect.DeepEqual(&got.Event, ev) {
+		t.Fatalf("snapshot = %+v, want %+v", got.Event, *ev)
+	}
+	if want := []string{ds[0].ID, ds[1].ID}; !reflect.DeepEqual(got.Deliveries, want) {
+		t.Fatalf("snapshot lists %v, want %v", got.Deliveries, want)
 	}
 	for i, d := range ds {
 		v, _, _ := rawValue(t, db, deliveryKey(d.ID))
@@ -99,6 +103,10 @@ func TestFanOutSharesOneSnapshot(t *testing.T) {
 		}
 		if i < 2 && len(v) > 400 {
 			t.Fatalf("delivery %d: record of %d bytes, want a small state record", i, len(v))
+		}
+		// Only the one with its own snapshot has a de/ key; the others are listed in the snapshot.
+		if _, _, ok := rawValue(t, db, byEventKey(ev.ID, d.ID)); ok != inline {
+			t.Fatalf("delivery %d: de/ key present %v, want %v", i, ok, inline)
 		}
 		for range 2 { // the second read comes from the cache
 			g, err := db.GetDelivery(ctx, d.ID)
@@ -121,15 +129,15 @@ func TestFanOutSharesOneSnapshot(t *testing.T) {
 	if bytes.Contains(v, []byte(`"Event":`)) || exp == 0 {
 		t.Fatalf("completed record: expiry %d, %s; want a TTL and no inline snapshot", exp, v)
 	}
-	for _, k := range [][]byte{byWebhookKey(l.WebhookID, l.ID), byEventKey(ev.ID, l.ID)} {
-		if _, kexp, ok := rawValue(t, db, k); !ok || kexp != exp {
-			t.Fatalf("%s: expiry %d (present %v), want the record's %d", k, kexp, ok, exp)
-		}
+	if _, kexp, ok := rawValue(t, db, byWebhookKey(l.WebhookID, l.ID)); !ok || kexp != exp {
+		t.Fatalf("dw/ key: expiry %d (present %v), want the record's %d", kexp, ok, exp)
 	}
 	evs, err := db.EventDeliveries(ctx, ev.ID)
 	mustNil(t, err)
-	if len(evs) != 3 {
-		t.Fatalf("EventDeliveries = %d, want 3", len(evs))
+	want := []string{ds[0].ID, ds[1].ID, ds[2].ID}
+	slices.Sort(want)
+	if g := ids(evs, dID); !slices.Equal(g, want) {
+		t.Fatalf("EventDeliveries = %v, want %v (oldest first)", g, want)
 	}
 }
 
@@ -181,8 +189,8 @@ func TestSnapshotOutlivesEvent(t *testing.T) {
 	if !reflect.DeepEqual(again.Event, *ev) {
 		t.Fatalf("redelivered event = %+v", again.Event)
 	}
-	if _, exp, ok := rawValue(t, db, byEventKey(ev.ID, late.ID)); !ok || exp != 0 {
-		t.Fatalf("de/ key of a pending delivery: present %v, expiry %d; want no TTL", ok, exp)
+	if n, err := db.dropSnapshots(ctx); err != nil || n != 0 {
+		t.Fatalf("dropSnapshots with a redelivered delivery = %d, %v; want 0", n, err)
 	}
 	again.State = rswebhooks.DeliveryFailed
 	mustNil(t, db.Complete(ctx, again, nil))
