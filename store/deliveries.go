@@ -20,11 +20,12 @@ type deliveryIndex struct {
 	NextUTC   time.Time `json:"NextAttemptUtc"`
 	// Event is non-nil when the record holds its event snapshot inline
 	// (see deliveryRecord); its fields are not decoded.
-	Event *struct{} `json:"Event,omitempty"`
+	Event    *struct{} `json:"Event,omitempty"`
+	OrderKey bool      `json:"OrderKey,omitempty"`
 }
 
-func indexOf(d *rswebhooks.Delivery, inline bool) *deliveryIndex {
-	ix := &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC}
+func indexOf(d *rswebhooks.Delivery, inline, orderKey bool) *deliveryIndex {
+	ix := &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC, OrderKey: orderKey}
 	if inline {
 		ix.Event = &struct{}{}
 	}
@@ -34,10 +35,11 @@ func indexOf(d *rswebhooks.Delivery, inline bool) *deliveryIndex {
 // inline reports whether the record holds its event snapshot.
 func (ix *deliveryIndex) inline() bool { return ix.Event != nil }
 
-// ordered reports whether the delivery has a key in the order index: every
-// pending delivery (a ping too: its event id is the time it was asked for).
+// ordered reports whether the delivery has a key in the order index: a
+// pending one (a ping too: its event id is the time it was asked for) of a
+// webhook that was Ordered when it was queued (see deliveryRecord.OrderKey).
 func (ix *deliveryIndex) ordered() bool {
-	return ix.State == rswebhooks.DeliveryPending && ix.EventID != ""
+	return ix.State == rswebhooks.DeliveryPending && ix.EventID != "" && ix.OrderKey
 }
 
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
@@ -51,8 +53,20 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	if old != nil && !old.inline() && old.EventID != d.EventID {
 		inline = true // the shared snapshot is another event's
 	}
-	ix := indexOf(d, inline)
 	pending := d.State == rswebhooks.DeliveryPending
+	// A pending delivery of an Ordered webhook keeps (or gets) an order key.
+	keyed := false
+	if pending && d.EventID != "" {
+		if old != nil && old.ordered() && old.WebhookID == d.WebhookID && old.EventID == d.EventID {
+			keyed = true
+		} else {
+			var err error
+			if keyed, err = webhookOrdered(txn, d.WebhookID); err != nil {
+				return err
+			}
+		}
+	}
+	ix := indexOf(d, inline, keyed)
 	if old != nil {
 		if old.State == rswebhooks.DeliveryPending {
 			if err := txn.Delete(queueKey(old.NextUTC, d.ID)); err != nil {
@@ -79,7 +93,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	if !pending {
 		exp = db.expiresAt()
 	}
-	rec := deliveryRecord{Delivery: *d}
+	rec := deliveryRecord{Delivery: *d, OrderKey: keyed}
 	if inline {
 		rec.Event = &rec.Delivery.Event
 	}
@@ -102,7 +116,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 			}
 		}
 	}
-	if ix.ordered() { // set again on a retry: repairs an index an older release left without it
+	if ix.ordered() && (old == nil || !old.ordered() || old.WebhookID != d.WebhookID || old.EventID != d.EventID) {
 		if err := txn.Set(orderKey(d.WebhookID, d.EventID, d.ID), nil); err != nil {
 			return err
 		}
@@ -468,7 +482,7 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.queueUpdate(ctx, "redeliver "+id, func(txn *badger.Txn) error {
-		inline, err := db.readDelivery(txn, id, &d)
+		old, err := db.readDelivery(txn, id, &d)
 		if err != nil {
 			return err
 		}
@@ -477,12 +491,11 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 		}
 		// A pending delivery waiting for its next retry is brought forward
 		// to now; a finished one is queued again.
-		old := indexOf(&d, inline)
 		d.State = rswebhooks.DeliveryPending
 		d.Reason = ""
 		d.NextUTC = now.UTC()
 		d.UpdatedUTC = now.UTC()
-		return db.putDelivery(txn, &d, old, inline)
+		return db.putDelivery(txn, &d, old, old.inline())
 	})
 	if err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	var (
 		d       rswebhooks.Delivery
 		version uint64
-		inline  bool
+		ix      *deliveryIndex
 	)
 	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
 		item, err := getItem(txn, deliveryKey(id))
@@ -104,7 +104,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 			return err
 		}
 		version = item.Version()
-		inline, err = db.decodeDelivery(txn, item, &d)
+		ix, err = db.decodeDelivery(txn, item, &d)
 		return err
 	})
 	if err != nil {
@@ -124,7 +124,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	if t.m == nil {
 		t.m = map[string]lease{}
 	}
-	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For), version: version, ix: *indexOf(&d, inline)}
+	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For), version: version, ix: *ix}
 	return &d, nil
 }
 

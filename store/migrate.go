@@ -58,11 +58,13 @@ func (db *DB) checkSchema(bdb *badger.DB) error {
 // (written from the first of them that equals the event, while the event
 // is kept, and listing them), keeping its TTL; its de/ key goes (schema 1
 // gave it the event's TTL). One left inline keeps a de/ key with its own
-// TTL. Each
-// transaction converts up to migrateBatch records on its own, so a crash
-// loses nothing and a restart goes on from what is left; m/migrating is
-// removed at the end. A record whose snapshot differs from the shared one,
-// or that cannot be decoded, stays as it is (both forms are read).
+// TTL. Pending deliveries are marked as having their order key (schema 1
+// gave every one a dp/ key), and Ordered webhooks are written again with
+// the flag in their key's user meta (see webhookOrdered). Each transaction
+// converts up to migrateBatch records on its own, so a crash loses nothing
+// and a restart goes on from what is left; m/migrating is removed at the
+// end. A record whose snapshot differs from the shared one, or that cannot
+// be decoded, stays as it is (both forms are read).
 func (db *DB) migrate(bdb *badger.DB) error {
 	marked := false
 	if err := bdb.View(func(txn *badger.Txn) error {
@@ -73,6 +75,28 @@ func (db *DB) migrate(bdb *badger.DB) error {
 		return err
 	}
 	db.log.Info().Str("dir", db.opts.Dir).Msg("converting the stored deliveries to schema 2 (one shared snapshot per event); this runs once")
+	// Webhooks first: their Ordered flag goes into the key's user meta.
+	if err := bdb.Update(func(txn *badger.Txn) error {
+		var ws []*rswebhooks.Webhook
+		err := eachValue(txn, []byte(pWebhook), func(k, v []byte) error {
+			w := new(rswebhooks.Webhook)
+			if jsonUnmarshal(k, v, w) == nil && w.Ordered {
+				ws = append(ws, w)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if err := putWebhook(txn, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("store: convert %s to schema 2: %w", db.opts.Dir, err)
+	}
 	after := []byte(pDelivery)
 	converted := 0
 	for {
@@ -147,6 +171,8 @@ func convertDelivery(txn *badger.Txn, id string) (bool, error) {
 	exp := item.ExpiresAt()
 	d := rec.Delivery
 	d.Event = *rec.Event
+	// Schema 1 gave every pending delivery an order key.
+	rec.OrderKey = d.State == rswebhooks.DeliveryPending && d.EventID != ""
 	indexed := d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil
 	share, err := convertShare(txn, &d)
 	if err != nil {
@@ -155,7 +181,12 @@ func convertDelivery(txn *badger.Txn, id string) (bool, error) {
 	if !share.add(&d) {
 		// Keeps its own snapshot, and its de/ key, now with its TTL.
 		if indexed {
-			return false, setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp)
+			if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
+				return false, err
+			}
+		}
+		if rec.OrderKey {
+			return false, setJSON(txn, deliveryKey(d.ID), &rec, exp)
 		}
 		return false, nil
 	}
@@ -167,7 +198,7 @@ func convertDelivery(txn *badger.Txn, id string) (bool, error) {
 			return false, err
 		}
 	}
-	return true, setJSON(txn, deliveryKey(d.ID), &deliveryRecord{Delivery: d}, exp)
+	return true, setJSON(txn, deliveryKey(d.ID), &deliveryRecord{Delivery: d, OrderKey: rec.OrderKey}, exp)
 }
 
 // convertShare is shareSnapshot for the conversion: the first converted

@@ -68,6 +68,11 @@ func legacyStore(t *testing.T, dir string, events, hooks int) map[string]*rswebh
 		}))
 	}
 	mustNil(t, b.Update(func(txn *badger.Txn) error {
+		w := &rswebhooks.Webhook{ID: "W0", URI: "http://127.0.0.1/hook", Secret: "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t",
+			Filters: []string{"*"}, User: rswebhooks.User{ID: "alice", Name: "alice"}, Ordered: true, CreatedUTC: now, UpdatedUTC: now}
+		if err := setJSON(txn, webhookKey(w.ID), w, 0); err != nil { // schema 1: no user meta
+			return err
+		}
 		pingEv := rswebhooks.NewID(now)
 		put(txn, &rswebhooks.Delivery{ID: rswebhooks.NewID(now), WebhookID: "W0", EventID: pingEv, Ping: true,
 			Event: rswebhooks.Event{ID: pingEv, Filter: "ping", Type: "Ping", Time: now}, State: rswebhooks.DeliveryPending,
@@ -120,6 +125,26 @@ func checkConverted(t *testing.T, dir string, want map[string]*rswebhooks.Delive
 	}
 	if _, err := db.GetDelivery(ctx, "01BADBADBADBADBADBADBADBAD"); !errors.Is(err, rswebhooks.ErrUnreadable) {
 		t.Fatalf("undecodable record after conversion: %v, want unreadable", err)
+	}
+	// The Ordered webhook's head comes from the order index, which schema 1
+	// wrote for every pending delivery.
+	var ordered bool
+	mustNil(t, db.bdb.Load().View(func(txn *badger.Txn) (err error) {
+		ordered, err = webhookOrdered(txn, "W0")
+		return err
+	}))
+	if !ordered {
+		t.Fatal("the Ordered webhook lost its flag in the conversion")
+	}
+	var head *rswebhooks.Delivery
+	for _, w := range want {
+		if w.WebhookID == "W0" && w.State == rswebhooks.DeliveryPending && w.EventID != "" &&
+			(head == nil || w.EventID < head.EventID || w.EventID == head.EventID && w.ID < head.ID) {
+			head = w
+		}
+	}
+	if h := headOf(t, db, "W0"); h != head.ID {
+		t.Fatalf("order head of W0 after conversion = %q, want %s", h, head.ID)
 	}
 	// The queue still works: every pending delivery is due, leases and completes.
 	refs, err := db.DueRefs(ctx, time.Now(), 0)

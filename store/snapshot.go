@@ -23,6 +23,9 @@ import (
 type deliveryRecord struct {
 	rswebhooks.Delivery
 	Event *rswebhooks.Event `json:"Event,omitempty"`
+	// OrderKey: the pending delivery has a key in the order index (dp/):
+	// its webhook was Ordered when it was queued (see webhookOrdered).
+	OrderKey bool `json:"OrderKey,omitempty"`
 }
 
 func snapshotKey(eventID string) []byte { return key(pSnapshot, eventID) }
@@ -30,24 +33,27 @@ func snapshotKey(eventID string) []byte { return key(pSnapshot, eventID) }
 // decodeDelivery decodes the delivery record item into d, reading the
 // shared snapshot in txn when the record does not hold it inline. A
 // missing or undecodable snapshot makes the delivery unreadable.
-func (db *DB) decodeDelivery(txn *badger.Txn, item *badger.Item, d *rswebhooks.Delivery) (inline bool, err error) {
+// It returns the record's index fields.
+func (db *DB) decodeDelivery(txn *badger.Txn, item *badger.Item, d *rswebhooks.Delivery) (*deliveryIndex, error) {
 	var rec deliveryRecord
 	if err := decodeItem(item, &rec); err != nil {
-		return false, err
+		return nil, err
 	}
 	*d = rec.Delivery
+	ix := indexOf(d, rec.Event != nil, rec.OrderKey)
 	if rec.Event != nil {
 		d.Event = *rec.Event
-		return true, nil
+		return ix, nil
 	}
-	return false, db.loadSnapshot(txn, d)
+	return ix, db.loadSnapshot(txn, d)
 }
 
-// readDelivery reads and decodes the delivery id (ErrNotFound if absent).
-func (db *DB) readDelivery(txn *badger.Txn, id string, d *rswebhooks.Delivery) (inline bool, err error) {
+// readDelivery reads and decodes the delivery id (ErrNotFound if absent)
+// and returns its index fields.
+func (db *DB) readDelivery(txn *badger.Txn, id string, d *rswebhooks.Delivery) (*deliveryIndex, error) {
 	item, err := getItem(txn, deliveryKey(id))
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	return db.decodeDelivery(txn, item, d)
 }
