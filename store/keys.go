@@ -79,16 +79,10 @@ func queueKey(due time.Time, id string) []byte {
 
 // parseQueueKey splits q/<due>/<id>.
 func parseQueueKey(k []byte) (due uint64, id string, err error) {
-	due, b, err := splitQueueKey(k)
-	return due, string(b), err
-}
-
-// splitQueueKey is parseQueueKey with the id left in k.
-func splitQueueKey(k []byte) (due uint64, id []byte, err error) {
 	if len(k) < queueKeyLen || string(k[:len(pQueue)]) != pQueue || k[queueKeyLen-1] != '/' {
-		return 0, nil, fmt.Errorf("malformed queue key %q", k)
+		return 0, "", fmt.Errorf("malformed queue key %q", k)
 	}
-	return binary.BigEndian.Uint64(k[len(pQueue) : len(pQueue)+8]), k[queueKeyLen:], nil
+	return binary.BigEndian.Uint64(k[len(pQueue) : len(pQueue)+8]), string(k[queueKeyLen:]), nil
 }
 
 func nanosTime(n uint64) time.Time {

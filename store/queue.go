@@ -165,11 +165,10 @@ func (db *DB) scanQueue(txn *badger.Txn, sc *mark[uint64], low uint64, after []b
 		if after != nil && bytes.Equal(item.Key(), after) {
 			continue
 		}
-		due, idb, err := splitQueueKey(item.Key())
+		due, id, err := parseQueueKey(item.Key())
 		if err != nil {
 			return err
 		}
-		id := db.queueIDs.get(idb)
 		if first {
 			db.queue.raise(sc, due)
 			first = false
@@ -213,29 +212,4 @@ func (db *DB) eachUnfanned(txn *badger.Txn, sc *mark[string], low string, fn fun
 		}
 	}
 	return nil
-}
-
-// queueIDTableSize bounds the ids queueIDTable keeps before it starts over.
-const queueIDTableSize = 8192
-
-// queueIDTable hands out one string per queued delivery id: the
-// dispatchers' queue scans read the same keys many times over while they
-// wait, and would otherwise allocate each id on every read.
-type queueIDTable struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (t *queueIDTable) get(b []byte) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if s, ok := t.m[string(b)]; ok {
-		return s
-	}
-	if t.m == nil || len(t.m) >= queueIDTableSize {
-		t.m = make(map[string]string, 256)
-	}
-	s := string(b)
-	t.m[s] = s
-	return s
 }

@@ -188,7 +188,6 @@ type DB struct {
 	// memTableSize actually used to open Badger.
 	memTableSize int64
 	queue        cursor[uint64] // due nanos of q/ keys
-	queueIDs     queueIDTable   // delivery ids read from q/ keys
 	unfanned     cursor[string] // event ids of ef/ keys
 	m            *Metrics
 	unreadable   unreadableSet
