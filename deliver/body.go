@@ -224,8 +224,10 @@ func quoted(s string) ([]byte, error) {
 }
 
 // notificationCacheSize bounds the events whose notification part is kept:
-// the deliveries of an event are attempted close together.
-const notificationCacheSize = 256
+// the deliveries of an event are attempted close together, though webhooks
+// at their concurrency limits drift apart by a few hundred events in a
+// backlog (about 1 KiB an entry).
+const notificationCacheSize = 1024
 
 // notificationCache keeps the encoded Notifications part of recent events'
 // bodies (the same for every webhook when the run has no documents), so

@@ -100,7 +100,7 @@ type storedSnapshot struct {
 // snapshotCacheSize bounds the decoded snapshots kept: the deliveries of
 // an event are attempted close together, so a few hundred events cover
 // the ones in flight. An entry's slot is reused after as many insertions.
-const snapshotCacheSize = 512
+const snapshotCacheSize = 1024
 
 // snapshotCache keeps recently decoded snapshots by event id, so the
 // deliveries of one event decode its snapshot once.
