@@ -97,7 +97,11 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	if inline {
 		rec.Event = &rec.Delivery.Event
 	}
-	if err := setJSON(txn, deliveryKey(d.ID), &rec, exp); err != nil {
+	v, err := encodeDelivery(deliveryKey(d.ID), &rec)
+	if err != nil {
+		return err
+	}
+	if err := setRaw(txn, deliveryKey(d.ID), v, exp); err != nil {
 		return err
 	}
 	// The index keys carry the record's TTL: rewritten when it changes (a
