@@ -217,11 +217,13 @@ func TestConversionSurvivesSIGKILL(t *testing.T) {
 	}))
 	mustNil(t, raw.Close())
 
+	start := time.Now()
 	db, _ := openTest(t, dir, func(o *Options) { o.Now = time.Now })
+	took := time.Since(start)
 	if db.migrated == 0 || db.migrated >= len(want)-1 {
 		t.Fatalf("reopen converted %d of %d records: the kill did not land mid-conversion", db.migrated, len(want)-1)
 	}
-	t.Logf("the killed process converted %d records, the reopen %d", len(want)-1-db.migrated, db.migrated)
+	t.Logf("the killed process converted %d records, the reopen %d in %s", len(want)-1-db.migrated, db.migrated, took)
 	mustNil(t, db.Close())
 	checkConverted(t, dir, want)
 }
