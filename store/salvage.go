@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -307,10 +306,7 @@ func readValueLog(dir string, key, vptr []byte) ([]byte, error) {
 	if len(vptr) < 12 {
 		return nil, fmt.Errorf("value pointer of %d bytes", len(vptr))
 	}
-	u32 := binary.LittleEndian.Uint32
-	if !littleEndian() {
-		u32 = binary.BigEndian.Uint32
-	}
+	u32 := binary.NativeEndian.Uint32
 	fid, n, off := u32(vptr[0:4]), u32(vptr[4:8]), u32(vptr[8:12])
 	name := filepath.Join(dir, fmt.Sprintf("%06d.vlog", fid))
 	f, err := os.Open(name)
@@ -338,21 +334,16 @@ func readValueLog(dir string, key, vptr []byte) ([]byte, error) {
 		}
 		lens[j], i = v, i+c
 	}
+	rest := body[i:]
 	klen, vlen := lens[0], lens[1]
-	if uint64(len(body)-i) != klen+vlen {
+	if klen > uint64(len(rest)) || vlen != uint64(len(rest))-klen {
 		return nil, fmt.Errorf("%s at %d: entry lengths do not add up", filepath.Base(name), off)
 	}
-	if k := body[i : i+int(klen)]; !bytes.Equal(y.ParseKey(k), key) {
+	k, v := rest[:klen], rest[klen:]
+	if !bytes.Equal(y.ParseKey(k), key) {
 		return nil, fmt.Errorf("%s at %d: holds key %q, not %q", filepath.Base(name), off, y.ParseKey(k), key)
 	}
-	return bytes.Clone(body[i+int(klen):]), nil
-}
-
-// littleEndian reports the machine's byte order (Badger stores value
-// pointers as the struct's memory).
-func littleEndian() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
+	return bytes.Clone(v), nil
 }
 
 type keyedVersion struct {

@@ -181,8 +181,8 @@ type snapshotShare struct {
 // dropSnapshots makes one of the two retry.
 func shareSnapshot(txn *badger.Txn, eventID string, ev *rswebhooks.Event) (*snapshotShare, error) {
 	sh := &snapshotShare{eventID: eventID}
-	if rswebhooks.CheckStoreID("", eventID) != nil || ev.ID != eventID {
-		return sh, nil
+	if ev.ID != eventID || rswebhooks.CheckStoreID("", eventID) != nil {
+		return sh, nil //nolint:nilerr // no stored event has such an id: nothing to share
 	}
 	enc, err := encodeJSON(snapshotKey(eventID), ev)
 	if err != nil {
@@ -199,7 +199,7 @@ func shareSnapshot(txn *badger.Txn, eventID string, ev *rswebhooks.Event) (*snap
 	var stored storedSnapshot
 	if err := item.Value(func(v []byte) error { return jsonUnmarshal(snapshotKey(eventID), v, &stored) }); err != nil {
 		if errors.Is(err, rswebhooks.ErrUnreadable) {
-			return sh, nil // keep their own
+			return sh, nil // an unreadable snapshot is not shared: the deliveries keep their own
 		}
 		return nil, err
 	}
