@@ -60,10 +60,19 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		return fmt.Errorf("store: update webhook: %w", err)
 	}
 	if w.Ordered {
-		// Order keys for the pending deliveries queued while it was not
-		// Ordered, in steps; the update adds those queued since.
-		if err := db.backfillOrder(ctx, w.ID); err != nil {
+		// Becoming Ordered: order keys for the pending deliveries queued
+		// before, in steps; the update adds those queued since.
+		was := false
+		if err := db.view(ctx, "update webhook "+w.ID, func(txn *badger.Txn) (err error) {
+			was, err = webhookOrdered(txn, w.ID)
 			return err
+		}); err != nil {
+			return err
+		}
+		if !was {
+			if err := db.backfillOrder(ctx, w.ID); err != nil {
+				return err
+			}
 		}
 	}
 	return db.webhookUpdate(ctx, "update webhook "+w.ID, func(txn *badger.Txn) error {
