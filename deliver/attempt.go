@@ -31,7 +31,7 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	if off == "" {
 		off = "document links are off"
 	}
-	body, err := MarshalBodyLinks(d, w, n, e.links, off, now)
+	body, err := marshalBody(d, w, n, e.links, off, now, &e.notes)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
@@ -133,30 +137,155 @@ func MarshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int) ([]byte, 
 // each document of the run; with links nil, documents are listed without
 // and offNote (when not empty) becomes the notification's Note.
 func MarshalBodyLinks(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Links, offNote string, now time.Time) ([]byte, error) {
-	props := w.Properties
-	if props == nil {
-		props = map[string]json.RawMessage{}
+	return marshalBody(d, w, n, links, offNote, now, nil)
+}
+
+// marshalBody is MarshalBodyLinks taking the event's part of the body
+// from cache (nil: none) when it does not depend on the webhook. The body
+// is assembled from parts that are each indented as encoding/json's
+// Encoder with SetIndent("", "  ") indents them within the whole (an
+// element at depth 1 is json.Indent with prefix "  "), so the bytes equal
+// those of encoding the Body at once (TestBodyPartsMatchEncoder).
+func marshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Links, offNote string, now time.Time, cache *notificationCache) ([]byte, error) {
+	var notes []byte
+	if len(d.Event.Documents) == 0 {
+		notes = cache.get(&d.Event) // no per-webhook links, no note of their absence
 	}
-	nt := NotificationFor(&d.Event)
-	if len(nt.Documents) > 0 {
-		switch {
-		case links != nil:
-			for i := range nt.Documents {
-				nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
+	if notes == nil {
+		nt := NotificationFor(&d.Event)
+		if len(nt.Documents) > 0 {
+			switch {
+			case links != nil:
+				for i := range nt.Documents {
+					nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
+				}
+			case offNote != "" && nt.Note == "":
+				nt.Note = offNote
 			}
-		case offNote != "" && nt.Note == "":
-			nt.Note = offNote
+		}
+		var err error
+		if notes, err = indented([]Notification{nt}); err != nil {
+			return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+		}
+		if len(d.Event.Documents) == 0 {
+			cache.put(&d.Event, notes)
 		}
 	}
-	b := Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{nt}}
-	// No HTML escaping (as the report server's Newtonsoft sender), so
-	// Properties values are sent byte for byte as stored.
+	props := []byte("{}")
+	if len(w.Properties) > 0 {
+		var err error
+		if props, err = indented(w.Properties); err != nil {
+			return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+		}
+	}
+	id, err := quoted(d.ID)
+	if err != nil {
+		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+	}
+	b := make([]byte, 0, 64+len(id)+len(props)+len(notes))
+	b = append(b, "{\n  \"Id\": "...)
+	b = append(b, id...)
+	b = append(b, ",\n  \"Attempt\": "...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	b = append(b, ",\n  \"Properties\": "...)
+	b = append(b, props...)
+	b = append(b, ",\n  \"Notifications\": "...)
+	b = append(b, notes...)
+	return append(b, "\n}"...), nil
+}
+
+// indented encodes v as an element at depth 1 of the body: no HTML
+// escaping (as the report server's Newtonsoft sender), so Properties values
+// are sent byte for byte as stored.
+func indented(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(b); err != nil {
-		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+	enc.SetIndent("  ", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// quoted is the JSON string of s: directly for ids of letters, digits, '-',
+// '_' and '.', which JSON writes as they are, else through indented.
+func quoted(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return indented(s)
+		}
+	}
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
+}
+
+// notificationCacheSize bounds the events whose notification part is kept:
+// the deliveries of an event are attempted close together, though webhooks
+// at their concurrency limits drift apart by a few hundred events in a
+// backlog (about 1 KiB an entry).
+const notificationCacheSize = 1024
+
+// notificationCache keeps the encoded Notifications part of recent events'
+// bodies (the same for every webhook when the run has no documents), so
+// the deliveries of an event encode it once. An entry serves only the same
+// snapshot (compared whole), so a delivery holding another snapshot of the
+// same event id gets its own. The zero value is ready; a nil cache keeps
+// nothing.
+type notificationCache struct {
+	mu   sync.Mutex
+	m    map[string]*notificationEntry
+	ring [notificationCacheSize]string
+	next int
+}
+
+type notificationEntry struct {
+	ev    rswebhooks.Event
+	notes []byte
+}
+
+func (c *notificationCache) get(ev *rswebhooks.Event) []byte {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	e := c.m[ev.ID]
+	c.mu.Unlock()
+	if e == nil || !reflect.DeepEqual(&e.ev, ev) {
+		return nil
+	}
+	return e.notes
+}
+
+func (c *notificationCache) put(ev *rswebhooks.Event, notes []byte) {
+	if c == nil {
+		return
+	}
+	e := &notificationEntry{ev: *ev, notes: notes}
+	e.ev.Missing = slices.Clone(ev.Missing)
+	e.ev.DocumentIDs = slices.Clone(ev.DocumentIDs)
+	if ev.ExecutionDateUTC != nil {
+		t := *ev.ExecutionDateUTC
+		e.ev.ExecutionDateUTC = &t
+	}
+	if ev.AlertTriggered != nil {
+		b := *ev.AlertTriggered
+		e.ev.AlertTriggered = &b
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]*notificationEntry, notificationCacheSize)
+	}
+	if _, ok := c.m[ev.ID]; !ok {
+		if old := c.ring[c.next]; old != "" {
+			delete(c.m, old)
+		}
+		c.ring[c.next] = ev.ID
+		c.next = (c.next + 1) % notificationCacheSize
+	}
+	c.m[ev.ID] = e
 }

@@ -183,6 +183,7 @@ type Engine struct {
 	userAgent   string
 	links       Links
 	linksOff    string
+	notes       notificationCache // the event's part of notification bodies (body.go)
 
 	// chainer, when the store has it, lets a slot that delivered go on
 	// with its webhook's next due delivery (see work); contended

@@ -48,6 +48,8 @@ func TestHelperProcess(t *testing.T) {
 				os.Exit(4)
 			}
 		}
+	case "migrate":
+		migrateHelper(dir)
 	case "rawopen":
 		// What happens without the guard: Badger with a smaller memtable.
 		db, err := badger.Open(badger.DefaultOptions(dir).WithMemTableSize(DefaultMemTableSize).

@@ -18,23 +18,55 @@ type deliveryIndex struct {
 	Ping      bool      `json:"Ping,omitempty"`
 	State     string    `json:"State"`
 	NextUTC   time.Time `json:"NextAttemptUtc"`
+	// Event is non-nil when the record holds its event snapshot inline
+	// (see deliveryRecord); its fields are not decoded.
+	Event    *struct{} `json:"Event,omitempty"`
+	OrderKey bool      `json:"OrderKey,omitempty"`
 }
 
-func indexOf(d *rswebhooks.Delivery) *deliveryIndex {
-	return &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC}
+func indexOf(d *rswebhooks.Delivery, inline, orderKey bool) *deliveryIndex {
+	ix := &deliveryIndex{WebhookID: d.WebhookID, EventID: d.EventID, Ping: d.Ping, State: d.State, NextUTC: d.NextUTC, OrderKey: orderKey}
+	if inline {
+		ix.Event = &struct{}{}
+	}
+	return ix
 }
 
-// ordered reports whether the delivery has a key in the order index: every
-// pending delivery (a ping too: its event id is the time it was asked for).
+// inline reports whether the record holds its event snapshot.
+func (ix *deliveryIndex) inline() bool { return ix.Event != nil }
+
+// ordered reports whether the delivery has a key in the order index: a
+// pending one (a ping too: its event id is the time it was asked for) of a
+// webhook that was Ordered when it was queued (see deliveryRecord.OrderKey).
 func (ix *deliveryIndex) ordered() bool {
-	return ix.State == rswebhooks.DeliveryPending && ix.EventID != ""
+	return ix.State == rswebhooks.DeliveryPending && ix.EventID != "" && ix.OrderKey
 }
 
 // putDelivery writes d with its indexes, replacing old (nil for a new one):
 // the queue key (whose value is the webhook id) follows the state and
-// NextUTC, and finished deliveries get the retention TTL.
-func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex) error {
-	ix := indexOf(d)
+// NextUTC, and finished deliveries get the retention TTL, on the record and
+// on its dw/ key alike. With inline the record holds d.Event and has a de/
+// key (with the record's TTL); otherwise it refers to the shared snapshot
+// s/<EventID>, which the caller made sure holds d.Event and lists d.ID (a
+// replaced record keeps its form, unless its event id changes).
+func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex, inline bool) error {
+	if old != nil && !old.inline() && old.EventID != d.EventID {
+		inline = true // the shared snapshot is another event's
+	}
+	pending := d.State == rswebhooks.DeliveryPending
+	// A pending delivery of an Ordered webhook keeps (or gets) an order key.
+	keyed := false
+	if pending && d.EventID != "" {
+		if old != nil && old.ordered() && old.WebhookID == d.WebhookID && old.EventID == d.EventID {
+			keyed = true
+		} else {
+			var err error
+			if keyed, err = webhookOrdered(txn, d.WebhookID); err != nil {
+				return err
+			}
+		}
+	}
+	ix := indexOf(d, inline, keyed)
 	if old != nil {
 		if old.State == rswebhooks.DeliveryPending {
 			if err := txn.Delete(queueKey(old.NextUTC, d.ID)); err != nil {
@@ -51,27 +83,45 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 				return err
 			}
 		}
+		if old.inline() && old.EventID != d.EventID && old.EventID != "" {
+			if err := txn.Delete(byEventKey(old.EventID, d.ID)); err != nil {
+				return err
+			}
+		}
 	}
 	var exp uint64
-	pending := d.State == rswebhooks.DeliveryPending
 	if !pending {
 		exp = db.expiresAt()
 	}
-	if err := setJSON(txn, deliveryKey(d.ID), d, exp); err != nil {
+	rec := deliveryRecord{Delivery: *d, OrderKey: keyed}
+	if inline {
+		rec.Event = &rec.Delivery.Event
+	}
+	v, err := encodeDelivery(deliveryKey(d.ID), &rec)
+	if err != nil {
 		return err
 	}
-	if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
+	if err := setRaw(txn, deliveryKey(d.ID), v, exp); err != nil {
 		return err
 	}
-	if ix.ordered() { // set again on a retry: repairs an index an older release left without it
-		if err := txn.Set(orderKey(d.WebhookID, d.EventID, d.ID), nil); err != nil {
+	// The index keys carry the record's TTL: rewritten when it changes (a
+	// new record, one that finishes or finished again, one queued again),
+	// not while a pending one moves in the queue.
+	moved := old == nil || old.WebhookID != d.WebhookID || old.EventID != d.EventID
+	if moved || !pending || old.State != rswebhooks.DeliveryPending {
+		if err := setRaw(txn, byWebhookKey(d.WebhookID, d.ID), nil, exp); err != nil {
 			return err
 		}
+		if inline && d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
+			// The event's deliveries (see EventDeliveries) are found by this
+			// key, or, referring to its shared snapshot, listed there.
+			if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, exp); err != nil {
+				return err
+			}
+		}
 	}
-	if old == nil && d.EventID != "" && rswebhooks.CheckStoreID("", d.EventID) == nil {
-		// The event's deliveries (see EventDeliveries) are found by this
-		// key; it expires with the event, so it needs no upkeep.
-		if err := setRaw(txn, byEventKey(d.EventID, d.ID), nil, db.expiresAt()); err != nil {
+	if ix.ordered() && (old == nil || !old.ordered() || old.WebhookID != d.WebhookID || old.EventID != d.EventID) {
+		if err := txn.Set(orderKey(d.WebhookID, d.EventID, d.ID), nil); err != nil {
 			return err
 		}
 	}
@@ -96,7 +146,7 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 		if ok {
 			return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 		}
-		return db.putDelivery(txn, d, nil)
+		return db.putDelivery(txn, d, nil, true)
 	})
 	if err == nil {
 		db.signalDue(d)
@@ -109,7 +159,8 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
-		return getJSON(txn, deliveryKey(id), &d)
+		_, err := db.readDelivery(txn, id, &d)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -128,7 +179,7 @@ func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) (
 		for it.Seek(append(prefix, 0xff)); it.Valid(); it.Next() {
 			id := string(it.Item().Key()[len(prefix):])
 			var d rswebhooks.Delivery
-			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			if _, err := db.readDelivery(txn, id, &d); err != nil {
 				if errors.Is(err, rswebhooks.ErrNotFound) {
 					continue // expired between index and record
 				}
@@ -163,7 +214,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*rswebhooks.
 		}
 		for _, id := range ids {
 			var d rswebhooks.Delivery
-			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			if _, err := db.readDelivery(txn, id, &d); err != nil {
 				if errors.Is(err, rswebhooks.ErrNotFound) {
 					// Cannot happen with this package's writes; do not wedge the queue.
 					db.log.Error().Str("delivery_id", id).Msg("queue entry without delivery; skipped")
@@ -360,7 +411,7 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 				return err
 			}
 		}
-		return db.putDelivery(txn, d, &old)
+		return db.putDelivery(txn, d, &old, old.inline())
 	})
 	if err == nil {
 		db.leases.drop(d.ID)
@@ -435,7 +486,8 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebhooks.Delivery, error) {
 	var d rswebhooks.Delivery
 	err := db.queueUpdate(ctx, "redeliver "+id, func(txn *badger.Txn) error {
-		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+		old, err := db.readDelivery(txn, id, &d)
+		if err != nil {
 			return err
 		}
 		if d.State == rswebhooks.DeliveryPending && !d.NextUTC.After(now) {
@@ -443,12 +495,11 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 		}
 		// A pending delivery waiting for its next retry is brought forward
 		// to now; a finished one is queued again.
-		old := indexOf(&d)
 		d.State = rswebhooks.DeliveryPending
 		d.Reason = ""
 		d.NextUTC = now.UTC()
 		d.UpdatedUTC = now.UTC()
-		return db.putDelivery(txn, &d, old)
+		return db.putDelivery(txn, &d, old, old.inline())
 	})
 	if err != nil {
 		return nil, err

@@ -8,19 +8,59 @@
 //
 // Keys are ASCII prefixes followed by ids; ids are ULIDs (rswebhooks.NewID),
 // so byte order is creation order. Values are encoding/json of the domain
-// types in package rswebhooks unless stated.
+// types in package rswebhooks unless stated. The layout is schema 2
+// (m/schema); Open converts a schema-1 store (see below).
 //
-//	w/<webhookID>                         Webhook
+//	w/<webhookID>                         Webhook; user meta bit 1 while it is Ordered
 //	wo/<ownerID>/<webhookID>              empty: owner index
 //	e/<eventID>                           Event
 //	ef/<eventID>                          empty: event not yet fanned out
-//	d/<deliveryID>                        Delivery
+//	s/<eventID>                           {"Event": the event's snapshot, "Deliveries": ids referring to it}
+//	d/<deliveryID>                        Delivery state: the Delivery without Event (then at s/<EventId>),
+//	                                      or with it (pings, replays, a snapshot unlike the shared one);
+//	                                      OrderKey: true while it has a dp/ key
 //	dw/<webhookID>/<deliveryID>           empty: by-webhook index (reverse scan = newest first)
+//	de/<eventID>/<deliveryID>             empty: by-event index of deliveries holding their own snapshot
 //	q/<due: 8 bytes BE unix ns>/<deliveryID>  webhook id (empty in older stores): due queue, pending deliveries only
-//	dp/<webhookID>/<eventID>/<deliveryID> empty: order index, pending deliveries of events (not pings) in event order
+//	dp/<webhookID>/<eventID>/<deliveryID> empty: order index, pending deliveries of Ordered webhooks in event order
 //	a/<deliveryID>/<n: 4 bytes BE>        Attempt number n
 //	x/<executionID>                       empty: execution already seen by the watcher
-//	m/<key>                               raw bytes: metadata (m/schema, m/ping, m/order-index reserved)
+//	m/<key>                               raw bytes: metadata (m/schema, m/ping, m/order-index, m/migrating reserved)
+//
+// # Deliveries and their event snapshot
+//
+// A delivery shows the event as it was at fan-out (rswebhooks.Delivery.Event)
+// for all of its retention, however long the event itself is kept. The
+// fan-out stores that snapshot once, at s/<eventID>, for the event's
+// deliveries, and each delivery record holds only its state (about 300
+// bytes), so an attempt rewrites the state and adds the attempt, not the
+// snapshot. Reads reassemble the Delivery; recently read snapshots are kept
+// decoded (1,024 events). A snapshot has no TTL: it stays while a delivery
+// it lists is stored (pending for however long, or finished and within its
+// retention), and Run's GC tick drops the ones whose deliveries are all
+// gone (dropSnapshots). The by-event index de/ and the order index dp/ are
+// written only where they cannot be derived: a delivery sharing the
+// snapshot is listed in it, and only an Ordered webhook's pending
+// deliveries are in event order (a webhook that becomes Ordered gets keys
+// for its earlier ones; OrderHead of another webhook reads its pending
+// deliveries one by one). A fanned-out delivery is three writes at fan-out
+// (d/, dw/, q/; dp/ too if Ordered) and its share of s/, and four for an
+// attempt that ends it (a/, d/, dw/ with its TTL, the q/ removal; dp/ too):
+// schema 1 wrote five and five, two of them the whole record.
+//
+// # Schema conversion
+//
+// Schema 1 stored the whole Delivery, snapshot included, at d/ (written at
+// fan-out and again at every attempt), a de/ key with the event's TTL for
+// each delivery and a dp/ key for every pending one. Open converts such a
+// store before it returns: it sets m/schema to 2 and m/migrating in one
+// transaction (from then on releases knowing only schema 1 refuse the
+// directory), rewrites the Ordered webhooks with their user-meta bit, then
+// converts the delivery records in transactions of FanOutChunk, each whole
+// on its own, keeping every record's TTL, and removes m/migrating. A crash
+// at any point leaves records in one form or the other (both are read);
+// the next Open resumes where the marker says it must
+// (TestConversionSurvivesSIGKILL kills a real process in the middle).
 //
 // Queue scans (Due, DueRefs, NextDue, QueueStats) read keys only and seek
 // to an in-memory lower bound of the live q/ keys, so the tombstones that
@@ -45,13 +85,14 @@
 //
 // # Retention
 //
-// Webhooks and pending deliveries (with their dw/, q/ and dp/ keys) never expire.
+// Webhooks and pending deliveries (with their dw/, de/, q/ and dp/ keys)
+// never expire, and event snapshots live as long as their deliveries.
 // Everything else is written with a Badger TTL of Options.Retention computed
 // from Options.Now: events once fanned out (an event waiting for fan-out
 // keeps no TTL, so a stalled delivery side cannot lose it), attempts,
-// finished deliveries and their dw/ index, and seen executions. Expired keys
-// disappear from reads at once and are dropped physically by compaction;
-// Run triggers value-log GC.
+// finished deliveries and their dw/ and de/ keys, and seen executions.
+// Expired keys disappear from reads at once and are dropped physically by
+// compaction; Run triggers value-log GC.
 //
 // # Durability
 //
@@ -76,8 +117,10 @@
 // a compaction runs up to ten of them at once), Snappy-compressed blocks
 // with an 8 MiB block cache (the mmapped tables, which count in the
 // process's resident memory as page cache, shrink about threefold for our
-// JSON), a 16 MiB index/bloom cache, 64 MiB value-log files, values of 1 KiB
-// and more in the value log, two compactors, Badger metrics off. Compression
+// JSON), a 16 MiB index/bloom cache, 64 MiB value-log files, values of 128
+// bytes and more (every record; index keys stay in the tree) in the value
+// log, two compactors, Badger metrics off. SalvageWebhooks reads a
+// registration from the value log a table points into. Compression
 // and table size are recorded per table, so data dirs written with other
 // values (earlier releases wrote uncompressed 2 MiB tables) open as they are
 // and are rewritten by compaction.

@@ -117,8 +117,8 @@ func (db *DB) UnfannedStats(ctx context.Context) (n int, oldest time.Time, err e
 
 // FanOutChunk is how many deliveries one fan-out transaction writes at
 // most: a Badger transaction holds about 1.2 MB by default (15% of the
-// memtable), and one delivery with its event snapshot and index keys takes
-// up to a few KiB.
+// memtable), and one delivery with its index keys takes up to a few KiB
+// (with its own event snapshot, when it cannot share the event's).
 const FanOutChunk = 128
 
 // FanOut marks the event fanned out and stores its deliveries (pending ones
@@ -180,6 +180,13 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 			}
 			return nil
 		}
+		// The deliveries of an event share one copy of its snapshot.
+		share := &snapshotShare{}
+		if len(ds) > 0 {
+			if share, err = shareSnapshot(txn, eventID, &ds[0].Event); err != nil {
+				return err
+			}
+		}
 		for _, d := range ds {
 			var old struct {
 				WebhookID string `json:"WebhookId"`
@@ -195,9 +202,12 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 			default:
 				return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 			}
-			if err := db.putDelivery(txn, d, nil); err != nil {
+			if err := db.putDelivery(txn, d, nil, !share.add(d)); err != nil {
 				return err
 			}
+		}
+		if err := share.commit(txn); err != nil {
+			return err
 		}
 		if !finish {
 			return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -68,9 +69,10 @@ func (db *DB) ScanEvents(ctx context.Context, from, to string, newestFirst bool,
 }
 
 // EventDeliveries returns the deliveries made for an event (by fan-out,
-// replay or redelivery of those), oldest first. Deliveries stored by a
-// release without the event index are not found. Unreadable ones are
-// skipped.
+// replay or redelivery of those), oldest first: those with their own
+// snapshot by their de/ keys, those sharing the event's snapshot from its
+// list. Deliveries stored by a release without the event index are not
+// found. Unreadable ones are skipped.
 func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhooks.Delivery, error) {
 	if rswebhooks.CheckStoreID("event Id", eventID) != nil {
 		return nil, nil //nolint:nilerr // no event can have this id, so it has no deliveries
@@ -81,9 +83,25 @@ func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhook
 		if err != nil {
 			return err
 		}
+		// Those referring to the shared snapshot are listed there.
+		item, err := txn.Get(snapshotKey(eventID))
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return err
+		default:
+			var rec storedSnapshot
+			err := item.Value(func(v []byte) error { return jsonUnmarshal(snapshotKey(eventID), v, &rec) })
+			if err != nil && !errors.Is(err, rswebhooks.ErrUnreadable) {
+				return err
+			}
+			ids = append(ids, rec.Deliveries...)
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+		}
 		for _, id := range ids {
 			var d rswebhooks.Delivery
-			if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+			if _, err := db.readDelivery(txn, id, &d); err != nil {
 				if errors.Is(err, rswebhooks.ErrNotFound) {
 					continue // discarded, or expired before its index
 				}
@@ -92,7 +110,9 @@ func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhook
 				}
 				return err
 			}
-			out = append(out, &d)
+			if d.EventID == eventID { // not one moved to another event since
+				out = append(out, &d)
+			}
 		}
 		return nil
 	})
@@ -124,7 +144,7 @@ func (db *DB) PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int
 				if ok {
 					return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 				}
-				if err := db.putDelivery(txn, d, nil); err != nil {
+				if err := db.putDelivery(txn, d, nil, true); err != nil {
 					return err
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,10 +130,11 @@ func TestSchemaGuard(t *testing.T) {
 	db, _ := openTest(t, dir)
 	v, err := getMetaRaw(db, metaSchema)
 	mustNil(t, err)
-	if string(v) != "1" {
-		t.Fatalf("m/schema = %q, want 1", v)
+	if string(v) != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("m/schema = %q, want %d", v, SchemaVersion)
 	}
-	mustNil(t, db.bdb.Load().Update(func(txn *badger.Txn) error { return txn.Set(metaKey(metaSchema), []byte("2")) }))
+	newer := []byte(strconv.Itoa(SchemaVersion + 1))
+	mustNil(t, db.bdb.Load().Update(func(txn *badger.Txn) error { return txn.Set(metaKey(metaSchema), newer) }))
 	mustNil(t, db.Close())
 
 	_, err = Open(Options{Dir: dir})

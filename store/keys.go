@@ -17,11 +17,13 @@ const (
 	pQueue      = "q/"
 	pOrder      = "dp/"
 	pAttempt    = "a/"
+	pSnapshot   = "s/"
 	pExecution  = "x/"
 	pMeta       = "m/"
 	metaSchema  = "schema"
 	metaPing    = "ping"
 	metaOrder   = "order-index"
+	metaMigrate = "migrating"
 	queueKeyLen = len(pQueue) + 8 + 1
 )
 

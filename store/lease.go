@@ -96,6 +96,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	var (
 		d       rswebhooks.Delivery
 		version uint64
+		ix      *deliveryIndex
 	)
 	err := db.view(ctx, "get delivery "+id, func(txn *badger.Txn) error {
 		item, err := getItem(txn, deliveryKey(id))
@@ -103,7 +104,8 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 			return err
 		}
 		version = item.Version()
-		return decodeItem(item, &d)
+		ix, err = db.decodeDelivery(txn, item, &d)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -122,7 +124,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	if t.m == nil {
 		t.m = map[string]lease{}
 	}
-	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For), version: version, ix: *indexOf(&d)}
+	t.m[id] = lease{holder: req.Holder, webhook: d.WebhookID, until: now.Add(req.For), version: version, ix: *ix}
 	return &d, nil
 }
 

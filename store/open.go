@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +80,8 @@ func writeSynced(path string, b []byte) error {
 //
 // It retries for up to Options.LockWait while another process holds the
 // directory (ErrLocked after that), guards MemTableSize (see package doc)
-// and refuses a schema newer than SchemaVersion (ErrSchemaTooNew).
+// and refuses a schema newer than SchemaVersion (ErrSchemaTooNew). An
+// older schema is converted before Open returns (see migrate).
 func Open(opts Options) (*DB, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -229,28 +229,6 @@ func openBadger(opts Options, memTableSize int64, log zerolog.Logger) (*badger.D
 // isLockErr recognises Badger's lock failure, which it does not wrap.
 func isLockErr(err error) bool {
 	return strings.Contains(err.Error(), "Cannot acquire directory lock")
-}
-
-// checkSchema writes m/schema on a new store and refuses newer ones.
-func (db *DB) checkSchema(bdb *badger.DB) error {
-	return bdb.Update(func(txn *badger.Txn) error {
-		v, err := getRaw(txn, metaKey(metaSchema))
-		if errors.Is(err, rswebhooks.ErrNotFound) {
-			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
-		}
-		if err != nil {
-			return fmt.Errorf("store: read schema version in %s: %w", db.opts.Dir, err)
-		}
-		n, err := strconv.Atoi(string(v))
-		if err != nil {
-			return fmt.Errorf("store: schema version %q in %s is not a number", v, db.opts.Dir)
-		}
-		if n > SchemaVersion {
-			return fmt.Errorf("store: %s has schema %d, this release supports up to %d: %w",
-				db.opts.Dir, n, SchemaVersion, ErrSchemaTooNew)
-		}
-		return nil
-	})
 }
 
 // badgerLogger sends Badger's logs to zerolog; Badger's Info is chatty

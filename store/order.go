@@ -19,9 +19,17 @@ const maxStaleOrderKeys = 1000
 // OrderHead returns the first pending delivery of the webhook in event
 // order (event id, then delivery id; a ping's event id is the time it was
 // asked for): the one an ordered webhook must send before any other. ok is
-// false when none is pending.
+// false when none is pending. The order index (dp/) holds the deliveries
+// of Ordered webhooks; for another webhook its deliveries are read one by
+// one (orderHeadScan).
 func (db *DB) OrderHead(ctx context.Context, webhookID string) (r rswebhooks.DueRef, ok bool, err error) {
 	err = db.view(ctx, "order head of "+webhookID, func(txn *badger.Txn) error {
+		if ordered, err := webhookOrdered(txn, webhookID); err != nil || !ordered {
+			if err == nil {
+				r, ok, err = db.orderHeadScan(txn, webhookID)
+			}
+			return err
+		}
 		prefix := orderPrefix(webhookID)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
@@ -81,18 +89,18 @@ func (db *DB) reschedule(ctx context.Context, op, id string, at time.Time, move 
 	err := db.queueUpdate(ctx, op+" delivery "+id, func(txn *badger.Txn) error {
 		moved = false
 		var d rswebhooks.Delivery
-		if err := getJSON(txn, deliveryKey(id), &d); err != nil {
+		old, err := db.readDelivery(txn, id, &d)
+		if err != nil {
 			return err
 		}
 		if d.State != rswebhooks.DeliveryPending || !move(&d) {
 			return nil
 		}
-		old := indexOf(&d)
 		d.NextUTC = at.UTC()
 		d.Reason = reason
 		d.UpdatedUTC = db.now().UTC()
 		moved = true
-		return db.putDelivery(txn, &d, old)
+		return db.putDelivery(txn, &d, old, old.inline())
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: %s delivery %s: %w", op, id, err)

@@ -29,7 +29,7 @@ func (db *DB) RotateSecret(ctx context.Context, id, secret string, grace time.Du
 		if err := w.StartRotation(secret, grace, db.now().UTC()); err != nil {
 			return err
 		}
-		return setJSON(txn, webhookKey(id), &w, 0)
+		return putWebhook(txn, &w)
 	})
 	if err != nil {
 		return nil, err
@@ -62,7 +62,7 @@ func (db *DB) PromoteRotation(ctx context.Context, id, uri string) (*rswebhooks.
 			w.URI = uri
 		}
 		w.UpdatedUTC = now
-		return setJSON(txn, webhookKey(id), &w, 0)
+		return putWebhook(txn, &w)
 	})
 	if err != nil {
 		return nil, err
@@ -101,7 +101,7 @@ func (db *DB) EndRotations(ctx context.Context) ([]string, error) {
 		}
 		for _, w := range due {
 			w.Rotation = nil
-			if err := setJSON(txn, webhookKey(w.ID), w, 0); err != nil {
+			if err := putWebhook(txn, w); err != nil {
 				return err
 			}
 			ended = append(ended, w.ID)

@@ -3,9 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -107,9 +109,13 @@ func SalvageWebhooks(dir string) (*Salvaged, error) {
 		if v.gone {
 			continue
 		}
-		if v.value == nil {
-			out.Problems = append(out.Problems, fmt.Sprintf("webhook %s: its value is in the value log (%s), not read", strings.TrimPrefix(k, pWebhook), v.where))
-			continue
+		if v.vptr != nil {
+			val, err := readValueLog(dir, []byte(k), v.vptr)
+			if err != nil {
+				out.Problems = append(out.Problems, fmt.Sprintf("webhook %s: its value in the value log (%s) cannot be read: %v", strings.TrimPrefix(k, pWebhook), v.where, err))
+				continue
+			}
+			v.value = val
 		}
 		var w rswebhooks.Webhook
 		if err := json.Unmarshal(v.value, &w); err != nil {
@@ -130,6 +136,13 @@ func replayMemtables(dir string, mems []string, found func(key string, ts uint64
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// The value logs come along: memtable entries may point into them
+	// (values of DefaultValueThreshold and more). Copies, because Badger
+	// replaying the logs may truncate the last value log.
+	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, v := range vlogs {
+		mems = append(mems, filepath.Base(v))
+	}
 	for _, m := range mems {
 		if err := copyFile(filepath.Join(dir, m), filepath.Join(tmp, m)); err != nil {
 			return err
@@ -278,8 +291,59 @@ func Repair(opts Options, now time.Time) (*RepairResult, error) {
 type salvageVersion struct {
 	ts    uint64
 	value []byte
+	vptr  []byte // the value is in the value log, here
 	gone  bool
 	where string
+}
+
+// readValueLog reads the value of key that a table's value pointer vptr
+// locates in the value log of dir: Badger's pointer (file id, length,
+// offset, each a uint32 in the machine's byte order: the struct's memory)
+// and entry layout (header: meta, user meta, then key length, value length
+// and expiry as uvarints; key with its version; value; CRC-32 Castagnoli of
+// all that, big-endian). The file is only read.
+func readValueLog(dir string, key, vptr []byte) ([]byte, error) {
+	if len(vptr) < 12 {
+		return nil, fmt.Errorf("value pointer of %d bytes", len(vptr))
+	}
+	u32 := binary.NativeEndian.Uint32
+	fid, n, off := u32(vptr[0:4]), u32(vptr[4:8]), u32(vptr[8:12])
+	name := filepath.Join(dir, fmt.Sprintf("%06d.vlog", fid))
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, int64(off)); err != nil {
+		return nil, fmt.Errorf("%s at %d: %w", filepath.Base(name), off, err)
+	}
+	if len(buf) < 2+3+crc32.Size {
+		return nil, fmt.Errorf("%s at %d: entry of %d bytes", filepath.Base(name), off, len(buf))
+	}
+	body, sum := buf[:len(buf)-crc32.Size], buf[len(buf)-crc32.Size:]
+	if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != binary.BigEndian.Uint32(sum) {
+		return nil, fmt.Errorf("%s at %d: checksum mismatch", filepath.Base(name), off)
+	}
+	i := 2
+	var lens [3]uint64
+	for j := range lens {
+		v, c := binary.Uvarint(body[i:])
+		if c <= 0 {
+			return nil, fmt.Errorf("%s at %d: damaged entry header", filepath.Base(name), off)
+		}
+		lens[j], i = v, i+c
+	}
+	rest := body[i:]
+	klen, vlen := lens[0], lens[1]
+	if klen > uint64(len(rest)) || vlen != uint64(len(rest))-klen {
+		return nil, fmt.Errorf("%s at %d: entry lengths do not add up", filepath.Base(name), off)
+	}
+	k, v := rest[:klen], rest[klen:]
+	if !bytes.Equal(y.ParseKey(k), key) {
+		return nil, fmt.Errorf("%s at %d: holds key %q, not %q", filepath.Base(name), off, y.ParseKey(k), key)
+	}
+	return bytes.Clone(v), nil
 }
 
 type keyedVersion struct {
@@ -330,7 +394,7 @@ func readTableWith(data []byte, id uint64, prefix []byte, name string, c options
 		case v.Meta&metaDelete != 0:
 			sv.gone = true
 		case v.Meta&metaValuePointer != 0:
-			sv.value = nil // in the value log
+			sv.vptr = bytes.Clone(v.Value) // read from the value log if it is the newest
 		default:
 			sv.value = v.Value
 		}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,15 +29,22 @@ var (
 	ErrLocked = errors.New("data directory is locked by another process")
 )
 
-// SchemaVersion is the on-disk layout version stored at m/schema.
-const SchemaVersion = 1
+// SchemaVersion is the on-disk layout version stored at m/schema. Version 2
+// stores an event's snapshot once for its deliveries (s/<eventID>); Open
+// converts a version-1 store (see migrate).
+const SchemaVersion = 2
 
 // Defaults for Options.
 const (
 	DefaultGCInterval   = 5 * time.Minute
 	DefaultMemTableSize = 8 << 20
-	// DefaultValueThreshold: values of this size and more go to the value log.
-	DefaultValueThreshold = 1 << 10
+	// DefaultValueThreshold: values of this size and more go to the value
+	// log, so the LSM tree holds keys, small index values and pointers:
+	// every record (delivery state, attempt, event, snapshot, webhook) is
+	// written once to the value log instead of being rewritten by each
+	// memtable flush and compaction, about a fifth less CPU per delivery
+	// than 1 KiB (docs/benchmarks.md). Not part of the on-disk format.
+	DefaultValueThreshold = 128
 	// DefaultLockWait bounds how long Open retries a held directory lock.
 	DefaultLockWait = 5 * time.Second
 	// DefaultCheckInterval is the period of the degraded-mode monitor.
@@ -79,7 +85,8 @@ type Options struct {
 	// MemTableSize in bytes; zero means 8 MiB. A data dir created with a
 	// larger size is opened with that first (see package doc).
 	MemTableSize int64
-	// ValueThreshold in bytes; zero means 1 KiB. At most 15% of MemTableSize.
+	// ValueThreshold in bytes; zero means DefaultValueThreshold (128). At
+	// most 15% of MemTableSize.
 	ValueThreshold int64
 	// Registerer receives the store's metrics (nil: not registered).
 	Registerer prometheus.Registerer
@@ -105,6 +112,9 @@ type Options struct {
 	onCondition func(cond string)
 	// onLockRetry is a test hook called before each lock retry.
 	onLockRetry func(attempt int)
+	// onMigrate, a test hook, is called after each migration transaction
+	// with the number of records converted so far.
+	onMigrate func(converted int)
 	// tweakBadger, a test hook, changes the Badger options Open uses (to
 	// write a data dir the way an earlier release did).
 	tweakBadger func(badger.Options) badger.Options
@@ -191,6 +201,10 @@ type DB struct {
 	webhooksVersion atomic.Uint64
 	// leases are the deliveries leased to attempts in flight (lease.go).
 	leases leaseTable
+	// snaps are recently decoded event snapshots (snapshot.go).
+	snaps snapshotCache
+	// migrated counts the records Open converted to the current schema.
+	migrated int
 	// due signals dispatchers that deliveries became due (DueSignal).
 	due chan struct{}
 	// rotationEnd is when the earliest known secret-rotation grace period
@@ -348,8 +362,9 @@ func (db *DB) Condition() string { return db.guard.condition() }
 // *rswebhooks.StoreUnavailableError), or nil when the store accepts writes.
 func (db *DB) Unavailable() error { return db.guard.err() }
 
-// Run runs the degraded-mode monitor every CheckInterval and value-log GC
-// every GCInterval until ctx is done, then returns nil. It erases the
+// Run runs the degraded-mode monitor every CheckInterval and, every
+// GCInterval, drops the event snapshots no delivery refers to any more
+// (dropSnapshots) and runs value-log GC, until ctx is done, then returns nil. It erases the
 // previous secrets of rotations whose grace period ended (EndRotations)
 // within a CheckInterval of the end, and on every GC tick. Each GC pass calls
 // RunValueLogGC(0.5) until nothing is rewritten; none runs while degraded.
@@ -378,6 +393,9 @@ func (db *DB) Run(ctx context.Context) error {
 			}
 			// Also on the GC period, in case a rotation's end was missed.
 			db.endRotations(ctx)
+			if _, err := db.dropSnapshots(ctx); err != nil && ctx.Err() == nil {
+				db.log.Error().Err(err).Msg("drop unused event snapshots")
+			}
 			err := db.gc(ctx)
 			if err != nil {
 				db.log.Error().Err(err).Msg("value-log GC failed")
@@ -554,13 +572,11 @@ func (db *DB) badgerExpiry(at time.Time) uint64 {
 // setJSON stores v at key; expires is 0 for never. Without HTML escaping,
 // so raw JSON values (webhook Properties) are stored byte for byte.
 func setJSON(txn *badger.Txn, key []byte, v any, expires uint64) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
+	b, err := encodeJSON(key, v)
+	if err != nil {
+		return err
 	}
-	return setRaw(txn, key, bytes.TrimSuffix(buf.Bytes(), []byte("\n")), expires)
+	return setRaw(txn, key, b, expires)
 }
 
 func setRaw(txn *badger.Txn, key, v []byte, expires uint64) error {

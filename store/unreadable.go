@@ -226,7 +226,7 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 	return err
 }
 
-// deleteDeliveryRaw removes d/<id> with its dw/, q/, dp/ and a/ keys, finding the
+// deleteDeliveryRaw removes d/<id> with its dw/, de/, q/, dp/ and a/ keys, finding the
 // index keys by scanning when the record cannot say where they are.
 func (db *DB) deleteDeliveryRaw(txn *badger.Txn, id string) error {
 	if ok, err := exists(txn, deliveryKey(id)); err != nil || !ok {
@@ -237,7 +237,7 @@ func (db *DB) deleteDeliveryRaw(txn *badger.Txn, id string) error {
 	}
 	var del [][]byte
 	suffix := []byte("/" + id)
-	for _, prefix := range []string{pByWebhook, pQueue, pOrder} {
+	for _, prefix := range []string{pByWebhook, pByEvent, pQueue, pOrder} {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix)})
 		for it.Rewind(); it.Valid(); it.Next() {
 			if k := it.Item().Key(); bytes.HasSuffix(k, suffix) {

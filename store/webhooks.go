@@ -39,8 +39,13 @@ func (db *DB) CreateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 		if ok {
 			return fmt.Errorf("webhook %s: %w", w.ID, rswebhooks.ErrConflict)
 		}
-		if err := setJSON(txn, webhookKey(w.ID), w, 0); err != nil {
+		if err := putWebhook(txn, w); err != nil {
 			return err
+		}
+		if w.Ordered { // deliveries left by a deleted webhook of the same id
+			if _, err := backfillOrderTxn(txn, w.ID, 0); err != nil {
+				return err
+			}
 		}
 		return txn.Set(ownerKey(w.User.ID, w.ID), nil)
 	})
@@ -54,10 +59,31 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 	if err := rswebhooks.CheckStoredWebhook(w); err != nil {
 		return fmt.Errorf("store: update webhook: %w", err)
 	}
+	if w.Ordered {
+		// Becoming Ordered: order keys for the pending deliveries queued
+		// before, in steps; the update adds those queued since.
+		was := false
+		if err := db.view(ctx, "update webhook "+w.ID, func(txn *badger.Txn) (err error) {
+			was, err = webhookOrdered(txn, w.ID)
+			return err
+		}); err != nil {
+			return err
+		}
+		if !was {
+			if err := db.backfillOrder(ctx, w.ID); err != nil {
+				return err
+			}
+		}
+	}
 	return db.webhookUpdate(ctx, "update webhook "+w.ID, func(txn *badger.Txn) error {
 		var old rswebhooks.Webhook
 		if err := getJSON(txn, webhookKey(w.ID), &old); err != nil {
 			return err
+		}
+		if w.Ordered && !old.Ordered {
+			if _, err := backfillOrderTxn(txn, w.ID, 0); err != nil {
+				return err
+			}
 		}
 		w.KeepStored(&old)
 		if old.User.ID != w.User.ID {
@@ -68,7 +94,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, w *rswebhooks.Webhook) error {
 				return err
 			}
 		}
-		return setJSON(txn, webhookKey(w.ID), w, 0)
+		return putWebhook(txn, w)
 	})
 }
 
@@ -234,7 +260,7 @@ func (db *DB) SetPaused(ctx context.Context, id string, paused bool) error {
 		}
 		w.IsPaused = paused
 		w.UpdatedUTC = db.now().UTC()
-		return setJSON(txn, webhookKey(id), &w, 0)
+		return putWebhook(txn, &w)
 	})
 }
 
@@ -264,7 +290,7 @@ func (db *DB) SetOwnerMissing(ctx context.Context, ownerID string, missing bool)
 					continue
 				}
 				w.OwnerMissing = missing
-				if err := setJSON(txn, webhookKey(id), &w, 0); err != nil {
+				if err := putWebhook(txn, &w); err != nil {
 					return err
 				}
 				if batch = append(batch, id); len(batch) == chunk {

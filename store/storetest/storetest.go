@@ -1427,17 +1427,28 @@ func testRetention(t *testing.T, open Opener) {
 	if _, err := s.GetEvent(ctx, "E2"); err != nil {
 		t.Fatalf("an event waiting for fan-out expired: %v", err)
 	}
-	if _, err := s.GetDelivery(ctx, "WAIT"); err != nil {
+	wait, err := s.GetDelivery(ctx, "WAIT")
+	if err != nil {
 		t.Fatalf("a pending delivery expired: %v", err)
-	}
-	if un, _ := s.UnfannedEvents(ctx, 0); len(un) != 1 {
-		t.Fatalf("UnfannedEvents = %v, want E2", ids(un, evID))
 	}
 	if l, _ := s.ListDeliveries(ctx, "W1", 0); !slices.Equal(ids(l, dID), []string{"WAIT"}) {
 		t.Fatalf("ListDeliveries after expiry = %v, want only the pending WAIT", ids(l, dID))
 	}
 	if g := refIDs(scanDue(t, s, time.Now().Add(2*time.Hour), 0)); !slices.Equal(g, []string{"WAIT"}) {
 		t.Fatalf("ScanDue after expiry = %v, want the pending WAIT", g)
+	}
+	// Its event expired, its snapshot did not: for the whole retention of
+	// the delivery, finished after the event expired.
+	if wait.Event.ID != "E1" || wait.Event.ResourceID != "r-E1" || !wait.Event.Time.Equal(now) {
+		t.Fatalf("pending delivery after its event expired: event = %+v", wait.Event)
+	}
+	wait.State, wait.Attempts = rswebhooks.DeliverySucceeded, 1
+	must(t, s.Complete(ctx, wait, &rswebhooks.Attempt{N: 1, StartedUTC: time.Now()}))
+	if got, err := s.GetDelivery(ctx, "WAIT"); err != nil || got.Event.ResourceID != "r-E1" || got.State != rswebhooks.DeliverySucceeded {
+		t.Fatalf("delivery finished after its event expired = %+v, %v; want it with its event", got, err)
+	}
+	if un, _ := s.UnfannedEvents(ctx, 0); len(un) != 1 {
+		t.Fatalf("UnfannedEvents = %v, want E2", ids(un, evID))
 	}
 }
 

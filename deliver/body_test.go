@@ -1,0 +1,111 @@
+package deliver
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
+
+// referenceBody encodes the whole Body at once, as the body was built
+// before it was assembled from parts: the bytes receivers have verified.
+func referenceBody(t *testing.T, d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Links, offNote string, now time.Time) []byte {
+	t.Helper()
+	props := w.Properties
+	if props == nil {
+		props = map[string]json.RawMessage{}
+	}
+	nt := NotificationFor(&d.Event)
+	if len(nt.Documents) > 0 {
+		switch {
+		case links != nil:
+			for i := range nt.Documents {
+				nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
+			}
+		case offNote != "" && nt.Note == "":
+			nt.Note = offNote
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(Body{ID: d.ID, Attempt: n, Properties: props, Notifications: []Notification{nt}}); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+type fixedLinks struct{}
+
+func (fixedLinks) URL(webhookID string, ev *rswebhooks.Event, docID string, _ time.Time) string {
+	return "https://rsw.example/d/" + webhookID + "/" + ev.ID + "/" + docID + "?a=1&b=<2>"
+}
+
+// TestBodyPartsMatchEncoder: the body assembled from parts, with the
+// event's part from the cache or not, is byte for byte the encoding of the
+// whole Body, for every shape of event, webhook and link setting.
+func TestBodyPartsMatchEncoder(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.FixedZone("X", 3600))
+	exec := at.Add(-time.Hour)
+	no := false
+	events := []rswebhooks.Event{
+		{ID: "01J0000000000000000000000A", Filter: "reports", Type: "Created", ResourceID: "r1", ResourceName: "Sales <Q1> & \"Q2\" \u2028 é 日本", UserID: "u", UserName: "Ann", Time: at, APIVersion: "v2", Method: "POST", Path: "/api/reportserver/v2/reports", Source: rswebhooks.SourceProxy},
+		{ID: "01J0000000000000000000000B", Filter: "tasks", Type: "Executed", Time: at, ExecutionID: "x", ExecutionDateUTC: &exec, AlertTriggered: &no, DocumentIDs: []string{"d1", "d2"},
+			Documents: []rswebhooks.Document{{ID: "d1", Name: "a&b", Format: "PDF"}, {ID: "d2", MimeType: "text/html"}}, Missing: []string{"ExecutionId"}, Note: "n <1>"},
+		{ID: "01J0000000000000000000000C", Filter: "tasks", Type: "Executed", Time: at, Documents: []rswebhooks.Document{{ID: "d1"}}, Note: "kept"},
+		{ID: "01J0000000000000000000000D", Filter: PingAction, Type: PingEventType, Time: at},
+		{},
+	}
+	hooks := []*rswebhooks.Webhook{
+		{ID: "W1"},
+		{ID: "W2", Properties: map[string]json.RawMessage{}},
+		{ID: "W3", Properties: map[string]json.RawMessage{"z": json.RawMessage(`{"b":[1,2,{"c":"<&>"}],"a":null}`), "a": json.RawMessage(`"x\u003cy"`), "m": json.RawMessage(`12.50`), "e": json.RawMessage(`[]`), "o": json.RawMessage(`{}`)}},
+	}
+	var cache notificationCache
+	for _, ev := range events {
+		for _, w := range hooks {
+			for _, links := range []Links{nil, fixedLinks{}} {
+				for _, off := range []string{"", "links are off"} {
+					for n := range 3 {
+						d := &rswebhooks.Delivery{ID: rswebhooks.DeliveryID(&ev, w.ID), EventID: ev.ID, Event: ev}
+						want := referenceBody(t, d, w, n, links, off, at)
+						for _, c := range []*notificationCache{nil, &cache, &cache} {
+							got, err := marshalBody(d, w, n, links, off, at, c)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if !bytes.Equal(got, want) {
+								t.Fatalf("event %s webhook %s attempt %d links %v off %q:\n--- got\n%s\n--- want\n%s", ev.ID, w.ID, n, links != nil, off, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	// Delivery ids that JSON escapes take the encoder's way.
+	for _, id := range []string{"D<1>&\"x\"", "é\u2028", "", "01J0-x_y.z"} {
+		d := &rswebhooks.Delivery{ID: id, EventID: events[0].ID, Event: events[0]}
+		got, err := marshalBody(d, hooks[2], 1, nil, "", at, &cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceBody(t, d, hooks[2], 1, nil, "", at); !bytes.Equal(got, want) {
+			t.Fatalf("delivery id %q:\n--- got\n%s\n--- want\n%s", id, got, want)
+		}
+	}
+	// Another snapshot under a cached event id gets its own part.
+	ev := events[0]
+	ev.ResourceName = "renamed"
+	d := &rswebhooks.Delivery{ID: "D", EventID: ev.ID, Event: ev}
+	got, err := marshalBody(d, hooks[0], 1, nil, "", at, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceBody(t, d, hooks[0], 1, nil, "", at); !bytes.Equal(got, want) {
+		t.Fatalf("changed snapshot served from the cache:\n%s", got)
+	}
+}
