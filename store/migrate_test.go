@@ -18,6 +18,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
 
 // legacyStore writes a schema-1 data dir as the release before schema 2
@@ -143,7 +144,7 @@ func checkConverted(t *testing.T, dir string, want map[string]*rswebhooks.Delive
 			head = w
 		}
 	}
-	if h := headOf(t, db, "W0"); h != head.ID {
+	if h := storetest.HeadOf(t, db, "W0"); h != head.ID {
 		t.Fatalf("order head of W0 after conversion = %q, want %s", h, head.ID)
 	}
 	// The queue still works: every pending delivery is due, leases and completes.

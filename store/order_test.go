@@ -6,20 +6,8 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
-
-func headOf(t *testing.T, db *DB, wh string) string {
-	t.Helper()
-	r, ok, err := db.OrderHead(context.Background(), wh)
-	mustNil(t, err)
-	if !ok {
-		return ""
-	}
-	if r.WebhookID != wh {
-		t.Fatalf("head %s has webhook %q, want %q", r.ID, r.WebhookID, wh)
-	}
-	return r.ID
-}
 
 // A data directory written before the order index gets it on Open.
 func TestOrderIndexBuiltOnOpen(t *testing.T) {
@@ -41,19 +29,19 @@ func TestOrderIndexBuiltOnOpen(t *testing.T) {
 		}
 		return nil
 	}))
-	if h := headOf(t, db, "W1"); h != "" {
+	if h := storetest.HeadOf(t, db, "W1"); h != "" {
 		t.Fatalf("head without index = %q", h)
 	}
 	mustNil(t, db.Close())
 	db, _ = openTest(t, dir)
-	if h := headOf(t, db, "W1"); h != "D1" {
+	if h := storetest.HeadOf(t, db, "W1"); h != "D1" {
 		t.Fatalf("head after reopen = %q, want D1", h)
 	}
 	d, err := db.GetDelivery(ctx, "D1")
 	mustNil(t, err)
 	d.State = rswebhooks.DeliverySucceeded
 	mustNil(t, db.Complete(ctx, d, nil))
-	if h := headOf(t, db, "W1"); h != "D2" {
+	if h := storetest.HeadOf(t, db, "W1"); h != "D2" {
 		t.Fatalf("head after D1 = %q, want D2", h)
 	}
 }
@@ -85,7 +73,7 @@ func TestOrderKeysFollowOrdered(t *testing.T) {
 	if n := keys(); n != 0 {
 		t.Fatalf("%d order keys for a webhook that is not Ordered", n)
 	}
-	if h := headOf(t, db, "W1"); h != "D3" {
+	if h := storetest.HeadOf(t, db, "W1"); h != "D3" {
 		t.Fatalf("head of a webhook that is not Ordered = %q, want D3 (event E1)", h)
 	}
 	w.Ordered = true
@@ -97,20 +85,20 @@ func TestOrderKeysFollowOrdered(t *testing.T) {
 	if n := keys(); n != 3 {
 		t.Fatalf("%d order keys after a delivery of the Ordered webhook, want 3", n)
 	}
-	if h := headOf(t, db, "W1"); h != "D3" {
+	if h := storetest.HeadOf(t, db, "W1"); h != "D3" {
 		t.Fatalf("head from the index = %q, want D3", h)
 	}
 	d, err := db.GetDelivery(ctx, "D3")
 	mustNil(t, err)
 	d.State = rswebhooks.DeliverySucceeded
 	mustNil(t, db.Complete(ctx, d, nil))
-	if h := headOf(t, db, "W1"); h != "D1" || keys() != 2 {
+	if h := storetest.HeadOf(t, db, "W1"); h != "D1" || keys() != 2 {
 		t.Fatalf("head after D3 finished = %q with %d keys, want D1 and 2", h, keys())
 	}
 	// No longer Ordered: the keys left go as their deliveries finish.
 	w.Ordered = false
 	mustNil(t, db.UpdateWebhook(ctx, w))
-	if h := headOf(t, db, "W1"); h != "D1" {
+	if h := storetest.HeadOf(t, db, "W1"); h != "D1" {
 		t.Fatalf("head after Ordered was turned off = %q, want D1", h)
 	}
 	for _, id := range []string{"D1", "D0"} {

@@ -14,21 +14,8 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 )
-
-// waitFor polls cond every 20 ms until it holds, failing after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, what)
-		}
-		<-tick.C
-	}
-}
 
 // rawValue returns the stored value at k (nil, false when absent) and its
 // Badger expiry.
@@ -160,7 +147,7 @@ func TestSnapshotOutlivesEvent(t *testing.T) {
 	early.State, early.Attempts = rswebhooks.DeliverySucceeded, 1
 	mustNil(t, db.Complete(ctx, early, &rswebhooks.Attempt{DeliveryID: early.ID, N: 1, StartedUTC: now}))
 
-	waitFor(t, 10*time.Second, "event and early delivery did not expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "event and early delivery did not expire", func() bool {
 		_, errE := db.GetEvent(ctx, ev.ID)
 		_, errD := db.GetDelivery(ctx, early.ID)
 		return errors.Is(errE, rswebhooks.ErrNotFound) && errors.Is(errD, rswebhooks.ErrNotFound)
@@ -194,7 +181,7 @@ func TestSnapshotOutlivesEvent(t *testing.T) {
 	}
 	again.State = rswebhooks.DeliveryFailed
 	mustNil(t, db.Complete(ctx, again, nil))
-	waitFor(t, 10*time.Second, "late delivery did not expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "late delivery did not expire", func() bool {
 		_, err := db.GetDelivery(ctx, late.ID)
 		return errors.Is(err, rswebhooks.ErrNotFound)
 	})

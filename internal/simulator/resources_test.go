@@ -377,28 +377,14 @@ func TestReportCreateRefusals(t *testing.T) {
 		fw, _ := mw.CreateFormFile("ReportFile", "m.trdx")
 		_, _ = fw.Write([]byte("<Report/>"))
 		_ = mw.Close()
-		req, _ := http.NewRequest("POST", e.srv.URL+"/api/reportserver/v3/reports", bytes.NewReader(buf.Bytes()))
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		req.Header.Set("Authorization", "Bearer "+admin)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := readResult(t, res)
+		r := postMultipart(t, e.srv.URL+"/api/reportserver/v3/reports", admin, mw, buf.Bytes())
 		want(t, r, 201)
 		var info simulator.ReportInfo
 		r.decode(t, &info)
 		if info.Extension != ".trdx" {
 			t.Fatalf("%+v", info)
 		}
-		req, _ = http.NewRequest("POST", e.srv.URL+"/api/reportserver/v3/reports/"+info.Id+"/revisions", bytes.NewReader(buf.Bytes()))
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		req.Header.Set("Authorization", "Bearer "+admin)
-		res, err = http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want(t, readResult(t, res), 204)
+		want(t, postMultipart(t, e.srv.URL+"/api/reportserver/v3/reports/"+info.Id+"/revisions", admin, mw, buf.Bytes()), 204)
 	})
 
 	// Files under two field names: every upload stores the same one (the
@@ -414,14 +400,7 @@ func TestReportCreateRefusals(t *testing.T) {
 				_, _ = fw.Write([]byte("<Report/>"))
 			}
 			_ = mw.Close()
-			req, _ := http.NewRequest("POST", e.srv.URL+"/api/reportserver/v3/reports", bytes.NewReader(buf.Bytes()))
-			req.Header.Set("Content-Type", mw.FormDataContentType())
-			req.Header.Set("Authorization", "Bearer "+admin)
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := readResult(t, res)
+			r := postMultipart(t, e.srv.URL+"/api/reportserver/v3/reports", admin, mw, buf.Bytes())
 			want(t, r, 201)
 			var info simulator.ReportInfo
 			r.decode(t, &info)
@@ -514,4 +493,21 @@ func TestReadPermissionsFilterAndForbid(t *testing.T) {
 			t.Fatalf("permission outlived its task: %+v", ps)
 		}
 	})
+}
+
+// postMultipart POSTs the multipart body written by mw to url as the user
+// with token, and reads the result.
+func postMultipart(t *testing.T, url, token string, mw *multipart.Writer, body []byte) result {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readResult(t, res)
 }

@@ -1,6 +1,6 @@
 // Package testutil holds what the module's tests share: a settable clock, a
-// log buffer safe for concurrent writers, and HTTP request helpers that fail
-// the test on error. It is imported by tests only.
+// log buffer safe for concurrent writers, a bounded wait for a condition, and
+// HTTP request helpers that fail the test on error. It is imported by tests only.
 package testutil
 
 import (
@@ -98,6 +98,22 @@ func NewRequest(t testing.TB, method, url, token string, body any) *http.Request
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	return req
+}
+
+// Eventually waits up to d for cond, checking it every 20 ms, and fails the
+// test with what if it still does not hold: a bounded wait on a condition,
+// never a sleep standing in for one.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		<-tick.C
+	}
 }
 
 // Do sends req with c and returns the response and its whole body, as

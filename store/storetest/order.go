@@ -9,8 +9,9 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-// headOf returns the id of a webhook's order head ("" when none).
-func headOf(t *testing.T, s rswebhooks.Store, wh string) string {
+// HeadOf returns the id of webhook wh's order head in s ("" when none),
+// failing the test on an error or a head of another webhook.
+func HeadOf(t *testing.T, s rswebhooks.Store, wh string) string {
 	t.Helper()
 	r, ok, err := s.OrderHead(context.Background(), wh)
 	must(t, err)
@@ -39,13 +40,13 @@ func testOrderHead(t *testing.T, open Opener) {
 	ping := delivery("P0", "W1", "E4", rswebhooks.DeliveryPending, t0, t0)
 	ping.Ping = true
 	must(t, s.PutDelivery(ctx, ping))
-	if h := headOf(t, s, "W1"); h != "D9" {
+	if h := HeadOf(t, s, "W1"); h != "D9" {
 		t.Fatalf("head of W1 = %q, want D9 (event E1)", h)
 	}
-	if h := headOf(t, s, "W2"); h != "D0" {
+	if h := HeadOf(t, s, "W2"); h != "D0" {
 		t.Fatalf("head of W2 = %q, want D0", h)
 	}
-	if h := headOf(t, s, "W3"); h != "" {
+	if h := HeadOf(t, s, "W3"); h != "" {
 		t.Fatalf("head of a webhook without deliveries = %q, want none", h)
 	}
 
@@ -54,22 +55,22 @@ func testOrderHead(t *testing.T, open Opener) {
 	must(t, err)
 	d.NextUTC = t0.Add(2 * time.Hour)
 	must(t, s.Complete(ctx, d, &rswebhooks.Attempt{N: 1, StartedUTC: t0}))
-	if h := headOf(t, s, "W1"); h != "D9" {
+	if h := HeadOf(t, s, "W1"); h != "D9" {
 		t.Fatalf("head after a retry = %q, want D9", h)
 	}
 	d.State = rswebhooks.DeliveryFailed
 	must(t, s.Complete(ctx, d, &rswebhooks.Attempt{N: 2, StartedUTC: t0}))
-	if h := headOf(t, s, "W1"); h != "D5" {
+	if h := HeadOf(t, s, "W1"); h != "D5" {
 		t.Fatalf("head after D9 failed = %q, want D5", h)
 	}
 	must(t, s.DiscardDelivery(ctx, "D5"))
-	if h := headOf(t, s, "W1"); h != "D1" {
+	if h := HeadOf(t, s, "W1"); h != "D1" {
 		t.Fatalf("head after D5 was discarded = %q, want D1", h)
 	}
 	// Redelivered, the older event goes first again.
 	_, err = s.Redeliver(ctx, "D9", t0)
 	must(t, err)
-	if h := headOf(t, s, "W1"); h != "D9" {
+	if h := HeadOf(t, s, "W1"); h != "D9" {
 		t.Fatalf("head after redelivering D9 = %q, want D9", h)
 	}
 	for _, id := range []string{"D9", "D1"} {
@@ -78,7 +79,7 @@ func testOrderHead(t *testing.T, open Opener) {
 		d.State = rswebhooks.DeliverySucceeded
 		must(t, s.Complete(ctx, d, nil))
 	}
-	if h := headOf(t, s, "W1"); h != "P0" {
+	if h := HeadOf(t, s, "W1"); h != "P0" {
 		t.Fatalf("head after the events = %q, want the ping P0", h)
 	}
 	_, err = s.Redeliver(ctx, "D1", t0.Add(-time.Hour))

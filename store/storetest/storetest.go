@@ -140,20 +140,6 @@ func refIDs(rs []rswebhooks.DueRef) []string {
 	return out
 }
 
-// eventually waits up to d for cond, checking every 20 ms.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
 func testWebhooks(t *testing.T, open Opener) {
 	s, c, t0 := openClocked(t, open)
 	ctx := context.Background()
@@ -1150,7 +1136,7 @@ func testMetaUntil(t *testing.T, open Opener) {
 	if _, err := s.GetMeta(ctx, "admin/u1"); err != nil {
 		t.Fatalf("GetMeta before expiry = %v", err)
 	}
-	eventually(t, 10*time.Second, "admin/u1 did not expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "admin/u1 did not expire", func() bool {
 		_, err := s.GetMeta(ctx, "admin/u1")
 		return errors.Is(err, rswebhooks.ErrNotFound)
 	})
@@ -1198,7 +1184,7 @@ func testMetaIfAbsent(t *testing.T, open Opener) {
 	if v, created, err := s.PutMetaIfAbsent(ctx, "claim/b", []byte("new")); err != nil || created || string(v) != "old" {
 		t.Fatalf("PutMetaIfAbsent before expiry = %q, %v, %v; want \"old\", false", v, created, err)
 	}
-	eventually(t, 10*time.Second, "claim/b did not expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "claim/b did not expire", func() bool {
 		_, err := s.GetMeta(ctx, "claim/b")
 		return errors.Is(err, rswebhooks.ErrNotFound)
 	})
@@ -1321,7 +1307,7 @@ func testMetaListSwap(t *testing.T, open Opener) {
 	}
 	// The expiry is kept: the swapped value still disappears.
 	swap("claim/soon", "s", "s2", true)
-	eventually(t, 10*time.Second, "a swapped value kept no expiry", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a swapped value kept no expiry", func() bool {
 		_, err := s.GetMeta(ctx, "claim/soon")
 		return errors.Is(err, rswebhooks.ErrNotFound)
 	})
@@ -1417,7 +1403,7 @@ func testRetention(t *testing.T, open Opener) {
 	done.State, done.Attempts = rswebhooks.DeliverySucceeded, 1
 	must(t, s.Complete(ctx, done, &rswebhooks.Attempt{N: 1, StartedUTC: now}))
 	must(t, s.MarkExecutionsSeen(ctx, []string{"x1"}))
-	eventually(t, 10*time.Second, "retained data did not expire", func() bool {
+	testutil.Eventually(t, 10*time.Second, "retained data did not expire", func() bool {
 		_, errE := s.GetEvent(ctx, "E1")
 		_, errD := s.GetDelivery(ctx, "DONE")
 		at, _ := s.Attempts(ctx, "DONE")
