@@ -182,6 +182,23 @@ type LeaseChainer interface {
 	CompleteAndLease(ctx context.Context, d *Delivery, a *Attempt, now time.Time, req LeaseRequest) (next *Delivery, err error)
 }
 
+// DueByWebhookScanner is implemented by stores that can read the due queue
+// bounded per webhook for much less than reading it in due order (a shared
+// store: one statement that probes each webhook's own due order instead of
+// walking one webhook's whole backlog). The delivery engine then reads at
+// most what each webhook could start, and needs no sweep past a long
+// backlog of one webhook.
+type DueByWebhookScanner interface {
+	// ScanDueByWebhook calls fn, in due order (then id), with the pending
+	// deliveries due at or before now and not under an unexpired lease
+	// that are among the earliest (due time, then id) perWebhook minus
+	// the webhook's unexpired leases (none when that is 0 or less) of
+	// their webhook, each with the number of leases its webhook holds,
+	// until fn returns false or max (> 0) were read. A webhook at or over
+	// perWebhook leases contributes nothing.
+	ScanDueByWebhook(ctx context.Context, now time.Time, perWebhook, max int, fn func(DueRef) bool) error
+}
+
 // DeliveryStore keeps deliveries, their due queue, leases and attempts.
 // Pending deliveries never expire; finished ones and attempts expire after
 // the retention.

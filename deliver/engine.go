@@ -189,7 +189,10 @@ type Engine struct {
 	// with its webhook's next due delivery (see work); contended
 	// says whether deliveries the limits would let start wait for a worker
 	// (then slots go back to the dispatcher).
-	chainer   rswebhooks.LeaseChainer
+	chainer rswebhooks.LeaseChainer
+	// byWebhook, when the store has it, reads the head of the due queue
+	// bounded per webhook (see refill).
+	byWebhook rswebhooks.DueByWebhookScanner
 	chainFor  time.Duration
 	contended atomic.Bool
 
@@ -290,6 +293,9 @@ func New(opts Options) (*Engine, error) {
 	if c, ok := opts.Store.(rswebhooks.LeaseChainer); ok {
 		e.chainer = c
 		e.chainFor = e.slowAfter / 4
+	}
+	if b, ok := opts.Store.(rswebhooks.DueByWebhookScanner); ok {
+		e.byWebhook = b
 	}
 	if p, ok := opts.Store.(rswebhooks.DueScanPacer); ok {
 		e.scanGap = max(0, p.DueScanInterval())

@@ -120,6 +120,9 @@ var _ rswebhooks.Store = (*DB)(nil)
 var (
 	_ rswebhooks.FanOutBatcher = (*DB)(nil)
 	_ rswebhooks.DueScanPacer  = (*DB)(nil)
+	_ rswebhooks.LeaseChainer  = (*DB)(nil)
+
+	_ rswebhooks.DueByWebhookScanner = (*DB)(nil)
 )
 
 // Open connects, applies missing migrations and starts listening for
