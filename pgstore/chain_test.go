@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,13 +23,16 @@ import (
 // dispatcher's path) and by CompleteAndLease (a slot going on).
 type leaseCounter struct {
 	*pgstore.DB
-	leases, moved atomic.Int64
+	leases, moved, refused atomic.Int64
 }
 
 func (c *leaseCounter) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
 	d, err := c.DB.Lease(ctx, id, now, req)
 	if err == nil {
 		c.leases.Add(1)
+	}
+	if errors.Is(err, rswebhooks.ErrLeaseRefused) {
+		c.refused.Add(1)
 	}
 	return d, err
 }
@@ -145,6 +149,50 @@ func TestSlotsGoOnWithTheirWebhook(t *testing.T) {
 		t.Errorf("%d deliveries leased by Lease and %d by a moved lease: slots did not go on with their webhook", leased, moved)
 	}
 	t.Logf("leased %d, moved %d, peak %d", leased, moved, rcv.peak.Load())
+}
+
+// Three nodes sharing one webhook's slots: each delivery once, within the
+// webhook's concurrency, and a node whose lease was refused (another node
+// took the slot, or a slot going on took the delivery) waits for its next
+// read instead of trying the rest of what it read, each refused in turn.
+func TestThreeNodesShareOneWebhook(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const events = 150
+	rcv := newPeakReceiver(events)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	now := time.Now().UTC()
+	var nodes []*leaseCounter
+	for range 3 {
+		nodes = append(nodes, &leaseCounter{DB: open(t, url, storetest.Config{})})
+	}
+	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now}
+	if err := nodes[0].CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	var engines []*deliver.Engine
+	for i, n := range nodes {
+		e := engine(t, n, "node-"+string(rune('a'+i)), nil)
+		runEngine(t, e)
+		engines = append(engines, e)
+	}
+	for i := range events {
+		appendEvent(t, nodes[i%3], i)
+		engines[i%3].Wake()
+	}
+	rcv.wait(t)
+	if p := rcv.peak.Load(); p > 2 {
+		t.Errorf("%d attempts to the webhook at once across the nodes, want at most 2 (PerWebhookConcurrency)", p)
+	}
+	var leased, moved, refused int64
+	for _, n := range nodes {
+		leased, moved, refused = leased+n.leases.Load(), moved+n.moved.Load(), refused+n.refused.Load()
+	}
+	t.Logf("leased %d, moved %d, refused %d, peak %d", leased, moved, refused, rcv.peak.Load())
+	if refused > events/3 {
+		t.Errorf("%d leases refused for %d deliveries: nodes keep trying deliveries others took", refused, events)
+	}
 }
 
 // An ordered webhook's slot does not go on by itself: its order is the

@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"DueOrderAndQueue", testDueOrder},
 		{"ZeroDueIsDueAtOnce", testDueZero},
 		{"ScanDueAfterResumes", testScanDueAfter},
+		{"ScanDueByWebhook", testScanDueByWebhook},
 		{"CompleteMovesDue", testComplete},
 		{"DiscardDelivery", testDiscard},
 		{"Redeliver", testRedeliver},
