@@ -50,6 +50,19 @@ type flight struct {
 // one busy owner's backlog then costs the head scan alone. A pass still
 // starts at least every passAtLeast, for keys that were hidden from the last
 // one (leased by another node, or unreadable then).
+//
+// With a store that reads the queue bounded per webhook
+// (rswebhooks.DueByWebhookScanner) the head read lists each webhook's
+// earliest due deliveries up to what it could buffer (hookBuffer less its
+// leases on every node): a long backlog of one webhook costs a few rows,
+// and unless the read hits headScan it covered every webhook, so no sweep
+// follows; a wake-up then reads it whole again (the read is that cheap),
+// and while nothing it listed can start the next one waits passEvery.
+//
+// In such a shared store a refused lease (another node took the slot, or a
+// slot going on with its webhook took the delivery since the read) makes
+// the webhook wait for the next read's count of leases (see finish): the
+// deliveries buffered with it would be refused alike, a round trip each.
 const (
 	defaultHeadScan  = 256
 	defaultSweepScan = 1024
@@ -440,7 +453,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		// cut: a read bounded per webhook (rswebhooks.DueByWebhookScanner)
 		// stopped at a webhook's bound.
 		cut      bool
-		readHook = map[string]int{}
+		readHook map[string]int
 	)
 	heads := map[string]orderHead{}
 	var holds []hold
@@ -544,6 +557,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		}
 	} else {
 		if e.byWebhook != nil {
+			readHook = map[string]int{}
 			err = e.byWebhook.ScanDueByWebhook(ctx, now, e.hookBuffer, e.headScan, func(d rswebhooks.DueRef) bool {
 				if readHook[d.WebhookID]++; readHook[d.WebhookID] >= e.hookBuffer-d.Leased {
 					cut = true // more of this webhook may be due
