@@ -66,6 +66,9 @@ type result struct {
 }
 
 func run(events, rate, hooks, nodes int, pgURL string, pgStats bool) error {
+	if pgStats && pgURL != "" {
+		return fmt.Errorf("-pgstats needs the throw-away cluster (it loads pg_stat_statements and reads the server's CPU): drop -postgres-url")
+	}
 	var cluster *pgtest.Cluster
 	if pgURL == "" {
 		var settings []string
