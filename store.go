@@ -151,6 +151,20 @@ type FanOutBatcher interface {
 	FanOutEvents(ctx context.Context, fs []EventFanOut) (errs []error)
 }
 
+// NodeUnfanned is implemented by shared stores, where every node's
+// delivery engine would otherwise read and fan out every node's new events
+// (the copies after the first writing nothing, at the cost of a read, the
+// deliveries built and a round trip each). The engine reads with it
+// instead of UnfannedEvents when the store has it.
+type NodeUnfanned interface {
+	// NodeUnfannedEvents is UnfannedEvents (up to limit events waiting for
+	// fan-out, oldest first) restricted to the events appended through
+	// this store and, from any node, those whose time is more than a grace
+	// period (a few seconds) old, so each node fans out its own events
+	// and those of a node that died are still fanned out.
+	NodeUnfannedEvents(ctx context.Context, limit int) ([]*Event, error)
+}
+
 // DueScanPacer is implemented by stores whose due-queue reads (ScanDue)
 // each cost a round trip to a shared server. DueScanInterval is the least
 // time a dispatcher leaves between the reads that wake-ups and its own

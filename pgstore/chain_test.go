@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
@@ -240,3 +242,55 @@ func TestOrderedWebhookSlotsDoNotGoOn(t *testing.T) {
 }
 
 var _ deliver.Store = (*leaseCounter)(nil)
+
+// Each node fans out the events appended through it; another node's
+// events wait for their node for a grace period, after which any node
+// takes them (their node may have died).
+func TestNodesFanOutTheirOwnEvents(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	clock := testutil.NewClock(t0)
+	a := open(t, url, storetest.Config{Now: clock.Now})
+	b := open(t, url, storetest.Config{Now: clock.Now})
+	ctx := context.Background()
+	ea := &rswebhooks.Event{ID: rswebhooks.NewID(t0), Filter: "reports", Type: "Created", ResourceID: "a", Time: t0}
+	eb := &rswebhooks.Event{ID: rswebhooks.NewID(t0.Add(time.Millisecond)), Filter: "reports", Type: "Created", ResourceID: "b", Time: t0}
+	if err := a.AppendEvent(ctx, ea); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendEvent(ctx, eb); err != nil {
+		t.Fatal(err)
+	}
+	got := func(db *pgstore.DB) []string {
+		t.Helper()
+		es, err := db.NodeUnfannedEvents(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			out = append(out, e.ResourceID)
+		}
+		return out
+	}
+	if g := got(a); !slices.Equal(g, []string{"a"}) {
+		t.Fatalf("node a's events to fan out = %v, want [a]", g)
+	}
+	if g := got(b); !slices.Equal(g, []string{"b"}) {
+		t.Fatalf("node b's events to fan out = %v, want [b]", g)
+	}
+	if all, err := a.UnfannedEvents(ctx, 0); err != nil || len(all) != 2 {
+		t.Fatalf("UnfannedEvents = %d events, %v; want both", len(all), err)
+	}
+	// Node b is gone: past the grace period node a takes its event too.
+	clock.Add(3 * time.Second)
+	if g := got(a); !slices.Equal(g, []string{"a", "b"}) {
+		t.Fatalf("node a's events to fan out after the grace period = %v, want [a b]", g)
+	}
+	if err := a.FanOut(ctx, eb.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(a); !slices.Equal(g, []string{"a"}) {
+		t.Fatalf("after b's fan-out node a has %v, want [a]", g)
+	}
+}

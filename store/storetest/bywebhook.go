@@ -86,3 +86,30 @@ func testScanDueByWebhook(t *testing.T, open Opener) {
 		t.Fatalf("fn called %d times after returning false, want 1", n)
 	}
 }
+
+// NodeUnfannedEvents gives a node the events appended through it that
+// wait for fan-out, oldest first, up to the limit; fanned ones are gone.
+func testNodeUnfanned(t *testing.T, open Opener) {
+	s, _, t0 := openClocked(t, open)
+	n, ok := s.(rswebhooks.NodeUnfanned)
+	if !ok {
+		t.Skipf("%s does not implement the optional rswebhooks.NodeUnfanned", s.Backend())
+	}
+	ctx := context.Background()
+	for _, id := range []string{"E3", "E1", "E2"} {
+		must(t, s.AppendEvent(ctx, event(id, t0)))
+	}
+	must(t, s.FanOut(ctx, "E2", nil))
+	got := func(limit int) []string {
+		t.Helper()
+		es, err := n.NodeUnfannedEvents(ctx, limit)
+		must(t, err)
+		return ids(es, func(e *rswebhooks.Event) string { return e.ID })
+	}
+	if g := got(0); !slices.Equal(g, []string{"E1", "E3"}) {
+		t.Fatalf("NodeUnfannedEvents = %v, want E1 E3 (E2 fanned out)", g)
+	}
+	if g := got(1); !slices.Equal(g, []string{"E1"}) {
+		t.Fatalf("NodeUnfannedEvents(1) = %v, want E1", g)
+	}
+}

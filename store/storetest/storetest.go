@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"ZeroDueIsDueAtOnce", testDueZero},
 		{"ScanDueAfterResumes", testScanDueAfter},
 		{"ScanDueByWebhook", testScanDueByWebhook},
+		{"NodeUnfannedEvents", testNodeUnfanned},
 		{"CompleteMovesDue", testComplete},
 		{"DiscardDelivery", testDiscard},
 		{"Redeliver", testRedeliver},
