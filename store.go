@@ -151,6 +151,20 @@ type FanOutBatcher interface {
 	FanOutEvents(ctx context.Context, fs []EventFanOut) (errs []error)
 }
 
+// NodeUnfanned is implemented by shared stores, where every node's
+// delivery engine would otherwise read and fan out every node's new events
+// (the copies after the first writing nothing, at the cost of a read, the
+// deliveries built and a round trip each). The engine reads with it
+// instead of UnfannedEvents when the store has it.
+type NodeUnfanned interface {
+	// NodeUnfannedEvents is UnfannedEvents (up to limit events waiting for
+	// fan-out, oldest first) restricted to the events appended through
+	// this store and, from any node, those whose time is more than a grace
+	// period (a few seconds) old, so each node fans out its own events
+	// and those of a node that died are still fanned out.
+	NodeUnfannedEvents(ctx context.Context, limit int) ([]*Event, error)
+}
+
 // DueScanPacer is implemented by stores whose due-queue reads (ScanDue)
 // each cost a round trip to a shared server. DueScanInterval is the least
 // time a dispatcher leaves between the reads that wake-ups and its own
@@ -180,6 +194,23 @@ type LeaseChainer interface {
 	// leased. A delivery another transaction is leasing or completing at
 	// that moment may be passed over.
 	CompleteAndLease(ctx context.Context, d *Delivery, a *Attempt, now time.Time, req LeaseRequest) (next *Delivery, err error)
+}
+
+// DueByWebhookScanner is implemented by stores that can read the due queue
+// bounded per webhook for much less than reading it in due order (a shared
+// store: one statement that probes each webhook's own due order instead of
+// walking one webhook's whole backlog). The delivery engine then reads at
+// most what each webhook could start, and needs no sweep past a long
+// backlog of one webhook.
+type DueByWebhookScanner interface {
+	// ScanDueByWebhook calls fn, in due order (then id), with the pending
+	// deliveries due at or before now and not under an unexpired lease
+	// that are among the earliest (due time, then id) perWebhook minus
+	// the webhook's unexpired leases (none when that is 0 or less) of
+	// their webhook, each with the number of leases its webhook holds,
+	// until fn returns false or max (> 0) were read. A webhook at or over
+	// perWebhook leases contributes nothing.
+	ScanDueByWebhook(ctx context.Context, now time.Time, perWebhook, max int, fn func(DueRef) bool) error
 }
 
 // DeliveryStore keeps deliveries, their due queue, leases and attempts.

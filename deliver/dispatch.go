@@ -50,6 +50,19 @@ type flight struct {
 // one busy owner's backlog then costs the head scan alone. A pass still
 // starts at least every passAtLeast, for keys that were hidden from the last
 // one (leased by another node, or unreadable then).
+//
+// With a store that reads the queue bounded per webhook
+// (rswebhooks.DueByWebhookScanner) the head read lists each webhook's
+// earliest due deliveries up to what it could buffer (hookBuffer less its
+// leases on every node): a long backlog of one webhook costs a few rows,
+// and unless the read hits headScan it covered every webhook, so no sweep
+// follows; a wake-up then reads it whole again (the read is that cheap),
+// and while nothing it listed can start the next one waits passEvery.
+//
+// In such a shared store a refused lease (another node took the slot, or a
+// slot going on with its webhook took the delivery since the read) makes
+// the webhook wait for the next read's count of leases (see finish): the
+// deliveries buffered with it would be refused alike, a round trip each.
 const (
 	defaultHeadScan  = 256
 	defaultSweepScan = 1024
@@ -308,6 +321,15 @@ func (e *Engine) finish(st *dispatcher, done finished) {
 	}
 	delete(st.inflight, done.id)
 	st.finished = true
+	if done.started.IsZero() && e.scanGap > 0 {
+		// Its lease was refused. In a shared store that is another node
+		// taking the slot or the delivery since the read (a slot going on
+		// with its webhook takes the webhook's earliest due deliveries,
+		// the ones a read lists first): the rest of the webhook's
+		// buffered deliveries would be refused alike, each a round trip.
+		// It waits for the next read's count of leases.
+		st.elsewhere[f.webhookID] = e.opts.PerWebhookConcurrency
+	}
 	if f.ordered {
 		st.recheck[f.webhookID] = true
 	}
@@ -428,6 +450,10 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		last    rswebhooks.DueRef
 		scanned int
 		bufFull bool
+		// cut: a read bounded per webhook (rswebhooks.DueByWebhookScanner)
+		// stopped at a webhook's bound.
+		cut      bool
+		readHook map[string]int
 	)
 	heads := map[string]orderHead{}
 	var holds []hold
@@ -530,10 +556,26 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 			st.sweep, st.readEnd = &last, &last
 		}
 	} else {
-		err = e.opts.Store.ScanDue(ctx, now, e.headScan, take)
+		if e.byWebhook != nil {
+			readHook = map[string]int{}
+			err = e.byWebhook.ScanDueByWebhook(ctx, now, e.hookBuffer, e.headScan, func(d rswebhooks.DueRef) bool {
+				if readHook[d.WebhookID]++; readHook[d.WebhookID] >= e.hookBuffer-d.Leased {
+					cut = true // more of this webhook may be due
+				}
+				return take(d)
+			})
+		} else {
+			err = e.opts.Store.ScanDue(ctx, now, e.headScan, take)
+		}
 		st.headFull = scanned >= e.headScan
 		if err == nil && !st.headFull {
 			st.restartSweep() // the whole due queue was read
+			if e.byWebhook != nil {
+				// Each webhook's due deliveries were read up to what it
+				// could buffer: a pass past them would find nothing more
+				// to start before passEvery.
+				st.atEnd, st.passed = true, now
+			}
 		}
 		if err == nil && !bufFull && st.headFull {
 			err = e.sweepStep(ctx, st, now, last, &scanned, &bufFull, take, bufferable)
@@ -551,7 +593,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		st.restartSweep()
 		return
 	}
-	st.full = st.full && tail || bufFull || scanned >= e.headScan
+	st.full = st.full && tail || bufFull || scanned >= e.headScan || cut
 	st.spilled = false
 	if st.full && len(spill) > 0 {
 		holds = append(holds, spill...)

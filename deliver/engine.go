@@ -189,9 +189,15 @@ type Engine struct {
 	// with its webhook's next due delivery (see work); contended
 	// says whether deliveries the limits would let start wait for a worker
 	// (then slots go back to the dispatcher).
-	chainer   rswebhooks.LeaseChainer
-	chainFor  time.Duration
-	contended atomic.Bool
+	chainer rswebhooks.LeaseChainer
+	// byWebhook, when the store has it, reads the head of the due queue
+	// bounded per webhook (see refill).
+	byWebhook rswebhooks.DueByWebhookScanner
+	// nodeUnfanned, when the store has it, gives the fan-out this node's
+	// events (and those left by a node that died) rather than every node's.
+	nodeUnfanned rswebhooks.NodeUnfanned
+	chainFor     time.Duration
+	contended    atomic.Bool
 
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
@@ -290,6 +296,12 @@ func New(opts Options) (*Engine, error) {
 	if c, ok := opts.Store.(rswebhooks.LeaseChainer); ok {
 		e.chainer = c
 		e.chainFor = e.slowAfter / 4
+	}
+	if u, ok := opts.Store.(rswebhooks.NodeUnfanned); ok {
+		e.nodeUnfanned = u
+	}
+	if b, ok := opts.Store.(rswebhooks.DueByWebhookScanner); ok {
+		e.byWebhook = b
 	}
 	if p, ok := opts.Store.(rswebhooks.DueScanPacer); ok {
 		e.scanGap = max(0, p.DueScanInterval())
@@ -436,4 +448,13 @@ func (e *Engine) storeLog(err error) *zerolog.Event {
 		return e.log.Debug().Err(err)
 	}
 	return e.log.Error().Err(err)
+}
+
+// unfanned reads up to limit events waiting for fan-out: in a shared store
+// that has rswebhooks.NodeUnfanned, those this node is to fan out.
+func (e *Engine) unfanned(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
+	if e.nodeUnfanned != nil {
+		return e.nodeUnfanned.NodeUnfannedEvents(ctx, limit)
+	}
+	return e.opts.Store.UnfannedEvents(ctx, limit)
 }

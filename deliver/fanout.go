@@ -55,7 +55,7 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 // attempt, so no webhook's owner can hold up an event, and an event that
 // cannot be written does not hold up the ones after it.
 func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
-	evs, err := e.opts.Store.UnfannedEvents(ctx, fanOutBatch)
+	evs, err := e.unfanned(ctx, fanOutBatch)
 	if err != nil || len(evs) == 0 {
 		return 0, false, err
 	}

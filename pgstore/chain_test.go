@@ -3,9 +3,11 @@ package pgstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/deliver"
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
@@ -22,13 +25,16 @@ import (
 // dispatcher's path) and by CompleteAndLease (a slot going on).
 type leaseCounter struct {
 	*pgstore.DB
-	leases, moved atomic.Int64
+	leases, moved, refused atomic.Int64
 }
 
 func (c *leaseCounter) Lease(ctx context.Context, id string, now time.Time, req rswebhooks.LeaseRequest) (*rswebhooks.Delivery, error) {
 	d, err := c.DB.Lease(ctx, id, now, req)
 	if err == nil {
 		c.leases.Add(1)
+	}
+	if errors.Is(err, rswebhooks.ErrLeaseRefused) {
+		c.refused.Add(1)
 	}
 	return d, err
 }
@@ -147,6 +153,50 @@ func TestSlotsGoOnWithTheirWebhook(t *testing.T) {
 	t.Logf("leased %d, moved %d, peak %d", leased, moved, rcv.peak.Load())
 }
 
+// Three nodes sharing one webhook's slots: each delivery once, within the
+// webhook's concurrency, and a node whose lease was refused (another node
+// took the slot, or a slot going on took the delivery) waits for its next
+// read instead of trying the rest of what it read, each refused in turn.
+func TestThreeNodesShareOneWebhook(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	const events = 150
+	rcv := newPeakReceiver(events)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	now := time.Now().UTC()
+	var nodes []*leaseCounter
+	for range 3 {
+		nodes = append(nodes, &leaseCounter{DB: open(t, url, storetest.Config{})})
+	}
+	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now}
+	if err := nodes[0].CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	var engines []*deliver.Engine
+	for i, n := range nodes {
+		e := engine(t, n, "node-"+string(rune('a'+i)), nil)
+		runEngine(t, e)
+		engines = append(engines, e)
+	}
+	for i := range events {
+		appendEvent(t, nodes[i%3], i)
+		engines[i%3].Wake()
+	}
+	rcv.wait(t)
+	if p := rcv.peak.Load(); p > 2 {
+		t.Errorf("%d attempts to the webhook at once across the nodes, want at most 2 (PerWebhookConcurrency)", p)
+	}
+	var leased, moved, refused int64
+	for _, n := range nodes {
+		leased, moved, refused = leased+n.leases.Load(), moved+n.moved.Load(), refused+n.refused.Load()
+	}
+	t.Logf("leased %d, moved %d, refused %d, peak %d", leased, moved, refused, rcv.peak.Load())
+	if refused > events/3 {
+		t.Errorf("%d leases refused for %d deliveries: nodes keep trying deliveries others took", refused, events)
+	}
+}
+
 // An ordered webhook's slot does not go on by itself: its order is the
 // dispatcher's (one at a time, in event order).
 func TestOrderedWebhookSlotsDoNotGoOn(t *testing.T) {
@@ -192,3 +242,55 @@ func TestOrderedWebhookSlotsDoNotGoOn(t *testing.T) {
 }
 
 var _ deliver.Store = (*leaseCounter)(nil)
+
+// Each node fans out the events appended through it; another node's
+// events wait for their node for a grace period, after which any node
+// takes them (their node may have died).
+func TestNodesFanOutTheirOwnEvents(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	clock := testutil.NewClock(t0)
+	a := open(t, url, storetest.Config{Now: clock.Now})
+	b := open(t, url, storetest.Config{Now: clock.Now})
+	ctx := context.Background()
+	ea := &rswebhooks.Event{ID: rswebhooks.NewID(t0), Filter: "reports", Type: "Created", ResourceID: "a", Time: t0}
+	eb := &rswebhooks.Event{ID: rswebhooks.NewID(t0.Add(time.Millisecond)), Filter: "reports", Type: "Created", ResourceID: "b", Time: t0}
+	if err := a.AppendEvent(ctx, ea); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AppendEvent(ctx, eb); err != nil {
+		t.Fatal(err)
+	}
+	got := func(db *pgstore.DB) []string {
+		t.Helper()
+		es, err := db.NodeUnfannedEvents(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			out = append(out, e.ResourceID)
+		}
+		return out
+	}
+	if g := got(a); !slices.Equal(g, []string{"a"}) {
+		t.Fatalf("node a's events to fan out = %v, want [a]", g)
+	}
+	if g := got(b); !slices.Equal(g, []string{"b"}) {
+		t.Fatalf("node b's events to fan out = %v, want [b]", g)
+	}
+	if all, err := a.UnfannedEvents(ctx, 0); err != nil || len(all) != 2 {
+		t.Fatalf("UnfannedEvents = %d events, %v; want both", len(all), err)
+	}
+	// Node b is gone: past the grace period node a takes its event too.
+	clock.Add(3 * time.Second)
+	if g := got(a); !slices.Equal(g, []string{"a", "b"}) {
+		t.Fatalf("node a's events to fan out after the grace period = %v, want [a b]", g)
+	}
+	if err := a.FanOut(ctx, eb.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(a); !slices.Equal(g, []string{"a"}) {
+		t.Fatalf("after b's fan-out node a has %v, want [a]", g)
+	}
+}

@@ -136,6 +136,63 @@ SELECT due.id, due.webhook_id, due.next_at, coalesce(per.n, 0)
   FROM due LEFT JOIN per USING (webhook_id) ORDER BY due.next_at, due.id`
 )
 
+// scanByWebhook is ScanDueByWebhook's statement: the webhooks with pending
+// deliveries found by skipping through deliveries_hook_due (one index probe
+// per webhook, however long its backlog), and for each one its earliest due,
+// unleased deliveries, as many as its leases leave of the bound.
+const scanByWebhook = `
+WITH RECURSIVE hooks AS (
+	(SELECT webhook_id FROM deliveries WHERE state = 'pending' ORDER BY webhook_id LIMIT 1)
+	UNION ALL
+	SELECT (SELECT d.webhook_id FROM deliveries d WHERE d.state = 'pending' AND d.webhook_id > h.webhook_id
+	         ORDER BY d.webhook_id LIMIT 1)
+	  FROM hooks h WHERE h.webhook_id IS NOT NULL
+), per AS (
+	SELECT webhook_id, count(*) AS n FROM leases WHERE until > $1 GROUP BY webhook_id
+)
+SELECT c.id, h.webhook_id, c.next_at, coalesce(p.n, 0)
+  FROM hooks h LEFT JOIN per p USING (webhook_id)
+ CROSS JOIN LATERAL (
+	SELECT d.id, d.next_at FROM deliveries d
+	 WHERE d.webhook_id = h.webhook_id AND d.state = 'pending' AND d.next_at <= $1
+	   AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.delivery_id = d.id AND l.until > $1)
+	 ORDER BY d.next_at, d.id LIMIT greatest($2 - coalesce(p.n, 0), 0)) c
+ WHERE h.webhook_id IS NOT NULL
+ ORDER BY c.next_at, c.id LIMIT $3`
+
+// ScanDueByWebhook calls fn with each webhook's earliest due, unleased
+// deliveries, at most perWebhook minus its leases each, in due order (see
+// rswebhooks.DueByWebhookScanner), in one statement.
+func (db *DB) ScanDueByWebhook(ctx context.Context, now time.Time, perWebhook, max int, fn func(rswebhooks.DueRef) bool) error {
+	if perWebhook <= 0 {
+		return nil
+	}
+	rows, err := db.pool.Query(ctx, scanByWebhook, now, perWebhook, limitArg(max))
+	if err != nil {
+		return fmt.Errorf("pgstore: due deliveries by webhook: %w", err)
+	}
+	var refs []rswebhooks.DueRef
+	for rows.Next() {
+		var r rswebhooks.DueRef
+		if err := rows.Scan(&r.ID, &r.WebhookID, &r.Due, &r.Leased); err != nil {
+			rows.Close()
+			return fmt.Errorf("pgstore: due deliveries by webhook: %w", err)
+		}
+		r.Due = r.Due.UTC()
+		refs = append(refs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pgstore: due deliveries by webhook: %w", err)
+	}
+	for _, r := range refs {
+		if !fn(r) {
+			return nil
+		}
+	}
+	return nil
+}
+
 func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
 	n := 0
 	var afterAt time.Time

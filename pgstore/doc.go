@@ -50,7 +50,18 @@
 // attempt and one round trip; a Release after Complete ended the lease is
 // answered without one; the delivery engine fans out a batch of events in
 // one transaction (FanOutEvents) and, told by DueScanInterval, reads the
-// due queue on wake-ups at most every 10 ms. Leases live in a small table
+// due queue on wake-ups at most every 10 ms. That read is bounded per
+// webhook (ScanDueByWebhook, rswebhooks.DueByWebhookScanner): one
+// statement skips through the index of each webhook's due order
+// (deliveries_hook_due) to the webhooks with pending deliveries and takes
+// from each only its earliest due ones, as many as its leases leave room
+// for, so a webhook's backlog of thousands costs a read a handful of rows,
+// and a webhook at its limit none. Each node's fan-out reads the events
+// appended through it (NodeUnfannedEvents, rswebhooks.NodeUnfanned; the
+// ids are kept in memory until fanned out) and other nodes' only once
+// their time is more than two seconds old, so an event is not read,
+// expanded and sent by every node, and the events of a node that died are
+// still fanned out. Leases live in a small table
 // of their own, so taking and ending one does not rewrite the delivery's
 // row and indexes.
 //

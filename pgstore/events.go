@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,73 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("pgstore: append event: event %s: %w", e.ID, rswebhooks.ErrConflict)
 	}
+	db.own.add(e.ID, db.now())
 	return nil
+}
+
+// fanOutGrace is how long an event of another node waits for its node's
+// fan-out before NodeUnfannedEvents hands it to this one too.
+const fanOutGrace = 2 * time.Second
+
+// ownEvents remembers the events appended through this store that wait
+// for fan-out (id → when appended), for NodeUnfannedEvents.
+type ownEvents struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+// maxOwn bounds ownEvents; past it the set starts over (those events are
+// then fanned out after the grace period, by whichever node comes first).
+const maxOwn = 20000
+
+func (o *ownEvents) add(id string, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil || len(o.m) >= maxOwn {
+		o.m = map[string]time.Time{}
+	}
+	o.m[id] = at
+}
+
+func (o *ownEvents) forget(ids []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, id := range ids {
+		delete(o.m, id)
+	}
+}
+
+// ids returns the events appended within keep before now, forgetting the
+// older ones (by then any node fans them out).
+func (o *ownEvents) ids(now time.Time, keep time.Duration) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, 0, len(o.m))
+	for id, at := range o.m {
+		if now.Sub(at) > keep {
+			delete(o.m, id)
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// NodeUnfannedEvents returns up to limit events waiting for fan-out, oldest
+// first, of those appended through this store and those whose time is more
+// than fanOutGrace old (see rswebhooks.NodeUnfanned).
+func (db *DB) NodeUnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
+	now := db.now()
+	rows, err := db.pool.Query(ctx, `SELECT id, body FROM events WHERE NOT fanned AND (id = ANY ($1) OR at <= $2)
+		ORDER BY id LIMIT $3`, db.own.ids(now, time.Minute), now.Add(-fanOutGrace), limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
+	}
+	out, err := db.scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
+	}
+	return out, nil
 }
 
 // GetEvent returns the event or ErrNotFound (also once it has expired).
@@ -198,6 +265,7 @@ SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ins),
 	if fanned > 0 && inserted > 0 && notify {
 		db.signalDue()
 	}
+	db.own.forget([]string{eventID})
 	return nil
 }
 
@@ -358,5 +426,6 @@ SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHER
 	if due {
 		db.signalDue()
 	}
+	db.own.forget(fevs)
 	return out, nil
 }

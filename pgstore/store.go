@@ -110,6 +110,8 @@ type DB struct {
 	leases    batcher[leaseReq, leaseRes]
 	completes batcher[completeReq, completeRes]
 	ended     endedLeases
+	// own: events appended here waiting for fan-out (NodeUnfannedEvents).
+	own ownEvents
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -120,6 +122,10 @@ var _ rswebhooks.Store = (*DB)(nil)
 var (
 	_ rswebhooks.FanOutBatcher = (*DB)(nil)
 	_ rswebhooks.DueScanPacer  = (*DB)(nil)
+	_ rswebhooks.LeaseChainer  = (*DB)(nil)
+
+	_ rswebhooks.DueByWebhookScanner = (*DB)(nil)
+	_ rswebhooks.NodeUnfanned        = (*DB)(nil)
 )
 
 // Open connects, applies missing migrations and starts listening for

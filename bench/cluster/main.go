@@ -39,6 +39,7 @@ func main() {
 	nodes := flag.Int("nodes", 1, "PostgreSQL nodes (delivery engines sharing the database)")
 	pgURL := flag.String("postgres-url", "", "PostgreSQL server whose role may create databases (default: a throw-away cluster)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	pgStats := flag.Bool("pgstats", false, "after PostgreSQL's throughput row, print the server's and this process's CPU per delivery and the top statements of pg_stat_statements (throw-away cluster only)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -52,7 +53,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*events, *rate, *hooks, *nodes, *pgURL); err != nil {
+	if err := run(*events, *rate, *hooks, *nodes, *pgURL, *pgStats); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster-bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -64,10 +65,17 @@ type result struct {
 	p50, p99 time.Duration
 }
 
-func run(events, rate, hooks, nodes int, pgURL string) error {
+func run(events, rate, hooks, nodes int, pgURL string, pgStats bool) error {
+	if pgStats && pgURL != "" {
+		return fmt.Errorf("-pgstats needs the throw-away cluster (it loads pg_stat_statements and reads the server's CPU): drop -postgres-url")
+	}
 	var cluster *pgtest.Cluster
 	if pgURL == "" {
-		c, err := pgtest.Launch()
+		var settings []string
+		if pgStats {
+			settings = []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all"}
+		}
+		c, err := pgtest.Launch(settings...)
 		if err != nil {
 			return fmt.Errorf("start PostgreSQL: %w", err)
 		}
@@ -77,11 +85,18 @@ func run(events, rate, hooks, nodes int, pgURL string) error {
 		cluster = &pgtest.Cluster{URL: pgURL}
 	}
 	n := 0
+	lastURL := ""
 	newPG := func() ([]rswebhooks.Store, func(), error) {
 		n++
 		url, err := cluster.CreateDatabase(context.Background(), fmt.Sprintf("bench_%d_%d", os.Getpid(), n))
 		if err != nil {
 			return nil, nil, err
+		}
+		lastURL = url
+		if pgStats {
+			if err := resetStats(url); err != nil {
+				return nil, nil, err
+			}
 		}
 		var ss []rswebhooks.Store
 		for range nodes {
@@ -124,7 +139,15 @@ func run(events, rate, hooks, nodes int, pgURL string) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)
 			}
+			stats := pgStats && r.name != "badger" && rateOrZero == 0
+			var before usage
+			if stats {
+				before = usageNow(cluster.ServerPid())
+			}
 			pair[i], err = measure(ss, events, hooks, rateOrZero)
+			if err == nil && stats {
+				err = printStats(lastURL, before, usageNow(cluster.ServerPid()), events*hooks)
+			}
 			closeAll()
 			if err != nil {
 				return fmt.Errorf("%s: %w", r.name, err)

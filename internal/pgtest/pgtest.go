@@ -59,6 +59,8 @@ type Cluster struct {
 	port  int
 	cmd   *exec.Cmd
 	exit  chan error // the running postmaster's exit
+	// settings are extra server settings (name=value, passed as -c).
+	settings []string
 }
 
 // account is a user and group a command runs as.
@@ -106,8 +108,20 @@ func Main(m *testing.M) {
 }
 
 // Launch starts a throw-away cluster outside a test (benchmarks); Close
-// stops and removes it.
-func Launch() (*Cluster, error) { return start() }
+// stops and removes it. Settings (name=value) are passed to the server as
+// -c options, e.g. shared_preload_libraries=pg_stat_statements.
+func Launch(settings ...string) (*Cluster, error) { return start(settings...) }
+
+// ServerPid is the process id of the running postmaster (0 when stopped
+// or not started here).
+func (c *Cluster) ServerPid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
 
 // Close stops the server and removes its directory.
 func (c *Cluster) Close() error {
@@ -166,7 +180,7 @@ func version(dir string) int {
 }
 
 // start initialises and starts a cluster in a new temporary directory.
-func start() (*Cluster, error) {
+func start(settings ...string) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -175,7 +189,7 @@ func start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, bin: bin}
+	c := &Cluster{dir: dir, bin: bin, settings: settings}
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root.
 		u, err := user.Lookup("postgres")
@@ -243,9 +257,13 @@ func (c *Cluster) Restart() error {
 	if c.cmd != nil {
 		return errors.New("pgtest: the server is running")
 	}
-	cmd := c.command(filepath.Join(c.bin, "postgres"), "-D", c.dataDir(), "-k", c.dir, "-p", strconv.Itoa(c.port),
+	args := []string{"-D", c.dataDir(), "-k", c.dir, "-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "log_min_messages=warning")
+		"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "log_min_messages=warning"}
+	for _, s := range c.settings {
+		args = append(args, "-c", s)
+	}
+	cmd := c.command(filepath.Join(c.bin, "postgres"), args...)
 	dieWithParent(cmd)
 	logf, err := os.Create(filepath.Join(c.dir, "server.log"))
 	if err != nil {

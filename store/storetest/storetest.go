@@ -49,6 +49,8 @@ func Run(t *testing.T, open Opener) {
 		{"DueOrderAndQueue", testDueOrder},
 		{"ZeroDueIsDueAtOnce", testDueZero},
 		{"ScanDueAfterResumes", testScanDueAfter},
+		{"ScanDueByWebhook", testScanDueByWebhook},
+		{"NodeUnfannedEvents", testNodeUnfanned},
 		{"CompleteMovesDue", testComplete},
 		{"DiscardDelivery", testDiscard},
 		{"Redeliver", testRedeliver},

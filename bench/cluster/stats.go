@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// usage is CPU time used so far by the PostgreSQL server (postmaster, its
+// exited children and its live backends) and by this process.
+type usage struct {
+	server, self time.Duration
+}
+
+// clockTick is the unit of /proc/<pid>/stat's times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+func usageNow(serverPid int) usage {
+	var u usage
+	if serverPid > 0 {
+		u.server = procCPU(serverPid, true)
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", serverPid, serverPid))
+		for _, f := range strings.Fields(string(kids)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				u.server += procCPU(pid, false)
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		u.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return u
+}
+
+// procCPU reads a process's user and system time (with its waited-for
+// children's when children is set).
+func procCPU(pid int, children bool) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 15 {
+		return 0
+	}
+	// Field N of the file is f[N-3]: utime 14, stime 15, cutime 16,
+	// cstime 17.
+	idx := []int{11, 12}
+	if children {
+		idx = append(idx, 13, 14)
+	}
+	n := 0
+	for _, k := range idx {
+		v, _ := strconv.Atoi(f[k])
+		n += v
+	}
+	return time.Duration(n) * clockTick
+}
+
+func resetStats(url string) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+		return fmt.Errorf("pg_stat_statements: %w", err)
+	}
+	_, err = conn.Exec(ctx, "SELECT pg_stat_statements_reset()")
+	return err
+}
+
+// printStats prints CPU per delivery between a and b and the statements
+// of the database at url by total execution time.
+func printStats(url string, a, b usage, deliveries int) error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	per := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(deliveries) }
+	fmt.Printf("  cpu per delivery: server %.3f ms, bench %.3f ms\n", per(b.server-a.server), per(b.self-a.self))
+	rows, err := conn.Query(ctx, `SELECT s.calls, s.total_exec_time, s.rows, regexp_replace(left(s.query, 400), '\s+', ' ', 'g')
+		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+		WHERE d.datname = current_database() ORDER BY s.total_exec_time DESC LIMIT 10`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var calls, nrows int64
+		var total float64
+		var q string
+		if err := rows.Scan(&calls, &total, &nrows, &q); err != nil {
+			return err
+		}
+		fmt.Printf("  %8d calls %9.0f ms %9d rows  %s\n", calls, total, nrows, trimQuery(q))
+	}
+	return rows.Err()
+}
+
+func trimQuery(q string) string {
+	q = strings.TrimSpace(q)
+	if len(q) > 110 {
+		q = q[:110]
+	}
+	return q
+}
