@@ -91,16 +91,8 @@ func (o *ownEvents) ids(now time.Time, keep time.Duration) []string {
 // than fanOutGrace old (see rswebhooks.NodeUnfanned).
 func (db *DB) NodeUnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
 	now := db.now()
-	rows, err := db.pool.Query(ctx, `SELECT id, body FROM events WHERE NOT fanned AND (id = ANY ($1) OR at <= $2)
+	return db.queryEvents(ctx, "unfanned events", `SELECT id, body FROM events WHERE NOT fanned AND (id = ANY ($1) OR at <= $2)
 		ORDER BY id LIMIT $3`, db.own.ids(now, time.Minute), now.Add(-fanOutGrace), limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
-	}
-	out, err := db.scanEvents(rows)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
-	}
-	return out, nil
 }
 
 // GetEvent returns the event or ErrNotFound (also once it has expired).
@@ -116,15 +108,20 @@ func (db *DB) GetEvent(ctx context.Context, id string) (*rswebhooks.Event, error
 	return e, nil
 }
 
-// scanEvents decodes rows of (id, body), skipping undecodable ones.
-func (db *DB) scanEvents(rows pgx.Rows) ([]*rswebhooks.Event, error) {
+// queryEvents runs q (selecting id and body from events) and decodes the
+// events; one that cannot be decoded is logged and skipped. Errors name op.
+func (db *DB) queryEvents(ctx context.Context, op, q string, args ...any) ([]*rswebhooks.Event, error) {
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
+	}
 	defer rows.Close()
 	var out []*rswebhooks.Event
 	for rows.Next() {
 		var id string
 		var body []byte
 		if err := rows.Scan(&id, &body); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pgstore: %s: %w", op, err)
 		}
 		e := new(rswebhooks.Event)
 		if err := json.Unmarshal(body, e); err != nil {
@@ -133,7 +130,10 @@ func (db *DB) scanEvents(rows pgx.Rows) ([]*rswebhooks.Event, error) {
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
+	}
+	return out, nil
 }
 
 // limitArg maps "<= 0: all" to SQL's LIMIT NULL.
@@ -146,30 +146,14 @@ func limitArg(limit int) any {
 
 // ListEvents returns up to limit events with ids after afterID, in id order.
 func (db *DB) ListEvents(ctx context.Context, afterID string, limit int) ([]*rswebhooks.Event, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, body FROM events
+	return db.queryEvents(ctx, "list events", `SELECT id, body FROM events
 		WHERE id > $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id LIMIT $3`,
 		afterID, db.now(), limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: list events: %w", err)
-	}
-	out, err := db.scanEvents(rows)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: list events: %w", err)
-	}
-	return out, nil
 }
 
 // UnfannedEvents returns up to limit events waiting for fan-out, oldest first.
 func (db *DB) UnfannedEvents(ctx context.Context, limit int) ([]*rswebhooks.Event, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, body FROM events WHERE NOT fanned ORDER BY id LIMIT $1`, limitArg(limit))
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
-	}
-	out, err := db.scanEvents(rows)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: unfanned events: %w", err)
-	}
-	return out, nil
+	return db.queryEvents(ctx, "unfanned events", `SELECT id, body FROM events WHERE NOT fanned ORDER BY id LIMIT $1`, limitArg(limit))
 }
 
 // UnfannedStats counts the events waiting for fan-out and gives the

@@ -154,13 +154,9 @@ func (db *DB) ScanEvents(ctx context.Context, from, to string, newestFirst bool,
 			args = append(args, *after)
 		}
 		q += ` ORDER BY id ` + order + ` LIMIT ` + fmt.Sprint(page)
-		rows, err := db.pool.Query(ctx, q, args...)
+		evs, err := db.queryEvents(ctx, "scan events", q, args...)
 		if err != nil {
-			return fmt.Errorf("pgstore: scan events: %w", err)
-		}
-		evs, err := db.scanEvents(rows)
-		if err != nil {
-			return fmt.Errorf("pgstore: scan events: %w", err)
+			return err
 		}
 		for _, e := range evs {
 			more, err := fn(e)
