@@ -167,23 +167,9 @@ func (db *DB) ScanDueByWebhook(ctx context.Context, now time.Time, perWebhook, m
 	if perWebhook <= 0 {
 		return nil
 	}
-	rows, err := db.pool.Query(ctx, scanByWebhook, now, perWebhook, limitArg(max))
+	refs, err := db.queryDueRefs(ctx, "due deliveries by webhook", scanByWebhook, now, perWebhook, limitArg(max))
 	if err != nil {
-		return fmt.Errorf("pgstore: due deliveries by webhook: %w", err)
-	}
-	var refs []rswebhooks.DueRef
-	for rows.Next() {
-		var r rswebhooks.DueRef
-		if err := rows.Scan(&r.ID, &r.WebhookID, &r.Due, &r.Leased); err != nil {
-			rows.Close()
-			return fmt.Errorf("pgstore: due deliveries by webhook: %w", err)
-		}
-		r.Due = r.Due.UTC()
-		refs = append(refs, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("pgstore: due deliveries by webhook: %w", err)
+		return err
 	}
 	for _, r := range refs {
 		if !fn(r) {
@@ -191,6 +177,30 @@ func (db *DB) ScanDueByWebhook(ctx context.Context, now time.Time, perWebhook, m
 		}
 	}
 	return nil
+}
+
+// queryDueRefs runs q (selecting id, webhook_id, the due time and whether
+// it is leased) and reads all its rows before returning, so the caller's
+// function runs with the connection released. Errors name op.
+func (db *DB) queryDueRefs(ctx context.Context, op, q string, args ...any) ([]rswebhooks.DueRef, error) {
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
+	}
+	defer rows.Close()
+	var refs []rswebhooks.DueRef
+	for rows.Next() {
+		var r rswebhooks.DueRef
+		if err := rows.Scan(&r.ID, &r.WebhookID, &r.Due, &r.Leased); err != nil {
+			return nil, fmt.Errorf("pgstore: %s: %w", op, err)
+		}
+		r.Due = r.Due.UTC()
+		refs = append(refs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pgstore: %s: %w", op, err)
+	}
+	return refs, nil
 }
 
 func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueRef, max int, fn func(rswebhooks.DueRef) bool) error {
@@ -210,23 +220,9 @@ func (db *DB) scanDue(ctx context.Context, now time.Time, after *rswebhooks.DueR
 		if !first {
 			q, args = scanAfter, []any{now, page, afterAt, afterID}
 		}
-		rows, err := db.pool.Query(ctx, q, args...)
+		refs, err := db.queryDueRefs(ctx, "due deliveries", q, args...)
 		if err != nil {
-			return fmt.Errorf("pgstore: due deliveries: %w", err)
-		}
-		var refs []rswebhooks.DueRef
-		for rows.Next() {
-			var r rswebhooks.DueRef
-			if err := rows.Scan(&r.ID, &r.WebhookID, &r.Due, &r.Leased); err != nil {
-				rows.Close()
-				return fmt.Errorf("pgstore: due deliveries: %w", err)
-			}
-			r.Due = r.Due.UTC()
-			refs = append(refs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("pgstore: due deliveries: %w", err)
+			return err
 		}
 		for _, r := range refs {
 			n++
