@@ -152,19 +152,8 @@ func marshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Lin
 		notes = cache.get(&d.Event) // no per-webhook links, no note of their absence
 	}
 	if notes == nil {
-		nt := NotificationFor(&d.Event)
-		if len(nt.Documents) > 0 {
-			switch {
-			case links != nil:
-				for i := range nt.Documents {
-					nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
-				}
-			case offNote != "" && nt.Note == "":
-				nt.Note = offNote
-			}
-		}
 		var err error
-		if notes, err = indented([]Notification{nt}); err != nil {
+		if notes, err = indented([]Notification{notificationWithLinks(d, w, links, offNote, now)}); err != nil {
 			return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
 		}
 		if len(d.Event.Documents) == 0 {
@@ -192,6 +181,24 @@ func marshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Lin
 	b = append(b, ",\n  \"Notifications\": "...)
 	b = append(b, notes...)
 	return append(b, "\n}"...), nil
+}
+
+// notificationWithLinks is d's notification for webhook w: each document
+// with its download link (made at now), or without links and offNote (when
+// not empty and the event has no note) as the note.
+func notificationWithLinks(d *rswebhooks.Delivery, w *rswebhooks.Webhook, links Links, offNote string, now time.Time) Notification {
+	nt := NotificationFor(&d.Event)
+	if len(nt.Documents) > 0 {
+		switch {
+		case links != nil:
+			for i := range nt.Documents {
+				nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
+			}
+		case offNote != "" && nt.Note == "":
+			nt.Note = offNote
+		}
+	}
+	return nt
 }
 
 // indented encodes v as an element at depth 1 of the body: no HTML

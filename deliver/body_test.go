@@ -11,23 +11,15 @@ import (
 
 // referenceBody encodes the whole Body at once, as the body was built
 // before it was assembled from parts: the bytes receivers have verified.
+// (The notification itself is the one the parts use; the golden files pin
+// its fields.)
 func referenceBody(t *testing.T, d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Links, offNote string, now time.Time) []byte {
 	t.Helper()
 	props := w.Properties
 	if props == nil {
 		props = map[string]json.RawMessage{}
 	}
-	nt := NotificationFor(&d.Event)
-	if len(nt.Documents) > 0 {
-		switch {
-		case links != nil:
-			for i := range nt.Documents {
-				nt.Documents[i].URL = links.URL(w.ID, &d.Event, nt.Documents[i].ID, now)
-			}
-		case offNote != "" && nt.Note == "":
-			nt.Note = offNote
-		}
-	}
+	nt := notificationWithLinks(d, w, links, offNote, now)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
