@@ -407,7 +407,12 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 			}
 		}
 		if a != nil {
-			if err := setJSON(txn, attemptKey(d.ID, a.N), a, db.expiresAt()); err != nil {
+			k := attemptKey(d.ID, a.N)
+			v, err := encodeAttempt(k, a)
+			if err != nil {
+				return err
+			}
+			if err := setRaw(txn, k, v, db.expiresAt()); err != nil {
 				return err
 			}
 		}
