@@ -113,7 +113,7 @@ func describeErr(err error, timedOut bool, timeout time.Duration) string {
 // attempt makes one attempt of d and records it. When ctx ends (shutdown)
 // during the attempt nothing is recorded: the delivery stays pending.
 func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
-	log := e.log.With().Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Logger()
+	log := &deliveryLog{base: &e.log, d: d}
 	now := e.opts.Now().UTC()
 	w, err := e.hooks.get(ctx, d.WebhookID)
 	switch {
@@ -126,7 +126,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		return
 	case err != nil:
 		if ctx.Err() == nil {
-			log.Error().Err(err).Msg("read webhook; delivery stays pending")
+			log.get().Error().Err(err).Msg("read webhook; delivery stays pending")
 		}
 		return
 	case w.IsPaused && !d.Ping:
@@ -145,7 +145,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	req, skipped, err := e.newRequest(actx, d, w, n, now)
 	if len(skipped) > 0 {
 		e.warnOnce("headers/"+w.ID+"/"+w.UpdatedUTC.String(), func() *zerolog.Event {
-			return log.Warn().Strs("headers", skipped)
+			return log.get().Warn().Strs("headers", skipped)
 		}, "webhook Headers that would replace notification headers or are invalid were not sent")
 	}
 	var (
@@ -164,8 +164,10 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		if err == nil {
 			status, header = resp.StatusCode, resp.Header
 			var body []byte
-			body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+			if resp.ContentLength != 0 { // 0: no body (204, or Content-Length: 0)
+				body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+			}
 			_ = resp.Body.Close()
 			a.ResponseBody = string(body)
 			a.ResponseHeaders = resp.Header
@@ -194,7 +196,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 			}
 			if e.pace.slowdown(w.ID, w.MaxPerSecond, observed, dec.After, e.opts.Now()) {
 				e.m.Slowdowns.WithLabelValues(strconv.Itoa(status)).Inc()
-				log.Info().Int("status", status).Float64("rate", e.pace.rate(w.ID, w.MaxPerSecond, e.opts.Now())).
+				log.get().Info().Int("status", status).Float64("rate", e.pace.rate(w.ID, w.MaxPerSecond, e.opts.Now())).
 					Msg("receiver asked to slow down; webhook rate lowered")
 			}
 			e.wakeDispatcher()
@@ -212,7 +214,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		outcome = OutcomeSucceeded
 	case Gone:
 		if err := e.opts.Store.SetPaused(ctx, w.ID, true); err != nil {
-			log.Error().Err(err).Msg("pause webhook after 410 Gone")
+			log.get().Error().Err(err).Msg("pause webhook after 410 Gone")
 		}
 		d.State, d.Reason = rswebhooks.DeliveryGone, ReasonGone
 		outcome = OutcomeGone
@@ -231,15 +233,17 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	}
 	if err := e.complete(ctx, d, a); err != nil {
 		if ctx.Err() == nil {
-			log.Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
+			log.get().Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
 		}
 		return
 	}
-	ev := log.Debug()
+	// The line is built only when its level is on (one per attempt).
+	ev := e.log.Debug()
 	if d.State == rswebhooks.DeliveryFailed || d.State == rswebhooks.DeliveryGone {
-		ev = log.Warn()
+		ev.Discard()
+		ev = e.log.Warn()
 	}
-	ev.Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
+	ev.Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
 		Str("url", rswebhooks.RedactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
 	if outcome != "" {
 		e.m.Deliveries.WithLabelValues(outcome).Inc()
@@ -253,16 +257,33 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	}
 }
 
+// deliveryLog is the engine's logger with a delivery's ids, made when the
+// first line about the delivery is logged: most attempts log nothing at the
+// default level, and making it copies the logger's context.
+type deliveryLog struct {
+	base *zerolog.Logger
+	d    *rswebhooks.Delivery
+	l    *zerolog.Logger
+}
+
+func (dl *deliveryLog) get() *zerolog.Logger {
+	if dl.l == nil {
+		l := dl.base.With().Str("delivery_id", dl.d.ID).Str("webhook_id", dl.d.WebhookID).Logger()
+		dl.l = &l
+	}
+	return dl.l
+}
+
 // finishWithout ends a delivery without an attempt.
-func (e *Engine) finishWithout(ctx context.Context, log zerolog.Logger, d *rswebhooks.Delivery, state, reason, outcome string, now time.Time) {
+func (e *Engine) finishWithout(ctx context.Context, log *deliveryLog, d *rswebhooks.Delivery, state, reason, outcome string, now time.Time) {
 	d.State, d.Reason, d.UpdatedUTC = state, reason, now
 	if err := e.opts.Store.Complete(ctx, d, nil); err != nil {
 		if ctx.Err() == nil {
-			log.Error().Err(err).Msg("record delivery end")
+			log.get().Error().Err(err).Msg("record delivery end")
 		}
 		return
 	}
-	log.Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
+	log.get().Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
 	e.m.Deliveries.WithLabelValues(outcome).Inc()
 	if e.onComplete != nil {
 		e.onComplete(*d)
