@@ -48,15 +48,22 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	// previous secret's signatures, and ms-signature (one signature) the
 	// one the rotation's stage calls for (see rswebhooks.Webhook.SigningSecrets).
 	standard, ms := w.SigningSecrets(now)
-	sigs := make([]string, len(standard))
+	sig := ""
 	for i, s := range standard {
-		sigs[i] = signature.SignStandard(s, d.ID, now, body)
+		if i > 0 {
+			sig += " "
+		}
+		sig += signature.SignStandard(s, d.ID, now, body)
 	}
-	h[hSignature] = []string{signature.Sign(ms, body)}
-	h[hWebhookID] = []string{d.ID}
-	h[hWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
-	h[hWebhookSignature] = []string{strings.Join(sigs, " ")}
-	h[hUserAgent] = []string{e.userAgent}
+	// One backing array for the values (each capped, so appending to one
+	// cannot overwrite the next).
+	v := [...]string{signature.Sign(ms, body), d.ID, strconv.FormatInt(now.Unix(), 10), sig, e.userAgent}
+	vs := v[:]
+	h[hSignature] = vs[0:1:1]
+	h[hWebhookID] = vs[1:2:2]
+	h[hWebhookTimestamp] = vs[2:3:3]
+	h[hWebhookSignature] = vs[3:4:4]
+	h[hUserAgent] = vs[4:5:5]
 	if len(w.Headers) == 0 {
 		return req, nil, nil
 	}
@@ -111,30 +118,32 @@ func describeErr(err error, timedOut bool, timeout time.Duration) string {
 }
 
 // attempt makes one attempt of d and records it. When ctx ends (shutdown)
-// during the attempt nothing is recorded: the delivery stays pending.
-func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
+// during the attempt nothing is recorded: the delivery stays pending. It
+// reports whether it recorded an attempt, which ended d's lease; on every
+// other way out the caller releases the lease.
+func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) (recorded bool) {
 	log := &deliveryLog{base: &e.log, d: d}
 	now := e.opts.Now().UTC()
 	w, err := e.hooks.get(ctx, d.WebhookID)
 	switch {
 	case errors.Is(err, rswebhooks.ErrNotFound):
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookDeleted, OutcomeFailed, now)
-		return
+		return false
 	case errors.Is(err, rswebhooks.ErrUnreadable):
 		// Logged and counted once by the store; retrying cannot help.
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookUnreadable, OutcomeFailed, now)
-		return
+		return false
 	case err != nil:
 		if ctx.Err() == nil {
 			log.get().Error().Err(err).Msg("read webhook; delivery stays pending")
 		}
-		return
+		return false
 	case w.IsPaused && !d.Ping:
 		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonWebhookPaused, OutcomeSkipped, now)
-		return
+		return false
 	case d.AccessPending && !d.Ping:
 		if !e.decideAccess(ctx, log, d, w, now) {
-			return
+			return false
 		}
 	}
 
@@ -178,7 +187,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		}
 		a.Duration = time.Since(start)
 		if ctx.Err() != nil {
-			return // shutting down: leave the delivery pending
+			return false // shutting down: leave the delivery pending
 		}
 		if err != nil {
 			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
@@ -235,7 +244,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		if ctx.Err() == nil {
 			log.get().Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
 		}
-		return
+		return false
 	}
 	// The line is built only when its level is on (one per attempt).
 	ev := e.log.Debug()
@@ -255,6 +264,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	if e.onComplete != nil {
 		e.onComplete(*d)
 	}
+	return true
 }
 
 // deliveryLog is the engine's logger with a delivery's ids, made when the
