@@ -40,7 +40,7 @@ var _ Access = AllowAll{}
 // happened: discarded (denied), skipped (access_unknown, owner_missing, or
 // access_error once the retry window is spent) or rescheduled (transient
 // error, recorded as an attempt without a request).
-func (e *Engine) decideAccess(ctx context.Context, log zerolog.Logger, d *rswebhooks.Delivery, w *rswebhooks.Webhook, now time.Time) bool {
+func (e *Engine) decideAccess(ctx context.Context, log *deliveryLog, d *rswebhooks.Delivery, w *rswebhooks.Webhook, now time.Time) bool {
 	actx, cancel := context.WithTimeout(ctx, e.opts.AttemptTimeout)
 	start := time.Now()
 	ok, err := e.opts.Access.CanRead(actx, w.User, &d.Event)
@@ -58,7 +58,7 @@ func (e *Engine) decideAccess(ctx context.Context, log zerolog.Logger, d *rswebh
 	case err == nil:
 		// Denied: the owner may not even learn that the event happened.
 		if err := e.opts.Store.DiscardDelivery(ctx, d.ID); err != nil {
-			log.Error().Err(err).Msg("discard a delivery its owner may not see")
+			log.get().Error().Err(err).Msg("discard a delivery its owner may not see")
 			return false
 		}
 		e.m.Denied.Inc()
@@ -68,7 +68,7 @@ func (e *Engine) decideAccess(ctx context.Context, log zerolog.Logger, d *rswebh
 		return false
 	case errors.Is(err, ErrAccessUnknown):
 		e.warnOnce("access/"+w.ID, func() *zerolog.Event {
-			return log.Warn().Str("owner", w.User.Name)
+			return log.get().Warn().Str("owner", w.User.Name)
 		}, "cannot check the owner's access without a service account; notifications skipped (access_unknown)")
 		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonAccessUnknown, OutcomeSkipped, now)
 		return false
@@ -92,10 +92,10 @@ func (e *Engine) decideAccess(ctx context.Context, log zerolog.Logger, d *rswebh
 		outcome = OutcomeSkipped
 	}
 	if err := e.opts.Store.Complete(ctx, d, a); err != nil {
-		log.Error().Err(err).Msg("record access check failure; delivery stays pending")
+		log.get().Error().Err(err).Msg("record access check failure; delivery stays pending")
 		return false
 	}
-	log.Warn().Err(err).Int("attempt", n).Str("state", d.State).Time("next", d.NextUTC).Msg("access check failed")
+	log.get().Warn().Err(err).Int("attempt", n).Str("state", d.State).Time("next", d.NextUTC).Msg("access check failed")
 	if outcome != "" {
 		e.m.Deliveries.WithLabelValues(outcome).Inc()
 	}
@@ -107,19 +107,19 @@ func (e *Engine) decideAccess(ctx context.Context, log zerolog.Logger, d *rswebh
 
 // setOwnerMissing records that the owner of w is gone (or back) on all of
 // the owner's webhooks, logging the change once.
-func (e *Engine) setOwnerMissing(ctx context.Context, log zerolog.Logger, w *rswebhooks.Webhook, missing bool) {
+func (e *Engine) setOwnerMissing(ctx context.Context, log *deliveryLog, w *rswebhooks.Webhook, missing bool) {
 	changed, err := e.opts.Store.SetOwnerMissing(ctx, w.User.ID, missing)
 	if err != nil {
-		log.Error().Err(err).Msg("record the owner's state")
+		log.get().Error().Err(err).Msg("record the owner's state")
 		return
 	}
 	if len(changed) == 0 {
 		return
 	}
-	ev := log.Warn()
+	ev := log.get().Warn()
 	msg := "the report server does not know the webhook owner or has disabled it; notifications skipped (owner_missing) until the owner is back or an administrator reassigns or deletes the webhooks"
 	if !missing {
-		ev = log.Info()
+		ev = log.get().Info()
 		msg = "the webhook owner is back; notifications resume"
 	}
 	ev.Str("owner_id", w.User.ID).Str("owner", w.User.Name).Int("webhooks", len(changed)).Msg(msg)

@@ -48,15 +48,22 @@ func (e *Engine) newRequest(ctx context.Context, d *rswebhooks.Delivery, w *rswe
 	// previous secret's signatures, and ms-signature (one signature) the
 	// one the rotation's stage calls for (see rswebhooks.Webhook.SigningSecrets).
 	standard, ms := w.SigningSecrets(now)
-	sigs := make([]string, len(standard))
+	sig := ""
 	for i, s := range standard {
-		sigs[i] = signature.SignStandard(s, d.ID, now, body)
+		if i > 0 {
+			sig += " "
+		}
+		sig += signature.SignStandard(s, d.ID, now, body)
 	}
-	h[hSignature] = []string{signature.Sign(ms, body)}
-	h[hWebhookID] = []string{d.ID}
-	h[hWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
-	h[hWebhookSignature] = []string{strings.Join(sigs, " ")}
-	h[hUserAgent] = []string{e.userAgent}
+	// One backing array for the values (each capped, so appending to one
+	// cannot overwrite the next).
+	v := [...]string{signature.Sign(ms, body), d.ID, strconv.FormatInt(now.Unix(), 10), sig, e.userAgent}
+	vs := v[:]
+	h[hSignature] = vs[0:1:1]
+	h[hWebhookID] = vs[1:2:2]
+	h[hWebhookTimestamp] = vs[2:3:3]
+	h[hWebhookSignature] = vs[3:4:4]
+	h[hUserAgent] = vs[4:5:5]
 	if len(w.Headers) == 0 {
 		return req, nil, nil
 	}
@@ -111,30 +118,32 @@ func describeErr(err error, timedOut bool, timeout time.Duration) string {
 }
 
 // attempt makes one attempt of d and records it. When ctx ends (shutdown)
-// during the attempt nothing is recorded: the delivery stays pending.
-func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
-	log := e.log.With().Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Logger()
+// during the attempt nothing is recorded: the delivery stays pending. It
+// reports whether it recorded an attempt, which ended d's lease; on every
+// other way out the caller releases the lease.
+func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) (recorded bool) {
+	log := &deliveryLog{base: &e.log, d: d}
 	now := e.opts.Now().UTC()
 	w, err := e.hooks.get(ctx, d.WebhookID)
 	switch {
 	case errors.Is(err, rswebhooks.ErrNotFound):
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookDeleted, OutcomeFailed, now)
-		return
+		return false
 	case errors.Is(err, rswebhooks.ErrUnreadable):
 		// Logged and counted once by the store; retrying cannot help.
 		e.finishWithout(ctx, log, d, rswebhooks.DeliveryFailed, ReasonWebhookUnreadable, OutcomeFailed, now)
-		return
+		return false
 	case err != nil:
 		if ctx.Err() == nil {
-			log.Error().Err(err).Msg("read webhook; delivery stays pending")
+			log.get().Error().Err(err).Msg("read webhook; delivery stays pending")
 		}
-		return
+		return false
 	case w.IsPaused && !d.Ping:
 		e.finishWithout(ctx, log, d, rswebhooks.DeliverySkipped, ReasonWebhookPaused, OutcomeSkipped, now)
-		return
+		return false
 	case d.AccessPending && !d.Ping:
 		if !e.decideAccess(ctx, log, d, w, now) {
-			return
+			return false
 		}
 	}
 
@@ -145,7 +154,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	req, skipped, err := e.newRequest(actx, d, w, n, now)
 	if len(skipped) > 0 {
 		e.warnOnce("headers/"+w.ID+"/"+w.UpdatedUTC.String(), func() *zerolog.Event {
-			return log.Warn().Strs("headers", skipped)
+			return log.get().Warn().Strs("headers", skipped)
 		}, "webhook Headers that would replace notification headers or are invalid were not sent")
 	}
 	var (
@@ -164,8 +173,10 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		if err == nil {
 			status, header = resp.StatusCode, resp.Header
 			var body []byte
-			body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+			if resp.ContentLength != 0 { // 0: no body (204, or Content-Length: 0)
+				body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+			}
 			_ = resp.Body.Close()
 			a.ResponseBody = string(body)
 			a.ResponseHeaders = resp.Header
@@ -176,7 +187,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		}
 		a.Duration = time.Since(start)
 		if ctx.Err() != nil {
-			return // shutting down: leave the delivery pending
+			return false // shutting down: leave the delivery pending
 		}
 		if err != nil {
 			timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
@@ -194,7 +205,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 			}
 			if e.pace.slowdown(w.ID, w.MaxPerSecond, observed, dec.After, e.opts.Now()) {
 				e.m.Slowdowns.WithLabelValues(strconv.Itoa(status)).Inc()
-				log.Info().Int("status", status).Float64("rate", e.pace.rate(w.ID, w.MaxPerSecond, e.opts.Now())).
+				log.get().Info().Int("status", status).Float64("rate", e.pace.rate(w.ID, w.MaxPerSecond, e.opts.Now())).
 					Msg("receiver asked to slow down; webhook rate lowered")
 			}
 			e.wakeDispatcher()
@@ -212,7 +223,7 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 		outcome = OutcomeSucceeded
 	case Gone:
 		if err := e.opts.Store.SetPaused(ctx, w.ID, true); err != nil {
-			log.Error().Err(err).Msg("pause webhook after 410 Gone")
+			log.get().Error().Err(err).Msg("pause webhook after 410 Gone")
 		}
 		d.State, d.Reason = rswebhooks.DeliveryGone, ReasonGone
 		outcome = OutcomeGone
@@ -231,15 +242,17 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	}
 	if err := e.complete(ctx, d, a); err != nil {
 		if ctx.Err() == nil {
-			log.Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
+			log.get().Error().Err(err).Msg("record attempt; delivery stays pending and will be retried")
 		}
-		return
+		return false
 	}
-	ev := log.Debug()
+	// The line is built only when its level is on (one per attempt).
+	ev := e.log.Debug()
 	if d.State == rswebhooks.DeliveryFailed || d.State == rswebhooks.DeliveryGone {
-		ev = log.Warn()
+		ev.Discard()
+		ev = e.log.Warn()
 	}
-	ev.Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
+	ev.Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
 		Str("url", rswebhooks.RedactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
 	if outcome != "" {
 		e.m.Deliveries.WithLabelValues(outcome).Inc()
@@ -251,18 +264,36 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) {
 	if e.onComplete != nil {
 		e.onComplete(*d)
 	}
+	return true
+}
+
+// deliveryLog is the engine's logger with a delivery's ids, made when the
+// first line about the delivery is logged: most attempts log nothing at the
+// default level, and making it copies the logger's context.
+type deliveryLog struct {
+	base *zerolog.Logger
+	d    *rswebhooks.Delivery
+	l    *zerolog.Logger
+}
+
+func (dl *deliveryLog) get() *zerolog.Logger {
+	if dl.l == nil {
+		l := dl.base.With().Str("delivery_id", dl.d.ID).Str("webhook_id", dl.d.WebhookID).Logger()
+		dl.l = &l
+	}
+	return dl.l
 }
 
 // finishWithout ends a delivery without an attempt.
-func (e *Engine) finishWithout(ctx context.Context, log zerolog.Logger, d *rswebhooks.Delivery, state, reason, outcome string, now time.Time) {
+func (e *Engine) finishWithout(ctx context.Context, log *deliveryLog, d *rswebhooks.Delivery, state, reason, outcome string, now time.Time) {
 	d.State, d.Reason, d.UpdatedUTC = state, reason, now
 	if err := e.opts.Store.Complete(ctx, d, nil); err != nil {
 		if ctx.Err() == nil {
-			log.Error().Err(err).Msg("record delivery end")
+			log.get().Error().Err(err).Msg("record delivery end")
 		}
 		return
 	}
-	log.Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
+	log.get().Info().Str("state", state).Str("reason", reason).Msg("delivery ended without an attempt")
 	e.m.Deliveries.WithLabelValues(outcome).Inc()
 	if e.onComplete != nil {
 		e.onComplete(*d)

@@ -787,13 +787,14 @@ func (e *Engine) work(ctx context.Context, r rswebhooks.DueRef) time.Time {
 			ch = &chain{}
 			actx = context.WithValue(ctx, chainKey{}, ch)
 		}
-		e.attempt(actx, d)
 		// Recording the attempt ended the lease; an attempt that was not
 		// recorded (shutdown, a store error) leaves the delivery to the
 		// next dispatcher at once, not at the lease's end.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
-		cancel()
+		if !e.attempt(actx, d) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = e.opts.Store.Release(rctx, d.ID, e.opts.LeaseHolder)
+			cancel()
+		}
 		d = nil
 		if ch != nil {
 			d = ch.next

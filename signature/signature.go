@@ -42,8 +42,17 @@ const (
 func Sign(secret string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write(body)
-	return "sha256=" + strings.ToUpper(hex.EncodeToString(m.Sum(nil)))
+	var sum [sha256.Size]byte
+	var b [len("sha256=") + 2*sha256.Size]byte
+	n := copy(b[:], "sha256=")
+	for _, c := range m.Sum(sum[:0]) {
+		b[n], b[n+1] = upperHex[c>>4], upperHex[c&0x0f]
+		n += 2
+	}
+	return string(b[:])
 }
+
+const upperHex = "0123456789ABCDEF"
 
 // Verify checks an ms-signature header value against body with the rules of
 // the ASP.NET WebHooks CustomWebHookReceiver: the value is split on '=' into
@@ -78,14 +87,19 @@ func Verify(secret, signatureHeader string, body []byte) error {
 // keyed with the UTF-8 bytes of secret. A Standard Webhooks library verifies
 // it when given "whsec_" + base64(secret).
 func SignStandard(secret, msgID string, ts time.Time, body []byte) string {
-	return "v1," + base64.StdEncoding.EncodeToString(standardMAC([]byte(secret), msgID, strconv.FormatInt(ts.Unix(), 10), body))
+	var t [20]byte
+	mac := standardMAC([]byte(secret), msgID, strconv.AppendInt(t[:0], ts.Unix(), 10), body)
+	var b [len("v1,") + 44]byte // base64 of 32 bytes: 44 characters
+	copy(b[:], "v1,")
+	base64.StdEncoding.Encode(b[len("v1,"):], mac)
+	return string(b[:])
 }
 
-func standardMAC(key []byte, msgID, ts string, body []byte) []byte {
+func standardMAC(key []byte, msgID string, ts, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(msgID))
 	m.Write([]byte{'.'})
-	m.Write([]byte(ts))
+	m.Write(ts)
 	m.Write([]byte{'.'})
 	m.Write(body)
 	return m.Sum(nil)
@@ -112,7 +126,7 @@ func VerifyStandard(secret string, h http.Header, body []byte, now time.Time, to
 	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
 		return fmt.Errorf("%w: %s from now, tolerance %s", ErrTimestampOutOfRange, d.Round(time.Second), tolerance)
 	}
-	want := standardMAC([]byte(secret), id, tsText, body)
+	want := standardMAC([]byte(secret), id, []byte(tsText), body)
 	seen := false
 	for _, s := range strings.Fields(sigs) {
 		version, sig, ok := strings.Cut(s, ",")

@@ -97,11 +97,12 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	if inline {
 		rec.Event = &rec.Delivery.Event
 	}
-	v, err := encodeDelivery(deliveryKey(d.ID), &rec)
+	dk := deliveryKey(d.ID)
+	v, err := encodeDelivery(dk, &rec)
 	if err != nil {
 		return err
 	}
-	if err := setRaw(txn, deliveryKey(d.ID), v, exp); err != nil {
+	if err := setRaw(txn, dk, v, exp); err != nil {
 		return err
 	}
 	// The index keys carry the record's TTL: rewritten when it changes (a
@@ -407,7 +408,12 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 			}
 		}
 		if a != nil {
-			if err := setJSON(txn, attemptKey(d.ID, a.N), a, db.expiresAt()); err != nil {
+			k := attemptKey(d.ID, a.N)
+			v, err := encodeAttempt(k, a)
+			if err != nil {
+				return err
+			}
+			if err := setRaw(txn, k, v, db.expiresAt()); err != nil {
 				return err
 			}
 		}

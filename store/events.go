@@ -192,9 +192,14 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 				WebhookID string `json:"WebhookId"`
 				EventID   string `json:"EventId"`
 			}
-			err := getJSON(txn, deliveryKey(d.ID), &old)
+			// Looked up without getJSON: a new delivery (the rule) is not
+			// found, and that needs no error message.
+			item, err := txn.Get(deliveryKey(d.ID))
+			if err == nil {
+				err = decodeItem(item, &old)
+			}
 			switch {
-			case errors.Is(err, rswebhooks.ErrNotFound):
+			case errors.Is(err, badger.ErrKeyNotFound):
 			case err != nil:
 				return err
 			case keep && old.EventID == d.EventID && old.WebhookID == d.WebhookID:

@@ -36,7 +36,8 @@ func snapshotKey(eventID string) []byte { return key(pSnapshot, eventID) }
 // It returns the record's index fields.
 func (db *DB) decodeDelivery(txn *badger.Txn, item *badger.Item, d *rswebhooks.Delivery) (*deliveryIndex, error) {
 	var rec deliveryRecord
-	if err := decodeItem(item, &rec); err != nil {
+	err := item.Value(func(v []byte) error { return decodeDeliveryRecord(item.Key(), v, &rec) })
+	if err != nil {
 		return nil, err
 	}
 	*d = rec.Delivery

@@ -11,16 +11,22 @@
 // fresh data directory, so a baseline and a candidate measured back to back
 // share the machine's conditions. Each run prints one line:
 //
-//	bin=NAME round=R events=N webhooks=W deliveries=D elapsed=… events_per_s=… deliveries_per_s=… load_deliveries_per_s=… daemon_cpu_us_per_delivery=… allocs_per_delivery=… alloc_bytes_per_delivery=… gc_cycles=… bad_signatures=0 duplicates=…
+//	bin=NAME round=R events=N webhooks=W deliveries=D elapsed=… events_per_s=… deliveries_per_s=… load_deliveries_per_s=… daemon_cpu_us_per_delivery=… bench_cpu_us_per_delivery=… allocs_per_delivery=… alloc_bytes_per_delivery=… gc_cycles=… load_daemon_cores=… load_bench_cores=… bad_signatures=0 duplicates=…
 //
 // deliveries_per_s is every delivery over the time from the first POST to
 // the last delivery's arrival; load_deliveries_per_s counts only those that
 // arrived while the clients were still posting. daemon_cpu_us_per_delivery
 // is the daemon's CPU time (user + system, from /proc) over the same span
 // divided by the deliveries: on a shared machine it moves less with the
-// other load than the rates do. allocs_per_delivery, alloc_bytes_per_delivery
+// other load than the rates do. bench_cpu_us_per_delivery is the same for
+// this process (the clients, the upstream and the sink together), which
+// shares the machine with the daemon: what is left of the cores for the
+// daemon at a given rate. allocs_per_delivery, alloc_bytes_per_delivery
 // and gc_cycles come from the daemon's /metrics over the same span and do
-// not move with the load at all.
+// not move with the load at all. load_daemon_cores and load_bench_cores are
+// the cores the daemon and this process kept busy on average while the
+// clients were posting (CPU time over that span): below the machine's
+// cores, that phase was not held back by CPU.
 package main
 
 import (
@@ -228,6 +234,10 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	if err != nil {
 		return "", err
 	}
+	self0, err := cpu(os.Getpid())
+	if err != nil {
+		return "", err
+	}
 	mallocs0, bytes0, gcs0, err := goStats(d.Admin)
 	if err != nil {
 		return "", err
@@ -264,6 +274,14 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	wg.Wait()
 	made := time.Since(start)
 	duringLoad := s.at.Load()
+	cpuLoad, err := cpu(d.Pid())
+	if err != nil {
+		return "", err
+	}
+	selfLoad, err := cpu(os.Getpid())
+	if err != nil {
+		return "", err
+	}
 	if n := failed.Load(); n > 0 {
 		return "", fmt.Errorf("%d creates failed, last: %v", n, lastErr.Load())
 	}
@@ -280,6 +298,10 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	if err != nil {
 		return "", err
 	}
+	self1, err := cpu(os.Getpid())
+	if err != nil {
+		return "", err
+	}
 	mallocs1, bytes1, gcs1, err := goStats(d.Admin)
 	if err != nil {
 		return "", err
@@ -287,8 +309,9 @@ func once(bin, upstream string, events, hooks, clients int, wait time.Duration, 
 	if n := s.bad.Load(); n > 0 {
 		return "", fmt.Errorf("%d notifications failed verification: %v", n, s.badMsg.Load())
 	}
-	return fmt.Sprintf("events=%d webhooks=%d deliveries=%d elapsed=%s events_per_s=%.0f deliveries_per_s=%.0f load_deliveries_per_s=%.0f daemon_cpu_us_per_delivery=%.0f allocs_per_delivery=%.0f alloc_bytes_per_delivery=%.0f gc_cycles=%.0f bad_signatures=0 duplicates=%d",
+	return fmt.Sprintf("events=%d webhooks=%d deliveries=%d elapsed=%s events_per_s=%.0f deliveries_per_s=%.0f load_deliveries_per_s=%.0f daemon_cpu_us_per_delivery=%.0f bench_cpu_us_per_delivery=%.0f allocs_per_delivery=%.0f alloc_bytes_per_delivery=%.0f gc_cycles=%.0f load_daemon_cores=%.2f load_bench_cores=%.2f bad_signatures=0 duplicates=%d",
 		events, hooks, want, el.Round(time.Millisecond), float64(events)/made.Seconds(), float64(want)/el.Seconds(),
-		float64(duringLoad)/made.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(want),
-		(mallocs1-mallocs0)/float64(want), (bytes1-bytes0)/float64(want), gcs1-gcs0, s.dups.Load()), nil
+		float64(duringLoad)/made.Seconds(), float64((cpu1-cpu0).Microseconds())/float64(want), float64((self1-self0).Microseconds())/float64(want),
+		(mallocs1-mallocs0)/float64(want), (bytes1-bytes0)/float64(want), gcs1-gcs0,
+		(cpuLoad-cpu0).Seconds()/made.Seconds(), (selfLoad-self0).Seconds()/made.Seconds(), s.dups.Load()), nil
 }

@@ -48,6 +48,7 @@ awk -v names="${names[*]}" '
     for (i = 2; i <= NF; i++) { split($i, kv, "=")
       if (kv[1] == "deliveries_per_s") e2e[n, ++ne[n]] = kv[2]
       if (kv[1] == "daemon_cpu_us_per_delivery") cpu[n, ++nc[n]] = kv[2]
+      if (kv[1] == "bench_cpu_us_per_delivery") bc[n, ++nbc[n]] = kv[2]
       if (kv[1] == "allocs_per_delivery") al[n, ++na[n]] = kv[2]
       if (kv[1] == "alloc_bytes_per_delivery") ab[n, ++nb[n]] = kv[2] }
   }
@@ -55,16 +56,17 @@ awk -v names="${names[*]}" '
   END {
     split(names, ns, " ")
     print ""
-    print "| binary | end-to-end deliveries/s (median) | daemon CPU µs per delivery | allocations per delivery | bytes allocated per delivery | bench/deliver deliveries/s | end-to-end / bench/deliver |"
-    print "|---|---:|---:|---:|---:|---:|---:|"
+    print "| binary | end-to-end deliveries/s (median) | daemon CPU µs per delivery | bench process CPU µs per delivery | allocations per delivery | bytes allocated per delivery | bench/deliver deliveries/s | end-to-end / bench/deliver |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|"
     for (k = 1; k in ns; k++) {
       n = ns[k]
       delete x; for (i = 1; i <= ne[n]; i++) x[i] = e2e[n, i]; me[n] = median(x, ne[n])
       delete x; for (i = 1; i <= nc[n]; i++) x[i] = cpu[n, i]; mc[n] = median(x, nc[n])
       delete x; for (i = 1; i <= nd[n]; i++) x[i] = dl[n, i]; md[n] = median(x, nd[n])
+      delete x; for (i = 1; i <= nbc[n]; i++) x[i] = bc[n, i]; mbc[n] = nbc[n] ? median(x, nbc[n]) : 0
       delete x; for (i = 1; i <= na[n]; i++) x[i] = al[n, i]; ma[n] = median(x, na[n])
       delete x; for (i = 1; i <= nb[n]; i++) x[i] = ab[n, i]; mb[n] = median(x, nb[n])
-      printf "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |\n", n, me[n], mc[n], ma[n], mb[n], md[n], me[n] / md[n]
+      printf "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |\n", n, me[n], mc[n], mbc[n], ma[n], mb[n], md[n], me[n] / md[n]
     }
     if (("base", 1) in e2e)
       printf "\ncur/base: end-to-end %.2fx, CPU per delivery %.2fx, bench/deliver %.2fx\n", me["cur"] / me["base"], mc["cur"] / mc["base"], md["cur"] / md["base"]
