@@ -389,13 +389,19 @@ func (db *DB) Run(ctx context.Context) error {
 }
 
 // DeleteExpired deletes every expired row now, in batches, and returns
-// the first error. Pending deliveries never expire.
+// the first error. Pending deliveries never expire; an event's snapshot
+// goes with the last delivery that refers to it.
 func (db *DB) DeleteExpired(ctx context.Context) error {
 	now := db.now()
 	for _, q := range []string{
 		`DELETE FROM leases WHERE ctid = ANY (ARRAY(SELECT ctid FROM leases WHERE until <= $1 LIMIT $2))`,
 		`DELETE FROM attempts WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempts WHERE expires_at <= $1 LIMIT $2))`,
-		`DELETE FROM deliveries WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries WHERE expires_at <= $1 AND state <> 'pending' LIMIT $2))`,
+		// With the snapshots no delivery refers to any more; the tag
+		// counts the deliveries deleted.
+		`WITH del AS (
+			DELETE FROM deliveries WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries WHERE expires_at <= $1 AND state <> 'pending' LIMIT $2))
+			RETURNING id, event_id, shared
+		), ` + dropSnapshots + ` SELECT 1 FROM del`,
 		`DELETE FROM events WHERE ctid = ANY (ARRAY(SELECT ctid FROM events WHERE expires_at <= $1 AND fanned LIMIT $2))`,
 		`DELETE FROM executions WHERE ctid = ANY (ARRAY(SELECT ctid FROM executions WHERE expires_at <= $1 LIMIT $2))`,
 		`DELETE FROM meta WHERE ctid = ANY (ARRAY(SELECT ctid FROM meta WHERE expires_at <= $1 LIMIT $2))`,
