@@ -555,7 +555,7 @@ WITH u AS (
 		AS u(id, webhook_id, event_id, state, next_at, expires_at, record, n, abody, cholder, cuntil, per, ord)
 ), upd AS (
 	UPDATE deliveries d SET webhook_id = u.webhook_id, event_id = u.event_id, state = u.state, next_at = u.next_at,
-		expires_at = u.expires_at, record = u.record, `+keepOwnEvent+`
+		expires_at = u.expires_at, record = u.record, ` + keepOwnEvent + `
 	  FROM u WHERE d.id = u.id RETURNING d.id
 ), gone AS (
 	DELETE FROM leases l WHERE l.delivery_id IN (SELECT id FROM upd) RETURNING l.delivery_id, l.holder, l.until

@@ -82,11 +82,11 @@ const deliveryCols = `d.id, d.record, d.own_event, d.shared, s.body
 
 // storedDelivery is a delivery row as read (see deliveryCols).
 type storedDelivery struct {
-	id        string
-	record    []byte
-	own       []byte
-	shared    bool
-	snap      []byte
+	id     string
+	record []byte
+	own    []byte
+	shared bool
+	snap   []byte
 }
 
 func (s *storedDelivery) scan(row pgx.Row) error {
