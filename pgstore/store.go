@@ -141,14 +141,19 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	cfg.MaxConns = o.MaxConns
 	// The store's statements are prepared once per connection (pgx's
-	// statement cache) and their plans do not depend on the values bound,
-	// but the server's default re-plans the larger ones (the completion,
-	// the fan-out, the due reads: a third of its CPU under load) on every
-	// execution; a generic plan is made once. A connection string that
-	// sets plan_cache_mode (itself or in options) keeps its own.
+	// statement cache), but the server's default re-plans the larger ones
+	// (the completion, the fan-out, the due reads: a third of its CPU under
+	// load) on every execution. A generic plan is made once; as it is made
+	// before the tables grow (a new database), sequential scans are
+	// disabled so that every plan reads by an index, whatever the tables'
+	// size was when it was made (each statement has one; a sequential scan
+	// is still used where none applies), and JIT compilation, which the
+	// cost of a disabled scan would trigger, is off. A connection string
+	// that sets plan_cache_mode (itself or in options) keeps the server's
+	// settings.
 	rp := cfg.ConnConfig.RuntimeParams
 	if _, set := rp["plan_cache_mode"]; !set && !strings.Contains(rp["options"], "plan_cache_mode") {
-		rp["plan_cache_mode"] = "force_generic_plan"
+		rp["plan_cache_mode"], rp["enable_seqscan"], rp["jit"] = "force_generic_plan", "off", "off"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
