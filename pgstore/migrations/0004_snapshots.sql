@@ -16,8 +16,10 @@
 -- with its last one), so a delivery keeps its event for its whole
 -- retention, however long the event is kept.
 --
--- Nothing is rewritten here (renaming and adding a column without a
--- default touch no row), so upgrading a large database is instant.
+-- No row is rewritten here (renaming a column and adding one with a
+-- constant default or none touch no row); the one new index is built in
+-- the migration's transaction (seconds for a few million deliveries,
+-- during which writes to them wait).
 -- Nodes of an older release that are still running during a rolling
 -- upgrade fail their delivery statements (no column body, no function of
 -- the shape they call) until they are replaced, rather than sending a
