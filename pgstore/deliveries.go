@@ -309,7 +309,7 @@ func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, erro
 	for i, r := range reqs {
 		ids[i], holders[i], nows[i], untils[i], pers[i] = r.id, r.holder, r.now, r.until, int32(r.per)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT ord, result, rec, own, snap FROM rswebhooks_lease_many($1, $2, $3, $4, $5)`,
+	rows, err := db.pool.Query(ctx, `SELECT ord, result, rec, own, shared, snap FROM rswebhooks_lease_many($1, $2, $3, $4, $5)`,
 		ids, nows, holders, untils, pers)
 	if err != nil {
 		return nil, err
@@ -320,13 +320,13 @@ func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, erro
 	for rows.Next() {
 		var ord int
 		var r leaseRes
-		if err := rows.Scan(&ord, &r.result, &r.row.record, &r.row.own, &r.row.snap); err != nil {
+		if err := rows.Scan(&ord, &r.result, &r.row.record, &r.row.own, &r.row.shared, &r.row.snap); err != nil {
 			return nil, err
 		}
 		if ord < 1 || ord > n {
 			return nil, fmt.Errorf("rswebhooks_lease_many answered for request %d of %d", ord, n)
 		}
-		r.row.id, r.row.shared = reqs[ord-1].id, r.row.snap != nil
+		r.row.id = reqs[ord-1].id
 		out[ord-1] = r
 		got++
 	}

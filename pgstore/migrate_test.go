@@ -17,6 +17,7 @@ import (
 
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+	"github.com/rswebhooks/rswebhooks/internal/testutil"
 	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
 
@@ -167,7 +168,11 @@ func TestSchema3DeliveriesUpgradeAndDeliverOnce(t *testing.T) {
 		t.Fatalf("notifications carried resource ids %v, want %v (each delivery with its event)", got, resources)
 	}
 
-	// Delivered: the state written by schema 4, the event as before.
+	// Delivered: the state written by schema 4, the event as before (the
+	// receiver answers before the attempt is recorded: wait for that).
+	testutil.Eventually(t, 10*time.Second, "attempts were not all recorded", func() bool {
+		return query[int](t, url, "SELECT count(*) FROM deliveries WHERE state = 'pending'") == 0
+	})
 	for _, d := range want {
 		got, err := db.GetDelivery(ctx, d.ID)
 		if err != nil {
@@ -236,5 +241,33 @@ func TestSnapshotGoesWithItsLastDelivery(t *testing.T) {
 	}
 	if err := db.DiscardDelivery(ctx, ds[1].ID); !errors.Is(err, rswebhooks.ErrNotFound) {
 		t.Fatalf("discarding it again = %v, want ErrNotFound", err)
+	}
+}
+
+// A delivery whose shared snapshot is gone (removed by hand) is an error
+// wherever it is read, never a delivery without its event.
+func TestMissingSnapshotIsAnError(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	db := open(t, url, storetest.Config{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	ev := &rswebhooks.Event{ID: rswebhooks.NewID(now), Filter: "reports", Type: "Created", ResourceID: "r1", Time: now}
+	if err := db.AppendEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	d := &rswebhooks.Delivery{ID: rswebhooks.DeliveryID(ev, "W1"), WebhookID: "W1", EventID: ev.ID, Event: *ev,
+		State: rswebhooks.DeliveryPending, NextUTC: now, CreatedUTC: now}
+	if err := db.FanOut(ctx, ev.ID, []*rswebhooks.Delivery{d}); err != nil {
+		t.Fatal(err)
+	}
+	query[int](t, url, "WITH x AS (DELETE FROM snapshots RETURNING 1) SELECT count(*) FROM x")
+	if got, err := db.GetDelivery(ctx, d.ID); err == nil {
+		t.Fatalf("GetDelivery without its snapshot = %+v, want an error", got)
+	}
+	if got, err := db.Lease(ctx, d.ID, time.Now(), rswebhooks.LeaseRequest{Holder: "n1", For: time.Minute}); err == nil {
+		t.Fatalf("Lease without its snapshot = %+v, want an error", got)
+	}
+	if l, err := db.ListDeliveries(ctx, "W1", 0); err != nil || len(l) != 0 {
+		t.Fatalf("ListDeliveries = %d deliveries, %v; want the unreadable one skipped", len(l), err)
 	}
 }

@@ -42,10 +42,10 @@ DROP FUNCTION rswebhooks_lease(text, timestamptz, text, timestamptz, integer);
 DROP FUNCTION rswebhooks_lease_many(text[], timestamptz[], text[], timestamptz[], integer[]);
 
 -- rswebhooks_lease_many as in schema 2, answering with the delivery's
--- record (rec), own_event (own) and shared snapshot (snap) instead of its
--- body.
+-- record (rec), own_event (own), whether it shares its event's snapshot
+-- (shared) and that snapshot (snap) instead of its body.
 CREATE FUNCTION rswebhooks_lease_many(p_ids text[], p_nows timestamptz[], p_holders text[], p_untils timestamptz[], p_pers integer[])
-RETURNS TABLE (ord integer, result text, rec bytea, own bytea, snap bytea)
+RETURNS TABLE (ord integer, result text, rec bytea, own bytea, shared boolean, snap bytea)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     locked text[];
@@ -63,7 +63,7 @@ BEGIN
         END LOOP;
     END IF;
     FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
-        ord := i; rec := NULL; own := NULL; snap := NULL;
+        ord := i; rec := NULL; own := NULL; shared := false; snap := NULL;
         IF NOT (p_ids[i] = ANY (locked)) THEN
             IF EXISTS (SELECT 1 FROM deliveries d WHERE d.id = p_ids[i]) THEN
                 result := 'locked';
@@ -92,7 +92,7 @@ BEGIN
         END IF;
         INSERT INTO leases (delivery_id, webhook_id, holder, until) VALUES (p_ids[i], r.webhook_id, p_holders[i], p_untils[i])
         ON CONFLICT (delivery_id) DO UPDATE SET webhook_id = excluded.webhook_id, holder = excluded.holder, until = excluded.until;
-        result := 'ok'; rec := r.record; own := r.own_event;
+        result := 'ok'; rec := r.record; own := r.own_event; shared := r.shared;
         IF r.shared THEN
             SELECT s.body INTO snap FROM snapshots s WHERE s.event_id = r.event_id;
         END IF;
