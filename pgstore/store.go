@@ -449,9 +449,9 @@ func encode(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// unexpiredBody reads the body of record id in table (events or
-// deliveries), or ErrNotFound when it is absent or has expired; kind names
-// the record in errors.
+// unexpiredBody reads the body of record id in table (events), or
+// ErrNotFound when it is absent or has expired; kind names the record in
+// errors.
 func (db *DB) unexpiredBody(ctx context.Context, table, kind, id string) ([]byte, error) {
 	var body []byte
 	err := db.pool.QueryRow(ctx, `SELECT body FROM `+table+` WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)`,
