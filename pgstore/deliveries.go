@@ -28,13 +28,11 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 	if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 		return fmt.Errorf("pgstore: put delivery: %w", err)
 	}
-	r, err := db.rowOf(d)
+	r, err := db.ownRowOf(d)
 	if err != nil {
 		return fmt.Errorf("pgstore: put delivery: %w", err)
 	}
-	tag, err := db.pool.Exec(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-		r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body)
+	tag, err := db.pool.Exec(ctx, insertOwnDelivery, r.id, r.webhook, r.event, r.state, r.next, r.expires, r.record, r.own)
 	if err != nil {
 		return fmt.Errorf("pgstore: put delivery %s: %w", d.ID, err)
 	}
@@ -47,21 +45,23 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 	return nil
 }
 
-func decodeDelivery(id string, body []byte) (*rswebhooks.Delivery, error) {
-	d := new(rswebhooks.Delivery)
-	if err := json.Unmarshal(body, d); err != nil {
-		return nil, fmt.Errorf("decode delivery %s: %w", id, err)
-	}
-	return d, nil
-}
+// insertOwnDelivery inserts a delivery with an event of its own (see
+// ownRowOf), or nothing when its id exists.
+const insertOwnDelivery = `INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, record, own_event)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`
 
 // GetDelivery returns the delivery or ErrNotFound (also once it expired).
 func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery, error) {
-	body, err := db.unexpiredBody(ctx, "deliveries", "delivery", id)
-	if err != nil {
-		return nil, err
+	var s storedDelivery
+	err := s.scan(db.pool.QueryRow(ctx, `SELECT `+deliveryCols+`
+		WHERE d.id = $1 AND (d.expires_at IS NULL OR d.expires_at > $2)`, id, db.now()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("pgstore: %w", notFound("delivery", id))
 	}
-	d, err := decodeDelivery(id, body)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: get delivery %s: %w", id, err)
+	}
+	d, err := s.decode()
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
@@ -70,8 +70,8 @@ func (db *DB) GetDelivery(ctx context.Context, id string) (*rswebhooks.Delivery,
 
 // ListDeliveries returns up to limit deliveries of a webhook, newest first.
 func (db *DB) ListDeliveries(ctx context.Context, webhookID string, limit int) ([]*rswebhooks.Delivery, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, body FROM deliveries
-		WHERE webhook_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC LIMIT $3`,
+	rows, err := db.pool.Query(ctx, `SELECT `+deliveryCols+`
+		WHERE d.webhook_id = $1 AND (d.expires_at IS NULL OR d.expires_at > $2) ORDER BY d.id DESC LIMIT $3`,
 		webhookID, db.now(), limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: list deliveries of %s: %w", webhookID, err)
@@ -296,7 +296,7 @@ type leaseReq struct {
 
 type leaseRes struct {
 	result string
-	body   []byte
+	row    storedDelivery
 }
 
 // leaseBatch leases reqs in one call of rswebhooks_lease_many (one round
@@ -309,7 +309,7 @@ func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, erro
 	for i, r := range reqs {
 		ids[i], holders[i], nows[i], untils[i], pers[i] = r.id, r.holder, r.now, r.until, int32(r.per)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT ord, result, body FROM rswebhooks_lease_many($1, $2, $3, $4, $5)`,
+	rows, err := db.pool.Query(ctx, `SELECT ord, result, rec, own, shared, snap FROM rswebhooks_lease_many($1, $2, $3, $4, $5)`,
 		ids, nows, holders, untils, pers)
 	if err != nil {
 		return nil, err
@@ -320,12 +320,13 @@ func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, erro
 	for rows.Next() {
 		var ord int
 		var r leaseRes
-		if err := rows.Scan(&ord, &r.result, &r.body); err != nil {
+		if err := rows.Scan(&ord, &r.result, &r.row.record, &r.row.own, &r.row.shared, &r.row.snap); err != nil {
 			return nil, err
 		}
 		if ord < 1 || ord > n {
 			return nil, fmt.Errorf("rswebhooks_lease_many answered for request %d of %d", ord, n)
 		}
+		r.row.id = reqs[ord-1].id
 		out[ord-1] = r
 		got++
 	}
@@ -351,7 +352,7 @@ func (db *DB) Lease(ctx context.Context, id string, now time.Time, req rswebhook
 	switch res.result {
 	case "ok":
 		db.ended.forget(id)
-		d, err := decodeDelivery(id, res.body)
+		d, err := res.row.decode()
 		if err != nil {
 			return nil, fmt.Errorf("pgstore: lease: %w", err)
 		}
@@ -440,10 +441,9 @@ type chainReq struct {
 // write ended ("" when none), and for a CompleteAndLease, the next
 // delivery leased (id "" when none).
 type completeRes struct {
-	found    bool
-	holder   string
-	nextID   string
-	nextBody []byte
+	found  bool
+	holder string
+	next   storedDelivery
 }
 
 // completeBatch records reqs in one transaction and one round trip. The
@@ -473,13 +473,13 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 	n := len(reqs)
 	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	nexts, exps := make([]time.Time, n), make([]*time.Time, n)
-	bodies, abodies := make([][]byte, n), make([][]byte, n)
+	records, abodies := make([][]byte, n), make([][]byte, n)
 	ns, pers := make([]int32, n), make([]int32, n)
 	cholders, cuntils := make([]string, n), make([]time.Time, n)
 	notify := false
 	var now time.Time
 	for i, q := range reqs {
-		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], bodies[i] = q.r.id, q.r.webhook, q.r.event, q.r.state, q.r.next, q.r.expires, q.r.body
+		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], records[i] = q.r.id, q.r.webhook, q.r.event, q.r.state, q.r.next, q.r.expires, q.r.record
 		ns[i], abodies[i] = int32(q.n), q.abody
 		notify = notify || q.notify
 		if c := q.next; c != nil {
@@ -491,7 +491,7 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT 1 FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, ids)
-	b.Queue(completeSQL, ids, hooks, evs, states, nexts, exps, bodies, ns, abodies, db.expiry(), notify, chanDue, db.self,
+	b.Queue(completeSQL, ids, hooks, evs, states, nexts, exps, records, ns, abodies, db.expiry(), notify, chanDue, db.self,
 		cholders, cuntils, pers, now)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -507,7 +507,8 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 	for rows.Next() {
 		var ord int
 		var r completeRes
-		if err := rows.Scan(&ord, &r.found, &r.holder, &r.nextID, &r.nextBody, new(int64)); err != nil {
+		if err := rows.Scan(&ord, &r.found, &r.holder, &r.next.id, &r.next.record, &r.next.own, &r.next.shared, &r.next.snap,
+			new(int64)); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -544,16 +545,17 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 // the lease is written only where no unexpired one is there by then (ON
 // CONFLICT sees the newest row): a delivery leased meanwhile is left to
 // its holder, and the request gets none. One row per request: ord, found, the holder
-// whose lease ended, the id and body of the delivery leased in its place
-// (empty when none) and a count that makes the side effects run.
+// whose lease ended, the delivery leased in its place (id "" when none;
+// its record, own_event, shared and snapshot) and a count that makes the
+// side effects run.
 const completeSQL = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::bytea[],
 		$8::integer[], $9::bytea[], $14::text[], $15::timestamptz[], $16::integer[]) WITH ORDINALITY
-		AS u(id, webhook_id, event_id, state, next_at, expires_at, body, n, abody, cholder, cuntil, per, ord)
+		AS u(id, webhook_id, event_id, state, next_at, expires_at, record, n, abody, cholder, cuntil, per, ord)
 ), upd AS (
 	UPDATE deliveries d SET webhook_id = u.webhook_id, event_id = u.event_id, state = u.state, next_at = u.next_at,
-		expires_at = u.expires_at, body = u.body
+		expires_at = u.expires_at, record = u.record, ` + keepOwnEvent + `
 	  FROM u WHERE d.id = u.id RETURNING d.id
 ), gone AS (
 	DELETE FROM leases l WHERE l.delivery_id IN (SELECT id FROM upd) RETURNING l.delivery_id, l.holder, l.until
@@ -572,16 +574,18 @@ WITH u AS (
 ), grp AS (
 	SELECT mv.webhook_id, count(*) AS want FROM mv GROUP BY mv.webhook_id
 ), nxt AS (
-	SELECT grp.webhook_id, c.id, c.body, row_number() OVER (PARTITION BY grp.webhook_id ORDER BY c.next_at, c.id) AS rn
+	SELECT grp.webhook_id, c.id, c.event_id, c.record, c.own_event, c.shared,
+		row_number() OVER (PARTITION BY grp.webhook_id ORDER BY c.next_at, c.id) AS rn
 	  FROM grp CROSS JOIN LATERAL (
-		SELECT d.id, d.body, d.next_at FROM deliveries d
+		SELECT d.id, d.event_id, d.record, d.own_event, d.shared, d.next_at FROM deliveries d
 		 WHERE d.webhook_id = grp.webhook_id AND d.state = 'pending' AND d.next_at <= $17
 		   AND d.id <> ALL ($1::text[])
 		   AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.delivery_id = d.id AND l.until > $17)
 		 ORDER BY d.next_at, d.id LIMIT grp.want
 		 FOR UPDATE OF d SKIP LOCKED) c
 ), pair AS (
-	SELECT mv.ord, mv.cholder, mv.cuntil, nxt.webhook_id, nxt.id, nxt.body FROM mv JOIN nxt USING (webhook_id, rn)
+	SELECT mv.ord, mv.cholder, mv.cuntil, nxt.webhook_id, nxt.id, nxt.event_id, nxt.record, nxt.own_event, nxt.shared
+	  FROM mv JOIN nxt USING (webhook_id, rn)
 ), ins AS (
 	INSERT INTO leases AS l (delivery_id, webhook_id, holder, until)
 	SELECT pair.id, pair.webhook_id, pair.cholder, pair.cuntil FROM pair
@@ -589,10 +593,11 @@ WITH u AS (
 	 WHERE l.until <= $17
 	RETURNING l.delivery_id
 )
-SELECT u.ord::integer, u.id IN (SELECT id FROM upd), coalesce(g.holder, ''), coalesce(p.id, ''), p.body,
-	(SELECT count(*) FROM att) + (SELECT count(*) FROM note)
+SELECT u.ord::integer, u.id IN (SELECT id FROM upd), coalesce(g.holder, ''), coalesce(p.id, ''), p.record, p.own_event,
+	coalesce(p.shared, false), s.body, (SELECT count(*) FROM att) + (SELECT count(*) FROM note)
   FROM u LEFT JOIN gone g ON g.delivery_id = u.id
-  LEFT JOIN pair p ON p.ord = u.ord AND p.id IN (SELECT delivery_id FROM ins)`
+  LEFT JOIN pair p ON p.ord = u.ord AND p.id IN (SELECT delivery_id FROM ins)
+  LEFT JOIN snapshots s ON p.shared AND s.event_id = p.event_id`
 
 // Complete records attempt a and d's new state in one transaction and ends
 // any lease of d. Concurrent calls share round trips (see batcher); each
@@ -649,18 +654,18 @@ func (db *DB) CompleteAndLease(ctx context.Context, d *rswebhooks.Delivery, a *r
 		return nil, fmt.Errorf("pgstore: complete and lease: %w", err)
 	}
 	res, err := db.complete(ctx, d, a, &chainReq{holder: req.Holder, now: now, until: now.Add(req.For), per: req.PerWebhook})
-	if err != nil || res.nextID == "" {
+	if err != nil || res.next.id == "" {
 		return nil, err
 	}
-	db.ended.forget(res.nextID)
-	next, err := decodeDelivery(res.nextID, res.nextBody)
+	db.ended.forget(res.next.id)
+	next, err := res.next.decode()
 	if err != nil {
 		// Recorded, and the next one leased but unreadable: not this
 		// call's failure. Its lease is given back, and a dispatcher that
 		// leases it finds the same.
-		db.log.Error().Err(err).Str("delivery_id", res.nextID).Msg("leased delivery cannot be decoded")
+		db.log.Error().Err(err).Str("delivery_id", res.next.id).Msg("leased delivery cannot be decoded")
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = db.Release(rctx, res.nextID, req.Holder)
+		_ = db.Release(rctx, res.next.id, req.Holder)
 		cancel()
 		return nil, nil
 	}
@@ -674,10 +679,15 @@ func attemptN(a *rswebhooks.Attempt) int {
 	return a.N
 }
 
+// deleteDelivery deletes delivery $1 with its lease, and its event's
+// snapshot if no other delivery refers to it.
+const deleteDelivery = `WITH l AS (DELETE FROM leases WHERE delivery_id = $1),
+del AS (DELETE FROM deliveries WHERE id = $1 RETURNING id, event_id, shared), ` + dropSnapshots + `
+SELECT 1 FROM del` // its tag counts the rows deleted
+
 // DiscardDelivery removes a delivery with its attempts, or ErrNotFound.
 func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
-	tag, err := db.pool.Exec(ctx, `WITH l AS (DELETE FROM leases WHERE delivery_id = $1)
-		DELETE FROM deliveries WHERE id = $1`, id)
+	tag, err := db.pool.Exec(ctx, deleteDelivery, id)
 	if err != nil {
 		return fmt.Errorf("pgstore: discard delivery %s: %w", id, err)
 	}
@@ -721,16 +731,16 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 	var d *rswebhooks.Delivery
 	changed := false
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		var body []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM deliveries WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2) FOR UPDATE`,
-			id, db.now()).Scan(&body)
+		var s storedDelivery
+		err := s.scan(tx.QueryRow(ctx, `SELECT `+deliveryCols+`
+			WHERE d.id = $1 AND (d.expires_at IS NULL OR d.expires_at > $2) FOR UPDATE OF d`, id, db.now()))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("delivery", id)
 		}
 		if err != nil {
 			return err
 		}
-		if d, err = decodeDelivery(id, body); err != nil {
+		if d, err = s.decode(); err != nil {
 			return err
 		}
 		if d.State == rswebhooks.DeliveryPending && !d.NextUTC.After(now) {
@@ -744,8 +754,8 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = $2, next_at = $3, expires_at = NULL, body = $4 WHERE id = $1`,
-			id, r.state, r.next, r.body); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE deliveries d SET state = $2, next_at = $3, expires_at = NULL, record = $4, `+keepOwnEvent+`
+			WHERE d.id = $1`, id, r.state, r.next, r.record); err != nil {
 			return err
 		}
 		changed = true
@@ -775,7 +785,7 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 	case "event":
 		q = "DELETE FROM events WHERE id = $1"
 	case "delivery":
-		q = "WITH l AS (DELETE FROM leases WHERE delivery_id = $1) DELETE FROM deliveries WHERE id = $1"
+		q = deleteDelivery
 	case "attempt":
 		i := strings.LastIndexByte(id, '.')
 		n, err := strconv.Atoi(id[i+1:])

@@ -63,7 +63,15 @@
 // expanded and sent by every node, and the events of a node that died are
 // still fanned out. Leases live in a small table
 // of their own, so taking and ending one does not rewrite the delivery's
-// row and indexes.
+// row and indexes, and an event's snapshot is stored once (snapshots,
+// schema 4) and shared by its deliveries, whose rows hold only their
+// state, so recording an attempt rewrites a small row.
+//
+// The store's sessions plan each statement once (plan_cache_mode
+// force_generic_plan: the default re-planned the larger ones on every
+// execution) and read by index (enable_seqscan off, so that a plan made
+// while the tables were small does not scan them whole as they grow; jit
+// off), unless the connection string sets plan_cache_mode itself.
 //
 // # Wake-ups
 //
@@ -78,7 +86,9 @@
 //
 // Rows that expire carry expires_at, computed from Options.Now like
 // Badger's TTLs: reads ignore expired rows at once and Run deletes them
-// every Options.RetentionInterval in bounded batches.
+// every Options.RetentionInterval in bounded batches. An event's snapshot
+// does not expire: it is deleted with the last delivery that refers to
+// it, so a delivery keeps its event for its whole retention.
 //
 // # Secrets
 //

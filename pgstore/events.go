@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -170,28 +171,6 @@ func (db *DB) UnfannedStats(ctx context.Context) (n int, oldest time.Time, err e
 	return n, oldest, nil
 }
 
-// deliveryRow is a delivery's columns.
-type deliveryRow struct {
-	id, webhook, event, state string
-	next                      time.Time
-	expires                   *time.Time
-	body                      []byte
-}
-
-// rowOf encodes d; finished deliveries expire after the retention.
-func (db *DB) rowOf(d *rswebhooks.Delivery) (deliveryRow, error) {
-	body, err := encode(d)
-	if err != nil {
-		return deliveryRow{}, fmt.Errorf("encode delivery %s: %w", d.ID, err)
-	}
-	r := deliveryRow{id: d.ID, webhook: d.WebhookID, event: d.EventID, state: d.State, next: d.NextUTC, body: body}
-	if d.State != rswebhooks.DeliveryPending {
-		exp := db.expiry()
-		r.expires = &exp
-	}
-	return r, nil
-}
-
 // dueNow reports whether one of ds is pending and due at now.
 func dueNow(now time.Time, ds ...*rswebhooks.Delivery) bool {
 	for _, d := range ds {
@@ -203,53 +182,11 @@ func dueNow(now time.Time, ds ...*rswebhooks.Delivery) bool {
 }
 
 // FanOut stores an event's deliveries and marks it fanned out, in one
-// statement (see the package doc).
+// statement (see the package doc and FanOutEvents).
 func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Delivery) error {
-	n := len(ds)
-	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	nexts, exps, bodies := make([]time.Time, n), make([]*time.Time, n), make([][]byte, n)
-	for i, d := range ds {
-		if err := rswebhooks.CheckStoredDelivery(d); err != nil {
-			return fmt.Errorf("pgstore: fan out %s: delivery %d: %w", eventID, i, err)
-		}
-		r, err := db.rowOf(d)
-		if err != nil {
-			return fmt.Errorf("pgstore: fan out %s: %w", eventID, err)
-		}
-		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], bodies[i] = r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body
+	if errs := db.FanOutEvents(ctx, []rswebhooks.EventFanOut{{EventID: eventID, Deliveries: ds}}); errs != nil {
+		return errs[0]
 	}
-	notify := dueNow(db.now(), ds...)
-	var fanned, inserted, clashes int
-	err := db.pool.QueryRow(ctx, `
-WITH u AS (
-	SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bytea[])
-		AS u(id, webhook_id, event_id, state, next_at, expires_at, body)
-), clash AS (
-	SELECT 1 FROM deliveries x JOIN u ON x.id = u.id
-	 WHERE x.event_id <> u.event_id OR x.webhook_id <> u.webhook_id LIMIT 1
-), ev AS (
-	UPDATE events SET fanned = true, expires_at = $2
-	 WHERE id = $1 AND NOT fanned AND NOT EXISTS (SELECT 1 FROM clash) RETURNING id
-), ins AS (
-	INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, body)
-	SELECT id, webhook_id, event_id, state, next_at, expires_at, body FROM u WHERE EXISTS (SELECT 1 FROM ev)
-	ON CONFLICT (id) DO NOTHING RETURNING id
-), note AS (
-	SELECT pg_notify($11, $12) FROM ins WHERE $10 LIMIT 1
-)
-SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ins),
-	(SELECT count(*) FROM clash WHERE EXISTS (SELECT 1 FROM events WHERE id = $1 AND NOT fanned)), (SELECT count(*) FROM note)`,
-		eventID, db.expiry(), ids, hooks, evs, states, nexts, exps, bodies, notify, chanDue, db.self).Scan(&fanned, &inserted, &clashes, new(int))
-	if err != nil {
-		return fmt.Errorf("pgstore: fan out %s: %w", eventID, err)
-	}
-	if clashes > 0 {
-		return fmt.Errorf("pgstore: fan out %s: a delivery id is stored for another event or webhook: %w", eventID, rswebhooks.ErrConflict)
-	}
-	if fanned > 0 && inserted > 0 && notify {
-		db.signalDue()
-	}
-	db.own.forget([]string{eventID})
 	return nil
 }
 
@@ -318,24 +255,48 @@ func checkFanOut(f rswebhooks.EventFanOut) error {
 }
 
 // fanOutChunk fans out fs[chunk...] (distinct events and delivery ids) in
-// one transaction and returns each one's error.
+// one transaction and returns each one's error. An event's snapshot is
+// stored once (snapshots), from its first delivery's event, and shared by
+// its deliveries whose event is the same; a delivery with another event
+// keeps its own, as do all of an event's deliveries should another
+// snapshot be stored under its id already. (The = ANY conditions repeat
+// the joins' for the plan, which is generic: with them it finds the rows
+// by their keys whatever the tables' statistics were when it was made.)
 func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chunk []int) ([]error, error) {
 	var ks []int32
 	var ids, hooks, evs, states []string
 	var nexts []time.Time
 	var exps []*time.Time
-	var bodies [][]byte
-	fks, fevs := make([]int32, len(chunk)), make([]string, len(chunk))
+	var records, owns [][]byte
+	fks, fevs, fsnaps := make([]int32, len(chunk)), make([]string, len(chunk)), make([][]byte, len(chunk))
 	for j, i := range chunk {
 		fks[j], fevs[j] = int32(j), fs[i].EventID
+		var shared *rswebhooks.Event
 		for _, d := range fs[i].Deliveries {
 			r, err := db.rowOf(d)
 			if err != nil {
 				return nil, err
 			}
+			share := false
+			if d.EventID == fs[i].EventID {
+				if shared == nil {
+					if fsnaps[j], err = encode(&d.Event); err != nil {
+						return nil, fmt.Errorf("encode the event of delivery %s: %w", d.ID, err)
+					}
+					shared, share = &d.Event, true
+				} else {
+					share = reflect.DeepEqual(*shared, d.Event)
+				}
+			}
+			if !share {
+				if r, err = db.ownRowOf(d); err != nil {
+					return nil, err
+				}
+			}
 			ks = append(ks, int32(j))
 			ids, hooks, evs, states = append(ids, r.id), append(hooks, r.webhook), append(evs, r.event), append(states, r.state)
-			nexts, exps, bodies = append(nexts, r.next), append(exps, r.expires), append(bodies, r.body)
+			nexts, exps = append(nexts, r.next), append(exps, r.expires)
+			records, owns = append(records, r.record), append(owns, r.own)
 		}
 	}
 	now := db.now()
@@ -343,30 +304,40 @@ func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chun
 	b.Queue(`SELECT 1 FROM events WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, fevs)
 	b.Queue(`
 WITH u AS (
-	SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::bytea[])
-		AS u(k, id, webhook_id, event_id, state, next_at, expires_at, body)
+	SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
+		$8::bytea[], $9::bytea[]) AS u(k, id, webhook_id, event_id, state, next_at, expires_at, record, own)
 ), f AS (
-	SELECT * FROM unnest($9::integer[], $10::text[]) AS f(k, event_id)
+	SELECT * FROM unnest($10::integer[], $11::text[], $12::bytea[]) AS f(k, event_id, snap)
 ), clash AS (
 	SELECT DISTINCT u.k FROM deliveries x JOIN u ON x.id = u.id
-	 WHERE x.event_id <> u.event_id OR x.webhook_id <> u.webhook_id
+	 WHERE x.id = ANY ($2) AND (x.event_id <> u.event_id OR x.webhook_id <> u.webhook_id)
 ), ev AS (
-	UPDATE events e SET fanned = true, expires_at = $11
-	  FROM f WHERE e.id = f.event_id AND NOT e.fanned AND f.k NOT IN (SELECT k FROM clash)
+	UPDATE events e SET fanned = true, expires_at = $13
+	  FROM f WHERE e.id = f.event_id AND e.id = ANY ($11) AND NOT e.fanned AND f.k NOT IN (SELECT k FROM clash)
 	RETURNING f.k
+), other AS (
+	SELECT f.k FROM f JOIN snapshots s ON s.event_id = f.event_id WHERE s.event_id = ANY ($11) AND s.body <> f.snap
 ), ins AS (
-	INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, body)
-	SELECT id, webhook_id, event_id, state, next_at, expires_at, body FROM u WHERE u.k IN (SELECT k FROM ev)
-	ON CONFLICT (id) DO NOTHING RETURNING state, next_at
+	INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, record, shared, own_event)
+	SELECT u.id, u.webhook_id, u.event_id, u.state, u.next_at, u.expires_at, u.record,
+		u.own IS NULL AND u.k NOT IN (SELECT k FROM other),
+		CASE WHEN u.own IS NULL AND u.k IN (SELECT k FROM other)
+			THEN convert_to('{"Event":', 'UTF8') || f.snap || convert_to('}', 'UTF8') ELSE u.own END
+	  FROM u JOIN f ON f.k = u.k WHERE u.k IN (SELECT k FROM ev)
+	ON CONFLICT (id) DO NOTHING RETURNING event_id, shared, state, next_at
+), snap AS (
+	INSERT INTO snapshots (event_id, body)
+	SELECT f.event_id, f.snap FROM f WHERE f.event_id IN (SELECT event_id FROM ins WHERE shared)
+	ON CONFLICT (event_id) DO NOTHING
 ), due AS (
-	SELECT 1 FROM ins WHERE state = 'pending' AND next_at <= $14 LIMIT 1
+	SELECT 1 FROM ins WHERE state = 'pending' AND next_at <= $16 LIMIT 1
 ), note AS (
-	SELECT pg_notify($12, $13) FROM due
+	SELECT pg_notify($14, $15) FROM due
 )
 SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHERE e.id = f.event_id AND NOT e.fanned),
 	(SELECT count(*) FROM due) + 0 * (SELECT count(*) FROM note)
   FROM f ORDER BY f.k`,
-		ks, ids, hooks, evs, states, nexts, exps, bodies, fks, fevs, db.expiry(), chanDue, db.self, now)
+		ks, ids, hooks, evs, states, nexts, exps, records, owns, fks, fevs, fsnaps, db.expiry(), chanDue, db.self, now)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {

@@ -49,15 +49,15 @@ func (db *DB) reschedule(ctx context.Context, op, id string, at time.Time, move 
 	moved := false
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		moved = false
-		var body []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM deliveries WHERE id = $1 FOR UPDATE`, id).Scan(&body)
+		var s storedDelivery
+		err := s.scan(tx.QueryRow(ctx, `SELECT `+deliveryCols+` WHERE d.id = $1 FOR UPDATE OF d`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("delivery", id)
 		}
 		if err != nil {
 			return err
 		}
-		d, err := decodeDelivery(id, body)
+		d, err := s.decode()
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,8 @@ func (db *DB) reschedule(ctx context.Context, op, id string, at time.Time, move 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET next_at = $2, body = $3 WHERE id = $1`, id, r.next, r.body); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE deliveries d SET next_at = $2, record = $3, `+keepOwnEvent+` WHERE d.id = $1`,
+			id, r.next, r.record); err != nil {
 			return err
 		}
 		moved = true
@@ -83,8 +84,8 @@ func (db *DB) reschedule(ctx context.Context, op, id string, at time.Time, move 
 
 // EventDeliveries returns the deliveries made for an event, oldest first.
 func (db *DB) EventDeliveries(ctx context.Context, eventID string) ([]*rswebhooks.Delivery, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, body FROM deliveries
-		WHERE event_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id`, eventID, db.now())
+	rows, err := db.pool.Query(ctx, `SELECT `+deliveryCols+`
+		WHERE d.event_id = $1 AND (d.expires_at IS NULL OR d.expires_at > $2) ORDER BY d.id`, eventID, db.now())
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: deliveries of event %s: %w", eventID, err)
 	}
@@ -105,13 +106,11 @@ func (db *DB) PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int
 			if err := rswebhooks.CheckStoredDelivery(d); err != nil {
 				return fmt.Errorf("delivery %d: %w", i, err)
 			}
-			r, err := db.rowOf(d)
+			r, err := db.ownRowOf(d)
 			if err != nil {
 				return err
 			}
-			tag, err := tx.Exec(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, body)
-				VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-				r.id, r.webhook, r.event, r.state, r.next, r.expires, r.body)
+			tag, err := tx.Exec(ctx, insertOwnDelivery, r.id, r.webhook, r.event, r.state, r.next, r.expires, r.record, r.own)
 			if err != nil {
 				return err
 			}

@@ -160,10 +160,11 @@ func TestDeleteExpired(t *testing.T) {
 	}
 	count := func() int {
 		return query[int](t, url, `SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM deliveries)
-			+ (SELECT count(*) FROM attempts) + (SELECT count(*) FROM executions) + (SELECT count(*) FROM meta WHERE key <> 'ping')`)
+			+ (SELECT count(*) FROM attempts) + (SELECT count(*) FROM executions) + (SELECT count(*) FROM meta WHERE key <> 'ping')
+			+ (SELECT count(*) FROM snapshots)`)
 	}
-	if n := count(); n != 5 {
-		t.Fatalf("%d rows before expiry, want 5", n)
+	if n := count(); n != 6 {
+		t.Fatalf("%d rows before expiry, want 6 (with the event's snapshot)", n)
 	}
 	mu.Lock()
 	clock = now.Add(2 * time.Hour)

@@ -37,11 +37,6 @@ func readWebhooks(rows pgx.Rows, log zerolog.Logger) ([]*rswebhooks.Webhook, err
 	return readRecords(rows, log, "webhook", decodeWebhook)
 }
 
-// readDeliveries reads rows of (id, body) as deliveries (see readRecords).
-func readDeliveries(rows pgx.Rows, log zerolog.Logger) ([]*rswebhooks.Delivery, error) {
-	return readRecords(rows, log, "delivery", decodeDelivery)
-}
-
 func decodeWebhook(id string, body []byte) (*rswebhooks.Webhook, error) {
 	w := new(rswebhooks.Webhook)
 	if err := json.Unmarshal(body, w); err != nil {

@@ -1,0 +1,41 @@
+package pgstore
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/rswebhooks/rswebhooks/internal/pgtest"
+)
+
+// The store's connections plan each statement once, by index (see Open),
+// unless the connection string chose the plan cache mode itself.
+func TestSessionSettingsForGenericPlans(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		url  string
+		want map[string]string
+	}{
+		{url, map[string]string{"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off", "jit": "off"}},
+		{url + sep + "options=-c%20plan_cache_mode%3Dauto", map[string]string{"plan_cache_mode": "auto", "enable_seqscan": "on"}},
+	} {
+		db, err := Open(context.Background(), Options{URL: tc.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range tc.want {
+			var got string
+			if err := db.pool.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s: %s = %s, want %s", RedactURL(tc.url), name, got, want)
+			}
+		}
+		db.Close()
+	}
+}
