@@ -64,6 +64,14 @@ func encodeDelivery(key []byte, rec *deliveryRecord) ([]byte, error) {
 	if rec.OrderKey {
 		b = append(b, `,"OrderKey":true`...)
 	}
+	if rec.FinalAttempt != nil {
+		a, err := encodeAttempt(key, rec.FinalAttempt)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"FinalAttempt":`...)
+		b = append(b, a...)
+	}
 	return append(b, '}'), nil
 }
 
