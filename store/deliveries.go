@@ -423,21 +423,20 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 		}
 		// The attempt that finishes the delivery goes into its record (the
 		// same TTL as an a/ key would get); one after which it stays pending
-		// gets its own key.
-		var final *rswebhooks.Attempt
-		if a != nil && d.State != rswebhooks.DeliveryPending {
-			final = a
-		} else if a != nil {
-			k := attemptKey(d.ID, a.N)
-			v, err := encodeAttempt(k, a)
-			if err != nil {
-				return err
-			}
-			if err := setRaw(txn, k, v, db.expiresAt()); err != nil {
-				return err
-			}
+		// gets its own key, written after the record (whose rewrite may move
+		// an attempt it held to its key: the newer one wins, as before).
+		if a == nil || d.State != rswebhooks.DeliveryPending {
+			return db.putDelivery(txn, d, &old, old.inline(), a)
 		}
-		return db.putDelivery(txn, d, &old, old.inline(), final)
+		if err := db.putDelivery(txn, d, &old, old.inline(), nil); err != nil {
+			return err
+		}
+		k := attemptKey(d.ID, a.N)
+		v, err := encodeAttempt(k, a)
+		if err != nil {
+			return err
+		}
+		return setRaw(txn, k, v, db.expiresAt())
 	})
 	if err == nil {
 		db.leases.drop(d.ID)
@@ -507,8 +506,13 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 		if err != nil || a == nil {
 			return db.skipUnreadable(err)
 		}
+		// Usually the last; an a/ key of the same number is an older
+		// attempt the record's replaced (a number recorded twice: the newer
+		// one is listed, as when it overwrote the key).
 		i, found := slices.BinarySearchFunc(out, a.N, func(x *rswebhooks.Attempt, n int) int { return cmp.Compare(x.N, n) })
-		if !found { // an a/ key of the same number cannot be written with it; it would win
+		if found {
+			out[i] = a
+		} else {
 			out = slices.Insert(out, i, a)
 		}
 		return nil

@@ -124,6 +124,13 @@ func TestSchema2RecordsReadAndCompleted(t *testing.T) {
 		}))
 	}
 	noKey(b.ID, 2)
+	// The same number recorded again (finished again): the newer one is
+	// listed, as when schema 2 overwrote its key.
+	b2 = attempt(b.ID, 2, 410)
+	mustNil(t, db.Complete(ctx, b, b2))
+	if got := attemptsJSON(t, db, b.ID); got != wantJSON(t, b1, b2) {
+		t.Fatalf("attempts of B recorded twice:\n got %s\nwant %s", got, wantJSON(t, b1, b2))
+	}
 
 	// C finishes on its first attempt, then is redelivered: the attempt
 	// moves to its own key, byte for byte, and a second one follows it.
