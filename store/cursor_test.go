@@ -255,7 +255,7 @@ func TestCursorHeldByWriterInFlight(t *testing.T) {
 	d2 := delivery("D2", "W1", "E1", rswebhooks.DeliveryPending, t0.Add(time.Second))
 	go func() {
 		wrote <- db.queueUpdate(ctx, "test put", func(txn *badger.Txn) error {
-			if err := db.putDelivery(txn, d2, nil, true); err != nil {
+			if err := db.putDelivery(txn, d2, nil, true, nil); err != nil {
 				return err
 			}
 			close(lowered)

@@ -1,9 +1,13 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -22,6 +26,9 @@ type deliveryIndex struct {
 	// (see deliveryRecord); its fields are not decoded.
 	Event    *struct{} `json:"Event,omitempty"`
 	OrderKey bool      `json:"OrderKey,omitempty"`
+	// Final is non-nil when the record holds the attempt that finished it
+	// (see deliveryRecord.FinalAttempt); its fields are not decoded.
+	Final *struct{} `json:"FinalAttempt,omitempty"`
 }
 
 func indexOf(d *rswebhooks.Delivery, inline, orderKey bool) *deliveryIndex {
@@ -48,10 +55,17 @@ func (ix *deliveryIndex) ordered() bool {
 // on its dw/ key alike. With inline the record holds d.Event and has a de/
 // key (with the record's TTL); otherwise it refers to the shared snapshot
 // s/<EventID>, which the caller made sure holds d.Event and lists d.ID (a
-// replaced record keeps its form, unless its event id changes).
-func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex, inline bool) error {
+// replaced record keeps its form, unless its event id changes). final, if
+// non-nil, is kept in the record as its FinalAttempt; one the replaced
+// record held goes to its own a/ key first (see spillFinal).
+func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *deliveryIndex, inline bool, final *rswebhooks.Attempt) error {
 	if old != nil && !old.inline() && old.EventID != d.EventID {
 		inline = true // the shared snapshot is another event's
+	}
+	if old != nil && old.Final != nil {
+		if err := db.spillFinal(txn, d.ID); err != nil {
+			return err
+		}
 	}
 	pending := d.State == rswebhooks.DeliveryPending
 	// A pending delivery of an Ordered webhook keeps (or gets) an order key.
@@ -93,7 +107,7 @@ func (db *DB) putDelivery(txn *badger.Txn, d *rswebhooks.Delivery, old *delivery
 	if !pending {
 		exp = db.expiresAt()
 	}
-	rec := deliveryRecord{Delivery: *d, OrderKey: keyed}
+	rec := deliveryRecord{Delivery: *d, OrderKey: keyed, FinalAttempt: final}
 	if inline {
 		rec.Event = &rec.Delivery.Event
 	}
@@ -147,7 +161,7 @@ func (db *DB) PutDelivery(ctx context.Context, d *rswebhooks.Delivery) error {
 		if ok {
 			return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 		}
-		return db.putDelivery(txn, d, nil, true)
+		return db.putDelivery(txn, d, nil, true, nil)
 	})
 	if err == nil {
 		db.signalDue(d)
@@ -407,17 +421,22 @@ func (db *DB) Complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 				return err
 			}
 		}
-		if a != nil {
-			k := attemptKey(d.ID, a.N)
-			v, err := encodeAttempt(k, a)
-			if err != nil {
-				return err
-			}
-			if err := setRaw(txn, k, v, db.expiresAt()); err != nil {
-				return err
-			}
+		// The attempt that finishes the delivery goes into its record (the
+		// same TTL as an a/ key would get); one after which it stays pending
+		// gets its own key, written after the record (whose rewrite may move
+		// an attempt it held to its key: the newer one wins, as before).
+		if a == nil || d.State != rswebhooks.DeliveryPending {
+			return db.putDelivery(txn, d, &old, old.inline(), a)
 		}
-		return db.putDelivery(txn, d, &old, old.inline())
+		if err := db.putDelivery(txn, d, &old, old.inline(), nil); err != nil {
+			return err
+		}
+		k := attemptKey(d.ID, a.N)
+		v, err := encodeAttempt(k, a)
+		if err != nil {
+			return err
+		}
+		return setRaw(txn, k, v, db.expiresAt())
 	})
 	if err == nil {
 		db.leases.drop(d.ID)
@@ -466,11 +485,13 @@ func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
 	})
 }
 
-// Attempts returns the stored attempts of a delivery in attempt order.
+// Attempts returns the stored attempts of a delivery in attempt order: the
+// a/ keys and the one its record holds (FinalAttempt).
 func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.Attempt, error) {
 	var out []*rswebhooks.Attempt
 	err := db.view(ctx, "attempts of "+deliveryID, func(txn *badger.Txn) error {
-		return eachValue(txn, attemptPrefix(deliveryID), func(k, v []byte) error {
+		out = out[:0]
+		err := eachValue(txn, attemptPrefix(deliveryID), func(k, v []byte) error {
 			a := new(rswebhooks.Attempt)
 			if err := jsonUnmarshal(k, v, a); err != nil {
 				return db.skipUnreadable(err)
@@ -478,11 +499,81 @@ func (db *DB) Attempts(ctx context.Context, deliveryID string) ([]*rswebhooks.At
 			out = append(out, a)
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		a, err := finalAttempt(txn, deliveryID)
+		if err != nil || a == nil {
+			return db.skipUnreadable(err)
+		}
+		// Usually the last; an a/ key of the same number is an older
+		// attempt the record's replaced (a number recorded twice: the newer
+		// one is listed, as when it overwrote the key).
+		i, found := slices.BinarySearchFunc(out, a.N, func(x *rswebhooks.Attempt, n int) int { return cmp.Compare(x.N, n) })
+		if found {
+			out[i] = a
+		} else {
+			out = slices.Insert(out, i, a)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// finalAttemptField marks a record that may hold a FinalAttempt; records
+// without it are not decoded.
+var finalAttemptField = []byte(`"FinalAttempt":`)
+
+// finalAttempt returns the attempt the delivery's record holds, nil if it
+// holds none or does not exist.
+func finalAttempt(txn *badger.Txn, id string) (*rswebhooks.Attempt, error) {
+	item, err := txn.Get(deliveryKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec struct {
+		FinalAttempt *rswebhooks.Attempt
+	}
+	err = item.Value(func(v []byte) error {
+		if !bytes.Contains(v, finalAttemptField) {
+			return nil
+		}
+		return jsonUnmarshal(item.Key(), v, &rec)
+	})
+	return rec.FinalAttempt, err
+}
+
+// spillFinal moves the FinalAttempt of the delivery's record to its own a/
+// key, byte for byte, before the record is rewritten without it (a finished
+// delivery queued again, or finished again). The key gets the retention TTL
+// from now.
+func (db *DB) spillFinal(txn *badger.Txn, id string) error {
+	item, err := getItem(txn, deliveryKey(id))
+	if err != nil {
+		return err
+	}
+	var rec struct {
+		FinalAttempt json.RawMessage
+	}
+	if err := item.Value(func(v []byte) error { return jsonUnmarshal(item.Key(), v, &rec) }); err != nil {
+		return err
+	}
+	if len(rec.FinalAttempt) == 0 || string(rec.FinalAttempt) == "null" {
+		return nil
+	}
+	var n struct {
+		N int `json:"Attempt"`
+	}
+	if err := jsonUnmarshal(item.Key(), rec.FinalAttempt, &n); err != nil {
+		return err
+	}
+	return setRaw(txn, attemptKey(id, n.N), rec.FinalAttempt, db.expiresAt())
 }
 
 // Redeliver puts a finished delivery back in the queue, due at now, keeping
@@ -505,7 +596,7 @@ func (db *DB) Redeliver(ctx context.Context, id string, now time.Time) (*rswebho
 		d.Reason = ""
 		d.NextUTC = now.UTC()
 		d.UpdatedUTC = now.UTC()
-		return db.putDelivery(txn, &d, old, old.inline())
+		return db.putDelivery(txn, &d, old, old.inline(), nil)
 	})
 	if err != nil {
 		return nil, err

@@ -8,8 +8,9 @@
 //
 // Keys are ASCII prefixes followed by ids; ids are ULIDs (rswebhooks.NewID),
 // so byte order is creation order. Values are encoding/json of the domain
-// types in package rswebhooks unless stated. The layout is schema 2
-// (m/schema); Open converts a schema-1 store (see below).
+// types in package rswebhooks unless stated. The layout is schema 3
+// (m/schema); Open converts a schema-1 store and reads schema 2 as it is
+// (see below).
 //
 //	w/<webhookID>                         Webhook; user meta bit 1 while it is Ordered
 //	wo/<ownerID>/<webhookID>              empty: owner index
@@ -18,12 +19,13 @@
 //	s/<eventID>                           {"Event": the event's snapshot, "Deliveries": ids referring to it}
 //	d/<deliveryID>                        Delivery state: the Delivery without Event (then at s/<EventId>),
 //	                                      or with it (pings, replays, a snapshot unlike the shared one);
-//	                                      OrderKey: true while it has a dp/ key
+//	                                      OrderKey: true while it has a dp/ key;
+//	                                      FinalAttempt: the Attempt that finished it (schema 3)
 //	dw/<webhookID>/<deliveryID>           empty: by-webhook index (reverse scan = newest first)
 //	de/<eventID>/<deliveryID>             empty: by-event index of deliveries holding their own snapshot
 //	q/<due: 8 bytes BE unix ns>/<deliveryID>  webhook id (empty in older stores): due queue, pending deliveries only
 //	dp/<webhookID>/<eventID>/<deliveryID> empty: order index, pending deliveries of Ordered webhooks in event order
-//	a/<deliveryID>/<n: 4 bytes BE>        Attempt number n
+//	a/<deliveryID>/<n: 4 bytes BE>        Attempt number n, unless its record holds it as FinalAttempt
 //	x/<executionID>                       empty: execution already seen by the watcher
 //	m/<key>                               raw bytes: metadata (m/schema, m/ping, m/order-index, m/migrating reserved)
 //
@@ -44,9 +46,16 @@
 // deliveries are in event order (a webhook that becomes Ordered gets keys
 // for its earlier ones; OrderHead of another webhook reads its pending
 // deliveries one by one). A fanned-out delivery is three writes at fan-out
-// (d/, dw/, q/; dp/ too if Ordered) and its share of s/, and four for an
-// attempt that ends it (a/, d/, dw/ with its TTL, the q/ removal; dp/ too):
-// schema 1 wrote five and five, two of them the whole record.
+// (d/, dw/, q/; dp/ too if Ordered) and its share of s/, and three for an
+// attempt that ends it (d/ holding the attempt, dw/ with its TTL, the q/
+// removal; dp/ too): schema 1 wrote five and five, two of them the whole
+// record, schema 2 three and four (the attempt at its own a/ key). An
+// attempt after which the delivery stays pending has its a/ key; when a
+// finished record is rewritten without its FinalAttempt (redelivered,
+// finished again), that attempt moves to its a/ key, byte for byte, with
+// the retention from then. Schema 3 needs no conversion: Open only sets
+// m/schema to 3, so that schema-2 releases, which would list a finished
+// delivery's attempts without its last one, refuse the directory.
 //
 // # Schema conversion
 //

@@ -207,7 +207,7 @@ func (db *DB) fanOutTxn(ctx context.Context, eventID string, ds []*rswebhooks.De
 			default:
 				return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 			}
-			if err := db.putDelivery(txn, d, nil, !share.add(d)); err != nil {
+			if err := db.putDelivery(txn, d, nil, !share.add(d), nil); err != nil {
 				return err
 			}
 		}

@@ -144,7 +144,7 @@ func (db *DB) PutDeliveries(ctx context.Context, ds []*rswebhooks.Delivery) (int
 				if ok {
 					return fmt.Errorf("delivery %s: %w", d.ID, rswebhooks.ErrConflict)
 				}
-				if err := db.putDelivery(txn, d, nil, true); err != nil {
+				if err := db.putDelivery(txn, d, nil, true, nil); err != nil {
 					return err
 				}
 			}

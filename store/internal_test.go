@@ -91,17 +91,23 @@ func TestRetentionTTL(t *testing.T) {
 	lo = ttl()
 	pending.State, pending.Attempts = rswebhooks.DeliverySucceeded, 1
 	mustNil(t, db.Complete(ctx, pending, &rswebhooks.Attempt{N: 1}))
+	// The finishing attempt is kept in the record (schema 3), so it has
+	// the record's TTL and no key of its own.
 	step("after complete", lo, map[string]uint64{
-		"d/D1": 1, "dw/W1/D1": 1, string(attemptKey("D1", 1)): 1,
+		"d/D1": 1, "dw/W1/D1": 1,
 	})
 	if _, ok := expiry(t, db, queueKey(t0, "D1")); ok {
 		t.Error("queue key left after completion")
 	}
+	if _, ok := expiry(t, db, attemptKey("D1", 1)); ok {
+		t.Error("the finishing attempt got its own key")
+	}
 
-	// Redeliver makes it pending again: no expiry while pending.
+	// Redeliver makes it pending again: no expiry while pending; the
+	// attempt moves to its own key with a full retention.
 	_, err := db.Redeliver(ctx, "D1", c.t)
 	mustNil(t, err)
-	step("after redeliver", lo, map[string]uint64{"d/D1": 0, "dw/W1/D1": 0, string(queueKey(c.t, "D1")): 0})
+	step("after redeliver", lo, map[string]uint64{"d/D1": 0, "dw/W1/D1": 0, string(queueKey(c.t, "D1")): 0, string(attemptKey("D1", 1)): 1})
 }
 
 func TestReopenPersists(t *testing.T) {

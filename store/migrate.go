@@ -16,7 +16,8 @@ import (
 const migrateBatch = FanOutChunk
 
 // checkSchema writes m/schema on a new store, refuses newer ones and
-// brings older ones to SchemaVersion (migrate).
+// brings older ones to SchemaVersion (migrate; from schema 2 only the
+// version changes).
 func (db *DB) checkSchema(bdb *badger.DB) error {
 	err := bdb.Update(func(txn *badger.Txn) error {
 		v, err := getRaw(txn, metaKey(metaSchema))
@@ -42,6 +43,12 @@ func (db *DB) checkSchema(bdb *badger.DB) error {
 			if err := txn.Set(metaKey(metaMigrate), []byte("2")); err != nil {
 				return err
 			}
+			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
+		}
+		if n < SchemaVersion {
+			// Schema 2 → 3 converts nothing: new records are written in the
+			// new form from here on, and releases of schema 2 must refuse
+			// the directory (see SchemaVersion).
 			return txn.Set(metaKey(metaSchema), []byte(strconv.Itoa(SchemaVersion)))
 		}
 		return nil

@@ -208,8 +208,8 @@ func TestConversionSurvivesSIGKILL(t *testing.T) {
 	mustNil(t, err)
 	mustNil(t, raw.View(func(txn *badger.Txn) error {
 		v, err := getRaw(txn, metaKey(metaSchema))
-		if err != nil || string(v) != "2" {
-			t.Errorf("m/schema after the kill = %q, %v; want 2, so that schema-1 releases refuse the directory", v, err)
+		if err != nil || string(v) != strconv.Itoa(SchemaVersion) {
+			t.Errorf("m/schema after the kill = %q, %v; want %d, so that schema-1 releases refuse the directory", v, err, SchemaVersion)
 		}
 		if ok, err := exists(txn, metaKey(metaMigrate)); !ok || err != nil {
 			t.Errorf("m/migrating missing after the kill (%v)", err)

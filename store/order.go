@@ -100,7 +100,7 @@ func (db *DB) reschedule(ctx context.Context, op, id string, at time.Time, move 
 		d.Reason = reason
 		d.UpdatedUTC = db.now().UTC()
 		moved = true
-		return db.putDelivery(txn, &d, old, old.inline())
+		return db.putDelivery(txn, &d, old, old.inline(), nil)
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: %s delivery %s: %w", op, id, err)

@@ -21,7 +21,14 @@ func encodeDelivery(key []byte, rec *deliveryRecord) ([]byte, error) {
 		!plain(d.Reason) || !plain(d.LastError) || !jsonYear(d.NextUTC) || !jsonYear(d.CreatedUTC) || !jsonYear(d.UpdatedUTC) {
 		return encodeJSON(key, rec)
 	}
-	b := make([]byte, 0, 320+len(d.Reason)+len(d.LastError))
+	var final []byte
+	if rec.FinalAttempt != nil {
+		var err error
+		if final, err = encodeAttempt(key, rec.FinalAttempt); err != nil {
+			return nil, err
+		}
+	}
+	b := make([]byte, 0, 340+len(d.Reason)+len(d.LastError)+len(final))
 	b = append(b, `{"Id":"`...)
 	b = append(b, d.ID...)
 	b = append(b, `","WebhookId":"`...)
@@ -63,6 +70,10 @@ func encodeDelivery(key []byte, rec *deliveryRecord) ([]byte, error) {
 	}
 	if rec.OrderKey {
 		b = append(b, `,"OrderKey":true`...)
+	}
+	if final != nil {
+		b = append(b, `,"FinalAttempt":`...)
+		b = append(b, final...)
 	}
 	return append(b, '}'), nil
 }

@@ -35,10 +35,20 @@ func TestEncodeDeliveryMatchesJSON(t *testing.T) {
 		if i%50 == 0 {
 			rec.Event = &rswebhooks.Event{ID: rec.EventID, Filter: "reports", Time: tm()}
 		}
+		if i%3 == 0 {
+			rec.FinalAttempt = &rswebhooks.Attempt{DeliveryID: pick(strs), N: r.IntN(5), StartedUTC: tm(), Duration: time.Duration(r.IntN(1e9)),
+				StatusCode: r.IntN(3) * 250, Error: pick(strs), ResponseBody: pick(strs)}
+			if i%2 == 0 {
+				rec.FinalAttempt.ResponseHeaders = map[string][]string{"Content-Length": {"0"}, pick(strs): {pick(strs), pick(strs)}}
+			}
+		}
 		want, werr := encodeJSON([]byte("d/x"), &rec)
 		got, gerr := encodeDelivery([]byte("d/x"), &rec)
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 			t.Fatalf("record %+v:\n got %s (%v)\nwant %s (%v)", rec, got, gerr, want, werr)
+		}
+		if gerr == nil {
+			decodeBoth(t, got)
 		}
 	}
 }

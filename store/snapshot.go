@@ -26,6 +26,12 @@ type deliveryRecord struct {
 	// OrderKey: the pending delivery has a key in the order index (dp/):
 	// its webhook was Ordered when it was queued (see webhookOrdered).
 	OrderKey bool `json:"OrderKey,omitempty"`
+	// FinalAttempt (schema 3) is the attempt that finished the delivery,
+	// kept in the record instead of at its own a/ key: one Badger entry
+	// fewer per finished delivery. Attempts lists it with the a/ ones; a
+	// rewrite of the record that does not carry it moves it to its a/ key
+	// (see spillFinal). Records of schema 2 have none.
+	FinalAttempt *rswebhooks.Attempt `json:"FinalAttempt,omitempty"`
 }
 
 func snapshotKey(eventID string) []byte { return key(pSnapshot, eventID) }
@@ -42,6 +48,9 @@ func (db *DB) decodeDelivery(txn *badger.Txn, item *badger.Item, d *rswebhooks.D
 	}
 	*d = rec.Delivery
 	ix := indexOf(d, rec.Event != nil, rec.OrderKey)
+	if rec.FinalAttempt != nil {
+		ix.Final = &struct{}{}
+	}
 	if rec.Event != nil {
 		d.Event = *rec.Event
 		return ix, nil

@@ -31,8 +31,13 @@ var (
 
 // SchemaVersion is the on-disk layout version stored at m/schema. Version 2
 // stores an event's snapshot once for its deliveries (s/<eventID>); Open
-// converts a version-1 store (see migrate).
-const SchemaVersion = 2
+// converts a version-1 store (see migrate). Version 3 keeps the attempt
+// that finished a delivery in its record (deliveryRecord.FinalAttempt)
+// instead of at its own a/ key; nothing is converted (both forms are
+// read), Open only records the version, so that releases of schema 2,
+// which would list such a delivery's attempts without that one, refuse the
+// directory.
+const SchemaVersion = 3
 
 // Defaults for Options.
 const (
