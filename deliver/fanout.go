@@ -63,8 +63,13 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
+	if e.nodeWaker != nil {
+		// Its own dispatcher takes the deliveries, and wakes the other
+		// nodes for those it cannot (nodes.go).
+		return e.fanOutBatch(ctx, e.nodeWaker.FanOutEventsHere, evs, hooks)
+	}
 	if b, ok := e.opts.Store.(rswebhooks.FanOutBatcher); ok {
-		return e.fanOutBatch(ctx, b, evs, hooks)
+		return e.fanOutBatch(ctx, b.FanOutEvents, evs, hooks)
 	}
 	var firstErr error
 	for _, ev := range evs {
@@ -88,15 +93,17 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 }
 
 // fanOutBatch is fanOutOnce's loop for a store that fans out a batch of
-// events in one call (rswebhooks.FanOutBatcher), with the same outcome.
-func (e *Engine) fanOutBatch(ctx context.Context, b rswebhooks.FanOutBatcher, evs []*rswebhooks.Event, hooks []*rswebhooks.Webhook) (n int, full bool, err error) {
+// events in one call (rswebhooks.FanOutBatcher or NodeWaker: fanOut), with
+// the same outcome.
+func (e *Engine) fanOutBatch(ctx context.Context, fanOut func(context.Context, []rswebhooks.EventFanOut) []error,
+	evs []*rswebhooks.Event, hooks []*rswebhooks.Webhook) (n int, full bool, err error) {
 	fs := make([]rswebhooks.EventFanOut, len(evs))
 	spans := make([]trace.Span, len(evs))
 	for i, ev := range evs {
 		fs[i] = rswebhooks.EventFanOut{EventID: ev.ID, Deliveries: e.deliveriesFor(ev, hooks)}
 		spans[i] = e.startFanOutSpan(ctx, ev, len(fs[i].Deliveries))
 	}
-	errs := b.FanOutEvents(ctx, fs)
+	errs := fanOut(ctx, fs)
 	var firstErr error
 	for i := range fs {
 		var err error
