@@ -18,6 +18,7 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 	defer timer.Stop()
 	woken := false // by Wake: events, or deliveries the caller wrote, wait
 	for {
+		start := e.opts.Now()
 		n, full, err := e.fanOutOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.storeLog(err).Msg("fan out events")
@@ -46,6 +47,35 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 			default:
 			}
 		}
+		if woken && n > 0 && !e.paceFanOut(ctx, timer, start) {
+			return
+		}
+	}
+}
+
+// paceFanOut, with a store that paces its queue reads
+// (rswebhooks.DueScanPacer: each call a round trip and a transaction with a
+// fixed cost on a shared server), holds a fan-out woken after one that
+// wrote something until the store's scan interval has passed since that
+// one started, so the events appended meanwhile go in one batch, not one
+// fan-out each (a stream of events spread over several nodes would
+// otherwise be fanned out a couple at a time per node). An event waits at
+// most that interval longer, and only in a stream. It reports false when
+// ctx is done.
+func (e *Engine) paceFanOut(ctx context.Context, timer *time.Timer, last time.Time) bool {
+	if e.scanGap <= 0 {
+		return true
+	}
+	rest := last.Add(e.scanGap).Sub(e.opts.Now())
+	if rest <= 0 || rest > e.scanGap {
+		return true
+	}
+	timer.Reset(rest)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 

@@ -118,7 +118,9 @@ type wakeCounter struct {
 	once         sync.Once
 }
 
-func newWakeCounter(db *pgstore.DB) *wakeCounter { return &wakeCounter{DB: db, read: make(chan struct{})} }
+func newWakeCounter(db *pgstore.DB) *wakeCounter {
+	return &wakeCounter{DB: db, read: make(chan struct{})}
+}
 
 func (w *wakeCounter) WakeNodes() {
 	w.wakes.Add(1)
@@ -195,7 +197,11 @@ func TestBusyNodeWakesAnother(t *testing.T) {
 		}
 	}
 	// Polls far beyond the test: only a wake-up makes a node read the queue.
-	slowPoll := func(o *deliver.Options) { o.PollInterval = time.Hour; o.StatsInterval = time.Hour; o.MaxConcurrency = 1 }
+	slowPoll := func(o *deliver.Options) {
+		o.PollInterval = time.Hour
+		o.StatsInterval = time.Hour
+		o.MaxConcurrency = 1
+	}
 	ea := engine(t, a, "node-a", slowPoll)
 	eb := engine(t, b, "node-b", slowPoll)
 	runEngine(t, eb)
