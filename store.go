@@ -177,7 +177,8 @@ type NodeUnfanned interface {
 // coming due) are found by the other nodes' own reads and polls.
 type NodeWaker interface {
 	// FanOutEventsHere is FanOutBatcher.FanOutEvents (same guarantees)
-	// waking only this node's dispatchers (DueSignal), not other nodes'.
+	// waking no dispatcher, on this node (DueSignal) or another: the
+	// caller starts the deliveries or wakes the others.
 	FanOutEventsHere(ctx context.Context, fs []EventFanOut) (errs []error)
 	// WakeNodes wakes the dispatchers of every node sharing the store
 	// soon, as a write that made deliveries due would. It never blocks

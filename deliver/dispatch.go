@@ -285,7 +285,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
 		case <-e.wake:
-			tail = e.wokenRefill(st)
+			if !e.nothingToStart(st) {
+				tail = e.wokenRefill(st)
+			}
 		case <-e.opts.Store.DueSignal():
 			tail = e.wokenRefill(st)
 		case <-timer.C:
@@ -297,6 +299,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			case <-e.wake:
 			default:
 			}
+			e.fanned.take()
 			select {
 			case <-e.opts.Store.DueSignal():
 			default:

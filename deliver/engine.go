@@ -200,6 +200,8 @@ type Engine struct {
 	// nodes, which the dispatcher wakes only for work it cannot take
 	// (nodes.go).
 	nodeWaker rswebhooks.NodeWaker
+	// fanned: what woke the dispatcher since its last read (nodes.go).
+	fanned    fannedHooks
 	chainFor  time.Duration
 	contended atomic.Bool
 
@@ -338,7 +340,9 @@ func (e *Engine) Wake() {
 	}
 }
 
+// wakeDispatcher wakes the dispatcher to read the queue.
 func (e *Engine) wakeDispatcher() {
+	e.fanned.anything()
 	select {
 	case e.wake <- struct{}{}:
 	default:

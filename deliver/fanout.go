@@ -23,7 +23,12 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			e.storeLog(err).Msg("fan out events")
 		}
-		if n > 0 || woken {
+		switch {
+		case n > 0 && e.nodeWaker != nil:
+			// Only the webhooks the fan-out noted got deliveries the
+			// store signalled to no one (direct writes signal DueSignal).
+			e.wakeForFanned()
+		case n > 0 || woken:
 			e.wakeDispatcher()
 		}
 		woken = false
@@ -143,6 +148,9 @@ func (e *Engine) fanOutBatch(ctx context.Context, fanOut func(context.Context, [
 		endSpan(spans[i], err)
 		if err == nil {
 			n++
+			if e.nodeWaker != nil {
+				e.fanned.add(fs[i].Deliveries)
+			}
 		} else if firstErr == nil {
 			firstErr = fmt.Errorf("fan out event %s to %d webhooks: %w", fs[i].EventID, len(fs[i].Deliveries), err)
 		}

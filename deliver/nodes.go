@@ -1,6 +1,11 @@
 package deliver
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"github.com/rswebhooks/rswebhooks"
+)
 
 // Several nodes sharing a store (a cluster on PostgreSQL) coordinate
 // through the store alone: the leases count a webhook's attempts on every
@@ -15,6 +20,15 @@ import "time"
 // node's limit, a slow webhook's share used up, or more due than it read.
 // A delivery whose webhook is at its limit on the cluster, or that this
 // node leaves to the node holding its webhook's slots, is no reason.
+//
+// A node reads the queue only when it could start something: its own
+// fan-out wakes its dispatcher with the webhooks it wrote deliveries for
+// (the store signals no one, rswebhooks.NodeWaker), and while each of them
+// is at its limit (this node's slots full, or the cluster's) or left to
+// another node, the wake-up reads nothing: this node's slots go on with
+// those deliveries, a finished attempt reads the queue, and other nodes'
+// leases are looked at again within blockedPoll anyway. Any other wake-up
+// (DueSignal, a redelivery, a ping, an ordered webhook) reads.
 //
 // One node at a time takes a webhook's slots (yieldSince). A node that
 // holds fewer of a webhook's unexpired leases than the other nodes
@@ -112,4 +126,81 @@ func (e *Engine) wakeNodes(st *dispatcher) {
 	if e.nodeWaker != nil && e.othersCould(st) {
 		e.nodeWaker.WakeNodes()
 	}
+}
+
+// fannedHooks collects, between two reads of the queue, the webhooks that
+// the fan-out wrote deliveries for, or that something else woke the
+// dispatcher (then any webhook may have due deliveries).
+type fannedHooks struct {
+	mu    sync.Mutex
+	hooks map[string]bool
+	any   bool
+}
+
+// maxFannedHooks bounds fannedHooks; past it a wake-up reads the queue.
+const maxFannedHooks = 1024
+
+func (f *fannedHooks) add(ds []*rswebhooks.Delivery) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hooks == nil {
+		f.hooks = map[string]bool{}
+	}
+	for _, d := range ds {
+		if len(f.hooks) >= maxFannedHooks {
+			f.any = true
+			return
+		}
+		f.hooks[d.WebhookID] = true
+	}
+}
+
+func (f *fannedHooks) anything() {
+	f.mu.Lock()
+	f.any = true
+	f.mu.Unlock()
+}
+
+// take returns and forgets what was collected.
+func (f *fannedHooks) take() (hooks map[string]bool, any bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	hooks, any = f.hooks, f.any
+	f.hooks, f.any = nil, false
+	return hooks, any
+}
+
+// wakeForFanned wakes the dispatcher for the webhooks the fan-out noted.
+func (e *Engine) wakeForFanned() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// nothingToStart reports whether a wake-up (Wake's channel) may skip its
+// read: it came from this node's fan-out alone, and every webhook that got
+// deliveries is one this node cannot start now (see the paragraph above).
+func (e *Engine) nothingToStart(st *dispatcher) bool {
+	hooks, any := e.fanned.take() // a read, now or deferred, covers them
+	if any || len(hooks) == 0 || e.nodeWaker == nil {
+		return false
+	}
+	for id := range hooks {
+		if !e.blockedHere(st, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// blockedHere reports whether this node cannot start a delivery of the
+// webhook now, as of its last read: the webhook's slots are full (here or
+// on the cluster), or left to the node holding them. An ordered webhook
+// is never blocked here (its order is the reads' business).
+func (e *Engine) blockedHere(st *dispatcher, webhookID string) bool {
+	if st.ordered[webhookID] {
+		return false
+	}
+	return st.perHook[webhookID]+st.elsewhere[webhookID] >= e.opts.PerWebhookConcurrency || e.yields(st, webhookID)
 }

@@ -199,17 +199,17 @@ func (db *DB) FanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut) []e
 	return db.fanOutEvents(ctx, fs, true)
 }
 
-// FanOutEventsHere is FanOutEvents without the NOTIFY that wakes the other
-// nodes (rswebhooks.NodeWaker): only this node's dispatcher is signalled,
-// and the transaction does not queue a notification (a transaction that
-// did waits its turn on the server's notification queue at commit).
+// FanOutEventsHere is FanOutEvents waking no dispatcher
+// (rswebhooks.NodeWaker): the caller wakes its own, and the transaction
+// does not queue a notification (a transaction that did waits its turn on
+// the server's notification queue at commit).
 func (db *DB) FanOutEventsHere(ctx context.Context, fs []rswebhooks.EventFanOut) []error {
 	return db.fanOutEvents(ctx, fs, false)
 }
 
-// fanOutEvents is FanOutEvents; others says whether due deliveries wake
-// the other nodes too.
-func (db *DB) fanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut, others bool) []error {
+// fanOutEvents is FanOutEvents; wake says whether due deliveries wake the
+// dispatchers (DueSignal here, NOTIFY for the other nodes).
+func (db *DB) fanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut, wake bool) []error {
 	var errs []error
 	fail := func(i int, err error) {
 		if errs == nil {
@@ -223,7 +223,7 @@ func (db *DB) fanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut, oth
 		if len(chunk) == 0 {
 			return
 		}
-		res, err := db.fanOutChunk(ctx, fs, chunk, others)
+		res, err := db.fanOutChunk(ctx, fs, chunk, wake)
 		for j, i := range chunk {
 			if err != nil {
 				fail(i, fmt.Errorf("pgstore: fan out %s: %w", fs[i].EventID, err))
@@ -276,8 +276,8 @@ func checkFanOut(f rswebhooks.EventFanOut) error {
 // snapshot be stored under its id already. (The = ANY conditions repeat
 // the joins' for the plan, which is generic: with them it finds the rows
 // by their keys whatever the tables' statistics were when it was made.)
-// With others, due deliveries NOTIFY the other nodes.
-func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chunk []int, others bool) ([]error, error) {
+// With wake, due deliveries wake the dispatchers.
+func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chunk []int, wake bool) ([]error, error) {
 	var ks []int32
 	var ids, hooks, evs, states []string
 	var nexts []time.Time
@@ -352,7 +352,7 @@ WITH u AS (
 SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHERE e.id = f.event_id AND NOT e.fanned),
 	(SELECT count(*) FROM due) + 0 * (SELECT count(*) FROM note)
   FROM f ORDER BY f.k`,
-		ks, ids, hooks, evs, states, nexts, exps, records, owns, fks, fevs, fsnaps, db.expiry(), chanDue, db.self, now, others)
+		ks, ids, hooks, evs, states, nexts, exps, records, owns, fks, fevs, fsnaps, db.expiry(), chanDue, db.self, now, wake)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -393,7 +393,7 @@ SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHER
 	if err := br.Close(); err != nil {
 		return nil, err
 	}
-	if due {
+	if due && wake {
 		db.signalDue()
 	}
 	db.own.forget(fevs)

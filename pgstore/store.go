@@ -339,10 +339,11 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening fun
 	if _, err := conn.Exec(ctx, "LISTEN "+chanDue+"; LISTEN "+chanWebhooks); err != nil {
 		return err
 	}
-	listening()
-	// Whatever was written while we were not listening.
+	// Whatever was written while we were not listening (signalled before
+	// Open returns, so a caller's first drain of DueSignal takes it).
 	db.webhooksVersion.Add(1)
 	db.signalDue()
+	listening()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -81,9 +81,9 @@ func drainSignal(c <-chan struct{}) {
 	}
 }
 
-// FanOutEventsHere wakes this node's dispatcher and no other node's;
-// WakeNodes wakes the others.
-func TestFanOutHereWakesThisNodeOnly(t *testing.T) {
+// FanOutEventsHere wakes no dispatcher, on this node or another (the
+// engine wakes its own); WakeNodes wakes the others.
+func TestFanOutHereWakesNoNode(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	a := open(t, url, storetest.Config{})
 	b := open(t, url, storetest.Config{})
@@ -102,7 +102,11 @@ func TestFanOutHereWakesThisNodeOnly(t *testing.T) {
 	if errs != nil {
 		t.Fatal(errs)
 	}
-	waitSignal(t, a.DueSignal(), "FanOutEventsHere, on its own node")
+	select {
+	case <-a.DueSignal():
+		t.Fatal("FanOutEventsHere signalled its own node's dispatcher")
+	default:
+	}
 	noNotificationBefore(t, url, l, "FanOutEventsHere")
 
 	drainSignal(b.DueSignal())
@@ -234,31 +238,30 @@ func TestBusyNodeWakesAnother(t *testing.T) {
 }
 
 // A webhook's free slot is left to the node that holds its other slot for
-// a moment only: while that node's attempt hangs, another node delivers
+// a moment only: while that node's attempt hangs, the other node delivers
 // the webhook's new events.
 func TestHeldWebhookSlotsStillServed(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	a := open(t, url, storetest.Config{})
 	b := open(t, url, storetest.Config{})
 	ctx := context.Background()
-	hung := make(chan struct{})
+	holder := make(chan string, 1) // the node whose first attempt hangs
 	release := make(chan struct{})
 	var once sync.Once
 	const events = 5
 	got := make(chan string, events)
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		if r.Header.Get("User-Agent") == "rswebhooks/node-a" {
-			first := false
-			once.Do(func() { first = true; close(hung) })
-			if first {
-				select { // node A's first attempt hangs
-				case <-release:
-				case <-r.Context().Done():
-				}
+		first := false
+		once.Do(func() { first = true; holder <- r.Header.Get("User-Agent") })
+		if first {
+			select { // the first attempt hangs
+			case <-release:
+			case <-r.Context().Done():
 			}
+		} else {
+			got <- r.Header.Get("User-Agent")
 		}
-		got <- r.Header.Get("User-Agent")
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer rcv.Close()
@@ -274,20 +277,128 @@ func TestHeldWebhookSlotsStillServed(t *testing.T) {
 	runEngine(t, eb)
 	appendEvent(t, a, 0)
 	ea.Wake()
+	var held string
 	select {
-	case <-hung:
+	case held = <-holder:
 	case <-time.After(30 * time.Second):
-		t.Fatal("node A never attempted the first delivery")
+		t.Fatal("the first delivery was never attempted")
+	}
+	// The other node gets the webhook's next events.
+	other, wake := rswebhooks.Store(b), eb
+	if held == "rswebhooks/node-b" {
+		other, wake = a, ea
 	}
 	for i := 1; i <= events; i++ {
-		appendEvent(t, b, i)
-		eb.Wake()
+		appendEvent(t, other, i)
+		wake.Wake()
 	}
 	for range events {
 		select {
 		case <-got:
 		case <-time.After(30 * time.Second):
-			t.Fatal("the webhook's events were not delivered within 30s while node A held one of its two slots")
+			t.Fatalf("the webhook's events were not delivered within 30s while %s held one of its two slots", held)
 		}
+	}
+}
+
+// A node whose slots for a webhook are all busy does not read the queue
+// for each new event of that webhook its fan-out writes: nothing it read
+// could start (its slots go on with those deliveries, or read the queue
+// when they finish).
+func TestFullSlotsSkipReads(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a := newWakeCounter(open(t, url, storetest.Config{}))
+	ctx := context.Background()
+	release := make(chan struct{})
+	var inflight atomic.Int64
+	busy := make(chan struct{}, 2)
+	const events = 40
+	var mu sync.Mutex
+	seen := map[string]int{}
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if inflight.Add(1) <= 2 {
+			busy <- struct{}{}
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		mu.Lock()
+		seen[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+	w := &rswebhooks.Webhook{ID: "W1", URI: rcv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: time.Now().UTC()}
+	if err := a.CreateWebhook(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	// PerWebhookConcurrency 2. Deliveries buffered behind attempts that
+	// hang turn the webhook slow and are moved back by AttemptTimeout:
+	// short enough for the test to see them through.
+	ea := engine(t, a, "node-a", func(o *deliver.Options) { o.AttemptTimeout = 20 * time.Second })
+	runEngine(t, ea)
+	fannedOut := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n, _, err := a.UnfannedStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d events not fanned out within 10s", n)
+			}
+			<-time.After(2 * time.Millisecond)
+		}
+	}
+	for i := range 2 {
+		appendEvent(t, a, i)
+		ea.Wake()
+	}
+	for range 2 {
+		select {
+		case <-busy:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the webhook's two slots were not taken")
+		}
+	}
+	before := a.reads.Load()
+	for i := range events {
+		appendEvent(t, a, 2+i)
+		ea.Wake()
+		fannedOut()
+	}
+	reads := a.reads.Load() - before
+	close(release)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == events+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries arrived within 90s", n, events+2)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("delivery %s arrived %d times", id, n)
+		}
+	}
+	t.Logf("%d reads of the queue for %d events fanned out while the slots were busy", reads, events)
+	if reads > events/4 {
+		t.Errorf("%d reads of the queue for %d events fanned out while the webhook's slots were busy, want at most %d", reads, events, events/4)
 	}
 }
