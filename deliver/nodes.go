@@ -10,7 +10,7 @@ import (
 // Several nodes sharing a store (a cluster on PostgreSQL) coordinate
 // through the store alone: the leases count a webhook's attempts on every
 // node, and a write that makes deliveries due wakes every node's
-// dispatcher. Two rules keep them from getting in each other's way.
+// dispatcher. Three rules keep them from getting in each other's way.
 //
 // A node wakes the others only for work it cannot take (wakeNodes). With a
 // store that fans out without waking the other nodes (rswebhooks.NodeWaker)
@@ -30,7 +30,7 @@ import (
 // leases are looked at again within blockedPoll anyway. Any other wake-up
 // (DueSignal, a redelivery, a ping, an ordered webhook) reads.
 //
-// One node at a time takes a webhook's slots (yieldSince). A node that
+// One node at a time takes a webhook's slots (updateYield, yields). A node that
 // holds fewer of a webhook's unexpired leases than the other nodes
 // together leaves the webhook's free slots to them for affinityGrace: the
 // holder, whose slots go on with the webhook's next deliveries
@@ -44,7 +44,7 @@ import (
 // webhook free and take it at once.
 
 // affinityGrace is how long a node leaves a webhook's free slots to the
-// node holding most of its leases (see yieldSince). It is blockedPoll, the
+// node holding most of its leases (see updateYield). It is blockedPoll, the
 // period at which a node reads the queue again while other nodes' leases
 // hold its deliveries: the next read after the first one that saw the
 // slot free takes it.
