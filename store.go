@@ -165,6 +165,28 @@ type NodeUnfanned interface {
 	NodeUnfannedEvents(ctx context.Context, limit int) ([]*Event, error)
 }
 
+// NodeWaker is implemented by shared stores where waking the other nodes'
+// dispatchers is not free: each wake-up costs every node a due-queue read,
+// and the writing transaction a turn on the server's notification queue.
+// A node's engine fans out its own events (NodeUnfanned) and starts their
+// deliveries itself; with NodeWaker it fans out without waking the other
+// nodes and wakes them (WakeNodes) only when its dispatcher holds due
+// deliveries it cannot start and another node could: no worker free, an
+// owner at this node's limit, or more due than it read. Deliveries that
+// became due otherwise (a node that died before starting its own, retries
+// coming due) are found by the other nodes' own reads and polls.
+type NodeWaker interface {
+	// FanOutEventsHere is FanOutBatcher.FanOutEvents (same guarantees)
+	// waking no dispatcher, on this node (DueSignal) or another: the
+	// caller starts the deliveries or wakes the others.
+	FanOutEventsHere(ctx context.Context, fs []EventFanOut) (errs []error)
+	// WakeNodes wakes the dispatchers of every node sharing the store
+	// soon, as a write that made deliveries due would. It never blocks
+	// and calls close together cost one wake-up; a failure is the
+	// store's to log (the nodes then find the deliveries at their poll).
+	WakeNodes()
+}
+
 // DueScanPacer is implemented by stores whose due-queue reads (ScanDue)
 // each cost a round trip to a shared server. DueScanInterval is the least
 // time a dispatcher leaves between the reads that wake-ups and its own

@@ -117,6 +117,12 @@ type dispatcher struct {
 	// they would refuse is not tried, and the queue is read again within
 	// blockedPoll.
 	elsewhere map[string]int
+	// yield: webhooks whose free slots this node leaves to the node
+	// holding most of their leases, since when (nodes.go).
+	yield map[string]time.Time
+	// overflow: the last read hit its bound or filled the buffer, so
+	// more may be due than this node read (nodes.go).
+	overflow bool
 
 	lastRefill time.Time // when the queue was last read
 	deferred   bool      // a wake-up waits for the store's scan interval (scanGap)
@@ -152,6 +158,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		recheck:   map[string]bool{},
 		ordered:   map[string]bool{},
 		elsewhere: map[string]int{},
+		yield:     map[string]time.Time{},
 	}
 	// Long-lived workers: an attempt runs on a goroutine whose stack has
 	// already grown to what the store and the HTTP client need.
@@ -190,6 +197,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			st.lastRefill, st.deferred = now, false
 		}
 		e.dispatch(ctx, st)
+		if refresh || tail {
+			e.wakeNodes(st)
+		}
 		moved := e.postponeSlow(ctx, st, now) || st.spilled
 
 		// Decide how long to sleep when nothing else happens.
@@ -243,6 +253,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			// signal announces: look again soon.
 			wait = min(wait, blockedPoll)
 		}
+		if w := e.yieldWait(st); w > 0 && len(st.buf) > 0 {
+			wait = min(wait, w) // a slot left to another node may be free by then
+		}
 		if st.paceWait > 0 && !moved {
 			// A rate limit holds deliveries: look again when it allows one.
 			wait = min(wait, st.paceWait)
@@ -272,7 +285,9 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			}
 			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
 		case <-e.wake:
-			tail = e.wokenRefill(st)
+			if !e.nothingToStart(st) {
+				tail = e.wokenRefill(st)
+			}
 		case <-e.opts.Store.DueSignal():
 			tail = e.wokenRefill(st)
 		case <-timer.C:
@@ -284,6 +299,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 			case <-e.wake:
 			default:
 			}
+			e.fanned.take()
 			select {
 			case <-e.opts.Store.DueSignal():
 			default:
@@ -375,11 +391,10 @@ func (e *Engine) ownerOf(ctx context.Context, st *dispatcher, webhookID string) 
 // per-webhook and per-owner limits and, for a slow webhook, the share of
 // workers slow webhooks may hold (half), given extra planned ones.
 func (e *Engine) room(st *dispatcher, webhookID, owner string, hookPlanned, ownerPlanned, slowPlanned int) bool {
-	limit := e.opts.PerWebhookConcurrency
-	if st.ordered[webhookID] {
-		limit = 1
+	if e.yields(st, webhookID) {
+		return false // left to the node holding its slots (nodes.go)
 	}
-	if st.perHook[webhookID]+hookPlanned+st.elsewhere[webhookID] >= limit ||
+	if st.perHook[webhookID]+hookPlanned+st.elsewhere[webhookID] >= e.hookLimit(st, webhookID) ||
 		st.perOwner[owner]+ownerPlanned >= e.opts.PerOwnerConcurrency {
 		return false
 	}
@@ -589,11 +604,15 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		if ctx.Err() == nil {
 			e.storeLog(err).Msg("read due deliveries")
 		}
-		st.buf, st.full, st.headFull, st.readEnd = st.buf[:0], false, false, nil
+		st.buf, st.full, st.headFull, st.readEnd, st.overflow = st.buf[:0], false, false, nil, false
 		st.restartSweep()
 		return
 	}
 	st.full = st.full && tail || bufFull || scanned >= e.headScan || cut
+	st.overflow = bufFull || scanned >= e.headScan
+	if !tail {
+		e.updateYield(st, now)
+	}
 	st.spilled = false
 	if st.full && len(spill) > 0 {
 		holds = append(holds, spill...)

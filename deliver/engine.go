@@ -196,8 +196,14 @@ type Engine struct {
 	// nodeUnfanned, when the store has it, gives the fan-out this node's
 	// events (and those left by a node that died) rather than every node's.
 	nodeUnfanned rswebhooks.NodeUnfanned
-	chainFor     time.Duration
-	contended    atomic.Bool
+	// nodeWaker, when the store has it, fans out without waking the other
+	// nodes, which the dispatcher wakes only for work it cannot take
+	// (nodes.go).
+	nodeWaker rswebhooks.NodeWaker
+	// fanned: what woke the dispatcher since its last read (nodes.go).
+	fanned    fannedHooks
+	chainFor  time.Duration
+	contended atomic.Bool
 
 	warned sync.Map // one-time warnings: key → struct{}
 	hooks  *webhookCache
@@ -300,6 +306,9 @@ func New(opts Options) (*Engine, error) {
 	if u, ok := opts.Store.(rswebhooks.NodeUnfanned); ok {
 		e.nodeUnfanned = u
 	}
+	if w, ok := opts.Store.(rswebhooks.NodeWaker); ok {
+		e.nodeWaker = w
+	}
 	if b, ok := opts.Store.(rswebhooks.DueByWebhookScanner); ok {
 		e.byWebhook = b
 	}
@@ -331,7 +340,9 @@ func (e *Engine) Wake() {
 	}
 }
 
+// wakeDispatcher wakes the dispatcher to read the queue.
 func (e *Engine) wakeDispatcher() {
+	e.fanned.anything()
 	select {
 	case e.wake <- struct{}{}:
 	default:

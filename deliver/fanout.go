@@ -18,11 +18,17 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 	defer timer.Stop()
 	woken := false // by Wake: events, or deliveries the caller wrote, wait
 	for {
+		start := e.opts.Now()
 		n, full, err := e.fanOutOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			e.storeLog(err).Msg("fan out events")
 		}
-		if n > 0 || woken {
+		switch {
+		case n > 0 && e.nodeWaker != nil:
+			// Only the webhooks the fan-out noted got deliveries the
+			// store signalled to no one (direct writes signal DueSignal).
+			e.wakeForFanned()
+		case n > 0 || woken:
 			e.wakeDispatcher()
 		}
 		woken = false
@@ -46,6 +52,35 @@ func (e *Engine) fanOutLoop(ctx context.Context) {
 			default:
 			}
 		}
+		if woken && n > 0 && !e.paceFanOut(ctx, timer, start) {
+			return
+		}
+	}
+}
+
+// paceFanOut, with a store that paces its queue reads
+// (rswebhooks.DueScanPacer: each call a round trip and a transaction with a
+// fixed cost on a shared server), holds a fan-out woken after one that
+// wrote something until the store's scan interval has passed since that
+// one started, so the events appended meanwhile go in one batch, not one
+// fan-out each (a stream of events spread over several nodes would
+// otherwise be fanned out a couple at a time per node). An event waits at
+// most that interval longer, and only in a stream. It reports false when
+// ctx is done.
+func (e *Engine) paceFanOut(ctx context.Context, timer *time.Timer, last time.Time) bool {
+	if e.scanGap <= 0 {
+		return true
+	}
+	rest := last.Add(e.scanGap).Sub(e.opts.Now())
+	if rest <= 0 || rest > e.scanGap {
+		return true
+	}
+	timer.Reset(rest)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
@@ -63,8 +98,13 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
+	if e.nodeWaker != nil {
+		// Its own dispatcher takes the deliveries, and wakes the other
+		// nodes for those it cannot (nodes.go).
+		return e.fanOutBatch(ctx, e.nodeWaker.FanOutEventsHere, evs, hooks)
+	}
 	if b, ok := e.opts.Store.(rswebhooks.FanOutBatcher); ok {
-		return e.fanOutBatch(ctx, b, evs, hooks)
+		return e.fanOutBatch(ctx, b.FanOutEvents, evs, hooks)
 	}
 	var firstErr error
 	for _, ev := range evs {
@@ -88,15 +128,17 @@ func (e *Engine) fanOutOnce(ctx context.Context) (n int, full bool, err error) {
 }
 
 // fanOutBatch is fanOutOnce's loop for a store that fans out a batch of
-// events in one call (rswebhooks.FanOutBatcher), with the same outcome.
-func (e *Engine) fanOutBatch(ctx context.Context, b rswebhooks.FanOutBatcher, evs []*rswebhooks.Event, hooks []*rswebhooks.Webhook) (n int, full bool, err error) {
+// events in one call (rswebhooks.FanOutBatcher or NodeWaker: fanOut), with
+// the same outcome.
+func (e *Engine) fanOutBatch(ctx context.Context, fanOut func(context.Context, []rswebhooks.EventFanOut) []error,
+	evs []*rswebhooks.Event, hooks []*rswebhooks.Webhook) (n int, full bool, err error) {
 	fs := make([]rswebhooks.EventFanOut, len(evs))
 	spans := make([]trace.Span, len(evs))
 	for i, ev := range evs {
 		fs[i] = rswebhooks.EventFanOut{EventID: ev.ID, Deliveries: e.deliveriesFor(ev, hooks)}
 		spans[i] = e.startFanOutSpan(ctx, ev, len(fs[i].Deliveries))
 	}
-	errs := b.FanOutEvents(ctx, fs)
+	errs := fanOut(ctx, fs)
 	var firstErr error
 	for i := range fs {
 		var err error
@@ -106,6 +148,9 @@ func (e *Engine) fanOutBatch(ctx context.Context, b rswebhooks.FanOutBatcher, ev
 		endSpan(spans[i], err)
 		if err == nil {
 			n++
+			if e.nodeWaker != nil {
+				e.fanned.add(fs[i].Deliveries)
+			}
 		} else if firstErr == nil {
 			firstErr = fmt.Errorf("fan out event %s to %d webhooks: %w", fs[i].EventID, len(fs[i].Deliveries), err)
 		}

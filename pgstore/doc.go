@@ -77,10 +77,20 @@
 //
 // Writes that make deliveries due NOTIFY rswebhooks_due and webhook writes
 // NOTIFY rswebhooks_webhooks; every node LISTENs on a connection of its
-// own, so a new event wakes the dispatchers of all nodes within
-// milliseconds (DueSignal) and webhook caches everywhere re-read
-// (WebhooksVersion). The listener reconnects by itself; while it is down
-// dispatchers fall back on their poll.
+// own, so dispatchers everywhere wake within milliseconds (DueSignal) and
+// webhook caches everywhere re-read (WebhooksVersion). The listener
+// reconnects by itself; while it is down dispatchers fall back on their
+// poll.
+//
+// The delivery engine's fan-out is the exception (rswebhooks.NodeWaker):
+// each node fans out its own events with FanOutEventsHere, which signals
+// only its own dispatcher and queues no notification (a transaction that
+// did waits its turn on the server's notification queue at commit, and
+// every node woken reads the due queue). The dispatcher wakes the other
+// nodes (WakeNodes: one NOTIFY from outside any other transaction, at most
+// every 10 ms) only while it holds back due deliveries another node could
+// start. Redeliveries, pings and deliveries due again at once still NOTIFY
+// from their write.
 //
 // # Retention
 //

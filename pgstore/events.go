@@ -196,6 +196,20 @@ func (db *DB) FanOut(ctx context.Context, eventID string, ds []*rswebhooks.Deliv
 // statement marks those not yet fanned out and without a conflicting
 // delivery id, and inserts their deliveries.
 func (db *DB) FanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut) []error {
+	return db.fanOutEvents(ctx, fs, true)
+}
+
+// FanOutEventsHere is FanOutEvents waking no dispatcher
+// (rswebhooks.NodeWaker): the caller wakes its own, and the transaction
+// does not queue a notification (a transaction that did waits its turn on
+// the server's notification queue at commit).
+func (db *DB) FanOutEventsHere(ctx context.Context, fs []rswebhooks.EventFanOut) []error {
+	return db.fanOutEvents(ctx, fs, false)
+}
+
+// fanOutEvents is FanOutEvents; wake says whether due deliveries wake the
+// dispatchers (DueSignal here, NOTIFY for the other nodes).
+func (db *DB) fanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut, wake bool) []error {
 	var errs []error
 	fail := func(i int, err error) {
 		if errs == nil {
@@ -209,7 +223,7 @@ func (db *DB) FanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut) []e
 		if len(chunk) == 0 {
 			return
 		}
-		res, err := db.fanOutChunk(ctx, fs, chunk)
+		res, err := db.fanOutChunk(ctx, fs, chunk, wake)
 		for j, i := range chunk {
 			if err != nil {
 				fail(i, fmt.Errorf("pgstore: fan out %s: %w", fs[i].EventID, err))
@@ -262,7 +276,8 @@ func checkFanOut(f rswebhooks.EventFanOut) error {
 // snapshot be stored under its id already. (The = ANY conditions repeat
 // the joins' for the plan, which is generic: with them it finds the rows
 // by their keys whatever the tables' statistics were when it was made.)
-func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chunk []int) ([]error, error) {
+// With wake, due deliveries wake the dispatchers.
+func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chunk []int, wake bool) ([]error, error) {
 	var ks []int32
 	var ids, hooks, evs, states []string
 	var nexts []time.Time
@@ -332,12 +347,12 @@ WITH u AS (
 ), due AS (
 	SELECT 1 FROM ins WHERE state = 'pending' AND next_at <= $16 LIMIT 1
 ), note AS (
-	SELECT pg_notify($14, $15) FROM due
+	SELECT pg_notify($14, $15) FROM due WHERE $17
 )
 SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHERE e.id = f.event_id AND NOT e.fanned),
 	(SELECT count(*) FROM due) + 0 * (SELECT count(*) FROM note)
   FROM f ORDER BY f.k`,
-		ks, ids, hooks, evs, states, nexts, exps, records, owns, fks, fevs, fsnaps, db.expiry(), chanDue, db.self, now)
+		ks, ids, hooks, evs, states, nexts, exps, records, owns, fks, fevs, fsnaps, db.expiry(), chanDue, db.self, now, wake)
 	br := db.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -378,7 +393,7 @@ SELECT f.k, f.k IN (SELECT k FROM clash) AND EXISTS (SELECT 1 FROM events e WHER
 	if err := br.Close(); err != nil {
 		return nil, err
 	}
-	if due {
+	if due && wake {
 		db.signalDue()
 	}
 	db.own.forget(fevs)

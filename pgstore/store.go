@@ -112,9 +112,12 @@ type DB struct {
 	ended     endedLeases
 	// own: events appended here waiting for fan-out (NodeUnfannedEvents).
 	own ownEvents
+	// wakeNodes asks notifyLoop to wake the other nodes (WakeNodes).
+	wakeNodes chan struct{}
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
+	notifyDone chan struct{}
 	closeOnce  sync.Once
 }
 
@@ -126,6 +129,7 @@ var (
 
 	_ rswebhooks.DueByWebhookScanner = (*DB)(nil)
 	_ rswebhooks.NodeUnfanned        = (*DB)(nil)
+	_ rswebhooks.NodeWaker           = (*DB)(nil)
 )
 
 // Open connects, applies missing migrations and starts listening for
@@ -166,6 +170,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		now:  o.Now,
 		due:  make(chan struct{}, 1),
 		self: rswebhooks.NewID(time.Now()),
+
+		wakeNodes: make(chan struct{}, 1),
 	}
 	db.leases.run = db.leaseBatch
 	db.completes.run = db.completeBatch
@@ -174,9 +180,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return nil, fmt.Errorf("pgstore: %s: %w", RedactURL(o.URL), scrub(err, o.URL))
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	db.stopListen, db.listenDone = cancel, make(chan struct{})
+	db.stopListen, db.listenDone, db.notifyDone = cancel, make(chan struct{}), make(chan struct{})
 	ready := make(chan struct{})
 	go db.listen(lctx, cfg.ConnConfig.Copy(), ready)
+	go db.notifyLoop(lctx)
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -192,6 +199,7 @@ func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.stopListen()
 		<-db.listenDone
+		<-db.notifyDone
 		db.pool.Close()
 	})
 	return nil
@@ -331,10 +339,11 @@ func (db *DB) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening fun
 	if _, err := conn.Exec(ctx, "LISTEN "+chanDue+"; LISTEN "+chanWebhooks); err != nil {
 		return err
 	}
-	listening()
-	// Whatever was written while we were not listening.
+	// Whatever was written while we were not listening (signalled before
+	// Open returns, so a caller's first drain of DueSignal takes it).
 	db.webhooksVersion.Add(1)
 	db.signalDue()
+	listening()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -361,6 +370,66 @@ func (db *DB) signalDue() {
 	case db.due <- struct{}{}:
 	default:
 	}
+}
+
+// WakeNodes wakes the dispatchers of every node sharing the database soon
+// (rswebhooks.NodeWaker): one NOTIFY, sent by notifyLoop outside any other
+// transaction, for all the calls made while one is waiting or being sent.
+func (db *DB) WakeNodes() {
+	select {
+	case db.wakeNodes <- struct{}{}:
+	default:
+	}
+}
+
+// notifyGap is the least time between two of WakeNodes' notifications:
+// a dispatcher reads the due queue at most that often on wake-ups anyway
+// (dueScanInterval).
+const notifyGap = dueScanInterval
+
+// notifyLoop sends WakeNodes' notifications until ctx is done, at most one
+// per notifyGap. A failure is logged once until a notification goes
+// through again (the other nodes then find the deliveries at their poll).
+func (db *DB) notifyLoop(ctx context.Context) {
+	defer close(db.notifyDone)
+	failing := false
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-db.wakeNodes:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := db.pool.Exec(sctx, "SELECT pg_notify($1, $2)", chanDue, db.self)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			db.log.Warn().Err(scrub(err, db.opts.URL)).
+				Msg("waking the other nodes failed; they find due deliveries at their next poll")
+		case err == nil && failing:
+			failing = false
+			db.log.Info().Msg("waking the other nodes works again")
+		}
+		resetTimer(t, notifyGap)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
 }
 
 // WebhooksVersion changes after every webhook write of this process and

@@ -40,6 +40,7 @@ func main() {
 	pgURL := flag.String("postgres-url", "", "PostgreSQL server whose role may create databases (default: a throw-away cluster)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pgStats := flag.Bool("pgstats", false, "after PostgreSQL's throughput row, print the server's and this process's CPU per delivery and the top statements of pg_stat_statements (throw-away cluster only)")
+	pgWaits := flag.Bool("pgwaits", false, "after PostgreSQL's throughput row, print what its active backends were doing (wait events, sampled every 5 ms)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -53,7 +54,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*events, *rate, *hooks, *nodes, *pgURL, *pgStats); err != nil {
+	if err := run(*events, *rate, *hooks, *nodes, *pgURL, *pgStats, *pgWaits); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster-bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -65,7 +66,7 @@ type result struct {
 	p50, p99 time.Duration
 }
 
-func run(events, rate, hooks, nodes int, pgURL string, pgStats bool) error {
+func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) error {
 	if pgStats && pgURL != "" {
 		return fmt.Errorf("-pgstats needs the throw-away cluster (it loads pg_stat_statements and reads the server's CPU): drop -postgres-url")
 	}
@@ -144,7 +145,16 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats bool) error {
 			if stats {
 				before = usageNow(cluster.ServerPid())
 			}
+			var waits *waitSampler
+			if pgWaits && r.name != "badger" && rateOrZero == 0 {
+				if waits, err = sampleWaits(lastURL); err != nil {
+					return err
+				}
+			}
 			pair[i], err = measure(ss, events, hooks, rateOrZero)
+			if waits != nil {
+				waits.print()
+			}
 			if err == nil && stats {
 				err = printStats(lastURL, before, usageNow(cluster.ServerPid()), events*hooks)
 			}

@@ -9,7 +9,8 @@
 # postgresql package) or the server at RSWEBHOOKS_TEST_POSTGRES_URL.
 # Each run repeats RUNS times (default 3). PGSTATS=1 adds, after
 # PostgreSQL's throughput row, the server's and the bench's CPU per delivery
-# and the top statements of pg_stat_statements. Results in
+# and the top statements of pg_stat_statements; PGWAITS=1 what its active
+# backends wait on (sampled). Results in
 # bench/out/cluster.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +20,7 @@ go build -o bench/out/cluster-bench ./bench/cluster
   echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(git rev-parse --short HEAD)"
   for run in $(seq "${RUNS:-3}"); do
     echo "## run $run"
-    bench/out/cluster-bench -events "${EVENTS:-10000}" -rate 1000 -webhooks 1 -nodes "${NODES:-1}" ${PGSTATS:+-pgstats} \
+    bench/out/cluster-bench -events "${EVENTS:-10000}" -rate 1000 -webhooks 1 -nodes "${NODES:-1}" ${PGSTATS:+-pgstats} ${PGWAITS:+-pgwaits} \
       ${RSWEBHOOKS_TEST_POSTGRES_URL:+-postgres-url "$RSWEBHOOKS_TEST_POSTGRES_URL"}
   done
 } | tee bench/out/cluster.txt

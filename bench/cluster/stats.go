@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,4 +120,70 @@ func trimQuery(q string) string {
 		q = q[:110]
 	}
 	return q
+}
+
+// waitSampler counts, every few milliseconds while a row runs, what the
+// database's active backends are doing (wait event, or running on CPU),
+// per statement: where a delivery's time goes besides the server's CPU.
+type waitSampler struct {
+	stop chan struct{}
+	done chan map[string]int
+}
+
+// sampleWaits starts a sampler of the database at url.
+func sampleWaits(url string) (*waitSampler, error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	w := &waitSampler{stop: make(chan struct{}), done: make(chan map[string]int, 1)}
+	go func() {
+		defer conn.Close(ctx)
+		counts := map[string]int{}
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				w.done <- counts
+				return
+			case <-t.C:
+			}
+			rows, err := conn.Query(ctx, `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), left(regexp_replace(query, '\s+', ' ', 'g'), 60)
+				FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()`)
+			if err != nil {
+				continue
+			}
+			for rows.Next() {
+				var ev, q string
+				if rows.Scan(&ev, &q) == nil {
+					counts[fmt.Sprintf("%-28s %s", ev, trimQuery(q))]++
+				}
+			}
+			rows.Close()
+		}
+	}()
+	return w, nil
+}
+
+// print stops the sampler and prints the most frequent states.
+func (w *waitSampler) print() {
+	close(w.stop)
+	counts := <-w.done
+	type kv struct {
+		k string
+		n int
+	}
+	var all []kv
+	for k, n := range counts {
+		all = append(all, kv{k, n})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n })
+	for i, e := range all {
+		if i == 12 {
+			break
+		}
+		fmt.Printf("  %6d samples  %s\n", e.n, e.k)
+	}
 }

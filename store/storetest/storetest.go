@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"FanOutConcurrentOnce", testFanOutConcurrentOnce},
 		{"FanOutRepeatedKeepsIDs", testFanOutRepeated},
 		{"FanOutEventsBatch", testFanOutEvents},
+		{"FanOutEventsHere", testFanOutEventsHere},
 		{"ListEventsCursor", testListEventsCursor},
 		{"UnfannedOrderWithOlderIDs", testUnfannedOlderIDs},
 		{"DueOrderAndQueue", testDueOrder},
@@ -395,6 +396,28 @@ func testFanOutEvents(t *testing.T, open Opener) {
 	if !ok {
 		t.Skipf("%s does not implement the optional rswebhooks.FanOutBatcher", s.Backend())
 	}
+	checkFanOutEvents(t, s, t0, b.FanOutEvents, true)
+}
+
+// The optional rswebhooks.NodeWaker's FanOutEventsHere has FanOutEvents'
+// guarantees and wakes no dispatcher (that it wakes no other node either
+// is the backend's test); WakeNodes wakes them, this node's included.
+func testFanOutEventsHere(t *testing.T, open Opener) {
+	s, _, t0 := openClocked(t, open)
+	w, ok := s.(rswebhooks.NodeWaker)
+	if !ok {
+		t.Skipf("%s does not implement the optional rswebhooks.NodeWaker", s.Backend())
+	}
+	checkFanOutEvents(t, s, t0, w.FanOutEventsHere, false)
+	w.WakeNodes() // never blocks, also called in a row
+	w.WakeNodes()
+}
+
+// checkFanOutEvents runs the batch fan-out cases through fanOut; signals:
+// whether it wakes the store's dispatchers (DueSignal).
+func checkFanOutEvents(t *testing.T, s rswebhooks.Store, t0 time.Time, fanOut func(context.Context, []rswebhooks.EventFanOut) []error,
+	signals bool) {
+	t.Helper()
 	ctx := context.Background()
 	for _, id := range []string{"E1", "E2", "E3", "E4"} {
 		must(t, s.AppendEvent(ctx, event(id, t0)))
@@ -405,7 +428,7 @@ func testFanOutEvents(t *testing.T, open Opener) {
 	p := func(id, ev string) *rswebhooks.Delivery {
 		return delivery(id, "W1", ev, rswebhooks.DeliveryPending, t0, t0)
 	}
-	errs := b.FanOutEvents(ctx, []rswebhooks.EventFanOut{
+	errs := fanOut(ctx, []rswebhooks.EventFanOut{
 		{EventID: "E1", Deliveries: []*rswebhooks.Delivery{p("D9", "E1")}}, // fanned out already
 		{EventID: "E2", Deliveries: []*rswebhooks.Delivery{p("D2", "E2"), p("D2b", "E2")}},
 		{EventID: "E3", Deliveries: []*rswebhooks.Delivery{p("D3", "E3"), p("D1", "E3")}}, // D1 is E1's
@@ -448,12 +471,20 @@ func testFanOutEvents(t *testing.T, open Opener) {
 	if g := ids(un, evID); !slices.Equal(g, []string{"E3"}) {
 		t.Fatalf("UnfannedEvents = %v, want the conflicting E3 only", g)
 	}
-	select {
-	case <-s.DueSignal():
-	case <-time.After(5 * time.Second):
-		t.Fatal("no DueSignal after a batch fan-out made deliveries due")
+	if signals {
+		select {
+		case <-s.DueSignal():
+		case <-time.After(5 * time.Second):
+			t.Fatal("no DueSignal after a batch fan-out made deliveries due")
+		}
+	} else {
+		select {
+		case <-s.DueSignal():
+			t.Fatal("DueSignal after a fan-out that is to wake no dispatcher")
+		default:
+		}
 	}
-	if errs := b.FanOutEvents(ctx, []rswebhooks.EventFanOut{{EventID: "E3", Deliveries: []*rswebhooks.Delivery{p("D3", "E3")}}}); errs != nil {
+	if errs := fanOut(ctx, []rswebhooks.EventFanOut{{EventID: "E3", Deliveries: []*rswebhooks.Delivery{p("D3", "E3")}}}); errs != nil {
 		t.Fatalf("FanOutEvents(E3) = %v", errs)
 	}
 	if d, err := s.GetDelivery(ctx, "D3"); err != nil || d.EventID != "E3" {
