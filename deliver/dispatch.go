@@ -269,7 +269,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 				wait = rest
 			}
 		}
-		resetTimer(timer, wait)
+		timer.Reset(wait) // since Go 1.23 a Reset timer never delivers a stale tick
 		refresh, tail = false, false
 		select {
 		case <-ctx.Done():
@@ -310,16 +310,6 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		e.finish(st, <-st.done)
 	}
 	e.contended.Store(false)
-}
-
-func resetTimer(t *time.Timer, d time.Duration) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
-	t.Reset(d)
 }
 
 // finished is a slot whose work ended: the delivery it was given and when

@@ -413,23 +413,13 @@ func (db *DB) notifyLoop(ctx context.Context) {
 			failing = false
 			db.log.Info().Msg("waking the other nodes works again")
 		}
-		resetTimer(t, notifyGap)
+		t.Reset(notifyGap) // since Go 1.23 a Reset timer never delivers a stale tick
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
-}
-
-func resetTimer(t *time.Timer, d time.Duration) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
-	t.Reset(d)
 }
 
 // WebhooksVersion changes after every webhook write of this process and
