@@ -165,3 +165,36 @@ func TestAttemptMatchesJSON(t *testing.T) {
 		t.Fatal("no generated attempt with plain strings and headers")
 	}
 }
+
+// BenchmarkRecord: a pending delivery's record written and read back, by
+// encodeRecord/decodeRecord and by encoding/json, in the same run.
+func BenchmarkRecord(b *testing.B) {
+	now := time.Date(2026, 12, 2, 0, 1, 2, 300400500, time.UTC)
+	d := &rswebhooks.Delivery{ID: "01M8TC2GVCN2K6EQXVHR4VXHDG", WebhookID: "01M8TC2GVCN2K6EQXVHR4VXHDH", EventID: "01M8TC2GVCN2K6EQXVHR4VXHDJ",
+		State: rswebhooks.DeliveryPending, Attempts: 1, NextUTC: now, CreatedUTC: now, UpdatedUTC: now, LastStatus: 503,
+		LastError: "server answered 503"}
+	rec, err := encodeRecord(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode/recjson", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = encodeRecord(d)
+		}
+	})
+	b.Run("encode/json", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = encode(withoutEvent{Delivery: d})
+		}
+	})
+	b.Run("decode/recjson", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = decodeRecord(rec)
+		}
+	})
+	b.Run("decode/json", func(b *testing.B) {
+		for b.Loop() {
+			_ = json.Unmarshal(rec, new(rswebhooks.Delivery))
+		}
+	})
+}
