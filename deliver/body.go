@@ -152,9 +152,13 @@ func marshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Lin
 		notes = cache.get(&d.Event) // no per-webhook links, no note of their absence
 	}
 	if notes == nil {
-		var err error
-		if notes, err = indented([]Notification{notificationWithLinks(d, w, links, offNote, now)}); err != nil {
-			return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+		nt := notificationWithLinks(d, w, links, offNote, now)
+		var ok bool
+		if notes, ok = appendNotes(nil, &nt); !ok {
+			var err error
+			if notes, err = indented([]Notification{nt}); err != nil {
+				return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
+			}
 		}
 		if len(d.Event.Documents) == 0 {
 			cache.put(&d.Event, notes)

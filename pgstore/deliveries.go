@@ -618,7 +618,7 @@ func (db *DB) complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 	var abody []byte
 	if a != nil {
 		var err error
-		if abody, err = encode(a); err != nil {
+		if abody, err = encodeAttempt(a); err != nil {
 			return completeRes{}, fmt.Errorf("pgstore: complete delivery %s: encode attempt: %w", d.ID, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // A delivery row holds the delivery's state, and its event elsewhere
@@ -46,7 +47,7 @@ type eventDoc struct {
 
 // rowOf encodes d's state; finished deliveries expire after the retention.
 func (db *DB) rowOf(d *rswebhooks.Delivery) (deliveryRow, error) {
-	rec, err := encode(withoutEvent{Delivery: d})
+	rec, err := encodeRecord(d)
 	if err != nil {
 		return deliveryRow{}, fmt.Errorf("encode delivery %s: %w", d.ID, err)
 	}
@@ -68,6 +69,40 @@ func (db *DB) ownRowOf(d *rswebhooks.Delivery) (deliveryRow, error) {
 		return deliveryRow{}, fmt.Errorf("encode the event of delivery %s: %w", d.ID, err)
 	}
 	return r, nil
+}
+
+// encodeRecord is encode(withoutEvent{Delivery: d}), byte for byte
+// (TestRecordMatchesJSON), without reflection for the records every fan-out
+// and attempt writes.
+func encodeRecord(d *rswebhooks.Delivery) ([]byte, error) {
+	if b, ok := recjson.AppendDelivery(nil, d, false, nil); ok {
+		return b, nil
+	}
+	return encode(withoutEvent{Delivery: d})
+}
+
+// encodeAttempt is encode(a), byte for byte (TestAttemptMatchesJSON),
+// without reflection for attempts of plain strings.
+func encodeAttempt(a *rswebhooks.Attempt) ([]byte, error) {
+	if b, ok := recjson.AppendAttempt(nil, a); ok {
+		return b, nil
+	}
+	return encode(a)
+}
+
+// decodeRecord is json.Unmarshal of a record into a new Delivery, the same
+// result and errors (TestRecordMatchesJSON, FuzzDecodeRecord), without
+// reflection for records as encodeRecord writes them.
+func decodeRecord(b []byte) (*rswebhooks.Delivery, error) {
+	d := new(rswebhooks.Delivery)
+	if _, ok := recjson.ParseDelivery(b, d); ok {
+		return d, nil
+	}
+	*d = rswebhooks.Delivery{}
+	if err := json.Unmarshal(b, d); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // keepOwnEvent is own_event in an UPDATE … deliveries d that rewrites the
@@ -97,8 +132,8 @@ func (s *storedDelivery) scan(row pgx.Row) error {
 // own_event or the shared snapshot (a record of schema 3 or older holds
 // it already).
 func (s *storedDelivery) decode() (*rswebhooks.Delivery, error) {
-	d := new(rswebhooks.Delivery)
-	if err := json.Unmarshal(s.record, d); err != nil {
+	d, err := decodeRecord(s.record)
+	if err != nil {
 		return nil, fmt.Errorf("decode delivery %s: %w", s.id, err)
 	}
 	switch {

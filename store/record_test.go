@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // TestEncodeDeliveryMatchesJSON: the hand-written encoding of a delivery
@@ -209,7 +210,7 @@ func TestEncodeAttemptMatchesJSON(t *testing.T) {
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 			t.Fatalf("attempt %+v:\n got %s (%v)\nwant %s (%v)", a, got, gerr, want, werr)
 		}
-		if werr == nil && plain(a.DeliveryID) && plain(a.Error) && plain(a.ResponseBody) && len(a.ResponseHeaders) > 0 {
+		if _, ok := recjson.AppendAttempt(nil, a); ok && len(a.ResponseHeaders) > 0 {
 			fast++
 		}
 	}
