@@ -289,9 +289,7 @@ func TestDataDirRemoved(t *testing.T) {
 	f.create(3)
 	waitFor(t, "3 events delivered", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 3 })
 
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	removeLiveDir(t, dir)
 	f.waitReadyz(`"status":"degraded"`) // a write within 10 ms of a passed check may still land in the old files
 	f.create(5)
 	f.waitLost("unwritable", 5)
@@ -316,9 +314,7 @@ func TestDataDirRemoved(t *testing.T) {
 	f.create(1)
 	waitFor(t, "an event delivered after the directory came back", 30*time.Second, func() bool { _, _, e := f.rcv.counts(); return e == 4 })
 
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	removeLiveDir(t, dir)
 	f.waitReadyz(`"status":"degraded"`) // a write within 10 ms of a passed check may still land in the old files
 	f.create(1)
 	f.waitLost("unwritable", 26)
@@ -330,6 +326,21 @@ func TestDataDirRemoved(t *testing.T) {
 	if !strings.Contains(f.p.logText(), "could not be closed cleanly") {
 		t.Errorf("the log does not say the store was not closed:\n%s", tail(f.p.logText(), 20))
 	}
+}
+
+// removeLiveDir removes a directory the daemon is writing to, as an
+// operator's rm -r would: a file Badger creates between the listing and the
+// final rmdir makes one pass fail with "directory not empty", so it tries
+// again (the daemon cannot keep creating files in a directory that is gone).
+func removeLiveDir(t *testing.T, dir string) {
+	t.Helper()
+	var err error
+	for range 100 {
+		if err = os.RemoveAll(dir); err == nil {
+			return
+		}
+	}
+	t.Fatalf("remove the data directory: %v", err)
 }
 
 // mountExt4 makes a small ext4 filesystem image, mounts it with
