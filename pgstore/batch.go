@@ -2,7 +2,10 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxBatch bounds the requests one statement carries.
@@ -109,4 +112,30 @@ func (b *batcher[Req, Res]) send(batch []*call[Req, Res]) {
 		}
 		close(c.done)
 	}
+}
+
+// abortedTries bounds how often one transaction that PostgreSQL aborted as
+// a deadlock's victim or a serialization failure is sent.
+const abortedTries = 3
+
+// againIfAborted runs f, and again (abortedTries times in all) while
+// PostgreSQL aborted its transaction as a deadlock's victim (40P01) or a
+// serialization failure (40001). Such a transaction was rolled back whole,
+// so sending it again is safe; without this, a completion chosen as the
+// victim of a deadlock with other nodes' leases would leave a delivery
+// already sent pending, and it would be sent again.
+func againIfAborted[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for try := 1; ; try++ {
+		v, err := f()
+		if err == nil || try == abortedTries || ctx.Err() != nil || !aborted(err) {
+			return v, err
+		}
+	}
+}
+
+// aborted reports whether err is PostgreSQL aborting a transaction that
+// can be sent again as it was.
+func aborted(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // queued waits until b holds n requests not yet sent.
@@ -127,5 +129,50 @@ func TestBatcherDropsCancelledAndSharesErrors(t *testing.T) {
 	defer mu.Unlock()
 	if len(sent) != 2 || !slices.Equal(sent[1], []int{2}) {
 		t.Fatalf("sent %v, want [0] then [2] (1 was cancelled before it went)", sent)
+	}
+}
+
+// A transaction PostgreSQL aborted as a deadlock's victim or a
+// serialization failure is sent again, up to abortedTries times; any other
+// error, or a caller gone, is returned at once.
+func TestAgainIfAborted(t *testing.T) {
+	deadlock := fmt.Errorf("complete: %w", &pgconn.PgError{Code: "40P01", Message: "deadlock detected"})
+	serial := &pgconn.PgError{Code: "40001", Message: "could not serialize access"}
+	other := &pgconn.PgError{Code: "23505", Message: "duplicate key"}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name      string
+		ctx       context.Context
+		errs      []error // f's answers, in turn; nil: success
+		wantCalls int
+		wantErr   error
+	}{
+		{"deadlock then success", context.Background(), []error{deadlock, nil}, 2, nil},
+		{"serialization failure twice then success", context.Background(), []error{serial, serial, nil}, 3, nil},
+		{"aborted every time", context.Background(), []error{deadlock, deadlock, deadlock, nil}, abortedTries, deadlock},
+		{"another error", context.Background(), []error{other, nil}, 1, other},
+		{"caller gone", cancelled, []error{deadlock, nil}, 1, deadlock},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			v, err := againIfAborted(tc.ctx, func() (int, error) {
+				err := tc.errs[calls]
+				calls++
+				if err != nil {
+					return 0, err
+				}
+				return 42, nil
+			})
+			if calls != tc.wantCalls {
+				t.Errorf("f called %d times, want %d", calls, tc.wantCalls)
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("error = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr == nil && v != 42 {
+				t.Errorf("value = %d, want f's 42", v)
+			}
+		})
 	}
 }

@@ -302,6 +302,10 @@ type leaseRes struct {
 // leaseBatch leases reqs in one call of rswebhooks_lease_many (one round
 // trip, one transaction), as if one after the other.
 func (db *DB) leaseBatch(ctx context.Context, reqs []leaseReq) ([]leaseRes, error) {
+	return againIfAborted(ctx, func() ([]leaseRes, error) { return db.leaseOnce(ctx, reqs) })
+}
+
+func (db *DB) leaseOnce(ctx context.Context, reqs []leaseReq) ([]leaseRes, error) {
 	n := len(reqs)
 	ids, holders := make([]string, n), make([]string, n)
 	nows, untils := make([]time.Time, n), make([]time.Time, n)
@@ -459,7 +463,7 @@ func (db *DB) completeBatch(ctx context.Context, reqs []completeReq) ([]complete
 			seen[reqs[k].r.id] = true
 			k++
 		}
-		res, err := db.completeDistinct(ctx, reqs[:k])
+		res, err := againIfAborted(ctx, func() ([]completeRes, error) { return db.completeDistinct(ctx, reqs[:k]) })
 		if err != nil {
 			return nil, err
 		}
