@@ -2,7 +2,8 @@ package deliver
 
 import (
 	"time"
-	"unicode/utf8"
+
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // appendNotes appends the Notifications element of a body holding nt
@@ -12,14 +13,14 @@ import (
 // or lists (DocumentIds, Documents, Missing); use indented.
 func appendNotes(b []byte, nt *Notification) ([]byte, bool) {
 	if len(nt.DocumentIDs) > 0 || len(nt.Documents) > 0 || len(nt.Missing) > 0 ||
-		!jsonPlainYear(nt.TimestampUTC) || nt.ExecutionDateUTC != nil && !jsonPlainYear(*nt.ExecutionDateUTC) {
+		!recjson.PlainTime(nt.TimestampUTC) || nt.ExecutionDateUTC != nil && !recjson.PlainTime(*nt.ExecutionDateUTC) {
 		return b, false
 	}
 	strs := [...]string{nt.Action, nt.EventType, nt.EventID, nt.Source, nt.ResourceID, nt.ResourceName, nt.UserID, nt.UserName,
 		nt.APIVersion, nt.Method, nt.Path, nt.CategoryID, nt.CategoryName, nt.ExecutionID, nt.Note}
 	n := 400
 	for _, s := range strs {
-		if !jsonPlain(s) {
+		if !recjson.Plain(s) {
 			return b, false
 		}
 		n += len(s)
@@ -68,23 +69,4 @@ func appendNotes(b []byte, nt *Notification) ([]byte, bool) {
 	}
 	field("Note", nt.Note, true)
 	return append(b, "\n    }\n  ]"...), true
-}
-
-// jsonPlain reports whether encoding/json (HTML escaping off) writes s as
-// it is: printable ASCII other than '"' and '\'.
-func jsonPlain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// jsonPlainYear reports whether encoding/json writes t as RFC 3339: years
-// 0 to 9999 and zone offsets under 24 hours (others are an error there).
-func jsonPlainYear(t time.Time) bool {
-	y := t.Year()
-	_, off := t.Zone()
-	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
 }

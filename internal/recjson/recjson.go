@@ -23,8 +23,8 @@ import (
 // then the closing brace. False (b unchanged): d or final has a string JSON
 // escapes or a time outside years 0–9999; use encoding/json.
 func AppendDelivery(b []byte, d *rswebhooks.Delivery, orderKey bool, final *rswebhooks.Attempt) ([]byte, bool) {
-	if !plain(d.ID) || !plain(d.WebhookID) || !plain(d.EventID) || !plain(d.State) ||
-		!plain(d.Reason) || !plain(d.LastError) || !jsonYear(d.NextUTC) || !jsonYear(d.CreatedUTC) || !jsonYear(d.UpdatedUTC) {
+	if !Plain(d.ID) || !Plain(d.WebhookID) || !Plain(d.EventID) || !Plain(d.State) ||
+		!Plain(d.Reason) || !Plain(d.LastError) || !PlainTime(d.NextUTC) || !PlainTime(d.CreatedUTC) || !PlainTime(d.UpdatedUTC) {
 		return b, false
 	}
 	start := len(b)
@@ -84,17 +84,17 @@ func AppendDelivery(b []byte, d *rswebhooks.Delivery, orderKey bool, final *rswe
 // AppendAttempt appends a's JSON. False (b unchanged): a has a string JSON
 // escapes or a start outside years 0–9999; use encoding/json.
 func AppendAttempt(b []byte, a *rswebhooks.Attempt) ([]byte, bool) {
-	if !plain(a.DeliveryID) || !plain(a.Error) || !plain(a.ResponseBody) || !jsonYear(a.StartedUTC) {
+	if !Plain(a.DeliveryID) || !Plain(a.Error) || !Plain(a.ResponseBody) || !PlainTime(a.StartedUTC) {
 		return b, false
 	}
 	n := 160 + len(a.Error) + len(a.ResponseBody)
 	for k, vs := range a.ResponseHeaders {
-		if !plain(k) {
+		if !Plain(k) {
 			return b, false
 		}
 		n += len(k) + 6
 		for _, v := range vs {
-			if !plain(v) {
+			if !Plain(v) {
 				return b, false
 			}
 			n += len(v) + 3
@@ -158,9 +158,9 @@ func AppendAttempt(b []byte, a *rswebhooks.Attempt) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
-// plain reports whether JSON writes s as it is: printable ASCII other than
-// '"' and '\'.
-func plain(s string) bool {
+// Plain reports whether encoding/json (HTML escaping off) writes s as it
+// is, between quotes: printable ASCII other than '"' and '\'.
+func Plain(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			return false
@@ -169,11 +169,13 @@ func plain(s string) bool {
 	return true
 }
 
-// jsonYear reports whether encoding/json writes t as RFC 3339 (years 0 to
-// 9999; others are an error there).
-func jsonYear(t time.Time) bool {
+// PlainTime reports whether encoding/json writes t as t.AppendFormat with
+// time.RFC3339Nano does: years 0 to 9999 and zone offsets under 24 hours
+// (others are an error there).
+func PlainTime(t time.Time) bool {
 	y := t.Year()
-	return y >= 0 && y <= 9999
+	_, off := t.Zone()
+	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
 }
 
 // ParseDelivery reads a record as AppendDelivery writes it (the fields in
@@ -229,7 +231,7 @@ func (p *recordParser) lit(s string) bool {
 	return true
 }
 
-// str reads a string JSON writes as it is (see plain): no escapes, no
+// str reads a string JSON writes as it is (see Plain): no escapes, no
 // control characters, ASCII only.
 func (p *recordParser) str(s *string) bool {
 	if len(p.b) == 0 || p.b[0] != '"' {
