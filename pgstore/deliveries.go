@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // notifyDue tells every node that deliveries are due, and this one at once.
@@ -622,7 +623,7 @@ func (db *DB) complete(ctx context.Context, d *rswebhooks.Delivery, a *rswebhook
 	var abody []byte
 	if a != nil {
 		var err error
-		if abody, err = encodeAttempt(a); err != nil {
+		if abody, err = recjson.MarshalAttempt(a); err != nil {
 			return completeRes{}, fmt.Errorf("pgstore: complete delivery %s: encode attempt: %w", d.ID, err)
 		}
 	}

@@ -81,15 +81,6 @@ func encodeRecord(d *rswebhooks.Delivery) ([]byte, error) {
 	return encode(withoutEvent{Delivery: d})
 }
 
-// encodeAttempt is encode(a), byte for byte (TestAttemptMatchesJSON),
-// without reflection for attempts of plain strings.
-func encodeAttempt(a *rswebhooks.Attempt) ([]byte, error) {
-	if b, ok := recjson.AppendAttempt(nil, a); ok {
-		return b, nil
-	}
-	return encode(a)
-}
-
 // decodeRecord is json.Unmarshal of a record into a new Delivery, the same
 // result and errors (TestRecordMatchesJSON, FuzzDecodeRecord), without
 // reflection for records as encodeRecord writes them.

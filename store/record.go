@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
@@ -20,14 +22,15 @@ func encodeDelivery(key []byte, rec *deliveryRecord) ([]byte, error) {
 }
 
 // encodeAttempt is encodeJSON of an attempt record without reflection: the
-// same bytes (TestEncodeAttemptMatchesJSON), for the record every attempt
+// same bytes (recjson.TestMarshalAttemptMatchesJSON), for the record every attempt
 // writes. Attempts it cannot write so (strings JSON escapes, a start
 // outside years 0–9999) take encodeJSON.
 func encodeAttempt(key []byte, a *rswebhooks.Attempt) ([]byte, error) {
-	if b, ok := recjson.AppendAttempt(nil, a); ok {
-		return b, nil
+	b, err := recjson.MarshalAttempt(a)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", key, err)
 	}
-	return encodeJSON(key, a)
+	return b, nil
 }
 
 // decodeDeliveryRecord decodes a delivery record as encodeDelivery writes it

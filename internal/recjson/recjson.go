@@ -9,6 +9,7 @@ package recjson
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -156,6 +157,21 @@ func AppendAttempt(b []byte, a *rswebhooks.Attempt) ([]byte, bool) {
 		b = append(b, '"')
 	}
 	return append(b, '}'), true
+}
+
+// MarshalAttempt is a's JSON as encoding/json writes it with HTML
+// escaping off: AppendAttempt's where it can, encoding/json's otherwise.
+func MarshalAttempt(a *rswebhooks.Attempt) ([]byte, error) {
+	if b, ok := AppendAttempt(nil, a); ok {
+		return b, nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Plain reports whether encoding/json (HTML escaping off) writes s as it
