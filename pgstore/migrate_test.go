@@ -202,10 +202,10 @@ func TestSchema3DeliveriesUpgradeAndDeliverOnce(t *testing.T) {
 	}
 }
 
-// An event's snapshot goes with the last delivery that refers to it.
-func TestSnapshotGoesWithItsLastDelivery(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	db := open(t, url, storetest.Config{})
+// fanOutPending appends an event for resource r1 and fans it out to a
+// pending, due delivery for each of webhooks, through db.
+func fanOutPending(t *testing.T, db rswebhooks.Store, webhooks ...string) []*rswebhooks.Delivery {
+	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
 	ev := &rswebhooks.Event{ID: rswebhooks.NewID(now), Filter: "reports", Type: "Created", ResourceID: "r1", Time: now}
@@ -213,13 +213,22 @@ func TestSnapshotGoesWithItsLastDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ds []*rswebhooks.Delivery
-	for _, w := range []string{"W1", "W2"} {
+	for _, w := range webhooks {
 		ds = append(ds, &rswebhooks.Delivery{ID: rswebhooks.DeliveryID(ev, w), WebhookID: w, EventID: ev.ID, Event: *ev,
 			State: rswebhooks.DeliveryPending, NextUTC: now, CreatedUTC: now})
 	}
 	if err := db.FanOut(ctx, ev.ID, ds); err != nil {
 		t.Fatal(err)
 	}
+	return ds
+}
+
+// An event's snapshot goes with the last delivery that refers to it.
+func TestSnapshotGoesWithItsLastDelivery(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	db := open(t, url, storetest.Config{})
+	ctx := context.Background()
+	ds := fanOutPending(t, db, "W1", "W2")
 	snapshots := func() int { return query[int](t, url, "SELECT count(*) FROM snapshots") }
 	if n := snapshots(); n != 1 {
 		t.Fatalf("%d snapshots for one event's two deliveries, want 1", n)
@@ -250,16 +259,7 @@ func TestMissingSnapshotIsAnError(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	db := open(t, url, storetest.Config{})
 	ctx := context.Background()
-	now := time.Now().UTC()
-	ev := &rswebhooks.Event{ID: rswebhooks.NewID(now), Filter: "reports", Type: "Created", ResourceID: "r1", Time: now}
-	if err := db.AppendEvent(ctx, ev); err != nil {
-		t.Fatal(err)
-	}
-	d := &rswebhooks.Delivery{ID: rswebhooks.DeliveryID(ev, "W1"), WebhookID: "W1", EventID: ev.ID, Event: *ev,
-		State: rswebhooks.DeliveryPending, NextUTC: now, CreatedUTC: now}
-	if err := db.FanOut(ctx, ev.ID, []*rswebhooks.Delivery{d}); err != nil {
-		t.Fatal(err)
-	}
+	d := fanOutPending(t, db, "W1")[0]
 	query[int](t, url, "WITH x AS (DELETE FROM snapshots RETURNING 1) SELECT count(*) FROM x")
 	if got, err := db.GetDelivery(ctx, d.ID); err == nil {
 		t.Fatalf("GetDelivery without its snapshot = %+v, want an error", got)
