@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -62,6 +63,7 @@ func main() {
 	wait := flag.Duration("wait", 5*time.Minute, "longest wait for every delivery after the last create")
 	perfOut := flag.String("perf", "", "record a perf profile of each daemon here (suffixed .NAME.ROUND)")
 	cpuOut := flag.String("cpuprofile", "", "have each daemon write a Go CPU profile of its run here (suffixed .NAME.ROUND; the binary must be built with -tags pprof)")
+	procs := flag.Int("procs", 1, "GOMAXPROCS of this process (0: the Go default, one per core); its goroutines need well under a core, and on one P its threads do not spin looking for work on the cores the daemon needs")
 	selfOut := flag.String("selfprofile", "", "write a Go CPU profile of this process (clients, upstream and sink) over all rounds here")
 	flag.Parse()
 	// This process (clients, upstream, sink) shares the cores with the
@@ -70,6 +72,9 @@ func main() {
 	// cost, not the daemon's (whose environment, GOGC included, is left
 	// as it is).
 	debug.SetGCPercent(400)
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	if *selfOut != "" {
 		f, err := os.Create(*selfOut)
 		if err != nil {
