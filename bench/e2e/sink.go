@@ -128,11 +128,13 @@ var (
 )
 
 // readRequest reads one request's head and body from r into q. It returns
-// io.EOF when the connection ended cleanly between requests.
+// io.EOF when the connection ended between requests.
 func readRequest(r *bufio.Reader, q *sinkRequest) error {
 	line, err := r.ReadSlice('\n')
 	if err != nil {
-		if err == io.EOF && len(line) == 0 {
+		if len(line) == 0 && r.Buffered() == 0 {
+			// Closed (or reset) between requests, as a client may close
+			// an idle connection: no request was cut short.
 			return io.EOF
 		}
 		return fmt.Errorf("request line: %w", err)
