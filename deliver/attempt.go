@@ -246,14 +246,17 @@ func (e *Engine) attempt(ctx context.Context, d *rswebhooks.Delivery) (recorded 
 		}
 		return false
 	}
-	// The line is built only when its level is on (one per attempt).
+	// The line, and the redacted URL in it, are built only when its level
+	// is on (one per attempt; at the default level only failures log).
 	ev := e.log.Debug()
 	if d.State == rswebhooks.DeliveryFailed || d.State == rswebhooks.DeliveryGone {
 		ev.Discard()
 		ev = e.log.Warn()
 	}
-	ev.Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
-		Str("url", rswebhooks.RedactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
+	if ev.Enabled() {
+		ev.Str("delivery_id", d.ID).Str("webhook_id", d.WebhookID).Int("attempt", n).Int("status", status).Str("error", a.Error).Str("state", d.State).
+			Str("url", rswebhooks.RedactURL(w.URI)).Time("next", d.NextUTC).Msg("delivery attempt")
+	}
 	if outcome != "" {
 		e.m.Deliveries.WithLabelValues(outcome).Inc()
 	}

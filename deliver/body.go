@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -164,12 +164,9 @@ func marshalBody(d *rswebhooks.Delivery, w *rswebhooks.Webhook, n int, links Lin
 			cache.put(&d.Event, notes)
 		}
 	}
-	props := []byte("{}")
-	if len(w.Properties) > 0 {
-		var err error
-		if props, err = indented(w.Properties); err != nil {
-			return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
-		}
+	props, err := cache.properties(w)
+	if err != nil {
+		return nil, fmt.Errorf("encode notification body of delivery %s: %w", d.ID, err)
 	}
 	id, err := quoted(d.ID)
 	if err != nil {
@@ -244,13 +241,59 @@ const notificationCacheSize = 1024
 // bodies (the same for every webhook when the run has no documents), so
 // the deliveries of an event encode it once. An entry serves only the same
 // snapshot (compared whole), so a delivery holding another snapshot of the
-// same event id gets its own. The zero value is ready; a nil cache keeps
+// same event id gets its own. It also keeps each webhook's encoded
+// Properties (see properties). The zero value is ready; a nil cache keeps
 // nothing.
 type notificationCache struct {
-	mu   sync.Mutex
-	m    map[string]*notificationEntry
-	ring [notificationCacheSize]string
-	next int
+	mu    sync.Mutex
+	m     map[string]*notificationEntry
+	ring  [notificationCacheSize]string
+	next  int
+	props map[*rswebhooks.Webhook]*propsEntry
+}
+
+// propsEntry is a webhook's Properties as they were encoded.
+type propsEntry struct {
+	props   map[string]json.RawMessage // a copy
+	encoded []byte
+}
+
+// propsCacheSize bounds the webhooks whose encoded Properties are kept (the
+// map is emptied when it is full).
+const propsCacheSize = 4096
+
+// properties returns w's Properties as the body's "Properties" value ({}
+// when there are none). An entry is found by the webhook (the engine's
+// webhook cache hands out one shared, unchanging value per version of a
+// webhook) and serves only Properties equal to the ones it encoded, so a
+// webhook changed in place still gets its own.
+func (c *notificationCache) properties(w *rswebhooks.Webhook) ([]byte, error) {
+	if len(w.Properties) == 0 {
+		return []byte("{}"), nil
+	}
+	if c != nil {
+		c.mu.Lock()
+		e := c.props[w]
+		c.mu.Unlock()
+		if e != nil && maps.EqualFunc(e.props, w.Properties, sameRaw) {
+			return e.encoded, nil
+		}
+	}
+	b, err := indented(w.Properties)
+	if err != nil || c == nil {
+		return b, err
+	}
+	e := &propsEntry{props: make(map[string]json.RawMessage, len(w.Properties)), encoded: b}
+	for k, v := range w.Properties {
+		e.props[k] = slices.Clone(v)
+	}
+	c.mu.Lock()
+	if c.props == nil || len(c.props) >= propsCacheSize {
+		c.props = make(map[*rswebhooks.Webhook]*propsEntry)
+	}
+	c.props[w] = e
+	c.mu.Unlock()
+	return b, nil
 }
 
 type notificationEntry struct {
@@ -265,10 +308,34 @@ func (c *notificationCache) get(ev *rswebhooks.Event) []byte {
 	c.mu.Lock()
 	e := c.m[ev.ID]
 	c.mu.Unlock()
-	if e == nil || !reflect.DeepEqual(&e.ev, ev) {
+	if e == nil || !sameEvent(&e.ev, ev) {
 		return nil
 	}
 	return e.notes
+}
+
+// sameEvent reports whether a and b are the same snapshot, field by field
+// (TestSameEventComparesEveryField keeps it in step with rswebhooks.Event).
+// It may call equal snapshots different (the same instant under another
+// *time.Location, or with a monotonic reading), which only costs an
+// encoding; it never calls different ones equal, except nil and empty
+// lists, which encode alike.
+func sameEvent(a, b *rswebhooks.Event) bool {
+	return a.ID == b.ID && a.Filter == b.Filter && a.Type == b.Type && a.ResourceID == b.ResourceID &&
+		a.ResourceName == b.ResourceName && a.UserID == b.UserID && a.UserName == b.UserName &&
+		a.Time == b.Time && a.APIVersion == b.APIVersion && a.Method == b.Method && a.Path == b.Path &&
+		a.RequestID == b.RequestID && a.TraceParent == b.TraceParent && a.TraceState == b.TraceState &&
+		a.Source == b.Source && slices.Equal(a.Missing, b.Missing) && a.Note == b.Note &&
+		a.CategoryID == b.CategoryID && a.CategoryName == b.CategoryName && a.ExecutionID == b.ExecutionID &&
+		samePtr(a.ExecutionDateUTC, b.ExecutionDateUTC) && samePtr(a.AlertTriggered, b.AlertTriggered) &&
+		slices.Equal(a.DocumentIDs, b.DocumentIDs) && slices.Equal(a.Documents, b.Documents)
+}
+
+func sameRaw(a, b json.RawMessage) bool { return bytes.Equal(a, b) }
+
+// samePtr reports whether a and b are both nil or point to equal values.
+func samePtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 func (c *notificationCache) put(ev *rswebhooks.Event, notes []byte) {

@@ -3,6 +3,8 @@ package deliver
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -99,5 +101,105 @@ func TestBodyPartsMatchEncoder(t *testing.T) {
 	}
 	if want := referenceBody(t, d, hooks[0], 1, nil, "", at); !bytes.Equal(got, want) {
 		t.Fatalf("changed snapshot served from the cache:\n%s", got)
+	}
+}
+
+// A webhook's Properties come from the cache only while they are the ones
+// encoded: the same webhook value changed in place gets its own.
+func TestPropertiesCacheFollowsChanges(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	ev := rswebhooks.Event{ID: "E1", Filter: rswebhooks.FilterReports, Type: "Created", Time: at}
+	d := &rswebhooks.Delivery{ID: "D1", EventID: ev.ID, Event: ev}
+	w := &rswebhooks.Webhook{ID: "W1", Properties: map[string]json.RawMessage{"env": json.RawMessage(`"one"`)}}
+	var cache notificationCache
+	for i, props := range []map[string]json.RawMessage{
+		{"env": json.RawMessage(`"one"`)},
+		{"env": json.RawMessage(`"one"`)}, // from the cache
+		{"env": json.RawMessage(`"two"`)},
+		{"env": json.RawMessage(`"two"`), "extra": json.RawMessage(`1`)},
+		{"other": json.RawMessage(`"two"`)},
+		nil,
+		{"env": json.RawMessage(`"one"`)},
+	} {
+		w.Properties = props
+		got, err := marshalBody(d, w, 1, nil, "", at, &cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceBody(t, d, w, 1, nil, "", at); !bytes.Equal(got, want) {
+			t.Fatalf("step %d, Properties %s:\n--- got\n%s\n--- want\n%s", i, props, got, want)
+		}
+	}
+	// Changing a value in place, in the map the cache saw, is seen too.
+	w.Properties["env"][1] = 'X'
+	got, err := marshalBody(d, w, 1, nil, "", at, &cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := referenceBody(t, d, w, 1, nil, "", at); !bytes.Equal(got, want) {
+		t.Fatalf("value changed in place:\n--- got\n%s\n--- want\n%s", got, want)
+	}
+}
+
+// sameEvent compares every field of rswebhooks.Event: a snapshot that
+// differs from the cached one in any field is not served the cached
+// notification. A field added to Event fails this test until sameEvent
+// (and this test) know it.
+func TestSameEventComparesEveryField(t *testing.T) {
+	exec := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	alert := true
+	base := rswebhooks.Event{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ExecutionDateUTC: &exec, AlertTriggered: &alert,
+		Missing: []string{"m"}, DocumentIDs: []string{"d"}, Documents: []rswebhooks.Document{{ID: "doc"}}}
+	v := reflect.ValueOf(&base).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String {
+			f.SetString(v.Type().Field(i).Name)
+		}
+	}
+	clone := func() rswebhooks.Event {
+		c := base
+		c.Missing, c.DocumentIDs, c.Documents = slices.Clone(base.Missing), slices.Clone(base.DocumentIDs), slices.Clone(base.Documents)
+		e, a := *base.ExecutionDateUTC, *base.AlertTriggered
+		c.ExecutionDateUTC, c.AlertTriggered = &e, &a
+		return c
+	}
+	if c := clone(); !sameEvent(&base, &c) {
+		t.Fatal("a copy is not the same event")
+	}
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		c := clone()
+		f := reflect.ValueOf(&c).Elem().Field(i)
+		switch x := f.Addr().Interface().(type) {
+		case *string:
+			*x += "'"
+		case *time.Time:
+			*x = x.Add(time.Second)
+		case *[]string:
+			*x = append(*x, "more")
+		case **time.Time:
+			t2 := (*x).Add(time.Second)
+			*x = &t2
+		case **bool:
+			b := !**x
+			*x = &b
+		case *[]rswebhooks.Document:
+			(*x)[0].Name = "changed"
+		default:
+			t.Fatalf("Event.%s (%s): teach sameEvent and this test to compare it", name, f.Type())
+		}
+		if sameEvent(&base, &c) {
+			t.Errorf("Event.%s changed, sameEvent still true", name)
+		}
+	}
+	// Pointers: one nil and one set differ; both nil are the same.
+	c := clone()
+	c.ExecutionDateUTC, c.AlertTriggered = nil, nil
+	if sameEvent(&base, &c) {
+		t.Error("nil ExecutionDateUTC and AlertTriggered against set ones: sameEvent true")
+	}
+	d := c
+	if !sameEvent(&c, &d) {
+		t.Error("both nil: sameEvent false")
 	}
 }

@@ -461,6 +461,11 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		readHook map[string]int
 	)
 	heads := map[string]orderHead{}
+	// Webhooks (not Ordered) this read found at their buffer bound: what
+	// bounds them only grows during a read, so their later keys are passed
+	// over without looking the webhook up again (a busy owner's backlog is
+	// most of what a head read passes over).
+	full := map[string]bool{}
 	var holds []hold
 	// Deliveries passed over because their webhook's order or rate holds
 	// them: moved back in the queue if the read was full, so a long
@@ -472,6 +477,9 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		last = d
 		if _, busy := st.inflight[d.ID]; busy {
 			return true
+		}
+		if full[d.WebhookID] {
+			return true // st.blocked is already set
 		}
 		w := e.settings(ctx, d.WebhookID)
 		if w.Ordered {
@@ -511,6 +519,9 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 		}
 		if !e.bufferable(st, d.WebhookID, owner, hookPlanned[d.WebhookID]+elsewhere, ownerPlanned[owner], slowPlanned) {
 			st.blocked = true
+			if !w.Ordered {
+				full[d.WebhookID] = true
+			}
 			return true
 		}
 		if n, wait, reason := e.pace.available(d.WebhookID, w.MaxPerSecond, now); n >= 0 && hookPlanned[d.WebhookID] >= n {

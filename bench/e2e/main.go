@@ -27,6 +27,13 @@
 // the cores the daemon and this process kept busy on average while the
 // clients were posting (CPU time over that span): below the machine's
 // cores, that phase was not held back by CPU.
+//
+// This process is harness, not product, and shares the two cores with the
+// daemon, so it is kept cheap without weakening what it checks: the sink
+// reads HTTP/1.1 itself (sink.go; every notification still verified with
+// both signatures and counted by delivery id), the process collects at
+// GOGC 400 and runs on one P (-procs). The clients and the upstream use
+// net/http.
 package main
 
 import (
@@ -40,13 +47,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rswebhooks/rswebhooks/bench/benchrig"
-	"github.com/rswebhooks/rswebhooks/signature"
 )
 
 // secret is every webhook's secret (the registrations API wants 32–128).
@@ -61,9 +70,33 @@ func main() {
 	wait := flag.Duration("wait", 5*time.Minute, "longest wait for every delivery after the last create")
 	perfOut := flag.String("perf", "", "record a perf profile of each daemon here (suffixed .NAME.ROUND)")
 	cpuOut := flag.String("cpuprofile", "", "have each daemon write a Go CPU profile of its run here (suffixed .NAME.ROUND; the binary must be built with -tags pprof)")
+	procs := flag.Int("procs", 1, "GOMAXPROCS of this process (0: the Go default, one per core); its goroutines need well under a core, and on one P its threads do not spin looking for work on the cores the daemon needs")
+	selfOut := flag.String("selfprofile", "", "write a Go CPU profile of this process (clients, upstream and sink) over all rounds here")
 	flag.Parse()
+	// This process (clients, upstream, sink) shares the cores with the
+	// daemon; its heap is a few MB, so at the default GOGC it collects
+	// every few milliseconds. Collect less often: that is this harness's
+	// cost, not the daemon's (whose environment, GOGC included, is left
+	// as it is).
+	debug.SetGCPercent(400)
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
+	if *selfOut != "" {
+		f, err := os.Create(*selfOut)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e-bench:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	if err := run(strings.Split(*bins, ","), *rounds, *events, *hooks, *clients, *wait, *perfOut, *cpuOut); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e-bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -88,48 +121,6 @@ func run(bins []string, rounds, events, hooks, clients int, wait time.Duration, 
 		}
 	}
 	return nil
-}
-
-// sink verifies each notification's signatures and counts distinct
-// delivery ids; done is closed when want distinct ids have arrived.
-type sink struct {
-	want   int64
-	done   chan struct{}
-	mu     sync.Mutex
-	seen   map[string]struct{}
-	dups   atomic.Int64
-	bad    atomic.Int64
-	badMsg atomic.Value
-	at     atomic.Int64 // distinct deliveries so far
-}
-
-func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err == nil {
-		err = signature.Verify(secret, r.Header.Get(signature.HeaderSignature), body)
-	}
-	if err == nil {
-		err = signature.VerifyStandard(secret, r.Header, body, time.Now(), 0)
-	}
-	if err != nil {
-		s.bad.Add(1)
-		s.badMsg.Store(err.Error())
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	id := r.Header.Get(signature.HeaderWebhookID)
-	s.mu.Lock()
-	_, dup := s.seen[id]
-	s.seen[id] = struct{}{}
-	s.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-	if dup {
-		s.dups.Add(1)
-		return
-	}
-	if s.at.Add(1) == s.want {
-		close(s.done)
-	}
 }
 
 // cpu returns the CPU time (user + system) process pid has used so far.
@@ -197,12 +188,12 @@ const clockTicks = 100
 // once runs one binary: fresh daemon and sink, webhooks, creates, wait.
 func once(bin, upstream string, events, hooks, clients int, wait time.Duration, perfOut, cpuOut, label string) (string, error) {
 	want := int64(events * hooks)
-	s := &sink{want: want, done: make(chan struct{}), seen: make(map[string]struct{}, want)}
-	sinkAddr, stopSink, err := benchrig.Serve(benchrig.Echo(s))
+	s, err := newSink(want)
 	if err != nil {
 		return "", err
 	}
-	defer stopSink()
+	defer s.close()
+	sinkAddr := s.addr()
 
 	var env []string // nil: this process's
 	if cpuOut != "" {

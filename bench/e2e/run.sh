@@ -6,6 +6,12 @@
 # events x webhooks, so the two can be compared as a ratio. Rounds alternate
 # the binaries so a baseline and a candidate share the machine's conditions.
 #
+# With a baseline each tree runs with its own harness (bench/e2e: clients,
+# upstream and sink, the bench process), and a third binary, "cur-oldbench",
+# runs the current daemon under the baseline's harness: cur-oldbench against
+# base is the daemon's change alone, cur against cur-oldbench the harness's
+# (the bench process CPU column shows the harness's own cost).
+#
 # Usage: bench/e2e/run.sh [baseline-commit]
 #   EVENTS=1500 WEBHOOKS=8 ROUNDS=3 bench/e2e/run.sh main
 # Results in bench/out/e2e.txt; the summary gives medians and ratios.
@@ -15,24 +21,35 @@ EVENTS=${EVENTS:-1500}
 WEBHOOKS=${WEBHOOKS:-8}
 ROUNDS=${ROUNDS:-3}
 mkdir -p bench/out
-go build -o bench/out/e2e ./bench/e2e
+go build -o bench/out/e2e-cur ./bench/e2e
 go build -o bench/out/rswebhooks-cur ./cmd/rswebhooks
 go build -o bench/out/deliver-cur ./bench/deliver
+# name harness daemon deliver ("-": no bench/deliver run)
+configs=("cur e2e-cur rswebhooks-cur deliver-cur")
 names=(cur)
 if [ $# -ge 1 ]; then
   old=$(mktemp -d)
   trap 'rm -rf "$old"' EXIT
   git archive "$1" | tar -x -C "$old"
   (cd "$old" && go build -o "$OLDPWD/bench/out/rswebhooks-base" ./cmd/rswebhooks && go build -o "$OLDPWD/bench/out/deliver-base" ./bench/deliver)
-  names=(base cur)
+  if [ -d "$old/bench/e2e" ]; then
+    (cd "$old" && go build -o "$OLDPWD/bench/out/e2e-base" ./bench/e2e)
+  else # a baseline from before bench/e2e: both under this harness
+    cp bench/out/e2e-cur bench/out/e2e-base
+  fi
+  configs=("base e2e-base rswebhooks-base deliver-base" "cur-oldbench e2e-base rswebhooks-cur -" "cur e2e-cur rswebhooks-cur deliver-cur")
+  names=(base cur-oldbench cur)
 fi
 out=bench/out/e2e.txt
 {
   echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(git rev-parse --short HEAD)${1:+, baseline $1}, $EVENTS events x $WEBHOOKS webhooks"
   for r in $(seq "$ROUNDS"); do
-    for n in "${names[@]}"; do
-      bench/out/e2e -bin "$n=bench/out/rswebhooks-$n" -events "$EVENTS" -webhooks "$WEBHOOKS" | sed "s/round=1/round=$r/"
-      echo "deliver bin=$n round=$r $(bench/out/deliver-"$n" -mode throughput -events "$EVENTS" -webhooks "$WEBHOOKS" -concurrency 16 -per-webhook 4 | grep -o 'deliveries/s=[0-9]*')"
+    for c in "${configs[@]}"; do
+      read -r n harness daemon deliver <<<"$c"
+      bench/out/"$harness" -bin "$n=bench/out/$daemon" -events "$EVENTS" -webhooks "$WEBHOOKS" | sed "s/round=1/round=$r/"
+      if [ "$deliver" != - ]; then
+        echo "deliver bin=$n round=$r $(bench/out/"$deliver" -mode throughput -events "$EVENTS" -webhooks "$WEBHOOKS" -concurrency 16 -per-webhook 4 | grep -o 'deliveries/s=[0-9]*')"
+      fi
     done
   done
 } | tee "$out"
@@ -66,10 +83,15 @@ awk -v names="${names[*]}" '
       delete x; for (i = 1; i <= nbc[n]; i++) x[i] = bc[n, i]; mbc[n] = nbc[n] ? median(x, nbc[n]) : 0
       delete x; for (i = 1; i <= na[n]; i++) x[i] = al[n, i]; ma[n] = median(x, na[n])
       delete x; for (i = 1; i <= nb[n]; i++) x[i] = ab[n, i]; mb[n] = median(x, nb[n])
-      printf "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |\n", n, me[n], mc[n], mbc[n], ma[n], mb[n], md[n], me[n] / md[n]
+      if (nd[n]) printf "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |\n", n, me[n], mc[n], mbc[n], ma[n], mb[n], md[n], me[n] / md[n]
+      else printf "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | — | — |\n", n, me[n], mc[n], mbc[n], ma[n], mb[n]
     }
     if (("base", 1) in e2e)
       printf "\ncur/base: end-to-end %.2fx, CPU per delivery %.2fx, bench/deliver %.2fx\n", me["cur"] / me["base"], mc["cur"] / mc["base"], md["cur"] / md["base"]
     if (("base", 1) in al && na["base"] > 0 && ma["base"] > 0)
       printf "cur/base: allocations per delivery %.2fx, bytes allocated per delivery %.2fx\n", ma["cur"] / ma["base"], mb["cur"] / mb["base"]
+    if (("base", 1) in e2e && ("cur-oldbench", 1) in e2e) {
+      printf "daemon alone (cur-oldbench/base): end-to-end %.2fx, daemon CPU per delivery %.2fx, bench process CPU per delivery %.2fx\n", me["cur-oldbench"] / me["base"], mc["cur-oldbench"] / mc["base"], mbc["cur-oldbench"] / mbc["base"]
+      printf "harness alone (cur/cur-oldbench): end-to-end %.2fx, daemon CPU per delivery %.2fx, bench process CPU per delivery %.2fx\n", me["cur"] / me["cur-oldbench"], mc["cur"] / mc["cur-oldbench"], mbc["cur"] / mbc["cur-oldbench"]
+    }
   }' "$out" | tee -a "$out"
