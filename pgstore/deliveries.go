@@ -688,19 +688,53 @@ func attemptN(a *rswebhooks.Attempt) int {
 	return a.N
 }
 
-// deleteDelivery deletes delivery $1 with its lease, and its event's
-// snapshot if no other delivery refers to it.
-const deleteDelivery = `WITH l AS (DELETE FROM leases WHERE delivery_id = $1),
-del AS (DELETE FROM deliveries WHERE id = $1 RETURNING id, event_id, shared), ` + dropSnapshots + `
+// deleteDeliveries deletes the deliveries $1 with their leases, and their
+// events' snapshots that no other delivery refers to.
+const deleteDeliveries = `WITH l AS (DELETE FROM leases WHERE delivery_id = ANY ($1)),
+del AS (DELETE FROM deliveries WHERE id = ANY ($1) RETURNING id, event_id, shared), ` + dropSnapshots + `
 SELECT 1 FROM del` // its tag counts the rows deleted
+
+// deleteLocked deletes, in one transaction, the deliveries that lock (a
+// SELECT of delivery ids … FOR UPDATE, with args) returns, with their
+// attempts, leases and unshared snapshots, and returns how many it
+// deleted. The rows are locked first and the attempts deleted by a later
+// statement, whose snapshot sees an attempt a completion recorded while
+// the lock waited for it (attempts have no foreign key since schema 5).
+func (db *DB) deleteLocked(ctx context.Context, lock string, args ...any) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, lock, args...)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM attempts WHERE delivery_id = ANY ($1)`, ids); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, deleteDeliveries, ids)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// deleteDelivery deletes delivery id (see deleteLocked) and reports
+// whether it was there.
+func (db *DB) deleteDelivery(ctx context.Context, id string) (bool, error) {
+	n, err := db.deleteLocked(ctx, `SELECT id FROM deliveries WHERE id = $1 FOR UPDATE`, id)
+	return n > 0, err
+}
 
 // DiscardDelivery removes a delivery with its attempts, or ErrNotFound.
 func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
-	tag, err := db.pool.Exec(ctx, deleteDelivery, id)
+	found, err := db.deleteDelivery(ctx, id)
 	if err != nil {
 		return fmt.Errorf("pgstore: discard delivery %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("pgstore: discard: %w", notFound("delivery", id))
 	}
 	return nil
@@ -794,7 +828,14 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 	case "event":
 		q = "DELETE FROM events WHERE id = $1"
 	case "delivery":
-		q = deleteDelivery
+		found, err := db.deleteDelivery(ctx, id)
+		if err != nil {
+			return fmt.Errorf("pgstore: delete unreadable delivery %s: %w", id, err)
+		}
+		if !found {
+			return fmt.Errorf("pgstore: delete unreadable: %w", notFound(kind, id))
+		}
+		return nil
 	case "attempt":
 		i := strings.LastIndexByte(id, '.')
 		n, err := strconv.Atoi(id[i+1:])
