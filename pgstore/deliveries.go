@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -451,10 +452,9 @@ type completeRes struct {
 	next   storedDelivery
 }
 
-// completeBatch records reqs in one transaction and one round trip. The
-// rows are locked in id order first (so batches of two nodes cannot
-// deadlock); a delivery twice in reqs is written in request order, by
-// separate statements.
+// completeBatch records reqs in one transaction and one round trip. A
+// delivery twice in reqs is written in request order, by separate
+// statements.
 func (db *DB) completeBatch(ctx context.Context, reqs []completeReq) ([]completeRes, error) {
 	out := make([]completeRes, 0, len(reqs))
 	for len(reqs) > 0 {
@@ -474,8 +474,21 @@ func (db *DB) completeBatch(ctx context.Context, reqs []completeReq) ([]complete
 	return out, nil
 }
 
+// completeDistinct records reqs (distinct deliveries) in one statement,
+// completeSQL, sent in delivery id order: its plan updates the rows in the
+// order of its arrays (a nested loop over them), so batches of two nodes
+// lock their rows in id order and cannot deadlock over them. (Should a plan
+// ever lock them in another order, PostgreSQL aborts one batch of a
+// deadlock and againIfAborted sends it again.) Before, a statement of its
+// own locked the rows in id order first: a second statement's execution
+// and a WAL record per row more.
 func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]completeRes, error) {
 	n := len(reqs)
+	order := make([]int, n) // order[j]: the request sent j-th
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(reqs[a].r.id, reqs[b].r.id) })
 	ids, hooks, evs, states := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	nexts, exps := make([]time.Time, n), make([]*time.Time, n)
 	records, abodies := make([][]byte, n), make([][]byte, n)
@@ -483,30 +496,24 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 	cholders, cuntils := make([]string, n), make([]time.Time, n)
 	notify := false
 	var now time.Time
-	for i, q := range reqs {
-		ids[i], hooks[i], evs[i], states[i], nexts[i], exps[i], records[i] = q.r.id, q.r.webhook, q.r.event, q.r.state, q.r.next, q.r.expires, q.r.record
-		ns[i], abodies[i] = int32(q.n), q.abody
+	for j, i := range order {
+		q := reqs[i]
+		ids[j], hooks[j], evs[j], states[j], nexts[j], exps[j], records[j] = q.r.id, q.r.webhook, q.r.event, q.r.state, q.r.next, q.r.expires, q.r.record
+		ns[j], abodies[j] = int32(q.n), q.abody
 		notify = notify || q.notify
 		if c := q.next; c != nil {
-			cholders[i], cuntils[i], pers[i] = c.holder, c.until, int32(c.per)
+			cholders[j], cuntils[j], pers[j] = c.holder, c.until, int32(c.per)
 			if c.now.After(now) {
 				now = c.now // one time for the batch: its calls are concurrent
 			}
 		}
 	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT 1 FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, ids)
-	b.Queue(completeSQL, ids, hooks, evs, states, nexts, exps, records, ns, abodies, db.expiry(), notify, chanDue, db.self,
-		cholders, cuntils, pers, now)
-	br := db.pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, err
-	}
-	rows, err := br.Query()
+	rows, err := db.pool.Query(ctx, completeSQL, ids, hooks, evs, states, nexts, exps, records, ns, abodies, db.expiry(), notify,
+		chanDue, db.self, cholders, cuntils, pers, now)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	out := make([]completeRes, n)
 	got := 0
 	for rows.Next() {
@@ -514,24 +521,21 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 		var r completeRes
 		if err := rows.Scan(&ord, &r.found, &r.holder, &r.next.id, &r.next.record, &r.next.own, &r.next.shared, &r.next.snap,
 			new(int64)); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		if ord < 1 || ord > n {
-			rows.Close()
 			return nil, fmt.Errorf("complete: result for request %d of %d", ord, n)
 		}
-		out[ord-1] = r
+		out[order[ord-1]] = r
 		got++
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if got != n {
 		return nil, fmt.Errorf("complete: %d results for %d deliveries", got, n)
 	}
-	return out, br.Close()
+	return out, nil
 }
 
 // completeSQL records a batch of Completes (see completeBatch) and moves
@@ -544,7 +548,7 @@ func (db *DB) completeDistinct(ctx context.Context, reqs []completeReq) ([]compl
 // taken with FOR UPDATE SKIP LOCKED, never waited for.
 //
 // The requests of one webhook whose leases move get its free deliveries in
-// due order, in request order. The lease check of the delivery rows runs on
+// due order, in the order of their deliveries' ids. The lease check of the delivery rows runs on
 // the statement's snapshot, and locking a row another transaction only
 // locked (a Lease that has committed since) does not check it again, so
 // the lease is written only where no unexpired one is there by then (ON
@@ -684,19 +688,53 @@ func attemptN(a *rswebhooks.Attempt) int {
 	return a.N
 }
 
-// deleteDelivery deletes delivery $1 with its lease, and its event's
-// snapshot if no other delivery refers to it.
-const deleteDelivery = `WITH l AS (DELETE FROM leases WHERE delivery_id = $1),
-del AS (DELETE FROM deliveries WHERE id = $1 RETURNING id, event_id, shared), ` + dropSnapshots + `
+// deleteDeliveries deletes the deliveries $1 with their leases, and their
+// events' snapshots that no other delivery refers to.
+const deleteDeliveries = `WITH l AS (DELETE FROM leases WHERE delivery_id = ANY ($1)),
+del AS (DELETE FROM deliveries WHERE id = ANY ($1) RETURNING id, event_id, shared), ` + dropSnapshots + `
 SELECT 1 FROM del` // its tag counts the rows deleted
+
+// deleteLocked deletes, in one transaction, the deliveries that lock (a
+// SELECT of delivery ids … FOR UPDATE, with args) returns, with their
+// attempts, leases and unshared snapshots, and returns how many it
+// deleted. The rows are locked first and the attempts deleted by a later
+// statement, whose snapshot sees an attempt a completion recorded while
+// the lock waited for it (attempts have no foreign key since schema 5).
+func (db *DB) deleteLocked(ctx context.Context, lock string, args ...any) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, lock, args...)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM attempts WHERE delivery_id = ANY ($1)`, ids); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, deleteDeliveries, ids)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// deleteDelivery deletes delivery id (see deleteLocked) and reports
+// whether it was there.
+func (db *DB) deleteDelivery(ctx context.Context, id string) (bool, error) {
+	n, err := db.deleteLocked(ctx, `SELECT id FROM deliveries WHERE id = $1 FOR UPDATE`, id)
+	return n > 0, err
+}
 
 // DiscardDelivery removes a delivery with its attempts, or ErrNotFound.
 func (db *DB) DiscardDelivery(ctx context.Context, id string) error {
-	tag, err := db.pool.Exec(ctx, deleteDelivery, id)
+	found, err := db.deleteDelivery(ctx, id)
 	if err != nil {
 		return fmt.Errorf("pgstore: discard delivery %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("pgstore: discard: %w", notFound("delivery", id))
 	}
 	return nil
@@ -790,7 +828,14 @@ func (db *DB) DeleteUnreadable(ctx context.Context, kind, id string) error {
 	case "event":
 		q = "DELETE FROM events WHERE id = $1"
 	case "delivery":
-		q = deleteDelivery
+		found, err := db.deleteDelivery(ctx, id)
+		if err != nil {
+			return fmt.Errorf("pgstore: delete unreadable delivery %s: %w", id, err)
+		}
+		if !found {
+			return fmt.Errorf("pgstore: delete unreadable: %w", notFound(kind, id))
+		}
+		return nil
 	case "attempt":
 		i := strings.LastIndexByte(id, '.')
 		n, err := strconv.Atoi(id[i+1:])

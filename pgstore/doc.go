@@ -67,6 +67,18 @@
 // schema 4) and shared by its deliveries, whose rows hold only their
 // state, so recording an attempt rewrites a small row.
 //
+// The server's work per statement counts too. Rows that are new in all
+// but rare cases are written with plain INSERTs: an append's unique
+// violation is its conflict (ErrConflict), and a fan-out finding a
+// delivery or snapshot there already (one put under the id fan-out
+// derives, a snapshot kept for an event id appended again) is rolled back
+// and sent again tolerating them (ON CONFLICT), since an INSERT … ON
+// CONFLICT is a speculative insertion: a conflict check, a lock and a WAL
+// record more per row. The completion statement locks its delivery rows
+// with its own UPDATE, in delivery id order, so batches of two nodes
+// cannot deadlock over them (a deadlock PostgreSQL breaks anyway is sent
+// again).
+//
 // The store's sessions plan each statement once (plan_cache_mode
 // force_generic_plan: the default re-planned the larger ones on every
 // execution) and read by index (enable_seqscan off, so that a plan made

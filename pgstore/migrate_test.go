@@ -18,6 +18,7 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
 	"github.com/rswebhooks/rswebhooks/internal/testutil"
+	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
 
@@ -123,8 +124,8 @@ func TestSchema3DeliveriesUpgradeAndDeliverOnce(t *testing.T) {
 		State: rswebhooks.DeliverySucceeded, Attempts: 1, LastStatus: 204, CreatedUTC: at, UpdatedUTC: at}, &exp)
 
 	db := open(t, url, storetest.Config{})
-	if v := query[int](t, url, "SELECT max(version) FROM rswebhooks_schema"); v != 4 {
-		t.Fatalf("schema version after Open = %d, want 4", v)
+	if v := query[int](t, url, "SELECT max(version) FROM rswebhooks_schema"); v != pgstore.SchemaVersion() {
+		t.Fatalf("schema version after Open = %d, want %d", v, pgstore.SchemaVersion())
 	}
 	same := func(when string, got, want *rswebhooks.Delivery) {
 		t.Helper()
@@ -269,5 +270,96 @@ func TestMissingSnapshotIsAnError(t *testing.T) {
 	}
 	if l, err := db.ListDeliveries(ctx, "W1", 0); err != nil || len(l) != 0 {
 		t.Fatalf("ListDeliveries = %d deliveries, %v; want the unreadable one skipped", len(l), err)
+	}
+}
+
+// A database of schema 4 with attempts is upgraded to 5 in place: the
+// attempts' foreign key is gone, the attempts read back as they were, and
+// the statements that delete deliveries delete their attempts themselves
+// (a discarded delivery's, an expired one's, though its attempts' own
+// retention runs later), leaving other deliveries' attempts.
+func TestSchema4AttemptsUpgrade(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	schemaAt(t, url, 4)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if n := query[int](t, url, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'attempts'::regclass AND contype = 'f'`); n != 1 {
+		t.Fatalf("schema 4 has %d foreign keys on attempts, want 1", n)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	at := now.Add(-time.Hour)
+	put := func(resource string, expires time.Time) *rswebhooks.Delivery {
+		t.Helper()
+		ev := &rswebhooks.Event{ID: rswebhooks.NewID(at), Filter: "reports", Type: "Created", ResourceID: resource, Time: at}
+		d := &rswebhooks.Delivery{ID: rswebhooks.DeliveryID(ev, "W1"), WebhookID: "W1", EventID: ev.ID, Event: *ev,
+			State: rswebhooks.DeliverySucceeded, Attempts: 2, LastStatus: 204, CreatedUTC: at, UpdatedUTC: at}
+		rec, err := json.Marshal(d) // a row of schema 3 not rewritten since: its record holds its event
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO deliveries (id, webhook_id, event_id, state, next_at, expires_at, record)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.ID, d.WebhookID, d.EventID, d.State, at, expires, rec); err != nil {
+			t.Fatal(err)
+		}
+		for n := 1; n <= 2; n++ {
+			a, _ := json.Marshal(&rswebhooks.Attempt{DeliveryID: d.ID, N: n, StartedUTC: at, StatusCode: 500 - 296*(n-1)})
+			if _, err := conn.Exec(ctx, `INSERT INTO attempts (delivery_id, n, expires_at, body) VALUES ($1, $2, $3, $4)`,
+				d.ID, n, now.Add(time.Hour), a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	kept := put("r-kept", now.Add(time.Hour))
+	discarded := put("r-discarded", now.Add(time.Hour))
+	expired := put("r-expired", now.Add(-time.Minute))
+
+	db := open(t, url, storetest.Config{})
+	if v := query[int](t, url, "SELECT max(version) FROM rswebhooks_schema"); v != 5 {
+		t.Fatalf("schema version after Open = %d, want 5", v)
+	}
+	if n := query[int](t, url, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'attempts'::regclass AND contype = 'f'`); n != 0 {
+		t.Fatalf("%d foreign keys left on attempts, want 0", n)
+	}
+	attempts := func(id string) int {
+		return query[int](t, url, "SELECT count(*) FROM attempts WHERE delivery_id = $1", id)
+	}
+	as, err := db.Attempts(ctx, kept.ID)
+	if err != nil || len(as) != 2 || as[0].StatusCode != 500 || as[1].StatusCode != 204 {
+		t.Fatalf("attempts after the upgrade = %+v, %v", as, err)
+	}
+	if err := db.DiscardDelivery(ctx, discarded.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := attempts(discarded.ID); n != 0 {
+		t.Fatalf("a discarded delivery left %d attempts", n)
+	}
+	if err := db.DiscardDelivery(ctx, discarded.ID); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("discarding it again = %v, want ErrNotFound", err)
+	}
+	if err := db.DeleteExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetDelivery(ctx, expired.ID); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("the expired delivery after retention: %v, want ErrNotFound", err)
+	}
+	if n := attempts(expired.ID); n != 0 {
+		t.Fatalf("an expired delivery left %d attempts (their own retention ends in an hour)", n)
+	}
+	if n := attempts(kept.ID); n != 2 {
+		t.Fatalf("the kept delivery has %d attempts, want 2", n)
+	}
+	if err := db.DeleteUnreadable(ctx, "delivery", kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := attempts(kept.ID); n != 0 {
+		t.Fatalf("a delivery deleted as unreadable left %d attempts", n)
+	}
+	if err := db.DeleteUnreadable(ctx, "delivery", kept.ID); !errors.Is(err, rswebhooks.ErrNotFound) {
+		t.Fatalf("deleting it again = %v, want ErrNotFound", err)
 	}
 }

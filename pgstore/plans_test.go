@@ -39,3 +39,17 @@ func TestSessionSettingsForGenericPlans(t *testing.T) {
 		db.Close()
 	}
 }
+
+// The fan-out's first statement inserts without ON CONFLICT; only the one
+// sent again after a unique violation tolerates rows there.
+func TestFanOutStatements(t *testing.T) {
+	if n := strings.Count(fanOutSQL[true], "ON CONFLICT"); n != 2 {
+		t.Fatalf("the tolerant fan-out has %d ON CONFLICT clauses, want 2 (deliveries, snapshots)", n)
+	}
+	if strings.Contains(fanOutSQL[false], "ON CONFLICT") {
+		t.Fatalf("the plain fan-out has an ON CONFLICT clause:\n%s", fanOutSQL[false])
+	}
+	if len(fanOutSQL[false]) >= len(fanOutSQL[true]) {
+		t.Fatal("the plain fan-out is the tolerant one")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -470,28 +471,38 @@ func (db *DB) DeleteExpired(ctx context.Context) error {
 	for _, q := range []string{
 		`DELETE FROM leases WHERE ctid = ANY (ARRAY(SELECT ctid FROM leases WHERE until <= $1 LIMIT $2))`,
 		`DELETE FROM attempts WHERE ctid = ANY (ARRAY(SELECT ctid FROM attempts WHERE expires_at <= $1 LIMIT $2))`,
-		// With the snapshots no delivery refers to any more; the tag
-		// counts the deliveries deleted.
-		`WITH del AS (
-			DELETE FROM deliveries WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries WHERE expires_at <= $1 AND state <> 'pending' LIMIT $2))
-			RETURNING id, event_id, shared
-		), ` + dropSnapshots + ` SELECT 1 FROM del`,
+		expiredDeliveries,
 		`DELETE FROM events WHERE ctid = ANY (ARRAY(SELECT ctid FROM events WHERE expires_at <= $1 AND fanned LIMIT $2))`,
 		`DELETE FROM executions WHERE ctid = ANY (ARRAY(SELECT ctid FROM executions WHERE expires_at <= $1 LIMIT $2))`,
 		`DELETE FROM meta WHERE ctid = ANY (ARRAY(SELECT ctid FROM meta WHERE expires_at <= $1 LIMIT $2))`,
 	} {
 		for ctx.Err() == nil {
-			tag, err := db.pool.Exec(ctx, q, now, retentionBatch)
+			var n int64
+			var err error
+			if q == expiredDeliveries {
+				// With their attempts and the snapshots no delivery
+				// refers to any more (deleteLocked).
+				n, err = db.deleteLocked(ctx, q, now, retentionBatch)
+			} else {
+				var tag pgconn.CommandTag
+				tag, err = db.pool.Exec(ctx, q, now, retentionBatch)
+				n = tag.RowsAffected()
+			}
 			if err != nil {
 				return fmt.Errorf("pgstore: delete expired rows: %w", err)
 			}
-			if tag.RowsAffected() < retentionBatch {
+			if n < retentionBatch {
 				break
 			}
 		}
 	}
 	return ctx.Err()
 }
+
+// expiredDeliveries locks a batch of finished deliveries whose retention
+// ended, for deleteLocked (rows another transaction holds are left for the
+// next batch).
+const expiredDeliveries = `SELECT id FROM deliveries WHERE expires_at <= $1 AND state <> 'pending' LIMIT $2 FOR UPDATE SKIP LOCKED`
 
 // expiry is the expires_at of data retained from now.
 func (db *DB) expiry() time.Time { return db.now().Add(db.opts.Retention) }

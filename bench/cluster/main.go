@@ -39,7 +39,7 @@ func main() {
 	nodes := flag.Int("nodes", 1, "PostgreSQL nodes (delivery engines sharing the database)")
 	pgURL := flag.String("postgres-url", "", "PostgreSQL server whose role may create databases (default: a throw-away cluster)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	pgStats := flag.Bool("pgstats", false, "after PostgreSQL's throughput row, print the server's and this process's CPU per delivery and the top statements of pg_stat_statements (throw-away cluster only)")
+	pgStats := flag.Bool("pgstats", false, "after PostgreSQL's throughput row, print the server's and this process's CPU per delivery, the server's statements, buffer hits and WAL per delivery, and the top statements of pg_stat_statements (throw-away cluster only)")
 	pgWaits := flag.Bool("pgwaits", false, "after PostgreSQL's throughput row, print what its active backends were doing (wait events, sampled every 5 ms)")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -86,7 +86,7 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 		cluster = &pgtest.Cluster{URL: pgURL}
 	}
 	n := 0
-	lastURL := ""
+	lastURL, walFrom := "", ""
 	newPG := func() ([]rswebhooks.Store, func(), error) {
 		n++
 		url, err := cluster.CreateDatabase(context.Background(), fmt.Sprintf("bench_%d_%d", os.Getpid(), n))
@@ -95,7 +95,7 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 		}
 		lastURL = url
 		if pgStats {
-			if err := resetStats(url); err != nil {
+			if walFrom, err = resetStats(url); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -156,7 +156,7 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 				waits.print()
 			}
 			if err == nil && stats {
-				err = printStats(lastURL, before, usageNow(cluster.ServerPid()), events*hooks)
+				err = printStats(lastURL, walFrom, before, usageNow(cluster.ServerPid()), events*hooks)
 			}
 			closeAll()
 			if err != nil {

@@ -8,7 +8,8 @@
 # PostgreSQL is a throw-away cluster from the local binaries (Debian's
 # postgresql package) or the server at RSWEBHOOKS_TEST_POSTGRES_URL.
 # Each run repeats RUNS times (default 3). PGSTATS=1 adds, after
-# PostgreSQL's throughput row, the server's and the bench's CPU per delivery
+# PostgreSQL's throughput row, the server's and the bench's CPU per delivery,
+# the server's statements, buffer hits and WAL (records, bytes) per delivery
 # and the top statements of pg_stat_statements; PGWAITS=1 what its active
 # backends wait on (sampled). Results in
 # bench/out/cluster.txt.

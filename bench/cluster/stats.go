@@ -70,23 +70,73 @@ func procCPU(pid int, children bool) time.Duration {
 	return time.Duration(n) * clockTick
 }
 
-func resetStats(url string) error {
+// resetStats empties pg_stat_statements and returns the server's WAL
+// insert position, from which printStats counts the WAL written ("" when
+// pg_walinspect, which reads it, is not installed).
+func resetStats(url string) (walFrom string, err error) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
-		return fmt.Errorf("pg_stat_statements: %w", err)
+		return "", fmt.Errorf("pg_stat_statements: %w", err)
 	}
-	_, err = conn.Exec(ctx, "SELECT pg_stat_statements_reset()")
-	return err
+	if _, err := conn.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_walinspect"); err != nil {
+		return "", nil // no WAL figures
+	}
+	err = conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&walFrom)
+	return walFrom, err
 }
 
-// printStats prints CPU per delivery between a and b and the statements
-// of the database at url by total execution time.
-func printStats(url string, a, b usage, deliveries int) error {
+// printWork prints what the server did per delivery since resetStats:
+// statements executed (those run inside others, by functions and
+// triggers, included), shared buffers they touched, and the WAL records
+// and bytes the whole server wrote from walFrom (none when walFrom is "").
+func printWork(ctx context.Context, conn *pgx.Conn, walFrom string, deliveries int) error {
+	var calls, hits int64
+	if err := conn.QueryRow(ctx, `SELECT coalesce(sum(s.calls), 0)::bigint, coalesce(sum(s.shared_blks_hit), 0)::bigint
+		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+		WHERE d.datname = current_database() AND s.query NOT LIKE '%pg_stat_statements%'`).Scan(&calls, &hits); err != nil {
+		return err
+	}
+	per := func(n int64) float64 { return float64(n) / float64(deliveries) }
+	line := fmt.Sprintf("  per delivery: %.2f statements, %.0f buffer hits", per(calls), per(hits))
+	if walFrom != "" {
+		// pg_walinspect reads flushed WAL only: wait for the WAL writer.
+		var to string
+		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&to); err != nil {
+			return err
+		}
+		for range 200 {
+			var flushed bool
+			if err := conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", to).Scan(&flushed); err != nil {
+				return err
+			}
+			if flushed {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		var records, bytes int64
+		if err := conn.QueryRow(ctx, `SELECT coalesce(sum(count), 0)::bigint, coalesce(sum(combined_size), 0)::bigint
+			FROM pg_get_wal_stats($1::pg_lsn, $2::pg_lsn)`, walFrom, to).Scan(&records, &bytes); err != nil {
+			return err
+		}
+		line += fmt.Sprintf(", WAL %.1f records, %.0f bytes", per(records), per(bytes))
+	}
+	fmt.Println(line)
+	return nil
+}
+
+// printStats prints CPU per delivery between a and b, the server's work per
+// delivery (printWork) and the statements of the database at url by total
+// execution time.
+func printStats(url, walFrom string, a, b usage, deliveries int) error {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -95,6 +145,9 @@ func printStats(url string, a, b usage, deliveries int) error {
 	defer conn.Close(ctx)
 	per := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(deliveries) }
 	fmt.Printf("  cpu per delivery: server %.3f ms, bench %.3f ms\n", per(b.server-a.server), per(b.self-a.self))
+	if err := printWork(ctx, conn, walFrom, deliveries); err != nil {
+		return err
+	}
 	rows, err := conn.Query(ctx, `SELECT s.calls, s.total_exec_time, s.rows, regexp_replace(left(s.query, 400), '\s+', ' ', 'g')
 		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 		WHERE d.datname = current_database() ORDER BY s.total_exec_time DESC LIMIT 10`)

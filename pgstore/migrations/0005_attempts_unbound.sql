@@ -1,0 +1,15 @@
+-- rswebhooks schema 5: attempts without a foreign key to their delivery.
+--
+-- Its check ran once per recorded attempt, inside the completion: a nested
+-- statement, a trigger and a row lock written to the WAL for every
+-- delivery. The statements that delete deliveries (DiscardDelivery,
+-- DeleteUnreadable, the retention batches) now delete the deliveries'
+-- attempts themselves, after locking the delivery rows, so an attempt
+-- recorded while one was being deleted goes with it as before; an attempt
+-- is only ever recorded by the statement that updates its delivery.
+--
+-- Nodes of schema 4 still running during a rolling upgrade delete
+-- deliveries without their attempts (they relied on the cascade); those
+-- attempts are left until their own expiry, when retention deletes them.
+-- Dropping a constraint rewrites no row.
+ALTER TABLE attempts DROP CONSTRAINT attempts_delivery_id_fkey;
