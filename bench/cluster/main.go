@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime/pprof"
@@ -41,6 +42,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pgStats := flag.Bool("pgstats", false, "after PostgreSQL's throughput row, print the server's and this process's CPU per delivery, the server's statements, buffer hits and WAL per delivery, and the top statements of pg_stat_statements (throw-away cluster only)")
 	pgWaits := flag.Bool("pgwaits", false, "after PostgreSQL's throughput row, print what its active backends were doing (wait events, sampled every 5 ms)")
+	stagesOn := flag.Bool("stages", false, "after PostgreSQL's latency row, print how long each stage took from event to first attempt (append, fan-out, due read, lease, arrival), for all deliveries and the slowest 1 %")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -54,7 +56,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*events, *rate, *hooks, *nodes, *pgURL, *pgStats, *pgWaits); err != nil {
+	if err := run(*events, *rate, *hooks, *nodes, *pgURL, *pgStats, *pgWaits, *stagesOn); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster-bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -66,7 +68,7 @@ type result struct {
 	p50, p99 time.Duration
 }
 
-func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) error {
+func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits, stagesOn bool) error {
 	if pgStats && pgURL != "" {
 		return fmt.Errorf("-pgstats needs the throw-away cluster (it loads pg_stat_statements and reads the server's CPU): drop -postgres-url")
 	}
@@ -151,7 +153,14 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 					return err
 				}
 			}
-			pair[i], err = measure(ss, events, hooks, rateOrZero)
+			var clock *stageClock
+			if stagesOn && r.name != "badger" && rateOrZero > 0 {
+				clock = newStageClock()
+			}
+			pair[i], err = measure(ss, events, hooks, rateOrZero, clock)
+			if clock != nil {
+				clock.print()
+			}
 			if waits != nil {
 				waits.print()
 			}
@@ -176,10 +185,20 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 // measure runs one delivery engine per store on events (at rate per
 // second, or as fast as possible when rate is 0) and waits for every
 // delivery.
-func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
+// With a clock (PostgreSQL only) it records each delivery's stages.
+func measure(ss []rswebhooks.Store, events, hooks, rate int, clock *stageClock) (result, error) {
 	total := events * hooks
 	recv := benchrig.NewReceiver(total, true)
-	srv := httptest.NewServer(recv)
+	var h http.Handler = recv
+	if clock != nil {
+		h = clock.receiver(recv)
+		staged := make([]rswebhooks.Store, len(ss))
+		for i, s := range ss {
+			staged[i] = stagedDB{DB: s.(*pgstore.DB), c: clock, node: i}
+		}
+		ss = staged
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
