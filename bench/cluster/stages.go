@@ -38,9 +38,9 @@ type eventStages struct {
 }
 
 type stages struct {
-	ev                             *eventStages
+	ev                            *eventStages
 	fanned, read, leased, arrived time.Time
-	chained                        bool
+	chained                       bool
 }
 
 type readSpan struct {
