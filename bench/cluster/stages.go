@@ -55,6 +55,16 @@ func newStageClock() *stageClock {
 	return &stageClock{start: time.Now(), events: map[string]*eventStages{}, byID: map[string]*stages{}}
 }
 
+// reset forgets what was recorded and starts the clock again.
+func (c *stageClock) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.start = time.Now()
+	clear(c.events)
+	clear(c.byID)
+	c.all, c.reads = nil, nil
+}
+
 // stagedDB is a PostgreSQL store whose hot-path calls the clock sees. It
 // embeds the store, so the engine finds every optional interface.
 type stagedDB struct {
@@ -274,6 +284,17 @@ func (c *stageClock) print() {
 	}
 	row("all", done)
 	row("slowest1%", slow)
+	// The slowest few, each stage's time since the row started.
+	rel := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return fmt.Sprint(int(t.Sub(c.start) / time.Millisecond))
+	}
+	for _, s := range slow[max(0, len(slow)-3):] {
+		fmt.Printf("  slow: made %s appended %s fanned %s read %s leased %s (chained %v) arrived %s (ms)\n",
+			rel(s.ev.made), rel(s.ev.appended), rel(s.fanned), rel(s.read), rel(s.leased), s.chained, rel(s.arrived))
+	}
 	// When the slowest were made (ms since the row started), in order.
 	var at []int
 	for _, s := range slow {
