@@ -161,6 +161,7 @@ func run(events, rate, hooks, nodes, warmup int, pgURL string, pgStats, pgWaits,
 			pair[i], err = measure(ss, events, hooks, rateOrZero, warmup, clock)
 			if clock != nil {
 				clock.print()
+				printServerWork(lastURL)
 			}
 			if waits != nil {
 				waits.print()

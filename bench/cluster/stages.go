@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/pgstore"
 	"github.com/rswebhooks/rswebhooks/signature"
@@ -344,3 +346,26 @@ func (c *stageClock) print() {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
+
+// printServerWork prints what the server did besides the statements since
+// it started: checkpoints, and autovacuum and autoanalyze runs on the
+// database at url.
+func printServerWork(url string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		fmt.Println("  server work:", err)
+		return
+	}
+	defer conn.Close(ctx)
+	var timed, req, vac, an int64
+	err = conn.QueryRow(ctx, `SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter`).Scan(&timed, &req)
+	if err == nil {
+		err = conn.QueryRow(ctx, `SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) FROM pg_stat_user_tables`).Scan(&vac, &an)
+	}
+	if err != nil {
+		fmt.Println("  server work:", err)
+		return
+	}
+	fmt.Printf("  server: checkpoints %d timed, %d requested (since it started); this database: %d autovacuums, %d autoanalyzes\n", timed, req, vac, an)
+}
