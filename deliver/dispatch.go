@@ -781,7 +781,7 @@ func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 			kept = append(kept, d)
 			continue
 		}
-		if st.chaining[d.WebhookID] {
+		if e.chainer != nil && st.chaining[d.WebhookID] {
 			if lead == nil {
 				lead = map[string]int{}
 			}
