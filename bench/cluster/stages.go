@@ -90,20 +90,38 @@ func (s stagedDB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	return err
 }
 
+// fanning notes the deliveries of fs before they are written (the
+// dispatcher may lease one before the fan-out call returns); fanned, after
+// the call, stamps those written and forgets the others.
+func (s stagedDB) fanning(fs []rswebhooks.EventFanOut) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	for _, f := range fs {
+		ev := s.c.events[f.EventID]
+		if ev == nil {
+			continue
+		}
+		for _, d := range f.Deliveries {
+			s.c.byID[d.ID] = &stages{ev: ev}
+		}
+	}
+}
+
 func (s stagedDB) fanned(fs []rswebhooks.EventFanOut, errs []error) {
 	now := time.Now()
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
 	for i, f := range fs {
-		if errs != nil && errs[i] != nil {
-			continue
-		}
 		for _, d := range f.Deliveries {
-			st := &stages{ev: s.c.events[f.EventID], fanned: now}
-			if st.ev == nil {
+			st := s.c.byID[d.ID]
+			if st == nil {
 				continue
 			}
-			s.c.byID[d.ID] = st
+			if errs != nil && errs[i] != nil {
+				delete(s.c.byID, d.ID)
+				continue
+			}
+			st.fanned = now
 			s.c.all = append(s.c.all, st)
 		}
 	}
@@ -111,6 +129,7 @@ func (s stagedDB) fanned(fs []rswebhooks.EventFanOut, errs []error) {
 
 func (s stagedDB) FanOutEventsHere(ctx context.Context, fs []rswebhooks.EventFanOut) []error {
 	start := time.Now()
+	s.fanning(fs)
 	errs := s.DB.FanOutEventsHere(ctx, fs)
 	s.call("fanout", start, len(fs))
 	s.fanned(fs, errs)
@@ -118,6 +137,7 @@ func (s stagedDB) FanOutEventsHere(ctx context.Context, fs []rswebhooks.EventFan
 }
 
 func (s stagedDB) FanOutEvents(ctx context.Context, fs []rswebhooks.EventFanOut) []error {
+	s.fanning(fs)
 	errs := s.DB.FanOutEvents(ctx, fs)
 	s.fanned(fs, errs)
 	return errs
@@ -234,7 +254,7 @@ func (c *stageClock) print() {
 	defer c.mu.Unlock()
 	var done []*stages
 	for _, s := range c.all {
-		if !s.arrived.IsZero() && !s.ev.appended.IsZero() {
+		if !s.arrived.IsZero() && !s.ev.appended.IsZero() && !s.leased.IsZero() {
 			done = append(done, s)
 		}
 	}
@@ -277,7 +297,7 @@ func (c *stageClock) print() {
 		for _, g := range gaps {
 			ds := make([]time.Duration, len(set))
 			for i, s := range set {
-				ds[i] = g.f(s)
+				ds[i] = max(0, g.f(s)) // a read or lease can come before the fan-out call returns
 			}
 			slices.Sort(ds)
 			fmt.Printf("  %s %s/%s", g.name, ms(ds[len(ds)/2]), ms(ds[len(ds)-1]))
