@@ -126,6 +126,14 @@ type dispatcher struct {
 
 	lastRefill time.Time // when the queue was last read
 	deferred   bool      // a wake-up waits for the store's scan interval (scanGap)
+	// chaining: webhooks whose last finished slot went on with their next
+	// deliveries (rswebhooks.LeaseChainer); their slots in flight take
+	// their earliest due deliveries as they finish (see dispatch).
+	chaining map[string]bool
+	// stale: a slot that went on with its webhook came back, and the
+	// webhook's buffered deliveries were dropped (see finish): read
+	// before starting anything.
+	stale bool
 }
 
 // wokenRefill reports whether a wake-up (Wake, DueSignal, the timer)
@@ -159,6 +167,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 		ordered:   map[string]bool{},
 		elsewhere: map[string]int{},
 		yield:     map[string]time.Time{},
+		chaining:  map[string]bool{},
 	}
 	// Long-lived workers: an attempt runs on a goroutine whose stack has
 	// already grown to what the store and the HTTP client need.
@@ -283,7 +292,7 @@ func (e *Engine) dispatchLoop(ctx context.Context) {
 					drained = true
 				}
 			}
-			refresh = len(st.buf) == 0 || !e.anyDispatchable(st)
+			refresh = len(st.buf) == 0 || !e.anyDispatchable(st) || st.stale
 		case <-e.wake:
 			if !e.nothingToStart(st) {
 				tail = e.wokenRefill(st)
@@ -339,6 +348,27 @@ func (e *Engine) finish(st *dispatcher, done finished) {
 	if f.ordered {
 		st.recheck[f.webhookID] = true
 	}
+	if e.chainer != nil && !done.started.After(f.started) {
+		delete(st.chaining, f.webhookID)
+	} else if e.chainer != nil {
+		// The slot went on with its webhook (rswebhooks.LeaseChainer),
+		// taking the webhook's earliest due deliveries, and so did its
+		// other slots meanwhile: the ones buffered for the webhook are
+		// most likely sent or leased by now, and leasing them would be
+		// refused, a round trip each while the slot waits. They are
+		// dropped, and the queue read again before anything starts.
+		st.chaining[f.webhookID] = true
+		kept := st.buf[:0]
+		for _, r := range st.buf {
+			if r.WebhookID != f.webhookID {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) < len(st.buf) {
+			clear(st.buf[len(kept):])
+			st.buf, st.stale = kept, true
+		}
+	}
 	if done.started.After(f.started) {
 		f.started = done.started
 	}
@@ -352,6 +382,7 @@ func (e *Engine) finish(st *dispatcher, done finished) {
 	}
 	if st.perHook[f.webhookID]--; st.perHook[f.webhookID] <= 0 {
 		delete(st.perHook, f.webhookID)
+		delete(st.chaining, f.webhookID)
 	}
 	if st.perOwner[f.owner]--; st.perOwner[f.owner] <= 0 {
 		delete(st.perOwner, f.owner)
@@ -436,6 +467,7 @@ func (e *Engine) refill(ctx context.Context, st *dispatcher, now time.Time, tail
 	slowPlanned := 0
 	e.countSlow(st, now)
 	st.finished = false
+	st.stale = false
 	if tail {
 		for _, r := range st.buf {
 			hookPlanned[r.WebhookID]++
@@ -732,13 +764,37 @@ func (e *Engine) anyDispatchable(st *dispatcher) bool {
 // dispatch starts workers for buffered deliveries, in due order, while the
 // pool has room; a delivery whose webhook is at its limit stays buffered and
 // does not hold up the others.
+//
+// The slots in flight of a webhook that go on with its next deliveries
+// (chaining) each take its earliest due one as they finish, which are the
+// ones a read lists first: a lease of those here would be refused, a
+// round trip each while the slot waits, so a free slot of the webhook
+// takes the first buffered delivery after as many as the webhook has
+// slots in flight. The ones passed over stay buffered (its slots take
+// them, or the next read lists them again).
 func (e *Engine) dispatch(ctx context.Context, st *dispatcher) {
 	kept := st.buf[:0]
+	var lead map[string]int // chaining webhooks: buffered deliveries still to pass over
 	for _, d := range st.buf {
 		owner := st.owners[d.WebhookID]
 		if len(st.inflight) >= e.opts.MaxConcurrency || !e.room(st, d.WebhookID, owner, 0, 0, 0) {
 			kept = append(kept, d)
 			continue
+		}
+		if e.chainer != nil && st.chaining[d.WebhookID] {
+			if lead == nil {
+				lead = map[string]int{}
+			}
+			n, ok := lead[d.WebhookID]
+			if !ok {
+				n = st.perHook[d.WebhookID]
+			}
+			if n > 0 {
+				lead[d.WebhookID] = n - 1
+				kept = append(kept, d)
+				continue
+			}
+			lead[d.WebhookID] = 0
 		}
 		w := e.settings(ctx, d.WebhookID)
 		now := e.opts.Now()

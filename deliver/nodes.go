@@ -115,6 +115,11 @@ func (e *Engine) othersCould(st *dispatcher) bool {
 		if st.perHook[d.WebhookID]+st.elsewhere[d.WebhookID] >= e.hookLimit(st, d.WebhookID) || e.yields(st, d.WebhookID) {
 			continue
 		}
+		if e.chainer != nil && st.chaining[d.WebhookID] && st.perHook[d.WebhookID] > 0 {
+			// Left to this node's slots of the webhook, which go on with
+			// its earliest deliveries as they finish (see dispatch).
+			continue
+		}
 		return true
 	}
 	return false

@@ -294,3 +294,42 @@ func TestNodesFanOutTheirOwnEvents(t *testing.T) {
 		t.Fatalf("after b's fan-out node a has %v, want [a]", g)
 	}
 }
+
+// A slot that went on with its webhook comes back to the dispatcher after
+// a while (a quarter of the slow-webhook threshold) and starts the
+// webhook's next delivery with a lease of its own: not one of the
+// deliveries the webhook's other slots, going on too, take meanwhile (the
+// earliest due, which a read lists first and the dispatcher had buffered),
+// each refused after a round trip while the slot waits.
+func TestReturningSlotLeasesWhatOtherSlotsLeave(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
+	const events = 400
+	rcv := newPeakReceiver(events)
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	now := time.Now().UTC()
+	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now}
+	if err := a.CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		appendEvent(t, a, i)
+	}
+	e := engine(t, a, "node-a", func(o *deliver.Options) { o.PerWebhookConcurrency = 4 })
+	runEngine(t, e)
+	e.Wake()
+	rcv.wait(t)
+	if p := rcv.peak.Load(); p > 4 {
+		t.Errorf("%d attempts to the webhook at once, want at most 4 (PerWebhookConcurrency)", p)
+	}
+	leased, moved, refused := a.leases.Load(), a.moved.Load(), a.refused.Load()
+	t.Logf("leased %d, moved %d, refused %d, peak %d", leased, moved, refused, rcv.peak.Load())
+	if leased <= 4 {
+		t.Fatalf("%d leases by the dispatcher: no slot came back to it (the test needs slots that do)", leased)
+	}
+	if refused > leased/4 {
+		t.Errorf("%d leases refused against %d granted: slots coming back tried deliveries the webhook's other slots took", refused, leased)
+	}
+}

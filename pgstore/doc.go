@@ -83,7 +83,12 @@
 // force_generic_plan: the default re-planned the larger ones on every
 // execution) and read by index (enable_seqscan off, so that a plan made
 // while the tables were small does not scan them whole as they grow; jit
-// off), unless the connection string sets plan_cache_mode itself.
+// off), unless the connection string sets plan_cache_mode itself. Open
+// opens the six connections the delivery path uses at once and the pool
+// keeps them (unless the connection string sets pool_min_conns), so the
+// first events after a start do not wait for new server processes; the
+// first execution of each statement on each connection (its plan) still
+// costs more than the later ones.
 //
 // # Wake-ups
 //

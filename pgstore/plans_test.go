@@ -53,3 +53,32 @@ func TestFanOutStatements(t *testing.T) {
 		t.Fatal("the plain fan-out is the tolerant one")
 	}
 }
+
+// Open returns with the connections the delivery path uses at once
+// already open (server processes started), and the pool keeps them; a
+// connection string's pool_min_conns has the last word.
+func TestOpenWarmsThePool(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	for _, tc := range []struct {
+		url  string
+		want int32
+	}{
+		{url, warmConns},
+		{url + sep + "pool_min_conns=2", 2},
+	} {
+		db, err := Open(context.Background(), Options{URL: tc.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := db.pool.Stat()
+		if st.TotalConns() < tc.want || db.pool.Config().MinConns != tc.want {
+			t.Errorf("%s: %d connections open after Open, pool's minimum %d; want %d", RedactURL(tc.url), st.TotalConns(),
+				db.pool.Config().MinConns, tc.want)
+		}
+		db.Close()
+	}
+}

@@ -145,6 +145,14 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return nil, fmt.Errorf("pgstore: --postgres-url %s: %w", RedactURL(o.URL), scrub(err, o.URL))
 	}
 	cfg.MaxConns = o.MaxConns
+	// The delivery engine's hot path uses about warmConns connections at
+	// once (appends, the fan-out, the due reads, the lease and completion
+	// batches). They are opened before Open returns and kept open, so the
+	// first events after a start do not each wait for a new server process
+	// (see warm).
+	if !strings.Contains(o.URL, "pool_min_conns") {
+		cfg.MinConns = min(cfg.MaxConns, warmConns)
+	}
 	// The store's statements are prepared once per connection (pgx's
 	// statement cache), but the server's default re-plans the larger ones
 	// (the completion, the fan-out, the due reads: a third of its CPU under
@@ -180,6 +188,10 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %s: %w", RedactURL(o.URL), scrub(err, o.URL))
 	}
+	if err := db.warm(ctx, int(cfg.MinConns)); err != nil {
+		// Not fatal: the pool opens connections as they are needed.
+		db.log.Warn().Err(scrub(err, o.URL)).Msg("could not open the pool's first connections at start")
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	db.stopListen, db.listenDone, db.notifyDone = cancel, make(chan struct{}), make(chan struct{})
 	ready := make(chan struct{})
@@ -190,6 +202,48 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	case <-ctx.Done():
 	}
 	return db, nil
+}
+
+// warmConns is how many connections the pool keeps open (pgxpool's
+// MinConns), unless the connection string sets pool_min_conns.
+const warmConns = 6
+
+// warm opens n of the pool's connections now, at once: each costs the
+// server a new process and a round trip or more, which on a busy server
+// takes tens of milliseconds, and the first burst of events after a start
+// would otherwise wait for them (the first statements of a cold pool took
+// 30–100 ms in bench/cluster, and the backlog they left took up to a
+// second to drain at 1,000 events/s). It returns the first error.
+func (db *DB) warm(ctx context.Context, n int) error {
+	conns := make([]*pgxpool.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	type got struct {
+		c   *pgxpool.Conn
+		err error
+	}
+	ch := make(chan got, n)
+	for range n {
+		go func() {
+			c, err := db.pool.Acquire(ctx)
+			ch <- got{c, err}
+		}()
+	}
+	var first error
+	for range n {
+		g := <-ch
+		if g.err != nil {
+			if first == nil {
+				first = g.err
+			}
+			continue
+		}
+		conns = append(conns, g.c)
+	}
+	return first
 }
 
 // Backend names the engine: "postgres".

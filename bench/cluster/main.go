@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime/pprof"
@@ -41,6 +42,8 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	pgStats := flag.Bool("pgstats", false, "after PostgreSQL's throughput row, print the server's and this process's CPU per delivery, the server's statements, buffer hits and WAL per delivery, and the top statements of pg_stat_statements (throw-away cluster only)")
 	pgWaits := flag.Bool("pgwaits", false, "after PostgreSQL's throughput row, print what its active backends were doing (wait events, sampled every 5 ms)")
+	warmup := flag.Int("warmup", 0, "in the latency rows, events sent at -rate and delivered before the measured ones, not counted (0: the engines start cold)")
+	stagesOn := flag.Bool("stages", false, "after PostgreSQL's latency row, print how long each stage took from event to first attempt (append, fan-out, due read, lease, arrival), for all deliveries and the slowest 1 %")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -54,7 +57,7 @@ func main() {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*events, *rate, *hooks, *nodes, *pgURL, *pgStats, *pgWaits); err != nil {
+	if err := run(*events, *rate, *hooks, *nodes, *warmup, *pgURL, *pgStats, *pgWaits, *stagesOn); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster-bench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -66,7 +69,7 @@ type result struct {
 	p50, p99 time.Duration
 }
 
-func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) error {
+func run(events, rate, hooks, nodes, warmup int, pgURL string, pgStats, pgWaits, stagesOn bool) error {
 	if pgStats && pgURL != "" {
 		return fmt.Errorf("-pgstats needs the throw-away cluster (it loads pg_stat_statements and reads the server's CPU): drop -postgres-url")
 	}
@@ -124,7 +127,7 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 		}
 		return []rswebhooks.Store{db}, func() { db.Close(); os.RemoveAll(dir) }, nil
 	}
-	fmt.Printf("# events=%d webhooks=%d rate=%d/s postgres-nodes=%d\n", events, hooks, rate, nodes)
+	fmt.Printf("# events=%d webhooks=%d rate=%d/s postgres-nodes=%d warmup=%d\n", events, hooks, rate, nodes, warmup)
 	rows := []struct {
 		name string
 		open func() ([]rswebhooks.Store, func(), error)
@@ -151,7 +154,15 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 					return err
 				}
 			}
-			pair[i], err = measure(ss, events, hooks, rateOrZero)
+			var clock *stageClock
+			if stagesOn && r.name != "badger" && rateOrZero > 0 {
+				clock = newStageClock()
+			}
+			pair[i], err = measure(ss, events, hooks, rateOrZero, warmup, clock)
+			if clock != nil {
+				clock.print()
+				printServerWork(lastURL)
+			}
 			if waits != nil {
 				waits.print()
 			}
@@ -175,11 +186,20 @@ func run(events, rate, hooks, nodes int, pgURL string, pgStats, pgWaits bool) er
 
 // measure runs one delivery engine per store on events (at rate per
 // second, or as fast as possible when rate is 0) and waits for every
-// delivery.
-func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
+// delivery. With rate, warmup events go first, at the same rate, and are
+// delivered before the measured ones start. With a clock (PostgreSQL
+// only) it records each measured delivery's stages.
+func measure(ss []rswebhooks.Store, events, hooks, rate, warmup int, clock *stageClock) (result, error) {
 	total := events * hooks
-	recv := benchrig.NewReceiver(total, true)
-	srv := httptest.NewServer(recv)
+	if clock != nil {
+		staged := make([]rswebhooks.Store, len(ss))
+		for i, s := range ss {
+			staged[i] = stagedDB{DB: s.(*pgstore.DB), c: clock, node: i}
+		}
+		ss = staged
+	}
+	h := &switchHandler{}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -199,16 +219,33 @@ func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
 	}
 	defer wg.Wait()
 	defer cancel()
-	start := time.Now()
-	err := benchrig.Feed(events, rate, func(i int, ev *rswebhooks.Event) error {
+	add := func(i int, ev *rswebhooks.Event) error {
 		node := i % len(ss)
 		if err := ss[node].AppendEvent(ctx, ev); err != nil {
 			return err
 		}
 		engines[node].Wake()
 		return nil
-	})
-	if err != nil {
+	}
+	if warmup > 0 && rate > 0 {
+		w := benchrig.NewReceiver(warmup*hooks, false)
+		h.set(w)
+		if err := benchrig.Feed(warmup, rate, add); err != nil {
+			return result{}, err
+		}
+		if err := w.Wait(10 * time.Minute); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	recv := benchrig.NewReceiver(total, true)
+	if clock != nil {
+		clock.reset()
+		h.set(clock.receiver(recv))
+	} else {
+		h.set(recv)
+	}
+	start := time.Now()
+	if err := benchrig.Feed(events, rate, add); err != nil {
 		return result{}, err
 	}
 	if err := recv.Wait(10 * time.Minute); err != nil {
@@ -219,4 +256,23 @@ func measure(ss []rswebhooks.Store, events, hooks, rate int) (result, error) {
 		r.p50, r.p99 = lat[len(lat)/2], lat[int(0.99*float64(len(lat)-1))]
 	}
 	return r, nil
+}
+
+// switchHandler passes requests to the handler set last.
+type switchHandler struct {
+	mu sync.Mutex
+	h  http.Handler
+}
+
+func (s *switchHandler) set(h http.Handler) {
+	s.mu.Lock()
+	s.h = h
+	s.mu.Unlock()
+}
+
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	h := s.h
+	s.mu.Unlock()
+	h.ServeHTTP(w, r)
 }
