@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
 )
@@ -64,11 +65,12 @@ func TestOpenWarmsThePool(t *testing.T) {
 		sep = "&"
 	}
 	for _, tc := range []struct {
-		url  string
-		want int32
+		url    string
+		want   int32
+		jitter time.Duration
 	}{
-		{url, warmConns},
-		{url + sep + "pool_min_conns=2", 2},
+		{url, warmConns, 15 * time.Minute},
+		{url + sep + "pool_min_conns=2&pool_max_conn_lifetime_jitter=1s", 2, time.Second},
 	} {
 		db, err := Open(context.Background(), Options{URL: tc.url})
 		if err != nil {
@@ -78,6 +80,10 @@ func TestOpenWarmsThePool(t *testing.T) {
 		if st.TotalConns() < tc.want || db.pool.Config().MinConns != tc.want {
 			t.Errorf("%s: %d connections open after Open, pool's minimum %d; want %d", RedactURL(tc.url), st.TotalConns(),
 				db.pool.Config().MinConns, tc.want)
+		}
+		if got := db.pool.Config().MaxConnLifetimeJitter; got != tc.jitter {
+			t.Errorf("%s: connection lifetime jitter %v, want %v (connections opened together must not all be replaced together)",
+				RedactURL(tc.url), got, tc.jitter)
 		}
 		db.Close()
 	}

@@ -153,6 +153,15 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if !strings.Contains(o.URL, "pool_min_conns") {
 		cfg.MinConns = min(cfg.MaxConns, warmConns)
 	}
+	// Connections opened together would otherwise reach their lifetime
+	// (pgxpool's default, an hour) together, and the pool would replace
+	// them all at once: each new one's first statements wait for a new
+	// server process and its plans, every hour, all on the hot path. A
+	// jitter of a quarter of the lifetime spreads the replacements, unless
+	// the connection string sets one.
+	if !strings.Contains(o.URL, "pool_max_conn_lifetime_jitter") {
+		cfg.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 4
+	}
 	// The store's statements are prepared once per connection (pgx's
 	// statement cache), but the server's default re-plans the larger ones
 	// (the completion, the fan-out, the due reads: a third of its CPU under
