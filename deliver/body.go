@@ -317,13 +317,12 @@ func (c *notificationCache) get(ev *rswebhooks.Event) []byte {
 // sameEvent reports whether a and b are the same snapshot, field by field
 // (TestSameEventComparesEveryField keeps it in step with rswebhooks.Event).
 // It may call equal snapshots different (the same instant under another
-// *time.Location, or with a monotonic reading), which only costs an
-// encoding; it never calls different ones equal, except nil and empty
-// lists, which encode alike.
+// *time.Location value), which only costs an encoding; it never calls
+// different ones equal, except nil and empty lists, which encode alike.
 func sameEvent(a, b *rswebhooks.Event) bool {
 	return a.ID == b.ID && a.Filter == b.Filter && a.Type == b.Type && a.ResourceID == b.ResourceID &&
 		a.ResourceName == b.ResourceName && a.UserID == b.UserID && a.UserName == b.UserName &&
-		a.Time == b.Time && a.APIVersion == b.APIVersion && a.Method == b.Method && a.Path == b.Path &&
+		a.Time.Equal(b.Time) && a.Time.Location() == b.Time.Location() && a.APIVersion == b.APIVersion && a.Method == b.Method && a.Path == b.Path &&
 		a.RequestID == b.RequestID && a.TraceParent == b.TraceParent && a.TraceState == b.TraceState &&
 		a.Source == b.Source && slices.Equal(a.Missing, b.Missing) && a.Note == b.Note &&
 		a.CategoryID == b.CategoryID && a.CategoryName == b.CategoryName && a.ExecutionID == b.ExecutionID &&

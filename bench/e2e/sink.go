@@ -244,7 +244,7 @@ func (s *sink) serve(c net.Conn) {
 	q := &sinkRequest{h: make(http.Header, 3)}
 	for {
 		err := readRequest(r, q)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return
 		}
 		if err == nil {
