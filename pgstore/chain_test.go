@@ -122,18 +122,7 @@ func TestSlotsGoOnWithTheirWebhook(t *testing.T) {
 	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
 	b := &leaseCounter{DB: open(t, url, storetest.Config{})}
 	const events = 60
-	rcv := newPeakReceiver(events)
-	srv := httptest.NewServer(rcv)
-	defer srv.Close()
-	now := time.Now().UTC()
-	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
-		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now}
-	if err := a.CreateWebhook(context.Background(), w); err != nil {
-		t.Fatal(err)
-	}
-	for i := range events {
-		appendEvent(t, a, i)
-	}
+	rcv := backlog(t, a, events)
 	ea, eb := engine(t, a, "node-a", nil), engine(t, b, "node-b", nil)
 	runEngine(t, ea)
 	runEngine(t, eb)
@@ -305,18 +294,7 @@ func TestReturningSlotLeasesWhatOtherSlotsLeave(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
 	const events = 400
-	rcv := newPeakReceiver(events)
-	srv := httptest.NewServer(rcv)
-	defer srv.Close()
-	now := time.Now().UTC()
-	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
-		User: rswebhooks.User{ID: "u1"}, CreatedUTC: now}
-	if err := a.CreateWebhook(context.Background(), w); err != nil {
-		t.Fatal(err)
-	}
-	for i := range events {
-		appendEvent(t, a, i)
-	}
+	rcv := backlog(t, a, events)
 	e := engine(t, a, "node-a", func(o *deliver.Options) { o.PerWebhookConcurrency = 4 })
 	runEngine(t, e)
 	e.Wake()
@@ -332,4 +310,22 @@ func TestReturningSlotLeasesWhatOtherSlotsLeave(t *testing.T) {
 	if refused > leased/4 {
 		t.Errorf("%d leases refused against %d granted: slots coming back tried deliveries the webhook's other slots took", refused, leased)
 	}
+}
+
+// backlog creates webhook W1, whose receiver it returns (expecting one
+// notification per event), and appends events events that it matches.
+func backlog(t *testing.T, s rswebhooks.Store, events int) *peakReceiver {
+	t.Helper()
+	rcv := newPeakReceiver(events)
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
+		User: rswebhooks.User{ID: "u1"}, CreatedUTC: time.Now().UTC()}
+	if err := s.CreateWebhook(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		appendEvent(t, s, i)
+	}
+	return rcv
 }

@@ -13,10 +13,7 @@ import (
 // unless the connection string chose the plan cache mode itself.
 func TestSessionSettingsForGenericPlans(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
+	sep := paramSep(url)
 	for _, tc := range []struct {
 		url  string
 		want map[string]string
@@ -60,10 +57,7 @@ func TestFanOutStatements(t *testing.T) {
 // connection string's pool_min_conns has the last word.
 func TestOpenWarmsThePool(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
+	sep := paramSep(url)
 	for _, tc := range []struct {
 		url    string
 		want   int32
@@ -87,4 +81,12 @@ func TestOpenWarmsThePool(t *testing.T) {
 		}
 		db.Close()
 	}
+}
+
+// paramSep is what separates a parameter added to url from what is there.
+func paramSep(url string) string {
+	if strings.Contains(url, "?") {
+		return "&"
+	}
+	return "?"
 }
