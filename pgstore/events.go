@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // AppendEvent stores a new event waiting for fan-out; ErrConflict if the
@@ -24,7 +25,7 @@ func (db *DB) AppendEvent(ctx context.Context, e *rswebhooks.Event) error {
 	if err := rswebhooks.CheckStoreID("event Id", e.ID); err != nil {
 		return fmt.Errorf("pgstore: append event: %w", err)
 	}
-	body, err := encode(e)
+	body, err := recjson.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("pgstore: append event %s: %w", e.ID, err)
 	}
@@ -352,7 +353,7 @@ func (db *DB) fanOutChunk(ctx context.Context, fs []rswebhooks.EventFanOut, chun
 			share := false
 			if d.EventID == fs[i].EventID {
 				if shared == nil {
-					if fsnaps[j], err = encode(&d.Event); err != nil {
+					if fsnaps[j], err = recjson.Marshal(&d.Event); err != nil {
 						return nil, fmt.Errorf("encode the event of delivery %s: %w", d.ID, err)
 					}
 					shared, share = &d.Event, true

@@ -65,20 +65,20 @@ func (db *DB) ownRowOf(d *rswebhooks.Delivery) (deliveryRow, error) {
 	if err != nil {
 		return r, err
 	}
-	if r.own, err = encode(eventDoc{Event: &d.Event}); err != nil {
+	if r.own, err = recjson.Marshal(eventDoc{Event: &d.Event}); err != nil {
 		return deliveryRow{}, fmt.Errorf("encode the event of delivery %s: %w", d.ID, err)
 	}
 	return r, nil
 }
 
-// encodeRecord is encode(withoutEvent{Delivery: d}), byte for byte
+// encodeRecord is recjson.Marshal(withoutEvent{Delivery: d}), byte for byte
 // (TestRecordMatchesJSON), without reflection for the records every fan-out
 // and attempt writes.
 func encodeRecord(d *rswebhooks.Delivery) ([]byte, error) {
 	if b, ok := recjson.AppendDelivery(nil, d, false, nil); ok {
 		return b, nil
 	}
-	return encode(withoutEvent{Delivery: d})
+	return recjson.Marshal(withoutEvent{Delivery: d})
 }
 
 // decodeRecord is json.Unmarshal of a record into a new Delivery, the same

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -569,18 +568,6 @@ const expiredDeliveries = `SELECT id FROM deliveries WHERE expires_at <= $1 AND 
 
 // expiry is the expires_at of data retained from now.
 func (db *DB) expiry() time.Time { return db.now().Add(db.opts.Retention) }
-
-// encode is encoding/json without HTML escaping, so raw JSON values are
-// stored byte for byte.
-func encode(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
 
 // unexpiredBody reads the body of record id in table (events), or
 // ErrNotFound when it is absent or has expired; kind names the record in

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // webhookWrite runs fn in a transaction that also notifies every node of a
@@ -26,7 +27,7 @@ func (db *DB) webhookWrite(ctx context.Context, fn func(tx pgx.Tx) error) error 
 }
 
 func putWebhookArgs(w *rswebhooks.Webhook) ([]any, error) {
-	body, err := encode(w)
+	body, err := recjson.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode webhook %s: %w", w.ID, err)
 	}

@@ -13,6 +13,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/rswebhooks/rswebhooks"
+	"github.com/rswebhooks/rswebhooks/internal/recjson"
 )
 
 // deliveryRecord is a delivery as stored at d/<id>: rswebhooks.Delivery
@@ -348,11 +349,9 @@ func (db *DB) dropSnapshots(ctx context.Context) (int, error) {
 // encodeJSON encodes v as the store does (without HTML escaping, so raw
 // JSON values are stored byte for byte).
 func encodeJSON(key []byte, v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := recjson.Marshal(v)
+	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", key, err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return b, nil
 }

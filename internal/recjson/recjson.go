@@ -159,19 +159,26 @@ func AppendAttempt(b []byte, a *rswebhooks.Attempt) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
-// MarshalAttempt is a's JSON as encoding/json writes it with HTML
-// escaping off: AppendAttempt's where it can, encoding/json's otherwise.
+// Marshal is v's JSON as both stores write their records: encoding/json
+// with HTML escaping off (raw JSON values are stored byte for byte), no
+// trailing newline.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// MarshalAttempt is Marshal(a): AppendAttempt's where it can,
+// encoding/json's otherwise.
 func MarshalAttempt(a *rswebhooks.Attempt) ([]byte, error) {
 	if b, ok := AppendAttempt(nil, a); ok {
 		return b, nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(a); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return Marshal(a)
 }
 
 // Plain reports whether encoding/json (HTML escaping off) writes s as it

@@ -11,16 +11,29 @@ import (
 	"github.com/rswebhooks/rswebhooks"
 )
 
-// marshalJSON is the reference: encoding/json with HTML escaping off, as
-// both stores wrote records before this package.
-func marshalJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
+// marshalJSON is the reference: Marshal, encoding/json with HTML escaping
+// off, as both stores wrote records before AppendAttempt
+// (TestMarshalIsUnescapedJSON).
+func marshalJSON(v any) ([]byte, error) { return Marshal(v) }
+
+// TestMarshalIsUnescapedJSON: Marshal is encoding/json's output with '<',
+// '>' and '&' kept as they are and no trailing newline.
+func TestMarshalIsUnescapedJSON(t *testing.T) {
+	v := map[string]any{"a": "<&>", "raw": json.RawMessage(`{"x":"<b>"}`), "n": 1}
+	got, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	escaped, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":"<&>","n":1,"raw":{"x":"<b>"}}`; string(got) != want {
+		t.Errorf("Marshal = %s, want %s", got, want)
+	}
+	if bytes.Equal(got, escaped) {
+		t.Errorf("Marshal = %s, the same as json.Marshal's HTML-escaped output", got)
+	}
 }
 
 // TestMarshalAttemptMatchesJSON: the hand-written encoding of an attempt
