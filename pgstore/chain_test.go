@@ -48,7 +48,7 @@ func (c *leaseCounter) CompleteAndLease(ctx context.Context, d *rswebhooks.Deliv
 	return next, err
 }
 
-// peakReceiver answers 204 after a while, counting each delivery id and the
+// peakReceiver answers 204 after a while (delay), counting each delivery id and the
 // most attempts in flight at once; order lists event resource ids as they
 // arrive.
 type peakReceiver struct {
@@ -58,10 +58,11 @@ type peakReceiver struct {
 	order          []string
 	want           int
 	all            chan struct{}
+	delay          time.Duration
 }
 
 func newPeakReceiver(want int) *peakReceiver {
-	return &peakReceiver{seen: map[string]int{}, want: want, all: make(chan struct{})}
+	return &peakReceiver{seen: map[string]int{}, want: want, all: make(chan struct{}), delay: 5 * time.Millisecond}
 }
 
 func (p *peakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +70,7 @@ func (p *peakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for q := p.peak.Load(); n > q && !p.peak.CompareAndSwap(q, n); q = p.peak.Load() {
 	}
 	body, _ := io.ReadAll(r.Body)
-	<-time.After(5 * time.Millisecond) // a receiver that takes a while, so attempts overlap
+	<-time.After(p.delay) // a receiver that takes a while, so attempts overlap
 	p.inflight.Add(-1)
 	var n2 struct {
 		Notifications []struct {
@@ -122,7 +123,7 @@ func TestSlotsGoOnWithTheirWebhook(t *testing.T) {
 	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
 	b := &leaseCounter{DB: open(t, url, storetest.Config{})}
 	const events = 60
-	rcv := backlog(t, a, events)
+	rcv := backlog(t, a, events, newPeakReceiver(events))
 	ea, eb := engine(t, a, "node-a", nil), engine(t, b, "node-b", nil)
 	runEngine(t, ea)
 	runEngine(t, eb)
@@ -294,7 +295,14 @@ func TestReturningSlotLeasesWhatOtherSlotsLeave(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	a := &leaseCounter{DB: open(t, url, storetest.Config{})}
 	const events = 400
-	rcv := backlog(t, a, events)
+	// Each attempt takes 25 ms, so a slot that went on finishes at most
+	// once while the dispatcher reads the queue and leases (refusals the
+	// dispatcher cannot foresee: a slot that finishes twice in that
+	// window takes a delivery past the ones it passes over), also on a
+	// loaded machine under -race; slots still come back every 250 ms.
+	rcv := newPeakReceiver(events)
+	rcv.delay = 25 * time.Millisecond
+	rcv = backlog(t, a, events, rcv)
 	e := engine(t, a, "node-a", func(o *deliver.Options) { o.PerWebhookConcurrency = 4 })
 	runEngine(t, e)
 	e.Wake()
@@ -312,11 +320,10 @@ func TestReturningSlotLeasesWhatOtherSlotsLeave(t *testing.T) {
 	}
 }
 
-// backlog creates webhook W1, whose receiver it returns (expecting one
-// notification per event), and appends events events that it matches.
-func backlog(t *testing.T, s rswebhooks.Store, events int) *peakReceiver {
+// backlog creates webhook W1 with receiver rcv, which it returns, and
+// appends events events that it matches.
+func backlog(t *testing.T, s rswebhooks.Store, events int, rcv *peakReceiver) *peakReceiver {
 	t.Helper()
-	rcv := newPeakReceiver(events)
 	srv := httptest.NewServer(rcv)
 	t.Cleanup(srv.Close)
 	w := &rswebhooks.Webhook{ID: "W1", URI: srv.URL, Secret: "0123456789abcdef0123456789abcdef", Filters: []string{"*"},
