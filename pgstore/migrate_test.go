@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rswebhooks/rswebhooks"
 	"github.com/rswebhooks/rswebhooks/internal/pgtest"
 	"github.com/rswebhooks/rswebhooks/internal/testutil"
@@ -27,11 +25,7 @@ import (
 func schemaAt(t *testing.T, url string, v int) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	if _, err := conn.Exec(ctx, `CREATE TABLE rswebhooks_schema (
 		version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		t.Fatal(err)
@@ -64,11 +58,7 @@ func TestSchema3DeliveriesUpgradeAndDeliverOnce(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	schemaAt(t, url, 3)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	at := now.Add(-time.Minute)
@@ -282,11 +272,7 @@ func TestSchema4AttemptsUpgrade(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	schemaAt(t, url, 4)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, url)
 	if n := query[int](t, url, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'attempts'::regclass AND contype = 'f'`); n != 1 {
 		t.Fatalf("schema 4 has %d foreign keys on attempts, want 1", n)
 	}

@@ -17,10 +17,22 @@ import (
 	"github.com/rswebhooks/rswebhooks/store/storetest"
 )
 
+// connect opens a connection of the test's own to url, closed when the
+// test ends.
+func connect(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
 func query[T any](t *testing.T, url, sql string, args ...any) T {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, url) // one per call, closed at once: callers poll with it
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,7 @@ const dueChannel = "rswebhooks_due"
 func dueListener(t *testing.T, url string) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	c := connect(t, url)
 	if _, err := c.Exec(ctx, "LISTEN "+dueChannel); err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +41,7 @@ func noNotificationBefore(t *testing.T, url string, l *pgx.Conn, what string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c := connect(t, url)
 	if _, err := c.Exec(ctx, "SELECT pg_notify($1, 'marker')", dueChannel); err != nil {
 		t.Fatal(err)
 	}
